@@ -1,0 +1,127 @@
+//! NewReno: RFC 5681 slow start and congestion avoidance with the fast
+//! recovery of RFC 6582.
+
+use super::CongestionControl;
+use crate::time::Instant;
+use std::time::Duration;
+
+pub struct NewReno {
+    mss: u32,
+    cwnd: u32,
+    ssthresh: u32,
+    /// Bytes acknowledged since cwnd last grew in congestion avoidance.
+    ca_acked: u32,
+}
+
+impl NewReno {
+    pub fn new(mss: u32, initial_window: u32) -> Self {
+        // RFC 5681 3.1: ssthresh starts arbitrarily high.
+        NewReno { mss, cwnd: initial_window, ssthresh: u32::MAX, ca_acked: 0 }
+    }
+
+    /// RFC 5681 eq. (4): ssthresh = max(FlightSize / 2, 2*SMSS).
+    fn halve(&self, flight: u32) -> u32 {
+        (flight / 2).max(2 * self.mss)
+    }
+}
+
+impl CongestionControl for NewReno {
+    fn name(&self) -> &'static str {
+        "newreno"
+    }
+    fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+    fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    fn on_ack(&mut self, acked: u32, _now: Instant, _rtt: Option<Duration>) {
+        if self.cwnd < self.ssthresh {
+            // Slow start, eq. (2): cwnd += min(N, SMSS) per ACK.
+            self.cwnd = self.cwnd.saturating_add(acked.min(self.mss));
+        } else {
+            // Congestion avoidance: one SMSS per cwnd of acknowledged bytes,
+            // i.e. about one SMSS per RTT (the byte-counting form of 3.1).
+            self.ca_acked = self.ca_acked.saturating_add(acked);
+            if self.ca_acked >= self.cwnd {
+                self.ca_acked -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(self.mss);
+            }
+        }
+    }
+
+    fn on_enter_recovery(&mut self, flight: u32, _now: Instant) {
+        // RFC 6582 3.2 step 2 (via RFC 5681 3.2 steps 2-3).
+        self.ssthresh = self.halve(flight);
+        self.cwnd = self.ssthresh + 3 * self.mss;
+        self.ca_acked = 0;
+    }
+
+    fn on_dup_ack_in_recovery(&mut self) {
+        // Step 4: inflate by one SMSS for each segment that left the network.
+        self.cwnd = self.cwnd.saturating_add(self.mss);
+    }
+
+    fn on_partial_ack(&mut self, acked: u32) {
+        // Step 5: deflate by the new data acknowledged, add back one SMSS
+        // if at least one SMSS was acknowledged.
+        self.cwnd = self.cwnd.saturating_sub(acked);
+        if acked >= self.mss {
+            self.cwnd += self.mss;
+        }
+        self.cwnd = self.cwnd.max(self.mss);
+    }
+
+    fn on_exit_recovery(&mut self, flight: u32) {
+        // Step 6, option (1): min(ssthresh, max(FlightSize, SMSS) + SMSS).
+        self.cwnd = self.ssthresh.min(flight.max(self.mss) + self.mss);
+    }
+
+    fn on_rto(&mut self, flight: u32, _now: Instant) {
+        // RFC 5681 eq. (4) and the loss window of one segment.
+        self.ssthresh = self.halve(flight);
+        self.cwnd = self.mss;
+        self.ca_acked = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: u32 = 1000;
+
+    #[test]
+    fn slow_start_grows_by_min_acked_mss() {
+        let mut c = NewReno::new(MSS, 2 * MSS);
+        c.on_ack(500, Instant::ZERO, None);
+        assert_eq!(c.cwnd(), 2500, "grows by N when N < SMSS");
+        c.on_ack(3000, Instant::ZERO, None);
+        assert_eq!(c.cwnd(), 3500, "grows by at most SMSS per ACK");
+    }
+
+    #[test]
+    fn fast_recovery_trace_rfc6582() {
+        let mut c = NewReno::new(MSS, 10 * MSS);
+        c.on_enter_recovery(20 * MSS, Instant::ZERO);
+        assert_eq!(c.ssthresh(), 10 * MSS, "half the flight");
+        assert_eq!(c.cwnd(), 13 * MSS, "ssthresh + 3 SMSS");
+        c.on_dup_ack_in_recovery();
+        assert_eq!(c.cwnd(), 14 * MSS);
+        c.on_partial_ack(3 * MSS);
+        assert_eq!(c.cwnd(), 12 * MSS, "deflate by 3000, add back 1000");
+        c.on_partial_ack(500);
+        assert_eq!(c.cwnd(), 12 * MSS - 500, "less than SMSS acked: no add-back");
+        c.on_exit_recovery(4 * MSS);
+        assert_eq!(c.cwnd(), 5 * MSS, "min(ssthresh, flight + SMSS)");
+    }
+
+    #[test]
+    fn rto_collapses_to_loss_window() {
+        let mut c = NewReno::new(MSS, 10 * MSS);
+        c.on_rto(3 * MSS, Instant::ZERO);
+        assert_eq!(c.cwnd(), MSS);
+        assert_eq!(c.ssthresh(), 2 * MSS, "never below 2 SMSS");
+    }
+}

@@ -1,0 +1,128 @@
+//! A fixed-capacity byte ring. The send buffer uses it for queued and
+//! unacknowledged bytes; the receive buffer for in-order bytes the user has
+//! not read yet, with out-of-order bytes parked beyond the end (see
+//! [`super::assembler`]) so they need no second buffer.
+
+pub struct Ring {
+    buf: Box<[u8]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Self {
+        Ring { buf: vec![0; capacity].into_boxed_slice(), head: 0, len: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+    pub fn free(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    fn phys(&self, offset: usize) -> usize {
+        let cap = self.buf.len();
+        let p = self.head + offset;
+        if p >= cap {
+            p - cap
+        } else {
+            p
+        }
+    }
+
+    /// Copies `data` to logical `offset` (counted from the read position),
+    /// possibly past the committed end. Returns how many bytes fit.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
+        let cap = self.buf.len();
+        if offset >= cap {
+            return 0;
+        }
+        let n = data.len().min(cap - offset);
+        let start = self.phys(offset);
+        let first = n.min(cap - start);
+        self.buf[start..start + first].copy_from_slice(&data[..first]);
+        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        n
+    }
+
+    /// Appends as much of `data` as fits; returns the count.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let n = self.write_at(self.len, &data[..data.len().min(self.free())]);
+        self.len += n;
+        n
+    }
+
+    /// Marks `n` bytes written by [`Ring::write_at`] past the end as committed.
+    pub fn commit(&mut self, n: usize) {
+        assert!(n <= self.free(), "commit past capacity");
+        self.len += n;
+    }
+
+    /// The committed bytes `[offset, offset+len)` as up to two slices.
+    pub fn slices(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        assert!(offset + len <= self.len, "slice past committed data");
+        let cap = self.buf.len();
+        let start = self.phys(offset);
+        let first = len.min(cap - start);
+        (&self.buf[start..start + first], &self.buf[..len - first])
+    }
+
+    /// Copies committed bytes from `offset` into `out`; returns the count.
+    pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len.saturating_sub(offset));
+        let (a, b) = self.slices(offset, n);
+        out[..a.len()].copy_from_slice(a);
+        out[a.len()..n].copy_from_slice(b);
+        n
+    }
+
+    /// Drops `n` bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.len, "consume past committed data");
+        self.head = self.phys(n);
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0; // keep writes contiguous when the ring drains
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_and_reads_back() {
+        let mut r = Ring::new(8);
+        assert_eq!(r.push(b"abcdef"), 6);
+        r.consume(4);
+        assert_eq!(r.push(b"ghijkl"), 6);
+        assert_eq!(r.push(b"zz"), 0, "full ring takes nothing");
+        let mut out = [0u8; 8];
+        assert_eq!(r.copy_out(0, &mut out), 8);
+        assert_eq!(&out, b"efghijkl");
+        let (a, b) = r.slices(1, 6);
+        assert_eq!([a, b].concat(), b"fghijk");
+    }
+
+    #[test]
+    fn write_past_end_then_commit() {
+        let mut r = Ring::new(8);
+        r.push(b"ab");
+        r.consume(1);
+        assert_eq!(r.write_at(3, b"XYZ"), 3);
+        assert_eq!(r.write_at(1, b"cd"), 2);
+        r.commit(5);
+        let mut out = [0u8; 6];
+        assert_eq!(r.copy_out(0, &mut out), 6);
+        assert_eq!(&out, b"bcdXYZ");
+        assert_eq!(r.write_at(8, b"q"), 0, "offset past capacity writes nothing");
+    }
+}

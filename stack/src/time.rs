@@ -1,0 +1,69 @@
+//! Virtual and real time share one type: nanoseconds since an arbitrary epoch.
+//!
+//! The TCP core never reads a clock; callers pass `now` in. The simulator
+//! advances a virtual clock, the runtime maps `std::time::Instant` onto this.
+
+use std::ops::{Add, AddAssign, Sub};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    pub const ZERO: Instant = Instant(0);
+
+    pub const fn from_nanos(n: u64) -> Self {
+        Instant(n)
+    }
+    pub const fn from_micros(us: u64) -> Self {
+        Instant(us * 1_000)
+    }
+    pub const fn from_millis(ms: u64) -> Self {
+        Instant(ms * 1_000_000)
+    }
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+    pub const fn as_micros(self) -> u64 {
+        self.0 / 1_000
+    }
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+    /// Time since `earlier`, zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, d: Duration) {
+        *self = *self + d;
+    }
+}
+
+impl Sub for Instant {
+    type Output = Duration;
+    fn sub(self, rhs: Instant) -> Duration {
+        self.saturating_since(rhs)
+    }
+}
+
+/// The earlier of two optional deadlines.
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

@@ -1,0 +1,275 @@
+//! TCP header and options (RFC 9293 section 3.1, RFC 7323, RFC 2018).
+
+use super::{be16, be32, checksum, WireError};
+use std::net::Ipv4Addr;
+
+pub const MIN_HEADER_LEN: usize = 20;
+pub const MAX_OPTIONS_LEN: usize = 40;
+/// At most four SACK blocks fit in 40 option bytes (three with timestamps).
+pub const MAX_SACK_BLOCKS: usize = 4;
+
+/// The six classic control bits plus ECE/CWR, kept as the raw byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    pub const FIN: Flags = Flags(0x01);
+    pub const SYN: Flags = Flags(0x02);
+    pub const RST: Flags = Flags(0x04);
+    pub const PSH: Flags = Flags(0x08);
+    pub const ACK: Flags = Flags(0x10);
+    pub const URG: Flags = Flags(0x20);
+
+    pub fn fin(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+    pub fn syn(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+    pub fn rst(self) -> bool {
+        self.0 & 0x04 != 0
+    }
+    pub fn psh(self) -> bool {
+        self.0 & 0x08 != 0
+    }
+    pub fn ack(self) -> bool {
+        self.0 & 0x10 != 0
+    }
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Flags {
+    fn bitor_assign(&mut self, rhs: Flags) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// The options this stack understands. Unknown options are skipped on parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpOptions {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    /// (TSval, TSecr)
+    pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks as (left edge, right edge), first `sack_count` valid.
+    pub sack_blocks: [(u32, u32); MAX_SACK_BLOCKS],
+    pub sack_count: u8,
+}
+
+impl TcpOptions {
+    pub fn sacks(&self) -> &[(u32, u32)] {
+        &self.sack_blocks[..usize::from(self.sack_count)]
+    }
+
+    /// Parses the options area; any overrun or bad length is an error.
+    pub fn parse(mut b: &[u8]) -> Result<Self, WireError> {
+        let mut o = TcpOptions::default();
+        while let Some(&kind) = b.first() {
+            match kind {
+                0 => break, // End of option list.
+                1 => {
+                    b = &b[1..];
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(*b.get(1).ok_or(WireError::BadOption)?);
+            if len < 2 || len > b.len() {
+                return Err(WireError::BadOption);
+            }
+            let body = &b[2..len];
+            match (kind, body.len()) {
+                (2, 2) => o.mss = Some(be16(body, 0)),
+                (3, 1) => o.window_scale = Some(body[0]),
+                (4, 0) => o.sack_permitted = true,
+                (5, n) if n > 0 && n % 8 == 0 && n / 8 <= MAX_SACK_BLOCKS => {
+                    for (i, blk) in body.chunks_exact(8).enumerate() {
+                        o.sack_blocks[i] = (be32(blk, 0), be32(blk, 4));
+                    }
+                    o.sack_count = (body.len() / 8) as u8;
+                }
+                (8, 8) => o.timestamps = Some((be32(body, 0), be32(body, 4))),
+                // A known kind with the wrong length is malformed.
+                (2..=5 | 8, _) => return Err(WireError::BadOption),
+                // Unknown kinds are skipped by their length (RFC 9293 3.1).
+                _ => {}
+            }
+            b = &b[len..];
+        }
+        Ok(o)
+    }
+
+    /// The encoded length, padded to a multiple of four.
+    pub fn encoded_len(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        if self.window_scale.is_some() {
+            n += 4; // NOP + 3 bytes
+        }
+        if self.timestamps.is_some() {
+            n += if self.sack_permitted { 10 } else { 12 }; // SACK-permitted shares the pad
+        }
+        if self.sack_permitted {
+            n += if self.timestamps.is_some() { 2 } else { 4 };
+        }
+        if self.sack_count > 0 {
+            n += 4 + 8 * usize::from(self.sack_count); // NOP NOP + blocks
+        }
+        n
+    }
+
+    /// Writes the options in the layout Linux uses; returns the padded length.
+    pub fn emit(&self, b: &mut [u8]) -> Result<usize, WireError> {
+        let len = self.encoded_len();
+        if len > MAX_OPTIONS_LEN {
+            return Err(WireError::BadOption);
+        }
+        if b.len() < len {
+            return Err(WireError::BufferTooSmall);
+        }
+        let mut i = 0;
+        let mut put = |bytes: &[u8]| {
+            b[i..i + bytes.len()].copy_from_slice(bytes);
+            i += bytes.len();
+        };
+        if let Some(mss) = self.mss {
+            let m = mss.to_be_bytes();
+            put(&[2, 4, m[0], m[1]]);
+        }
+        match (self.sack_permitted, self.timestamps) {
+            (true, Some((val, ecr))) => {
+                put(&[4, 2, 8, 10]);
+                put(&val.to_be_bytes());
+                put(&ecr.to_be_bytes());
+            }
+            (false, Some((val, ecr))) => {
+                put(&[1, 1, 8, 10]);
+                put(&val.to_be_bytes());
+                put(&ecr.to_be_bytes());
+            }
+            (true, None) => put(&[1, 1, 4, 2]),
+            (false, None) => {}
+        }
+        if let Some(ws) = self.window_scale {
+            put(&[1, 3, 3, ws]);
+        }
+        if self.sack_count > 0 {
+            put(&[1, 1, 5, 2 + 8 * self.sack_count]);
+            for &(l, r) in self.sacks() {
+                put(&l.to_be_bytes());
+                put(&r.to_be_bytes());
+            }
+        }
+        Ok(len)
+    }
+}
+
+/// A parsed TCP segment: header fields, options and the payload in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: Flags,
+    pub window: u16,
+    pub urgent: u16,
+    pub options: TcpOptions,
+    pub payload: &'a [u8],
+}
+
+impl<'a> TcpSegment<'a> {
+    /// Parses a segment. When `addrs` is given the checksum is verified
+    /// against the pseudo-header; pass `None` only where the device has
+    /// already verified it.
+    pub fn parse(b: &'a [u8], addrs: Option<(Ipv4Addr, Ipv4Addr)>) -> Result<Self, WireError> {
+        if b.len() < MIN_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        let off = usize::from(b[12] >> 4) * 4;
+        if off < MIN_HEADER_LEN || off > b.len() {
+            return Err(WireError::BadDataOffset);
+        }
+        if let Some((src, dst)) = addrs {
+            let len = u16::try_from(b.len()).map_err(|_| WireError::BadLength)?;
+            let sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
+            if checksum::finish(checksum::accumulate(sum, b)) != 0 {
+                return Err(WireError::BadChecksum);
+            }
+        }
+        Ok(TcpSegment {
+            src_port: be16(b, 0),
+            dst_port: be16(b, 2),
+            seq: be32(b, 4),
+            ack: be32(b, 8),
+            flags: Flags(b[13]),
+            window: be16(b, 14),
+            urgent: be16(b, 18),
+            options: TcpOptions::parse(&b[MIN_HEADER_LEN..off])?,
+            payload: &b[off..],
+        })
+    }
+}
+
+/// The header fields of a segment to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpHeader {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: Flags,
+    pub window: u16,
+    pub options: TcpOptions,
+}
+
+impl TcpHeader {
+    pub fn header_len(&self) -> usize {
+        MIN_HEADER_LEN + self.options.encoded_len()
+    }
+
+    /// Writes header and options into `b`, leaving the checksum zero.
+    /// The payload must already sit (or be written next) at `b[header_len..]`;
+    /// call [`fill_checksum`] once it is there.
+    pub fn emit(&self, b: &mut [u8]) -> Result<usize, WireError> {
+        let hl = self.header_len();
+        if b.len() < hl {
+            return Err(WireError::BufferTooSmall);
+        }
+        b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        b[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        b[8..12].copy_from_slice(&self.ack.to_be_bytes());
+        b[12] = ((hl / 4) as u8) << 4;
+        b[13] = self.flags.0;
+        b[14..16].copy_from_slice(&self.window.to_be_bytes());
+        b[16..20].fill(0); // checksum, urgent pointer
+        self.options.emit(&mut b[MIN_HEADER_LEN..hl])?;
+        Ok(hl)
+    }
+}
+
+/// Computes and stores the TCP checksum of `segment` (header plus payload).
+pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<(), WireError> {
+    if segment.len() < MIN_HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
+    let len = u16::try_from(segment.len()).map_err(|_| WireError::BadLength)?;
+    segment[16..18].fill(0);
+    let sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
+    let c = checksum::finish(checksum::accumulate(sum, segment));
+    segment[16..18].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}

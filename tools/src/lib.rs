@@ -1,0 +1,1 @@
+//! Tools live here.
