@@ -46,8 +46,15 @@ mod tests {
         let base = g.isn(a, b, t);
         assert_eq!(base, g.isn(a, b, t), "same inputs, same ISN");
         assert_ne!(base, g.isn((a.0, 1001), b, t), "tuple changes the ISN");
-        assert_ne!(base, IsnGenerator::new([8; 16]).isn(a, b, t), "secret changes the ISN");
+        assert_ne!(
+            base,
+            IsnGenerator::new([8; 16]).isn(a, b, t),
+            "secret changes the ISN"
+        );
         // The clock component advances one step per 4 microseconds.
-        assert_eq!(g.isn(a, b, t + std::time::Duration::from_micros(400)) - base, 100);
+        assert_eq!(
+            g.isn(a, b, t + std::time::Duration::from_micros(400)) - base,
+            100
+        );
     }
 }

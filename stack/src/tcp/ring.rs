@@ -11,7 +11,11 @@ pub struct Ring {
 
 impl Ring {
     pub fn new(capacity: usize) -> Self {
-        Ring { buf: vec![0; capacity].into_boxed_slice(), head: 0, len: 0 }
+        Ring {
+            buf: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -123,6 +127,10 @@ mod tests {
         let mut out = [0u8; 6];
         assert_eq!(r.copy_out(0, &mut out), 6);
         assert_eq!(&out, b"bcdXYZ");
-        assert_eq!(r.write_at(8, b"q"), 0, "offset past capacity writes nothing");
+        assert_eq!(
+            r.write_at(8, b"q"),
+            0,
+            "offset past capacity writes nothing"
+        );
     }
 }

@@ -17,8 +17,21 @@ pub struct RttEstimator {
 
 impl RttEstimator {
     /// RFC 6298 2.1: before any sample, RTO is `initial` (1 s).
-    pub fn new(initial: Duration, min_rto: Duration, max_rto: Duration, granularity: Duration) -> Self {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, min_rto, max_rto, granularity, rto: initial, backoff: 0 }
+    pub fn new(
+        initial: Duration,
+        min_rto: Duration,
+        max_rto: Duration,
+        granularity: Duration,
+    ) -> Self {
+        RttEstimator {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            min_rto,
+            max_rto,
+            granularity,
+            rto: initial,
+            backoff: 0,
+        }
     }
 
     /// Feeds one RTT measurement (RFC 6298 2.2 and 2.3).
@@ -29,7 +42,7 @@ impl RttEstimator {
                 self.rttvar = r / 2;
             }
             Some(srtt) => {
-                let err = if srtt > r { srtt - r } else { r - srtt };
+                let err = srtt.abs_diff(r);
                 // RTTVAR <- (1 - beta) * RTTVAR + beta * |SRTT - R'|, beta = 1/4
                 self.rttvar = (self.rttvar * 3 + err) / 4;
                 // SRTT <- (1 - alpha) * SRTT + alpha * R', alpha = 1/8
@@ -123,7 +136,11 @@ mod tests {
         for _ in 0..200 {
             e.sample(ms(50));
         }
-        assert_eq!(e.rto(), ms(60), "SRTT 50 + G 10 once RTTVAR has decayed below G/4");
+        assert_eq!(
+            e.rto(),
+            ms(60),
+            "SRTT 50 + G 10 once RTTVAR has decayed below G/4"
+        );
     }
 
     #[test]

@@ -67,7 +67,10 @@ impl AddAssign<u32> for SeqNum {
 impl Sub for SeqNum {
     type Output = u32;
     fn sub(self, rhs: SeqNum) -> u32 {
-        debug_assert!(self >= rhs, "sequence subtraction went negative: {self:?} - {rhs:?}");
+        debug_assert!(
+            self >= rhs,
+            "sequence subtraction went negative: {self:?} - {rhs:?}"
+        );
         self.0.wrapping_sub(rhs.0)
     }
 }
@@ -100,7 +103,7 @@ mod tests {
     #[test]
     fn half_space_is_the_horizon() {
         let a = SeqNum(5);
-        assert!(a + (1 << 31) - 1 > a);
+        assert!(a + ((1 << 31) - 1) > a);
         // Exactly half the space away is "behind": RFC 1982 leaves it undefined,
         // our choice is the signed-difference rule.
         assert!(a + (1 << 31) < a);

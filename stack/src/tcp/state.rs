@@ -20,7 +20,10 @@ pub enum State {
 impl State {
     /// States after the handshake in which both sequence spaces are known.
     pub fn is_synchronized(self) -> bool {
-        !matches!(self, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+        !matches!(
+            self,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
     }
 
     /// States in which the peer may still send us data.
@@ -30,7 +33,10 @@ impl State {
 
     /// States in which the user may still queue data to send.
     pub fn can_send_data(self) -> bool {
-        matches!(self, State::SynSent | State::SynReceived | State::Established | State::CloseWait)
+        matches!(
+            self,
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait
+        )
     }
 
     pub fn name(self) -> &'static str {

@@ -41,7 +41,13 @@ impl ArpPacket {
             MacAddr(m)
         };
         let ip = |at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
-        Ok(ArpPacket { op, sender_mac: mac(8), sender_ip: ip(14), target_mac: mac(18), target_ip: ip(24) })
+        Ok(ArpPacket {
+            op,
+            sender_mac: mac(8),
+            sender_ip: ip(14),
+            target_mac: mac(18),
+            target_ip: ip(24),
+        })
     }
 
     pub fn emit(&self, b: &mut [u8]) -> Result<usize, WireError> {

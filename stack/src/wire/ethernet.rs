@@ -33,7 +33,11 @@ impl fmt::Debug for MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -76,7 +80,12 @@ impl<'a> EthernetFrame<'a> {
         if ethertype < 0x0600 {
             return Err(WireError::Unsupported);
         }
-        Ok(EthernetFrame { dst: MacAddr(dst), src: MacAddr(src), ethertype, payload: &frame[HEADER_LEN..] })
+        Ok(EthernetFrame {
+            dst: MacAddr(dst),
+            src: MacAddr(src),
+            ethertype,
+            payload: &frame[HEADER_LEN..],
+        })
     }
 }
 

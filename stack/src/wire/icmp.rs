@@ -27,7 +27,12 @@ impl<'a> IcmpEcho<'a> {
         if (kind != ECHO_REQUEST && kind != ECHO_REPLY) || b[1] != 0 {
             return Err(WireError::Unsupported);
         }
-        Ok(IcmpEcho { kind, ident: be16(b, 4), seq: be16(b, 6), data: &b[HEADER_LEN..] })
+        Ok(IcmpEcho {
+            kind,
+            ident: be16(b, 4),
+            seq: be16(b, 6),
+            data: &b[HEADER_LEN..],
+        })
     }
 
     /// Writes the message with its checksum; returns the bytes written.

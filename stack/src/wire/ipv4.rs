@@ -73,7 +73,10 @@ impl Ipv4Header {
         if b.len() < MIN_HEADER_LEN {
             return Err(WireError::BufferTooSmall);
         }
-        let total = self.payload_len.checked_add(MIN_HEADER_LEN as u16).ok_or(WireError::BadLength)?;
+        let total = self
+            .payload_len
+            .checked_add(MIN_HEADER_LEN as u16)
+            .ok_or(WireError::BadLength)?;
         b[0] = 0x45;
         b[1] = 0;
         b[2..4].copy_from_slice(&total.to_be_bytes());

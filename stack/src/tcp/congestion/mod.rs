@@ -51,7 +51,9 @@ impl std::str::FromStr for Algorithm {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "newreno" | "reno" => Ok(Algorithm::NewReno),
-            other => Err(format!("unknown congestion control '{other}' (expected: newreno)")),
+            other => Err(format!(
+                "unknown congestion control '{other}' (expected: newreno)"
+            )),
         }
     }
 }

@@ -16,7 +16,12 @@ pub struct NewReno {
 impl NewReno {
     pub fn new(mss: u32, initial_window: u32) -> Self {
         // RFC 5681 3.1: ssthresh starts arbitrarily high.
-        NewReno { mss, cwnd: initial_window, ssthresh: u32::MAX, ca_acked: 0 }
+        NewReno {
+            mss,
+            cwnd: initial_window,
+            ssthresh: u32::MAX,
+            ca_acked: 0,
+        }
     }
 
     /// RFC 5681 eq. (4): ssthresh = max(FlightSize / 2, 2*SMSS).
@@ -112,7 +117,11 @@ mod tests {
         c.on_partial_ack(3 * MSS);
         assert_eq!(c.cwnd(), 12 * MSS, "deflate by 3000, add back 1000");
         c.on_partial_ack(500);
-        assert_eq!(c.cwnd(), 12 * MSS - 500, "less than SMSS acked: no add-back");
+        assert_eq!(
+            c.cwnd(),
+            12 * MSS - 500,
+            "less than SMSS acked: no add-back"
+        );
         c.on_exit_recovery(4 * MSS);
         assert_eq!(c.cwnd(), 5 * MSS, "min(ssthresh, flight + SMSS)");
     }
