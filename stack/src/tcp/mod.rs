@@ -2,12 +2,20 @@
 //! timer expiries and user calls, with the current time passed in.
 
 pub mod assembler;
+pub mod config;
 pub mod congestion;
+pub mod connection;
+mod input;
 pub mod isn;
+mod output;
+pub mod reset;
 pub mod ring;
 pub mod rtt;
 pub mod seq;
 pub mod state;
+pub mod stats;
 
+pub use config::Config;
+pub use connection::{ConnError, Connection, Event, TcpError, Transmit};
 pub use seq::SeqNum;
 pub use state::State;

@@ -1,0 +1,518 @@
+//! The transmission control block: one connection's state, its user calls
+//! and its timers. Segment arrival lives in `input.rs`, segment generation
+//! in `output.rs`; all three are `impl Connection` blocks over this struct.
+
+use super::assembler::Assembler;
+use super::config::Config;
+use super::congestion::CongestionControl;
+use super::ring::Ring;
+use super::rtt::RttEstimator;
+use super::stats::{Counters, Snapshot};
+use super::{SeqNum, State};
+use crate::time::{earliest, Instant};
+use crate::wire::tcp::{Flags, TcpOptions};
+use std::fmt;
+
+/// Why a connection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnError {
+    /// The peer answered our SYN with a reset.
+    Refused,
+    /// The peer reset an open connection.
+    Reset,
+    /// Retransmissions or window probes went unanswered too long.
+    TimedOut,
+}
+
+/// What a user call can fail with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpError {
+    /// Nothing to read yet, or no room to write: try again after an event.
+    WouldBlock,
+    /// The call does not apply in this state (e.g. send after close).
+    InvalidState(State),
+    /// The connection failed.
+    Failed(ConnError),
+}
+
+impl fmt::Display for TcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TcpError::WouldBlock => f.write_str("operation would block"),
+            TcpError::InvalidState(s) => write!(f, "not allowed in state {s}"),
+            TcpError::Failed(ConnError::Refused) => f.write_str("connection refused"),
+            TcpError::Failed(ConnError::Reset) => f.write_str("connection reset by peer"),
+            TcpError::Failed(ConnError::TimedOut) => f.write_str("connection timed out"),
+        }
+    }
+}
+
+impl std::error::Error for TcpError {}
+
+/// Events for the user, coalesced: each is pending at most once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed.
+    Connected,
+    /// New in-order data can be read.
+    Readable,
+    /// Send buffer space was freed.
+    Writable,
+    /// The peer sent FIN: after the buffered data, reads return 0.
+    PeerClosed,
+    /// The connection reached CLOSED (or TIME-WAIT, for the user the same).
+    Closed,
+    /// The connection failed; it is now CLOSED.
+    Error(ConnError),
+}
+
+const EVENT_ORDER: [Event; 5] = [
+    Event::Connected,
+    Event::Readable,
+    Event::Writable,
+    Event::PeerClosed,
+    Event::Closed,
+];
+
+/// One segment for the caller to put on the wire. Payload bytes are taken
+/// from the send buffer with [`Connection::payload`] before the connection
+/// is touched again, so frames are built in place without a staging copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub seq: SeqNum,
+    pub ack: SeqNum,
+    pub flags: Flags,
+    pub window: u16,
+    pub options: TcpOptions,
+    pub(super) payload_offset: usize,
+    pub payload_len: usize,
+}
+
+pub struct Connection {
+    pub(super) cfg: Config,
+    pub(super) state: State,
+    /// Opened by LISTEN: an RST in SYN-RECEIVED returns to LISTEN.
+    pub(super) passive: bool,
+
+    // Send sequence space (RFC 9293 3.3.1). SND.MAX is the highest sequence
+    // number ever sent: after an RTO rewinds SND.NXT, ACKs up to it are valid.
+    pub(super) iss: SeqNum,
+    pub(super) snd_una: SeqNum,
+    pub(super) snd_nxt: SeqNum,
+    pub(super) snd_max: SeqNum,
+    pub(super) snd_wnd: u32,
+    pub(super) max_snd_wnd: u32,
+    pub(super) snd_wl1: SeqNum,
+    pub(super) snd_wl2: SeqNum,
+    pub(super) snd_shift: u8,
+    pub(super) send_buf: Ring,
+    /// Sequence number of `send_buf`'s first byte.
+    pub(super) send_buf_seq: SeqNum,
+    /// The user closed: a FIN follows the buffered data.
+    pub(super) fin_queued: bool,
+    pub(super) eff_mss: u32,
+
+    // Receive sequence space.
+    pub(super) irs: SeqNum,
+    pub(super) rcv_nxt: SeqNum,
+    /// Right edge of the window we last advertised; it never moves left.
+    pub(super) rcv_adv: SeqNum,
+    pub(super) rcv_shift: u8,
+    pub(super) recv_buf: Ring,
+    pub(super) assembler: Assembler,
+    /// Sequence number of the peer's FIN once seen (possibly out of order).
+    pub(super) peer_fin: Option<SeqNum>,
+    pub(super) fin_received: bool,
+
+    // Timers: absolute deadlines, `None` when stopped.
+    pub(super) rto_at: Option<Instant>,
+    pub(super) persist_at: Option<Instant>,
+    pub(super) time_wait_at: Option<Instant>,
+    pub(super) persist_backoff: u32,
+    pub(super) probes_unanswered: u32,
+    pub(super) retries: u32,
+    pub(super) rtt: RttEstimator,
+    /// The one segment being timed (its end, its send time); Karn's rule
+    /// clears it whenever anything is retransmitted.
+    pub(super) rtt_probe: Option<(SeqNum, Instant)>,
+
+    // Loss recovery (RFC 5681 / 6582).
+    pub(super) cc: Box<dyn CongestionControl>,
+    pub(super) dup_acks: u32,
+    pub(super) in_recovery: bool,
+    pub(super) recover: SeqNum,
+    pub(super) rexmit_pending: bool,
+    pub(super) probe_pending: bool,
+
+    // Output requests.
+    pub(super) ack_pending: bool,
+    pub(super) rst_pending: Option<Transmit>,
+
+    pub(super) events: u8,
+    pub(super) error: Option<ConnError>,
+    pub(super) counters: Counters,
+}
+
+impl Connection {
+    /// A fresh TCB in CLOSED. `iss` is the initial send sequence number the
+    /// caller computed (RFC 6528, see [`super::isn`]).
+    pub fn new(cfg: Config, iss: SeqNum) -> Self {
+        let rtt = RttEstimator::new(
+            cfg.initial_rto,
+            cfg.min_rto,
+            cfg.max_rto,
+            cfg.clock_granularity,
+        );
+        let mss = u32::from(cfg.mss);
+        let cc = cfg.congestion.build(mss, cfg.initial_window_segments * mss);
+        Connection {
+            passive: false,
+            state: State::Closed,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            snd_shift: 0,
+            send_buf: Ring::new(cfg.send_buffer),
+            send_buf_seq: iss + 1,
+            fin_queued: false,
+            eff_mss: mss,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_adv: SeqNum(0),
+            rcv_shift: 0,
+            recv_buf: Ring::new(cfg.recv_buffer),
+            assembler: Assembler::default(),
+            peer_fin: None,
+            fin_received: false,
+            rto_at: None,
+            persist_at: None,
+            time_wait_at: None,
+            persist_backoff: 0,
+            probes_unanswered: 0,
+            retries: 0,
+            rtt,
+            rtt_probe: None,
+            cc,
+            dup_acks: 0,
+            in_recovery: false,
+            recover: iss,
+            rexmit_pending: false,
+            probe_pending: false,
+            ack_pending: false,
+            rst_pending: None,
+            events: 0,
+            error: None,
+            counters: Counters::default(),
+            cfg,
+        }
+    }
+
+    /// Active open: CLOSED -> SYN-SENT. The SYN leaves on the next poll.
+    pub fn connect(cfg: Config, iss: SeqNum) -> Self {
+        let mut c = Connection::new(cfg, iss);
+        c.state = State::SynSent;
+        c
+    }
+
+    /// Passive open: CLOSED -> LISTEN.
+    pub fn listen(cfg: Config, iss: SeqNum) -> Self {
+        let mut c = Connection::new(cfg, iss);
+        c.state = State::Listen;
+        c
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn error(&self) -> Option<ConnError> {
+        self.error
+    }
+
+    /// Bytes that [`Connection::recv`] would return now.
+    pub fn recv_queue(&self) -> usize {
+        self.recv_buf.len()
+    }
+
+    /// Bytes queued to send and not yet acknowledged.
+    pub fn send_queue(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// Room left in the send buffer.
+    pub fn send_capacity(&self) -> usize {
+        if self.state.can_send_data() && !self.fin_queued {
+            self.send_buf.free()
+        } else {
+            0
+        }
+    }
+
+    /// True once the peer's FIN was received and all data before it read.
+    pub fn at_eof(&self) -> bool {
+        self.fin_received && self.recv_buf.is_empty()
+    }
+
+    pub fn set_nodelay(&mut self, nodelay: bool) {
+        self.cfg.nagle = !nodelay;
+    }
+
+    /// Queues data; returns how much fit in the send buffer.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        if let Some(e) = self.error {
+            return Err(TcpError::Failed(e));
+        }
+        if self.state == State::Listen && !data.is_empty() {
+            // RFC 9293: SEND in LISTEN turns the passive open active.
+            self.state = State::SynSent;
+            self.passive = false;
+        }
+        if !self.state.can_send_data() || self.fin_queued {
+            return Err(TcpError::InvalidState(self.state));
+        }
+        let n = self.send_buf.push(data);
+        if n == 0 && !data.is_empty() {
+            return Err(TcpError::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    /// Reads in-order data. `Ok(0)` means the peer closed its side.
+    pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, TcpError> {
+        let n = self.recv_buf.copy_out(0, out);
+        if n > 0 {
+            let old_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+            self.recv_buf.consume(n);
+            // Tell the sender about a window that opened a lot: at least
+            // doubled and by a full segment (receiver-side SWS avoidance).
+            let new_window = self.recv_buf.free() as u32;
+            if self.state.can_receive_data()
+                && new_window >= 2 * old_window
+                && new_window - old_window >= self.eff_mss
+            {
+                self.ack_pending = true;
+            }
+            return Ok(n);
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.fin_received {
+            return Ok(0);
+        }
+        match (self.error, self.state) {
+            (Some(e), _) => Err(TcpError::Failed(e)),
+            (None, State::Closed | State::Listen) => Err(TcpError::InvalidState(self.state)),
+            _ => Err(TcpError::WouldBlock),
+        }
+    }
+
+    /// Closes our sending side (a FIN after the queued data); receiving goes
+    /// on until the peer closes too (half-close).
+    pub fn close(&mut self) {
+        match self.state {
+            State::Listen | State::SynSent => self.enter_closed(None),
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops the connection at once, telling the peer with RST.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.rst_pending = Some(self.control(self.snd_max, Flags::RST));
+        }
+        self.enter_closed(None);
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events == 0 {
+            return None;
+        }
+        for (i, ev) in EVENT_ORDER.iter().enumerate() {
+            if self.events & (1 << i) != 0 {
+                self.events &= !(1 << i);
+                if let (Event::Closed, Some(e)) = (ev, self.error) {
+                    return Some(Event::Error(e));
+                }
+                return Some(*ev);
+            }
+        }
+        None
+    }
+
+    pub(super) fn push_event(&mut self, ev: Event) {
+        let i = EVENT_ORDER
+            .iter()
+            .position(|e| *e == ev)
+            .unwrap_or(EVENT_ORDER.len() - 1);
+        self.events |= 1 << i;
+    }
+
+    /// The earliest timer deadline, for the caller's timer wheel.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest(earliest(self.rto_at, self.persist_at), self.time_wait_at)
+    }
+
+    /// Runs the timers whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.time_wait_at.is_some_and(|t| t <= now) {
+            self.enter_closed(None);
+            return;
+        }
+        if self.rto_at.is_some_and(|t| t <= now) {
+            self.rto_at = None;
+            self.on_retransmission_timeout(now);
+        }
+        if self.persist_at.is_some_and(|t| t <= now) {
+            self.persist_at = None;
+            self.probes_unanswered += 1;
+            if self.probes_unanswered > self.cfg.max_retries {
+                self.fail(ConnError::TimedOut);
+                return;
+            }
+            self.probe_pending = true;
+            self.persist_backoff += 1;
+        }
+        self.update_timers(now);
+    }
+
+    fn on_retransmission_timeout(&mut self, now: Instant) {
+        self.retries += 1;
+        let syn_phase = self.snd_una == self.iss;
+        let limit = if syn_phase {
+            self.cfg.max_syn_retries
+        } else {
+            self.cfg.max_retries
+        };
+        if self.retries > limit {
+            self.fail(ConnError::TimedOut);
+            return;
+        }
+        self.counters.rto_expirations += 1;
+        self.rtt.back_off();
+        if !syn_phase {
+            self.cc.on_rto(self.snd_max - self.snd_una, now);
+        }
+        // Go back to the first unacknowledged byte (RFC 5681 3.1, RFC 6298 5.4);
+        // the recovery point stops a spurious fast retransmit (RFC 6582 4.1).
+        self.snd_nxt = self.snd_una;
+        self.recover = self.snd_max;
+        self.in_recovery = false;
+        self.dup_acks = 0;
+        self.rexmit_pending = false;
+        self.rtt_probe = None;
+    }
+
+    /// Arms or stops the retransmission and persist timers to match the
+    /// current send state. Called after every input and output.
+    pub(super) fn update_timers(&mut self, now: Instant) {
+        if matches!(self.state, State::Closed | State::Listen | State::TimeWait) {
+            self.rto_at = None;
+            self.persist_at = None;
+            return;
+        }
+        if self.snd_nxt > self.snd_una {
+            if self.rto_at.is_none() {
+                self.rto_at = Some(now + self.rtt.rto());
+            }
+            self.persist_at = None;
+            self.persist_backoff = 0;
+        } else {
+            self.rto_at = None;
+            let unsent = self.has_unsent_data();
+            if self.state.is_synchronized() && self.snd_wnd == 0 && unsent {
+                if self.persist_at.is_none() {
+                    let factor = 1u32 << self.persist_backoff.min(10);
+                    let wait = self.rtt.rto().saturating_mul(factor).min(self.cfg.max_rto);
+                    self.persist_at = Some(now + wait);
+                }
+            } else {
+                self.persist_at = None;
+                self.persist_backoff = 0;
+            }
+        }
+    }
+
+    /// Data bytes beyond SND.NXT in the send buffer.
+    pub(super) fn has_unsent_data(&self) -> bool {
+        let end = self.send_buf_seq + self.send_buf.len() as u32;
+        self.snd_nxt < end
+    }
+
+    /// Sequence number of our FIN, once the user has closed.
+    pub(super) fn fin_seq(&self) -> Option<SeqNum> {
+        self.fin_queued
+            .then(|| self.send_buf_seq + self.send_buf.len() as u32)
+    }
+
+    pub(super) fn fin_acked(&self) -> bool {
+        self.fin_seq().is_some_and(|f| self.snd_una > f)
+    }
+
+    pub(super) fn syn_acked(&self) -> bool {
+        self.snd_una > self.iss
+    }
+
+    pub(super) fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_at = None;
+        self.persist_at = None;
+        self.time_wait_at = Some(now + self.cfg.time_wait);
+        self.push_event(Event::Closed);
+    }
+
+    pub(super) fn enter_closed(&mut self, error: Option<ConnError>) {
+        if self.state != State::Closed {
+            self.push_event(Event::Closed);
+        }
+        if error.is_some() {
+            self.error = error;
+        }
+        self.state = State::Closed;
+        self.rto_at = None;
+        self.persist_at = None;
+        self.time_wait_at = None;
+    }
+
+    pub(super) fn fail(&mut self, e: ConnError) {
+        self.enter_closed(Some(e));
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            state: self.state,
+            counters: self.counters.clone(),
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            snd_wnd: self.snd_wnd,
+            mss: self.eff_mss,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}

@@ -1,0 +1,416 @@
+//! SEGMENT ARRIVES (RFC 9293 section 3.10.7), step by step, with the
+//! RFC 5961 defences the RFC itself now recommends.
+
+use super::connection::{ConnError, Connection, Event};
+use super::{SeqNum, State};
+use crate::time::Instant;
+use crate::wire::tcp::{Flags, TcpOptions, TcpSegment};
+
+/// Peer MSS assumed when its SYN carries no MSS option (RFC 9293 3.7.1).
+const DEFAULT_PEER_MSS: u32 = 536;
+
+impl Connection {
+    /// Feeds one segment addressed to this connection.
+    pub fn on_segment(&mut self, seg: &TcpSegment<'_>, now: Instant) {
+        self.counters.segments_received += 1;
+        match self.state {
+            State::Closed => {}
+            State::Listen => self.on_segment_listen(seg),
+            State::SynSent => self.on_segment_syn_sent(seg, now),
+            _ => self.on_segment_synchronized(seg, now),
+        }
+        self.update_timers(now);
+    }
+
+    fn on_segment_listen(&mut self, seg: &TcpSegment<'_>) {
+        let f = seg.flags;
+        if f.rst() {
+            return;
+        }
+        if f.ack() {
+            self.rst_pending = Some(self.reset_for_ack(seg));
+            return;
+        }
+        if !f.syn() || f.fin() {
+            // SYN+FIN is nonsense; a segment with neither has no business here.
+            self.counters.dropped_segments += 1;
+            return;
+        }
+        self.passive = true;
+        self.accept_peer_syn(seg);
+        self.snd_nxt = self.iss; // the SYN-ACK goes out next
+        self.state = State::SynReceived;
+    }
+
+    fn on_segment_syn_sent(&mut self, seg: &TcpSegment<'_>, now: Instant) {
+        let f = seg.flags;
+        let ack = SeqNum(seg.ack);
+        if f.ack() && (ack <= self.iss || ack > self.snd_max) {
+            if !f.rst() {
+                self.rst_pending = Some(self.reset_for_ack(seg));
+            }
+            self.counters.dropped_segments += 1;
+            return;
+        }
+        if f.rst() {
+            if f.ack() {
+                self.fail(ConnError::Refused);
+            }
+            return;
+        }
+        if !f.syn() || f.fin() {
+            self.counters.dropped_segments += 1;
+            return;
+        }
+        self.accept_peer_syn(seg);
+        if f.ack() {
+            self.take_ack(ack, now);
+        }
+        if self.syn_acked() {
+            self.state = State::Established;
+            self.push_event(Event::Connected);
+            self.ack_pending = true;
+        } else {
+            // Simultaneous open: answer with SYN-ACK from the same ISS.
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+        }
+    }
+
+    /// Records the peer's SYN: its ISN, MSS and window scale.
+    fn accept_peer_syn(&mut self, seg: &TcpSegment<'_>) {
+        self.irs = SeqNum(seg.seq);
+        self.rcv_nxt = self.irs + 1;
+        self.rcv_adv = self.rcv_nxt;
+        let opts: &TcpOptions = &seg.options;
+        let peer_mss = opts.mss.map_or(DEFAULT_PEER_MSS, u32::from);
+        self.eff_mss = peer_mss.min(u32::from(self.cfg.mss)).max(64);
+        let ours = self.state == State::Listen || self.cfg.window_scaling;
+        match opts.window_scale {
+            Some(shift) if ours && self.cfg.window_scaling => {
+                // RFC 7323 2.3: a shift above 14 is treated as 14.
+                self.snd_shift = shift.min(14);
+                self.rcv_shift = self.cfg.our_window_shift();
+            }
+            _ => {
+                self.snd_shift = 0;
+                self.rcv_shift = 0;
+            }
+        }
+        // The window in a SYN is never scaled.
+        self.snd_wnd = u32::from(seg.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = self.irs;
+        self.snd_wl2 = SeqNum(seg.ack);
+    }
+
+    pub(super) fn ws_negotiated(&self) -> bool {
+        self.rcv_shift > 0 || self.snd_shift > 0
+    }
+
+    fn on_segment_synchronized(&mut self, seg: &TcpSegment<'_>, now: Instant) {
+        let f = seg.flags;
+        let seq = SeqNum(seg.seq);
+        let window = self.recv_buf.free() as u32;
+
+        // RFC 5961 3.2: an RST is acted on only at exactly RCV.NXT; one
+        // elsewhere in the window gets a challenge ACK, others are dropped.
+        if f.rst() {
+            if seq == self.rcv_nxt {
+                self.on_valid_reset();
+            } else if seq.in_range(self.rcv_nxt, self.rcv_nxt + window.max(1)) {
+                self.challenge_ack();
+            } else {
+                self.counters.dropped_segments += 1;
+            }
+            return;
+        }
+
+        // The peer retransmitted its SYN: our SYN-ACK was lost.
+        if self.state == State::SynReceived && f.syn() && seq == self.irs {
+            self.ack_pending = true;
+            return;
+        }
+
+        // First check: sequence number acceptability (3.10.7.4).
+        let seg_len = seg.payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
+        if !self.acceptable(seq, seg_len, window) {
+            self.counters.dropped_segments += 1;
+            self.ack_pending = true;
+            if self.state == State::TimeWait && f.fin() {
+                // A retransmitted FIN: our last ACK was lost. Restart 2*MSL.
+                self.time_wait_at = Some(now + self.cfg.time_wait);
+            }
+            // A zero window accepts no data, but the ACK still counts.
+            let zero_window_ack = window == 0 && seq == self.rcv_nxt && f.ack();
+            if !zero_window_ack {
+                return;
+            }
+            self.on_ack_field(seg, now);
+            return;
+        }
+
+        // Fourth check: a SYN in a synchronized state (RFC 5961 4.2).
+        if f.syn() {
+            self.challenge_ack();
+            return;
+        }
+
+        // Fifth check: the ACK field.
+        if !f.ack() {
+            self.counters.dropped_segments += 1;
+            return;
+        }
+        if self.state == State::SynReceived {
+            let ack = SeqNum(seg.ack);
+            if !(self.snd_una < ack && ack <= self.snd_max) {
+                self.rst_pending = Some(self.reset_for_ack(seg));
+                return;
+            }
+            self.state = State::Established;
+            self.snd_wnd = u32::from(seg.window) << self.snd_shift;
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            self.push_event(Event::Connected);
+        }
+        if !self.on_ack_field(seg, now) {
+            return;
+        }
+        if self.state == State::Closed || self.state == State::TimeWait {
+            return;
+        }
+
+        // Seventh check: segment text, trimmed to the window.
+        let mut start = seq;
+        let mut data = seg.payload;
+        if start < self.rcv_nxt {
+            let cut = ((self.rcv_nxt - start) as usize).min(data.len());
+            data = &data[cut..];
+            start = self.rcv_nxt;
+        }
+        let room = window - (start - self.rcv_nxt).min(window);
+        let mut fin = f.fin();
+        if data.len() > room as usize {
+            data = &data[..room as usize];
+            fin = false; // the FIN lies past the window
+        }
+        if fin {
+            self.peer_fin = Some(start + data.len() as u32);
+        }
+        if !data.is_empty() && self.state.can_receive_data() {
+            self.receive_data(start, data);
+        }
+
+        // Eighth check: FIN, once everything before it has arrived.
+        if !self.fin_received && self.peer_fin == Some(self.rcv_nxt) {
+            self.on_fin(now);
+        }
+    }
+
+    /// The acceptability test of RFC 9293 3.10.7.4, four cases.
+    fn acceptable(&self, seq: SeqNum, seg_len: u32, window: u32) -> bool {
+        let end = self.rcv_nxt + window;
+        match (seg_len, window) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_range(self.rcv_nxt, end),
+            (_, 0) => false,
+            _ => {
+                seq.in_range(self.rcv_nxt, end) || (seq + (seg_len - 1)).in_range(self.rcv_nxt, end)
+            }
+        }
+    }
+
+    fn on_valid_reset(&mut self) {
+        match self.state {
+            State::SynReceived if self.passive => {
+                // Back to LISTEN: forget the half-open connection.
+                self.state = State::Listen;
+                self.snd_nxt = self.iss;
+                self.snd_una = self.iss;
+                self.snd_max = self.iss;
+                self.rto_at = None;
+            }
+            State::SynReceived => self.fail(ConnError::Refused),
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                self.fail(ConnError::Reset)
+            }
+            // RFC 1337: TIME-WAIT ignores RSTs, so an old one cannot cut it short.
+            State::TimeWait => {}
+            _ => self.enter_closed(None),
+        }
+    }
+
+    fn challenge_ack(&mut self) {
+        self.counters.challenge_acks_sent += 1;
+        self.ack_pending = true;
+    }
+
+    /// The ACK field of an acceptable segment: advance SND.UNA, detect
+    /// duplicate ACKs, update the send window, move closing states on.
+    /// Returns false when the segment is to be dropped.
+    fn on_ack_field(&mut self, seg: &TcpSegment<'_>, now: Instant) -> bool {
+        let ack = SeqNum(seg.ack);
+        let seq = SeqNum(seg.seq);
+        let una_before = self.snd_una;
+        if ack > self.snd_max {
+            // Acknowledges something never sent.
+            self.ack_pending = true;
+            self.counters.dropped_segments += 1;
+            return false;
+        }
+        // RFC 5961 5.2: too old an ACK is dropped too.
+        let oldest = self
+            .snd_una
+            .0
+            .wrapping_sub(self.max_snd_wnd.max(self.eff_mss));
+        if ack < SeqNum(oldest) {
+            self.ack_pending = true;
+            self.counters.dropped_segments += 1;
+            return false;
+        }
+        self.probes_unanswered = 0;
+        let scaled_window = u32::from(seg.window) << self.snd_shift;
+        if ack > self.snd_una {
+            self.take_ack(ack, now);
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.fin()
+            && scaled_window == self.snd_wnd
+            && self.snd_max > self.snd_una
+        {
+            self.on_duplicate_ack(now);
+        }
+        // Window update, guarded against old segments (SND.WL1/WL2).
+        if ack >= una_before && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
+        {
+            self.snd_wnd = scaled_window;
+            self.max_snd_wnd = self.max_snd_wnd.max(scaled_window);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+        }
+        match self.state {
+            State::FinWait1 if self.fin_acked() => self.state = State::FinWait2,
+            State::Closing if self.fin_acked() => self.enter_time_wait(now),
+            State::LastAck if self.fin_acked() => {
+                self.enter_closed(None);
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// New data was acknowledged up to `ack` (> SND.UNA).
+    pub(super) fn take_ack(&mut self, ack: SeqNum, now: Instant) {
+        // The SYN occupies one sequence number but is not data.
+        let acked = (ack - self.snd_una) - u32::from(self.snd_una == self.iss);
+        if let Some((end, sent)) = self.rtt_probe {
+            if ack >= end {
+                self.rtt.sample(now - sent);
+                self.rtt_probe = None;
+            }
+        }
+        let data_end = self.send_buf_seq + self.send_buf.len() as u32;
+        let front = ack.min(data_end);
+        if front > self.send_buf_seq {
+            let n = (front - self.send_buf_seq) as usize;
+            let was_full = self.send_buf.free() == 0;
+            self.send_buf.consume(n);
+            self.send_buf_seq = front;
+            if was_full || self.send_buf.is_empty() {
+                self.push_event(Event::Writable);
+            }
+        }
+        let flight_before = self.snd_max - self.snd_una;
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        self.retries = 0;
+        if self.in_recovery {
+            if ack >= self.recover {
+                self.in_recovery = false;
+                self.cc.on_exit_recovery(self.snd_max - self.snd_una);
+            } else {
+                // RFC 6582 3.2 step 5: retransmit the next hole at once.
+                self.cc.on_partial_ack(acked);
+                self.rexmit_pending = true;
+                self.rto_at = Some(now + self.rtt.rto());
+            }
+        } else if self.syn_acked() && acked > 0 && flight_before > 0 {
+            self.cc.on_ack(acked, now, self.rtt.srtt());
+        }
+        self.dup_acks = 0;
+        if !self.in_recovery && ack > self.recover {
+            // Keep `recover` within reach of SND.UNA so that sequence
+            // comparisons with it stay meaningful after 2^31 bytes.
+            self.recover = SeqNum(ack.0.wrapping_sub(1));
+        }
+        // RFC 6298 5.3: restart the timer when new data is acknowledged.
+        if !self.in_recovery {
+            self.rto_at = None;
+        }
+    }
+
+    fn on_duplicate_ack(&mut self, now: Instant) {
+        self.dup_acks += 1;
+        self.counters.dup_acks_received += 1;
+        if self.in_recovery {
+            self.cc.on_dup_ack_in_recovery();
+        } else if self.dup_acks == 3 && self.snd_una > self.recover {
+            // RFC 6582 3.2 step 1: only when the ACK covers more than
+            // `recover`, so one loss event triggers one window reduction.
+            self.in_recovery = true;
+            self.recover = self.snd_max;
+            self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
+            self.rexmit_pending = true;
+            self.counters.fast_retransmits += 1;
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+    }
+
+    fn receive_data(&mut self, start: SeqNum, data: &[u8]) {
+        let offset = (start - self.rcv_nxt) as usize;
+        let end = self.recv_buf.len() + offset;
+        if offset == 0 {
+            let n = self.recv_buf.write_at(end, data);
+            self.recv_buf.commit(n);
+            self.rcv_nxt += n as u32;
+            self.assembler.shift(n as u32);
+            let more = self.assembler.take_front();
+            self.recv_buf.commit(more as usize);
+            self.rcv_nxt += more;
+            self.counters.bytes_received += u64::from(n as u32 + more);
+            self.push_event(Event::Readable);
+        } else {
+            self.counters.out_of_order_segments += 1;
+            let o = offset as u32;
+            if self.assembler.add(o, o + data.len() as u32) {
+                self.recv_buf.write_at(end, data);
+            }
+        }
+        // Out-of-order data draws an immediate duplicate ACK (RFC 5681 4.2).
+        self.ack_pending = true;
+    }
+
+    fn on_fin(&mut self, now: Instant) {
+        self.fin_received = true;
+        self.rcv_nxt += 1;
+        self.ack_pending = true;
+        self.push_event(Event::PeerClosed);
+        match self.state {
+            State::SynReceived | State::Established => self.state = State::CloseWait,
+            State::FinWait1 if self.fin_acked() => self.enter_time_wait(now),
+            State::FinWait1 => self.state = State::Closing,
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    /// `<SEQ=SEG.ACK><CTL=RST>` for an ACK that acknowledges nothing of ours.
+    fn reset_for_ack(&self, seg: &TcpSegment<'_>) -> super::connection::Transmit {
+        let mut t = self.control(SeqNum(seg.ack), Flags::RST);
+        t.ack = SeqNum(0);
+        t
+    }
+}

@@ -1,0 +1,240 @@
+//! Segment generation: what, if anything, the connection sends next.
+//!
+//! Priority: a pending RST, then a fast (or partial-ACK) retransmission,
+//! then a window probe, then the segment at SND.NXT (SYN, data, FIN),
+//! then a bare ACK.
+
+use super::connection::{Connection, Transmit};
+use super::{SeqNum, State};
+use crate::time::Instant;
+use crate::wire::tcp::{Flags, TcpOptions};
+
+impl Connection {
+    /// The next segment to send, if any. Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let t = self.next_transmit(now);
+        if let Some(t) = &t {
+            self.counters.segments_sent += 1;
+            if t.flags.ack() {
+                // Every segment we send carries the latest ACK and window.
+                self.ack_pending = false;
+            }
+        }
+        self.update_timers(now);
+        t
+    }
+
+    /// The payload of `t`, as up to two slices of the send buffer.
+    pub fn payload(&self, t: &Transmit) -> (&[u8], &[u8]) {
+        self.send_buf.slices(t.payload_offset, t.payload_len)
+    }
+
+    fn next_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if let Some(rst) = self.rst_pending.take() {
+            return Some(rst);
+        }
+        if matches!(self.state, State::Closed | State::Listen) {
+            return None;
+        }
+        if !self.syn_acked() {
+            return self.handshake_segment(now);
+        }
+        if self.rexmit_pending {
+            self.rexmit_pending = false;
+            if self.snd_max > self.snd_una {
+                let t = self.segment_at(self.snd_una, self.eff_mss);
+                self.count_retransmit(&t);
+                return Some(t);
+            }
+        }
+        if self.probe_pending {
+            self.probe_pending = false;
+            if let Some(t) = self.window_probe() {
+                return Some(t);
+            }
+        }
+        if let Some(t) = self.next_data_segment(now) {
+            return Some(t);
+        }
+        if self.ack_pending && self.state != State::SynSent {
+            return Some(self.control(self.snd_nxt, Flags::ACK));
+        }
+        None
+    }
+
+    /// While our SYN is unacknowledged only the SYN (or SYN-ACK) goes out.
+    fn handshake_segment(&mut self, now: Instant) -> Option<Transmit> {
+        let knows_peer = self.state != State::SynSent;
+        if knows_peer && self.ack_pending {
+            // Anything the peer sends before our SYN is acknowledged (a
+            // retransmitted SYN, say) means it missed our SYN-ACK.
+            self.snd_nxt = self.iss;
+        }
+        if self.snd_nxt != self.iss {
+            return None;
+        }
+        let t = self.segment_at(self.iss, 0);
+        self.advance(&t, now);
+        Some(t)
+    }
+
+    /// The segment starting at `seq` with at most `max_data` payload bytes:
+    /// SYN if `seq` is the ISS, otherwise data and, when it is reached, FIN.
+    pub(super) fn segment_at(&self, seq: SeqNum, max_data: u32) -> Transmit {
+        if seq == self.iss && !self.syn_acked() {
+            let mut flags = Flags::SYN;
+            let mut options = TcpOptions {
+                mss: Some(self.cfg.mss),
+                ..TcpOptions::default()
+            };
+            let offer_ws = match self.state {
+                State::SynSent => self.cfg.window_scaling,
+                // Answer a SYN with WS only if both sides offered it (RFC 7323 2.2).
+                _ => self.ws_negotiated(),
+            };
+            if offer_ws {
+                options.window_scale = Some(self.cfg.our_window_shift());
+            }
+            if self.state != State::SynSent {
+                flags |= Flags::ACK;
+            }
+            // The window in a SYN is never scaled.
+            let window = self.recv_buf.free().min(65_535) as u16;
+            return Transmit {
+                seq,
+                ack: self.rcv_nxt,
+                flags,
+                window,
+                options,
+                payload_offset: 0,
+                payload_len: 0,
+            };
+        }
+        let offset = seq - self.send_buf_seq;
+        let available = (self.send_buf.len() as u32).saturating_sub(offset);
+        let len = available.min(max_data);
+        let mut flags = Flags::ACK;
+        if len > 0 && len == available {
+            flags |= Flags::PSH;
+        }
+        if self.fin_seq() == Some(seq + len) {
+            flags |= Flags::FIN;
+        }
+        let mut t = self.control(seq, flags);
+        t.payload_offset = offset as usize;
+        t.payload_len = len as usize;
+        t
+    }
+
+    /// A segment with no payload carrying the current ACK and window.
+    pub(super) fn control(&self, seq: SeqNum, flags: Flags) -> Transmit {
+        let window = if flags.rst() {
+            0
+        } else {
+            self.advertise_window()
+        };
+        Transmit {
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            window,
+            options: TcpOptions::default(),
+            payload_offset: 0,
+            payload_len: 0,
+        }
+    }
+
+    /// The window field to advertise. The right edge only moves right, and
+    /// only in steps of at least min(buffer/2, MSS) (receiver SWS avoidance,
+    /// RFC 9293 3.8.6.2.2).
+    fn advertise_window(&self) -> u16 {
+        let free_edge = self.rcv_nxt + self.recv_buf.free() as u32;
+        let step = (self.recv_buf.capacity() as u32 / 2).min(self.eff_mss);
+        let edge = if free_edge.diff(self.rcv_adv) >= step as i32 || self.rcv_adv < self.rcv_nxt {
+            free_edge
+        } else {
+            self.rcv_adv.max(self.rcv_nxt)
+        };
+        let window = edge - self.rcv_nxt;
+        (window >> self.rcv_shift).min(65_535) as u16
+    }
+
+    /// Records the right edge a transmitted window field promised.
+    fn note_advertised(&mut self, t: &Transmit) {
+        if t.flags.ack() && !t.flags.rst() {
+            let shift = if t.flags.syn() { 0 } else { self.rcv_shift };
+            let edge = self.rcv_nxt + (u32::from(t.window) << shift);
+            if edge > self.rcv_adv || self.rcv_adv < self.rcv_nxt {
+                self.rcv_adv = edge;
+            }
+        }
+    }
+
+    fn next_data_segment(&mut self, now: Instant) -> Option<Transmit> {
+        let flight = self.snd_nxt - self.snd_una;
+        let window = self.snd_wnd.min(self.cc.cwnd());
+        let usable = window.saturating_sub(flight);
+        let t = self.segment_at(self.snd_nxt, usable.min(self.eff_mss));
+        let len = t.payload_len as u32;
+        let fin = t.flags.fin();
+        if len == 0 && !fin {
+            return None;
+        }
+        let retransmission = self.snd_nxt < self.snd_max;
+        if len > 0 && !retransmission && !fin && !self.sender_sws_allows(len, flight) {
+            return None;
+        }
+        self.advance(&t, now);
+        Some(t)
+    }
+
+    /// Sender-side SWS avoidance with Nagle (RFC 9293 3.8.6.2.1, RFC 896).
+    fn sender_sws_allows(&self, len: u32, flight: u32) -> bool {
+        let offset = self.snd_nxt - self.send_buf_seq;
+        let queued = self.send_buf.len() as u32 - offset;
+        len >= self.eff_mss
+            || (len == queued && (!self.cfg.nagle || flight == 0))
+            || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2)
+    }
+
+    /// Moves SND.NXT past a segment being sent and does the bookkeeping.
+    fn advance(&mut self, t: &Transmit, now: Instant) {
+        let seq_len = t.payload_len as u32 + u32::from(t.flags.syn()) + u32::from(t.flags.fin());
+        let end = t.seq + seq_len;
+        if t.seq < self.snd_max {
+            self.count_retransmit(t);
+        } else {
+            self.counters.bytes_sent += t.payload_len as u64;
+            if self.rtt_probe.is_none() && seq_len > 0 {
+                self.rtt_probe = Some((end, now));
+            }
+        }
+        self.snd_nxt = end;
+        self.snd_max = self.snd_max.max(end);
+        self.note_advertised(t);
+    }
+
+    fn count_retransmit(&mut self, t: &Transmit) {
+        self.counters.retransmits += 1;
+        self.counters.bytes_retransmitted += t.payload_len as u64;
+        // Karn: an RTT measured across a retransmission is ambiguous.
+        self.rtt_probe = None;
+    }
+
+    /// Zero-window probe: one byte past SND.NXT, sent without advancing
+    /// SND.NXT so the retransmission timer is not involved; an ACK for it is
+    /// still acceptable because SND.MAX covers it.
+    fn window_probe(&mut self) -> Option<Transmit> {
+        if !self.has_unsent_data() {
+            return None;
+        }
+        let t = self.segment_at(self.snd_nxt, 1);
+        self.counters.window_probes_sent += 1;
+        if t.seq < self.snd_max {
+            self.counters.bytes_retransmitted += 1;
+        }
+        self.snd_max = self.snd_max.max(t.seq + 1);
+        self.note_advertised(&t);
+        Some(t)
+    }
+}

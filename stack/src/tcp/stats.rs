@@ -1,0 +1,40 @@
+//! Counters a user can read from any connection at any time.
+
+use super::State;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Payload bytes sent for the first time.
+    pub bytes_sent: u64,
+    /// Payload bytes sent again (RTO, fast retransmit, window probes).
+    pub bytes_retransmitted: u64,
+    /// Payload bytes delivered in order to the receive buffer.
+    pub bytes_received: u64,
+    pub segments_sent: u64,
+    pub segments_received: u64,
+    /// Segments carrying retransmitted sequence space.
+    pub retransmits: u64,
+    pub rto_expirations: u64,
+    pub fast_retransmits: u64,
+    pub dup_acks_received: u64,
+    pub out_of_order_segments: u64,
+    /// Segments that failed the acceptability test or were otherwise dropped.
+    pub dropped_segments: u64,
+    pub challenge_acks_sent: u64,
+    pub window_probes_sent: u64,
+}
+
+/// A point-in-time view: counters plus the estimator and window state.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub state: State,
+    pub counters: Counters,
+    pub srtt: Option<Duration>,
+    pub rttvar: Duration,
+    pub rto: Duration,
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub snd_wnd: u32,
+    pub mss: u32,
+}
