@@ -88,6 +88,22 @@ pub struct Transmit {
     pub payload_len: usize,
 }
 
+impl Transmit {
+    /// A segment without payload or options, such as a reset for a port
+    /// that has no connection.
+    pub fn bare(seq: SeqNum, ack: SeqNum, flags: Flags) -> Self {
+        Transmit {
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: TcpOptions::default(),
+            payload_offset: 0,
+            payload_len: 0,
+        }
+    }
+}
+
 pub struct Connection {
     pub(super) cfg: Config,
     pub(super) state: State,

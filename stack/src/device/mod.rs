@@ -1,0 +1,39 @@
+//! The device layer: one trait for moving batches of Ethernet frames, with
+//! implementations (the simulated link here, AF_XDP next) and middlewares
+//! that wrap any device (pcap capture).
+//!
+//! Frames are lent, not returned: `receive` shows each frame in place and
+//! takes it back when the callback returns; `transmit` lends a buffer that
+//! the callback fills. The interface never owns frame memory, so a device
+//! backed by UMEM can hand out its own frames without a copy.
+
+pub mod pcap;
+pub mod rng;
+pub mod sim;
+
+use crate::time::Instant;
+
+pub trait Device {
+    /// Largest IP packet the device carries (Ethernet header excluded).
+    fn mtu(&self) -> usize;
+
+    /// Hands up to `budget` received frames to `rx`, one at a time, each
+    /// borrowed in place. Returns how many were handed over.
+    fn receive(&mut self, now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize;
+
+    /// Lends up to `budget` transmit buffers of at least `mtu() + 14` bytes.
+    /// `tx` fills one and returns the frame length, or `None` when it has
+    /// nothing more to send. Returns how many frames were sent.
+    fn transmit(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        tx: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> usize;
+
+    /// For devices with their own notion of time (the simulator): when the
+    /// next frame becomes receivable.
+    fn next_arrival(&self) -> Option<Instant> {
+        None
+    }
+}

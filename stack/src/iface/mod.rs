@@ -1,0 +1,647 @@
+//! The interface: one IPv4 address on one Ethernet device. It answers ARP
+//! and ICMP echo, hands TCP segments to their connections (or to a
+//! listener, or answers with RST), runs the connections' timers and builds
+//! their outgoing frames in place in the device's transmit buffers.
+//!
+//! `poll` has two phases so that receiving never needs a transmit buffer:
+//! ingress only updates state and queues small control replies; egress
+//! then drains those replies and the connections into the device.
+
+pub mod neighbor;
+pub mod stats;
+pub mod tcp_table;
+
+use crate::device::Device;
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::{reset, Config, Connection, SeqNum, Transmit};
+use crate::time::{earliest, Instant};
+use crate::wire::arp::{ArpOp, ArpPacket};
+use crate::wire::ethernet::{self, EthernetFrame, MacAddr};
+use crate::wire::icmp::{self, IcmpEcho};
+use crate::wire::ipv4::{self, Ipv4Header, Ipv4Packet};
+use crate::wire::tcp::{self as tcpwire, Flags, TcpHeader, TcpSegment};
+use crate::wire::WireError;
+use neighbor::NeighborCache;
+pub use stats::IfaceStats;
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+pub use tcp_table::{Handle, Tuple};
+use tcp_table::{Listener, TcpTable};
+
+/// Control replies waiting for a transmit buffer, bounded.
+const MAX_CONTROL: usize = 64;
+/// Frames handled per device call.
+const BATCH: usize = 64;
+const FIRST_EPHEMERAL: u16 = 49_152;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfaceError {
+    AddrInUse(u16),
+    NoFreePorts,
+    NoRoute(Ipv4Addr),
+    NotListening(u16),
+    BadHandle,
+}
+
+impl fmt::Display for IfaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IfaceError::AddrInUse(p) => write!(f, "port {p} is already in use"),
+            IfaceError::NoFreePorts => f.write_str("no free ephemeral port"),
+            IfaceError::NoRoute(ip) => write!(
+                f,
+                "no route to {ip}: not on the local subnet and no gateway set"
+            ),
+            IfaceError::NotListening(p) => write!(f, "nothing listens on port {p}"),
+            IfaceError::BadHandle => f.write_str("no such connection"),
+        }
+    }
+}
+
+impl std::error::Error for IfaceError {}
+
+#[derive(Debug, Clone)]
+pub struct IfaceConfig {
+    pub mac: MacAddr,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Option<Ipv4Addr>,
+    /// Key for RFC 6528 ISNs: random in real runs, from the seed in simulations.
+    pub isn_secret: [u8; 16],
+    /// Defaults for new connections.
+    pub tcp: Config,
+}
+
+enum Control {
+    ArpRequest(Ipv4Addr),
+    ArpReply {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+    },
+    EchoReply {
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        ident: u16,
+        seq: u16,
+        data: Vec<u8>,
+    },
+    Reset {
+        mac: MacAddr,
+        tuple: Tuple,
+        seq: SeqNum,
+        ack: SeqNum,
+        flags: Flags,
+    },
+}
+
+pub struct Interface {
+    cfg: IfaceConfig,
+    isn: IsnGenerator,
+    neighbors: NeighborCache,
+    tcp: TcpTable,
+    control: VecDeque<Control>,
+    stats: IfaceStats,
+    ip_ident: u16,
+    next_port: u16,
+    egress_cursor: usize,
+}
+
+impl Interface {
+    pub fn new(cfg: IfaceConfig) -> Self {
+        Interface {
+            isn: IsnGenerator::new(cfg.isn_secret),
+            cfg,
+            neighbors: NeighborCache::default(),
+            tcp: TcpTable::default(),
+            control: VecDeque::new(),
+            stats: IfaceStats::default(),
+            ip_ident: 0,
+            next_port: FIRST_EPHEMERAL,
+            egress_cursor: 0,
+        }
+    }
+
+    pub fn ip(&self) -> Ipv4Addr {
+        self.cfg.ip
+    }
+    pub fn mac(&self) -> MacAddr {
+        self.cfg.mac
+    }
+    pub fn stats(&self) -> &IfaceStats {
+        &self.stats
+    }
+    pub fn connection_count(&self) -> usize {
+        self.tcp.len()
+    }
+
+    // ---- the socket calls ------------------------------------------------
+
+    pub fn listen(
+        &mut self,
+        port: u16,
+        cfg: Option<Config>,
+        max_backlog: usize,
+    ) -> Result<(), IfaceError> {
+        if self.tcp.listeners.contains_key(&port) {
+            return Err(IfaceError::AddrInUse(port));
+        }
+        let cfg = cfg.unwrap_or_else(|| self.cfg.tcp.clone());
+        self.tcp.listeners.insert(
+            port,
+            Listener {
+                cfg,
+                backlog: VecDeque::new(),
+                max_backlog,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn unlisten(&mut self, port: u16) {
+        if let Some(l) = self.tcp.listeners.remove(&port) {
+            for h in l.backlog {
+                if let Some(e) = self.tcp.get_mut(h) {
+                    e.conn.abort();
+                    e.released = true;
+                }
+            }
+        }
+    }
+
+    /// An established connection from the listener's backlog, if any.
+    pub fn accept(&mut self, port: u16) -> Result<Option<Handle>, IfaceError> {
+        let l = self
+            .tcp
+            .listeners
+            .get(&port)
+            .ok_or(IfaceError::NotListening(port))?;
+        let ready = l.backlog.iter().position(|h| {
+            self.tcp
+                .get(*h)
+                .is_some_and(|e| e.conn.state().is_synchronized())
+        });
+        let Some(i) = ready else { return Ok(None) };
+        let l = self.tcp.listeners.get_mut(&port).expect("checked");
+        let h = l.backlog.remove(i).expect("index from position");
+        if let Some(e) = self.tcp.get_mut(h) {
+            e.in_backlog = false;
+        }
+        Ok(Some(h))
+    }
+
+    pub fn connect(
+        &mut self,
+        remote: SocketAddrV4,
+        cfg: Option<Config>,
+        now: Instant,
+    ) -> Result<Handle, IfaceError> {
+        if self.next_hop(*remote.ip()).is_none() {
+            return Err(IfaceError::NoRoute(*remote.ip()));
+        }
+        let port = self.ephemeral_port(remote)?;
+        let tuple = Tuple {
+            local_port: port,
+            remote_ip: *remote.ip(),
+            remote_port: remote.port(),
+        };
+        let iss = self.isn.isn(
+            (self.cfg.ip, port),
+            (tuple.remote_ip, tuple.remote_port),
+            now,
+        );
+        let conn = Connection::connect(cfg.unwrap_or_else(|| self.cfg.tcp.clone()), iss);
+        Ok(self.tcp.insert(tuple, conn, false))
+    }
+
+    fn ephemeral_port(&mut self, remote: SocketAddrV4) -> Result<u16, IfaceError> {
+        for _ in 0..=(u16::MAX - FIRST_EPHEMERAL) {
+            let p = self.next_port;
+            self.next_port = if p == u16::MAX {
+                FIRST_EPHEMERAL
+            } else {
+                p + 1
+            };
+            let t = Tuple {
+                local_port: p,
+                remote_ip: *remote.ip(),
+                remote_port: remote.port(),
+            };
+            if !self.tcp.listeners.contains_key(&p) && !self.tcp.by_tuple.contains_key(&t) {
+                return Ok(p);
+            }
+        }
+        Err(IfaceError::NoFreePorts)
+    }
+
+    pub fn tcp(&mut self, h: Handle) -> Option<&mut Connection> {
+        self.tcp.get_mut(h).map(|e| &mut e.conn)
+    }
+
+    pub fn tuple(&self, h: Handle) -> Option<Tuple> {
+        self.tcp.get(h).map(|e| e.tuple)
+    }
+
+    /// The user is done with `h`: it is removed once it reaches CLOSED
+    /// (after TIME-WAIT, if it passes through it).
+    pub fn release(&mut self, h: Handle) {
+        if let Some(e) = self.tcp.get_mut(h) {
+            e.released = true;
+        }
+    }
+
+    // ---- the poll loop ---------------------------------------------------
+
+    /// Receives what the device has, runs due timers, sends what is ready.
+    /// Returns true if any frame moved.
+    pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        let mut moved = false;
+        loop {
+            let n = dev.receive(now, BATCH, &mut |frame| self.ingress(frame, now));
+            moved |= n > 0;
+            if n < BATCH {
+                break;
+            }
+        }
+        self.run_timers(now);
+        let mtu = dev.mtu();
+        loop {
+            let n = dev.transmit(now, BATCH, &mut |buf| self.egress_one(buf, mtu, now));
+            self.stats.tx_frames += n as u64;
+            moved |= n > 0;
+            if n < BATCH {
+                break;
+            }
+        }
+        self.tcp.reap();
+        moved
+    }
+
+    /// The next instant at which `poll` has timer work to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let mut at = None;
+        for e in self.tcp.slots.iter().flatten() {
+            at = earliest(at, e.conn.poll_timeout());
+        }
+        earliest(at, self.neighbors.next_request_at())
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        for e in self.tcp.slots.iter_mut().flatten() {
+            if e.conn.poll_timeout().is_some_and(|t| t <= now) {
+                e.conn.handle_timeout(now);
+            }
+        }
+    }
+
+    // ---- ingress ---------------------------------------------------------
+
+    fn ingress(&mut self, frame: &[u8], now: Instant) {
+        self.stats.rx_frames += 1;
+        let eth = match EthernetFrame::parse(frame) {
+            Ok(e) => e,
+            Err(e) => return self.count_error(e),
+        };
+        if eth.dst != self.cfg.mac && !eth.dst.is_broadcast() {
+            self.stats.rx_not_for_us += 1;
+            return;
+        }
+        match eth.ethertype {
+            ethernet::ETHERTYPE_ARP => self.ingress_arp(eth.payload, now),
+            ethernet::ETHERTYPE_IPV4 => self.ingress_ipv4(eth.src, eth.payload, now),
+            _ => self.stats.rx_unsupported += 1,
+        }
+    }
+
+    fn count_error(&mut self, e: WireError) {
+        match e {
+            WireError::BadChecksum => self.stats.rx_bad_checksum += 1,
+            WireError::Unsupported => self.stats.rx_unsupported += 1,
+            _ => self.stats.rx_malformed += 1,
+        }
+    }
+
+    fn push_control(&mut self, c: Control) {
+        if self.control.len() >= MAX_CONTROL {
+            self.stats.control_queue_full += 1;
+            return;
+        }
+        self.control.push_back(c);
+    }
+
+    fn ingress_arp(&mut self, payload: &[u8], now: Instant) {
+        let arp = match ArpPacket::parse(payload) {
+            Ok(a) => a,
+            Err(e) => return self.count_error(e),
+        };
+        if arp.target_ip != self.cfg.ip {
+            self.stats.rx_not_for_us += 1;
+            return;
+        }
+        // RFC 826: the sender's mapping is learned before the opcode is looked at.
+        self.neighbors.learn(arp.sender_ip, arp.sender_mac, now);
+        if arp.op == ArpOp::Request {
+            self.stats.arp_requests_answered += 1;
+            self.push_control(Control::ArpReply {
+                mac: arp.sender_mac,
+                ip: arp.sender_ip,
+            });
+        }
+    }
+
+    fn ingress_ipv4(&mut self, src_mac: MacAddr, payload: &[u8], now: Instant) {
+        let ip = match Ipv4Packet::parse(payload) {
+            Ok(p) => p,
+            Err(e) => return self.count_error(e),
+        };
+        if ip.dst != self.cfg.ip {
+            self.stats.rx_not_for_us += 1;
+            return;
+        }
+        if ip.is_fragment {
+            self.stats.rx_fragments_dropped += 1;
+            return;
+        }
+        match ip.protocol {
+            ipv4::PROTO_ICMP => match IcmpEcho::parse(ip.payload) {
+                Ok(echo) if echo.kind == icmp::ECHO_REQUEST => {
+                    self.stats.icmp_echo_answered += 1;
+                    let data = echo.data.to_vec();
+                    self.push_control(Control::EchoReply {
+                        mac: src_mac,
+                        ip: ip.src,
+                        ident: echo.ident,
+                        seq: echo.seq,
+                        data,
+                    });
+                }
+                Ok(_) => self.stats.rx_unsupported += 1,
+                Err(e) => self.count_error(e),
+            },
+            ipv4::PROTO_TCP => match TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))) {
+                Ok(seg) => self.ingress_tcp(src_mac, ip.src, &seg, now),
+                Err(e) => self.count_error(e),
+            },
+            _ => self.stats.rx_unsupported += 1,
+        }
+    }
+
+    fn ingress_tcp(&mut self, src_mac: MacAddr, src: Ipv4Addr, seg: &TcpSegment<'_>, now: Instant) {
+        self.stats.tcp_segments_in += 1;
+        let tuple = Tuple {
+            local_port: seg.dst_port,
+            remote_ip: src,
+            remote_port: seg.src_port,
+        };
+        if let Some(&h) = self.tcp.by_tuple.get(&tuple) {
+            if let Some(e) = self.tcp.get_mut(h) {
+                e.conn.on_segment(seg, now);
+                return;
+            }
+        }
+        let is_syn = seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst();
+        if let (true, Some(l)) = (is_syn, self.tcp.listeners.get(&seg.dst_port)) {
+            if l.backlog.len() >= l.max_backlog {
+                self.stats.tcp_syn_dropped_backlog_full += 1;
+                return;
+            }
+            let iss = self.isn.isn(
+                (self.cfg.ip, tuple.local_port),
+                (src, tuple.remote_port),
+                now,
+            );
+            let mut conn = Connection::listen(l.cfg.clone(), iss);
+            conn.on_segment(seg, now);
+            let h = self.tcp.insert(tuple, conn, true);
+            self.tcp
+                .listeners
+                .get_mut(&seg.dst_port)
+                .expect("checked")
+                .backlog
+                .push_back(h);
+            return;
+        }
+        if let Some((seq, ack, flags)) = reset::reply_to_unexpected(seg) {
+            self.stats.tcp_resets_sent += 1;
+            self.push_control(Control::Reset {
+                mac: src_mac,
+                tuple,
+                seq,
+                ack,
+                flags,
+            });
+        }
+    }
+
+    // ---- egress ----------------------------------------------------------
+
+    fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.cfg.prefix_len))
+            .unwrap_or(0);
+        if u32::from(dst) & mask == u32::from(self.cfg.ip) & mask {
+            Some(dst)
+        } else {
+            self.cfg.gateway
+        }
+    }
+
+    /// Fills `buf` with the next frame to send, if there is one.
+    fn egress_one(&mut self, buf: &mut [u8], mtu: usize, now: Instant) -> Option<usize> {
+        if let Some(c) = self.control.pop_front() {
+            return self.build_control(buf, c);
+        }
+        let n = self.tcp.slots.len();
+        for k in 0..n {
+            let i = (self.egress_cursor + k) % n;
+            let Some(remote_ip) = self.tcp.slots[i].as_ref().map(|e| e.tuple.remote_ip) else {
+                continue;
+            };
+            let Some(hop) = self.next_hop(remote_ip) else {
+                self.stats.no_route += 1;
+                continue;
+            };
+            let Some(mac) = self.neighbors.lookup(hop, now) else {
+                // Leave the segments in the connection until ARP answers.
+                if self.neighbors.should_ask(hop, now) {
+                    self.stats.arp_requests_sent += 1;
+                    return self.build_control(buf, Control::ArpRequest(hop));
+                }
+                continue;
+            };
+            let e = self.tcp.slots[i].as_mut().expect("present");
+            let Some(t) = e.conn.poll_transmit(now) else {
+                continue;
+            };
+            self.egress_cursor = i; // stay on a connection while it has data
+            let tuple = e.tuple;
+            let (src_ip, src_mac) = (self.cfg.ip, self.cfg.mac);
+            self.ip_ident = self.ip_ident.wrapping_add(1);
+            let e = self.tcp.slots[i].as_ref().expect("present");
+            let len = build_tcp_frame(
+                buf,
+                mtu,
+                src_mac,
+                mac,
+                src_ip,
+                self.ip_ident,
+                &tuple,
+                &t,
+                e.conn.payload(&t),
+            );
+            return len.ok();
+        }
+        None
+    }
+
+    fn build_control(&mut self, buf: &mut [u8], c: Control) -> Option<usize> {
+        let (me_mac, me_ip) = (self.cfg.mac, self.cfg.ip);
+        let r = match c {
+            Control::ArpRequest(ip) => build_arp(
+                buf,
+                me_mac,
+                MacAddr::BROADCAST,
+                ArpOp::Request,
+                me_ip,
+                MacAddr::ZERO,
+                ip,
+            ),
+            Control::ArpReply { mac, ip } => {
+                build_arp(buf, me_mac, mac, ArpOp::Reply, me_ip, mac, ip)
+            }
+            Control::EchoReply {
+                mac,
+                ip,
+                ident,
+                seq,
+                data,
+            } => {
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                let echo = IcmpEcho {
+                    kind: icmp::ECHO_REPLY,
+                    ident,
+                    seq,
+                    data: &data,
+                };
+                build_icmp(buf, me_mac, mac, me_ip, ip, self.ip_ident, &echo)
+            }
+            Control::Reset {
+                mac,
+                tuple,
+                seq,
+                ack,
+                flags,
+            } => {
+                let t = Transmit::bare(seq, ack, flags);
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                build_tcp_frame(
+                    buf,
+                    usize::MAX,
+                    me_mac,
+                    mac,
+                    me_ip,
+                    self.ip_ident,
+                    &tuple,
+                    &t,
+                    (&[], &[]),
+                )
+            }
+        };
+        r.ok()
+    }
+}
+
+fn build_arp(
+    buf: &mut [u8],
+    src: MacAddr,
+    dst: MacAddr,
+    op: ArpOp,
+    sip: Ipv4Addr,
+    tmac: MacAddr,
+    tip: Ipv4Addr,
+) -> Result<usize, WireError> {
+    ethernet::emit(buf, dst, src, ethernet::ETHERTYPE_ARP)?;
+    let arp = ArpPacket {
+        op,
+        sender_mac: src,
+        sender_ip: sip,
+        target_mac: tmac,
+        target_ip: tip,
+    };
+    let n = arp.emit(&mut buf[ethernet::HEADER_LEN..])?;
+    Ok(ethernet::HEADER_LEN + n)
+}
+
+fn build_icmp(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ident: u16,
+    echo: &IcmpEcho<'_>,
+) -> Result<usize, WireError> {
+    ethernet::emit(buf, dst_mac, src_mac, ethernet::ETHERTYPE_IPV4)?;
+    let ip_at = ethernet::HEADER_LEN;
+    let body_at = ip_at + ipv4::MIN_HEADER_LEN;
+    let n = echo.emit(buf.get_mut(body_at..).ok_or(WireError::BufferTooSmall)?)?;
+    let hdr = Ipv4Header {
+        src,
+        dst,
+        protocol: ipv4::PROTO_ICMP,
+        ttl: 64,
+        ident,
+        dont_fragment: false,
+        payload_len: n as u16,
+    };
+    hdr.emit(&mut buf[ip_at..])?;
+    Ok(body_at + n)
+}
+
+/// Builds Ethernet + IPv4 + TCP + payload in place; the payload is copied
+/// once, straight from the send buffer into the frame.
+#[allow(clippy::too_many_arguments)]
+fn build_tcp_frame(
+    buf: &mut [u8],
+    mtu: usize,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src_ip: Ipv4Addr,
+    ident: u16,
+    tuple: &Tuple,
+    t: &Transmit,
+    payload: (&[u8], &[u8]),
+) -> Result<usize, WireError> {
+    ethernet::emit(buf, dst_mac, src_mac, ethernet::ETHERTYPE_IPV4)?;
+    let ip_at = ethernet::HEADER_LEN;
+    let tcp_at = ip_at + ipv4::MIN_HEADER_LEN;
+    let hdr = TcpHeader {
+        src_port: tuple.local_port,
+        dst_port: tuple.remote_port,
+        seq: t.seq.0,
+        ack: if t.flags.ack() { t.ack.0 } else { 0 },
+        flags: t.flags,
+        window: t.window,
+        options: t.options,
+    };
+    let hl = hdr.emit(buf.get_mut(tcp_at..).ok_or(WireError::BufferTooSmall)?)?;
+    let data_at = tcp_at + hl;
+    let total = data_at + payload.0.len() + payload.1.len();
+    if total > buf.len() || total - ip_at > mtu {
+        return Err(WireError::BufferTooSmall);
+    }
+    buf[data_at..data_at + payload.0.len()].copy_from_slice(payload.0);
+    buf[data_at + payload.0.len()..total].copy_from_slice(payload.1);
+    tcpwire::fill_checksum(&mut buf[tcp_at..total], src_ip, tuple.remote_ip)?;
+    let ip = Ipv4Header {
+        src: src_ip,
+        dst: tuple.remote_ip,
+        protocol: ipv4::PROTO_TCP,
+        ttl: 64,
+        ident,
+        dont_fragment: true,
+        payload_len: (total - tcp_at) as u16,
+    };
+    ip.emit(&mut buf[ip_at..])?;
+    Ok(total)
+}

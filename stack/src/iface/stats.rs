@@ -1,0 +1,20 @@
+//! Interface counters: every frame that is dropped is counted under why.
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IfaceStats {
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    pub rx_malformed: u64,
+    pub rx_bad_checksum: u64,
+    pub rx_not_for_us: u64,
+    pub rx_fragments_dropped: u64,
+    pub rx_unsupported: u64,
+    pub arp_requests_answered: u64,
+    pub arp_requests_sent: u64,
+    pub icmp_echo_answered: u64,
+    pub tcp_segments_in: u64,
+    pub tcp_resets_sent: u64,
+    pub tcp_syn_dropped_backlog_full: u64,
+    pub no_route: u64,
+    pub control_queue_full: u64,
+}

@@ -1,0 +1,100 @@
+//! The connection table: connections in a slab addressed by handle, found
+//! by 4-tuple; listeners by local port with their accept backlogs.
+
+use crate::tcp::{Config, Connection, State};
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+
+/// A connection's address: (local port, remote address, remote port).
+/// The local address is the interface's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    pub local_port: u16,
+    pub remote_ip: Ipv4Addr,
+    pub remote_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(pub(crate) usize);
+
+pub(crate) struct Entry {
+    pub tuple: Tuple,
+    pub conn: Connection,
+    /// The user let go of it: remove once CLOSED.
+    pub released: bool,
+    /// Spawned by a listener and not accepted yet.
+    pub in_backlog: bool,
+}
+
+pub(crate) struct Listener {
+    pub cfg: Config,
+    pub backlog: VecDeque<Handle>,
+    pub max_backlog: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct TcpTable {
+    pub slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    pub by_tuple: HashMap<Tuple, Handle>,
+    pub listeners: HashMap<u16, Listener>,
+}
+
+impl TcpTable {
+    pub fn insert(&mut self, tuple: Tuple, conn: Connection, in_backlog: bool) -> Handle {
+        let entry = Entry {
+            tuple,
+            conn,
+            released: false,
+            in_backlog,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(entry);
+                i
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        self.by_tuple.insert(tuple, Handle(i));
+        Handle(i)
+    }
+
+    pub fn get(&self, h: Handle) -> Option<&Entry> {
+        self.slots.get(h.0).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, h: Handle) -> Option<&mut Entry> {
+        self.slots.get_mut(h.0).and_then(Option::as_mut)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_tuple.len()
+    }
+
+    /// Removes connections that are finished: closed and released by the
+    /// user, or spawned by a listener and closed before being accepted, or
+    /// returned to LISTEN by a reset.
+    pub fn reap(&mut self) {
+        for i in 0..self.slots.len() {
+            let done = match &self.slots[i] {
+                Some(e) => {
+                    let st = e.conn.state();
+                    (st == State::Closed && (e.released || e.in_backlog))
+                        || (st == State::Listen && e.in_backlog)
+                }
+                None => false,
+            };
+            if done {
+                let e = self.slots[i].take().expect("checked");
+                self.by_tuple.remove(&e.tuple);
+                if let Some(l) = self.listeners.get_mut(&e.tuple.local_port) {
+                    l.backlog.retain(|h| h.0 != i);
+                }
+                self.free.push(i);
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Two whole stacks (Ethernet, ARP, IPv4, TCP) joined by a simulated link,
+//! driven by a virtual clock that jumps from event to event. Deterministic:
+//! the same seed and settings give the same run.
+
+use crate::device::rng::SimRng;
+use crate::device::sim::{self, LinkConfig, PipeStats, SimPort};
+use crate::device::Device;
+use crate::iface::{Handle, IfaceConfig, Interface};
+use crate::tcp::stats::Snapshot;
+use crate::tcp::{Config, State, TcpError};
+use crate::time::{earliest, Instant};
+use crate::wire::ethernet::MacAddr;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+/// Host A's address (RFC 5737 documentation range: the simulation sends
+/// nothing onto a real network, and these addresses say so).
+pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const ADDR_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+pub struct Host {
+    pub iface: Interface,
+    pub port: SimPort,
+}
+
+pub struct World {
+    pub now: Instant,
+    pub a: Host,
+    pub b: Host,
+}
+
+impl World {
+    pub fn new(link: LinkConfig, seed: u64, tcp_a: Config, tcp_b: Config) -> Self {
+        let (pa, pb) = sim::link(link, seed);
+        let mut keys = SimRng::new(seed ^ 0x5eed);
+        let mut key = || {
+            let mut k = [0u8; 16];
+            keys.fill(&mut k);
+            k
+        };
+        let host = |ip, last: u8, port, tcp, isn_secret| Host {
+            iface: Interface::new(IfaceConfig {
+                mac: MacAddr([0x02, 0, 0, 0, 0, last]),
+                ip,
+                prefix_len: 24,
+                gateway: None,
+                isn_secret,
+                tcp,
+            }),
+            port,
+        };
+        let a = host(ADDR_A, 1, pa, tcp_a, key());
+        let b = host(ADDR_B, 2, pb, tcp_b, key());
+        World {
+            now: Instant::ZERO,
+            a,
+            b,
+        }
+    }
+
+    /// Polls both hosts at the current instant until neither moves a frame.
+    pub fn poll(&mut self) {
+        loop {
+            let ma = self.a.iface.poll(self.now, &mut self.a.port);
+            let mb = self.b.iface.poll(self.now, &mut self.b.port);
+            if !ma && !mb {
+                break;
+            }
+        }
+    }
+
+    /// The next instant anything is due: a frame arrival or a timer.
+    pub fn next_event(&self) -> Option<Instant> {
+        let frames = earliest(self.a.port.next_arrival(), self.b.port.next_arrival());
+        earliest(
+            frames,
+            earliest(self.a.iface.poll_at(), self.b.iface.poll_at()),
+        )
+    }
+
+    /// Advances the clock to the next event (never backwards). Returns false
+    /// when nothing at all is pending.
+    pub fn advance(&mut self) -> bool {
+        match self.next_event() {
+            Some(t) => {
+                self.now = self.now.max(t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs until `done` holds or `limit` of simulated time passes.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut World) -> bool) -> bool {
+        let end = self.now + limit;
+        loop {
+            self.poll();
+            if done(self) {
+                return true;
+            }
+            if !self.advance() || self.now > end {
+                return false;
+            }
+        }
+    }
+}
+
+/// Settings for one bulk transfer from host A to host B.
+#[derive(Debug, Clone)]
+pub struct TransferSpec {
+    pub bytes: u64,
+    pub link: LinkConfig,
+    pub seed: u64,
+    pub tcp: Config,
+    /// Give up after this much simulated time.
+    pub sim_limit: Duration,
+    pub port: u16,
+}
+
+impl Default for TransferSpec {
+    fn default() -> Self {
+        TransferSpec {
+            bytes: 1 << 20,
+            link: LinkConfig::default(),
+            seed: 1,
+            tcp: Config::default(),
+            sim_limit: Duration::from_secs(24 * 3600),
+            port: 5001,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TransferReport {
+    /// Every byte arrived, in order, and both sides closed cleanly.
+    pub completed: bool,
+    pub error: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub sim_time: Duration,
+    pub sender: Snapshot,
+    pub receiver: Snapshot,
+    pub link_a_to_b: PipeStats,
+    pub link_b_to_a: PipeStats,
+}
+
+/// The sender's data: a deterministic byte stream from the seed.
+pub struct DataSource {
+    rng: SimRng,
+    left: u64,
+}
+
+impl DataSource {
+    pub fn new(seed: u64, bytes: u64) -> Self {
+        DataSource {
+            rng: SimRng::new(seed.wrapping_mul(31) ^ 0xda7a),
+            left: bytes,
+        }
+    }
+
+    /// Fills up to `out.len()` bytes; returns how many (0 at the end).
+    pub fn fill(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.left.min(usize::MAX as u64) as usize);
+        self.rng.fill(&mut out[..n]);
+        self.left -= n as u64;
+        n
+    }
+}
+
+/// Moves `spec.bytes` from A to B over the whole stack. `on_sent` sees every
+/// byte handed to the sender, `on_received` every byte B reads, in order;
+/// callers hash them to check integrity. `progress` is called now and then
+/// with the bytes received so far.
+pub fn run_transfer(
+    spec: &TransferSpec,
+    on_sent: &mut dyn FnMut(&[u8]),
+    on_received: &mut dyn FnMut(&[u8]),
+    progress: &mut dyn FnMut(u64, Instant),
+) -> TransferReport {
+    let mut world = World::new(
+        spec.link.clone(),
+        spec.seed,
+        spec.tcp.clone(),
+        spec.tcp.clone(),
+    );
+    world
+        .b
+        .iface
+        .listen(spec.port, None, 16)
+        .expect("fresh interface has no listeners");
+    let remote = SocketAddrV4::new(ADDR_B, spec.port);
+    let client = world
+        .a
+        .iface
+        .connect(remote, None, world.now)
+        .expect("B is on A's subnet");
+    let mut server: Option<Handle> = None;
+    let mut source = DataSource::new(spec.seed, spec.bytes);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let (mut sent, mut received, mut source_done, mut eof) = (0u64, 0u64, false, false);
+    let mut error = None;
+    let mut last_progress = 0u64;
+    let end = world.now + spec.sim_limit;
+
+    loop {
+        world.poll();
+        let mut acted = false;
+        // Sender: keep the send buffer full, close after the last byte.
+        if let Some(c) = world.a.iface.tcp(client) {
+            if let Some(e) = c.error() {
+                error = Some(format!("sender: {}", TcpError::Failed(e)));
+            }
+            while !source_done && c.send_capacity() > 0 {
+                let n = source.fill(&mut chunk[..c.send_capacity().min(64 * 1024)]);
+                if n == 0 {
+                    source_done = true;
+                    c.close();
+                    acted = true;
+                    break;
+                }
+                let taken = c.send(&chunk[..n]).unwrap_or(0);
+                debug_assert_eq!(taken, n, "send_capacity promised room");
+                on_sent(&chunk[..n]);
+                sent += n as u64;
+                acted = true;
+            }
+        }
+        // Receiver: accept, drain, close on EOF.
+        if server.is_none() {
+            server = world.b.iface.accept(spec.port).ok().flatten();
+        }
+        if let Some(c) = server.and_then(|h| world.b.iface.tcp(h)) {
+            loop {
+                match c.recv(&mut chunk) {
+                    Ok(0) => {
+                        if !eof {
+                            eof = true;
+                            c.close();
+                            acted = true;
+                        }
+                        break;
+                    }
+                    Ok(n) => {
+                        on_received(&chunk[..n]);
+                        received += n as u64;
+                        acted = true;
+                    }
+                    Err(TcpError::WouldBlock) => break,
+                    Err(e) => {
+                        error = Some(format!("receiver: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        if received >= last_progress + (1 << 20) {
+            last_progress = received;
+            progress(received, world.now);
+        }
+        let closed = |s: Option<State>| matches!(s, Some(State::Closed | State::TimeWait) | None);
+        let a_state = world.a.iface.tcp(client).map(|c| c.state());
+        let b_state = server.and_then(|h| world.b.iface.tcp(h)).map(|c| c.state());
+        if error.is_some() || (eof && closed(a_state) && closed(b_state)) {
+            break;
+        }
+        if acted {
+            continue; // poll again at the same instant to send what was queued
+        }
+        if !world.advance() || world.now > end {
+            error.get_or_insert_with(|| {
+                format!(
+                    "no progress: stopped at {:.3} s of simulated time",
+                    world.now.as_secs_f64()
+                )
+            });
+            break;
+        }
+    }
+
+    let snap = |h: Option<Handle>, iface: &mut Interface| {
+        h.and_then(|h| iface.tcp(h)).map(|c| c.snapshot())
+    };
+    let sender =
+        snap(Some(client), &mut world.a.iface).expect("client handle is never released here");
+    let receiver = snap(server, &mut world.b.iface).unwrap_or_else(|| sender.clone());
+    let completed = error.is_none() && eof && received == spec.bytes && sent == spec.bytes;
+    TransferReport {
+        completed,
+        error: error.or_else(|| {
+            (!completed).then(|| format!("received {received} of {} bytes", spec.bytes))
+        }),
+        bytes_sent: sent,
+        bytes_received: received,
+        sim_time: world.now - Instant::ZERO,
+        sender,
+        receiver,
+        link_a_to_b: world.a.port.tx_stats(),
+        link_b_to_a: world.b.port.tx_stats(),
+    }
+}
