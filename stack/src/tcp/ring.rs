@@ -91,10 +91,9 @@ impl Ring {
     pub fn consume(&mut self, n: usize) {
         assert!(n <= self.len, "consume past committed data");
         self.head = self.phys(n);
+        // No rewinding of `head` when the ring drains: bytes parked past the
+        // end by `write_at` (out-of-order data) must keep their place.
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0; // keep writes contiguous when the ring drains
-        }
     }
 }
 
@@ -114,6 +113,19 @@ mod tests {
         assert_eq!(&out, b"efghijkl");
         let (a, b) = r.slices(1, 6);
         assert_eq!([a, b].concat(), b"fghijk");
+    }
+
+    #[test]
+    fn parked_bytes_survive_draining() {
+        let mut r = Ring::new(8);
+        r.push(b"abc");
+        r.write_at(5, b"Z");
+        r.consume(3);
+        r.write_at(0, b"de");
+        r.commit(3);
+        let mut out = [0u8; 3];
+        r.copy_out(0, &mut out);
+        assert_eq!(&out, b"deZ");
     }
 
     #[test]
