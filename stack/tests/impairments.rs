@@ -12,9 +12,19 @@ const BYTES: u64 = 32 << 20;
 const SEEDS: std::ops::Range<u64> = 1..21;
 
 fn transfer(link: &LinkConfig, seed: u64) -> TransferReport {
-    let spec = TransferSpec { bytes: BYTES, link: link.clone(), seed, ..Default::default() };
+    let spec = TransferSpec {
+        bytes: BYTES,
+        link: link.clone(),
+        seed,
+        ..Default::default()
+    };
     let (mut sent, mut got) = (Sha256::new(), Sha256::new());
-    let r = run_transfer(&spec, &mut |b| sent.update(b), &mut |b| got.update(b), &mut |_, _| {});
+    let r = run_transfer(
+        &spec,
+        &mut |b| sent.update(b),
+        &mut |b| got.update(b),
+        &mut |_, _| {},
+    );
     assert!(r.completed, "seed {seed}: {:?}", r.error);
     assert_eq!(r.bytes_received, BYTES, "seed {seed}");
     assert_eq!(sent.finalize(), got.finalize(), "seed {seed}: data differs");
@@ -27,25 +37,40 @@ fn all_seeds(link: LinkConfig) -> Vec<TransferReport> {
 
 #[test]
 fn loss_5_percent() {
-    let reports = all_seeds(LinkConfig { loss: 0.05, ..Default::default() });
+    let reports = all_seeds(LinkConfig {
+        loss: 0.05,
+        ..Default::default()
+    });
     for r in &reports {
-        assert!(r.link_a_to_b.frames_lost > 0, "the link must really have dropped frames");
+        assert!(
+            r.link_a_to_b.frames_lost > 0,
+            "the link must really have dropped frames"
+        );
         assert!(r.sender.counters.retransmits > 0);
     }
 }
 
 #[test]
 fn reorder_5_percent() {
-    let reports = all_seeds(LinkConfig { reorder: 0.05, ..Default::default() });
+    let reports = all_seeds(LinkConfig {
+        reorder: 0.05,
+        ..Default::default()
+    });
     for r in &reports {
         assert!(r.link_a_to_b.frames_reordered > 0);
-        assert!(r.receiver.counters.out_of_order_segments > 0, "reordering must reach the reassembly path");
+        assert!(
+            r.receiver.counters.out_of_order_segments > 0,
+            "reordering must reach the reassembly path"
+        );
     }
 }
 
 #[test]
 fn duplicate_2_percent() {
-    let reports = all_seeds(LinkConfig { duplicate: 0.02, ..Default::default() });
+    let reports = all_seeds(LinkConfig {
+        duplicate: 0.02,
+        ..Default::default()
+    });
     for r in &reports {
         assert!(r.link_a_to_b.frames_duplicated > 0);
     }
@@ -53,8 +78,14 @@ fn duplicate_2_percent() {
 
 #[test]
 fn corrupt_0_1_percent() {
-    let reports = all_seeds(LinkConfig { corrupt: 0.001, ..Default::default() });
-    let corrupted: u64 = reports.iter().map(|r| r.link_a_to_b.frames_corrupted + r.link_b_to_a.frames_corrupted).sum();
+    let reports = all_seeds(LinkConfig {
+        corrupt: 0.001,
+        ..Default::default()
+    });
+    let corrupted: u64 = reports
+        .iter()
+        .map(|r| r.link_a_to_b.frames_corrupted + r.link_b_to_a.frames_corrupted)
+        .sum();
     assert!(corrupted > 0, "the link must really have flipped bits");
 }
 
@@ -69,7 +100,11 @@ fn delay_jitter_and_bandwidth() {
     };
     for r in all_seeds(link) {
         // 32 MiB at 100 Mbit/s needs at least 2.68 s on the wire.
-        assert!(r.sim_time >= Duration::from_millis(2684), "bandwidth limit not applied: {:?}", r.sim_time);
+        assert!(
+            r.sim_time >= Duration::from_millis(2684),
+            "bandwidth limit not applied: {:?}",
+            r.sim_time
+        );
     }
 }
 

@@ -11,7 +11,10 @@ const ISS: u32 = 1000;
 const PEER_ISS: u32 = 5000;
 
 fn cfg() -> Config {
-    Config { time_wait: Duration::from_secs(60), ..Config::default() }
+    Config {
+        time_wait: Duration::from_secs(60),
+        ..Config::default()
+    }
 }
 
 fn t(ms: u64) -> Instant {
@@ -19,7 +22,17 @@ fn t(ms: u64) -> Instant {
 }
 
 fn seg(seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> TcpSegment<'_> {
-    TcpSegment { src_port: 80, dst_port: 1234, seq, ack, flags, window: 65_535, urgent: 0, options: TcpOptions::default(), payload }
+    TcpSegment {
+        src_port: 80,
+        dst_port: 1234,
+        seq,
+        ack,
+        flags,
+        window: 65_535,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload,
+    }
 }
 
 fn syn(seq: u32) -> TcpSegment<'static> {
@@ -84,7 +97,10 @@ fn fin_wait_2() -> Connection {
 
 fn close_wait() -> Connection {
     let mut c = established();
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]), t(2));
+    c.on_segment(
+        &seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]),
+        t(2),
+    );
     only(&mut c, t(2));
     assert_eq!(c.state(), State::CloseWait);
     c
@@ -92,7 +108,10 @@ fn close_wait() -> Connection {
 
 fn closing() -> Connection {
     let mut c = fin_wait_1();
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]), t(3));
+    c.on_segment(
+        &seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]),
+        t(3),
+    );
     only(&mut c, t(3));
     assert_eq!(c.state(), State::Closing);
     c
@@ -109,7 +128,10 @@ fn last_ack() -> Connection {
 
 fn time_wait() -> Connection {
     let mut c = fin_wait_2();
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 2, Flags::FIN | Flags::ACK, &[]), t(4));
+    c.on_segment(
+        &seg(PEER_ISS + 1, ISS + 2, Flags::FIN | Flags::ACK, &[]),
+        t(4),
+    );
     only(&mut c, t(4));
     assert_eq!(c.state(), State::TimeWait);
     c
@@ -167,7 +189,11 @@ fn syn_sent_to_syn_received_on_simultaneous_open() {
     c.on_segment(&syn(PEER_ISS), t(1));
     assert_eq!(c.state(), State::SynReceived);
     let s = only(&mut c, t(1));
-    assert_eq!(s.flags, Flags::SYN | Flags::ACK, "SYN-ACK from the same ISS");
+    assert_eq!(
+        s.flags,
+        Flags::SYN | Flags::ACK,
+        "SYN-ACK from the same ISS"
+    );
     assert_eq!((s.seq, s.ack), (SeqNum(ISS), SeqNum(PEER_ISS + 1)));
     // The peer's SYN-ACK completes the simultaneous open.
     c.on_segment(&seg(PEER_ISS, ISS + 1, Flags::SYN | Flags::ACK, &[]), t(2));
@@ -234,7 +260,10 @@ fn established_to_fin_wait_1_on_close_sends_fin() {
 #[test]
 fn established_to_close_wait_on_fin_sends_ack() {
     let mut c = established();
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]), t(2));
+    c.on_segment(
+        &seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]),
+        t(2),
+    );
     assert_eq!(c.state(), State::CloseWait);
     let a = only(&mut c, t(2));
     assert_eq!(a.ack, SeqNum(PEER_ISS + 2), "the FIN is acknowledged");
@@ -257,7 +286,10 @@ fn fin_wait_1_to_closing_on_fin_sends_ack() {
 #[test]
 fn fin_wait_1_to_time_wait_on_fin_with_ack_of_fin() {
     let mut c = fin_wait_1();
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 2, Flags::FIN | Flags::ACK, &[]), t(3));
+    c.on_segment(
+        &seg(PEER_ISS + 1, ISS + 2, Flags::FIN | Flags::ACK, &[]),
+        t(3),
+    );
     assert_eq!(c.state(), State::TimeWait);
     assert_eq!(only(&mut c, t(3)).ack, SeqNum(PEER_ISS + 2));
 }
@@ -289,8 +321,15 @@ fn time_wait_to_closed_after_2msl() {
 #[test]
 fn time_wait_restarts_2msl_on_retransmitted_fin() {
     let mut c = time_wait();
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 2, Flags::FIN | Flags::ACK, &[]), t(10_000));
-    assert_eq!(only(&mut c, t(10_000)).ack, SeqNum(PEER_ISS + 2), "the FIN is acknowledged again");
+    c.on_segment(
+        &seg(PEER_ISS + 1, ISS + 2, Flags::FIN | Flags::ACK, &[]),
+        t(10_000),
+    );
+    assert_eq!(
+        only(&mut c, t(10_000)).ack,
+        SeqNum(PEER_ISS + 2),
+        "the FIN is acknowledged again"
+    );
     assert_eq!(c.poll_timeout(), Some(t(10_000) + Duration::from_secs(60)));
 }
 
@@ -315,7 +354,10 @@ fn simultaneous_close_both_sides_pass_through_closing() {
     a.close();
     let fin_a = only(&mut a, t(2));
     // The peer also closes: its FIN (not acking ours) arrives first.
-    a.on_segment(&seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]), t(3));
+    a.on_segment(
+        &seg(PEER_ISS + 1, ISS + 1, Flags::FIN | Flags::ACK, &[]),
+        t(3),
+    );
     assert_eq!(a.state(), State::Closing);
     // Then the peer's ACK of our FIN.
     a.on_segment(&seg(PEER_ISS + 2, fin_a.seq.0 + 1, Flags::ACK, &[]), t(4));
@@ -325,7 +367,10 @@ fn simultaneous_close_both_sides_pass_through_closing() {
 #[test]
 fn half_close_still_receives_data() {
     let mut c = fin_wait_2();
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 2, Flags::ACK | Flags::PSH, b"late data"), t(4));
+    c.on_segment(
+        &seg(PEER_ISS + 1, ISS + 2, Flags::ACK | Flags::PSH, b"late data"),
+        t(4),
+    );
     let mut buf = [0u8; 32];
     assert_eq!(c.recv(&mut buf), Ok(9));
     assert_eq!(&buf[..9], b"late data");
@@ -383,25 +428,37 @@ fn reset_at_rcv_nxt(mut c: Connection, rcv_nxt: u32) -> Connection {
 #[test]
 fn rst_in_established_resets() {
     let c = reset_at_rcv_nxt(established(), PEER_ISS + 1);
-    assert_eq!((c.state(), c.error()), (State::Closed, Some(ConnError::Reset)));
+    assert_eq!(
+        (c.state(), c.error()),
+        (State::Closed, Some(ConnError::Reset))
+    );
 }
 
 #[test]
 fn rst_in_fin_wait_1_resets() {
     let c = reset_at_rcv_nxt(fin_wait_1(), PEER_ISS + 1);
-    assert_eq!((c.state(), c.error()), (State::Closed, Some(ConnError::Reset)));
+    assert_eq!(
+        (c.state(), c.error()),
+        (State::Closed, Some(ConnError::Reset))
+    );
 }
 
 #[test]
 fn rst_in_fin_wait_2_resets() {
     let c = reset_at_rcv_nxt(fin_wait_2(), PEER_ISS + 1);
-    assert_eq!((c.state(), c.error()), (State::Closed, Some(ConnError::Reset)));
+    assert_eq!(
+        (c.state(), c.error()),
+        (State::Closed, Some(ConnError::Reset))
+    );
 }
 
 #[test]
 fn rst_in_close_wait_resets() {
     let c = reset_at_rcv_nxt(close_wait(), PEER_ISS + 2);
-    assert_eq!((c.state(), c.error()), (State::Closed, Some(ConnError::Reset)));
+    assert_eq!(
+        (c.state(), c.error()),
+        (State::Closed, Some(ConnError::Reset))
+    );
 }
 
 #[test]
