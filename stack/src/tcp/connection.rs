@@ -74,6 +74,10 @@ const EVENT_ORDER: [Event; 5] = [
     Event::Closed,
 ];
 
+/// ACKs frozen for separate sending beyond this many are merged into one;
+/// one receive batch (64 frames) of out-of-order segments fits.
+pub(super) const ACK_QUEUE_MAX: usize = 64;
+
 /// One segment for the caller to put on the wire. Payload bytes are taken
 /// from the send buffer with [`Connection::payload`] before the connection
 /// is touched again, so frames are built in place without a staging copy.
@@ -160,8 +164,15 @@ pub struct Connection {
     pub(super) rexmit_pending: bool,
     pub(super) probe_pending: bool,
 
-    // Output requests.
+    // Output requests. `ack_pending` asks for one ACK with the latest state
+    // at the end of the current batch; `ack_queue` holds ACKs that must go
+    // out as separate segments, each frozen when its cause arrived, so that
+    // duplicate ACKs for out-of-order data and the ACK for every second
+    // full-sized segment (RFC 5681 4.2) are not merged into one.
     pub(super) ack_pending: bool,
+    pub(super) ack_queue: std::collections::VecDeque<Transmit>,
+    /// Full-sized in-order segments received since we last sent an ACK.
+    pub(super) segs_unacked: u32,
     pub(super) rst_pending: Option<Transmit>,
 
     pub(super) events: u8,
@@ -220,6 +231,8 @@ impl Connection {
             rexmit_pending: false,
             probe_pending: false,
             ack_pending: false,
+            ack_queue: std::collections::VecDeque::with_capacity(ACK_QUEUE_MAX),
+            segs_unacked: 0,
             rst_pending: None,
             events: 0,
             error: None,
@@ -455,8 +468,11 @@ impl Connection {
             self.persist_backoff = 0;
         } else {
             self.rto_at = None;
+            // Nothing in flight yet data waits: the window is zero or too
+            // small for sender SWS avoidance. The persist timer probes a
+            // zero window and overrides SWS avoidance for a small one.
             let unsent = self.has_unsent_data();
-            if self.state.is_synchronized() && self.snd_wnd == 0 && unsent {
+            if self.state.is_synchronized() && unsent {
                 if self.persist_at.is_none() {
                     let factor = 1u32 << self.persist_backoff.min(10);
                     let wait = self.rtt.rto().saturating_mul(factor).min(self.cfg.max_rto);

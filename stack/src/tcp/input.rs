@@ -372,6 +372,7 @@ impl Connection {
     fn receive_data(&mut self, start: SeqNum, data: &[u8]) {
         let offset = (start - self.rcv_nxt) as usize;
         let end = self.recv_buf.len() + offset;
+        let had_holes = !self.assembler.is_empty();
         if offset == 0 {
             let n = self.recv_buf.write_at(end, data);
             self.recv_buf.commit(n);
@@ -382,15 +383,26 @@ impl Connection {
             self.rcv_nxt += more;
             self.counters.bytes_received += u64::from(n as u32 + more);
             self.push_event(Event::Readable);
+            if data.len() as u32 >= self.eff_mss {
+                self.segs_unacked += 1;
+            }
+            // RFC 5681 4.2: ACK at least every second full-sized segment,
+            // and at once when a segment fills (part of) a hole.
+            if had_holes || self.segs_unacked >= 2 {
+                self.queue_ack();
+            } else {
+                self.ack_pending = true;
+            }
         } else {
             self.counters.out_of_order_segments += 1;
             let o = offset as u32;
             if self.assembler.add(o, o + data.len() as u32) {
                 self.recv_buf.write_at(end, data);
             }
+            // Out-of-order data draws an immediate duplicate ACK each: the
+            // sender counts them to detect the loss.
+            self.queue_ack();
         }
-        // Out-of-order data draws an immediate duplicate ACK (RFC 5681 4.2).
-        self.ack_pending = true;
     }
 
     fn on_fin(&mut self, now: Instant) {

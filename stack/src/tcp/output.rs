@@ -15,9 +15,10 @@ impl Connection {
         let t = self.next_transmit(now);
         if let Some(t) = &t {
             self.counters.segments_sent += 1;
-            if t.flags.ack() {
-                // Every segment we send carries the latest ACK and window.
+            if t.flags.ack() && t.ack == self.rcv_nxt {
+                // This segment carries the latest ACK and window.
                 self.ack_pending = false;
+                self.segs_unacked = 0;
             }
         }
         self.update_timers(now);
@@ -34,7 +35,11 @@ impl Connection {
             return Some(rst);
         }
         if matches!(self.state, State::Closed | State::Listen) {
+            self.ack_queue.clear();
             return None;
+        }
+        if let Some(ack) = self.ack_queue.pop_front() {
+            return Some(ack);
         }
         if !self.syn_acked() {
             return self.handshake_segment(now);
@@ -49,7 +54,7 @@ impl Connection {
         }
         if self.probe_pending {
             self.probe_pending = false;
-            if let Some(t) = self.window_probe() {
+            if let Some(t) = self.window_probe(now) {
                 return Some(t);
             }
         }
@@ -57,9 +62,24 @@ impl Connection {
             return Some(t);
         }
         if self.ack_pending && self.state != State::SynSent {
-            return Some(self.control(self.snd_nxt, Flags::ACK));
+            let t = self.control(self.snd_nxt, Flags::ACK);
+            self.note_advertised(&t);
+            return Some(t);
         }
         None
+    }
+
+    /// Freezes an ACK of the current state to be sent as its own segment.
+    pub(super) fn queue_ack(&mut self) {
+        if self.ack_queue.len() >= super::connection::ACK_QUEUE_MAX {
+            self.ack_pending = true;
+            return;
+        }
+        let t = self.control(self.snd_nxt, Flags::ACK);
+        self.note_advertised(&t);
+        self.ack_queue.push_back(t);
+        self.ack_pending = false;
+        self.segs_unacked = 0;
     }
 
     /// While our SYN is unacknowledged only the SYN (or SYN-ACK) goes out.
@@ -221,12 +241,20 @@ impl Connection {
         self.rtt_probe = None;
     }
 
-    /// Zero-window probe: one byte past SND.NXT, sent without advancing
+    /// Persist timer output. Zero-window probe: one byte past SND.NXT, sent without advancing
     /// SND.NXT so the retransmission timer is not involved; an ACK for it is
     /// still acceptable because SND.MAX covers it.
-    fn window_probe(&mut self) -> Option<Transmit> {
+    fn window_probe(&mut self, now: Instant) -> Option<Transmit> {
         if !self.has_unsent_data() {
             return None;
+        }
+        if self.snd_wnd > self.snd_nxt - self.snd_una {
+            // SWS override (RFC 9293 3.8.6.2.1): the window is open but too
+            // small for a full segment; after the timeout send what fits.
+            let usable = self.snd_wnd - (self.snd_nxt - self.snd_una);
+            let t = self.segment_at(self.snd_nxt, usable.min(self.eff_mss));
+            self.advance(&t, now);
+            return Some(t);
         }
         let t = self.segment_at(self.snd_nxt, 1);
         self.counters.window_probes_sent += 1;

@@ -1,0 +1,113 @@
+//! Two bare connections joined by a lossless-unless-told wire with a fixed
+//! one-way delay. Segments really go through the wire format: each is
+//! built into bytes and parsed back before delivery.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::time::Duration;
+use xdptcp::tcp::{Connection, Transmit};
+use xdptcp::time::{earliest, Instant};
+use xdptcp::wire::tcp::{TcpHeader, TcpSegment};
+
+/// Decides per sent segment (and whether a sent it) if the wire drops it.
+pub type DropRule = Box<dyn FnMut(&Transmit, bool) -> bool>;
+
+pub struct Pair {
+    pub a: Connection,
+    pub b: Connection,
+    pub now: Instant,
+    pub delay: Duration,
+    /// (arrival, towards b?, segment bytes)
+    wire: VecDeque<(Instant, bool, Vec<u8>)>,
+    /// Called for every segment sent; returning true drops it.
+    pub drop: DropRule,
+    /// Every segment sent: (time, from a?, segment).
+    pub log: Vec<(Instant, bool, Transmit)>,
+}
+
+pub fn encode(c: &Connection, t: &Transmit) -> Vec<u8> {
+    let h = TcpHeader {
+        src_port: 1,
+        dst_port: 2,
+        seq: t.seq.0,
+        ack: t.ack.0,
+        flags: t.flags,
+        window: t.window,
+        options: t.options,
+    };
+    let mut buf = vec![0u8; h.header_len()];
+    h.emit(&mut buf).expect("header fits");
+    let (p1, p2) = c.payload(t);
+    buf.extend_from_slice(p1);
+    buf.extend_from_slice(p2);
+    buf
+}
+
+impl Pair {
+    pub fn new(a: Connection, b: Connection, delay: Duration) -> Self {
+        Pair {
+            a,
+            b,
+            now: Instant::ZERO,
+            delay,
+            wire: VecDeque::new(),
+            drop: Box::new(|_, _| false),
+            log: Vec::new(),
+        }
+    }
+
+    fn flush(&mut self) {
+        for from_a in [true, false] {
+            loop {
+                let conn = if from_a { &mut self.a } else { &mut self.b };
+                let Some(t) = conn.poll_transmit(self.now) else {
+                    break;
+                };
+                let bytes = encode(conn, &t);
+                self.log.push((self.now, from_a, t));
+                if !(self.drop)(&t, from_a) {
+                    self.wire.push_back((self.now + self.delay, from_a, bytes));
+                }
+            }
+        }
+    }
+
+    /// Sends what is ready, then moves time to the next event and handles
+    /// it. Returns false when nothing is pending at all.
+    pub fn step(&mut self) -> bool {
+        self.flush();
+        let next = earliest(
+            self.wire.front().map(|w| w.0),
+            earliest(self.a.poll_timeout(), self.b.poll_timeout()),
+        );
+        let Some(next) = next else { return false };
+        self.now = self.now.max(next);
+        while self.wire.front().is_some_and(|w| w.0 <= self.now) {
+            let (_, to_b, bytes) = self.wire.pop_front().expect("checked");
+            let seg = TcpSegment::parse(&bytes, None).expect("our own segments parse");
+            let conn = if to_b { &mut self.b } else { &mut self.a };
+            conn.on_segment(&seg, self.now);
+        }
+        for c in [&mut self.a, &mut self.b] {
+            if c.poll_timeout().is_some_and(|t| t <= self.now) {
+                c.handle_timeout(self.now);
+            }
+        }
+        self.flush();
+        true
+    }
+
+    /// Steps until `done` or until `limit` of virtual time has passed.
+    pub fn run(&mut self, limit: Duration, mut done: impl FnMut(&mut Pair) -> bool) -> bool {
+        let end = self.now + limit;
+        loop {
+            if done(self) {
+                return true;
+            }
+            if !self.step() || self.now > end {
+                return done(self);
+            }
+        }
+    }
+}
