@@ -144,10 +144,14 @@ pub struct TransferReport {
     pub link_b_to_a: PipeStats,
 }
 
-/// The sender's data: a deterministic byte stream from the seed.
+/// The sender's data: a deterministic byte stream from the seed. The
+/// stream depends only on the seed, not on how it is read in pieces.
 pub struct DataSource {
     rng: SimRng,
     left: u64,
+    /// Unused bytes of the last generated word.
+    spare: [u8; 8],
+    spare_len: usize,
 }
 
 impl DataSource {
@@ -155,13 +159,26 @@ impl DataSource {
         DataSource {
             rng: SimRng::new(seed.wrapping_mul(31) ^ 0xda7a),
             left: bytes,
+            spare: [0; 8],
+            spare_len: 0,
         }
     }
 
     /// Fills up to `out.len()` bytes; returns how many (0 at the end).
     pub fn fill(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.left.min(usize::MAX as u64) as usize);
-        self.rng.fill(&mut out[..n]);
+        let mut i = 0;
+        while i < n {
+            if self.spare_len == 0 {
+                self.spare = self.rng.next_u64().to_le_bytes();
+                self.spare_len = 8;
+            }
+            let take = self.spare_len.min(n - i);
+            let from = 8 - self.spare_len;
+            out[i..i + take].copy_from_slice(&self.spare[from..from + take]);
+            self.spare_len -= take;
+            i += take;
+        }
         self.left -= n as u64;
         n
     }
@@ -174,6 +191,24 @@ impl DataSource {
 pub fn run_transfer(
     spec: &TransferSpec,
     on_sent: &mut dyn FnMut(&[u8]),
+    on_received: &mut dyn FnMut(&[u8]),
+    progress: &mut dyn FnMut(u64, Instant),
+) -> TransferReport {
+    let mut data = DataSource::new(spec.seed, spec.bytes);
+    let mut source = |buf: &mut [u8]| {
+        let n = data.fill(buf);
+        on_sent(&buf[..n]);
+        n
+    };
+    run_transfer_from(spec, &mut source, on_received, progress)
+}
+
+/// Like [`run_transfer`], with the sender's bytes taken from `source`
+/// (which fills a buffer and returns how much it wrote, 0 at the end; it
+/// must supply exactly `spec.bytes`), for example from a file.
+pub fn run_transfer_from(
+    spec: &TransferSpec,
+    source: &mut dyn FnMut(&mut [u8]) -> usize,
     on_received: &mut dyn FnMut(&[u8]),
     progress: &mut dyn FnMut(u64, Instant),
 ) -> TransferReport {
@@ -195,7 +230,6 @@ pub fn run_transfer(
         .connect(remote, None, world.now)
         .expect("B is on A's subnet");
     let mut server: Option<Handle> = None;
-    let mut source = DataSource::new(spec.seed, spec.bytes);
     let mut chunk = vec![0u8; 64 * 1024];
     let (mut sent, mut received, mut source_done, mut eof) = (0u64, 0u64, false, false);
     let mut error = None;
@@ -211,7 +245,7 @@ pub fn run_transfer(
                 error = Some(format!("sender: {}", TcpError::Failed(e)));
             }
             while !source_done && c.send_capacity() > 0 {
-                let n = source.fill(&mut chunk[..c.send_capacity().min(64 * 1024)]);
+                let n = source(&mut chunk[..c.send_capacity().min(64 * 1024)]);
                 if n == 0 {
                     source_done = true;
                     c.close();
@@ -220,7 +254,6 @@ pub fn run_transfer(
                 }
                 let taken = c.send(&chunk[..n]).unwrap_or(0);
                 debug_assert_eq!(taken, n, "send_capacity promised room");
-                on_sent(&chunk[..n]);
                 sent += n as u64;
                 acted = true;
             }

@@ -378,3 +378,46 @@ fn newreno_cwnd_trace_around_a_single_loss() {
         );
     }
 }
+
+/// With a window of three segments a loss yields only two duplicate ACKs
+/// on its own; Limited Transmit (RFC 3042) sends a new segment per
+/// duplicate ACK so the third arrives and fast retransmit, not the 1 s
+/// retransmission timer, repairs the loss.
+#[test]
+fn limited_transmit_turns_a_small_window_loss_into_fast_retransmit() {
+    let cfg = Config {
+        initial_window_segments: 2,
+        ..Config::default()
+    };
+    let mut p = pair(cfg.clone(), 1, cfg, 2, 10);
+    // The third segment: the first after the handshake-time window, when
+    // cwnd is three segments.
+    let first = SeqNum(2) + 2 * MSS;
+    let flag = std::rc::Rc::new(std::cell::Cell::new(false));
+    let f2 = flag.clone();
+    p.drop = Box::new(move |t, from_a| {
+        let hit = from_a && t.seq == first && t.payload_len > 0 && !f2.get();
+        f2.set(f2.get() || hit);
+        hit
+    });
+    let data: Vec<u8> = (0..10 * MSS as usize).map(pattern).collect();
+    p.a.send(&data).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ok = p.run(Duration::from_secs(5), |p| {
+        while let Ok(n) = p.b.recv(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.len() == data.len()
+    });
+    assert!(ok && flag.get() && got == data);
+    let c = p.a.counters();
+    assert_eq!((c.fast_retransmits, c.rto_expirations), (1, 0), "{c:?}");
+    assert!(
+        p.now < Instant::from_millis(500),
+        "repaired in RTTs, not an RTO"
+    );
+}

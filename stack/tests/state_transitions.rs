@@ -529,3 +529,22 @@ fn syn_received_bad_ack_draws_reset() {
     let r = only(&mut c, t(1));
     assert_eq!((r.flags, r.seq), (Flags::RST, SeqNum(ISS + 50)));
 }
+
+#[test]
+fn syn_sent_close_with_queued_data_sends_it_then_fin() {
+    let mut c = syn_sent();
+    assert_eq!(c.send(b"early"), Ok(5));
+    c.close();
+    assert_eq!(c.state(), State::SynSent, "the data is still owed");
+    let mut sa = seg(PEER_ISS, ISS + 1, Flags::SYN | Flags::ACK, &[]);
+    sa.options.mss = Some(1460);
+    c.on_segment(&sa, t(2));
+    assert_eq!(c.state(), State::FinWait1);
+    let out = drain(&mut c, t(2));
+    let data = out.iter().find(|s| s.payload_len == 5).expect("data sent");
+    assert!(
+        data.flags.contains(Flags::FIN),
+        "FIN rides on the data: {out:?}"
+    );
+    assert_eq!(data.seq, SeqNum(ISS + 1));
+}

@@ -1,1 +1,370 @@
-fn main() {}
+//! Moves a file (or generated data) between two xdptcp stacks and checks
+//! that what arrived is exactly what was sent.
+//!
+//! `sim`: both stacks run in this process over the simulated link, on a
+//! virtual clock, with the impairments asked for.
+
+use apps::json::JsonLine;
+use apps::units::{fmt_bytes, fmt_rate, parse_probability, parse_rate, parse_size};
+use clap::{Args, Parser, Subcommand};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use xdptcp::device::sim::LinkConfig;
+use xdptcp::simulation::{run_transfer_from, DataSource, TransferReport, TransferSpec};
+use xdptcp::tcp::congestion::Algorithm;
+use xdptcp::tcp::Config;
+
+#[derive(Parser)]
+#[command(version, about = "Verified file transfer over the xdptcp stack")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Two stacks in this process over a simulated link (virtual clock).
+    Sim(SimArgs),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Bytes of generated data to send (K/M/G = KiB/MiB/GiB). Ignored with --file.
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    size: u64,
+    /// Send this file instead of generated data.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Write the received bytes here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Probability that the link drops a frame.
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    loss: f64,
+    /// Probability that a frame is held back and overtaken.
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    reorder: f64,
+    /// Probability that a frame is delivered twice.
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    dup: f64,
+    /// Probability that one bit of a frame is flipped.
+    #[arg(long, default_value = "0", value_parser = parse_probability)]
+    corrupt: f64,
+    /// One-way delay in milliseconds.
+    #[arg(long, default_value_t = 1.0)]
+    delay_ms: f64,
+    /// Extra random one-way delay, uniform in [0, jitter), in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    jitter_ms: f64,
+    /// Line rate in bit/s (K/M/G decimal).
+    #[arg(long, default_value = "1G", value_parser = parse_rate)]
+    bandwidth: u64,
+    /// Bytes the link queues before it drops at the tail.
+    #[arg(long, default_value = "1M", value_parser = parse_size)]
+    queue: u64,
+    /// Minimum retransmission timeout in milliseconds (RFC 6298 says 1000; Linux uses 200).
+    #[arg(long, default_value_t = 1000)]
+    min_rto_ms: u64,
+    /// Congestion control.
+    #[arg(long, default_value = "newreno")]
+    cc: Algorithm,
+    /// Seed for the link's randomness and the generated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object as the last line of output.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.mode {
+        Mode::Sim(args) => match sim(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("file_transfer: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn millis(ms: f64, what: &str) -> Result<Duration, String> {
+    if !(0.0..=60_000.0).contains(&ms) {
+        return Err(format!("--{what} must be between 0 and 60000 ms"));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// Where the sender's bytes come from.
+enum Source {
+    Generated(DataSource),
+    File(File),
+}
+
+fn sim(a: &SimArgs) -> Result<bool, String> {
+    let (mut source, bytes, what) = match &a.file {
+        Some(p) => {
+            let f = File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+            let len = f
+                .metadata()
+                .map_err(|e| format!("cannot stat {}: {e}", p.display()))?
+                .len();
+            (Source::File(f), len, p.display().to_string())
+        }
+        None => (
+            Source::Generated(DataSource::new(a.seed, a.size)),
+            a.size,
+            "generated data".to_string(),
+        ),
+    };
+    let mut out = match &a.out {
+        Some(p) => {
+            Some(BufWriter::new(File::create(p).map_err(|e| {
+                format!("cannot create {}: {e}", p.display())
+            })?))
+        }
+        None => None,
+    };
+    let link = LinkConfig {
+        loss: a.loss,
+        duplicate: a.dup,
+        reorder: a.reorder,
+        corrupt: a.corrupt,
+        delay: millis(a.delay_ms, "delay-ms")?,
+        jitter: millis(a.jitter_ms, "jitter-ms")?,
+        bandwidth_bps: Some(a.bandwidth),
+        queue_bytes: usize::try_from(a.queue).map_err(|_| "--queue is too large")?,
+        ..LinkConfig::default()
+    };
+    let tcp = Config {
+        min_rto: Duration::from_millis(a.min_rto_ms.max(1)),
+        congestion: a.cc,
+        ..Config::default()
+    };
+    let spec = TransferSpec {
+        bytes,
+        link: link.clone(),
+        seed: a.seed,
+        tcp,
+        ..TransferSpec::default()
+    };
+    println!(
+        "xdptcp file transfer (simulated link): {} of {what}",
+        fmt_bytes(bytes)
+    );
+    println!(
+        "  link: {} one-way delay {:.1} ms, loss {}, reorder {}, duplicate {}, corrupt {}, seed {}",
+        fmt_rate(a.bandwidth as f64),
+        a.delay_ms,
+        a.loss,
+        a.reorder,
+        a.dup,
+        a.corrupt,
+        a.seed
+    );
+
+    let (mut sent_hash, mut got_hash) = (Sha256::new(), Sha256::new());
+    let mut io_error: Option<String> = None;
+    let mut read_source = |buf: &mut [u8]| -> usize {
+        let n = match &mut source {
+            Source::Generated(g) => g.fill(buf),
+            Source::File(f) => match read_full(f, buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    io_error.get_or_insert(format!("reading the file: {e}"));
+                    0
+                }
+            },
+        };
+        sent_hash.update(&buf[..n]);
+        n
+    };
+    let mut write_error: Option<String> = None;
+    let mut on_received = |b: &[u8]| {
+        got_hash.update(b);
+        if let Some(w) = &mut out {
+            if let Err(e) = w.write_all(b) {
+                write_error.get_or_insert(format!("writing the output: {e}"));
+            }
+        }
+    };
+    let wall = std::time::Instant::now();
+    let quiet = a.quiet;
+    let mut last_shown = 0u64;
+    let mut progress = |got: u64, now: xdptcp::time::Instant| {
+        // About every 10% (and never more often than every MiB).
+        if quiet || got < last_shown + (bytes / 10).max(1 << 20) {
+            return;
+        }
+        last_shown = got;
+        eprintln!(
+            "  {:>10} / {} ({:3.0}%)  simulated {:7.3} s  wall {:6.2} s",
+            fmt_bytes(got),
+            fmt_bytes(bytes),
+            100.0 * got as f64 / bytes.max(1) as f64,
+            now.as_secs_f64(),
+            wall.elapsed().as_secs_f64()
+        );
+    };
+    let r = run_transfer_from(&spec, &mut read_source, &mut on_received, &mut progress);
+    let wall_s = wall.elapsed().as_secs_f64();
+    if let Some(w) = &mut out {
+        if let Err(e) = w.flush() {
+            write_error.get_or_insert(format!("writing the output: {e}"));
+        }
+    }
+    let sent_digest = hex(&sent_hash.finalize());
+    let got_digest = hex(&got_hash.finalize());
+    let sha_match = sent_digest == got_digest && r.bytes_received == bytes;
+    let error = io_error.or(write_error).or(r.error.clone());
+    let ok = r.completed && sha_match && error.is_none();
+    summary(
+        &r,
+        bytes,
+        &got_digest,
+        sha_match,
+        wall_s,
+        ok,
+        error.as_deref(),
+    );
+    if a.json {
+        println!(
+            "{}",
+            json(
+                &r,
+                bytes,
+                &got_digest,
+                sha_match,
+                wall_s,
+                ok,
+                error.as_deref(),
+                a
+            )
+        );
+    }
+    Ok(ok)
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn goodput_bps(r: &TransferReport) -> f64 {
+    r.bytes_received as f64 * 8.0 / r.sim_time.as_secs_f64().max(1e-9)
+}
+
+fn summary(
+    r: &TransferReport,
+    bytes: u64,
+    digest: &str,
+    sha_match: bool,
+    wall_s: f64,
+    ok: bool,
+    error: Option<&str>,
+) {
+    let s = &r.sender;
+    let c = &s.counters;
+    println!(
+        "  received   {} of {} (SHA-256 {})",
+        fmt_bytes(r.bytes_received),
+        fmt_bytes(bytes),
+        if sha_match { "matches" } else { "DIFFERS" }
+    );
+    println!("  sha256     {digest}");
+    println!(
+        "  goodput    {} over {:.3} s of simulated time ({:.2} s wall)",
+        fmt_rate(goodput_bps(r)),
+        r.sim_time.as_secs_f64(),
+        wall_s
+    );
+    println!(
+        "  retransmits {} ({} fast, {} timeouts, {} resent), link dropped {} / corrupted {} frames",
+        c.retransmits,
+        c.fast_retransmits,
+        c.rto_expirations,
+        fmt_bytes(c.bytes_retransmitted),
+        r.link_a_to_b.frames_lost + r.link_a_to_b.frames_queue_dropped,
+        r.link_a_to_b.frames_corrupted
+    );
+    println!(
+        "  sender     final cwnd {}, ssthresh {}, srtt {}, rto {:.0} ms",
+        fmt_bytes(u64::from(s.cwnd)),
+        if s.ssthresh == u32::MAX {
+            "none (never lost)".to_string()
+        } else {
+            fmt_bytes(u64::from(s.ssthresh))
+        },
+        s.srtt
+            .map(|d| format!("{:.3} ms", d.as_secs_f64() * 1e3))
+            .unwrap_or_else(|| "unmeasured".into()),
+        s.rto.as_secs_f64() * 1e3
+    );
+    match (ok, error) {
+        (true, _) => println!("  result     OK"),
+        (false, Some(e)) => println!("  result     FAILED: {e}"),
+        (false, None) => println!("  result     FAILED"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn json(
+    r: &TransferReport,
+    bytes: u64,
+    digest: &str,
+    sha_match: bool,
+    wall_s: f64,
+    ok: bool,
+    error: Option<&str>,
+    a: &SimArgs,
+) -> String {
+    let s = &r.sender;
+    let c = &s.counters;
+    JsonLine::new()
+        .bool("ok", ok)
+        .str("mode", "sim")
+        .u64("bytes", bytes)
+        .u64("bytes_received", r.bytes_received)
+        .bool("sha256_match", sha_match)
+        .str("sha256", digest)
+        .u64("retransmits", c.retransmits)
+        .u64("fast_retransmits", c.fast_retransmits)
+        .u64("rto_expirations", c.rto_expirations)
+        .u64("retransmitted_bytes", c.bytes_retransmitted)
+        .f64("sim_seconds", r.sim_time.as_secs_f64())
+        .f64("wall_seconds", wall_s)
+        .f64("goodput_bps", goodput_bps(r))
+        .u64("final_cwnd", u64::from(s.cwnd))
+        .f64(
+            "srtt_ms",
+            s.srtt.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+        )
+        .u64("link_dropped_bytes", r.link_a_to_b.dropped_bytes())
+        .u64("link_corrupted_frames", r.link_a_to_b.frames_corrupted)
+        .f64("loss", a.loss)
+        .f64("reorder", a.reorder)
+        .f64("dup", a.dup)
+        .f64("corrupt", a.corrupt)
+        .u64("seed", a.seed)
+        .opt_str("error", error)
+        .finish()
+}

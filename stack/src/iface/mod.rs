@@ -21,7 +21,7 @@ use crate::wire::icmp::{self, IcmpEcho};
 use crate::wire::ipv4::{self, Ipv4Header, Ipv4Packet};
 use crate::wire::tcp::{self as tcpwire, Flags, TcpHeader, TcpSegment};
 use crate::wire::WireError;
-use neighbor::NeighborCache;
+use neighbor::{NeighborCache, Resolution};
 pub use stats::IfaceStats;
 use std::collections::VecDeque;
 use std::fmt;
@@ -461,13 +461,18 @@ impl Interface {
                 self.stats.no_route += 1;
                 continue;
             };
-            let Some(mac) = self.neighbors.lookup(hop, now) else {
-                // Leave the segments in the connection until ARP answers.
-                if self.neighbors.should_ask(hop, now) {
+            let mac = match self.neighbors.resolve(hop, now) {
+                Resolution::Known(mac) => mac,
+                Resolution::Ask => {
                     self.stats.arp_requests_sent += 1;
                     return self.build_control(buf, Control::ArpRequest(hop));
                 }
-                continue;
+                // Leave the segments in the connection until ARP answers.
+                Resolution::Wait => continue,
+                Resolution::Failed => {
+                    self.neighbor_failed(hop, now);
+                    continue;
+                }
             };
             let e = self.tcp.slots[i].as_mut().expect("present");
             let Some(t) = e.conn.poll_transmit(now) else {
@@ -492,6 +497,28 @@ impl Interface {
             return len.ok();
         }
         None
+    }
+
+    /// ARP for `hop` went unanswered. Connections still opening fail with
+    /// "host unreachable" (as connect(2) does on Linux); the others lose
+    /// what they wanted to send, as on a dead wire, so that their own
+    /// retransmission timers decide when to give up.
+    fn neighbor_failed(&mut self, hop: Ipv4Addr, now: Instant) {
+        for i in 0..self.tcp.slots.len() {
+            let Some(remote) = self.tcp.slots[i].as_ref().map(|e| e.tuple.remote_ip) else {
+                continue;
+            };
+            if self.next_hop(remote) != Some(hop) {
+                continue;
+            }
+            let e = self.tcp.slots[i].as_mut().expect("present");
+            if e.conn.state() == crate::tcp::State::SynSent {
+                e.conn.unreachable();
+            }
+            while e.conn.poll_transmit(now).is_some() {
+                self.stats.tx_dropped_unresolved += 1;
+            }
+        }
     }
 
     fn build_control(&mut self, buf: &mut [u8], c: Control) -> Option<usize> {

@@ -16,5 +16,7 @@ pub struct IfaceStats {
     pub tcp_resets_sent: u64,
     pub tcp_syn_dropped_backlog_full: u64,
     pub no_route: u64,
+    /// Segments discarded because the next hop's MAC could not be resolved.
+    pub tx_dropped_unresolved: u64,
     pub control_queue_full: u64,
 }

@@ -22,6 +22,8 @@ pub enum ConnError {
     Reset,
     /// Retransmissions or window probes went unanswered too long.
     TimedOut,
+    /// The network could not reach the peer (no ARP answer).
+    Unreachable,
 }
 
 /// What a user call can fail with.
@@ -43,6 +45,7 @@ impl fmt::Display for TcpError {
             TcpError::Failed(ConnError::Refused) => f.write_str("connection refused"),
             TcpError::Failed(ConnError::Reset) => f.write_str("connection reset by peer"),
             TcpError::Failed(ConnError::TimedOut) => f.write_str("connection timed out"),
+            TcpError::Failed(ConnError::Unreachable) => f.write_str("no route to host"),
         }
     }
 }
@@ -345,6 +348,10 @@ impl Connection {
     /// on until the peer closes too (half-close).
     pub fn close(&mut self) {
         match self.state {
+            // Data queued before the handshake completes is still owed:
+            // the FIN follows it once ESTABLISHED is reached (as RFC 9293
+            // queues a CLOSE in SYN-RECEIVED).
+            State::SynSent if !self.send_buf.is_empty() => self.fin_queued = true,
             State::Listen | State::SynSent => self.enter_closed(None),
             State::SynReceived | State::Established => {
                 self.fin_queued = true;
@@ -371,6 +378,12 @@ impl Connection {
             self.rst_pending = Some(self.control(self.snd_max, Flags::RST));
         }
         self.enter_closed(None);
+    }
+
+    /// The layer below could not reach the peer: the connection fails
+    /// without sending anything more.
+    pub fn unreachable(&mut self) {
+        self.fail(ConnError::Unreachable);
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -67,13 +67,23 @@ impl Connection {
             self.take_ack(ack, now);
         }
         if self.syn_acked() {
-            self.state = State::Established;
+            self.state = self.established_or_closing();
             self.push_event(Event::Connected);
             self.ack_pending = true;
         } else {
             // Simultaneous open: answer with SYN-ACK from the same ISS.
             self.state = State::SynReceived;
             self.snd_nxt = self.iss;
+        }
+    }
+
+    /// The state the handshake's end leads to: FIN-WAIT-1 if the user
+    /// closed while it was still going on.
+    fn established_or_closing(&self) -> State {
+        if self.fin_queued {
+            State::FinWait1
+        } else {
+            State::Established
         }
     }
 
@@ -167,7 +177,7 @@ impl Connection {
                 self.rst_pending = Some(self.reset_for_ack(seg));
                 return;
             }
-            self.state = State::Established;
+            self.state = self.established_or_closing();
             self.snd_wnd = u32::from(seg.window) << self.snd_shift;
             self.snd_wl1 = seq;
             self.snd_wl2 = ack;

@@ -192,7 +192,7 @@ impl Connection {
 
     fn next_data_segment(&mut self, now: Instant) -> Option<Transmit> {
         let flight = self.snd_nxt - self.snd_una;
-        let window = self.snd_wnd.min(self.cc.cwnd());
+        let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
         let usable = window.saturating_sub(flight);
         let t = self.segment_at(self.snd_nxt, usable.min(self.eff_mss));
         let len = t.payload_len as u32;
@@ -206,6 +206,17 @@ impl Connection {
         }
         self.advance(&t, now);
         Some(t)
+    }
+
+    /// Limited Transmit (RFC 3042): the first and second duplicate ACK
+    /// each let one new segment out beyond cwnd, so that a small window
+    /// still yields the three duplicate ACKs fast retransmit needs instead
+    /// of waiting for the retransmission timer.
+    fn limited_transmit(&self) -> u32 {
+        if self.in_recovery || self.snd_nxt != self.snd_max {
+            return 0;
+        }
+        self.dup_acks.min(2) * self.eff_mss
     }
 
     /// Sender-side SWS avoidance with Nagle (RFC 9293 3.8.6.2.1, RFC 896).

@@ -1,0 +1,5 @@
+//! Helpers shared by the xdptcp programs: human units in and out, and a
+//! one-line JSON writer for machine-readable summaries.
+
+pub mod json;
+pub mod units;
