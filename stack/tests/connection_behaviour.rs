@@ -421,3 +421,22 @@ fn limited_transmit_turns_a_small_window_loss_into_fast_retransmit() {
         "repaired in RTTs, not an RTO"
     );
 }
+
+/// An application that sends little never fills cwnd, so cwnd must not
+/// grow on its ACKs (RFC 7661): otherwise a later burst would go out at a
+/// rate the network never showed it can take.
+#[test]
+fn cwnd_does_not_grow_while_the_application_limits_sending() {
+    let mut p = pair(Config::default(), 1, Config::default(), 2, 10);
+    let mut buf = [0u8; 2048];
+    for round in 0..50 {
+        p.a.send(&[round as u8; 1000]).unwrap();
+        let ok = p.run(Duration::from_secs(2), |p| {
+            let _ = p.b.recv(&mut buf);
+            p.a.send_queue() == 0
+        });
+        assert!(ok, "round {round} acknowledged");
+    }
+    assert_eq!(p.a.counters().bytes_sent, 50_000);
+    assert_eq!(p.a.snapshot().cwnd, 10 * MSS, "still the initial window");
+}

@@ -165,6 +165,12 @@ pub struct Connection {
     pub(super) in_recovery: bool,
     pub(super) recover: SeqNum,
     pub(super) rexmit_pending: bool,
+    // Was cwnd the limit? The largest flight of the current round (which
+    // ends when SND.UNA passes `flight_round_end`), and whether cwnd was
+    // filled in it.
+    pub(super) max_flight: u32,
+    pub(super) flight_round_end: SeqNum,
+    pub(super) cwnd_was_limited: bool,
     pub(super) probe_pending: bool,
 
     // Output requests. `ack_pending` asks for one ACK with the latest state
@@ -232,6 +238,9 @@ impl Connection {
             in_recovery: false,
             recover: iss,
             rexmit_pending: false,
+            max_flight: 0,
+            flight_round_end: iss,
+            cwnd_was_limited: false,
             probe_pending: false,
             ack_pending: false,
             ack_queue: std::collections::VecDeque::with_capacity(ACK_QUEUE_MAX),

@@ -347,7 +347,7 @@ impl Connection {
                 self.rexmit_pending = true;
                 self.rto_at = Some(now + self.rtt.rto());
             }
-        } else if self.syn_acked() && acked > 0 && flight_before > 0 {
+        } else if self.syn_acked() && acked > 0 && flight_before > 0 && self.cwnd_limited() {
             self.cc.on_ack(acked, now, self.rtt.srtt());
         }
         self.dup_acks = 0;
@@ -359,6 +359,20 @@ impl Connection {
         // RFC 6298 5.3: restart the timer when new data is acknowledged.
         if !self.in_recovery {
             self.rto_at = None;
+        }
+    }
+
+    /// Whether sending was limited by cwnd rather than by the application
+    /// or the peer's window: only then has the network shown that a larger
+    /// cwnd is safe (RFC 7661). As Linux's `tcp_is_cwnd_limited`: in slow
+    /// start, while cwnd is below twice the largest flight of the round;
+    /// in congestion avoidance, if cwnd was filled this round.
+    fn cwnd_limited(&self) -> bool {
+        let cwnd = self.cc.cwnd();
+        if cwnd < self.cc.ssthresh() {
+            cwnd < self.max_flight.saturating_mul(2)
+        } else {
+            self.cwnd_was_limited
         }
     }
 

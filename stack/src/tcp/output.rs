@@ -243,6 +243,24 @@ impl Connection {
         self.snd_nxt = end;
         self.snd_max = self.snd_max.max(end);
         self.note_advertised(t);
+        self.note_flight();
+    }
+
+    /// Tracks the round's largest flight and whether cwnd was filled, for
+    /// `cwnd_limited`.
+    fn note_flight(&mut self) {
+        let flight = self.snd_nxt - self.snd_una;
+        let new_round = self.snd_una > self.flight_round_end;
+        if new_round {
+            self.cwnd_was_limited = false;
+        }
+        if new_round || flight >= self.max_flight {
+            self.max_flight = flight;
+            self.flight_round_end = self.snd_nxt;
+        }
+        if flight + self.eff_mss > self.cc.cwnd() {
+            self.cwnd_was_limited = true;
+        }
     }
 
     fn count_retransmit(&mut self, t: &Transmit) {
