@@ -13,6 +13,16 @@ use xdptcp::wire::tcp::Flags;
 
 const MSS: u32 = 1460;
 
+/// The RFC 9293 core alone: no timestamps, no SACK, so segments carry
+/// full 1460-byte payloads and loss recovery is NewReno's.
+fn base() -> Config {
+    Config {
+        timestamps: false,
+        sack: false,
+        ..Config::default()
+    }
+}
+
 fn pattern(i: usize) -> u8 {
     (i.wrapping_mul(31) ^ (i >> 9)) as u8
 }
@@ -69,7 +79,7 @@ fn sequence_numbers_wrap_around_in_both_directions() {
     // Both ISNs sit just below 2^32, so both directions wrap within the
     // first few segments and the whole transfer runs on the far side.
     let (iss_a, iss_b) = (u32::MAX - 3000, u32::MAX - 1);
-    let mut p = pair(Config::default(), iss_a, Config::default(), iss_b, 5);
+    let mut p = pair(base(), iss_a, base(), iss_b, 5);
     assert!(exchange(&mut p, 1 << 20, Duration::from_secs(30)));
     let wrapped = |from_a: bool| {
         p.log
@@ -94,9 +104,9 @@ fn sequence_numbers_wrap_around_in_both_directions() {
 fn zero_window_is_probed_with_backoff_and_the_transfer_resumes() {
     let small = Config {
         recv_buffer: 8 * 1024,
-        ..Config::default()
+        ..base()
     };
-    let mut p = pair(Config::default(), 1, small, 2, 10);
+    let mut p = pair(base(), 1, small, 2, 10);
     let data: Vec<u8> = (0..64 * 1024).map(pattern).collect();
     let queued = p.a.send(&data).expect("send");
     assert_eq!(queued, data.len());
@@ -155,7 +165,7 @@ fn zero_window_is_probed_with_backoff_and_the_transfer_resumes() {
 fn retransmissions_give_up_with_timed_out_after_backoff() {
     let cfg = Config {
         max_retries: 3,
-        ..Config::default()
+        ..base()
     };
     let mut p = pair(cfg.clone(), 1, cfg, 2, 10);
     p.drop = Box::new(|_, from_a| from_a);
@@ -190,10 +200,10 @@ fn retransmissions_give_up_with_timed_out_after_backoff() {
 fn syn_is_retransmitted_with_backoff_then_gives_up() {
     let cfg = Config {
         max_syn_retries: 4,
-        ..Config::default()
+        ..base()
     };
     let a = Connection::connect(cfg, SeqNum(7));
-    let b = Connection::listen(Config::default(), SeqNum(9));
+    let b = Connection::listen(base(), SeqNum(9));
     let mut p = Pair::new(a, b, Duration::from_millis(10));
     p.drop = Box::new(|_, _| true);
     p.run(Duration::from_secs(300), |p| p.a.state() == State::Closed);
@@ -215,11 +225,8 @@ fn syn_is_retransmitted_with_backoff_then_gives_up() {
 
 #[test]
 fn mss_is_negotiated_down_to_the_smaller_side() {
-    let small = Config {
-        mss: 536,
-        ..Config::default()
-    };
-    let mut p = pair(Config::default(), 1, small, 2, 1);
+    let small = Config { mss: 536, ..base() };
+    let mut p = pair(base(), 1, small, 2, 1);
     assert_eq!(p.a.snapshot().mss, 536);
     assert_eq!(p.b.snapshot().mss, 536);
     assert!(exchange(&mut p, 100_000, Duration::from_secs(10)));
@@ -236,7 +243,7 @@ fn newreno_cwnd_trace_around_a_single_loss() {
     let big = Config {
         send_buffer: 8 << 20,
         recv_buffer: 8 << 20,
-        ..Config::default()
+        ..base()
     };
     let delay = 10u64; // RTT 20 ms
     let mut p = pair(big.clone(), 1, big, 2, delay);
@@ -387,7 +394,7 @@ fn newreno_cwnd_trace_around_a_single_loss() {
 fn limited_transmit_turns_a_small_window_loss_into_fast_retransmit() {
     let cfg = Config {
         initial_window_segments: 2,
-        ..Config::default()
+        ..base()
     };
     let mut p = pair(cfg.clone(), 1, cfg, 2, 10);
     // The third segment: the first after the handshake-time window, when
@@ -427,7 +434,7 @@ fn limited_transmit_turns_a_small_window_loss_into_fast_retransmit() {
 /// rate the network never showed it can take.
 #[test]
 fn cwnd_does_not_grow_while_the_application_limits_sending() {
-    let mut p = pair(Config::default(), 1, Config::default(), 2, 10);
+    let mut p = pair(base(), 1, base(), 2, 10);
     let mut buf = [0u8; 2048];
     for round in 0..50 {
         p.a.send(&[round as u8; 1000]).unwrap();

@@ -264,5 +264,16 @@ fn a_kernel_syn_opens_our_connection_with_its_options() {
         t.options.window_scale.is_some(),
         "the kernel offered WS, so we answer it"
     );
-    assert_eq!(c.snapshot().mss, 1460);
+    assert!(t.options.sack_permitted, "and SACK");
+    let kernel_tsval = p.tcp.options.timestamps.unwrap().0;
+    assert_eq!(
+        t.options.timestamps.map(|ts| ts.1),
+        Some(kernel_tsval),
+        "TSecr echoes the kernel"
+    );
+    assert_eq!(
+        c.snapshot().mss,
+        1460 - 12,
+        "timestamps take 12 bytes of every segment"
+    );
 }

@@ -32,6 +32,40 @@ pub struct Config {
     pub congestion: Algorithm,
     /// Initial congestion window in segments (RFC 6928 allows 10).
     pub initial_window_segments: u32,
+    /// Offer timestamps (RFC 7323): RTT from every ACK, and PAWS.
+    pub timestamps: bool,
+    /// Offer selective acknowledgments (RFC 2018).
+    pub sack: bool,
+    /// Longest an ACK for in-order data may wait for a second segment to
+    /// share it (RFC 9293 3.8.6.3; Linux's minimum is 40 ms). Zero acks
+    /// every segment batch at once.
+    pub delayed_ack: Duration,
+    /// Probing an idle connection (RFC 9293 3.8.4; off by default, as in
+    /// Linux, where it is SO_KEEPALIVE).
+    pub keepalive: Option<Keepalive>,
+    /// Challenge ACKs (RFC 5961) sent per second at most, so that an
+    /// attacker cannot make us flood the peer.
+    pub challenge_ack_limit: u32,
+}
+
+/// Keepalive timing: after `idle` without anything received, send a probe
+/// every `interval`; `count` unanswered probes end the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: Duration,
+    pub interval: Duration,
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    /// Linux's defaults: 2 hours idle, 75 s apart, 9 probes.
+    fn default() -> Self {
+        Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
 }
 
 impl Default for Config {
@@ -51,6 +85,11 @@ impl Default for Config {
             nagle: true,
             congestion: Algorithm::NewReno,
             initial_window_segments: 10,
+            timestamps: true,
+            sack: true,
+            delayed_ack: Duration::from_millis(40),
+            keepalive: None,
+            challenge_ack_limit: 10,
         }
     }
 }

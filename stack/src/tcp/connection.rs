@@ -184,6 +184,26 @@ pub struct Connection {
     pub(super) segs_unacked: u32,
     pub(super) rst_pending: Option<Transmit>,
 
+    // Negotiated options (RFC 7323, RFC 2018).
+    pub(super) ts_ok: bool,
+    pub(super) sack_ok: bool,
+    /// TS.Recent: the peer's timestamp to echo, and when it was stored.
+    pub(super) ts_recent: u32,
+    pub(super) ts_recent_at: Instant,
+    /// Added to our millisecond clock so TSval reveals no uptime.
+    pub(super) ts_offset: u32,
+    /// The timestamp option of the segment being processed.
+    pub(super) seg_ts: Option<(u32, u32)>,
+    /// The ACK number we last sent (RFC 7323's Last.ACK.sent).
+    pub(super) last_ack_sent: SeqNum,
+
+    // Delayed ACK, keepalive and the challenge-ACK budget.
+    pub(super) delack_at: Option<Instant>,
+    pub(super) keepalive_at: Option<Instant>,
+    pub(super) keepalive_probes: u32,
+    pub(super) keepalive_pending: bool,
+    pub(super) challenge_budget: (Instant, u32),
+
     pub(super) events: u8,
     pub(super) error: Option<ConnError>,
     pub(super) counters: Counters,
@@ -246,6 +266,20 @@ impl Connection {
             ack_queue: std::collections::VecDeque::with_capacity(ACK_QUEUE_MAX),
             segs_unacked: 0,
             rst_pending: None,
+            ts_ok: false,
+            sack_ok: false,
+            ts_recent: 0,
+            ts_recent_at: Instant::ZERO,
+            // Any value works (RFC 7323 5.4); one derived from the keyed
+            // ISN keeps the connection deterministic yet unpredictable.
+            ts_offset: iss.0.rotate_left(13) ^ 0x5bd1_e995,
+            seg_ts: None,
+            last_ack_sent: SeqNum(0),
+            delack_at: None,
+            keepalive_at: None,
+            keepalive_probes: 0,
+            keepalive_pending: false,
+            challenge_budget: (Instant::ZERO, 0),
             events: 0,
             error: None,
             counters: Counters::default(),
@@ -421,7 +455,8 @@ impl Connection {
 
     /// The earliest timer deadline, for the caller's timer wheel.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(earliest(self.rto_at, self.persist_at), self.time_wait_at)
+        let t = earliest(earliest(self.rto_at, self.persist_at), self.time_wait_at);
+        earliest(t, earliest(self.delack_at, self.keepalive_at))
     }
 
     /// Runs the timers whose deadline is at or before `now`.
@@ -434,6 +469,13 @@ impl Connection {
             self.rto_at = None;
             self.on_retransmission_timeout(now);
         }
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.delack_at = None;
+            self.ack_pending = true;
+        }
+        if self.keepalive_at.is_some_and(|t| t <= now) && self.on_keepalive_timer(now) {
+            return;
+        }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
             self.probes_unanswered += 1;
@@ -445,6 +487,33 @@ impl Connection {
             self.persist_backoff += 1;
         }
         self.update_timers(now);
+    }
+
+    /// Returns true if the connection failed.
+    fn on_keepalive_timer(&mut self, now: Instant) -> bool {
+        let Some(ka) = self.cfg.keepalive else {
+            self.keepalive_at = None;
+            return false;
+        };
+        if self.snd_max > self.snd_una || self.state != State::Established {
+            // Data in flight: the retransmission timer watches the peer.
+            self.keepalive_at = Some(now + ka.idle);
+            return false;
+        }
+        if self.keepalive_probes >= ka.count {
+            self.fail(ConnError::TimedOut);
+            return true;
+        }
+        self.keepalive_probes += 1;
+        self.keepalive_pending = true;
+        self.keepalive_at = Some(now + ka.interval);
+        false
+    }
+
+    /// Anything arrived from the peer: it is alive; restart the idle clock.
+    pub(super) fn peer_alive(&mut self, now: Instant) {
+        self.keepalive_probes = 0;
+        self.keepalive_at = self.cfg.keepalive.map(|ka| now + ka.idle);
     }
 
     fn on_retransmission_timeout(&mut self, now: Instant) {
@@ -531,6 +600,8 @@ impl Connection {
         self.state = State::TimeWait;
         self.rto_at = None;
         self.persist_at = None;
+        self.keepalive_at = None;
+        self.delack_at = None;
         self.time_wait_at = Some(now + self.cfg.time_wait);
         self.push_event(Event::Closed);
     }
@@ -546,6 +617,8 @@ impl Connection {
         self.rto_at = None;
         self.persist_at = None;
         self.time_wait_at = None;
+        self.keepalive_at = None;
+        self.delack_at = None;
     }
 
     pub(super) fn fail(&mut self, e: ConnError) {

@@ -13,16 +13,17 @@ impl Connection {
     /// Feeds one segment addressed to this connection.
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>, now: Instant) {
         self.counters.segments_received += 1;
+        self.seg_ts = seg.options.timestamps;
         match self.state {
             State::Closed => {}
-            State::Listen => self.on_segment_listen(seg),
+            State::Listen => self.on_segment_listen(seg, now),
             State::SynSent => self.on_segment_syn_sent(seg, now),
             _ => self.on_segment_synchronized(seg, now),
         }
         self.update_timers(now);
     }
 
-    fn on_segment_listen(&mut self, seg: &TcpSegment<'_>) {
+    fn on_segment_listen(&mut self, seg: &TcpSegment<'_>, now: Instant) {
         let f = seg.flags;
         if f.rst() {
             return;
@@ -37,7 +38,7 @@ impl Connection {
             return;
         }
         self.passive = true;
-        self.accept_peer_syn(seg);
+        self.accept_peer_syn(seg, now);
         self.snd_nxt = self.iss; // the SYN-ACK goes out next
         self.state = State::SynReceived;
     }
@@ -62,12 +63,13 @@ impl Connection {
             self.counters.dropped_segments += 1;
             return;
         }
-        self.accept_peer_syn(seg);
+        self.accept_peer_syn(seg, now);
         if f.ack() {
             self.take_ack(ack, now);
         }
         if self.syn_acked() {
             self.state = self.established_or_closing();
+            self.peer_alive(now);
             self.push_event(Event::Connected);
             self.ack_pending = true;
         } else {
@@ -87,8 +89,9 @@ impl Connection {
         }
     }
 
-    /// Records the peer's SYN: its ISN, MSS and window scale.
-    fn accept_peer_syn(&mut self, seg: &TcpSegment<'_>) {
+    /// Records the peer's SYN: its ISN, MSS and options. An option is in
+    /// use only if both SYNs carry it (RFC 7323 2.2, 3.2; RFC 2018 2).
+    fn accept_peer_syn(&mut self, seg: &TcpSegment<'_>, now: Instant) {
         self.irs = SeqNum(seg.seq);
         self.rcv_nxt = self.irs + 1;
         self.rcv_adv = self.rcv_nxt;
@@ -107,6 +110,17 @@ impl Connection {
                 self.rcv_shift = 0;
             }
         }
+        self.ts_ok = self.cfg.timestamps && opts.timestamps.is_some();
+        if let (true, Some((tsval, _))) = (self.ts_ok, opts.timestamps) {
+            self.ts_recent = tsval;
+            self.ts_recent_at = now;
+            // Every segment now carries 12 bytes of option: less payload.
+            self.eff_mss -= 12;
+        }
+        self.sack_ok = self.cfg.sack && opts.sack_permitted;
+        // Congestion control counts in segments of the negotiated size.
+        let iw = self.cfg.initial_window_segments * self.eff_mss;
+        self.cc = self.cfg.congestion.build(self.eff_mss, iw);
         // The window in a SYN is never scaled.
         self.snd_wnd = u32::from(seg.window);
         self.max_snd_wnd = self.snd_wnd;
@@ -129,10 +143,17 @@ impl Connection {
             if seq == self.rcv_nxt {
                 self.on_valid_reset();
             } else if seq.in_range(self.rcv_nxt, self.rcv_nxt + window.max(1)) {
-                self.challenge_ack();
+                self.challenge_ack(now);
             } else {
                 self.counters.dropped_segments += 1;
             }
+            return;
+        }
+
+        // PAWS: an old duplicate is answered with an ACK and dropped.
+        if self.paws_rejects(now) {
+            self.counters.paws_rejected += 1;
+            self.ack_pending = true;
             return;
         }
 
@@ -160,9 +181,12 @@ impl Connection {
             return;
         }
 
+        self.update_ts_recent(seq, now);
+        self.peer_alive(now);
+
         // Fourth check: a SYN in a synchronized state (RFC 5961 4.2).
         if f.syn() {
-            self.challenge_ack();
+            self.challenge_ack(now);
             return;
         }
 
@@ -208,7 +232,7 @@ impl Connection {
             self.peer_fin = Some(start + data.len() as u32);
         }
         if !data.is_empty() && self.state.can_receive_data() {
-            self.receive_data(start, data);
+            self.receive_data(start, data, now);
         }
 
         // Eighth check: FIN, once everything before it has arrived.
@@ -250,7 +274,17 @@ impl Connection {
         }
     }
 
-    fn challenge_ack(&mut self) {
+    /// RFC 5961 3.2/4.2, within the per-second budget of section 7.
+    fn challenge_ack(&mut self, now: Instant) {
+        let (since, sent) = &mut self.challenge_budget;
+        if now.saturating_since(*since) >= std::time::Duration::from_secs(1) {
+            (*since, *sent) = (now, 0);
+        }
+        if *sent >= self.cfg.challenge_ack_limit {
+            self.counters.challenge_acks_suppressed += 1;
+            return;
+        }
+        *sent += 1;
         self.counters.challenge_acks_sent += 1;
         self.ack_pending = true;
     }
@@ -314,7 +348,9 @@ impl Connection {
     pub(super) fn take_ack(&mut self, ack: SeqNum, now: Instant) {
         // The SYN occupies one sequence number but is not data.
         let acked = (ack - self.snd_una) - u32::from(self.snd_una == self.iss);
-        if let Some((end, sent)) = self.rtt_probe {
+        if let Some(rtt) = self.ts_rtt(now) {
+            self.rtt.sample(rtt);
+        } else if let Some((end, sent)) = self.rtt_probe {
             if ack >= end {
                 self.rtt.sample(now - sent);
                 self.rtt_probe = None;
@@ -393,7 +429,7 @@ impl Connection {
         }
     }
 
-    fn receive_data(&mut self, start: SeqNum, data: &[u8]) {
+    fn receive_data(&mut self, start: SeqNum, data: &[u8], now: Instant) {
         let offset = (start - self.rcv_nxt) as usize;
         let end = self.recv_buf.len() + offset;
         let had_holes = !self.assembler.is_empty();
@@ -414,8 +450,10 @@ impl Connection {
             // and at once when a segment fills (part of) a hole.
             if had_holes || self.segs_unacked >= 2 {
                 self.queue_ack();
-            } else {
+            } else if self.cfg.delayed_ack.is_zero() {
                 self.ack_pending = true;
+            } else if self.delack_at.is_none() {
+                self.delack_at = Some(now + self.cfg.delayed_ack);
             }
         } else {
             self.counters.out_of_order_segments += 1;

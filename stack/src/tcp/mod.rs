@@ -14,8 +14,9 @@ pub mod rtt;
 pub mod seq;
 pub mod state;
 pub mod stats;
+mod timestamps;
 
-pub use config::Config;
+pub use config::{Config, Keepalive};
 pub use connection::{ConnError, Connection, Event, TcpError, Transmit};
 pub use seq::SeqNum;
 pub use state::State;

@@ -12,12 +12,17 @@ use crate::wire::tcp::{Flags, TcpOptions};
 impl Connection {
     /// The next segment to send, if any. Call until it returns `None`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        let t = self.next_transmit(now);
-        if let Some(t) = &t {
+        let mut t = self.next_transmit(now);
+        if let Some(t) = &mut t {
+            self.stamp(t, now);
             self.counters.segments_sent += 1;
+            if t.flags.ack() && !t.flags.rst() {
+                self.last_ack_sent = t.ack;
+            }
             if t.flags.ack() && t.ack == self.rcv_nxt {
                 // This segment carries the latest ACK and window.
                 self.ack_pending = false;
+                self.delack_at = None;
                 self.segs_unacked = 0;
             }
         }
@@ -43,6 +48,14 @@ impl Connection {
         }
         if !self.syn_acked() {
             return self.handshake_segment(now);
+        }
+        if self.keepalive_pending {
+            self.keepalive_pending = false;
+            if self.snd_max == self.snd_una {
+                // One below SND.UNA: the peer must answer with an ACK.
+                self.counters.keepalive_probes_sent += 1;
+                return Some(self.control(SeqNum(self.snd_una.0.wrapping_sub(1)), Flags::ACK));
+            }
         }
         if self.rexmit_pending {
             self.rexmit_pending = false;
@@ -115,6 +128,11 @@ impl Connection {
             if offer_ws {
                 options.window_scale = Some(self.cfg.our_window_shift());
             }
+            // Timestamps are added by `stamp`, as on every segment.
+            options.sack_permitted = match self.state {
+                State::SynSent => self.cfg.sack,
+                _ => self.sack_ok,
+            };
             if self.state != State::SynSent {
                 flags |= Flags::ACK;
             }

@@ -22,7 +22,12 @@ pub struct Counters {
     /// Segments that failed the acceptability test or were otherwise dropped.
     pub dropped_segments: u64,
     pub challenge_acks_sent: u64,
+    /// Challenge ACKs not sent because of the per-second limit.
+    pub challenge_acks_suppressed: u64,
     pub window_probes_sent: u64,
+    /// Segments dropped by PAWS: a timestamp older than the last seen.
+    pub paws_rejected: u64,
+    pub keepalive_probes_sent: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.
