@@ -128,6 +128,7 @@ pub struct Connection {
     pub(super) snd_wl1: SeqNum,
     pub(super) snd_wl2: SeqNum,
     pub(super) snd_shift: u8,
+    pub(super) ws_ok: bool,
     pub(super) send_buf: Ring,
     /// Sequence number of `send_buf`'s first byte.
     pub(super) send_buf_seq: SeqNum,
@@ -204,6 +205,18 @@ pub struct Connection {
     pub(super) keepalive_pending: bool,
     pub(super) challenge_budget: (Instant, u32),
 
+    // SACK: what we report as receiver, what the peer reported as sender.
+    pub(super) sack_recent: std::collections::VecDeque<SeqNum>,
+    pub(super) dsack: Option<(SeqNum, SeqNum)>,
+    pub(super) scoreboard: Assembler,
+    /// RFC 6675 HighRxt: the end of the highest retransmission.
+    pub(super) high_rxt: SeqNum,
+    pub(super) recent_rexmits: std::collections::VecDeque<SeqNum>,
+    /// The highest SACKed sequence number (Linux's snd_fack).
+    pub(super) snd_fack: SeqNum,
+    /// Reordering the path has shown, in segments: the duplicate threshold.
+    pub(super) reordering: u32,
+
     pub(super) events: u8,
     pub(super) error: Option<ConnError>,
     pub(super) counters: Counters,
@@ -233,6 +246,7 @@ impl Connection {
             snd_wl1: SeqNum(0),
             snd_wl2: iss,
             snd_shift: 0,
+            ws_ok: false,
             send_buf: Ring::new(cfg.send_buffer),
             send_buf_seq: iss + 1,
             fin_queued: false,
@@ -280,6 +294,13 @@ impl Connection {
             keepalive_probes: 0,
             keepalive_pending: false,
             challenge_budget: (Instant::ZERO, 0),
+            sack_recent: std::collections::VecDeque::with_capacity(4),
+            dsack: None,
+            scoreboard: Assembler::default(),
+            high_rxt: iss,
+            recent_rexmits: std::collections::VecDeque::with_capacity(64),
+            snd_fack: iss,
+            reordering: 3,
             events: 0,
             error: None,
             counters: Counters::default(),
@@ -538,6 +559,7 @@ impl Connection {
         self.snd_nxt = self.snd_una;
         self.recover = self.snd_max;
         self.in_recovery = false;
+        self.high_rxt = self.snd_una;
         self.dup_acks = 0;
         self.rexmit_pending = false;
         self.rtt_probe = None;
@@ -636,6 +658,12 @@ impl Connection {
             ssthresh: self.cc.ssthresh(),
             snd_wnd: self.snd_wnd,
             mss: self.eff_mss,
+            window_scale: self
+                .ws_negotiated()
+                .then_some((self.rcv_shift, self.snd_shift)),
+            timestamps: self.ts_ok,
+            sack: self.sack_ok,
+            congestion: self.cc.name(),
         }
     }
 

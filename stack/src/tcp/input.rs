@@ -102,10 +102,12 @@ impl Connection {
         match opts.window_scale {
             Some(shift) if ours && self.cfg.window_scaling => {
                 // RFC 7323 2.3: a shift above 14 is treated as 14.
+                self.ws_ok = true;
                 self.snd_shift = shift.min(14);
                 self.rcv_shift = self.cfg.our_window_shift();
             }
             _ => {
+                self.ws_ok = false;
                 self.snd_shift = 0;
                 self.rcv_shift = 0;
             }
@@ -129,7 +131,7 @@ impl Connection {
     }
 
     pub(super) fn ws_negotiated(&self) -> bool {
-        self.rcv_shift > 0 || self.snd_shift > 0
+        self.ws_ok
     }
 
     fn on_segment_synchronized(&mut self, seg: &TcpSegment<'_>, now: Instant) {
@@ -168,6 +170,11 @@ impl Connection {
         if !self.acceptable(seq, seg_len, window) {
             self.counters.dropped_segments += 1;
             self.ack_pending = true;
+            if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
+                // All of it arrived before: tell the sender (D-SACK).
+                self.note_duplicate(seq, seq + seg_len);
+                self.queue_ack();
+            }
             if self.state == State::TimeWait && f.fin() {
                 // A retransmitted FIN: our last ACK was lost. Restart 2*MSL.
                 self.time_wait_at = Some(now + self.cfg.time_wait);
@@ -314,15 +321,24 @@ impl Connection {
         }
         self.probes_unanswered = 0;
         let scaled_window = u32::from(seg.window) << self.snd_shift;
-        if ack > self.snd_una {
+        let advanced = ack > self.snd_una;
+        if advanced {
             self.take_ack(ack, now);
-        } else if ack == self.snd_una
+        }
+        let newly_sacked = self.on_sack_blocks(seg.options.sacks(), ack);
+        // A duplicate ACK repeats SND.UNA and carries nothing new, except
+        // that with SACK, newly SACKed data makes it one (RFC 6675 2).
+        if !advanced
+            && ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.flags.fin()
-            && scaled_window == self.snd_wnd
+            && (scaled_window == self.snd_wnd || newly_sacked > 0)
             && self.snd_max > self.snd_una
         {
             self.on_duplicate_ack(now);
+        } else if self.sack_ok && !self.in_recovery && newly_sacked > 0 {
+            // SACK can show a loss before three duplicates do.
+            self.maybe_enter_recovery(now);
         }
         // Window update, guarded against old segments (SND.WL1/WL2).
         if ack >= una_before && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
@@ -368,7 +384,9 @@ impl Connection {
             }
         }
         let flight_before = self.snd_max - self.snd_una;
+        self.scoreboard.shift(ack - self.snd_una);
         self.snd_una = ack;
+        self.snd_fack = self.snd_fack.max(ack);
         if self.snd_nxt < ack {
             self.snd_nxt = ack;
         }
@@ -377,6 +395,10 @@ impl Connection {
             if ack >= self.recover {
                 self.in_recovery = false;
                 self.cc.on_exit_recovery(self.snd_max - self.snd_una);
+            } else if self.sack_ok {
+                // SACK recovery sends by the pipe estimate; just keep the
+                // retransmission timer from firing while ACKs arrive.
+                self.rto_at = Some(now + self.rtt.rto());
             } else {
                 // RFC 6582 3.2 step 5: retransmit the next hole at once.
                 self.cc.on_partial_ack(acked);
@@ -416,17 +438,34 @@ impl Connection {
         self.dup_acks += 1;
         self.counters.dup_acks_received += 1;
         if self.in_recovery {
-            self.cc.on_dup_ack_in_recovery();
-        } else if self.dup_acks == 3 && self.snd_una > self.recover {
-            // RFC 6582 3.2 step 1: only when the ACK covers more than
-            // `recover`, so one loss event triggers one window reduction.
-            self.in_recovery = true;
-            self.recover = self.snd_max;
-            self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
-            self.rexmit_pending = true;
-            self.counters.fast_retransmits += 1;
-            self.rto_at = Some(now + self.rtt.rto());
+            if !self.sack_ok {
+                self.cc.on_dup_ack_in_recovery();
+            }
+        } else {
+            self.maybe_enter_recovery(now);
         }
+    }
+
+    /// Fast retransmit and recovery start on the third duplicate ACK or,
+    /// with SACK, once the first hole counts as lost (RFC 6675 5). Only
+    /// when SND.UNA is past `recover`, so one loss event reduces the
+    /// window once (RFC 6582 3.2 step 1).
+    fn maybe_enter_recovery(&mut self, now: Instant) {
+        let sack_says_lost = self.sack_ok && self.next_hole().is_some_and(|h| h.2);
+        if !(self.dup_acks >= self.reordering || sack_says_lost) || self.snd_una <= self.recover {
+            return;
+        }
+        self.in_recovery = true;
+        self.recover = self.snd_max;
+        self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
+        if self.sack_ok {
+            self.cc.set_cwnd(self.cc.ssthresh());
+            self.high_rxt = self.snd_una;
+            self.counters.sack_recoveries += 1;
+        }
+        self.rexmit_pending = true;
+        self.counters.fast_retransmits += 1;
+        self.rto_at = Some(now + self.rtt.rto());
     }
 
     fn receive_data(&mut self, start: SeqNum, data: &[u8], now: Instant) {
@@ -457,6 +496,7 @@ impl Connection {
             }
         } else {
             self.counters.out_of_order_segments += 1;
+            self.note_ooo_arrival(start);
             let o = offset as u32;
             if self.assembler.add(o, o + data.len() as u32) {
                 self.recv_buf.write_at(end, data);

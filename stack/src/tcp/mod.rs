@@ -11,6 +11,7 @@ mod output;
 pub mod reset;
 pub mod ring;
 pub mod rtt;
+mod sack;
 pub mod seq;
 pub mod state;
 pub mod stats;

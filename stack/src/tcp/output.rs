@@ -60,9 +60,8 @@ impl Connection {
         if self.rexmit_pending {
             self.rexmit_pending = false;
             if self.snd_max > self.snd_una {
-                let t = self.segment_at(self.snd_una, self.eff_mss);
-                self.count_retransmit(&t);
-                return Some(t);
+                let len = self.unsacked_run(self.snd_una).1;
+                return Some(self.retransmit(self.snd_una, len));
             }
         }
         if self.probe_pending {
@@ -71,15 +70,50 @@ impl Connection {
                 return Some(t);
             }
         }
-        if let Some(t) = self.next_data_segment(now) {
-            return Some(t);
+        let data = if self.in_recovery && self.sack_ok {
+            self.sack_recovery_segment(now)
+        } else {
+            self.next_data_segment(now)
+        };
+        if data.is_some() {
+            return data;
         }
         if self.ack_pending && self.state != State::SynSent {
-            let t = self.control(self.snd_nxt, Flags::ACK);
+            let mut t = self.control(self.snd_nxt, Flags::ACK);
+            self.add_sack_blocks(&mut t);
             self.note_advertised(&t);
             return Some(t);
         }
         None
+    }
+
+    /// Resends `len` bytes (at most a segment) from `seq` without moving
+    /// SND.NXT.
+    fn retransmit(&mut self, seq: SeqNum, len: u32) -> Transmit {
+        let t = self.segment_at(seq, len.min(self.eff_mss));
+        self.count_retransmit(&t);
+        self.note_retransmission(&t);
+        self.note_advertised(&t);
+        t
+    }
+
+    /// RFC 6675 5 step (C): while cwnd - pipe leaves a segment's room,
+    /// send NextSeg: a lost hole first, then new data, then a hole not yet
+    /// known lost.
+    fn sack_recovery_segment(&mut self, now: Instant) -> Option<Transmit> {
+        if self.pipe() + self.eff_mss > self.cc.cwnd() {
+            return None;
+        }
+        let hole = self.next_hole();
+        if let Some((seq, len, true)) = hole {
+            return Some(self.retransmit(seq, len));
+        }
+        let flight = self.snd_nxt - self.snd_una;
+        let room = self.snd_wnd.saturating_sub(flight).min(self.eff_mss);
+        if let Some(t) = self.send_new(now, room, flight) {
+            return Some(t);
+        }
+        hole.map(|(seq, len, _)| self.retransmit(seq, len))
     }
 
     /// Freezes an ACK of the current state to be sent as its own segment.
@@ -88,7 +122,8 @@ impl Connection {
             self.ack_pending = true;
             return;
         }
-        let t = self.control(self.snd_nxt, Flags::ACK);
+        let mut t = self.control(self.snd_nxt, Flags::ACK);
+        self.add_sack_blocks(&mut t);
         self.note_advertised(&t);
         self.ack_queue.push_back(t);
         self.ack_pending = false;
@@ -209,10 +244,23 @@ impl Connection {
     }
 
     fn next_data_segment(&mut self, now: Instant) -> Option<Transmit> {
+        let mut max_len = self.eff_mss;
+        if self.sack_ok && self.snd_nxt < self.snd_max {
+            // Resending after a timeout: skip what the peer SACKed.
+            let (seq, run) = self.unsacked_run(self.snd_nxt);
+            self.snd_nxt = seq.min(self.snd_max);
+            max_len = max_len.min(run);
+        }
         let flight = self.snd_nxt - self.snd_una;
         let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
         let usable = window.saturating_sub(flight);
-        let t = self.segment_at(self.snd_nxt, usable.min(self.eff_mss));
+        self.send_new(now, usable.min(max_len), flight)
+    }
+
+    /// The segment at SND.NXT with at most `max_len` bytes, if sender SWS
+    /// avoidance lets it go.
+    fn send_new(&mut self, now: Instant, max_len: u32, flight: u32) -> Option<Transmit> {
+        let t = self.segment_at(self.snd_nxt, max_len);
         let len = t.payload_len as u32;
         let fin = t.flags.fin();
         if len == 0 && !fin {

@@ -28,6 +28,12 @@ pub struct Counters {
     /// Segments dropped by PAWS: a timestamp older than the last seen.
     pub paws_rejected: u64,
     pub keepalive_probes_sent: u64,
+    /// Loss recoveries driven by SACK information (RFC 6675).
+    pub sack_recoveries: u64,
+    /// D-SACK blocks received: the peer got something twice (RFC 2883).
+    pub dsacks_received: u64,
+    /// Retransmissions the peer reported as duplicates: they were not needed.
+    pub spurious_retransmits: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.
@@ -42,4 +48,9 @@ pub struct Snapshot {
     pub ssthresh: u32,
     pub snd_wnd: u32,
     pub mss: u32,
+    /// Negotiated options: window scale shifts (ours, peer's), timestamps, SACK.
+    pub window_scale: Option<(u8, u8)>,
+    pub timestamps: bool,
+    pub sack: bool,
+    pub congestion: &'static str,
 }

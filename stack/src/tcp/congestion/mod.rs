@@ -29,6 +29,9 @@ pub trait CongestionControl: Send {
     fn on_exit_recovery(&mut self, flight: u32);
     /// The retransmission timer expired.
     fn on_rto(&mut self, flight: u32, now: Instant);
+    /// Loss recovery sets the window directly (SACK recovery runs at
+    /// cwnd = ssthresh, RFC 6675 5 step 4.2).
+    fn set_cwnd(&mut self, cwnd: u32);
 }
 
 /// Which algorithm a connection uses.

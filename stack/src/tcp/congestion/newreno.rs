@@ -83,6 +83,11 @@ impl CongestionControl for NewReno {
         self.cwnd = self.ssthresh.min(flight.max(self.mss) + self.mss);
     }
 
+    fn set_cwnd(&mut self, cwnd: u32) {
+        self.cwnd = cwnd.max(self.mss);
+        self.ca_acked = 0;
+    }
+
     fn on_rto(&mut self, flight: u32, _now: Instant) {
         // RFC 5681 eq. (4) and the loss window of one segment.
         self.ssthresh = self.halve(flight);

@@ -1,0 +1,194 @@
+//! Selective acknowledgment (RFC 2018) and the loss recovery built on it
+//! (RFC 6675), plus duplicate-SACK reporting (RFC 2883).
+//!
+//! Receiver: every ACK sent while out-of-order data is held lists the
+//! blocks held, the one holding the latest arrival first; a duplicate
+//! segment is reported in a D-SACK block.
+//!
+//! Sender: the blocks go into a scoreboard of SACKed ranges, as offsets
+//! from SND.UNA. From it: which bytes count as lost, the "pipe" estimate of
+//! bytes still in the network, and which hole to retransmit next.
+
+use super::connection::{Connection, Transmit};
+use super::SeqNum;
+use crate::wire::tcp::MAX_SACK_BLOCKS;
+
+/// Upper bound of the reordering estimate (Linux's `tcp_max_reordering`
+/// is 300; segments beyond this are lost whatever the path does).
+const MAX_REORDERING: u32 = 127;
+/// Recent arrivals remembered to order the blocks we report.
+const RECENT: usize = 4;
+/// Recent retransmissions remembered to recognise spurious ones by D-SACK.
+const RECENT_REXMITS: usize = 64;
+
+impl Connection {
+    // ---- receiver ------------------------------------------------------
+
+    /// Remembers where an out-of-order segment landed, most recent first.
+    pub(super) fn note_ooo_arrival(&mut self, seq: SeqNum) {
+        self.sack_recent.retain(|&s| s != seq);
+        if self.sack_recent.len() == RECENT {
+            self.sack_recent.pop_back();
+        }
+        self.sack_recent.push_front(seq);
+    }
+
+    /// A segment entirely below RCV.NXT arrived again: report it once.
+    pub(super) fn note_duplicate(&mut self, start: SeqNum, end: SeqNum) {
+        if self.sack_ok {
+            self.dsack = Some((start, end));
+        }
+    }
+
+    /// Adds SACK blocks (and a pending D-SACK) to an ACK without payload.
+    pub(super) fn add_sack_blocks(&mut self, t: &mut Transmit) {
+        if !self.sack_ok || t.payload_len > 0 {
+            return;
+        }
+        // Option space is 40 bytes: 4 blocks, or 3 beside timestamps.
+        let max = if self.ts_ok { 3 } else { MAX_SACK_BLOCKS };
+        let mut blocks = [(0u32, 0u32); MAX_SACK_BLOCKS];
+        let mut n = 0;
+        if let Some((s, e)) = self.dsack.take() {
+            blocks[0] = (s.0, e.0);
+            n = 1;
+        }
+        let base = self.rcv_nxt;
+        let block_of = |r: &(u32, u32)| ((base + r.0).0, (base + r.1).0);
+        let ranges = self.assembler.ranges();
+        let recent = self.sack_recent.iter().filter_map(|&seq| {
+            let off = u32::try_from(seq.diff(base)).ok()?;
+            ranges.iter().find(|r| r.0 <= off && off < r.1)
+        });
+        for b in recent.chain(ranges.iter()).map(block_of) {
+            if n == max {
+                break;
+            }
+            if !blocks[..n].contains(&b) {
+                blocks[n] = b;
+                n += 1;
+            }
+        }
+        t.options.sack_blocks = blocks;
+        t.options.sack_count = n as u8;
+    }
+
+    // ---- sender --------------------------------------------------------
+
+    /// Takes the SACK blocks of an incoming ACK; returns how many bytes
+    /// they newly SACKed.
+    pub(super) fn on_sack_blocks(&mut self, blocks: &[(u32, u32)], ack: SeqNum) -> u32 {
+        if !self.sack_ok || blocks.is_empty() {
+            return 0;
+        }
+        let before = self.sacked_bytes();
+        for (i, &(l, r)) in blocks.iter().enumerate() {
+            let (l, r) = (SeqNum(l), SeqNum(r));
+            if l >= r {
+                continue;
+            }
+            // RFC 2883: a first block below the ACK, or inside the second
+            // block, reports a duplicate segment.
+            let inside_next = blocks
+                .get(1)
+                .is_some_and(|&(l2, r2)| SeqNum(l2) <= l && r <= SeqNum(r2));
+            if i == 0 && (r <= ack || inside_next) {
+                self.counters.dsacks_received += 1;
+                if self.recent_rexmits.contains(&l) {
+                    // The original arrived after all: the path reorders by
+                    // at least the distance to the highest SACKed byte, so
+                    // wait for that much before calling a hole lost.
+                    self.counters.spurious_retransmits += 1;
+                    let degree = self.snd_fack.diff(l).max(0) as u32 / self.eff_mss.max(1) + 1;
+                    self.reordering = self.reordering.max(degree).min(MAX_REORDERING);
+                }
+                continue;
+            }
+            // Ignore blocks outside what is outstanding (RFC 5961-style
+            // sanity: a peer cannot SACK what we never sent).
+            if l < self.snd_una || r > self.snd_max {
+                continue;
+            }
+            let _ = self.scoreboard.add(l - self.snd_una, r - self.snd_una);
+            self.snd_fack = self.snd_fack.max(r);
+        }
+        self.sacked_bytes() - before
+    }
+
+    pub(super) fn sacked_bytes(&self) -> u32 {
+        self.scoreboard.ranges().iter().map(|r| r.1 - r.0).sum()
+    }
+
+    /// RFC 6675 IsLost for the hole ending at offset `hole_end`: DupThresh
+    /// SACKed blocks above it, or more than (DupThresh-1)*SMSS SACKed bytes.
+    /// DupThresh is 3 until D-SACKs show the path reorders more (RFC 6675
+    /// allows raising it; Linux does the same with `tp->reordering`).
+    fn hole_is_lost(&self, hole_end: u32) -> bool {
+        let above = self.scoreboard.ranges().iter().filter(|r| r.0 >= hole_end);
+        let (count, bytes) = above.fold((0, 0), |(c, b), r| (c + 1, b + (r.1 - r.0)));
+        count >= self.reordering || bytes > (self.reordering - 1) * self.eff_mss
+    }
+
+    /// The holes between SND.UNA and SND.MAX, as offsets from SND.UNA.
+    fn holes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let top = self.snd_max - self.snd_una;
+        let ranges = self.scoreboard.ranges();
+        let mut prev = 0;
+        ranges
+            .iter()
+            .map(|r| (r.0, r.1))
+            .chain(std::iter::once((top, top)))
+            .filter_map(move |(s, e)| {
+                let hole = (prev, s.min(top));
+                prev = prev.max(e);
+                (hole.0 < hole.1).then_some(hole)
+            })
+    }
+
+    /// RFC 6675 SetPipe: bytes presumed still in the network. Each byte
+    /// not SACKed and not lost counts once; each retransmitted byte counts
+    /// (again).
+    pub(super) fn pipe(&self) -> u32 {
+        let rxt = self.high_rxt.diff(self.snd_una).max(0) as u32;
+        self.holes()
+            .map(|(s, e)| {
+                let in_flight = if self.hole_is_lost(e) { 0 } else { e - s };
+                in_flight + rxt.clamp(s, e) - s
+            })
+            .sum()
+    }
+
+    /// RFC 6675 NextSeg rules 1 and 3: the first hole at or past HighRxt,
+    /// and whether it counts as lost. Returns (start, length).
+    pub(super) fn next_hole(&self) -> Option<(SeqNum, u32, bool)> {
+        let from = self.high_rxt.diff(self.snd_una).max(0) as u32;
+        self.holes().find(|h| h.1 > from).map(|(s, e)| {
+            let s = s.max(from);
+            (self.snd_una + s, e - s, self.hole_is_lost(e))
+        })
+    }
+
+    /// Records a retransmission for HighRxt and for spurious detection.
+    pub(super) fn note_retransmission(&mut self, t: &Transmit) {
+        let end = t.seq + t.payload_len as u32 + u32::from(t.flags.fin());
+        self.high_rxt = self.high_rxt.max(end);
+        if self.recent_rexmits.len() == RECENT_REXMITS {
+            self.recent_rexmits.pop_front();
+        }
+        self.recent_rexmits.push_back(t.seq);
+    }
+
+    /// Where data starting at `seq` may run before a SACKed range: how many
+    /// bytes from `seq` are not yet SACKed (`u32::MAX` if none above).
+    pub(super) fn unsacked_run(&self, seq: SeqNum) -> (SeqNum, u32) {
+        let mut off = seq.diff(self.snd_una).max(0) as u32;
+        for r in self.scoreboard.ranges() {
+            if off >= r.0 && off < r.1 {
+                off = r.1; // inside a SACKed range: skip past it
+            } else if r.0 > off {
+                return (self.snd_una + off, r.0 - off);
+            }
+        }
+        (self.snd_una + off, u32::MAX)
+    }
+}
