@@ -556,6 +556,11 @@ impl Connection {
         }
         // Go back to the first unacknowledged byte (RFC 5681 3.1, RFC 6298 5.4);
         // the recovery point stops a spurious fast retransmit (RFC 6582 4.1).
+        // A timeout while SACKs showed several segments beyond a hole says
+        // the reordering estimate is too high (as Linux's tcp_enter_loss).
+        if self.sacked_bytes() >= 3 * self.eff_mss {
+            self.reordering = 3;
+        }
         self.snd_nxt = self.snd_una;
         self.recover = self.snd_max;
         self.in_recovery = false;
