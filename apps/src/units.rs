@@ -31,10 +31,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Parses a rate in bits per second: `1G`, `100M`, `2.5G`, `10000` (decimal units).
 pub fn parse_rate(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let t = t
+    let lower = t.to_ascii_lowercase();
+    let t = lower
         .strip_suffix("bit/s")
-        .or_else(|| t.strip_suffix("bps"))
-        .unwrap_or(t);
+        .or_else(|| lower.strip_suffix("bit"))
+        .or_else(|| lower.strip_suffix("bps"))
+        .unwrap_or(&lower);
     let (num, mult) = match t.chars().last() {
         Some('K' | 'k') => (&t[..t.len() - 1], 1e3),
         Some('M' | 'm') => (&t[..t.len() - 1], 1e6),
@@ -50,6 +52,29 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         return Err(format!("'{s}': rate must be between 1K and 10T bit/s"));
     }
     Ok(bps.round() as u64)
+}
+
+/// A duration: `100ms`, `1.5s`, `250us`, or a bare number of milliseconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (t, 1e-3)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (examples: 100ms, 1.5s)"))?;
+    let secs = v * scale;
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("'{s}' must be between 0 and 1 hour"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// A probability in [0, 1].
@@ -115,8 +140,21 @@ mod tests {
         assert_eq!(parse_rate("1G"), Ok(1_000_000_000));
         assert_eq!(parse_rate("2.5Gbit/s"), Ok(2_500_000_000));
         assert_eq!(parse_rate("100M"), Ok(100_000_000));
+        assert_eq!(parse_rate("1gbit"), Ok(1_000_000_000));
+        assert_eq!(parse_rate("10Mbit"), Ok(10_000_000));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("20"), Ok(Duration::from_millis(20)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1ms").is_err());
     }
 
     #[test]

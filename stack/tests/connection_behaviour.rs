@@ -7,6 +7,7 @@ mod common;
 
 use common::Pair;
 use std::time::Duration;
+use xdptcp::tcp::congestion::Algorithm;
 use xdptcp::tcp::{Config, ConnError, Connection, Event, SeqNum, State, TcpError};
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::Flags;
@@ -19,6 +20,7 @@ fn base() -> Config {
     Config {
         timestamps: false,
         sack: false,
+        congestion: Algorithm::NewReno,
         ..Config::default()
     }
 }

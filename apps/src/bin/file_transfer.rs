@@ -5,7 +5,7 @@
 //! virtual clock, with the impairments asked for.
 
 use apps::json::JsonLine;
-use apps::units::{fmt_bytes, fmt_rate, parse_probability, parse_rate, parse_size};
+use apps::units::{fmt_bytes, fmt_rate, parse_duration, parse_probability, parse_rate, parse_size};
 use clap::{Args, Parser, Subcommand};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -69,9 +69,24 @@ struct SimArgs {
     /// Minimum retransmission timeout in milliseconds (RFC 6298 says 1000; Linux uses 200).
     #[arg(long, default_value_t = 1000)]
     min_rto_ms: u64,
-    /// Congestion control.
-    #[arg(long, default_value = "newreno")]
+    /// Congestion control: cubic (the default, as in Linux) or newreno.
+    #[arg(long, default_value = "cubic")]
     cc: Algorithm,
+    /// Round-trip time of the link, e.g. `100ms` (sets the one-way delay to half).
+    #[arg(long, value_parser = parse_duration)]
+    rtt: Option<Duration>,
+    /// Turn off selective acknowledgments (RFC 2018) on both stacks.
+    #[arg(long)]
+    no_sack: bool,
+    /// Turn off timestamps (RFC 7323) on both stacks.
+    #[arg(long)]
+    no_timestamps: bool,
+    /// Turn off window scaling (RFC 7323) on both stacks: windows stay below 64 KiB.
+    #[arg(long)]
+    no_window_scaling: bool,
+    /// Send and receive buffer of each connection.
+    #[arg(long, default_value = "256K", value_parser = parse_size)]
+    buffer: u64,
     /// Seed for the link's randomness and the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -139,15 +154,27 @@ fn sim(a: &SimArgs) -> Result<bool, String> {
         duplicate: a.dup,
         reorder: a.reorder,
         corrupt: a.corrupt,
-        delay: millis(a.delay_ms, "delay-ms")?,
+        delay: match a.rtt {
+            Some(rtt) => rtt / 2,
+            None => millis(a.delay_ms, "delay-ms")?,
+        },
         jitter: millis(a.jitter_ms, "jitter-ms")?,
         bandwidth_bps: Some(a.bandwidth),
         queue_bytes: usize::try_from(a.queue).map_err(|_| "--queue is too large")?,
         ..LinkConfig::default()
     };
+    let buffer = usize::try_from(a.buffer)
+        .ok()
+        .filter(|b| (4096..=1 << 30).contains(b))
+        .ok_or("--buffer must be between 4K and 1G")?;
     let tcp = Config {
         min_rto: Duration::from_millis(a.min_rto_ms.max(1)),
         congestion: a.cc,
+        sack: !a.no_sack,
+        timestamps: !a.no_timestamps,
+        window_scaling: !a.no_window_scaling,
+        send_buffer: buffer,
+        recv_buffer: buffer,
         ..Config::default()
     };
     let spec = TransferSpec {
@@ -164,7 +191,7 @@ fn sim(a: &SimArgs) -> Result<bool, String> {
     println!(
         "  link: {} one-way delay {:.1} ms, loss {}, reorder {}, duplicate {}, corrupt {}, seed {}",
         fmt_rate(a.bandwidth as f64),
-        a.delay_ms,
+        link.delay.as_secs_f64() * 1e3,
         a.loss,
         a.reorder,
         a.dup,
@@ -269,6 +296,24 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+fn options(s: &xdptcp::tcp::stats::Snapshot) -> String {
+    let mut o = Vec::new();
+    if let Some((ours, theirs)) = s.window_scale {
+        o.push(format!("window scale {ours}/{theirs}"));
+    }
+    if s.timestamps {
+        o.push("timestamps".to_string());
+    }
+    if s.sack {
+        o.push("SACK".to_string());
+    }
+    if o.is_empty() {
+        "none".to_string()
+    } else {
+        o.join(", ")
+    }
+}
+
 fn goodput_bps(r: &TransferReport) -> f64 {
     r.bytes_received as f64 * 8.0 / r.sim_time.as_secs_f64().max(1e-9)
 }
@@ -307,7 +352,15 @@ fn summary(
         r.link_a_to_b.frames_corrupted
     );
     println!(
-        "  sender     final cwnd {}, ssthresh {}, srtt {}, rto {:.0} ms",
+        "  recovery   {} SACK recoveries, {} D-SACKs, {} spurious retransmits; options: {}",
+        c.sack_recoveries,
+        c.dsacks_received,
+        c.spurious_retransmits,
+        options(s)
+    );
+    println!(
+        "  sender     {} final cwnd {}, ssthresh {}, srtt {}, rto {:.0} ms",
+        s.congestion,
         fmt_bytes(u64::from(s.cwnd)),
         if s.ssthresh == u32::MAX {
             "none (never lost)".to_string()
@@ -350,6 +403,10 @@ fn json(
         .u64("fast_retransmits", c.fast_retransmits)
         .u64("rto_expirations", c.rto_expirations)
         .u64("retransmitted_bytes", c.bytes_retransmitted)
+        .u64("sack_recoveries", c.sack_recoveries)
+        .u64("dsacks_received", c.dsacks_received)
+        .u64("spurious_retransmits", c.spurious_retransmits)
+        .str("cc", s.congestion)
         .f64("sim_seconds", r.sim_time.as_secs_f64())
         .f64("wall_seconds", wall_s)
         .f64("goodput_bps", goodput_bps(r))
@@ -359,6 +416,10 @@ fn json(
             s.srtt.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
         )
         .u64("link_dropped_bytes", r.link_a_to_b.dropped_bytes())
+        .u64(
+            "link_dropped_frames",
+            r.link_a_to_b.frames_lost + r.link_a_to_b.frames_queue_dropped,
+        )
         .u64("link_corrupted_frames", r.link_a_to_b.frames_corrupted)
         .f64("loss", a.loss)
         .f64("reorder", a.reorder)

@@ -4,8 +4,10 @@
 //! NewReno recovery point, the RTO); the controller owns the *response*:
 //! how cwnd and ssthresh move on each event.
 
+mod cubic;
 mod newreno;
 
+pub use cubic::Cubic;
 pub use newreno::NewReno;
 
 use crate::time::Instant;
@@ -13,38 +15,68 @@ use std::time::Duration;
 
 pub trait CongestionControl: Send {
     fn name(&self) -> &'static str;
+    /// Sender maximum segment size in bytes.
+    fn mss(&self) -> u32;
     /// Congestion window in bytes.
     fn cwnd(&self) -> u32;
     /// Slow start threshold in bytes.
     fn ssthresh(&self) -> u32;
-    /// `acked` bytes of new data were cumulatively acknowledged outside recovery.
+    /// Sets the window directly, for the recovery mechanics below.
+    fn set_cwnd(&mut self, cwnd: u32);
+    /// `acked` bytes of new data were cumulatively acknowledged outside
+    /// recovery, while cwnd limited sending.
     fn on_ack(&mut self, acked: u32, now: Instant, rtt: Option<Duration>);
-    /// Third duplicate ACK: fast retransmit and enter fast recovery.
-    fn on_enter_recovery(&mut self, flight: u32, now: Instant);
-    /// A further duplicate ACK while in fast recovery.
-    fn on_dup_ack_in_recovery(&mut self);
-    /// An ACK that advanced SND.UNA but not past the recovery point.
-    fn on_partial_ack(&mut self, acked: u32);
-    /// An ACK covering the recovery point: leave fast recovery.
-    fn on_exit_recovery(&mut self, flight: u32);
+    /// A loss was detected (fast retransmit): the algorithm's own response,
+    /// setting ssthresh and cwnd = ssthresh.
+    fn reduce(&mut self, flight: u32, now: Instant);
     /// The retransmission timer expired.
     fn on_rto(&mut self, flight: u32, now: Instant);
-    /// Loss recovery sets the window directly (SACK recovery runs at
-    /// cwnd = ssthresh, RFC 6675 5 step 4.2).
-    fn set_cwnd(&mut self, cwnd: u32);
+
+    // Fast recovery's window mechanics (RFC 5681 3.2, RFC 6582 3.2) are the
+    // same whatever decides ssthresh; they are written once, here.
+
+    /// Third duplicate ACK: reduce, then inflate by the three segments that
+    /// left the network (step 3).
+    fn on_enter_recovery(&mut self, flight: u32, now: Instant) {
+        self.reduce(flight, now);
+        self.set_cwnd(self.ssthresh() + 3 * self.mss());
+    }
+    /// A further duplicate ACK in recovery: one more segment left (step 4).
+    fn on_dup_ack_in_recovery(&mut self) {
+        self.set_cwnd(self.cwnd().saturating_add(self.mss()));
+    }
+    /// An ACK that advanced SND.UNA but not past the recovery point:
+    /// deflate by what it acknowledged, add back one SMSS if it covered at
+    /// least one (step 5).
+    fn on_partial_ack(&mut self, acked: u32) {
+        let mut cwnd = self.cwnd().saturating_sub(acked);
+        if acked >= self.mss() {
+            cwnd += self.mss();
+        }
+        self.set_cwnd(cwnd);
+    }
+    /// The recovery point was acknowledged: min(ssthresh, max(FlightSize,
+    /// SMSS) + SMSS) (step 6, option 1).
+    fn on_exit_recovery(&mut self, flight: u32) {
+        let mss = self.mss();
+        self.set_cwnd(self.ssthresh().min(flight.max(mss) + mss));
+    }
 }
 
 /// Which algorithm a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
-    #[default]
     NewReno,
+    /// The default, as in Linux.
+    #[default]
+    Cubic,
 }
 
 impl Algorithm {
     pub fn build(self, mss: u32, initial_window: u32) -> Box<dyn CongestionControl> {
         match self {
             Algorithm::NewReno => Box::new(NewReno::new(mss, initial_window)),
+            Algorithm::Cubic => Box::new(Cubic::new(mss, initial_window)),
         }
     }
 }
@@ -54,8 +86,9 @@ impl std::str::FromStr for Algorithm {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "newreno" | "reno" => Ok(Algorithm::NewReno),
+            "cubic" => Ok(Algorithm::Cubic),
             other => Err(format!(
-                "unknown congestion control '{other}' (expected: newreno)"
+                "unknown congestion control '{other}' (expected: cubic or newreno)"
             )),
         }
     }

@@ -34,6 +34,9 @@ impl CongestionControl for NewReno {
     fn name(&self) -> &'static str {
         "newreno"
     }
+    fn mss(&self) -> u32 {
+        self.mss
+    }
     fn cwnd(&self) -> u32 {
         self.cwnd
     }
@@ -56,31 +59,11 @@ impl CongestionControl for NewReno {
         }
     }
 
-    fn on_enter_recovery(&mut self, flight: u32, _now: Instant) {
-        // RFC 6582 3.2 step 2 (via RFC 5681 3.2 steps 2-3).
+    fn reduce(&mut self, flight: u32, _now: Instant) {
+        // RFC 5681 eq. (4).
         self.ssthresh = self.halve(flight);
-        self.cwnd = self.ssthresh + 3 * self.mss;
+        self.cwnd = self.ssthresh;
         self.ca_acked = 0;
-    }
-
-    fn on_dup_ack_in_recovery(&mut self) {
-        // Step 4: inflate by one SMSS for each segment that left the network.
-        self.cwnd = self.cwnd.saturating_add(self.mss);
-    }
-
-    fn on_partial_ack(&mut self, acked: u32) {
-        // Step 5: deflate by the new data acknowledged, add back one SMSS
-        // if at least one SMSS was acknowledged.
-        self.cwnd = self.cwnd.saturating_sub(acked);
-        if acked >= self.mss {
-            self.cwnd += self.mss;
-        }
-        self.cwnd = self.cwnd.max(self.mss);
-    }
-
-    fn on_exit_recovery(&mut self, flight: u32) {
-        // Step 6, option (1): min(ssthresh, max(FlightSize, SMSS) + SMSS).
-        self.cwnd = self.ssthresh.min(flight.max(self.mss) + self.mss);
     }
 
     fn set_cwnd(&mut self, cwnd: u32) {
