@@ -4,17 +4,35 @@
 //! Ranges are offsets relative to RCV.NXT, kept sorted and merged. The count
 //! is bounded so a peer cannot make us track unbounded fragments; a segment
 //! that would need one more range than the bound is dropped (and will be
-//! retransmitted).
+//! retransmitted). The bound is generous: a tail-drop burst on a path with a
+//! large window leaves thousands of holes, and refusing the segments beyond
+//! them would turn one loss event into a timeout. The sender's SACK
+//! scoreboard is the same structure, with offsets from SND.UNA.
 
-pub const MAX_RANGES: usize = 32;
+pub const MAX_RANGES: usize = 16_384;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Assembler {
     /// Sorted, disjoint, non-adjacent `[start, end)` offsets from RCV.NXT.
     ranges: Vec<(u32, u32)>,
+    limit: usize,
+}
+
+impl Default for Assembler {
+    fn default() -> Self {
+        Assembler::with_limit(MAX_RANGES)
+    }
 }
 
 impl Assembler {
+    /// An assembler that tracks at most `limit` ranges.
+    pub fn with_limit(limit: usize) -> Self {
+        Assembler {
+            ranges: Vec::new(),
+            limit,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -24,7 +42,7 @@ impl Assembler {
     }
 
     /// Records `[start, end)`. Returns false (recording nothing) when that
-    /// would exceed [`MAX_RANGES`].
+    /// would exceed the limit.
     pub fn add(&mut self, start: u32, end: u32) -> bool {
         if start >= end {
             return true;
@@ -34,7 +52,7 @@ impl Assembler {
         // One past the last range that starts at or before `end`.
         let j = self.ranges.partition_point(|r| r.0 <= end);
         if i == j {
-            if self.ranges.len() >= MAX_RANGES {
+            if self.ranges.len() >= self.limit {
                 return false;
             }
             self.ranges.insert(i, (start, end));
@@ -92,13 +110,14 @@ mod tests {
 
     #[test]
     fn bounded_count() {
-        let mut a = Assembler::default();
-        for i in 0..MAX_RANGES as u32 {
+        let mut a = Assembler::with_limit(32);
+        for i in 0..32u32 {
             assert!(a.add(i * 10 + 1, i * 10 + 2));
         }
         assert!(!a.add(1000, 1001), "one range too many is refused");
         assert!(a.add(1, 2), "a duplicate needs no new range");
-        assert_eq!(a.ranges().len(), MAX_RANGES);
+        assert_eq!(a.ranges().len(), 32);
+        assert_eq!(Assembler::default().limit, MAX_RANGES);
     }
 
     #[test]

@@ -296,7 +296,9 @@ impl Connection {
             challenge_budget: (Instant::ZERO, 0),
             sack_recent: std::collections::VecDeque::with_capacity(4),
             dsack: None,
-            scoreboard: Assembler::default(),
+            // The peer may report many holes at once (a tail-drop burst):
+            // track far more than our own receive side allows.
+            scoreboard: Assembler::with_limit(super::assembler::MAX_RANGES),
             high_rxt: iss,
             recent_rexmits: std::collections::VecDeque::with_capacity(64),
             snd_fack: iss,

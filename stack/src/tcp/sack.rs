@@ -119,14 +119,23 @@ impl Connection {
         self.scoreboard.ranges().iter().map(|r| r.1 - r.0).sum()
     }
 
-    /// RFC 6675 IsLost for the hole ending at offset `hole_end`: DupThresh
-    /// SACKed blocks above it, or more than (DupThresh-1)*SMSS SACKed bytes.
-    /// DupThresh is 3 until D-SACKs show the path reorders more (RFC 6675
-    /// allows raising it; Linux does the same with `tp->reordering`).
-    fn hole_is_lost(&self, hole_end: u32) -> bool {
-        let above = self.scoreboard.ranges().iter().filter(|r| r.0 >= hole_end);
-        let (count, bytes) = above.fold((0, 0), |(c, b), r| (c + 1, b + (r.1 - r.0)));
-        count >= self.reordering || bytes > (self.reordering - 1) * self.eff_mss
+    /// RFC 6675 IsLost, for all holes at once: a hole is lost if DupThresh
+    /// SACKed blocks lie above it, or more than (DupThresh-1)*SMSS SACKed
+    /// bytes. DupThresh is 3 until D-SACKs show the path reorders more
+    /// (RFC 6675 allows raising it; Linux does the same with
+    /// `tp->reordering`). Returns the offset from SND.UNA below which every
+    /// hole is lost; one pass from the top, so recovery stays linear in the
+    /// number of holes.
+    fn lost_below(&self) -> u32 {
+        let (mut count, mut bytes) = (0u32, 0u32);
+        for r in self.scoreboard.ranges().iter().rev() {
+            count += 1;
+            bytes += r.1 - r.0;
+            if count >= self.reordering || bytes > (self.reordering - 1) * self.eff_mss {
+                return r.0;
+            }
+        }
+        0
     }
 
     /// The holes between SND.UNA and SND.MAX, as offsets from SND.UNA.
@@ -150,21 +159,23 @@ impl Connection {
     /// (again).
     pub(super) fn pipe(&self) -> u32 {
         let rxt = self.high_rxt.diff(self.snd_una).max(0) as u32;
+        let lost_below = self.lost_below();
         self.holes()
             .map(|(s, e)| {
-                let in_flight = if self.hole_is_lost(e) { 0 } else { e - s };
+                let in_flight = if e <= lost_below { 0 } else { e - s };
                 in_flight + rxt.clamp(s, e) - s
             })
             .sum()
     }
 
     /// RFC 6675 NextSeg rules 1 and 3: the first hole at or past HighRxt,
-    /// and whether it counts as lost. Returns (start, length).
+    /// and whether it counts as lost. Returns (start, length, lost).
     pub(super) fn next_hole(&self) -> Option<(SeqNum, u32, bool)> {
         let from = self.high_rxt.diff(self.snd_una).max(0) as u32;
+        let lost_below = self.lost_below();
         self.holes().find(|h| h.1 > from).map(|(s, e)| {
             let s = s.max(from);
-            (self.snd_una + s, e - s, self.hole_is_lost(e))
+            (self.snd_una + s, e - s, e <= lost_below)
         })
     }
 
