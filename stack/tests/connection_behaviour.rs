@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Pair;
+use common::{exchange, pair, pattern, Pair};
 use std::time::Duration;
 use xdptcp::tcp::congestion::Algorithm;
 use xdptcp::tcp::{Config, ConnError, Connection, Event, SeqNum, State, TcpError};
@@ -23,57 +23,6 @@ fn base() -> Config {
         congestion: Algorithm::NewReno,
         ..Config::default()
     }
-}
-
-fn pattern(i: usize) -> u8 {
-    (i.wrapping_mul(31) ^ (i >> 9)) as u8
-}
-
-fn pair(cfg_a: Config, iss_a: u32, cfg_b: Config, iss_b: u32, delay_ms: u64) -> Pair {
-    let a = Connection::connect(cfg_a, SeqNum(iss_a));
-    let b = Connection::listen(cfg_b, SeqNum(iss_b));
-    let mut p = Pair::new(a, b, Duration::from_millis(delay_ms));
-    let ok = p.run(Duration::from_secs(5), |p| {
-        p.a.state() == State::Established && p.b.state() == State::Established
-    });
-    assert!(ok, "handshake: a={} b={}", p.a.state(), p.b.state());
-    p
-}
-
-/// Moves `total` bytes each way at once, checking every received byte
-/// against the pattern. Returns false if the limit ran out first.
-fn exchange(p: &mut Pair, total: usize, limit: Duration) -> bool {
-    let (mut sent, mut got) = ([0usize; 2], [0usize; 2]);
-    let mut buf = vec![0u8; 64 * 1024];
-    p.run(limit, |p| {
-        for (i, c) in [&mut p.a, &mut p.b].into_iter().enumerate() {
-            while sent[i] < total {
-                let chunk: Vec<u8> = (sent[i]..total.min(sent[i] + 16 * 1024))
-                    .map(pattern)
-                    .collect();
-                match c.send(&chunk) {
-                    Ok(n) => sent[i] += n,
-                    Err(TcpError::WouldBlock) => break,
-                    Err(e) => panic!("send: {e}"),
-                }
-            }
-            // What c receives was sent by the other side.
-            loop {
-                match c.recv(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        for (k, byte) in buf[..n].iter().enumerate() {
-                            assert_eq!(*byte, pattern(got[i] + k), "byte {} differs", got[i] + k);
-                        }
-                        got[i] += n;
-                    }
-                    Err(TcpError::WouldBlock) => break,
-                    Err(e) => panic!("recv: {e}"),
-                }
-            }
-        }
-        got == [total, total]
-    })
 }
 
 #[test]
