@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The main job (README "Set-up", step 1): a verified 64 MiB file transfer
-# between two xdptcp stacks, first over a clean simulated 1 Gbit/s link,
-# then through loss, reordering, duplication and corruption.
+# The main job (README "Set-up", step 1): verified transfers between two
+# xdptcp stacks over the simulated link: a clean 1 Gbit/s link, a 100 ms
+# long fat pipe, then loss, reordering, duplication and corruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p apps --bin file_transfer
 ft=target/release/file_transfer
 echo "== clean link"
 $ft sim --size 64M --seed 7
+echo
+echo "== long fat pipe: 100 ms RTT at 1 Gbit/s (needs window scaling)"
+$ft sim --size 256M --rtt 100ms --bandwidth 1gbit --buffer 16M --queue 32M --seed 7
 echo
 echo "== impaired link: 5% loss, 5% reordering, 2% duplication, 0.1% corruption"
 $ft sim --size 64M --loss 0.05 --reorder 0.05 --dup 0.02 --corrupt 0.001 --seed 7 --json

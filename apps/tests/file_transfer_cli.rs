@@ -128,3 +128,33 @@ fn bad_arguments_are_refused_with_a_message() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown congestion control"));
 }
+
+#[test]
+fn path_and_stack_options_are_applied() {
+    let o = run(&[
+        "sim",
+        "--size",
+        "1M",
+        "--rtt",
+        "40ms",
+        "--bandwidth",
+        "100mbit",
+        "--cc",
+        "newreno",
+        "--no-sack",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let j = last_line(&o);
+    assert_eq!(field(&j, "cc"), "newreno");
+    assert_eq!(field(&j, "sack_recoveries"), "0");
+    // A 40 ms RTT shows in the measured smoothed RTT.
+    let srtt: f64 = field(&j, "srtt_ms").parse().unwrap();
+    assert!((40.0..60.0).contains(&srtt), "srtt {srtt} ms");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("options: window scale"), "{text}");
+    assert!(!text.contains("SACK\n"), "SACK is off");
+    let o = run(&["sim", "--rtt", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+}

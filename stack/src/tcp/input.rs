@@ -452,7 +452,7 @@ impl Connection {
     /// window once (RFC 6582 3.2 step 1).
     fn maybe_enter_recovery(&mut self, now: Instant) {
         let sack_says_lost = self.sack_ok && self.next_hole().is_some_and(|h| h.2);
-        if !(self.dup_acks >= self.reordering || sack_says_lost) || self.snd_una <= self.recover {
+        if !(self.dup_acks >= self.dup_thresh() || sack_says_lost) || self.snd_una <= self.recover {
             return;
         }
         self.in_recovery = true;

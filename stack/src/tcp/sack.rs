@@ -127,15 +127,26 @@ impl Connection {
     /// hole is lost; one pass from the top, so recovery stays linear in the
     /// number of holes.
     fn lost_below(&self) -> u32 {
+        let thresh = self.dup_thresh();
         let (mut count, mut bytes) = (0u32, 0u32);
         for r in self.scoreboard.ranges().iter().rev() {
             count += 1;
             bytes += r.1 - r.0;
-            if count >= self.reordering || bytes > (self.reordering - 1) * self.eff_mss {
+            if count >= thresh || bytes > (thresh - 1) * self.eff_mss {
                 return r.0;
             }
         }
         0
+    }
+
+    /// DupThresh: the reordering estimate, but never more than the flight
+    /// can produce (a window of n segments yields at most n-1 duplicate
+    /// ACKs). Otherwise a raised estimate would leave every loss in a
+    /// small window to the retransmission timer; RFC 5827 lowers the
+    /// threshold for small windows in the same spirit.
+    pub(super) fn dup_thresh(&self) -> u32 {
+        let flight_segs = (self.snd_max - self.snd_una) / self.eff_mss.max(1);
+        self.reordering.min(flight_segs.saturating_sub(1).max(3))
     }
 
     /// The holes between SND.UNA and SND.MAX, as offsets from SND.UNA.
