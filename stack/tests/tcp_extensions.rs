@@ -445,3 +445,51 @@ fn keepalive_probes_an_idle_but_live_peer_without_ending_anything() {
         p.a.counters()
     );
 }
+
+/// The last segment of a burst is lost: nothing follows it to produce
+/// duplicate ACKs. The tail loss probe (RFC 8985 7), two RTTs later, draws
+/// a SACK that starts fast recovery, long before the 1 s RTO.
+#[test]
+fn tail_loss_probe_repairs_a_lost_last_segment_before_the_rto() {
+    let mut p = pair(Config::default(), 1, Config::default(), 2, 10);
+    // Warm up so an RTT is measured.
+    assert!(exchange(&mut p, 10_000, Duration::from_secs(5)));
+    assert!(p.run(Duration::from_secs(1), |p| p.a.send_queue() == 0));
+    let last = std::rc::Rc::new(std::cell::Cell::new(None::<SeqNum>));
+    let l = last.clone();
+    let data = vec![1u8; 10 * 1448];
+    // Data starts at ISS+1 = 2; 10 000 bytes went before.
+    let start_seq = SeqNum(2 + 10_000);
+    let tail = start_seq + 9 * 1448;
+    p.drop = Box::new(move |t, from_a| {
+        let hit = from_a && t.seq == tail && t.payload_len > 0 && l.get().is_none();
+        if hit {
+            l.set(Some(t.seq));
+        }
+        hit
+    });
+    let start = p.now;
+    p.a.send(&data).unwrap();
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    let ok = p.run(Duration::from_secs(5), |p| {
+        while let Ok(n) = p.b.recv(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        got == data.len()
+    });
+    assert!(
+        ok && last.get().is_some(),
+        "the tail was dropped and repaired"
+    );
+    let c = p.a.counters();
+    assert_eq!((c.tail_loss_probes, c.rto_expirations), (1, 0), "{c:?}");
+    assert!(
+        p.now - start < Duration::from_millis(200),
+        "took {:?}",
+        p.now - start
+    );
+}

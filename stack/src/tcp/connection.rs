@@ -214,6 +214,11 @@ pub struct Connection {
     pub(super) recent_rexmits: std::collections::VecDeque<SeqNum>,
     /// The highest SACKed sequence number (Linux's snd_fack).
     pub(super) snd_fack: SeqNum,
+    // Tail loss probe (RFC 8985 7): its deadline, a probe to send, and the
+    // end of the flight when one was sent (until it is acknowledged).
+    pub(super) tlp_at: Option<Instant>,
+    pub(super) tlp_pending: bool,
+    pub(super) tlp_end: Option<SeqNum>,
     /// Reordering the path has shown, in segments: the duplicate threshold.
     pub(super) reordering: u32,
 
@@ -302,6 +307,9 @@ impl Connection {
             high_rxt: iss,
             recent_rexmits: std::collections::VecDeque::with_capacity(64),
             snd_fack: iss,
+            tlp_at: None,
+            tlp_pending: false,
+            tlp_end: None,
             reordering: 3,
             events: 0,
             error: None,
@@ -479,6 +487,7 @@ impl Connection {
     /// The earliest timer deadline, for the caller's timer wheel.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = earliest(earliest(self.rto_at, self.persist_at), self.time_wait_at);
+        let t = earliest(t, self.tlp_at);
         earliest(t, earliest(self.delack_at, self.keepalive_at))
     }
 
@@ -490,7 +499,20 @@ impl Connection {
         }
         if self.rto_at.is_some_and(|t| t <= now) {
             self.rto_at = None;
+            self.tlp_at = None;
             self.on_retransmission_timeout(now);
+        }
+        if self.tlp_at.is_some_and(|t| t <= now) {
+            self.tlp_at = None;
+            if self.snd_max > self.snd_una && !self.in_recovery {
+                // No ACK for two RTTs: the tail of the flight may be lost,
+                // and nothing would follow it to produce duplicate ACKs.
+                // A probe draws an ACK whose SACK shows the hole, so fast
+                // recovery repairs it instead of the RTO, much later.
+                self.tlp_pending = true;
+                self.tlp_end = Some(self.snd_max);
+                self.rto_at = Some(now + self.rtt.rto());
+            }
         }
         if self.delack_at.is_some_and(|t| t <= now) {
             self.delack_at = None;
@@ -510,6 +532,29 @@ impl Connection {
             self.persist_backoff += 1;
         }
         self.update_timers(now);
+    }
+
+    /// Arms the tail loss probe at PTO = 2*SRTT (plus the peer's delayed
+    /// ACK when one segment is out), if it would fire before the RTO.
+    /// Called when new data is sent or acknowledged; needs SACK to turn
+    /// the probe's ACK into recovery, and an RTT measurement.
+    pub(super) fn arm_tlp(&mut self, now: Instant) {
+        let Some(srtt) = self.rtt.srtt() else { return };
+        if !self.sack_ok
+            || self.in_recovery
+            || self.tlp_end.is_some()
+            || self.snd_max == self.snd_una
+        {
+            return;
+        }
+        let mut pto = (srtt * 2).max(std::time::Duration::from_millis(10));
+        if self.snd_max - self.snd_una <= self.eff_mss {
+            pto += self.cfg.delayed_ack;
+        }
+        let at = now + pto;
+        if self.rto_at.is_none_or(|rto| at < rto) {
+            self.tlp_at = Some(at);
+        }
     }
 
     /// Returns true if the connection failed.
@@ -584,10 +629,14 @@ impl Connection {
             if self.rto_at.is_none() {
                 self.rto_at = Some(now + self.rtt.rto());
             }
+            if self.in_recovery || self.tlp_end.is_some() {
+                self.tlp_at = None;
+            }
             self.persist_at = None;
             self.persist_backoff = 0;
         } else {
             self.rto_at = None;
+            self.tlp_at = None;
             // Nothing in flight yet data waits: the window is zero or too
             // small for sender SWS avoidance. The persist timer probes a
             // zero window and overrides SWS avoidance for a small one.

@@ -387,6 +387,11 @@ impl Connection {
         self.scoreboard.shift(ack - self.snd_una);
         self.snd_una = ack;
         self.snd_fack = self.snd_fack.max(ack);
+        if self.tlp_end.is_some_and(|end| ack >= end) {
+            self.tlp_end = None;
+        }
+        self.tlp_at = None;
+        self.arm_tlp(now);
         if self.snd_nxt < ack {
             self.snd_nxt = ack;
         }
@@ -451,11 +456,17 @@ impl Connection {
     /// when SND.UNA is past `recover`, so one loss event reduces the
     /// window once (RFC 6582 3.2 step 1).
     fn maybe_enter_recovery(&mut self, now: Instant) {
-        let sack_says_lost = self.sack_ok && self.next_hole().is_some_and(|h| h.2);
+        // After a tail loss probe, SACKed data above a hole means the hole
+        // is lost: the probe went out after it, one PTO later.
+        let probe_says_lost = self.tlp_end.is_some() && self.sacked_bytes() > 0;
+        let sack_says_lost =
+            self.sack_ok && (self.next_hole().is_some_and(|h| h.2) || probe_says_lost);
         if !(self.dup_acks >= self.dup_thresh() || sack_says_lost) || self.snd_una <= self.recover {
             return;
         }
         self.in_recovery = true;
+        self.tlp_end = None;
+        self.tlp_at = None;
         self.recover = self.snd_max;
         self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
         if self.sack_ok {

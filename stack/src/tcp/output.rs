@@ -64,6 +64,23 @@ impl Connection {
                 return Some(self.retransmit(self.snd_una, len));
             }
         }
+        if self.tlp_pending {
+            self.tlp_pending = false;
+            self.counters.tail_loss_probes += 1;
+            // RFC 8985 7.3: new data if the receive window allows (cwnd
+            // does not matter for the probe), else the last segment again.
+            let flight = self.snd_nxt - self.snd_una;
+            let room = self.snd_wnd.saturating_sub(flight).min(self.eff_mss);
+            if self.snd_nxt == self.snd_max {
+                if let Some(t) = self.send_new(now, room, flight) {
+                    return Some(t);
+                }
+            }
+            if self.snd_max > self.snd_una {
+                let len = (self.snd_max - self.snd_una).min(self.eff_mss);
+                return Some(self.retransmit(SeqNum(self.snd_max.0.wrapping_sub(len)), len));
+            }
+        }
         if self.probe_pending {
             self.probe_pending = false;
             if let Some(t) = self.window_probe(now) {
@@ -307,9 +324,13 @@ impl Connection {
             }
         }
         self.snd_nxt = end;
+        let new_data = end > self.snd_max;
         self.snd_max = self.snd_max.max(end);
         self.note_advertised(t);
         self.note_flight();
+        if new_data {
+            self.arm_tlp(now);
+        }
     }
 
     /// Tracks the round's largest flight and whether cwnd was filled, for

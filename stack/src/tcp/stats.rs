@@ -34,6 +34,8 @@ pub struct Counters {
     pub dsacks_received: u64,
     /// Retransmissions the peer reported as duplicates: they were not needed.
     pub spurious_retransmits: u64,
+    /// Tail loss probes sent (RFC 8985 7).
+    pub tail_loss_probes: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.
