@@ -352,8 +352,9 @@ fn summary(
         r.link_a_to_b.frames_corrupted
     );
     println!(
-        "  recovery   {} SACK recoveries, {} D-SACKs, {} spurious retransmits; options: {}",
+        "  recovery   {} SACK recoveries, {} tail loss probes, {} D-SACKs, {} spurious retransmits; options: {}",
         c.sack_recoveries,
+        c.tail_loss_probes,
         c.dsacks_received,
         c.spurious_retransmits,
         options(s)
@@ -406,6 +407,7 @@ fn json(
         .u64("sack_recoveries", c.sack_recoveries)
         .u64("dsacks_received", c.dsacks_received)
         .u64("spurious_retransmits", c.spurious_retransmits)
+        .u64("tail_loss_probes", c.tail_loss_probes)
         .str("cc", s.congestion)
         .f64("sim_seconds", r.sim_time.as_secs_f64())
         .f64("wall_seconds", wall_s)
