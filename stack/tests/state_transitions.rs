@@ -2,10 +2,13 @@
 //! after it, plus RST handling in every state. Each drives one connection
 //! with crafted segments and checks both the new state and what it sent.
 
+mod common;
+
+use common::segment as seg;
 use std::time::Duration;
 use xdptcp::tcp::{Config, ConnError, Connection, Event, SeqNum, State, Transmit};
 use xdptcp::time::Instant;
-use xdptcp::wire::tcp::{Flags, TcpOptions, TcpSegment};
+use xdptcp::wire::tcp::{Flags, TcpSegment};
 
 const ISS: u32 = 1000;
 const PEER_ISS: u32 = 5000;
@@ -19,20 +22,6 @@ fn cfg() -> Config {
 
 fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
-}
-
-fn seg(seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> TcpSegment<'_> {
-    TcpSegment {
-        src_port: 80,
-        dst_port: 1234,
-        seq,
-        ack,
-        flags,
-        window: 65_535,
-        urgent: 0,
-        options: TcpOptions::default(),
-        payload,
-    }
 }
 
 fn syn(seq: u32) -> TcpSegment<'static> {

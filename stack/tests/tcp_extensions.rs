@@ -12,7 +12,7 @@ use xdptcp::simulation::{run_transfer, TransferReport, TransferSpec};
 use xdptcp::tcp::congestion::Algorithm;
 use xdptcp::tcp::{Config, ConnError, Connection, Keepalive, SeqNum, State, Transmit};
 use xdptcp::time::Instant;
-use xdptcp::wire::tcp::{Flags, TcpOptions, TcpSegment};
+use xdptcp::wire::tcp::{Flags, TcpSegment};
 
 fn cfg(ws: bool, ts: bool, sack: bool) -> Config {
     Config {
@@ -261,21 +261,11 @@ fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
+/// A crafted segment, with a timestamp option if `ts` is given.
 fn seg(seq: u32, ack: u32, flags: Flags, ts: Option<u32>, payload: &[u8]) -> TcpSegment<'_> {
-    TcpSegment {
-        src_port: 80,
-        dst_port: 1234,
-        seq,
-        ack,
-        flags,
-        window: 65_535,
-        urgent: 0,
-        options: TcpOptions {
-            timestamps: ts.map(|v| (v, 0)),
-            ..TcpOptions::default()
-        },
-        payload,
-    }
+    let mut s = common::segment(seq, ack, flags, payload);
+    s.options.timestamps = ts.map(|v| (v, 0));
+    s
 }
 
 fn drain(c: &mut Connection, now: Instant) -> Vec<Transmit> {

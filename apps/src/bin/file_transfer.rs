@@ -254,29 +254,18 @@ fn sim(a: &SimArgs) -> Result<bool, String> {
     let sha_match = sent_digest == got_digest && r.bytes_received == bytes;
     let error = io_error.or(write_error).or(r.error.clone());
     let ok = r.completed && sha_match && error.is_none();
-    summary(
-        &r,
+    let outcome = Outcome {
+        r,
         bytes,
-        &got_digest,
+        digest: got_digest,
         sha_match,
         wall_s,
         ok,
-        error.as_deref(),
-    );
+        error,
+    };
+    summary(&outcome);
     if a.json {
-        println!(
-            "{}",
-            json(
-                &r,
-                bytes,
-                &got_digest,
-                sha_match,
-                wall_s,
-                ok,
-                error.as_deref(),
-                a
-            )
-        );
+        println!("{}", json(&outcome, a));
     }
     Ok(ok)
 }
@@ -318,15 +307,28 @@ fn goodput_bps(r: &TransferReport) -> f64 {
     r.bytes_received as f64 * 8.0 / r.sim_time.as_secs_f64().max(1e-9)
 }
 
-fn summary(
-    r: &TransferReport,
+/// What a run ended with, for the summary and the JSON line.
+struct Outcome {
+    r: TransferReport,
     bytes: u64,
-    digest: &str,
+    digest: String,
     sha_match: bool,
     wall_s: f64,
     ok: bool,
-    error: Option<&str>,
-) {
+    error: Option<String>,
+}
+
+fn summary(o: &Outcome) {
+    let Outcome {
+        r,
+        bytes,
+        digest,
+        sha_match,
+        wall_s,
+        ok,
+        error,
+    } = o;
+    let (bytes, sha_match, ok) = (*bytes, *sha_match, *ok);
     let s = &r.sender;
     let c = &s.counters;
     println!(
@@ -380,26 +382,17 @@ fn summary(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn json(
-    r: &TransferReport,
-    bytes: u64,
-    digest: &str,
-    sha_match: bool,
-    wall_s: f64,
-    ok: bool,
-    error: Option<&str>,
-    a: &SimArgs,
-) -> String {
+fn json(o: &Outcome, a: &SimArgs) -> String {
+    let r = &o.r;
     let s = &r.sender;
     let c = &s.counters;
     JsonLine::new()
-        .bool("ok", ok)
+        .bool("ok", o.ok)
         .str("mode", "sim")
-        .u64("bytes", bytes)
+        .u64("bytes", o.bytes)
         .u64("bytes_received", r.bytes_received)
-        .bool("sha256_match", sha_match)
-        .str("sha256", digest)
+        .bool("sha256_match", o.sha_match)
+        .str("sha256", &o.digest)
         .u64("retransmits", c.retransmits)
         .u64("fast_retransmits", c.fast_retransmits)
         .u64("rto_expirations", c.rto_expirations)
@@ -410,7 +403,7 @@ fn json(
         .u64("tail_loss_probes", c.tail_loss_probes)
         .str("cc", s.congestion)
         .f64("sim_seconds", r.sim_time.as_secs_f64())
-        .f64("wall_seconds", wall_s)
+        .f64("wall_seconds", o.wall_s)
         .f64("goodput_bps", goodput_bps(r))
         .u64("final_cwnd", u64::from(s.cwnd))
         .f64(
@@ -428,6 +421,6 @@ fn json(
         .f64("dup", a.dup)
         .f64("corrupt", a.corrupt)
         .u64("seed", a.seed)
-        .opt_str("error", error)
+        .opt_str("error", o.error.as_deref())
         .finish()
 }

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use xdptcp::tcp::{Config, Connection, SeqNum, State, TcpError, Transmit};
 use xdptcp::time::{earliest, Instant};
-use xdptcp::wire::tcp::{TcpHeader, TcpSegment};
+use xdptcp::wire::tcp::{Flags, TcpHeader, TcpOptions, TcpSegment};
 
 /// Decides per sent segment (and whether a sent it) if the wire drops it.
 pub type DropRule = Box<dyn FnMut(&Transmit, bool) -> bool>;
@@ -161,4 +161,19 @@ pub fn exchange(p: &mut Pair, total: usize, limit: Duration) -> bool {
         }
         got == [total, total]
     })
+}
+
+/// A segment from port 80 to port 1234 with no options, window 65535.
+pub fn segment(seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> TcpSegment<'_> {
+    TcpSegment {
+        src_port: 80,
+        dst_port: 1234,
+        seq,
+        ack,
+        flags,
+        window: 65_535,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload,
+    }
 }
