@@ -7,6 +7,7 @@
 //! the callback fills. The interface never owns frame memory, so a device
 //! backed by UMEM can hand out its own frames without a copy.
 
+pub mod afxdp;
 pub mod pcap;
 pub mod rng;
 pub mod sim;

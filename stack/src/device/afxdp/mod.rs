@@ -1,0 +1,506 @@
+//! AF_XDP device: Ethernet frames straight from a NIC queue into memory we
+//! own (the UMEM), through four rings shared with the kernel.
+//!
+//! ```text
+//!   fill ring  ──frames we lend──▶ kernel ──received──▶ RX ring ──▶ stack
+//!   stack ──▶ TX ring ──▶ kernel ──sent──▶ completion ring ──▶ free list
+//! ```
+//!
+//! Every frame is always in exactly one place: the fill ring, the RX ring,
+//! the TX ring, the completion ring or our free list, so none leaks
+//! (`free_frames` lets a test check). Received frames are lent to the stack
+//! in place and go back to the fill ring when the callback returns;
+//! transmit frames are built in place in UMEM.
+//!
+//! Our own small layer over the syscalls rather than a crate: the
+//! maintained Rust AF_XDP crates wrap libxdp/libbpf (C libraries and a BPF
+//! toolchain at build time) for what is here ~400 lines. See
+//! `docs/ARCHITECTURE.md`.
+
+mod bpf;
+pub mod ring;
+
+use super::Device;
+use crate::time::Instant;
+use ring::Ring;
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+
+const SOL_XDP: libc::c_int = 283;
+const XDP_MMAP_OFFSETS: libc::c_int = 1;
+const XDP_RX_RING: libc::c_int = 2;
+const XDP_TX_RING: libc::c_int = 3;
+const XDP_UMEM_REG: libc::c_int = 4;
+const XDP_UMEM_FILL_RING: libc::c_int = 5;
+const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
+const XDP_COPY: u16 = 1 << 1;
+const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+const PGOFF_RX: i64 = 0;
+const PGOFF_TX: i64 = 0x8000_0000;
+const PGOFF_FILL: i64 = 0x1_0000_0000;
+const PGOFF_COMPLETION: i64 = 0x1_8000_0000;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XdpDesc {
+    pub addr: u64,
+    pub len: u32,
+    pub options: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RingOffset {
+    producer: u64,
+    consumer: u64,
+    desc: u64,
+    flags: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MmapOffsets {
+    rx: RingOffset,
+    tx: RingOffset,
+    fr: RingOffset,
+    cr: RingOffset,
+}
+
+#[repr(C)]
+struct UmemReg {
+    addr: u64,
+    len: u64,
+    chunk_size: u32,
+    headroom: u32,
+    flags: u32,
+    tx_metadata_len: u32,
+}
+
+#[repr(C)]
+struct SockaddrXdp {
+    family: u16,
+    flags: u16,
+    ifindex: u32,
+    queue_id: u32,
+    shared_umem_fd: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AfXdpConfig {
+    pub ifname: String,
+    pub queue: u32,
+    /// Bytes per UMEM frame (2048 or 4096).
+    pub frame_size: u32,
+    /// Frames in the UMEM, split between receiving and sending.
+    pub frames: u32,
+    /// Entries per ring (a power of two).
+    pub ring_size: u32,
+    pub mtu: usize,
+}
+
+impl AfXdpConfig {
+    pub fn new(ifname: &str) -> Self {
+        AfXdpConfig {
+            ifname: ifname.to_string(),
+            queue: 0,
+            frame_size: 2048,
+            frames: 4096,
+            ring_size: 2048,
+            mtu: 1500,
+        }
+    }
+}
+
+/// Why the device could not be opened, with what to do about it.
+#[derive(Debug)]
+pub enum AfXdpError {
+    NoSuchInterface(String),
+    Permission(String),
+    Setup(String),
+}
+
+impl fmt::Display for AfXdpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AfXdpError::NoSuchInterface(i) => {
+                write!(f, "no network interface '{i}' (see `ip link`; in a namespace, run inside it)")
+            }
+            AfXdpError::Permission(what) => write!(
+                f,
+                "{what}: permission denied; AF_XDP needs root (or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF): run with sudo"
+            ),
+            AfXdpError::Setup(what) => write!(f, "AF_XDP setup failed: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for AfXdpError {}
+
+fn err(what: &str, e: io::Error) -> AfXdpError {
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => AfXdpError::Permission(what.to_string()),
+        _ => AfXdpError::Setup(format!("{what}: {e}")),
+    }
+}
+
+/// A mapping we unmap on drop.
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    fn map(fd: i32, len: usize, offset: i64, what: &str) -> Result<Mapping, AfXdpError> {
+        let (fd, flags, prot) = if fd < 0 {
+            (
+                -1,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        } else {
+            (
+                fd,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        // SAFETY: a fresh mapping at an address of the kernel's choosing;
+        // the result is checked before use.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset) };
+        if ptr == libc::MAP_FAILED {
+            return Err(err(what, io::Error::last_os_error()));
+        }
+        Ok(Mapping {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// A pointer `off` bytes in, as `T`.
+    fn at<T>(&self, off: u64) -> *mut T {
+        debug_assert!((off as usize) < self.len);
+        // SAFETY: `off` is an offset the kernel gave for this mapping.
+        unsafe { self.ptr.add(off as usize).cast() }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we mapped exactly this range and nothing refers to it any
+        // more (rings and frames die with the device that owns this).
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+pub struct AfXdp {
+    cfg: AfXdpConfig,
+    fill: Ring<u64>,
+    completion: Ring<u64>,
+    rx: Ring<XdpDesc>,
+    tx: Ring<XdpDesc>,
+    /// Frames we hold for transmitting.
+    free: Vec<u64>,
+    // Field order is drop order: rings' mappings before the socket, the
+    // socket before the UMEM it uses, the XDP link last of all.
+    _ring_maps: Vec<Mapping>,
+    sock: OwnedFd,
+    umem: Mapping,
+    _xdp: bpf::XdpRedirect,
+    /// Frames received and sent since `open`.
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+}
+
+// SAFETY: the raw pointers are into mappings owned by this value; it is
+// moved to, and used by, one thread at a time.
+unsafe impl Send for AfXdp {}
+
+fn setsockopt<T>(fd: i32, opt: libc::c_int, v: &T, what: &str) -> Result<(), AfXdpError> {
+    // SAFETY: `v` is a valid `T` for the duration of the call and its size
+    // is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_XDP,
+            opt,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(err(what, io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+impl AfXdp {
+    pub fn open(cfg: AfXdpConfig) -> Result<AfXdp, AfXdpError> {
+        let name = CString::new(cfg.ifname.clone())
+            .map_err(|_| AfXdpError::NoSuchInterface(cfg.ifname.clone()))?;
+        // SAFETY: `name` is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(AfXdpError::NoSuchInterface(cfg.ifname.clone()));
+        }
+        if !cfg.ring_size.is_power_of_two() || cfg.frames < 2 * cfg.ring_size.min(cfg.frames / 2) {
+            return Err(AfXdpError::Setup(
+                "ring size must be a power of two and frames at least twice it".into(),
+            ));
+        }
+        // SAFETY: plain socket(2) call; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
+        if fd < 0 {
+            return Err(err(
+                "creating the AF_XDP socket",
+                io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: `fd` is a fresh descriptor we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let umem_len = cfg.frames as usize * cfg.frame_size as usize;
+        let umem = Mapping::map(-1, umem_len, 0, "allocating the UMEM")?;
+        let reg = UmemReg {
+            addr: umem.ptr as u64,
+            len: umem_len as u64,
+            chunk_size: cfg.frame_size,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        setsockopt(fd, XDP_UMEM_REG, &reg, "registering the UMEM")?;
+        let n = cfg.ring_size;
+        for opt in [
+            XDP_UMEM_FILL_RING,
+            XDP_UMEM_COMPLETION_RING,
+            XDP_RX_RING,
+            XDP_TX_RING,
+        ] {
+            setsockopt(fd, opt, &n, "sizing the rings")?;
+        }
+        let mut off = MmapOffsets::default();
+        let mut len = std::mem::size_of::<MmapOffsets>() as u32;
+        // SAFETY: `off` is writable and `len` is its size.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                SOL_XDP,
+                XDP_MMAP_OFFSETS,
+                (&mut off as *mut MmapOffsets).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(err("reading ring offsets", io::Error::last_os_error()));
+        }
+        let addr_ring = |o: &RingOffset, pgoff: i64, what| {
+            Mapping::map(fd, o.desc as usize + n as usize * 8, pgoff, what)
+        };
+        let desc_ring = |o: &RingOffset, pgoff: i64, what| {
+            Mapping::map(
+                fd,
+                o.desc as usize + n as usize * std::mem::size_of::<XdpDesc>(),
+                pgoff,
+                what,
+            )
+        };
+        let fm = addr_ring(&off.fr, PGOFF_FILL, "mapping the fill ring")?;
+        let cm = addr_ring(&off.cr, PGOFF_COMPLETION, "mapping the completion ring")?;
+        let rm = desc_ring(&off.rx, PGOFF_RX, "mapping the RX ring")?;
+        let tm = desc_ring(&off.tx, PGOFF_TX, "mapping the TX ring")?;
+        // SAFETY: each mapping holds its ring at the kernel's offsets and is
+        // kept in `_ring_maps` for as long as the rings exist.
+        let (mut fill, completion, rx, tx) = unsafe {
+            let ring = |m: &Mapping, o: &RingOffset| {
+                (
+                    m.at::<AtomicU32>(o.producer) as *const AtomicU32,
+                    m.at::<AtomicU32>(o.consumer) as *const AtomicU32,
+                    m.at::<AtomicU32>(o.flags) as *const AtomicU32,
+                )
+            };
+            let (p, c, f) = ring(&fm, &off.fr);
+            let fill = Ring::new(p, c, f, fm.at::<u64>(off.fr.desc), n, true);
+            let (p, c, f) = ring(&cm, &off.cr);
+            let completion = Ring::new(p, c, f, cm.at::<u64>(off.cr.desc), n, false);
+            let (p, c, f) = ring(&rm, &off.rx);
+            let rx = Ring::new(p, c, f, rm.at::<XdpDesc>(off.rx.desc), n, false);
+            let (p, c, f) = ring(&tm, &off.tx);
+            let tx = Ring::new(p, c, f, tm.at::<XdpDesc>(off.tx.desc), n, true);
+            (fill, completion, rx, tx)
+        };
+        // Half the frames wait in the fill ring for packets, half for sending.
+        let mut free: Vec<u64> = (0..cfg.frames)
+            .map(|i| u64::from(i) * u64::from(cfg.frame_size))
+            .collect();
+        let lend = fill.free().min(cfg.frames / 2);
+        for _ in 0..lend {
+            fill.push(free.pop().expect("frames >= 2 * lent"));
+        }
+        fill.submit();
+
+        let xdp = bpf::XdpRedirect::attach(ifindex, cfg.queue + 1, bpf::XDP_FLAGS_SKB_MODE)
+            .map_err(|e| err(&format!("attaching XDP to {}", cfg.ifname), e))?;
+        let sa = SockaddrXdp {
+            family: libc::AF_XDP as u16,
+            flags: XDP_COPY | XDP_USE_NEED_WAKEUP,
+            ifindex,
+            queue_id: cfg.queue,
+            shared_umem_fd: 0,
+        };
+        // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
+        let r = unsafe {
+            libc::bind(
+                fd,
+                (&sa as *const SockaddrXdp).cast(),
+                std::mem::size_of::<SockaddrXdp>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(err(
+                &format!("binding to {} queue {}", cfg.ifname, cfg.queue),
+                io::Error::last_os_error(),
+            ));
+        }
+        xdp.register(cfg.queue, fd)
+            .map_err(|e| err("registering the socket in the XSKMAP", e))?;
+        Ok(AfXdp {
+            cfg,
+            fill,
+            completion,
+            rx,
+            tx,
+            free,
+            _ring_maps: vec![fm, cm, rm, tm],
+            sock,
+            umem,
+            _xdp: xdp,
+            rx_frames: 0,
+            tx_frames: 0,
+        })
+    }
+
+    /// Frames held by us right now (free list), for leak checks: with no
+    /// traffic in flight it returns to its value after `open`.
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+
+    fn frame(&mut self, addr: u64, len: usize) -> &mut [u8] {
+        assert!(
+            addr as usize + len <= self.umem.len,
+            "frame outside the UMEM"
+        );
+        // SAFETY: the range lies inside the UMEM (checked) and the frame is
+        // ours: it came off the RX ring or our free list, so the kernel is
+        // not using it until we hand it back.
+        unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.add(addr as usize), len) }
+    }
+
+    fn kick(&self) {
+        // SAFETY: a zero-length sendto on our socket only wakes TX processing.
+        unsafe {
+            libc::sendto(
+                self.sock.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            );
+        }
+    }
+
+    fn reclaim(&mut self) {
+        let mut any = false;
+        while let Some(addr) = self.completion.pop() {
+            self.free.push(addr - addr % u64::from(self.cfg.frame_size));
+            any = true;
+        }
+        if any {
+            self.completion.release();
+        }
+    }
+
+    /// Blocks up to `timeout_ms` until a frame can be received.
+    pub fn wait(&self, timeout_ms: i32) {
+        let mut p = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    }
+}
+
+impl Device for AfXdp {
+    fn mtu(&self) -> usize {
+        self.cfg.mtu
+    }
+
+    fn receive(&mut self, _now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some(d) = self.rx.pop() else { break };
+            let frame_len = self.cfg.frame_size as usize;
+            let base = d.addr - d.addr % frame_len as u64;
+            let len = (d.len as usize).min(frame_len);
+            rx(&self.frame(d.addr, len)[..]);
+            // Straight back to the fill ring: it has room, since the frame
+            // just left the kernel's side.
+            if self.fill.free() > 0 {
+                self.fill.push(base);
+            } else {
+                self.free.push(base);
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.rx.release();
+            self.fill.submit();
+            self.rx_frames += n as u64;
+        }
+        if self.fill.needs_wakeup() {
+            self.wait(0);
+        }
+        n
+    }
+
+    fn transmit(
+        &mut self,
+        _now: Instant,
+        budget: usize,
+        tx: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> usize {
+        self.reclaim();
+        let mut n = 0;
+        let size = self.cfg.frame_size as usize;
+        while n < budget && self.tx.free() > 0 {
+            let Some(addr) = self.free.pop() else { break };
+            match tx(self.frame(addr, size)) {
+                Some(len) => {
+                    self.tx.push(XdpDesc {
+                        addr,
+                        len: len as u32,
+                        options: 0,
+                    });
+                    n += 1;
+                }
+                None => {
+                    self.free.push(addr);
+                    break;
+                }
+            }
+        }
+        if n > 0 {
+            self.tx.submit();
+            self.tx_frames += n as u64;
+        }
+        if n > 0 || self.tx.needs_wakeup() {
+            self.kick();
+        }
+        n
+    }
+}

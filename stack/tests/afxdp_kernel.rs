@@ -1,0 +1,272 @@
+//! Our stack on a real AF_XDP socket, talking to the Linux kernel: two
+//! network namespaces joined by a veth pair; ours has no kernel address
+//! (our stack owns 10.x.0.1), the kernel peer has 10.x.0.2. Needs root:
+//! without it each test says loudly that it did not run (CI runs as root).
+
+use sha2::{Digest, Sha256};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant as StdInstant};
+use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
+use xdptcp::iface::{IfaceConfig, Interface};
+use xdptcp::tcp::{Config, State, TcpError};
+use xdptcp::time::Instant;
+use xdptcp::wire::ethernet::MacAddr;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!(
+                "\n*** SKIPPED {}: needs root for namespaces and AF_XDP (CI runs as root) ***\n",
+                module_path!()
+            );
+            return;
+        }
+    };
+}
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run");
+    assert!(st.success(), "{args:?} failed");
+}
+
+/// Two namespaces and a veth pair, removed on drop (also after a panic).
+struct Topology {
+    ours: String,
+    peer: String,
+    dev: String,
+    subnet: u8,
+}
+
+impl Topology {
+    fn new(tag: &str, subnet: u8) -> Topology {
+        let id = format!("x{}{}", tag, std::process::id() % 100_000);
+        let t = Topology {
+            ours: format!("{id}a"),
+            peer: format!("{id}b"),
+            dev: format!("{id}0"),
+            subnet,
+        };
+        t.remove();
+        sh(&["ip", "netns", "add", &t.ours]);
+        sh(&["ip", "netns", "add", &t.peer]);
+        let peer_dev = format!("{id}1");
+        sh(&[
+            "ip", "link", "add", &t.dev, "netns", &t.ours, "type", "veth", "peer", "name",
+            &peer_dev, "netns", &t.peer,
+        ]);
+        sh(&["ip", "-n", &t.ours, "link", "set", &t.dev, "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &t.peer,
+            "addr",
+            "add",
+            &format!("10.{subnet}.0.2/24"),
+            "dev",
+            &peer_dev,
+        ]);
+        sh(&["ip", "-n", &t.peer, "link", "set", &peer_dev, "up"]);
+        // Real checksums and MSS-sized segments on the wire: no offloads.
+        for (ns, d) in [(&t.ours, &t.dev), (&t.peer, &peer_dev)] {
+            sh(&[
+                "ip", "netns", "exec", ns, "ethtool", "-K", d, "tx", "off", "rx", "off", "tso",
+                "off", "gso", "off", "gro", "off",
+            ]);
+        }
+        t
+    }
+
+    fn our_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.subnet, 0, 1)
+    }
+
+    fn peer_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.subnet, 0, 2)
+    }
+
+    fn remove(&self) {
+        for ns in [&self.ours, &self.peer] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Moves this thread into our namespace (AF_XDP and ifindex are per-namespace).
+    fn enter_ours(&self) {
+        let f = std::fs::File::open(format!("/run/netns/{}", self.ours)).expect("netns file");
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+    }
+
+    fn peer_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.peer]).args(args);
+        c
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn stack(t: &Topology) -> (Interface, AfXdp) {
+    t.enter_ours();
+    let dev = AfXdp::open(AfXdpConfig::new(&t.dev)).unwrap_or_else(|e| panic!("{e}"));
+    let iface = Interface::new(IfaceConfig {
+        mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
+        ip: t.our_ip(),
+        prefix_len: 24,
+        gateway: None,
+        isn_secret: [9; 16],
+        tcp: Config::default(),
+    });
+    (iface, dev)
+}
+
+fn now(start: StdInstant) -> Instant {
+    Instant::from_nanos(start.elapsed().as_nanos() as u64)
+}
+
+#[test]
+fn kernel_pings_our_stack() {
+    require_root!();
+    let t = Topology::new("p", 211);
+    // The test body runs on its own thread so setns does not leak.
+    let t = std::sync::Arc::new(t);
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let (mut iface, mut dev) = stack(&t2);
+        let start = StdInstant::now();
+        let mut ping = t2
+            .peer_cmd(&[
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                &t2.our_ip().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ping");
+        let status = loop {
+            iface.poll(now(start), &mut dev);
+            if let Some(s) = ping.try_wait().unwrap() {
+                break s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "ping hangs");
+            dev.wait(1);
+        };
+        assert!(
+            status.success(),
+            "the kernel's ping got no replies: {:?}",
+            iface.stats()
+        );
+        assert!(iface.stats().icmp_echo_answered >= 3, "{:?}", iface.stats());
+        assert!(
+            iface.stats().arp_requests_answered >= 1,
+            "{:?}",
+            iface.stats()
+        );
+    })
+    .join()
+    .unwrap();
+}
+
+/// Our client sends to a kernel TCP server (python3's socket module) and
+/// reads back the SHA-256 the kernel side computed.
+#[test]
+fn our_client_to_kernel_server() {
+    require_root!();
+    let t = std::sync::Arc::new(Topology::new("c", 212));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let size: usize = 32 << 20;
+        let server = t2
+            .peer_cmd(&[
+                "python3",
+                "-c",
+                "import socket,hashlib,sys\n\
+                 s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                 s.bind(('0.0.0.0',5001));s.listen();print('ready',flush=True)\n\
+                 c,_=s.accept();h=hashlib.sha256();n=0\n\
+                 while True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b);n+=len(b)\n\
+                 c.sendall(h.hexdigest().encode());c.close();print(n,flush=True)",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 server");
+        std::thread::sleep(Duration::from_millis(500));
+        let (mut iface, mut dev) = stack(&t2);
+        let start = StdInstant::now();
+        let h = iface
+            .connect(SocketAddrV4::new(t2.peer_ip(), 5001), None, now(start))
+            .unwrap();
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let (mut sent, mut closed, mut reply) = (0, false, Vec::new());
+        let mut buf = [0u8; 4096];
+        loop {
+            iface.poll(now(start), &mut dev);
+            let c = iface.tcp(h).unwrap();
+            if let Some(e) = c.error() {
+                panic!("connection failed: {e:?}");
+            }
+            if c.state() != State::SynSent {
+                while sent < size {
+                    match c.send(&data[sent..]) {
+                        Ok(n) if n > 0 => sent += n,
+                        _ => break,
+                    }
+                }
+                if sent == size && !closed {
+                    c.close();
+                    closed = true;
+                }
+            }
+            match c.recv(&mut buf) {
+                Ok(0) if c.at_eof() => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(TcpError::WouldBlock) => {}
+                Err(e) => panic!("recv: {e}"),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "transfer hangs at {sent} bytes"
+            );
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let want = format!("{:x}", Sha256::digest(&data));
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            want,
+            "the kernel received exactly our bytes"
+        );
+        let out = server.wait_with_output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&size.to_string()));
+        eprintln!(
+            "our client -> kernel server: {} MiB in {secs:.2} s ({:.0} Mbit/s)",
+            size >> 20,
+            size as f64 * 8.0 / secs / 1e6
+        );
+    })
+    .join()
+    .unwrap();
+}
