@@ -4,6 +4,7 @@
 //! without it each test says loudly that it did not run (CI runs as root).
 
 use sha2::{Digest, Sha256};
+use std::io::{BufRead, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant as StdInstant};
@@ -215,7 +216,12 @@ fn our_client_to_kernel_server() {
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 server");
-        std::thread::sleep(Duration::from_millis(500));
+        let mut server = server;
+        // Connect only once the kernel side listens.
+        let mut server_out = std::io::BufReader::new(server.stdout.take().unwrap());
+        let mut line = String::new();
+        server_out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the python3 server did not start");
         let (mut iface, mut dev) = stack(&t2);
         let start = StdInstant::now();
         let h = iface
@@ -260,8 +266,14 @@ fn our_client_to_kernel_server() {
             want,
             "the kernel received exactly our bytes"
         );
-        let out = server.wait_with_output().unwrap();
-        assert!(String::from_utf8_lossy(&out.stdout).contains(&size.to_string()));
+        let mut rest = String::new();
+        server_out.read_to_string(&mut rest).unwrap();
+        assert!(server.wait().unwrap().success());
+        assert_eq!(
+            rest.trim(),
+            size.to_string(),
+            "the kernel counted our bytes"
+        );
         eprintln!(
             "our client -> kernel server: {} MiB in {secs:.2} s ({:.0} Mbit/s)",
             size >> 20,
