@@ -5,19 +5,15 @@
 
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, Read};
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Command, Stdio};
+use std::net::SocketAddrV4;
+use std::process::Stdio;
 use std::time::{Duration, Instant as StdInstant};
 use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
 use xdptcp::iface::{IfaceConfig, Interface};
 use xdptcp::tcp::{Config, State, TcpError};
 use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::MacAddr;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use xdptcp_tools::topology::{is_root, Topology};
 
 macro_rules! require_root {
     () => {
@@ -31,104 +27,8 @@ macro_rules! require_root {
     };
 }
 
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run");
-    assert!(st.success(), "{args:?} failed");
-}
-
-/// Two namespaces and a veth pair, removed on drop (also after a panic).
-struct Topology {
-    ours: String,
-    peer: String,
-    dev: String,
-    subnet: u8,
-}
-
-impl Topology {
-    fn new(tag: &str, subnet: u8) -> Topology {
-        let id = format!("x{}{}", tag, std::process::id() % 100_000);
-        let t = Topology {
-            ours: format!("{id}a"),
-            peer: format!("{id}b"),
-            dev: format!("{id}0"),
-            subnet,
-        };
-        t.remove();
-        sh(&["ip", "netns", "add", &t.ours]);
-        sh(&["ip", "netns", "add", &t.peer]);
-        let peer_dev = format!("{id}1");
-        sh(&[
-            "ip", "link", "add", &t.dev, "netns", &t.ours, "type", "veth", "peer", "name",
-            &peer_dev, "netns", &t.peer,
-        ]);
-        sh(&["ip", "-n", &t.ours, "link", "set", &t.dev, "up"]);
-        sh(&[
-            "ip",
-            "-n",
-            &t.peer,
-            "addr",
-            "add",
-            &format!("10.{subnet}.0.2/24"),
-            "dev",
-            &peer_dev,
-        ]);
-        sh(&["ip", "-n", &t.peer, "link", "set", &peer_dev, "up"]);
-        // Real checksums and MSS-sized segments on the wire: no offloads.
-        for (ns, d) in [(&t.ours, &t.dev), (&t.peer, &peer_dev)] {
-            sh(&[
-                "ip", "netns", "exec", ns, "ethtool", "-K", d, "tx", "off", "rx", "off", "tso",
-                "off", "gso", "off", "gro", "off",
-            ]);
-        }
-        t
-    }
-
-    fn our_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, self.subnet, 0, 1)
-    }
-
-    fn peer_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, self.subnet, 0, 2)
-    }
-
-    fn remove(&self) {
-        for ns in [&self.ours, &self.peer] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-
-    /// Moves this thread into our namespace (AF_XDP and ifindex are per-namespace).
-    fn enter_ours(&self) {
-        let f = std::fs::File::open(format!("/run/netns/{}", self.ours)).expect("netns file");
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns on a valid namespace fd affects only this thread.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-    }
-
-    fn peer_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.peer]).args(args);
-        c
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
-
 fn stack(t: &Topology) -> (Interface, AfXdp) {
-    t.enter_ours();
+    t.enter_ours().expect("enter our namespace");
     let dev = AfXdp::open(AfXdpConfig::new(&t.dev)).unwrap_or_else(|e| panic!("{e}"));
     let iface = Interface::new(IfaceConfig {
         mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
@@ -148,7 +48,7 @@ fn now(start: StdInstant) -> Instant {
 #[test]
 fn kernel_pings_our_stack() {
     require_root!();
-    let t = Topology::new("p", 211);
+    let t = Topology::create("p", 211, false).expect("topology");
     // The test body runs on its own thread so setns does not leak.
     let t = std::sync::Arc::new(t);
     let t2 = t.clone();
@@ -198,7 +98,7 @@ fn kernel_pings_our_stack() {
 #[test]
 fn our_client_to_kernel_server() {
     require_root!();
-    let t = std::sync::Arc::new(Topology::new("c", 212));
+    let t = std::sync::Arc::new(Topology::create("c", 212, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
         let size: usize = 32 << 20;
@@ -290,7 +190,7 @@ fn our_client_to_kernel_server() {
 #[test]
 fn kernel_client_to_our_server() {
     require_root!();
-    let t = std::sync::Arc::new(Topology::new("s", 213));
+    let t = std::sync::Arc::new(Topology::create("s", 213, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
         let size: usize = 32 << 20;

@@ -1,1 +1,3 @@
-//! Tools live here.
+//! Tools around the stack: test topologies on this machine.
+
+pub mod topology;
