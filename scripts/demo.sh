@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# The main job (README "Set-up", step 1): verified transfers between two
-# xdptcp stacks over the simulated link: a clean 1 Gbit/s link, a 100 ms
-# long fat pipe, then loss, reordering, duplication and corruption.
+# The main job (README "Set-up", step 1): our stack against the Linux
+# kernel over AF_XDP, both directions, next to kernel-to-kernel; then
+# verified transfers between two xdptcp stacks over the simulated link: a
+# clean 1 Gbit/s link, a 100 ms long fat pipe, then loss, reordering,
+# duplication and corruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p apps --bin file_transfer
 ft=target/release/file_transfer
+echo "== xdptcp over AF_XDP against the Linux kernel (veth between two namespaces)"
+if [ "$(id -u)" = 0 ]; then
+    $ft demo --size 256M
+else
+    echo "*** SKIPPED: the AF_XDP comparison needs root (namespaces, XDP): run 'sudo bash scripts/demo.sh' ***"
+fi
+echo
 echo "== clean link"
 $ft sim --size 64M --seed 7
 echo

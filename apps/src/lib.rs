@@ -2,4 +2,5 @@
 //! one-line JSON writer for machine-readable summaries.
 
 pub mod json;
+pub mod kernel_demo;
 pub mod units;

@@ -158,3 +158,27 @@ fn path_and_stack_options_are_applied() {
     let o = run(&["sim", "--rtt", "soon"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Needs root (namespaces, AF_XDP); CI runs as root.
+#[test]
+fn demo_moves_verified_data_both_ways_against_the_kernel() {
+    if !xdptcp_tools::topology::is_root() {
+        eprintln!(
+            "\n*** SKIPPED demo test: needs root for namespaces and AF_XDP (CI runs as root) ***\n"
+        );
+        return;
+    }
+    let o = run(&["demo", "--size", "16M", "--json"]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j = last_line(&o);
+    for leg in ["xdptcp_to_kernel", "kernel_to_xdptcp", "kernel_to_kernel"] {
+        assert_eq!(field(&j, &format!("{leg}_sha256_match")), "true", "{j}");
+        let mbit: f64 = field(&j, &format!("{leg}_mbit_s")).parse().unwrap();
+        assert!(mbit > 1.0, "{leg}: {mbit} Mbit/s");
+    }
+}

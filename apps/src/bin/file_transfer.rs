@@ -29,6 +29,19 @@ struct Cli {
 enum Mode {
     /// Two stacks in this process over a simulated link (virtual clock).
     Sim(SimArgs),
+    /// Our stack over AF_XDP against the Linux kernel, both directions,
+    /// next to a kernel-to-kernel run (needs root: creates namespaces).
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Bytes to move in each direction (whole MiB).
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    size: u64,
+    /// Print one JSON object as the last line of output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -101,14 +114,19 @@ struct SimArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.mode {
-        Mode::Sim(args) => match sim(&args) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("file_transfer: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Mode::Sim(args) => exit(sim(&args)),
+        Mode::Demo(args) => exit(demo(&args)),
+    }
+}
+
+fn exit(r: Result<bool, String>) -> ExitCode {
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("file_transfer: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -117,6 +135,73 @@ fn millis(ms: f64, what: &str) -> Result<Duration, String> {
         return Err(format!("--{what} must be between 0 and 60000 ms"));
     }
     Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn demo(a: &DemoArgs) -> Result<bool, String> {
+    use apps::kernel_demo::{kernel_to_kernel, kernel_to_ours, ours_to_kernel, Leg};
+    use xdptcp_tools::topology::Topology;
+    let mib = (a.size >> 20).max(1);
+    println!("xdptcp over AF_XDP against the Linux kernel: {mib} MiB each way over veth");
+    let ours = Topology::create("d", 220, false).map_err(|e| e.to_string())?;
+    let reference = Topology::create("k", 221, true).map_err(|e| e.to_string())?;
+    println!(
+        "  namespaces {} (xdptcp {}) and {} (kernel {}); reference pair {} / {}",
+        ours.ours,
+        ours.our_ip(),
+        ours.peer,
+        ours.peer_ip(),
+        reference.ours,
+        reference.peer
+    );
+    // Namespaces are per thread: the AF_XDP work runs on its own thread.
+    let legs = std::thread::scope(|s| {
+        s.spawn(|| -> Result<Vec<Leg>, String> {
+            let mut legs = Vec::new();
+            eprintln!("  running xdptcp -> kernel ...");
+            legs.push(ours_to_kernel(&ours, mib << 20)?);
+            eprintln!("  running kernel -> xdptcp ...");
+            legs.push(kernel_to_ours(&ours, mib)?);
+            eprintln!("  running kernel -> kernel ...");
+            legs.push(kernel_to_kernel(&reference, mib)?);
+            Ok(legs)
+        })
+        .join()
+        .map_err(|_| "the transfer thread panicked".to_string())?
+    })?;
+    drop(ours);
+    drop(reference);
+    let kernel = legs
+        .iter()
+        .find(|l| l.name == "kernel -> kernel")
+        .map(|l| l.mbit_s());
+    println!(
+        "  {:<18} {:>9} {:>9} {:>11} {:>9}  sha256",
+        "direction", "MiB", "seconds", "Mbit/s", "vs kernel"
+    );
+    for l in &legs {
+        println!(
+            "  {:<18} {:>9} {:>9.3} {:>11.1} {:>8.2}x  {}",
+            l.name,
+            l.bytes >> 20,
+            l.seconds,
+            l.mbit_s(),
+            kernel.map_or(f64::NAN, |k| l.mbit_s() / k),
+            if l.sha_match { "match" } else { "DIFFERS" }
+        );
+    }
+    let ok = legs.iter().all(|l| l.sha_match);
+    println!("  result     {}", if ok { "OK" } else { "FAILED" });
+    if a.json {
+        let mut j = JsonLine::new();
+        j.bool("ok", ok).str("mode", "demo").u64("bytes", mib << 20);
+        for l in &legs {
+            let key = l.name.replace(" -> ", "_to_");
+            j.f64(&format!("{key}_mbit_s"), l.mbit_s());
+            j.bool(&format!("{key}_sha256_match"), l.sha_match);
+        }
+        println!("{}", j.finish());
+    }
+    Ok(ok)
 }
 
 /// Where the sender's bytes come from.
