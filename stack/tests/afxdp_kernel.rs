@@ -437,3 +437,14 @@ fn kernel_reset_mid_transfer_is_reported_and_service_continues() {
     .join()
     .unwrap();
 }
+
+/// A missing interface is an error that says what is wrong, not a panic
+/// (no root needed: the name lookup fails first).
+#[test]
+fn opening_a_missing_interface_explains_itself() {
+    let e = AfXdp::open(AfXdpConfig::new("xdptcp-nope0"))
+        .err()
+        .expect("no such interface");
+    let msg = e.to_string();
+    assert!(msg.contains("no network interface 'xdptcp-nope0'"), "{msg}");
+}
