@@ -104,11 +104,12 @@ impl Connection {
                 }
                 continue;
             }
-            // Ignore blocks outside what is outstanding (RFC 5961-style
-            // sanity: a peer cannot SACK what we never sent).
-            if l < self.snd_una || r > self.snd_max {
+            // Ignore blocks beyond what was sent (a peer cannot SACK what
+            // we never sent); the part of a block below SND.UNA is old news.
+            if r > self.snd_max || r <= self.snd_una {
                 continue;
             }
+            let l = l.max(self.snd_una);
             let _ = self.scoreboard.add(l - self.snd_una, r - self.snd_una);
             self.snd_fack = self.snd_fack.max(r);
         }
