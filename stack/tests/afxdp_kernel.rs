@@ -93,7 +93,7 @@ fn kernel_pings_our_stack() {
     .unwrap();
 }
 
-/// Our client sends to a kernel TCP server (python3's socket module) and
+/// Our client sends 256 MiB to a kernel TCP server (python3's socket module) and
 /// reads back the SHA-256 the kernel side computed.
 #[test]
 fn our_client_to_kernel_server() {
@@ -101,7 +101,7 @@ fn our_client_to_kernel_server() {
     let t = std::sync::Arc::new(Topology::create("c", 212, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
-        let size: usize = 32 << 20;
+        let size: usize = 256 << 20;
         let server = t2
             .peer_cmd(&[
                 "python3",
@@ -184,7 +184,7 @@ fn our_client_to_kernel_server() {
     .unwrap();
 }
 
-/// A kernel client (python3) sends to our server; we hash what arrives
+/// A kernel client (python3) sends 256 MiB to our server; we hash what arrives
 /// and compare with the digest the kernel side computed of what it sent.
 /// Afterwards every UMEM frame is back where it started.
 #[test]
@@ -193,7 +193,7 @@ fn kernel_client_to_our_server() {
     let t = std::sync::Arc::new(Topology::create("s", 213, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
-        let size: usize = 32 << 20;
+        let size: usize = 256 << 20;
         let (mut iface, mut dev) = stack(&t2);
         let free_at_start = dev.free_frames();
         iface.listen(5002, None, 8).unwrap();
