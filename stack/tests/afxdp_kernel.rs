@@ -27,6 +27,27 @@ macro_rules! require_root {
     };
 }
 
+/// Starts a python3 program in the peer namespace and waits until it
+/// prints "ready" (it listens); returns it with its remaining output.
+fn start_server(
+    t: &Topology,
+    program: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = t
+        .peer_cmd(&["python3", "-c", program])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 server");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the python3 server did not start");
+    (child, out)
+}
+
 fn stack(t: &Topology) -> (Interface, AfXdp) {
     t.enter_ours().expect("enter our namespace");
     let dev = AfXdp::open(AfXdpConfig::new(&t.dev)).unwrap_or_else(|e| panic!("{e}"));
@@ -102,26 +123,16 @@ fn our_client_to_kernel_server() {
     let t2 = t.clone();
     std::thread::spawn(move || {
         let size: usize = 256 << 20;
-        let server = t2
-            .peer_cmd(&[
-                "python3",
-                "-c",
-                "import socket,hashlib,sys\n\
+        // Connect only once the kernel side listens.
+        let (mut server, mut server_out) = start_server(
+            &t2,
+            "import socket,hashlib,sys\n\
                  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
                  s.bind(('0.0.0.0',5001));s.listen();print('ready',flush=True)\n\
                  c,_=s.accept();h=hashlib.sha256();n=0\n\
                  while True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b);n+=len(b)\n\
                  c.sendall(h.hexdigest().encode());c.close();print(n,flush=True)",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 server");
-        let mut server = server;
-        // Connect only once the kernel side listens.
-        let mut server_out = std::io::BufReader::new(server.stdout.take().unwrap());
-        let mut line = String::new();
-        server_out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the python3 server did not start");
+        );
         let (mut iface, mut dev) = stack(&t2);
         let start = StdInstant::now();
         let h = iface
@@ -290,26 +301,15 @@ fn hundred_concurrent_connections_to_a_kernel_server() {
     std::thread::spawn(move || {
         const CONNS: usize = 100;
         const EACH: usize = 1 << 20;
-        let mut server = t2
-            .peer_cmd(&[
-                "python3",
-                "-c",
-                "import socket,hashlib,threading\n\
+        // Connect only once the kernel side listens.
+        let (mut server, mut out) = start_server(&t2, "import socket,hashlib,threading\n\
                  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
                  s.bind(('0.0.0.0',5003));s.listen(256);print('ready',flush=True)\n\
                  def serve(c):\n  h=hashlib.sha256()\n  while True:\n    b=c.recv(1<<16)\n    if not b: break\n    h.update(b)\n  c.sendall(h.hexdigest().encode());c.close()\n\
                  ts=[]\n\
                  for _ in range(100):\n  c,_=s.accept();th=threading.Thread(target=serve,args=(c,));th.start();ts.append(th)\n\
                  for th in ts: th.join()\n\
-                 print('done',flush=True)",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 server");
-        let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
+                 print('done',flush=True)");
         let (mut iface, mut dev) = stack(&t2);
         let start = StdInstant::now();
         let data = |k: usize| -> Vec<u8> { (0..EACH).map(|i| (i * (k + 3) + k) as u8).collect() };
@@ -357,7 +357,7 @@ fn hundred_concurrent_connections_to_a_kernel_server() {
                 "connection {k}"
             );
         }
-        line.clear();
+        let mut line = String::new();
         out.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "done");
         let _ = server.wait();
@@ -378,24 +378,17 @@ fn kernel_reset_mid_transfer_is_reported_and_service_continues() {
         // Reads 1 MiB, then closes with unread data pending: the kernel
         // answers with RST (RFC 9293 3.6 / Linux). Then serves one more
         // connection normally.
-        let mut server = t2
-            .peer_cmd(&[
-                "python3",
-                "-c",
-                "import socket,struct\n\
+        // Connect only once the kernel side listens.
+        let (mut server, _out) = start_server(
+            &t2,
+            "import socket,struct\n\
                  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
                  s.bind(('0.0.0.0',5004));s.listen();print('ready',flush=True)\n\
                  c,_=s.accept();n=0\n\
                  while n<(1<<20): n+=len(c.recv(1<<16))\n\
                  c.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0));c.close()\n\
                  c,_=s.accept();c.sendall(b'second');c.close();print('done',flush=True)",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 server");
-        let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
+        );
         let (mut iface, mut dev) = stack(&t2);
         let start = StdInstant::now();
         let peer = SocketAddrV4::new(t2.peer_ip(), 5004);
