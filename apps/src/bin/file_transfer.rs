@@ -435,7 +435,7 @@ fn summary(o: &Outcome) {
         c.fast_retransmits,
         c.rto_expirations,
         fmt_bytes(c.bytes_retransmitted),
-        r.link_a_to_b.frames_lost + r.link_a_to_b.frames_queue_dropped,
+        r.link_a_to_b.dropped_frames(),
         r.link_a_to_b.frames_corrupted
     );
     println!(
@@ -496,10 +496,7 @@ fn json(o: &Outcome, a: &SimArgs) -> String {
             s.srtt.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
         )
         .u64("link_dropped_bytes", r.link_a_to_b.dropped_bytes())
-        .u64(
-            "link_dropped_frames",
-            r.link_a_to_b.frames_lost + r.link_a_to_b.frames_queue_dropped,
-        )
+        .u64("link_dropped_frames", r.link_a_to_b.dropped_frames())
         .u64("link_corrupted_frames", r.link_a_to_b.frames_corrupted)
         .f64("loss", a.loss)
         .f64("reorder", a.reorder)

@@ -75,6 +75,11 @@ impl PipeStats {
     pub fn dropped_bytes(&self) -> u64 {
         self.bytes_lost + self.bytes_queue_dropped
     }
+
+    /// Frames the link threw away, by loss or by a full queue.
+    pub fn dropped_frames(&self) -> u64 {
+        self.frames_lost + self.frames_queue_dropped
+    }
 }
 
 struct Pipe {

@@ -714,9 +714,7 @@ impl Connection {
             ssthresh: self.cc.ssthresh(),
             snd_wnd: self.snd_wnd,
             mss: self.eff_mss,
-            window_scale: self
-                .ws_negotiated()
-                .then_some((self.rcv_shift, self.snd_shift)),
+            window_scale: self.ws_ok.then_some((self.rcv_shift, self.snd_shift)),
             timestamps: self.ts_ok,
             sack: self.sack_ok,
             congestion: self.cc.name(),

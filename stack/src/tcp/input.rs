@@ -130,10 +130,6 @@ impl Connection {
         self.snd_wl2 = SeqNum(seg.ack);
     }
 
-    pub(super) fn ws_negotiated(&self) -> bool {
-        self.ws_ok
-    }
-
     fn on_segment_synchronized(&mut self, seg: &TcpSegment<'_>, now: Instant) {
         let f = seg.flags;
         let seq = SeqNum(seg.seq);

@@ -175,7 +175,7 @@ impl Connection {
             let offer_ws = match self.state {
                 State::SynSent => self.cfg.window_scaling,
                 // Answer a SYN with WS only if both sides offered it (RFC 7323 2.2).
-                _ => self.ws_negotiated(),
+                _ => self.ws_ok,
             };
             if offer_ws {
                 options.window_scale = Some(self.cfg.our_window_shift());
