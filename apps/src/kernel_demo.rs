@@ -73,7 +73,11 @@ fn spawn_sink(
     Ok((child, out))
 }
 
-fn stack(t: &Topology) -> Result<(Interface, AfXdp), String> {
+/// Our stack on an AF_XDP socket in our namespace of `t`. Enters that
+/// namespace on the calling thread. Open it once per run: the kernel
+/// releases a queue's AF_XDP binding asynchronously, so closing and
+/// reopening at once can find the queue still busy.
+pub fn open_stack(t: &Topology) -> Result<(Interface, AfXdp), String> {
     t.enter_ours()
         .map_err(|e| format!("entering namespace: {e}"))?;
     let dev = AfXdp::open(AfXdpConfig::new(&t.dev)).map_err(|e| e.to_string())?;
@@ -97,10 +101,14 @@ fn now(start: StdInstant) -> Instant {
 }
 
 /// Our stack sends `bytes` to a kernel receiver.
-pub fn ours_to_kernel(t: &Topology, bytes: u64) -> Result<Leg, String> {
+pub fn ours_to_kernel(
+    t: &Topology,
+    iface: &mut Interface,
+    dev: &mut AfXdp,
+    bytes: u64,
+) -> Result<Leg, String> {
     let (mut child, mut out) =
         spawn_sink(&mut t.peer_cmd(&["python3", "-c", &py(PY_SINK, "", 0)]))?;
-    let (mut iface, mut dev) = stack(t)?;
     let start = StdInstant::now();
     let h = iface
         .connect(SocketAddrV4::new(t.peer_ip(), PORT), None, now(start))
@@ -110,7 +118,7 @@ pub fn ours_to_kernel(t: &Topology, bytes: u64) -> Result<Leg, String> {
     let mut chunk = vec![0u8; 1 << 16];
     let (mut pending, mut sent_all, mut reply) = (0usize, false, Vec::new());
     loop {
-        iface.poll(now(start), &mut dev);
+        iface.poll(now(start), dev);
         let c = iface.tcp(h).ok_or("connection vanished")?;
         if let Some(e) = c.error() {
             return Err(format!("xdptcp -> kernel: {}", TcpError::Failed(e)));
@@ -148,6 +156,7 @@ pub fn ours_to_kernel(t: &Topology, bytes: u64) -> Result<Leg, String> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    iface.release(h);
     let mut rest = String::new();
     let _ = out.read_to_string(&mut rest);
     let _ = child.wait();
@@ -166,8 +175,12 @@ pub fn ours_to_kernel(t: &Topology, bytes: u64) -> Result<Leg, String> {
 }
 
 /// A kernel sender sends `mib` MiB to our stack.
-pub fn kernel_to_ours(t: &Topology, mib: u64) -> Result<Leg, String> {
-    let (mut iface, mut dev) = stack(t)?;
+pub fn kernel_to_ours(
+    t: &Topology,
+    iface: &mut Interface,
+    dev: &mut AfXdp,
+    mib: u64,
+) -> Result<Leg, String> {
     iface.listen(PORT, None, 4).map_err(|e| e.to_string())?;
     let src = py(PY_SOURCE, &t.our_ip().to_string(), mib);
     let mut child = t
@@ -179,7 +192,7 @@ pub fn kernel_to_ours(t: &Topology, mib: u64) -> Result<Leg, String> {
     let (mut conn, mut got, mut hash) = (None, 0u64, Sha256::new());
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        iface.poll(now(start), &mut dev);
+        iface.poll(now(start), dev);
         if conn.is_none() {
             conn = iface.accept(PORT).map_err(|e| e.to_string())?;
         }
@@ -188,6 +201,7 @@ pub fn kernel_to_ours(t: &Topology, mib: u64) -> Result<Leg, String> {
                 Ok(0) => {
                     c.close();
                     if c.state() == State::Closed {
+                        iface.unlisten(PORT);
                         break;
                     }
                 }

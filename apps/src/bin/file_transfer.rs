@@ -138,7 +138,7 @@ fn millis(ms: f64, what: &str) -> Result<Duration, String> {
 }
 
 fn demo(a: &DemoArgs) -> Result<bool, String> {
-    use apps::kernel_demo::{kernel_to_kernel, kernel_to_ours, ours_to_kernel, Leg};
+    use apps::kernel_demo::{kernel_to_kernel, kernel_to_ours, open_stack, ours_to_kernel, Leg};
     use xdptcp_tools::topology::Topology;
     let mib = (a.size >> 20).max(1);
     println!("xdptcp over AF_XDP against the Linux kernel: {mib} MiB each way over veth");
@@ -157,10 +157,11 @@ fn demo(a: &DemoArgs) -> Result<bool, String> {
     let legs = std::thread::scope(|s| {
         s.spawn(|| -> Result<Vec<Leg>, String> {
             let mut legs = Vec::new();
+            let (mut iface, mut dev) = open_stack(&ours)?;
             eprintln!("  running xdptcp -> kernel ...");
-            legs.push(ours_to_kernel(&ours, mib << 20)?);
+            legs.push(ours_to_kernel(&ours, &mut iface, &mut dev, mib << 20)?);
             eprintln!("  running kernel -> xdptcp ...");
-            legs.push(kernel_to_ours(&ours, mib)?);
+            legs.push(kernel_to_ours(&ours, &mut iface, &mut dev, mib)?);
             eprintln!("  running kernel -> kernel ...");
             legs.push(kernel_to_kernel(&reference, mib)?);
             Ok(legs)
