@@ -14,6 +14,7 @@ pub mod tcp_table;
 use crate::device::Device;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::{reset, Config, Connection, SeqNum, Transmit};
+use crate::time::wheel::TimerWheel;
 use crate::time::{earliest, Instant};
 use crate::wire::arp::{ArpOp, ArpPacket};
 use crate::wire::ethernet::{self, EthernetFrame, MacAddr};
@@ -105,6 +106,7 @@ pub struct Interface {
     ip_ident: u16,
     next_port: u16,
     egress_cursor: usize,
+    timers: TimerWheel<Handle>,
 }
 
 impl Interface {
@@ -119,6 +121,7 @@ impl Interface {
             ip_ident: 0,
             next_port: FIRST_EPHEMERAL,
             egress_cursor: 0,
+            timers: TimerWheel::default(),
         }
     }
 
@@ -161,7 +164,7 @@ impl Interface {
     pub fn unlisten(&mut self, port: u16) {
         if let Some(l) = self.tcp.listeners.remove(&port) {
             for h in l.backlog {
-                if let Some(e) = self.tcp.get_mut(h) {
+                if let Some(e) = self.tcp.touch(h) {
                     e.conn.abort();
                     e.released = true;
                 }
@@ -235,7 +238,12 @@ impl Interface {
     }
 
     pub fn tcp(&mut self, h: Handle) -> Option<&mut Connection> {
-        self.tcp.get_mut(h).map(|e| &mut e.conn)
+        self.tcp.touch(h).map(|e| &mut e.conn)
+    }
+
+    /// A connection, read only (does not reschedule its timers).
+    pub fn tcp_ref(&self, h: Handle) -> Option<&Connection> {
+        self.tcp.get(h).map(|e| &e.conn)
     }
 
     pub fn tuple(&self, h: Handle) -> Option<Tuple> {
@@ -263,6 +271,7 @@ impl Interface {
                 break;
             }
         }
+        self.sync_timers();
         self.run_timers(now);
         let mtu = dev.mtu();
         loop {
@@ -273,25 +282,56 @@ impl Interface {
                 break;
             }
         }
+        self.sync_timers();
         self.tcp.reap();
         moved
     }
 
-    /// The next instant at which `poll` has timer work to do.
+    /// The next instant at which `poll` has timer work to do (possibly a
+    /// little early: the wheel answers with the start of a slot).
     pub fn poll_at(&self) -> Option<Instant> {
-        let mut at = None;
-        for e in self.tcp.slots.iter().flatten() {
-            at = earliest(at, e.conn.poll_timeout());
+        let mut at = self.timers.next_deadline();
+        // Connections touched by the application since the last poll.
+        for &h in &self.tcp.dirty {
+            let t = self.tcp.get(h).and_then(|e| e.conn.poll_timeout());
+            at = earliest(at, t.map(TimerWheel::<Handle>::fires_at));
         }
         earliest(at, self.neighbors.next_request_at())
     }
 
+    /// Files the deadlines of touched connections in the wheel. A deadline
+    /// that moved later keeps its old entry, which re-files itself when it
+    /// comes up: an RTO restarted by every ACK costs nothing per ACK.
+    fn sync_timers(&mut self) {
+        for h in std::mem::take(&mut self.tcp.dirty) {
+            let Some(e) = self.tcp.get_mut(h) else {
+                continue;
+            };
+            e.dirty = false;
+            let Some(t) = e.conn.poll_timeout() else {
+                continue;
+            };
+            if e.timer.is_none_or(|old| t < old) {
+                e.timer = Some(t);
+                self.timers.insert(t, h);
+            }
+        }
+    }
+
     fn run_timers(&mut self, now: Instant) {
-        for e in self.tcp.slots.iter_mut().flatten() {
+        let tcp = &mut self.tcp;
+        self.timers.advance(now, |deadline, h| {
+            // Entries that no longer match the connection's are stale.
+            if tcp.get(h).is_none_or(|e| e.timer != Some(deadline)) {
+                return;
+            }
+            let e = tcp.touch(h).expect("checked");
+            e.timer = None;
             if e.conn.poll_timeout().is_some_and(|t| t <= now) {
                 e.conn.handle_timeout(now);
             }
-        }
+        });
+        self.sync_timers();
     }
 
     // ---- ingress ---------------------------------------------------------
@@ -394,7 +434,7 @@ impl Interface {
             remote_port: seg.src_port,
         };
         if let Some(&h) = self.tcp.by_tuple.get(&tuple) {
-            if let Some(e) = self.tcp.get_mut(h) {
+            if let Some(e) = self.tcp.touch(h) {
                 e.conn.on_segment(seg, now);
                 return;
             }
@@ -478,6 +518,8 @@ impl Interface {
             let Some(t) = e.conn.poll_transmit(now) else {
                 continue;
             };
+            self.tcp.touch(Handle(i));
+            let e = self.tcp.slots[i].as_mut().expect("present");
             self.egress_cursor = i; // stay on a connection while it has data
             let tuple = e.tuple;
             let (src_ip, src_mac) = (self.cfg.ip, self.cfg.mac);
@@ -511,7 +553,7 @@ impl Interface {
             if self.next_hop(remote) != Some(hop) {
                 continue;
             }
-            let e = self.tcp.slots[i].as_mut().expect("present");
+            let e = self.tcp.touch(Handle(i)).expect("present");
             if e.conn.state() == crate::tcp::State::SynSent {
                 e.conn.unreachable();
             }

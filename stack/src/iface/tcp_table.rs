@@ -2,6 +2,7 @@
 //! by 4-tuple; listeners by local port with their accept backlogs.
 
 use crate::tcp::{Config, Connection, State};
+use crate::time::Instant;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
@@ -24,6 +25,10 @@ pub(crate) struct Entry {
     pub released: bool,
     /// Spawned by a listener and not accepted yet.
     pub in_backlog: bool,
+    /// The deadline this connection holds in the timer wheel, if any.
+    pub timer: Option<Instant>,
+    /// Touched since timers were last synced (queued in `TcpTable::dirty`).
+    pub dirty: bool,
 }
 
 pub(crate) struct Listener {
@@ -38,6 +43,7 @@ pub(crate) struct TcpTable {
     free: Vec<usize>,
     pub by_tuple: HashMap<Tuple, Handle>,
     pub listeners: HashMap<u16, Listener>,
+    pub dirty: Vec<Handle>,
 }
 
 impl TcpTable {
@@ -47,6 +53,8 @@ impl TcpTable {
             conn,
             released: false,
             in_backlog,
+            timer: None,
+            dirty: true,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -59,7 +67,18 @@ impl TcpTable {
             }
         };
         self.by_tuple.insert(tuple, Handle(i));
+        self.dirty.push(Handle(i));
         Handle(i)
+    }
+
+    /// The connection may have changed its timers: resync it after this poll.
+    pub fn touch(&mut self, h: Handle) -> Option<&mut Entry> {
+        let e = self.slots.get_mut(h.0).and_then(Option::as_mut)?;
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty.push(h);
+        }
+        Some(e)
     }
 
     pub fn get(&self, h: Handle) -> Option<&Entry> {
