@@ -8,6 +8,7 @@
 
 pub mod device;
 pub mod iface;
+pub mod runtime;
 pub mod simulation;
 pub mod tcp;
 pub mod time;

@@ -13,40 +13,10 @@ use xdptcp::iface::{IfaceConfig, Interface};
 use xdptcp::tcp::{Config, State, TcpError};
 use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::MacAddr;
-use xdptcp_tools::topology::{is_root, Topology};
+use xdptcp_tools::topology::Topology;
 
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!(
-                "\n*** SKIPPED {}: needs root for namespaces and AF_XDP (CI runs as root) ***\n",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
-
-/// Starts a python3 program in the peer namespace and waits until it
-/// prints "ready" (it listens); returns it with its remaining output.
-fn start_server(
-    t: &Topology,
-    program: &str,
-) -> (
-    std::process::Child,
-    std::io::BufReader<std::process::ChildStdout>,
-) {
-    let mut child = t
-        .peer_cmd(&["python3", "-c", program])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 server");
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "the python3 server did not start");
-    (child, out)
-}
+mod kernel_peer;
+use kernel_peer::start_server;
 
 fn stack(t: &Topology) -> (Interface, AfXdp) {
     t.enter_ours().expect("enter our namespace");

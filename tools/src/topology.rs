@@ -46,6 +46,17 @@ impl Topology {
     /// `subnet` picks 10.`subnet`.0.0/24. With `kernel_both`, our end gets
     /// the kernel address .1 too.
     pub fn create(tag: &str, subnet: u8, kernel_both: bool) -> io::Result<Topology> {
+        Self::create_with(tag, subnet, kernel_both, 1)
+    }
+
+    /// Like `create`, with `queues` receive and transmit queues on each
+    /// veth end (for multi-core runs).
+    pub fn create_with(
+        tag: &str,
+        subnet: u8,
+        kernel_both: bool,
+        queues: u32,
+    ) -> io::Result<Topology> {
         if !is_root() {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -63,11 +74,16 @@ impl Topology {
         t.remove();
         run(&["ip", "netns", "add", &t.ours])?;
         run(&["ip", "netns", "add", &t.peer])?;
+        let q = queues.max(1).to_string();
         run(&[
             "ip",
             "link",
             "add",
             &t.dev,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
             "netns",
             &t.ours,
             "type",
@@ -75,6 +91,10 @@ impl Topology {
             "peer",
             "name",
             &t.peer_dev,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
             "netns",
             &t.peer,
         ])?;

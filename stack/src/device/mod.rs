@@ -14,6 +14,7 @@ pub mod sim;
 
 use crate::time::Instant;
 
+
 pub trait Device {
     /// Largest IP packet the device carries (Ethernet header excluded).
     fn mtu(&self) -> usize;
@@ -36,5 +37,11 @@ pub trait Device {
     /// next frame becomes receivable.
     fn next_arrival(&self) -> Option<Instant> {
         None
+    }
+
+    /// Nothing to do: block until a frame may have arrived, at most `max`.
+    /// Devices that cannot tell just sleep.
+    fn idle_wait(&mut self, max: std::time::Duration) {
+        std::thread::sleep(max);
     }
 }

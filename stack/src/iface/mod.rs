@@ -107,7 +107,10 @@ pub struct Interface {
     next_port: u16,
     egress_cursor: usize,
     timers: TimerWheel<Handle>,
+    port_filter: Option<PortFilter>,
 }
+
+type PortFilter = Box<dyn Fn(u16, SocketAddrV4) -> bool + Send>;
 
 impl Interface {
     pub fn new(cfg: IfaceConfig) -> Self {
@@ -122,6 +125,7 @@ impl Interface {
             next_port: FIRST_EPHEMERAL,
             egress_cursor: 0,
             timers: TimerWheel::default(),
+            port_filter: None,
         }
     }
 
@@ -230,7 +234,8 @@ impl Interface {
                 remote_ip: *remote.ip(),
                 remote_port: remote.port(),
             };
-            if !self.tcp.listeners.contains_key(&p) && !self.tcp.by_tuple.contains_key(&t) {
+            let owned = self.port_filter.as_ref().is_none_or(|f| f(p, remote));
+            if owned && !self.tcp.listeners.contains_key(&p) && !self.tcp.by_tuple.contains_key(&t) {
                 return Ok(p);
             }
         }
@@ -263,6 +268,14 @@ impl Interface {
     /// Receives what the device has, runs due timers, sends what is ready.
     /// Returns true if any frame moved.
     pub fn poll(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        let received = self.receive(now, dev);
+        self.run_timers(now);
+        let sent = self.transmit(now, dev);
+        received || sent
+    }
+
+    /// The receive phase of `poll`: every frame the device has, to completion.
+    pub fn receive(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let mut moved = false;
         loop {
             let n = dev.receive(now, BATCH, &mut |frame| self.ingress(frame, now));
@@ -271,8 +284,13 @@ impl Interface {
                 break;
             }
         }
-        self.sync_timers();
-        self.run_timers(now);
+        moved
+    }
+
+    /// The transmit phase of `poll`: control replies, then the connections'
+    /// segments, built in place in the device's buffers.
+    pub fn transmit(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
+        let mut moved = false;
         let mtu = dev.mtu();
         loop {
             let n = dev.transmit(now, BATCH, &mut |buf| self.egress_one(buf, mtu, now));
@@ -285,6 +303,20 @@ impl Interface {
         self.sync_timers();
         self.tcp.reap();
         moved
+    }
+
+    /// Restricts active opens to local ports for which `owns(port, remote)`
+    /// holds: the runtime picks ports whose replies hash to this core.
+    pub fn set_port_filter(&mut self, owns: impl Fn(u16, SocketAddrV4) -> bool + Send + 'static) {
+        self.port_filter = Some(Box::new(owns));
+    }
+
+    /// Handles of all connections, for statistics.
+    pub fn handles(&self) -> Vec<Handle> {
+        (0..self.tcp.slots.len())
+            .filter(|&i| self.tcp.slots[i].is_some())
+            .map(Handle)
+            .collect()
     }
 
     /// The next instant at which `poll` has timer work to do (possibly a
@@ -318,7 +350,9 @@ impl Interface {
         }
     }
 
-    fn run_timers(&mut self, now: Instant) {
+    /// The timer phase of `poll`: fires what the wheel says is due.
+    pub fn run_timers(&mut self, now: Instant) {
+        self.sync_timers();
         let tcp = &mut self.tcp;
         self.timers.advance(now, |deadline, h| {
             // Entries that no longer match the connection's are stale.

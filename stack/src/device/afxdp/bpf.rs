@@ -18,6 +18,8 @@ const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
 /// XDP_FLAGS_SKB_MODE: generic XDP, which every driver (veth included) has.
 pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+/// XDP_FLAGS_DRV_MODE: the driver's own XDP hook (veth has one).
+pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 const BPF_FUNC_REDIRECT_MAP: i32 = 51;
 const XDP_PASS: i32 = 2;
 

@@ -28,6 +28,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
 
 const SOL_XDP: libc::c_int = 283;
 const XDP_MMAP_OFFSETS: libc::c_int = 1;
@@ -99,6 +100,16 @@ pub struct AfXdpConfig {
     /// Entries per ring (a power of two).
     pub ring_size: u32,
     pub mtu: usize,
+    /// Where the XDP program hooks in.
+    pub mode: XdpMode,
+}
+
+/// Generic XDP runs after the kernel built an skb and works on every
+/// interface; driver mode runs earlier, where the driver supports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    Generic,
+    Driver,
 }
 
 impl AfXdpConfig {
@@ -110,6 +121,7 @@ impl AfXdpConfig {
             frames: 4096,
             ring_size: 2048,
             mtu: 1500,
+            mode: XdpMode::Generic,
         }
     }
 }
@@ -208,7 +220,8 @@ pub struct AfXdp {
     _ring_maps: Vec<Mapping>,
     sock: OwnedFd,
     umem: Mapping,
-    _xdp: bpf::XdpRedirect,
+    /// Shared by the sockets of all queues of the interface.
+    _xdp: Arc<bpf::XdpRedirect>,
     /// Frames received and sent since `open`.
     pub rx_frames: u64,
     pub tx_frames: u64,
@@ -237,7 +250,23 @@ fn setsockopt<T>(fd: i32, opt: libc::c_int, v: &T, what: &str) -> Result<(), AfX
 }
 
 impl AfXdp {
+    /// One socket on `cfg.queue`.
     pub fn open(cfg: AfXdpConfig) -> Result<AfXdp, AfXdpError> {
+        let queue = cfg.queue;
+        let xdp = Self::attach(&cfg, queue + 1)?;
+        Self::open_socket(cfg, queue, xdp)
+    }
+
+    /// One socket for each of queues `0..queues`, each with its own UMEM,
+    /// behind one XDP program (an interface has one per mode).
+    pub fn open_queues(cfg: AfXdpConfig, queues: u32) -> Result<Vec<AfXdp>, AfXdpError> {
+        let xdp = Self::attach(&cfg, queues)?;
+        (0..queues)
+            .map(|q| Self::open_socket(cfg.clone(), q, xdp.clone()))
+            .collect()
+    }
+
+    fn ifindex(cfg: &AfXdpConfig) -> Result<u32, AfXdpError> {
         let name = CString::new(cfg.ifname.clone())
             .map_err(|_| AfXdpError::NoSuchInterface(cfg.ifname.clone()))?;
         // SAFETY: `name` is a valid NUL-terminated string.
@@ -245,6 +274,27 @@ impl AfXdp {
         if ifindex == 0 {
             return Err(AfXdpError::NoSuchInterface(cfg.ifname.clone()));
         }
+        Ok(ifindex)
+    }
+
+    fn attach(cfg: &AfXdpConfig, queues: u32) -> Result<Arc<bpf::XdpRedirect>, AfXdpError> {
+        let ifindex = Self::ifindex(cfg)?;
+        let flags = match cfg.mode {
+            XdpMode::Generic => bpf::XDP_FLAGS_SKB_MODE,
+            XdpMode::Driver => bpf::XDP_FLAGS_DRV_MODE,
+        };
+        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags)
+            .map_err(|e| err(&format!("attaching XDP to {}", cfg.ifname), e))?;
+        Ok(Arc::new(xdp))
+    }
+
+    fn open_socket(
+        mut cfg: AfXdpConfig,
+        queue: u32,
+        xdp: Arc<bpf::XdpRedirect>,
+    ) -> Result<AfXdp, AfXdpError> {
+        cfg.queue = queue;
+        let ifindex = Self::ifindex(&cfg)?;
         if !cfg.ring_size.is_power_of_two() || cfg.frames < 2 * cfg.ring_size.min(cfg.frames / 2) {
             return Err(AfXdpError::Setup(
                 "ring size must be a power of two and frames at least twice it".into(),
@@ -340,8 +390,6 @@ impl AfXdp {
         }
         fill.submit();
 
-        let xdp = bpf::XdpRedirect::attach(ifindex, cfg.queue + 1, bpf::XDP_FLAGS_SKB_MODE)
-            .map_err(|e| err(&format!("attaching XDP to {}", cfg.ifname), e))?;
         let sa = SockaddrXdp {
             family: libc::AF_XDP as u16,
             flags: XDP_COPY | XDP_USE_NEED_WAKEUP,
@@ -438,6 +486,10 @@ impl AfXdp {
 impl Device for AfXdp {
     fn mtu(&self) -> usize {
         self.cfg.mtu
+    }
+
+    fn idle_wait(&mut self, max: std::time::Duration) {
+        self.wait(max.as_millis().clamp(1, i32::MAX as u128) as i32);
     }
 
     fn receive(&mut self, _now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {

@@ -1,0 +1,136 @@
+//! One core's run-to-completion loop: receive a batch and process it to
+//! completion, let the application act, run due timers, flush a transmit
+//! batch. Everything it touches is its own: the socket, the UMEM, the
+//! connection table, the timer wheel. Other threads reach it only through
+//! lock-free queues (frames handed off, snapshot requests) and atomics
+//! (counters, the stop flag).
+
+use super::handoff::Steered;
+use super::stats::{ConnectionInfo, CoreCounters, CoreCountersValue, CoreSnapshot};
+use super::{PollMode, Shared};
+use crate::device::afxdp::AfXdp;
+use crate::device::Device;
+use crate::iface::Interface;
+use crate::time::Instant;
+use crossbeam::channel::{Receiver, Sender};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What an application sees of its core, inside the loop.
+pub struct CoreContext<'a> {
+    pub core: usize,
+    pub cores: usize,
+    pub now: Instant,
+    pub iface: &'a mut Interface,
+}
+
+/// An application that runs on every core, inside the loop. One instance
+/// per core, so it needs no locks either.
+pub trait CoreApp: Send + 'static {
+    /// Called once per loop iteration after received frames were
+    /// processed. Returns true if it did anything (the loop then does not
+    /// count the iteration as idle).
+    fn poll(&mut self, cx: &mut CoreContext<'_>) -> bool;
+
+    /// This core's part of the work is finished.
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+/// Idle iterations before adaptive polling starts blocking.
+const SPIN_BEFORE_WAIT: u32 = 2_000;
+/// The longest an adaptive core blocks: frames handed off by another core
+/// do not wake it, so it looks again at least this often.
+const MAX_WAIT: Duration = Duration::from_millis(1);
+
+pub(crate) struct CoreLoop<A> {
+    pub core: usize,
+    pub cores: usize,
+    pub dev: Steered<AfXdp>,
+    pub iface: Interface,
+    pub app: A,
+    pub shared: Arc<Shared>,
+    pub counters: Arc<CoreCounters>,
+    pub snapshots: Receiver<Sender<CoreSnapshot>>,
+    pub poll: PollMode,
+}
+
+impl<A: CoreApp> CoreLoop<A> {
+    pub fn run(mut self) -> A {
+        let mut idle = 0u32;
+        let mut v = CoreCountersValue::default();
+        let mut reported_done = false;
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let now = self.shared.now();
+            let mut busy = self.iface.receive(now, &mut self.dev);
+            let mut cx = CoreContext {
+                core: self.core,
+                cores: self.cores,
+                now,
+                iface: &mut self.iface,
+            };
+            busy |= self.app.poll(&mut cx);
+            self.iface.run_timers(now);
+            busy |= self.iface.transmit(now, &mut self.dev);
+            busy |= self.dev.backlog_len() > 0;
+            if !reported_done && self.app.done() {
+                reported_done = true;
+                self.shared.done.fetch_add(1, Ordering::AcqRel);
+            }
+            v.loops += 1;
+            if busy {
+                idle = 0;
+            } else {
+                idle = idle.saturating_add(1);
+                if self.poll == PollMode::Adaptive && idle > SPIN_BEFORE_WAIT {
+                    let wait = self
+                        .iface
+                        .poll_at()
+                        .map_or(MAX_WAIT, |t| t.saturating_since(now))
+                        .min(MAX_WAIT);
+                    self.dev.idle_wait(wait);
+                    v.idle_waits += 1;
+                }
+            }
+            self.publish(&mut v);
+            if let Ok(reply) = self.snapshots.try_recv() {
+                let _ = reply.send(self.snapshot(v));
+            }
+        }
+        self.app
+    }
+
+    fn publish(&self, v: &mut CoreCountersValue) {
+        let dev = self.dev.inner();
+        v.rx_frames = dev.rx_frames;
+        v.tx_frames = dev.tx_frames;
+        v.handoff = self.dev.stats;
+        v.connections = self.iface.connection_count() as u64;
+        v.free_frames = dev.free_frames() as u64;
+        self.counters.store(v);
+    }
+
+    fn snapshot(&self, counters: CoreCountersValue) -> CoreSnapshot {
+        let connections = self
+            .iface
+            .handles()
+            .into_iter()
+            .filter_map(|h| {
+                let c = self.iface.tcp_ref(h)?;
+                Some(ConnectionInfo {
+                    tuple: self.iface.tuple(h)?,
+                    state: c.state(),
+                    tcp: c.snapshot(),
+                })
+            })
+            .collect();
+        CoreSnapshot {
+            core: self.core,
+            counters,
+            iface: self.iface.stats().clone(),
+            connections,
+        }
+    }
+}

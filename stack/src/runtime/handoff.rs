@@ -1,0 +1,165 @@
+//! Hand-off between cores: a device middleware that keeps the frames this
+//! core owns and passes the others to their owners through lock-free
+//! `crossbeam` queues. A full queue never drops: frames wait in a local
+//! backlog (bounded) and are retried on the next loop.
+//!
+//! Handed-off frames are copied out of the UMEM: each core's UMEM is its
+//! own, so a frame cannot cross cores by reference. With a NIC that steers
+//! by our hash, or one queue, no frame takes this path.
+
+use super::steer::{classify, Steer};
+use crate::device::Device;
+use crate::time::Instant;
+use crossbeam::queue::ArrayQueue;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Frames a core can have queued towards one other core.
+pub const QUEUE_FRAMES: usize = 4096;
+/// Frames waiting locally when the owner's queue is full.
+const MAX_BACKLOG: usize = 65_536;
+
+pub type Inbox = Arc<ArrayQueue<Vec<u8>>>;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandoffStats {
+    /// Frames this core received for another core and passed on.
+    pub handed_off: u64,
+    /// Frames other cores passed to this one.
+    pub taken_over: u64,
+    /// Frames that found the owner's queue full and waited here.
+    pub deferred: u64,
+    /// Frames dropped because even the local backlog was full.
+    pub dropped: u64,
+}
+
+pub struct Steered<D> {
+    inner: D,
+    me: usize,
+    /// One inbox per core, ours included.
+    inboxes: Vec<Inbox>,
+    backlog: Vec<VecDeque<Vec<u8>>>,
+    spare: Vec<Vec<u8>>,
+    pub stats: HandoffStats,
+}
+
+impl<D: Device> Steered<D> {
+    pub fn new(inner: D, me: usize, inboxes: Vec<Inbox>) -> Self {
+        let n = inboxes.len();
+        Steered {
+            inner,
+            me,
+            inboxes,
+            backlog: (0..n).map(|_| VecDeque::new()).collect(),
+            spare: Vec::new(),
+            stats: HandoffStats::default(),
+        }
+    }
+
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// Frames waiting here for a full queue to drain.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.iter().map(VecDeque::len).sum()
+    }
+
+    fn flush_backlog(&mut self) {
+        for (c, q) in self.backlog.iter_mut().enumerate() {
+            while let Some(f) = q.pop_front() {
+                if let Err(f) = self.inboxes[c].push(f) {
+                    q.push_front(f);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Copies `frame` to core `c`, keeping it locally if `c`'s inbox is full.
+fn pass_on(
+    frame: &[u8],
+    c: usize,
+    inboxes: &[Inbox],
+    backlog: &mut [VecDeque<Vec<u8>>],
+    spare: &mut Vec<Vec<u8>>,
+    stats: &mut HandoffStats,
+) {
+    let mut buf = spare.pop().unwrap_or_default();
+    buf.clear();
+    buf.extend_from_slice(frame);
+    stats.handed_off += 1;
+    if !backlog[c].is_empty() {
+        stats.deferred += 1;
+        if backlog[c].len() >= MAX_BACKLOG {
+            stats.dropped += 1;
+            return;
+        }
+        backlog[c].push_back(buf);
+        return;
+    }
+    if let Err(buf) = inboxes[c].push(buf) {
+        stats.deferred += 1;
+        backlog[c].push_back(buf);
+    }
+}
+
+impl<D: Device> Device for Steered<D> {
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+
+    fn receive(&mut self, now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {
+        self.flush_backlog();
+        let mut n = 0;
+        while n < budget {
+            let Some(f) = self.inboxes[self.me].pop() else {
+                break;
+            };
+            rx(&f);
+            self.stats.taken_over += 1;
+            if self.spare.len() < 256 {
+                self.spare.push(f);
+            }
+            n += 1;
+        }
+        let cores = self.inboxes.len();
+        let me = self.me;
+        let Steered {
+            inner,
+            inboxes,
+            backlog,
+            spare,
+            stats,
+            ..
+        } = self;
+        n += inner.receive(now, budget - n, &mut |frame| match classify(frame, cores) {
+            Steer::Owner(c) if c != me => pass_on(frame, c, inboxes, backlog, spare, stats),
+            Steer::Everyone => {
+                for c in (0..cores).filter(|&c| c != me) {
+                    pass_on(frame, c, inboxes, backlog, spare, stats);
+                }
+                rx(frame);
+            }
+            _ => rx(frame),
+        });
+        n
+    }
+
+    fn transmit(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        tx: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> usize {
+        self.inner.transmit(now, budget, tx)
+    }
+
+    fn idle_wait(&mut self, max: Duration) {
+        if self.inboxes[self.me].is_empty() {
+            self.inner.idle_wait(max);
+        }
+    }
+}

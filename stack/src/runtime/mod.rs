@@ -1,0 +1,217 @@
+//! The per-core poll-mode runtime: one thread per queue of the interface,
+//! pinned to its own core, each running [`core::CoreLoop`] over its own
+//! AF_XDP socket and its own [`Interface`] (connection table, timer wheel,
+//! neighbour cache). Flows are owned by the core their 4-tuple hashes to
+//! ([`steer`]); frames that arrive elsewhere are handed over ([`handoff`]).
+//!
+//! The application runs inside the loops as a [`CoreApp`], one instance
+//! per core; listeners are opened on every core (like SO_REUSEPORT), and
+//! active opens pick local ports that hash back to the opening core.
+
+pub mod core;
+pub mod handoff;
+pub mod stats;
+pub mod steer;
+
+pub use self::core::{CoreApp, CoreContext};
+use crate::device::afxdp::{AfXdp, AfXdpConfig, AfXdpError};
+use crate::iface::{IfaceConfig, Interface};
+use crate::time::Instant;
+use crossbeam::channel::{bounded, Sender};
+use crossbeam::queue::ArrayQueue;
+use handoff::{Inbox, Steered, QUEUE_FRAMES};
+use stats::{CoreCounters, CoreCountersValue, CoreSnapshot};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How a core waits when there is nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollMode {
+    /// Spin: lowest latency, one core at 100 % whatever the load.
+    Busy,
+    /// Spin while there is work, then block on the socket (at most 1 ms at
+    /// a time) so an idle stack does not burn its cores.
+    Adaptive,
+}
+
+impl std::str::FromStr for PollMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "busy" => Ok(PollMode::Busy),
+            "adaptive" => Ok(PollMode::Adaptive),
+            _ => Err(format!("poll mode '{s}': use busy or adaptive")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub afxdp: AfXdpConfig,
+    /// Queues of the interface to serve, one core each.
+    pub queues: u32,
+    /// Pin core `i` to CPU `i` (when the machine has that many).
+    pub pin: bool,
+    pub poll: PollMode,
+    pub iface: IfaceConfig,
+}
+
+pub(crate) struct Shared {
+    epoch: std::time::Instant,
+    stop: AtomicBool,
+    done: AtomicUsize,
+}
+
+impl Shared {
+    fn now(&self) -> Instant {
+        Instant::from_nanos(self.epoch.elapsed().as_nanos() as u64)
+    }
+}
+
+/// The running cores. Dropping it stops them.
+pub struct Runtime<A: CoreApp> {
+    threads: Vec<JoinHandle<A>>,
+    shared: Arc<Shared>,
+    counters: Vec<Arc<CoreCounters>>,
+    snapshot_requests: Vec<Sender<Sender<CoreSnapshot>>>,
+}
+
+impl<A: CoreApp> Runtime<A> {
+    /// Opens one AF_XDP socket per queue and starts a core on each, with
+    /// the application instance `make_app(core)`.
+    pub fn start(
+        cfg: RuntimeConfig,
+        mut make_app: impl FnMut(usize) -> A,
+    ) -> Result<Self, AfXdpError> {
+        let queues = cfg.queues.max(1);
+        let devs = AfXdp::open_queues(cfg.afxdp.clone(), queues)?;
+        let cores = devs.len();
+        let inboxes: Vec<Inbox> = (0..cores)
+            .map(|_| Arc::new(ArrayQueue::new(QUEUE_FRAMES)))
+            .collect();
+        let cpus = core_affinity::get_core_ids().unwrap_or_default();
+        let shared = Arc::new(Shared {
+            epoch: std::time::Instant::now(),
+            stop: AtomicBool::new(false),
+            done: AtomicUsize::new(0),
+        });
+        let mut rt = Runtime {
+            threads: Vec::new(),
+            shared: shared.clone(),
+            counters: Vec::new(),
+            snapshot_requests: Vec::new(),
+        };
+        for (core, dev) in devs.into_iter().enumerate() {
+            let mut iface = Interface::new(cfg.iface.clone());
+            let me = cfg.iface.ip;
+            iface.set_port_filter(move |port, remote| {
+                steer::flow_owner((me, port), (*remote.ip(), remote.port()), cores) == core
+            });
+            let counters = Arc::new(CoreCounters::default());
+            let (req_tx, req_rx) = bounded(4);
+            let pin = cfg.pin.then(|| cpus.get(core).copied()).flatten();
+            let lp = core::CoreLoop {
+                core,
+                cores,
+                dev: Steered::new(dev, core, inboxes.clone()),
+                iface,
+                app: make_app(core),
+                shared: shared.clone(),
+                counters: counters.clone(),
+                snapshots: req_rx,
+                poll: cfg.poll,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("xdptcp-core{core}"))
+                .spawn(move || {
+                    if let Some(id) = pin {
+                        core_affinity::set_for_current(id);
+                    }
+                    lp.run()
+                })
+                .map_err(|e| AfXdpError::Setup(format!("starting core {core}: {e}")))?;
+            rt.threads.push(thread);
+            rt.counters.push(counters);
+            rt.snapshot_requests.push(req_tx);
+        }
+        Ok(rt)
+    }
+
+    pub fn cores(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Every core's counters, read without stopping anything.
+    pub fn counters(&self) -> Vec<CoreCountersValue> {
+        self.counters.iter().map(|c| c.load()).collect()
+    }
+
+    /// Every core's counters, interface statistics and connections, each
+    /// taken by its core between two iterations of its loop.
+    pub fn snapshot(&self, timeout: Duration) -> Vec<CoreSnapshot> {
+        let replies: Vec<_> = self
+            .snapshot_requests
+            .iter()
+            .map(|req| {
+                let (tx, rx) = bounded(1);
+                let _ = req.send(tx);
+                rx
+            })
+            .collect();
+        replies
+            .into_iter()
+            .filter_map(|rx| rx.recv_timeout(timeout).ok())
+            .collect()
+    }
+
+    /// True once every core's application said it is done.
+    pub fn all_done(&self) -> bool {
+        self.shared.done.load(Ordering::Acquire) >= self.threads.len()
+    }
+
+    /// Waits until all applications are done, at most `timeout`; calls
+    /// `tick` about every `every` meanwhile (for progress and `--stats`).
+    pub fn wait_done(
+        &self,
+        timeout: Duration,
+        every: Duration,
+        mut tick: impl FnMut(&Self),
+    ) -> bool {
+        let start = std::time::Instant::now();
+        let mut next = start + every;
+        while !self.all_done() {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            if std::time::Instant::now() >= next {
+                tick(self);
+                next += every;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    /// Stops every core and gives the applications back.
+    pub fn stop(mut self) -> Vec<A> {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        std::mem::take(&mut self.threads)
+            .into_iter()
+            .map(|t| match t.join() {
+                Ok(app) => app,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    }
+}
+
+impl<A: CoreApp> Drop for Runtime<A> {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Statistics readable while the cores run. Counters are atomics that each
+//! core stores once per loop (relaxed: a reader wants recent numbers, not
+//! a consistent cut); per-connection details are asked for through a
+//! channel and answered by the core between two loop iterations.
+
+use super::handoff::HandoffStats;
+use crate::iface::{IfaceStats, Tuple};
+use crate::tcp::{stats::Snapshot, State};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Default)]
+pub struct CoreCounters {
+    loops: AtomicU64,
+    idle_waits: AtomicU64,
+    rx_frames: AtomicU64,
+    tx_frames: AtomicU64,
+    handed_off: AtomicU64,
+    taken_over: AtomicU64,
+    deferred: AtomicU64,
+    dropped: AtomicU64,
+    connections: AtomicU64,
+    free_frames: AtomicU64,
+}
+
+/// One core's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoreCountersValue {
+    pub loops: u64,
+    pub idle_waits: u64,
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    pub handoff: HandoffStats,
+    pub connections: u64,
+    /// UMEM frames on this core's free list.
+    pub free_frames: u64,
+}
+
+impl CoreCounters {
+    pub(crate) fn store(&self, v: &CoreCountersValue) {
+        self.loops.store(v.loops, Relaxed);
+        self.idle_waits.store(v.idle_waits, Relaxed);
+        self.rx_frames.store(v.rx_frames, Relaxed);
+        self.tx_frames.store(v.tx_frames, Relaxed);
+        self.handed_off.store(v.handoff.handed_off, Relaxed);
+        self.taken_over.store(v.handoff.taken_over, Relaxed);
+        self.deferred.store(v.handoff.deferred, Relaxed);
+        self.dropped.store(v.handoff.dropped, Relaxed);
+        self.connections.store(v.connections, Relaxed);
+        self.free_frames.store(v.free_frames, Relaxed);
+    }
+
+    pub fn load(&self) -> CoreCountersValue {
+        CoreCountersValue {
+            loops: self.loops.load(Relaxed),
+            idle_waits: self.idle_waits.load(Relaxed),
+            rx_frames: self.rx_frames.load(Relaxed),
+            tx_frames: self.tx_frames.load(Relaxed),
+            handoff: HandoffStats {
+                handed_off: self.handed_off.load(Relaxed),
+                taken_over: self.taken_over.load(Relaxed),
+                deferred: self.deferred.load(Relaxed),
+                dropped: self.dropped.load(Relaxed),
+            },
+            connections: self.connections.load(Relaxed),
+            free_frames: self.free_frames.load(Relaxed),
+        }
+    }
+}
+
+/// A connection as its core saw it.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub tuple: Tuple,
+    pub state: State,
+    pub tcp: Snapshot,
+}
+
+/// Everything one core can tell, taken between two loop iterations.
+#[derive(Debug, Clone)]
+pub struct CoreSnapshot {
+    pub core: usize,
+    pub counters: CoreCountersValue,
+    pub iface: IfaceStats,
+    pub connections: Vec<ConnectionInfo>,
+}
+
+impl std::fmt::Display for CoreCountersValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rx {} tx {} frames, {} conns, handed off {} / taken over {} (deferred {}, dropped {}), {} loops, {} idle waits, {} free frames",
+            self.rx_frames,
+            self.tx_frames,
+            self.connections,
+            self.handoff.handed_off,
+            self.handoff.taken_over,
+            self.handoff.deferred,
+            self.handoff.dropped,
+            self.loops,
+            self.idle_waits,
+            self.free_frames
+        )
+    }
+}

@@ -1,0 +1,43 @@
+//! Helpers for tests against the Linux kernel over AF_XDP: the root check
+//! and a python3 program started in the peer namespace.
+
+#![allow(dead_code)]
+
+use std::io::BufRead;
+use std::process::Stdio;
+use xdptcp_tools::topology::Topology;
+
+/// Returns early, loudly, when not root (CI runs as root and runs them).
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !xdptcp_tools::topology::is_root() {
+            eprintln!(
+                "\n*** SKIPPED {}: needs root for namespaces and AF_XDP (CI runs as root) ***\n",
+                module_path!()
+            );
+            return;
+        }
+    };
+}
+
+/// Starts a python3 program in the peer namespace and waits until it
+/// prints "ready" (it listens); returns it with its remaining output.
+pub fn start_server(
+    t: &Topology,
+    program: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = t
+        .peer_cmd(&["python3", "-c", program])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 server");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the python3 server did not start");
+    (child, out)
+}
