@@ -153,7 +153,7 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
         let peer = SocketAddrV4::new(t2.peer_ip(), 5005);
         let passive_done = Arc::new(AtomicUsize::new(0));
         let cfg = RuntimeConfig {
-            afxdp: AfXdpConfig::new(&t2.dev),
+            afxdp: AfXdpConfig { mode: xdptcp::device::afxdp::XdpMode::Driver, ..AfXdpConfig::new(&t2.dev) },
             queues: 2,
             pin: true,
             poll: PollMode::Busy,
