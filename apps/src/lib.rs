@@ -3,4 +3,5 @@
 
 pub mod json;
 pub mod kernel_demo;
+pub mod stream;
 pub mod units;

@@ -184,6 +184,12 @@ impl DataSource {
     }
 }
 
+impl std::io::Read for DataSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Ok(self.fill(buf))
+    }
+}
+
 /// Moves `spec.bytes` from A to B over the whole stack. `on_sent` sees every
 /// byte handed to the sender, `on_received` every byte B reads, in order;
 /// callers hash them to check integrity. `progress` is called now and then

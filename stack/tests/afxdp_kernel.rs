@@ -411,3 +411,182 @@ fn opening_a_missing_interface_explains_itself() {
     let msg = e.to_string();
     assert!(msg.contains("no network interface 'xdptcp-nope0'"), "{msg}");
 }
+
+/// Polls until nothing moves for 200 ms, so frames in flight come home.
+fn quiesce(iface: &mut Interface, dev: &mut AfXdp, start: StdInstant) {
+    let mut idle_since = StdInstant::now();
+    while idle_since.elapsed() < Duration::from_millis(200) {
+        if iface.poll(now(start), dev) {
+            idle_since = StdInstant::now();
+        }
+    }
+}
+
+/// A million frames through the socket (a kernel sender's segments in,
+/// our ACKs out), then every UMEM frame is back where it started: the
+/// free list holds what it held after `open`, the rest sit in the fill ring.
+#[test]
+fn a_million_frames_leave_every_umem_frame_accounted_for() {
+    require_root!();
+    let t = std::sync::Arc::new(Topology::create("s", 217, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let (mut iface, mut dev) = stack(&t2);
+        let start = StdInstant::now();
+        iface.listen(5006, None, 4).unwrap();
+        quiesce(&mut iface, &mut dev, start);
+        let free_at_start = dev.free_frames();
+        assert_eq!(free_at_start + dev.fill_frames(), dev.total_frames());
+        // 1.6 GB in MSS-sized segments: over a million frames with the ACKs.
+        let mut sender = t2
+            .peer_cmd(&[
+                "python3",
+                "-c",
+                &format!(
+                    "import socket\nc=socket.create_connection(('{}',5006))\nb=bytes(1<<20)\n\
+                     for _ in range(1600): c.sendall(b)\nc.close()",
+                    t2.our_ip()
+                ),
+            ])
+            .spawn()
+            .unwrap();
+        let mut conn = None;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0u64;
+        loop {
+            iface.poll(now(start), &mut dev);
+            if conn.is_none() {
+                conn = iface.accept(5006).unwrap();
+            }
+            if let Some(c) = conn.and_then(|h| iface.tcp(h)) {
+                while let Ok(n) = c.recv(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got += n as u64;
+                }
+                if c.at_eof() {
+                    c.close();
+                    break;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "soak stuck at {got} bytes");
+        }
+        assert!(sender.wait().unwrap().success());
+        iface.release(conn.unwrap());
+        quiesce(&mut iface, &mut dev, start);
+        let frames = dev.rx_frames + dev.tx_frames;
+        eprintln!(
+            "soak: {got} bytes, {} frames in + {} out in {:.1} s; free frames {} (at start {free_at_start}), fill ring {}",
+            dev.rx_frames,
+            dev.tx_frames,
+            start.elapsed().as_secs_f64(),
+            dev.free_frames(),
+            dev.fill_frames()
+        );
+        assert_eq!(got, 1600 << 20);
+        assert!(frames >= 1_000_000, "only {frames} frames");
+        assert_eq!(dev.free_frames(), free_at_start, "frames leaked or duplicated");
+        assert_eq!(dev.free_frames() + dev.fill_frames(), dev.total_frames());
+    })
+    .join()
+    .unwrap();
+}
+
+/// The kernel peer vanishes mid-transfer (its second address, a /32, is
+/// removed: no FIN, no RST, nothing). Our connection to it times out with
+/// an error, is freed with its frames, and a transfer to the peer's main
+/// address, running at the same time, completes with the right digest.
+#[test]
+fn a_vanished_peer_times_out_and_the_other_flows_go_on() {
+    require_root!();
+    let t = std::sync::Arc::new(Topology::create("v", 218, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let second = std::net::Ipv4Addr::new(10, t2.subnet, 0, 3);
+        // A /32 of its own: removing it leaves the /24 and its route alone.
+        let st = t2
+            .peer_cmd(&["ip", "addr", "add", &format!("{second}/32"), "dev", &t2.peer_dev])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        // A sink that digests what it gets, one connection per address.
+        let (mut server, mut out) = start_server(
+            &t2,
+            "import socket,hashlib,threading\n\
+             s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('0.0.0.0',5007));s.listen();print('ready',flush=True)\n\
+             def serve(c):\n  h=hashlib.sha256()\n  while True:\n    b=c.recv(1<<16)\n    if not b: break\n    h.update(b)\n  print(h.hexdigest(),flush=True);c.close()\n\
+             while True:\n  c,_=s.accept();threading.Thread(target=serve,args=(c,),daemon=True).start()",
+        );
+        let (mut iface, mut dev) = stack(&t2);
+        let start = StdInstant::now();
+        let quick = Config {
+            min_rto: Duration::from_millis(200),
+            max_retries: 4,
+            ..Config::default()
+        };
+        let doomed = iface
+            .connect(SocketAddrV4::new(second, 5007), Some(quick.clone()), now(start))
+            .unwrap();
+        let steady = iface
+            .connect(SocketAddrV4::new(t2.peer_ip(), 5007), Some(quick), now(start))
+            .unwrap();
+        let payload: Vec<u8> = (0..64u32 << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let (mut doomed_sent, mut steady_sent, mut vanished) = (0usize, 0usize, false);
+        let mut doomed_error = None;
+        loop {
+            iface.poll(now(start), &mut dev);
+            if let Some(c) = iface.tcp(doomed) {
+                if let Some(e) = c.error() {
+                    doomed_error.get_or_insert(e);
+                } else if c.state() == State::Established {
+                    doomed_sent += c.send(&payload[doomed_sent % (32 << 20)..][..1 << 16]).unwrap_or(0);
+                }
+            }
+            if !vanished && doomed_sent > 4 << 20 {
+                let st = t2
+                    .peer_cmd(&["ip", "addr", "del", &format!("{second}/32"), "dev", &t2.peer_dev])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                vanished = true;
+            }
+            let c = iface.tcp(steady).unwrap();
+            assert!(c.error().is_none(), "{:?}", c.error());
+            if c.state() == State::Established && steady_sent < payload.len() {
+                steady_sent += c.send(&payload[steady_sent..]).unwrap_or(0);
+                if steady_sent == payload.len() {
+                    c.close();
+                }
+            }
+            let steady_done = matches!(c.state(), State::TimeWait | State::Closed);
+            if doomed_error.is_some() && steady_done {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "doomed {doomed_error:?}, steady sent {steady_sent}"
+            );
+        }
+        assert_eq!(doomed_error, Some(xdptcp::tcp::ConnError::TimedOut));
+        let before = iface.connection_count();
+        iface.release(doomed);
+        iface.poll(now(start), &mut dev);
+        assert_eq!(iface.connection_count(), before - 1, "the dead connection was freed");
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), format!("{:x}", Sha256::digest(&payload)));
+        let free_at_start = dev.total_frames() / 2;
+        quiesce(&mut iface, &mut dev, start);
+        assert_eq!(dev.free_frames(), free_at_start, "frames held by the dead connection");
+        eprintln!(
+            "vanished peer reported as {:?} after {:.1} s; the other 64 MiB flow completed",
+            doomed_error.unwrap(),
+            start.elapsed().as_secs_f64()
+        );
+        let _ = server.kill();
+    })
+    .join()
+    .unwrap();
+}

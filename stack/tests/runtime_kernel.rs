@@ -205,7 +205,18 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
             }
         });
         let snaps = rt.snapshot(Duration::from_secs(5));
-        let counters = rt.counters();
+        // Frames may be in a queue between the cores right now; once the
+        // traffic has stopped, every frame handed off must have been taken.
+        let settle = StdInstant::now();
+        let counters = loop {
+            let c = rt.counters();
+            let handed: u64 = c.iter().map(|c| c.handoff.handed_off).sum();
+            let taken: u64 = c.iter().map(|c| c.handoff.taken_over).sum();
+            if handed == taken || settle.elapsed() > Duration::from_secs(3) {
+                break c;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         let apps = rt.stop();
         let elapsed = start.elapsed();
         let client_out = clients.wait_with_output().unwrap();

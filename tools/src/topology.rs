@@ -57,13 +57,33 @@ impl Topology {
         kernel_both: bool,
         queues: u32,
     ) -> io::Result<Topology> {
+        let id = format!("x{}{}", tag, std::process::id() % 100_000);
+        Self::create_named(&id, subnet, kernel_both, queues, 1500)
+    }
+
+    /// The topology called `id` (namespaces `<id>a`/`<id>b`, devices
+    /// `<id>0`/`<id>1`), replacing any left over by a crashed run.
+    pub fn create_named(
+        id: &str,
+        subnet: u8,
+        kernel_both: bool,
+        queues: u32,
+        mtu: u32,
+    ) -> io::Result<Topology> {
+        if id.is_empty() || id.len() > 12 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "topology name '{id}': use 1-12 letters or digits (device names are short)"
+                ),
+            ));
+        }
         if !is_root() {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "creating network namespaces needs root: run with sudo",
             ));
         }
-        let id = format!("x{}{}", tag, std::process::id() % 100_000);
         let t = Topology {
             ours: format!("{id}a"),
             peer: format!("{id}b"),
@@ -113,7 +133,9 @@ impl Topology {
             let addr = format!("{}/24", t.our_ip());
             run(&["ip", "-n", &t.ours, "addr", "add", &addr, "dev", &t.dev])?;
         }
+        let mtu = mtu.to_string();
         for (ns, d) in [(&t.ours, &t.dev), (&t.peer, &t.peer_dev)] {
+            run(&["ip", "-n", ns, "link", "set", d, "mtu", &mtu])?;
             run(&["ip", "-n", ns, "link", "set", d, "up"])?;
             run(&[
                 "ip", "netns", "exec", ns, "ethtool", "-K", d, "tx", "off", "rx", "off", "tso",
@@ -129,6 +151,27 @@ impl Topology {
 
     pub fn peer_ip(&self) -> Ipv4Addr {
         Ipv4Addr::new(10, self.subnet, 0, 2)
+    }
+
+    /// Keeps the namespaces after this value is dropped (for the CLI).
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+
+    /// Removes the topology called `id`; true if there was one.
+    pub fn remove_named(id: &str) -> bool {
+        let t = Topology {
+            ours: format!("{id}a"),
+            peer: format!("{id}b"),
+            dev: String::new(),
+            peer_dev: String::new(),
+            subnet: 0,
+        };
+        let existed = std::path::Path::new(&format!("/run/netns/{}", t.ours)).exists()
+            || std::path::Path::new(&format!("/run/netns/{}", t.peer)).exists();
+        t.remove();
+        std::mem::forget(t);
+        existed
     }
 
     fn remove(&self) {

@@ -32,6 +32,70 @@ enum Mode {
     /// Our stack over AF_XDP against the Linux kernel, both directions,
     /// next to a kernel-to-kernel run (needs root: creates namespaces).
     Demo(DemoArgs),
+    /// Send a file (or generated data) over AF_XDP to any TCP peer, raw:
+    /// the bytes only, then FIN. Prints the SHA-256 of what was sent.
+    Send(SendArgs),
+    /// Receive one connection's bytes over AF_XDP into a file. Prints the
+    /// SHA-256 of what arrived; the file appears only when all of it did.
+    Recv(RecvArgs),
+}
+
+/// Where our stack lives and how it runs.
+#[derive(Args)]
+struct NetArgs {
+    /// The device: afxdp:IFNAME (the stack takes the interface's frames).
+    #[arg(long)]
+    dev: String,
+    /// Our address on it, ADDR/PREFIX (the kernel must not also own it).
+    #[arg(long)]
+    ip: String,
+    /// Router for destinations outside our subnet.
+    #[arg(long)]
+    gateway: Option<std::net::Ipv4Addr>,
+    /// Queues of the interface to serve, one core (thread) each.
+    #[arg(long, default_value_t = 1)]
+    queues: u32,
+    /// busy: spin on the rings; adaptive: block when idle.
+    #[arg(long, default_value = "busy")]
+    poll: xdptcp::runtime::PollMode,
+    /// Attach XDP in generic (any interface) or driver mode (veth, NICs with XDP).
+    #[arg(long, default_value = "generic")]
+    xdp_mode: String,
+    /// Print per-core counters every this many seconds.
+    #[arg(long)]
+    stats: Option<f64>,
+    /// Give up after this long (for example 30s, 1.5s).
+    #[arg(long, default_value = "3600s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The file to send (or use --generate).
+    file: Option<PathBuf>,
+    /// Send this many bytes of generated data instead of a file (K/M/G).
+    #[arg(long, value_parser = parse_size, conflicts_with = "file")]
+    generate: Option<u64>,
+    /// The receiver, IP:PORT.
+    #[arg(long)]
+    to: std::net::SocketAddrV4,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+#[derive(Args)]
+struct RecvArgs {
+    /// The port to listen on.
+    #[arg(long)]
+    port: u16,
+    /// Where to write what arrives.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 #[derive(Args)]
@@ -116,6 +180,8 @@ fn main() -> ExitCode {
     match cli.mode {
         Mode::Sim(args) => exit(sim(&args)),
         Mode::Demo(args) => exit(demo(&args)),
+        Mode::Send(args) => exit(send(&args)),
+        Mode::Recv(args) => exit(recv(&args)),
     }
 }
 
@@ -506,4 +572,153 @@ fn json(o: &Outcome, a: &SimArgs) -> String {
         .u64("seed", a.seed)
         .opt_str("error", o.error.as_deref())
         .finish()
+}
+
+fn start_runtime<A: xdptcp::runtime::CoreApp>(
+    n: &NetArgs,
+    make_app: impl FnMut(usize) -> A,
+) -> Result<xdptcp::runtime::Runtime<A>, String> {
+    use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
+    let setup = apps::stream::NetSetup::parse(&n.dev, &n.ip, n.gateway)?;
+    let mode = match n.xdp_mode.as_str() {
+        "generic" => XdpMode::Generic,
+        "driver" => XdpMode::Driver,
+        m => return Err(format!("--xdp-mode '{m}': use generic or driver")),
+    };
+    let cfg = xdptcp::runtime::RuntimeConfig {
+        afxdp: AfXdpConfig {
+            mode,
+            ..AfXdpConfig::new(&setup.ifname)
+        },
+        queues: n.queues,
+        pin: true,
+        poll: n.poll,
+        iface: setup.iface_config()?,
+    };
+    xdptcp::runtime::Runtime::start(cfg, make_app).map_err(|e| e.to_string())
+}
+
+/// Waits for the transfer, printing progress (and counters with --stats)
+/// about once a second; returns false on timeout.
+fn watch<A: xdptcp::runtime::CoreApp>(
+    rt: &xdptcp::runtime::Runtime<A>,
+    n: &NetArgs,
+    progress: &apps::stream::Progress,
+    verb: &str,
+) -> bool {
+    let start = std::time::Instant::now();
+    let stats_every = n.stats.map(|s| Duration::from_secs_f64(s.max(0.1)));
+    let mut last_stats = start;
+    let mut last_bytes = 0u64;
+    rt.wait_done(n.timeout, Duration::from_secs(1), |rt| {
+        let b = progress.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "  {verb} {} ({}/s)",
+            fmt_bytes(b),
+            fmt_bytes(b.saturating_sub(last_bytes))
+        );
+        last_bytes = b;
+        if let Some(every) = stats_every {
+            if last_stats.elapsed() >= every {
+                last_stats = std::time::Instant::now();
+                for (i, c) in rt.counters().iter().enumerate() {
+                    eprintln!("  core {i}: {c}");
+                }
+            }
+        }
+    })
+}
+
+fn report(verb: &str, peer: &str, out: &apps::stream::Outcome, secs: f64) {
+    println!(
+        "{verb} {} {peer} in {secs:.2} s: {}",
+        fmt_bytes(out.bytes),
+        fmt_rate(out.bytes as f64 * 8.0 / secs.max(1e-9))
+    );
+    println!("sha256 {}", out.sha256);
+}
+
+fn send(a: &SendArgs) -> Result<bool, String> {
+    use apps::stream::{Progress, SendApp};
+    use std::sync::Arc;
+    let source: Box<dyn Read + Send> = match (&a.file, a.generate) {
+        (Some(p), None) => {
+            Box::new(File::open(p).map_err(|e| format!("opening {}: {e}", p.display()))?)
+        }
+        (None, Some(n)) => Box::new(DataSource::new(1, n)),
+        _ => return Err("give a FILE to send or --generate SIZE".into()),
+    };
+    let progress = Arc::new(Progress::default());
+    let mut source = Some(source);
+    let rt = start_runtime(&a.net, |core| {
+        SendApp::new(
+            a.to,
+            if core == 0 { source.take() } else { None },
+            progress.clone(),
+        )
+    })?;
+    let start = std::time::Instant::now();
+    let finished = watch(&rt, &a.net, &progress, "sent");
+    let secs = start.elapsed().as_secs_f64();
+    let apps = rt.stop();
+    if !finished {
+        return Err(format!("timed out after {:?}", a.net.timeout));
+    }
+    let out = apps
+        .into_iter()
+        .find_map(|a| a.outcome)
+        .ok_or("no core ran the transfer")?;
+    if let Some(e) = out.error {
+        return Err(e);
+    }
+    report("sent", &format!("to {}", a.to), &out, secs);
+    Ok(true)
+}
+
+fn recv(a: &RecvArgs) -> Result<bool, String> {
+    use apps::stream::{Progress, RecvApp, SinkFactory};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    if a.out.exists() && !a.force {
+        return Err(format!(
+            "{} exists: choose another --out or add --force to replace it",
+            a.out.display()
+        ));
+    }
+    // Written under a temporary name, renamed when complete.
+    let part = a.out.with_file_name(format!(
+        ".{}.part-{}",
+        a.out
+            .file_name()
+            .map_or("out".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let part2 = part.clone();
+    let make_sink: SinkFactory = Arc::new(move || {
+        let f = File::create(&part2)?;
+        Ok(Box::new(BufWriter::with_capacity(1 << 20, f)) as Box<dyn Write + Send>)
+    });
+    let progress = Arc::new(Progress::default());
+    let claimed = Arc::new(AtomicBool::new(false));
+    let rt = start_runtime(&a.net, |_| {
+        RecvApp::new(a.port, claimed.clone(), make_sink.clone(), progress.clone())
+    })?;
+    eprintln!("listening on port {} ...", a.port);
+    let start = std::time::Instant::now();
+    let finished = watch(&rt, &a.net, &progress, "received");
+    let secs = start.elapsed().as_secs_f64();
+    let apps = rt.stop();
+    let out = apps.into_iter().find_map(|a| a.outcome);
+    let result = match (finished, out) {
+        (true, Some(out)) if out.error.is_none() => {
+            std::fs::rename(&part, &a.out)
+                .map_err(|e| format!("renaming {} to {}: {e}", part.display(), a.out.display()))?;
+            report("received", &format!("into {}", a.out.display()), &out, secs);
+            return Ok(true);
+        }
+        (_, Some(apps::stream::Outcome { error: Some(e), .. })) => Err(e),
+        _ => Err(format!("timed out after {:?}", a.net.timeout)),
+    };
+    let _ = std::fs::remove_file(&part);
+    result
 }

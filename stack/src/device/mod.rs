@@ -14,7 +14,6 @@ pub mod sim;
 
 use crate::time::Instant;
 
-
 pub trait Device {
     /// Largest IP packet the device carries (Ethernet header excluded).
     fn mtu(&self) -> usize;

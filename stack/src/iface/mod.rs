@@ -235,7 +235,8 @@ impl Interface {
                 remote_port: remote.port(),
             };
             let owned = self.port_filter.as_ref().is_none_or(|f| f(p, remote));
-            if owned && !self.tcp.listeners.contains_key(&p) && !self.tcp.by_tuple.contains_key(&t) {
+            if owned && !self.tcp.listeners.contains_key(&p) && !self.tcp.by_tuple.contains_key(&t)
+            {
                 return Ok(p);
             }
         }

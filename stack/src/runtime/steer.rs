@@ -83,7 +83,10 @@ mod tests {
             per_core[o] += 1;
         }
         // 4000 ports over 4 cores: each gets a fair share.
-        assert!(per_core.iter().all(|&n| (800..1200).contains(&n)), "{per_core:?}");
+        assert!(
+            per_core.iter().all(|&n| (800..1200).contains(&n)),
+            "{per_core:?}"
+        );
     }
 
     #[test]

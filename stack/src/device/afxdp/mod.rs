@@ -435,6 +435,31 @@ impl AfXdp {
         self.free.len()
     }
 
+    /// Frames waiting in the fill ring for the kernel to receive into.
+    pub fn fill_frames(&self) -> usize {
+        self.fill.outstanding() as usize
+    }
+
+    /// Every frame of the UMEM.
+    pub fn total_frames(&self) -> usize {
+        self.cfg.frames as usize
+    }
+
+    /// Gives the fill ring back the frames it lent to the free list when it
+    /// looked full (the kernel publishes what it consumed lazily), keeping
+    /// half of the UMEM for receiving.
+    fn top_up_fill(&mut self) {
+        let reserve = (self.cfg.frames / 2) as usize;
+        let mut n = 0;
+        while self.free.len() > reserve && self.fill.free() > 0 {
+            self.fill.push(self.free.pop().expect("len > reserve"));
+            n += 1;
+        }
+        if n > 0 {
+            self.fill.submit();
+        }
+    }
+
     fn frame(&mut self, addr: u64, len: usize) -> &mut [u8] {
         assert!(
             addr as usize + len <= self.umem.len,
@@ -513,6 +538,8 @@ impl Device for AfXdp {
             self.rx.release();
             self.fill.submit();
             self.rx_frames += n as u64;
+        } else {
+            self.top_up_fill();
         }
         if self.fill.needs_wakeup() {
             self.wait(0);

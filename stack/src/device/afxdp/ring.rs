@@ -119,6 +119,11 @@ impl<T: Copy> Ring<T> {
         self.idx.free()
     }
 
+    /// Producer: entries published and not yet consumed by the kernel.
+    pub fn outstanding(&self) -> u32 {
+        self.idx.ours.wrapping_sub(self.theirs())
+    }
+
     /// Producer: writes `e` into the next slot (call only after `free`
     /// said there is room); it is published by `submit`.
     pub fn push(&mut self, e: T) {
