@@ -182,3 +182,231 @@ fn demo_moves_verified_data_both_ways_against_the_kernel() {
         assert!(mbit > 1.0, "{leg}: {mbit} Mbit/s");
     }
 }
+
+fn skip_unless_root(what: &str) -> bool {
+    if xdptcp_tools::topology::is_root() {
+        return false;
+    }
+    eprintln!("\n*** SKIPPED {what}: needs root for namespaces and AF_XDP (CI runs as root) ***\n");
+    true
+}
+
+/// `send` over AF_XDP to a kernel python3 receiver, then `recv` from a
+/// kernel python3 sender; both digests match the kernel's, and the received
+/// file equals what was sent.
+#[test]
+fn send_and_recv_over_afxdp_against_the_kernel() {
+    if skip_unless_root("send/recv test") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let t = xdptcp_tools::topology::Topology::create("c", 222, false).expect("topology");
+    let bin = env!("CARGO_BIN_EXE_file_transfer");
+    let net = |args: &mut Vec<String>| {
+        args.extend(
+            [
+                "--dev",
+                &format!("afxdp:{}", t.dev),
+                "--ip",
+                &format!("{}/24", t.our_ip()),
+                "--timeout",
+                "60s",
+            ]
+            .map(String::from),
+        )
+    };
+
+    // Ours -> kernel.
+    let mut sink = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',5010));s.listen();print('ready',flush=True)\n\
+             c,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sink_out = BufReader::new(sink.stdout.take().unwrap());
+    let mut line = String::new();
+    sink_out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let mut args: Vec<String> = ["send", "--generate", "48M", "--to"]
+        .map(String::from)
+        .to_vec();
+    args.push(format!("{}:5010", t.peer_ip()));
+    net(&mut args);
+    let o = t.ours_cmd(&[bin]).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let ours = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 "))
+        .unwrap()
+        .to_string();
+    let mut theirs = String::new();
+    sink_out.read_line(&mut theirs).unwrap();
+    let _ = sink.wait();
+    let mut want = Sha256::new();
+    let mut src = DataSource::new(1, 48 << 20);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src.fill(&mut buf);
+        if n == 0 {
+            break;
+        }
+        want.update(&buf[..n]);
+    }
+    let want = hex(&want.finalize());
+    assert_eq!(ours, want, "send's digest");
+    assert_eq!(theirs.trim(), want, "the kernel's digest");
+    assert!(stdout.contains("sent 48.0 MiB"), "{stdout}");
+
+    // Kernel -> ours.
+    let dir = std::env::temp_dir().join(format!("xdptcp-recv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("got.bin");
+    let mut args: Vec<String> = ["recv", "--port", "7010", "--out"]
+        .map(String::from)
+        .to_vec();
+    args.push(out.display().to_string());
+    net(&mut args);
+    let recv = t
+        .ours_cmd(&[bin])
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let src = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,hashlib,time\nd=bytes((i*7)&255 for i in range(1<<20))*40\n\
+                 for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7010),timeout=2);break\n  except OSError: time.sleep(0.1)\n\
+                 c.sendall(d);c.shutdown(socket.SHUT_WR);c.recv(1);print(hashlib.sha256(d).hexdigest())",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        src.status.success(),
+        "{}",
+        String::from_utf8_lossy(&src.stderr)
+    );
+    let o = recv.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kernel_sha = String::from_utf8_lossy(&src.stdout).trim().to_string();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(stdout.contains(&format!("sha256 {kernel_sha}")), "{stdout}");
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(got.len(), 40 << 20);
+    assert_eq!(hex(&Sha256::digest(&got)), kernel_sha, "the file on disk");
+    // Nothing but the output is left in the directory.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("got.bin")]);
+
+    // A second run refuses to overwrite it.
+    let o = t.ours_cmd(&[bin]).args(&args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+
+    // A sender that resets mid-transfer: a clear error, and no output file
+    // (not even a partial one under another name).
+    let broken = dir.join("broken.bin");
+    let mut args: Vec<String> = ["recv", "--port", "7011", "--out"]
+        .map(String::from)
+        .to_vec();
+    args.push(broken.display().to_string());
+    net(&mut args);
+    let recv = t
+        .ours_cmd(&[bin])
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let src = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,struct,time\n\
+                 for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7011),timeout=2);break\n  except OSError: time.sleep(0.1)\n\
+                 c.sendall(bytes(8<<20));time.sleep(0.2)\n\
+                 c.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0));c.close()",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        src.status.success(),
+        "{}",
+        String::from_utf8_lossy(&src.stderr)
+    );
+    let o = recv.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("reset"), "{err}");
+    assert!(!broken.exists());
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("got.bin")],
+        "a partial file was left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Bad network arguments are explained before anything is opened.
+#[test]
+fn send_explains_bad_network_arguments() {
+    let o = run(&[
+        "send",
+        "--generate",
+        "1M",
+        "--to",
+        "10.0.0.2:1",
+        "--dev",
+        "eth0",
+        "--ip",
+        "10.0.0.1/24",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("use afxdp:IFNAME"));
+    let o = run(&[
+        "send",
+        "--generate",
+        "1M",
+        "--to",
+        "10.0.0.2:1",
+        "--dev",
+        "afxdp:nosuch0",
+        "--ip",
+        "10.0.0.1",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ADDR/PREFIX"));
+    let o = run(&[
+        "send",
+        "--generate",
+        "1M",
+        "--to",
+        "10.0.0.2:1",
+        "--dev",
+        "afxdp:nosuch0",
+        "--ip",
+        "10.0.0.1/24",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no network interface 'nosuch0'"));
+}
