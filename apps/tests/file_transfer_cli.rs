@@ -410,3 +410,89 @@ fn send_explains_bad_network_arguments() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no network interface 'nosuch0'"));
 }
+
+/// A receiver killed with SIGKILL leaves no XDP program on the interface
+/// (the kernel drops it with the process's BPF link), and the next run on
+/// the same interface works.
+#[test]
+fn a_crashed_run_leaves_no_xdp_program_behind() {
+    if skip_unless_root("crash-restart test") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let t = xdptcp_tools::topology::Topology::create("k", 223, false).expect("topology");
+    let bin = env!("CARGO_BIN_EXE_file_transfer");
+    let dev = format!("afxdp:{}", t.dev);
+    let ip = format!("{}/24", t.our_ip());
+    let out = std::env::temp_dir().join(format!("xdptcp-crash-{}", std::process::id()));
+    let mut recv = t
+        .ours_cmd(&[bin, "recv", "--port", "7020", "--out"])
+        .arg(&out)
+        .args(["--dev", &dev, "--ip", &ip])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(recv.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    let xdp_attached = || {
+        let o = t
+            .ours_cmd(&["ip", "link", "show", "dev", &t.dev])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).contains("xdp")
+    };
+    assert!(
+        xdp_attached(),
+        "the running receiver has its XDP program attached"
+    );
+    recv.kill().unwrap();
+    recv.wait().unwrap();
+    let gone = std::time::Instant::now();
+    while xdp_attached() {
+        assert!(
+            gone.elapsed().as_secs() < 5,
+            "XDP program still attached after the crash"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!out.exists());
+    // A new run on the same interface and queue.
+    let mut sink = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            "import socket\ns=socket.socket();s.bind(('0.0.0.0',5020));s.listen();print('ready',flush=True)\n\
+             c,_=s.accept();n=0\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  n+=len(b)\nprint(n,flush=True)",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sink_out = BufReader::new(sink.stdout.take().unwrap());
+    line.clear();
+    sink_out.read_line(&mut line).unwrap();
+    let to = format!("{}:5020", t.peer_ip());
+    let o = t
+        .ours_cmd(&[
+            bin,
+            "send",
+            "--generate",
+            "4M",
+            "--to",
+            &to,
+            "--dev",
+            &dev,
+            "--ip",
+            &ip,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    line.clear();
+    sink_out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), (4u64 << 20).to_string());
+    let _ = sink.wait();
+}

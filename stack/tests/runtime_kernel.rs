@@ -286,3 +286,78 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
     .join()
     .unwrap();
 }
+
+struct Idle;
+impl CoreApp for Idle {
+    fn poll(&mut self, _: &mut CoreContext<'_>) -> bool {
+        false
+    }
+}
+
+/// An idle stack: busy polling spins its core flat out, adaptive polling
+/// blocks on the socket and spins far less; both still answer a ping.
+#[test]
+fn adaptive_polling_backs_off_when_idle_and_still_answers() {
+    require_root!();
+    let t = Arc::new(Topology::create("i", 219, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        t2.enter_ours().unwrap();
+        let mut loops = Vec::new();
+        for poll in [PollMode::Busy, PollMode::Adaptive] {
+            let cfg = RuntimeConfig {
+                afxdp: AfXdpConfig::new(&t2.dev),
+                queues: 1,
+                pin: true,
+                poll,
+                iface: IfaceConfig {
+                    mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),
+                    ip: t2.our_ip(),
+                    prefix_len: 24,
+                    gateway: None,
+                    isn_secret: [5; 16],
+                    tcp: Config::default(),
+                },
+            };
+            let rt = Runtime::start(cfg, |_| Idle).unwrap_or_else(|e| panic!("{e}"));
+            std::thread::sleep(Duration::from_millis(1000));
+            let c = rt.counters()[0];
+            let ping = t2
+                .peer_cmd(&[
+                    "ping",
+                    "-c",
+                    "2",
+                    "-i",
+                    "0.2",
+                    "-W",
+                    "2",
+                    &t2.our_ip().to_string(),
+                ])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            rt.stop();
+            eprintln!(
+                "{poll:?}: {} loops and {} blocking waits in 1 s idle",
+                c.loops, c.idle_waits
+            );
+            assert!(ping.success(), "{poll:?} stack did not answer ping");
+            loops.push((c.loops, c.idle_waits));
+        }
+        let (busy, adaptive) = (loops[0], loops[1]);
+        assert_eq!(busy.1, 0, "busy polling never blocks");
+        assert!(
+            adaptive.1 > 100,
+            "adaptive polling blocked only {} times",
+            adaptive.1
+        );
+        assert!(
+            adaptive.0 * 10 < busy.0,
+            "adaptive {} loops vs busy {}",
+            adaptive.0,
+            busy.0
+        );
+    })
+    .join()
+    .unwrap();
+}

@@ -397,19 +397,33 @@ impl AfXdp {
             queue_id: cfg.queue,
             shared_umem_fd: 0,
         };
-        // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
-        let r = unsafe {
-            libc::bind(
-                fd,
-                (&sa as *const SockaddrXdp).cast(),
-                std::mem::size_of::<SockaddrXdp>() as u32,
-            )
-        };
-        if r < 0 {
-            return Err(err(
-                &format!("binding to {} queue {}", cfg.ifname, cfg.queue),
-                io::Error::last_os_error(),
-            ));
+        // The kernel releases a closed socket's binding asynchronously: a
+        // queue used by a process that just exited (or crashed) reports
+        // EBUSY for a moment. Retry for up to two seconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
+            let r = unsafe {
+                libc::bind(
+                    fd,
+                    (&sa as *const SockaddrXdp).cast(),
+                    std::mem::size_of::<SockaddrXdp>() as u32,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBUSY) || std::time::Instant::now() > deadline {
+                return Err(err(
+                    &format!(
+                        "binding to {} queue {} (is another program using it?)",
+                        cfg.ifname, cfg.queue
+                    ),
+                    e,
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         xdp.register(cfg.queue, fd)
             .map_err(|e| err("registering the socket in the XSKMAP", e))?;
