@@ -6,6 +6,7 @@
 # duplication and corruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/deps.sh
 cargo build --release -q -p apps --bin file_transfer
 ft=target/release/file_transfer
 echo "== xdptcp over AF_XDP against the Linux kernel (veth between two namespaces)"

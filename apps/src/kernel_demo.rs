@@ -3,16 +3,18 @@
 //! is always the same python3 socket program, so the only difference
 //! between runs is whose TCP/IP stack sits at our end.
 
-use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read};
+use crate::stream::{isn_secret, Progress, RecvApp, SendApp, SinkFactory};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddrV4;
 use std::process::{Child, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
-use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
-use xdptcp::iface::{IfaceConfig, Interface};
+use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
+use xdptcp::iface::IfaceConfig;
+use xdptcp::runtime::{CoreApp, PollMode, Runtime, RuntimeConfig};
 use xdptcp::simulation::DataSource;
-use xdptcp::tcp::{Config, State, TcpError};
-use xdptcp::time::Instant;
+use xdptcp::tcp::Config;
 use xdptcp::wire::ethernet::MacAddr;
 use xdptcp_tools::topology::Topology;
 
@@ -73,169 +75,122 @@ fn spawn_sink(
     Ok((child, out))
 }
 
-/// Our stack on an AF_XDP socket in our namespace of `t`. Enters that
-/// namespace on the calling thread. Open it once per run: the kernel
-/// releases a queue's AF_XDP binding asynchronously, so closing and
-/// reopening at once can find the queue still busy.
-pub fn open_stack(t: &Topology) -> Result<(Interface, AfXdp), String> {
-    t.enter_ours()
-        .map_err(|e| format!("entering namespace: {e}"))?;
-    let dev = AfXdp::open(AfXdpConfig::new(&t.dev)).map_err(|e| e.to_string())?;
-    let iface = Interface::new(IfaceConfig {
-        mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
-        ip: t.our_ip(),
-        prefix_len: 24,
-        gateway: None,
-        isn_secret: std::array::from_fn(|i| (std::process::id() as u8).wrapping_add(i as u8)),
-        tcp: Config {
-            send_buffer: 4 << 20,
-            recv_buffer: 4 << 20,
-            ..Config::default()
-        },
-    });
-    Ok((iface, dev))
-}
-
-fn now(start: StdInstant) -> Instant {
-    Instant::from_nanos(start.elapsed().as_nanos() as u64)
-}
-
-/// Our stack sends `bytes` to a kernel receiver.
-pub fn ours_to_kernel(
+/// Our stack's runtime on `queues` queues of our end of `t`, with 4 MiB
+/// socket buffers. The calling thread must be in our namespace.
+fn runtime<A: CoreApp>(
     t: &Topology,
-    iface: &mut Interface,
-    dev: &mut AfXdp,
-    bytes: u64,
-) -> Result<Leg, String> {
+    queues: u32,
+    make_app: impl FnMut(usize) -> A,
+) -> Result<Runtime<A>, String> {
+    let cfg = RuntimeConfig {
+        afxdp: AfXdpConfig {
+            // veth spreads frames over its queues only in driver mode.
+            mode: if queues > 1 {
+                XdpMode::Driver
+            } else {
+                XdpMode::Generic
+            },
+            ..AfXdpConfig::new(&t.dev)
+        },
+        queues,
+        pin: true,
+        poll: PollMode::Busy,
+        iface: IfaceConfig {
+            mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
+            ip: t.our_ip(),
+            prefix_len: 24,
+            gateway: None,
+            isn_secret: isn_secret()?,
+            tcp: Config {
+                send_buffer: 4 << 20,
+                recv_buffer: 4 << 20,
+                ..Config::default()
+            },
+        },
+    };
+    Runtime::start(cfg, make_app).map_err(|e| e.to_string())
+}
+
+/// Our stack sends `bytes` to a kernel receiver. Call from a thread in our
+/// namespace of `t`.
+pub fn ours_to_kernel(t: &Topology, queues: u32, bytes: u64) -> Result<Leg, String> {
     let (mut child, mut out) =
         spawn_sink(&mut t.peer_cmd(&["python3", "-c", &py(PY_SINK, "", 0)]))?;
+    let progress = Arc::new(Progress::default());
+    let to = SocketAddrV4::new(t.peer_ip(), PORT);
     let start = StdInstant::now();
-    let h = iface
-        .connect(SocketAddrV4::new(t.peer_ip(), PORT), None, now(start))
-        .map_err(|e| e.to_string())?;
-    let mut source = DataSource::new(7, bytes);
-    let mut hash = Sha256::new();
-    let mut chunk = vec![0u8; 1 << 16];
-    let (mut pending, mut sent_all, mut reply) = (0usize, false, Vec::new());
-    loop {
-        iface.poll(now(start), dev);
-        let c = iface.tcp(h).ok_or("connection vanished")?;
-        if let Some(e) = c.error() {
-            return Err(format!("xdptcp -> kernel: {}", TcpError::Failed(e)));
-        }
-        if c.state() != State::SynSent {
-            while !sent_all {
-                if pending == 0 {
-                    pending = source.fill(&mut chunk);
-                    hash.update(&chunk[..pending]);
-                    if pending == 0 {
-                        sent_all = true;
-                        c.close();
-                        break;
-                    }
-                }
-                // `chunk[..pending]` is what is left of the last fill.
-                match c.send(&chunk[..pending]) {
-                    Ok(n) if n > 0 => {
-                        chunk.copy_within(n..pending, 0);
-                        pending -= n;
-                    }
-                    _ => break,
-                }
-            }
-        }
-        let mut buf = [0u8; 128];
-        match c.recv(&mut buf) {
-            Ok(0) if c.at_eof() => break,
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(TcpError::WouldBlock) => {}
-            Err(e) => return Err(format!("xdptcp -> kernel: {e}")),
-        }
-        if start.elapsed() > LIMIT {
-            return Err("xdptcp -> kernel: no progress for two minutes".into());
-        }
-    }
+    let rt = runtime(t, queues, |core| {
+        let src = (core == 0).then(|| Box::new(DataSource::new(7, bytes)) as Box<dyn Read + Send>);
+        SendApp::new(to, src, progress.clone())
+    })?;
+    let finished = rt.wait_done(LIMIT, LIMIT, |_| {});
     let seconds = start.elapsed().as_secs_f64();
-    iface.release(h);
+    let app = rt.stop().into_iter().find(|a| a.outcome.is_some());
+    let _ = child.kill();
+    let (app, outcome) = match app {
+        Some(mut a) if finished => {
+            let o = a.outcome.take().expect("found above");
+            (a, o)
+        }
+        _ => return Err("xdptcp -> kernel: no progress for two minutes".into()),
+    };
+    if let Some(e) = outcome.error {
+        return Err(format!("xdptcp -> kernel: {e}"));
+    }
     let mut rest = String::new();
     let _ = out.read_to_string(&mut rest);
     let _ = child.wait();
-    let digest = format!("{:x}", hash.finalize());
-    let theirs = rest
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
+    let theirs = rest.split_whitespace().nth(1).unwrap_or_default();
     Ok(Leg {
         name: "xdptcp -> kernel",
-        bytes,
+        bytes: outcome.bytes,
         seconds,
-        sha_match: String::from_utf8_lossy(&reply) == digest && theirs == digest,
+        sha_match: outcome.bytes == bytes
+            && String::from_utf8_lossy(&app.reply) == outcome.sha256
+            && theirs == outcome.sha256,
     })
 }
 
-/// A kernel sender sends `mib` MiB to our stack.
-pub fn kernel_to_ours(
-    t: &Topology,
-    iface: &mut Interface,
-    dev: &mut AfXdp,
-    mib: u64,
-) -> Result<Leg, String> {
-    iface.listen(PORT, None, 4).map_err(|e| e.to_string())?;
+/// A kernel sender sends `mib` MiB to our stack. Call from a thread in our
+/// namespace of `t`.
+pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String> {
+    let progress = Arc::new(Progress::default());
+    let claimed = Arc::new(AtomicBool::new(false));
+    let discard: SinkFactory = Arc::new(|| Ok(Box::new(std::io::sink()) as Box<dyn Write + Send>));
+    let rt = runtime(t, queues, |_| {
+        RecvApp::new(PORT, claimed.clone(), discard.clone(), progress.clone())
+    })?;
+    // The listeners exist once every core has looped once.
+    while rt.counters().iter().any(|c| c.loops == 0) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let src = py(PY_SOURCE, &t.our_ip().to_string(), mib);
-    let mut child = t
+    let child = t
         .peer_cmd(&["python3", "-c", &src])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting python3: {e}"))?;
-    let start = StdInstant::now();
-    let (mut conn, mut got, mut hash) = (None, 0u64, Sha256::new());
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        iface.poll(now(start), dev);
-        if conn.is_none() {
-            conn = iface.accept(PORT).map_err(|e| e.to_string())?;
-        }
-        if let Some(c) = conn.and_then(|h| iface.tcp(h)) {
-            match c.recv(&mut buf) {
-                Ok(0) => {
-                    c.close();
-                    if c.state() == State::Closed {
-                        iface.unlisten(PORT);
-                        break;
-                    }
-                }
-                Ok(n) => {
-                    hash.update(&buf[..n]);
-                    got += n as u64;
-                }
-                Err(TcpError::WouldBlock) => {}
-                Err(e) => return Err(format!("kernel -> xdptcp: {e}")),
-            }
-        }
-        if start.elapsed() > LIMIT {
-            return Err(format!("kernel -> xdptcp: stuck at {got} bytes"));
-        }
+    let finished = rt.wait_done(LIMIT, LIMIT, |_| {});
+    let outcome = rt.stop().into_iter().find_map(|mut a| a.outcome.take());
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let outcome = match outcome {
+        Some(o) if finished => o,
+        _ => return Err("kernel -> xdptcp: no progress for two minutes".into()),
+    };
+    if let Some(e) = outcome.error {
+        return Err(format!("kernel -> xdptcp: {e}"));
     }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("piped")
-        .read_to_string(&mut out)
-        .map_err(|e| e.to_string())?;
-    let _ = child.wait();
-    let mut f = out.split_whitespace();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text.split_whitespace();
     let seconds: f64 = f
         .next()
         .and_then(|s| s.parse().ok())
         .ok_or("the python3 sender failed")?;
-    let theirs = f.next().unwrap_or_default();
     Ok(Leg {
         name: "kernel -> xdptcp",
-        bytes: got,
+        bytes: outcome.bytes,
         seconds,
-        sha_match: got == mib << 20 && format!("{:x}", hash.finalize()) == theirs,
+        sha_match: outcome.bytes == mib << 20 && f.next() == Some(outcome.sha256.as_str()),
     })
 }
 

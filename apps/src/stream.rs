@@ -39,6 +39,8 @@ pub struct SendApp {
     /// Bytes read from the source and not yet taken by the connection.
     pending: std::ops::Range<usize>,
     hash: Sha256,
+    /// What the receiver sent back (the first 4 KiB), if anything.
+    pub reply: Vec<u8>,
     pub progress: Arc<Progress>,
     pub outcome: Option<Outcome>,
 }
@@ -58,6 +60,7 @@ impl SendApp {
             buf: vec![0; CHUNK],
             pending: 0..0,
             hash: Sha256::new(),
+            reply: Vec::new(),
             progress,
             outcome: None,
         }
@@ -132,6 +135,15 @@ impl CoreApp for SendApp {
                 }
                 _ => break,
             }
+        }
+        // Read (and keep the start of) anything the receiver says.
+        let mut scratch = [0u8; 512];
+        while let Ok(n) = c.recv(&mut scratch) {
+            if n == 0 {
+                break;
+            }
+            let room = 4096usize.saturating_sub(self.reply.len());
+            self.reply.extend_from_slice(&scratch[..n.min(room)]);
         }
         // Done when the peer has closed its side too (everything was acked).
         if c.at_eof() && matches!(c.state(), State::TimeWait | State::Closed) {
@@ -337,17 +349,22 @@ impl NetSetup {
     }
 
     pub fn iface_config(&self) -> Result<xdptcp::iface::IfaceConfig, String> {
-        let mut isn_secret = [0u8; 16];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut isn_secret))
-            .map_err(|e| format!("reading /dev/urandom for the ISN key: {e}"))?;
         Ok(xdptcp::iface::IfaceConfig {
             mac: self.mac()?,
             ip: self.ip,
             prefix_len: self.prefix_len,
             gateway: self.gateway,
-            isn_secret,
+            isn_secret: isn_secret()?,
             tcp: xdptcp::tcp::Config::default(),
         })
     }
+}
+
+/// A fresh RFC 6528 key for a real run.
+pub fn isn_secret() -> Result<[u8; 16], String> {
+    let mut k = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut k))
+        .map_err(|e| format!("reading /dev/urandom for the ISN key: {e}"))?;
+    Ok(k)
 }

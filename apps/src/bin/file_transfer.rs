@@ -103,6 +103,9 @@ struct DemoArgs {
     /// Bytes to move in each direction (whole MiB).
     #[arg(long, default_value = "64M", value_parser = parse_size)]
     size: u64,
+    /// Queues on our veth end, one core each (more than 1 uses driver-mode XDP).
+    #[arg(long, default_value_t = 1)]
+    queues: u32,
     /// Print one JSON object as the last line of output.
     #[arg(long)]
     json: bool,
@@ -204,11 +207,12 @@ fn millis(ms: f64, what: &str) -> Result<Duration, String> {
 }
 
 fn demo(a: &DemoArgs) -> Result<bool, String> {
-    use apps::kernel_demo::{kernel_to_kernel, kernel_to_ours, open_stack, ours_to_kernel, Leg};
+    use apps::kernel_demo::{kernel_to_kernel, kernel_to_ours, ours_to_kernel, Leg};
     use xdptcp_tools::topology::Topology;
     let mib = (a.size >> 20).max(1);
     println!("xdptcp over AF_XDP against the Linux kernel: {mib} MiB each way over veth");
-    let ours = Topology::create("d", 220, false).map_err(|e| e.to_string())?;
+    let queues = a.queues.clamp(1, 16);
+    let ours = Topology::create_with("d", 220, false, queues).map_err(|e| e.to_string())?;
     let reference = Topology::create("k", 221, true).map_err(|e| e.to_string())?;
     println!(
         "  namespaces {} (xdptcp {}) and {} (kernel {}); reference pair {} / {}",
@@ -223,11 +227,12 @@ fn demo(a: &DemoArgs) -> Result<bool, String> {
     let legs = std::thread::scope(|s| {
         s.spawn(|| -> Result<Vec<Leg>, String> {
             let mut legs = Vec::new();
-            let (mut iface, mut dev) = open_stack(&ours)?;
-            eprintln!("  running xdptcp -> kernel ...");
-            legs.push(ours_to_kernel(&ours, &mut iface, &mut dev, mib << 20)?);
-            eprintln!("  running kernel -> xdptcp ...");
-            legs.push(kernel_to_ours(&ours, &mut iface, &mut dev, mib)?);
+            ours.enter_ours()
+                .map_err(|e| format!("entering namespace: {e}"))?;
+            eprintln!("  running xdptcp -> kernel ({queues} core(s)) ...");
+            legs.push(ours_to_kernel(&ours, queues, mib << 20)?);
+            eprintln!("  running kernel -> xdptcp ({queues} core(s)) ...");
+            legs.push(kernel_to_ours(&ours, queues, mib)?);
             eprintln!("  running kernel -> kernel ...");
             legs.push(kernel_to_kernel(&reference, mib)?);
             Ok(legs)
