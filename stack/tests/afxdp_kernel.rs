@@ -590,3 +590,89 @@ fn a_vanished_peer_times_out_and_the_other_flows_go_on() {
     .join()
     .unwrap();
 }
+
+/// A destination outside our subnet goes through the default gateway: the
+/// kernel peer has 192.168.<subnet>.1 on its loopback and is our gateway.
+/// Without a gateway, connecting there fails at once with "no route".
+#[test]
+fn off_subnet_destinations_go_through_the_gateway() {
+    require_root!();
+    let t = std::sync::Arc::new(Topology::create("g", 224, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let far = std::net::Ipv4Addr::new(192, 168, t2.subnet, 1);
+        let st = t2
+            .peer_cmd(&["ip", "addr", "add", &format!("{far}/32"), "dev", "lo"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let (_server, mut out) = start_server(
+            &t2,
+            &format!(
+                "import socket\ns=socket.socket();s.bind(('{far}',5008));s.listen();print('ready',flush=True)\n\
+                 c,a=s.accept();c.sendall(('hello from %s via gateway' % a[0]).encode());c.close();print('done',flush=True)"
+            ),
+        );
+        let (mut iface, mut dev) = stack(&t2);
+        let start = StdInstant::now();
+        let dest = SocketAddrV4::new(far, 5008);
+        let e = iface.connect(dest, None, now(start)).unwrap_err();
+        assert_eq!(e, xdptcp::iface::IfaceError::NoRoute(far));
+        drop(iface);
+        let mut iface = Interface::new(IfaceConfig {
+            mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),
+            ip: t2.our_ip(),
+            prefix_len: 24,
+            gateway: Some(t2.peer_ip()),
+            isn_secret: [9; 16],
+            tcp: Config::default(),
+        });
+        let h = iface.connect(dest, None, now(start)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 128];
+        loop {
+            iface.poll(now(start), &mut dev);
+            let c = iface.tcp(h).unwrap();
+            assert!(c.error().is_none(), "{:?}", c.error());
+            if let Ok(n) = c.recv(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+            if c.at_eof() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no answer via the gateway");
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            format!("hello from {} via gateway", t2.our_ip())
+        );
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "done");
+    })
+    .join()
+    .unwrap();
+}
+
+/// A second program on an interface that already has ours attached is
+/// refused with advice, not a panic.
+#[test]
+fn a_busy_interface_is_refused_with_advice() {
+    require_root!();
+    let t = std::sync::Arc::new(Topology::create("b", 225, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        t2.enter_ours().unwrap();
+        let first = AfXdp::open(AfXdpConfig::new(&t2.dev)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!first.zero_copy, "veth has no zero-copy AF_XDP");
+        let e = AfXdp::open(AfXdpConfig::new(&t2.dev)).err().expect("busy");
+        let msg = e.to_string();
+        assert!(msg.contains("another XDP program is attached"), "{msg}");
+        assert!(
+            msg.contains(&format!("ip link set dev {} xdp off", t2.dev)),
+            "{msg}"
+        );
+    })
+    .join()
+    .unwrap();
+}

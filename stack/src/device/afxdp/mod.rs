@@ -38,6 +38,7 @@ const XDP_UMEM_REG: libc::c_int = 4;
 const XDP_UMEM_FILL_RING: libc::c_int = 5;
 const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
 const XDP_COPY: u16 = 1 << 1;
+const XDP_ZEROCOPY: u16 = 1 << 2;
 const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
 const PGOFF_RX: i64 = 0;
 const PGOFF_TX: i64 = 0x8000_0000;
@@ -222,6 +223,8 @@ pub struct AfXdp {
     umem: Mapping,
     /// Shared by the sockets of all queues of the interface.
     _xdp: Arc<bpf::XdpRedirect>,
+    /// Bound in zero-copy mode (the driver uses our UMEM directly).
+    pub zero_copy: bool,
     /// Frames received and sent since `open`.
     pub rx_frames: u64,
     pub tx_frames: u64,
@@ -283,8 +286,19 @@ impl AfXdp {
             XdpMode::Generic => bpf::XDP_FLAGS_SKB_MODE,
             XdpMode::Driver => bpf::XDP_FLAGS_DRV_MODE,
         };
-        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags)
-            .map_err(|e| err(&format!("attaching XDP to {}", cfg.ifname), e))?;
+        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags).map_err(|e| {
+            let advice = match e.raw_os_error() {
+                Some(libc::EBUSY | libc::EEXIST) => format!(
+                    "another XDP program is attached: see `ip link show dev {0}`, remove it with `ip link set dev {0} xdp off`",
+                    cfg.ifname
+                ),
+                Some(libc::EOPNOTSUPP | libc::EINVAL) if cfg.mode == XdpMode::Driver => {
+                    "the driver has no native XDP: use generic mode (--xdp-mode generic)".into()
+                }
+                _ => "the kernel needs XDP and BPF (CONFIG_XDP_SOCKETS, CONFIG_BPF_SYSCALL)".into(),
+            };
+            err(&format!("attaching XDP to {} ({advice})", cfg.ifname), e)
+        })?;
         Ok(Arc::new(xdp))
     }
 
@@ -390,40 +404,50 @@ impl AfXdp {
         }
         fill.submit();
 
-        let sa = SockaddrXdp {
-            family: libc::AF_XDP as u16,
-            flags: XDP_COPY | XDP_USE_NEED_WAKEUP,
-            ifindex,
-            queue_id: cfg.queue,
-            shared_umem_fd: 0,
-        };
         // The kernel releases a closed socket's binding asynchronously: a
         // queue used by a process that just exited (or crashed) reports
         // EBUSY for a moment. Retry for up to two seconds.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
-            let r = unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const SockaddrXdp).cast(),
-                    std::mem::size_of::<SockaddrXdp>() as u32,
-                )
+        let bind = |flags: u16| -> io::Result<()> {
+            let sa = SockaddrXdp {
+                family: libc::AF_XDP as u16,
+                flags: flags | XDP_USE_NEED_WAKEUP,
+                ifindex,
+                queue_id: cfg.queue,
+                shared_umem_fd: 0,
             };
-            if r == 0 {
-                break;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
+                let r = unsafe {
+                    libc::bind(
+                        fd,
+                        (&sa as *const SockaddrXdp).cast(),
+                        std::mem::size_of::<SockaddrXdp>() as u32,
+                    )
+                };
+                if r == 0 {
+                    return Ok(());
+                }
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EBUSY) || std::time::Instant::now() > deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EBUSY) || std::time::Instant::now() > deadline {
-                return Err(err(
+        };
+        // Zero-copy where the driver offers it (driver mode only), copy
+        // mode otherwise (veth, generic XDP).
+        let zero_copy = cfg.mode == XdpMode::Driver && bind(XDP_ZEROCOPY).is_ok();
+        if !zero_copy {
+            bind(XDP_COPY).map_err(|e| {
+                err(
                     &format!(
                         "binding to {} queue {} (is another program using it?)",
                         cfg.ifname, cfg.queue
                     ),
                     e,
-                ));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+                )
+            })?;
         }
         xdp.register(cfg.queue, fd)
             .map_err(|e| err("registering the socket in the XSKMAP", e))?;
@@ -438,6 +462,7 @@ impl AfXdp {
             sock,
             umem,
             _xdp: xdp,
+            zero_copy,
             rx_frames: 0,
             tx_frames: 0,
         })
