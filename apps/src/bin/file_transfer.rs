@@ -61,9 +61,18 @@ struct NetArgs {
     /// Attach XDP in generic (any interface) or driver mode (veth, NICs with XDP).
     #[arg(long, default_value = "generic")]
     xdp_mode: String,
-    /// Print per-core counters every this many seconds.
+    /// Print per-core counters and each connection's state every this many seconds.
     #[arg(long)]
     stats: Option<f64>,
+    /// Bytes per UMEM frame: 2048 or 4096.
+    #[arg(long, default_value_t = 2048)]
+    frame_size: u32,
+    /// Frames per UMEM (per queue), half for receiving, half for sending.
+    #[arg(long, default_value_t = 4096)]
+    frames: u32,
+    /// Entries per AF_XDP ring (a power of two, at most half the frames).
+    #[arg(long, default_value_t = 2048)]
+    ring_size: u32,
     /// Give up after this long (for example 30s, 1.5s).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     timeout: Duration,
@@ -590,9 +599,21 @@ fn start_runtime<A: xdptcp::runtime::CoreApp>(
         "driver" => XdpMode::Driver,
         m => return Err(format!("--xdp-mode '{m}': use generic or driver")),
     };
+    if ![2048, 4096].contains(&n.frame_size) {
+        return Err(format!("--frame-size {}: use 2048 or 4096", n.frame_size));
+    }
+    if !n.ring_size.is_power_of_two() || n.ring_size * 2 > n.frames {
+        return Err(format!(
+            "--ring-size {} with --frames {}: the ring size must be a power of two and at most half the frames",
+            n.ring_size, n.frames
+        ));
+    }
     let cfg = xdptcp::runtime::RuntimeConfig {
         afxdp: AfXdpConfig {
             mode,
+            frame_size: n.frame_size,
+            frames: n.frames,
+            ring_size: n.ring_size,
             ..AfXdpConfig::new(&setup.ifname)
         },
         queues: n.queues,
@@ -626,8 +647,20 @@ fn watch<A: xdptcp::runtime::CoreApp>(
         if let Some(every) = stats_every {
             if last_stats.elapsed() >= every {
                 last_stats = std::time::Instant::now();
-                for (i, c) in rt.counters().iter().enumerate() {
-                    eprintln!("  core {i}: {c}");
+                for s in rt.snapshot(Duration::from_millis(200)) {
+                    eprintln!("  core {}: {}", s.core, s.counters);
+                    for c in &s.connections {
+                        eprintln!(
+                            "    {}:{} <-> port {}: {:?}, cwnd {}, srtt {:.2} ms, {} retransmits",
+                            c.tuple.remote_ip,
+                            c.tuple.remote_port,
+                            c.tuple.local_port,
+                            c.state,
+                            fmt_bytes(c.tcp.cwnd as u64),
+                            c.tcp.srtt.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+                            c.tcp.counters.retransmits
+                        );
+                    }
                 }
             }
         }
