@@ -14,6 +14,9 @@ use std::process::{Command, Stdio};
 pub struct Topology {
     pub ours: String,
     pub peer: String,
+    /// A router namespace between the two, if asked for (for impairment
+    /// with `tc` on its devices, and to exercise the gateway path).
+    pub middle: Option<String>,
     /// Our end of the veth pair (in `ours`) and the peer's end.
     pub dev: String,
     pub peer_dev: String,
@@ -58,7 +61,7 @@ impl Topology {
         queues: u32,
     ) -> io::Result<Topology> {
         let id = format!("x{}{}", tag, std::process::id() % 100_000);
-        Self::create_named(&id, subnet, kernel_both, queues, 1500)
+        Self::create_named(&id, subnet, kernel_both, queues, 1500, false)
     }
 
     /// The topology called `id` (namespaces `<id>a`/`<id>b`, devices
@@ -69,6 +72,7 @@ impl Topology {
         kernel_both: bool,
         queues: u32,
         mtu: u32,
+        middle: bool,
     ) -> io::Result<Topology> {
         if id.is_empty() || id.len() > 12 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(io::Error::new(
@@ -87,60 +91,89 @@ impl Topology {
         let t = Topology {
             ours: format!("{id}a"),
             peer: format!("{id}b"),
+            middle: middle.then(|| format!("{id}m")),
             dev: format!("{id}0"),
             peer_dev: format!("{id}1"),
             subnet,
         };
-        t.remove();
-        run(&["ip", "netns", "add", &t.ours])?;
-        run(&["ip", "netns", "add", &t.peer])?;
+        Self::remove_named(id);
         let q = queues.max(1).to_string();
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &t.dev,
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "netns",
-            &t.ours,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &t.peer_dev,
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "netns",
-            &t.peer,
-        ])?;
-        let peer_addr = format!("{}/24", t.peer_ip());
-        run(&[
-            "ip",
-            "-n",
-            &t.peer,
-            "addr",
-            "add",
-            &peer_addr,
-            "dev",
-            &t.peer_dev,
-        ])?;
+        let mut ends = vec![
+            (t.ours.clone(), t.dev.clone()),
+            (t.peer.clone(), t.peer_dev.clone()),
+        ];
+        for ns in [&t.ours, &t.peer].into_iter().chain(t.middle.as_ref()) {
+            run(&["ip", "netns", "add", ns])?;
+        }
+        let veth = |a: &str, a_ns: &str, b: &str, b_ns: &str| {
+            run(&[
+                "ip",
+                "link",
+                "add",
+                a,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "netns",
+                a_ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "netns",
+                b_ns,
+            ])
+        };
+        let addr =
+            |ns: &str, a: String, d: &str| run(&["ip", "-n", ns, "addr", "add", &a, "dev", d]);
+        match &t.middle {
+            None => veth(&t.dev, &t.ours, &t.peer_dev, &t.peer)?,
+            Some(m) => {
+                // ours 10.N.0.1 - (10.N.0.254 router 10.N.1.254) - 10.N.1.2 peer
+                let (m0, m1) = (format!("{id}m0"), format!("{id}m1"));
+                veth(&t.dev, &t.ours, &m0, m)?;
+                veth(&m1, m, &t.peer_dev, &t.peer)?;
+                addr(m, format!("10.{subnet}.0.254/24"), &m0)?;
+                addr(m, format!("10.{subnet}.1.254/24"), &m1)?;
+                run(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    m,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                ])?;
+                ends.push((m.clone(), m0));
+                ends.push((m.clone(), m1));
+            }
+        }
+        addr(&t.peer, format!("{}/24", t.peer_ip()), &t.peer_dev)?;
         if kernel_both {
-            let addr = format!("{}/24", t.our_ip());
-            run(&["ip", "-n", &t.ours, "addr", "add", &addr, "dev", &t.dev])?;
+            addr(&t.ours, format!("{}/24", t.our_ip()), &t.dev)?;
         }
         let mtu = mtu.to_string();
-        for (ns, d) in [(&t.ours, &t.dev), (&t.peer, &t.peer_dev)] {
+        for (ns, d) in &ends {
             run(&["ip", "-n", ns, "link", "set", d, "mtu", &mtu])?;
             run(&["ip", "-n", ns, "link", "set", d, "up"])?;
             run(&[
                 "ip", "netns", "exec", ns, "ethtool", "-K", d, "tx", "off", "rx", "off", "tso",
                 "off", "gso", "off", "gro", "off",
             ])?;
+        }
+        if t.middle.is_some() {
+            let via = format!("10.{subnet}.1.254");
+            run(&["ip", "-n", &t.peer, "route", "add", "default", "via", &via])?;
+            if kernel_both {
+                let via = format!("10.{subnet}.0.254");
+                run(&["ip", "-n", &t.ours, "route", "add", "default", "via", &via])?;
+            }
         }
         Ok(t)
     }
@@ -149,8 +182,19 @@ impl Topology {
         Ipv4Addr::new(10, self.subnet, 0, 1)
     }
 
+    /// The kernel peer: on our subnet, or behind the middle router.
     pub fn peer_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, self.subnet, 0, 2)
+        match self.middle {
+            None => Ipv4Addr::new(10, self.subnet, 0, 2),
+            Some(_) => Ipv4Addr::new(10, self.subnet, 1, 2),
+        }
+    }
+
+    /// Our default gateway: the middle router, if there is one.
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.middle
+            .as_ref()
+            .map(|_| Ipv4Addr::new(10, self.subnet, 0, 254))
     }
 
     /// Keeps the namespaces after this value is dropped (for the CLI).
@@ -163,19 +207,25 @@ impl Topology {
         let t = Topology {
             ours: format!("{id}a"),
             peer: format!("{id}b"),
+            middle: Some(format!("{id}m")),
             dev: String::new(),
             peer_dev: String::new(),
             subnet: 0,
         };
-        let existed = std::path::Path::new(&format!("/run/netns/{}", t.ours)).exists()
-            || std::path::Path::new(&format!("/run/netns/{}", t.peer)).exists();
+        let existed = [&t.ours, &t.peer]
+            .into_iter()
+            .chain(t.middle.as_ref())
+            .any(|ns| std::path::Path::new(&format!("/run/netns/{ns}")).exists());
         t.remove();
         std::mem::forget(t);
         existed
     }
 
     fn remove(&self) {
-        for ns in [&self.ours, &self.peer] {
+        for ns in [&self.ours, &self.peer]
+            .into_iter()
+            .chain(self.middle.as_ref())
+        {
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])
                 .stderr(Stdio::null())

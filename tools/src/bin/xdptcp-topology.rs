@@ -1,7 +1,7 @@
 //! Creates or removes a test topology: two network namespaces joined by a
 //! veth pair, our stack's side (no kernel address) and a kernel peer.
 //!
-//!   xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both]
+//!   xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--middle]
 //!   xdptcp-topology down NAME
 //!
 //! `up` replaces a topology of the same name left by a crashed run; `down`
@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 use xdptcp_tools::topology::{is_root, Topology};
 
-const USAGE: &str = "usage:\n  xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both]\n  xdptcp-topology down NAME\n\nNAME: 1-12 letters or digits. Namespaces NAMEa (ours) and NAMEb (kernel peer),\nveth NAME0 / NAME1, addresses 10.N.0.1 (ours) and 10.N.0.2 (peer); default N = 99.";
+const USAGE: &str = "usage:\n  xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--middle]\n  xdptcp-topology down NAME\n\nNAME: 1-12 letters or digits. Namespaces NAMEa (ours) and NAMEb (kernel peer),\nveth NAME0 / NAME1, addresses 10.N.0.1 (ours) and 10.N.0.2 (peer); default N = 99.\n--middle puts a router namespace NAMEm between them (NAMEm0 10.N.0.254, NAMEm1\n10.N.1.254; the peer becomes 10.N.1.2, our gateway is 10.N.0.254): impair there\nwith tc on NAMEm0/NAMEm1 where the kernel has netem.\n--kernel-both gives our end a kernel address too (kernel-to-kernel runs).";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -32,7 +32,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     match verb {
         "up" => {
-            let (mut subnet, mut queues, mut mtu, mut kernel_both) = (99u8, 1u32, 1500u32, false);
+            let (mut subnet, mut queues, mut mtu) = (99u8, 1u32, 1500u32);
+            let (mut kernel_both, mut middle) = (false, false);
             let mut rest = args[2..].iter();
             while let Some(flag) = rest.next() {
                 let mut value = |what: &str| {
@@ -45,13 +46,18 @@ fn run(args: Vec<String>) -> Result<(), String> {
                     "--queues" => queues = parse(&value("1-64")?, flag)?,
                     "--mtu" => mtu = parse(&value("68-9000")?, flag)?,
                     "--kernel-both" => kernel_both = true,
+                    "--middle" => middle = true,
                     _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
                 }
             }
-            let t = Topology::create_named(name, subnet, kernel_both, queues, mtu)
+            let t = Topology::create_named(name, subnet, kernel_both, queues, mtu, middle)
                 .map_err(|e| e.to_string())?;
+            let via = match (&t.middle, t.gateway()) {
+                (Some(m), Some(gw)) => format!(" via router {m} (our gateway {gw})"),
+                _ => String::new(),
+            };
             println!(
-                "up: namespace {} (device {}, our stack {}/24) <-> namespace {} (device {}, kernel {}/24), {queues} queue(s), mtu {mtu}",
+                "up: namespace {} (device {}, our stack {}/24) <-> namespace {} (device {}, kernel {}/24){via}, {queues} queue(s), mtu {mtu}",
                 t.ours,
                 t.dev,
                 t.our_ip(),

@@ -1,0 +1,79 @@
+//! `xdptcp-topology` as a user runs it: up twice (the second replaces the
+//! first, as after a crash), a routed topology that passes traffic, down
+//! twice (the second finds nothing and still succeeds).
+
+use std::process::Command;
+
+fn topo(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xdptcp-topology"))
+        .args(args)
+        .output()
+        .expect("xdptcp-topology runs")
+}
+
+fn namespaces() -> String {
+    let o = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn up_is_idempotent_routes_through_the_middle_and_down_cleans_up() {
+    if !xdptcp_tools::topology::is_root() {
+        eprintln!(
+            "\n*** SKIPPED topology CLI test: needs root for namespaces (CI runs as root) ***\n"
+        );
+        return;
+    }
+    let name = format!("tt{}", std::process::id() % 100_000);
+    for _ in 0..2 {
+        let o = topo(&[
+            "up",
+            &name,
+            "--subnet",
+            "226",
+            "--middle",
+            "--kernel-both",
+            "--mtu",
+            "1400",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("via router"));
+    }
+    let ns = namespaces();
+    for suffix in ["a", "b", "m"] {
+        assert!(ns.contains(&format!("{name}{suffix}")), "{ns}");
+    }
+    // The kernel on our side reaches the peer through the router, at the MTU asked for.
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{name}a"),
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1372",
+            "10.226.1.2",
+        ])
+        .output()
+        .unwrap();
+    let down = topo(&["down", &name]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    assert!(down.status.success());
+    assert!(String::from_utf8_lossy(&down.stdout).contains("removed"));
+    assert!(!namespaces().contains(&name));
+    let again = topo(&["down", &name]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("was not there"));
+    let bad = topo(&["up", "no-dashes-allowed"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
