@@ -93,7 +93,7 @@ fn runtime<A: CoreApp>(
             ..AfXdpConfig::new(&t.dev)
         },
         queues,
-        pin: true,
+        pin: Some(Vec::new()),
         poll: PollMode::Busy,
         iface: IfaceConfig {
             mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),

@@ -6,6 +6,7 @@
 //! together, and [`simulation`] runs two stacks over a simulated link on a
 //! virtual clock.
 
+pub mod api;
 pub mod device;
 pub mod iface;
 pub mod runtime;

@@ -155,7 +155,7 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
         let cfg = RuntimeConfig {
             afxdp: AfXdpConfig { mode: xdptcp::device::afxdp::XdpMode::Driver, ..AfXdpConfig::new(&t2.dev) },
             queues: 2,
-            pin: true,
+            pin: Some(Vec::new()),
             poll: PollMode::Busy,
             iface: IfaceConfig {
                 mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),
@@ -308,7 +308,7 @@ fn adaptive_polling_backs_off_when_idle_and_still_answers() {
             let cfg = RuntimeConfig {
                 afxdp: AfXdpConfig::new(&t2.dev),
                 queues: 1,
-                pin: true,
+                pin: Some(Vec::new()),
                 poll,
                 iface: IfaceConfig {
                     mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),

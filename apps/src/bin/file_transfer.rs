@@ -4,6 +4,7 @@
 //! `sim`: both stacks run in this process over the simulated link, on a
 //! virtual clock, with the impairments asked for.
 
+use apps::cli::{start_runtime, NetArgs};
 use apps::json::JsonLine;
 use apps::units::{fmt_bytes, fmt_rate, parse_duration, parse_probability, parse_rate, parse_size};
 use clap::{Args, Parser, Subcommand};
@@ -38,44 +39,6 @@ enum Mode {
     /// Receive one connection's bytes over AF_XDP into a file. Prints the
     /// SHA-256 of what arrived; the file appears only when all of it did.
     Recv(RecvArgs),
-}
-
-/// Where our stack lives and how it runs.
-#[derive(Args)]
-struct NetArgs {
-    /// The device: afxdp:IFNAME (the stack takes the interface's frames).
-    #[arg(long)]
-    dev: String,
-    /// Our address on it, ADDR/PREFIX (the kernel must not also own it).
-    #[arg(long)]
-    ip: String,
-    /// Router for destinations outside our subnet.
-    #[arg(long)]
-    gateway: Option<std::net::Ipv4Addr>,
-    /// Queues of the interface to serve, one core (thread) each.
-    #[arg(long, default_value_t = 1)]
-    queues: u32,
-    /// busy: spin on the rings; adaptive: block when idle.
-    #[arg(long, default_value = "busy")]
-    poll: xdptcp::runtime::PollMode,
-    /// Attach XDP in generic (any interface) or driver mode (veth, NICs with XDP).
-    #[arg(long, default_value = "generic")]
-    xdp_mode: String,
-    /// Print per-core counters and each connection's state every this many seconds.
-    #[arg(long)]
-    stats: Option<f64>,
-    /// Bytes per UMEM frame: 2048 or 4096.
-    #[arg(long, default_value_t = 2048)]
-    frame_size: u32,
-    /// Frames per UMEM (per queue), half for receiving, half for sending.
-    #[arg(long, default_value_t = 4096)]
-    frames: u32,
-    /// Entries per AF_XDP ring (a power of two, at most half the frames).
-    #[arg(long, default_value_t = 2048)]
-    ring_size: u32,
-    /// Give up after this long (for example 30s, 1.5s).
-    #[arg(long, default_value = "3600s", value_parser = parse_duration)]
-    timeout: Duration,
 }
 
 #[derive(Args)]
@@ -586,42 +549,6 @@ fn json(o: &Outcome, a: &SimArgs) -> String {
         .u64("seed", a.seed)
         .opt_str("error", o.error.as_deref())
         .finish()
-}
-
-fn start_runtime<A: xdptcp::runtime::CoreApp>(
-    n: &NetArgs,
-    make_app: impl FnMut(usize) -> A,
-) -> Result<xdptcp::runtime::Runtime<A>, String> {
-    use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
-    let setup = apps::stream::NetSetup::parse(&n.dev, &n.ip, n.gateway)?;
-    let mode = match n.xdp_mode.as_str() {
-        "generic" => XdpMode::Generic,
-        "driver" => XdpMode::Driver,
-        m => return Err(format!("--xdp-mode '{m}': use generic or driver")),
-    };
-    if ![2048, 4096].contains(&n.frame_size) {
-        return Err(format!("--frame-size {}: use 2048 or 4096", n.frame_size));
-    }
-    if !n.ring_size.is_power_of_two() || n.ring_size * 2 > n.frames {
-        return Err(format!(
-            "--ring-size {} with --frames {}: the ring size must be a power of two and at most half the frames",
-            n.ring_size, n.frames
-        ));
-    }
-    let cfg = xdptcp::runtime::RuntimeConfig {
-        afxdp: AfXdpConfig {
-            mode,
-            frame_size: n.frame_size,
-            frames: n.frames,
-            ring_size: n.ring_size,
-            ..AfXdpConfig::new(&setup.ifname)
-        },
-        queues: n.queues,
-        pin: true,
-        poll: n.poll,
-        iface: setup.iface_config()?,
-    };
-    xdptcp::runtime::Runtime::start(cfg, make_app).map_err(|e| e.to_string())
 }
 
 /// Waits for the transfer, printing progress (and counters with --stats)

@@ -52,8 +52,9 @@ pub struct RuntimeConfig {
     pub afxdp: AfXdpConfig,
     /// Queues of the interface to serve, one core each.
     pub queues: u32,
-    /// Pin core `i` to CPU `i` (when the machine has that many).
-    pub pin: bool,
+    /// CPUs to pin the cores to, core `i` on `cpus[i % len]`; empty pins
+    /// core `i` to CPU `i`; `None` leaves placement to the scheduler.
+    pub pin: Option<Vec<usize>>,
     pub poll: PollMode,
     pub iface: IfaceConfig,
 }
@@ -111,7 +112,14 @@ impl<A: CoreApp> Runtime<A> {
             });
             let counters = Arc::new(CoreCounters::default());
             let (req_tx, req_rx) = bounded(4);
-            let pin = cfg.pin.then(|| cpus.get(core).copied()).flatten();
+            let pin = match &cfg.pin {
+                None => None,
+                Some(list) if list.is_empty() => cpus.get(core).copied(),
+                Some(list) => cpus
+                    .iter()
+                    .find(|c| c.id == list[core % list.len()])
+                    .copied(),
+            };
             let lp = core::CoreLoop {
                 core,
                 cores,

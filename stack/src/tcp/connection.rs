@@ -359,6 +359,31 @@ impl Connection {
         }
     }
 
+    /// The received in-order bytes, in place (two slices when the ring
+    /// wraps), without copying them out; `recv_consume` releases them.
+    pub fn recv_peek(&self) -> (&[u8], &[u8]) {
+        self.recv_buf.slices(0, self.recv_buf.len())
+    }
+
+    /// Releases the first `n` bytes shown by `recv_peek`.
+    pub fn recv_consume(&mut self, n: usize) {
+        let n = n.min(self.recv_buf.len());
+        if n == 0 {
+            return;
+        }
+        let old_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        self.recv_buf.consume(n);
+        // Tell the sender about a window that opened a lot: at least
+        // doubled and by a full segment (receiver-side SWS avoidance).
+        let new_window = self.recv_buf.free() as u32;
+        if self.state.can_receive_data()
+            && new_window >= 2 * old_window
+            && new_window - old_window >= self.eff_mss
+        {
+            self.ack_pending = true;
+        }
+    }
+
     /// True once the peer's FIN was received and all data before it read.
     pub fn at_eof(&self) -> bool {
         self.fin_received && self.recv_buf.is_empty()
@@ -388,21 +413,26 @@ impl Connection {
         Ok(n)
     }
 
+    /// Sends received bytes back, as many as both rings allow, copying once
+    /// from the receive ring to the send ring (an echo without a buffer
+    /// in between). Returns how many moved.
+    pub fn echo(&mut self) -> Result<usize, TcpError> {
+        let n = self.recv_buf.len().min(self.send_capacity());
+        if n == 0 {
+            return Ok(0);
+        }
+        let (a, b) = self.recv_buf.slices(0, n);
+        let pushed = self.send_buf.push(a) + self.send_buf.push(b);
+        debug_assert_eq!(pushed, n, "send_capacity promised room");
+        self.recv_consume(n);
+        Ok(n)
+    }
+
     /// Reads in-order data. `Ok(0)` means the peer closed its side.
     pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, TcpError> {
         let n = self.recv_buf.copy_out(0, out);
         if n > 0 {
-            let old_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
-            self.recv_buf.consume(n);
-            // Tell the sender about a window that opened a lot: at least
-            // doubled and by a full segment (receiver-side SWS avoidance).
-            let new_window = self.recv_buf.free() as u32;
-            if self.state.can_receive_data()
-                && new_window >= 2 * old_window
-                && new_window - old_window >= self.eff_mss
-            {
-                self.ack_pending = true;
-            }
+            self.recv_consume(n);
             return Ok(n);
         }
         if out.is_empty() {

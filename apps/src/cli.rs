@@ -1,0 +1,94 @@
+//! Command-line pieces shared by the programs that run our stack on an
+//! AF_XDP device: the network flags and starting the runtime from them.
+
+use crate::units::parse_duration;
+use clap::Args;
+use std::time::Duration;
+
+/// Where our stack lives and how it runs.
+#[derive(Args)]
+pub struct NetArgs {
+    /// The device: afxdp:IFNAME (the stack takes the interface's frames).
+    #[arg(long)]
+    pub dev: String,
+    /// Our address on it, ADDR/PREFIX (the kernel must not also own it).
+    #[arg(long)]
+    pub ip: String,
+    /// Router for destinations outside our subnet.
+    #[arg(long)]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Queues of the interface to serve, one core (thread) each.
+    #[arg(long, default_value_t = 1)]
+    pub queues: u32,
+    /// CPUs for the cores, e.g. 2,3 (core i on the i-th); 'none' to not pin.
+    /// Default: core i on CPU i. Two busy-polling programs on one machine
+    /// need different CPUs.
+    #[arg(long, default_value = "")]
+    pub cpus: String,
+    /// busy: spin on the rings; adaptive: block when idle.
+    #[arg(long, default_value = "busy")]
+    pub poll: xdptcp::runtime::PollMode,
+    /// Attach XDP in generic (any interface) or driver mode (veth, NICs with XDP).
+    #[arg(long, default_value = "generic")]
+    pub xdp_mode: String,
+    /// Print per-core counters and each connection's state every this many seconds.
+    #[arg(long)]
+    pub stats: Option<f64>,
+    /// Bytes per UMEM frame: 2048 or 4096.
+    #[arg(long, default_value_t = 2048)]
+    pub frame_size: u32,
+    /// Frames per UMEM (per queue), half for receiving, half for sending.
+    #[arg(long, default_value_t = 4096)]
+    pub frames: u32,
+    /// Entries per AF_XDP ring (a power of two, at most half the frames).
+    #[arg(long, default_value_t = 2048)]
+    pub ring_size: u32,
+    /// Give up after this long (for example 30s, 1.5s).
+    #[arg(long, default_value = "3600s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
+    n: &NetArgs,
+    make_app: impl FnMut(usize) -> A,
+) -> Result<xdptcp::runtime::Runtime<A>, String> {
+    use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
+    let setup = crate::stream::NetSetup::parse(&n.dev, &n.ip, n.gateway)?;
+    let mode = match n.xdp_mode.as_str() {
+        "generic" => XdpMode::Generic,
+        "driver" => XdpMode::Driver,
+        m => return Err(format!("--xdp-mode '{m}': use generic or driver")),
+    };
+    if ![2048, 4096].contains(&n.frame_size) {
+        return Err(format!("--frame-size {}: use 2048 or 4096", n.frame_size));
+    }
+    if !n.ring_size.is_power_of_two() || n.ring_size * 2 > n.frames {
+        return Err(format!(
+            "--ring-size {} with --frames {}: the ring size must be a power of two and at most half the frames",
+            n.ring_size, n.frames
+        ));
+    }
+    let cfg = xdptcp::runtime::RuntimeConfig {
+        afxdp: AfXdpConfig {
+            mode,
+            frame_size: n.frame_size,
+            frames: n.frames,
+            ring_size: n.ring_size,
+            ..AfXdpConfig::new(&setup.ifname)
+        },
+        queues: n.queues,
+        pin: match n.cpus.as_str() {
+            "none" => None,
+            "" => Some(Vec::new()),
+            list => Some(
+                list.split(',')
+                    .map(|c| c.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("--cpus '{list}': use a list like 0,1 or 'none'"))?,
+            ),
+        },
+        poll: n.poll,
+        iface: setup.iface_config()?,
+    };
+    xdptcp::runtime::Runtime::start(cfg, make_app).map_err(|e| e.to_string())
+}

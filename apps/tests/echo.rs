@@ -1,0 +1,124 @@
+//! echo_server and echo_client over AF_XDP, against each other and against
+//! Linux peers (socat's echo, a python3 client), message sizes 1 B to 1 MiB.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use xdptcp_tools::topology::{is_root, Topology};
+
+fn client(t: &Topology, to: &str, size: &str, count: &str, conns: &str) -> std::process::Output {
+    t.ours_cmd(&[env!("CARGO_BIN_EXE_echo_client")])
+        .args([
+            "--to", to, "--size", size, "--count", count, "--conns", conns,
+        ])
+        .args([
+            "--dev",
+            &format!("afxdp:{}", t.dev),
+            "--ip",
+            &format!("{}/24", t.our_ip()),
+        ])
+        .args(["--timeout", "60s"])
+        .output()
+        .unwrap()
+}
+
+fn assert_ok(o: &std::process::Output, what: &str) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success() && out.contains("result OK"),
+        "{what}: {out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("{what}:\n{out}");
+    out
+}
+
+#[test]
+fn echo_works_against_linux_and_against_ourselves() {
+    if !is_root() {
+        eprintln!(
+            "\n*** SKIPPED echo test: needs root for namespaces and AF_XDP (CI runs as root) ***\n"
+        );
+        return;
+    }
+    let t = Topology::create("e", 227, false).expect("topology");
+    let peer = format!("{}:7", t.peer_ip());
+
+    // Our client against socat's echo in the kernel's namespace.
+    let mut socat = t
+        .peer_cmd(&["socat", "TCP-LISTEN:7,fork,reuseaddr", "EXEC:cat"])
+        .spawn()
+        .expect("socat (installed by scripts/deps.sh)");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (size, count, conns) in [("1", "500", "1"), ("64K", "20", "4"), ("1M", "5", "2")] {
+        let o = client(&t, &peer, size, count, conns);
+        let out = assert_ok(
+            &o,
+            &format!("xdptcp client -> socat, {size} x {count} x {conns}"),
+        );
+        let rounds: u64 = count.parse::<u64>().unwrap() * conns.parse::<u64>().unwrap();
+        assert!(out.starts_with(&format!("{rounds} messages")), "{out}");
+        assert!(out.contains("round trip (us): p50"), "{out}");
+    }
+    let _ = socat.kill();
+    let _ = socat.wait();
+
+    // A python3 client in the kernel against our server.
+    let server = |max: &str, ns_dev: (&str, &str, String)| {
+        let (ns, dev, ip) = ns_dev;
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_echo_server")])
+            .args([
+                "--port",
+                "7",
+                "--max-conns",
+                max,
+                "--timeout",
+                "60s",
+                "--cpus",
+                "1",
+            ])
+            .args(["--dev", &format!("afxdp:{dev}"), "--ip", &ip])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("listening"), "{line}");
+        child
+    };
+    let srv = server("3", (&t.ours, &t.dev, format!("{}/24", t.our_ip())));
+    let py = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,os\n\
+                 for size in (1, 65536, 1<<20):\n  c=socket.create_connection(('{}',7),timeout=20);d=os.urandom(size)\n  for _ in range(5):\n    c.sendall(d);r=b''\n    while len(r)<size: r+=c.recv(1<<20)\n    assert r==d, size\n  c.shutdown(socket.SHUT_WR);assert c.recv(10)==b'';c.close()\n\
+                 print('python ok')",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&py.stdout).contains("python ok"),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let o = srv.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let expected = 5 * (1 + 65536 + (1 << 20));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("served 3 connection(s), echoed {expected} bytes")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // Ourselves on both ends: our server takes the peer's veth end.
+    let srv = server("3", (&t.peer, &t.peer_dev, format!("{}/24", t.peer_ip())));
+    let o = client(&t, &peer, "100K", "50", "3");
+    assert_ok(&o, "xdptcp client -> xdptcp server, 100K x 50 x 3");
+    assert!(srv.wait_with_output().unwrap().status.success());
+}

@@ -1,0 +1,284 @@
+//! The per-core, run-to-completion API. An application is a [`Handler`];
+//! the runtime runs one instance per core, inside that core's loop, so a
+//! handler takes no lock and makes no system call to send or receive.
+//! Listening ports are opened on every core (like SO_REUSEPORT): each
+//! core accepts the flows steered to it.
+//!
+//! Callbacks get a [`Stream`]: received bytes are shown in place in the
+//! connection's receive ring (`data`), released with `consume`; `send`
+//! copies once into the send ring, from which segments are built straight
+//! into the device's frames; `echo` moves received bytes to the send ring
+//! without an application buffer in between.
+
+use crate::iface::{Handle, Interface};
+use crate::runtime::{CoreApp, CoreContext};
+use crate::tcp::{ConnError, Connection, State};
+use crate::time::Instant;
+use std::net::SocketAddrV4;
+
+/// What a handler can do outside a connection's callback.
+pub struct Ctx<'a> {
+    pub core: usize,
+    pub cores: usize,
+    pub now: Instant,
+    iface: &'a mut Interface,
+    listening: &'a mut Vec<u16>,
+    opened: &'a mut Vec<Handle>,
+}
+
+impl Ctx<'_> {
+    /// Listens on `port` on this core (each core's handler does the same).
+    pub fn listen(&mut self, port: u16, backlog: usize) -> Result<(), crate::iface::IfaceError> {
+        self.iface.listen(port, None, backlog)?;
+        self.listening.push(port);
+        Ok(())
+    }
+
+    /// Opens a connection from this core; `on_connected` follows.
+    pub fn connect(&mut self, to: SocketAddrV4) -> Result<Handle, crate::iface::IfaceError> {
+        let h = self.iface.connect(to, None, self.now)?;
+        self.opened.push(h);
+        Ok(h)
+    }
+
+    /// A connection of this core, outside its callbacks (for example to
+    /// send on one connection what arrived on another).
+    pub fn stream(&mut self, h: Handle) -> Option<Stream<'_>> {
+        let peer = self.iface.tuple(h)?;
+        let peer = SocketAddrV4::new(peer.remote_ip, peer.remote_port);
+        let conn = self.iface.tcp(h)?;
+        Some(Stream {
+            id: h,
+            peer,
+            now: self.now,
+            conn,
+            short_send: false,
+        })
+    }
+}
+
+/// One connection, lent to a callback.
+pub struct Stream<'a> {
+    id: Handle,
+    peer: SocketAddrV4,
+    pub now: Instant,
+    conn: &'a mut Connection,
+    short_send: bool,
+}
+
+impl Stream<'_> {
+    pub fn id(&self) -> Handle {
+        self.id
+    }
+    pub fn peer(&self) -> SocketAddrV4 {
+        self.peer
+    }
+    /// Received bytes in place (two slices when the ring wraps).
+    pub fn data(&self) -> (&[u8], &[u8]) {
+        self.conn.recv_peek()
+    }
+    pub fn data_len(&self) -> usize {
+        let (a, b) = self.conn.recv_peek();
+        a.len() + b.len()
+    }
+    /// Releases the first `n` received bytes (opening the window).
+    pub fn consume(&mut self, n: usize) {
+        self.conn.recv_consume(n);
+    }
+    /// Queues bytes; returns how many fit. When not all fit, `on_writable`
+    /// follows once there is room.
+    pub fn send(&mut self, data: &[u8]) -> usize {
+        let n = self.conn.send(data).unwrap_or(0);
+        self.short_send |= n < data.len();
+        n
+    }
+    /// Moves received bytes to the send ring (as many as fit); `on_writable`
+    /// follows if some are left.
+    pub fn echo(&mut self) -> usize {
+        let n = self.conn.echo().unwrap_or(0);
+        self.short_send |= self.data_len() > 0;
+        n
+    }
+    pub fn send_capacity(&self) -> usize {
+        self.conn.send_capacity()
+    }
+    /// The peer closed its side and everything before its FIN was consumed.
+    pub fn at_eof(&self) -> bool {
+        self.conn.at_eof()
+    }
+    /// Everything queued is sent, then FIN.
+    pub fn close(&mut self) {
+        self.conn.close();
+    }
+    pub fn abort(&mut self) {
+        self.conn.abort();
+    }
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.conn.set_nodelay(on);
+    }
+}
+
+/// An application on the per-core API. Every callback has a default that
+/// does nothing, but `on_readable`.
+pub trait Handler: Send + 'static {
+    /// Once, on the core's first loop: listen and connect here.
+    fn on_start(&mut self, _cx: &mut Ctx<'_>) {}
+    /// Every loop iteration: for work not tied to an event. Returns true if
+    /// it did something.
+    fn on_poll(&mut self, _cx: &mut Ctx<'_>) -> bool {
+        false
+    }
+    /// A connection to a listening port is established.
+    fn on_accept(&mut self, _s: &mut Stream<'_>) {}
+    /// A connection opened with `Ctx::connect` is established.
+    fn on_connected(&mut self, _s: &mut Stream<'_>) {}
+    /// Bytes arrived (`s.data()`); consume what was used.
+    fn on_readable(&mut self, s: &mut Stream<'_>);
+    /// A send came up short earlier and there is room now.
+    fn on_writable(&mut self, _s: &mut Stream<'_>) {}
+    /// The peer closed its side (after all its bytes were consumed).
+    fn on_eof(&mut self, _s: &mut Stream<'_>) {}
+    /// The connection is finished: closed normally (`None`) or failed. Its
+    /// handle is released after this returns.
+    fn on_closed(&mut self, _id: Handle, _error: Option<ConnError>) {}
+    /// This core's part of the work is done (the runtime may stop).
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+struct Tracked {
+    id: Handle,
+    passive: bool,
+    established: bool,
+    want_write: bool,
+    eof_seen: bool,
+}
+
+/// Runs a [`Handler`] as the runtime's [`CoreApp`].
+pub struct Dispatch<H> {
+    pub handler: H,
+    started: bool,
+    listening: Vec<u16>,
+    conns: Vec<Tracked>,
+    opened: Vec<Handle>,
+}
+
+impl<H: Handler> Dispatch<H> {
+    pub fn new(handler: H) -> Self {
+        Dispatch {
+            handler,
+            started: false,
+            listening: Vec::new(),
+            conns: Vec::new(),
+            opened: Vec::new(),
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+impl<H: Handler> CoreApp for Dispatch<H> {
+    fn poll(&mut self, cx: &mut CoreContext<'_>) -> bool {
+        let mut busy = false;
+        {
+            let mut ctx = Ctx {
+                core: cx.core,
+                cores: cx.cores,
+                now: cx.now,
+                iface: &mut *cx.iface,
+                listening: &mut self.listening,
+                opened: &mut self.opened,
+            };
+            if !self.started {
+                self.started = true;
+                self.handler.on_start(&mut ctx);
+                busy = true;
+            }
+            busy |= self.handler.on_poll(&mut ctx);
+        }
+        let iface = &mut *cx.iface;
+        for id in self.opened.drain(..) {
+            self.conns.push(Tracked::new(id, false));
+        }
+        for &port in &self.listening {
+            while let Ok(Some(id)) = iface.accept(port) {
+                self.conns.push(Tracked::new(id, true));
+            }
+        }
+        let now = cx.now;
+        let handler = &mut self.handler;
+        self.conns.retain_mut(|t| {
+            let Some(tuple) = iface.tuple(t.id) else {
+                return false;
+            };
+            let Some(conn) = iface.tcp(t.id) else {
+                return false;
+            };
+            let mut s = Stream {
+                id: t.id,
+                peer: SocketAddrV4::new(tuple.remote_ip, tuple.remote_port),
+                now,
+                conn,
+                short_send: false,
+            };
+            let state = s.conn.state();
+            if !t.established && state.is_synchronized() {
+                t.established = true;
+                busy = true;
+                if t.passive {
+                    handler.on_accept(&mut s);
+                } else {
+                    handler.on_connected(&mut s);
+                }
+            }
+            if t.established {
+                if s.data_len() > 0 {
+                    handler.on_readable(&mut s);
+                    busy = true;
+                }
+                if t.want_write && s.send_capacity() > 0 {
+                    t.want_write = false;
+                    handler.on_writable(&mut s);
+                    busy = true;
+                }
+                t.want_write |= s.short_send;
+                if !t.eof_seen && s.at_eof() {
+                    t.eof_seen = true;
+                    handler.on_eof(&mut s);
+                    busy = true;
+                }
+            }
+            let error = s.conn.error();
+            let finished = error.is_some()
+                || matches!(s.conn.state(), State::Closed | State::TimeWait)
+                    && (t.established || error.is_some());
+            if finished {
+                handler.on_closed(t.id, error);
+                iface.release(t.id);
+                busy = true;
+                return false;
+            }
+            true
+        });
+        busy
+    }
+
+    fn done(&self) -> bool {
+        self.handler.done()
+    }
+}
+
+impl Tracked {
+    fn new(id: Handle, passive: bool) -> Self {
+        Tracked {
+            id,
+            passive,
+            established: false,
+            want_write: false,
+            eof_seen: false,
+        }
+    }
+}
