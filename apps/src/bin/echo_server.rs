@@ -42,9 +42,9 @@ fn main() -> ExitCode {
         }
     };
     eprintln!(
-        "echo_server: listening on {}:{} ({} core(s))",
-        cli.net.ip,
+        "echo_server: listening on port {} of {} ({} core(s))",
         cli.port,
+        cli.net.ip,
         rt.cores()
     );
     let stats = cli.net.stats.map(Duration::from_secs_f64);
