@@ -328,34 +328,14 @@ impl NetSetup {
         })
     }
 
-    /// Our MAC is the interface's own, read from sysfs.
-    pub fn mac(&self) -> Result<xdptcp::wire::ethernet::MacAddr, String> {
-        let path = format!("/sys/class/net/{}/address", self.ifname);
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            format!(
-                "no network interface '{}' here (see `ip link`; in a namespace, run with `ip netns exec NS`)",
-                self.ifname
-            )
-        })?;
-        let bytes: Vec<u8> = text
-            .trim()
-            .split(':')
-            .filter_map(|h| u8::from_str_radix(h, 16).ok())
-            .collect();
-        let mac: [u8; 6] = bytes
-            .try_into()
-            .map_err(|_| format!("{path}: not a MAC address: {}", text.trim()))?;
-        Ok(xdptcp::wire::ethernet::MacAddr(mac))
-    }
-
+    /// The interface's MAC, a random ISN key, our address and gateway.
     pub fn iface_config(&self) -> Result<xdptcp::iface::IfaceConfig, String> {
+        let base =
+            xdptcp::runtime::RuntimeConfig::for_interface(&self.ifname, self.ip, self.prefix_len)
+                .map_err(|e| e.to_string())?;
         Ok(xdptcp::iface::IfaceConfig {
-            mac: self.mac()?,
-            ip: self.ip,
-            prefix_len: self.prefix_len,
             gateway: self.gateway,
-            isn_secret: isn_secret()?,
-            tcp: xdptcp::tcp::Config::default(),
+            ..base.iface
         })
     }
 }

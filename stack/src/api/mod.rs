@@ -1,5 +1,6 @@
 //! Application interfaces. [`percore`]: handlers that run inside a core's
-//! loop and see received bytes in place. *(planned: the blocking socket
-//! API over lock-free queues.)*
+//! loop and see received bytes in place. [`socket`]: the familiar blocking
+//! `TcpListener`/`TcpStream`, for ordinary threads, over crossbeam channels.
 
 pub mod percore;
+pub mod socket;

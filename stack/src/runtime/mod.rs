@@ -21,6 +21,7 @@ use crossbeam::channel::{bounded, Sender};
 use crossbeam::queue::ArrayQueue;
 use handoff::{Inbox, Steered, QUEUE_FRAMES};
 use stats::{CoreCounters, CoreCountersValue, CoreSnapshot};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -57,6 +58,32 @@ pub struct RuntimeConfig {
     pub pin: Option<Vec<usize>>,
     pub poll: PollMode,
     pub iface: IfaceConfig,
+}
+
+impl RuntimeConfig {
+    /// A configuration for `ifname` with our address `ip/prefix_len`:
+    /// the interface's own MAC, a random RFC 6528 key (from
+    /// /dev/urandom), one queue, busy polling, default TCP settings.
+    pub fn for_interface(ifname: &str, ip: Ipv4Addr, prefix_len: u8) -> std::io::Result<Self> {
+        use std::io::Read;
+        let mac = crate::device::afxdp::interface_mac(ifname)?;
+        let mut isn_secret = [0u8; 16];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut isn_secret)?;
+        Ok(RuntimeConfig {
+            afxdp: AfXdpConfig::new(ifname),
+            queues: 1,
+            pin: Some(Vec::new()),
+            poll: PollMode::Busy,
+            iface: IfaceConfig {
+                mac: crate::wire::ethernet::MacAddr(mac),
+                ip,
+                prefix_len,
+                gateway: None,
+                isn_secret,
+                tcp: crate::tcp::Config::default(),
+            },
+        })
+    }
 }
 
 pub(crate) struct Shared {

@@ -127,6 +127,46 @@ impl AfXdpConfig {
     }
 }
 
+/// The hardware address of `ifname`, asked of the kernel with
+/// SIOCGIFHWADDR (so it answers for the calling thread's network
+/// namespace, unlike /sys, which shows the namespace it was mounted in).
+pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
+    let name = ifname.as_bytes();
+    if name.is_empty() || name.len() >= 16 || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    // struct ifreq: 16 bytes of name, then a union (here a sockaddr whose
+    // sa_data starts with the MAC).
+    let mut ifreq = [0u8; 40];
+    ifreq[..name.len()].copy_from_slice(name);
+    // SAFETY: plain socket(2); the result is checked and owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `ifreq` is a writable buffer at least as large as struct
+    // ifreq (40 bytes on 64-bit Linux), which SIOCGIFHWADDR fills.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, ifreq.as_mut_ptr()) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENODEV) => io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no network interface '{ifname}' (see `ip link`; in a namespace, run inside it)"),
+            ),
+            _ => e,
+        });
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&ifreq[18..24]);
+    Ok(mac)
+}
+
 /// Why the device could not be opened, with what to do about it.
 #[derive(Debug)]
 pub enum AfXdpError {

@@ -1,0 +1,544 @@
+//! The familiar socket API: `TcpListener` and `TcpStream` with blocking
+//! calls, `std::io::Read`/`Write`, timeouts and `std::io::Error` kinds,
+//! usable from any thread. The connection itself lives on a core of the
+//! runtime; the two sides talk through crossbeam channels:
+//!
+//! - commands (listen, connect) go to a core's command channel, which the
+//!   core drains once per loop iteration (`try_recv`: no lock, no wait);
+//! - each stream has a bounded channel of received chunks (core to thread)
+//!   and a bounded channel of chunks to send (thread to core). A full
+//!   channel is the back-pressure: the core leaves bytes in the receive
+//!   ring (the window closes), the writer blocks. Blocking is the channel's
+//!   own parking, so an idle application thread does not spin.
+
+use crate::iface::Handle;
+use crate::runtime::{CoreApp, CoreContext, Runtime, RuntimeConfig};
+use crate::tcp::{ConnError, State};
+use crossbeam::channel::{
+    bounded, unbounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError,
+    TrySendError,
+};
+use std::collections::HashMap;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Chunks in flight per direction per stream.
+const CHANNEL_CHUNKS: usize = 64;
+const CHUNK: usize = 64 * 1024;
+
+/// Received bytes, the end of the stream (empty), or a failure.
+type Incoming = Result<Vec<u8>, ErrorKind>;
+
+enum Outgoing {
+    Data(Vec<u8>),
+    /// shutdown(Write): FIN after what was queued.
+    Shutdown,
+}
+
+enum Command {
+    Listen {
+        port: u16,
+        backlog: usize,
+        accepted: Sender<io::Result<TcpStream>>,
+    },
+    Connect {
+        to: SocketAddrV4,
+        reply: Sender<io::Result<TcpStream>>,
+    },
+}
+
+fn kind(e: ConnError) -> ErrorKind {
+    match e {
+        ConnError::Refused => ErrorKind::ConnectionRefused,
+        ConnError::Reset => ErrorKind::ConnectionReset,
+        ConnError::TimedOut => ErrorKind::TimedOut,
+        ConnError::Unreachable => ErrorKind::HostUnreachable,
+    }
+}
+
+/// The running stack, for the socket API: dropping it stops the cores.
+pub struct Stack {
+    runtime: Option<Runtime<SocketCore>>,
+    commands: Vec<Sender<Command>>,
+    next_core: AtomicUsize,
+    /// Streams the cores still hold (the application's, and dropped ones
+    /// still delivering their last bytes).
+    open: Arc<AtomicUsize>,
+}
+
+/// How long dropping the stack waits for closed streams to deliver.
+const LINGER: Duration = Duration::from_secs(5);
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let start = std::time::Instant::now();
+        while self.open.load(Ordering::Acquire) > 0 && start.elapsed() < LINGER {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.stop();
+        }
+    }
+}
+
+impl Stack {
+    /// Opens the device and starts one core per queue.
+    pub fn start(cfg: RuntimeConfig) -> io::Result<Arc<Stack>> {
+        let mut commands = Vec::new();
+        let open = Arc::new(AtomicUsize::new(0));
+        let runtime = Runtime::start(cfg, |_| {
+            let (tx, rx) = unbounded();
+            commands.push(tx);
+            SocketCore::new(rx, open.clone())
+        })
+        .map_err(|e| {
+            let k = match e {
+                crate::device::afxdp::AfXdpError::Permission(_) => ErrorKind::PermissionDenied,
+                crate::device::afxdp::AfXdpError::NoSuchInterface(_) => ErrorKind::NotFound,
+                _ => ErrorKind::Other,
+            };
+            io::Error::new(k, e.to_string())
+        })?;
+        Ok(Arc::new(Stack {
+            runtime: Some(runtime),
+            commands,
+            next_core: AtomicUsize::new(0),
+            open,
+        }))
+    }
+
+    /// Per-core counters and connections, for `--stats`-like output.
+    pub fn runtime(&self) -> &Runtime<SocketCore> {
+        self.runtime.as_ref().expect("running until dropped")
+    }
+
+    fn stopped() -> io::Error {
+        io::Error::new(ErrorKind::NotConnected, "the stack has stopped")
+    }
+}
+
+pub struct TcpListener {
+    port: u16,
+    accepted: Receiver<io::Result<TcpStream>>,
+}
+
+impl TcpListener {
+    /// Listens on `port` of the stack's address, on every core.
+    pub fn bind(stack: &Stack, port: u16) -> io::Result<TcpListener> {
+        let (tx, rx) = unbounded();
+        for c in &stack.commands {
+            let cmd = Command::Listen {
+                port,
+                backlog: 1024,
+                accepted: tx.clone(),
+            };
+            c.send(cmd).map_err(|_| Stack::stopped())?;
+        }
+        Ok(TcpListener { port, accepted: rx })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits for the next established connection.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+        let s = self.accepted.recv().map_err(|_| Stack::stopped())??;
+        let peer = s.peer;
+        Ok((s, peer))
+    }
+
+    /// Like `accept`, giving up after `timeout` with `TimedOut`.
+    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddrV4)> {
+        match self.accepted.recv_timeout(timeout) {
+            Ok(s) => {
+                let s = s?;
+                let peer = s.peer;
+                Ok((s, peer))
+            }
+            Err(RecvTimeoutError::Timeout) => Err(ErrorKind::TimedOut.into()),
+            Err(RecvTimeoutError::Disconnected) => Err(Stack::stopped()),
+        }
+    }
+}
+
+pub struct TcpStream {
+    peer: SocketAddrV4,
+    incoming: Receiver<Incoming>,
+    outgoing: Option<Sender<Outgoing>>,
+    /// Received bytes not yet handed to `read`.
+    leftover: Vec<u8>,
+    at: usize,
+    eof: bool,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    shared: Arc<Shared>,
+}
+
+/// Flags the application sets and its core reads.
+#[derive(Default)]
+struct Shared {
+    nodelay: AtomicBool,
+    /// The `TcpStream` was dropped.
+    dropped: AtomicBool,
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        self.shared.dropped.store(true, Ordering::Release);
+    }
+}
+
+impl TcpStream {
+    /// Opens a connection from one of the stack's cores (they take turns)
+    /// and waits until it is established.
+    pub fn connect(stack: &Stack, to: SocketAddrV4) -> io::Result<TcpStream> {
+        Self::connect_timeout(stack, to, Duration::from_secs(75))
+    }
+
+    pub fn connect_timeout(
+        stack: &Stack,
+        to: SocketAddrV4,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        let core = stack.next_core.fetch_add(1, Ordering::Relaxed) % stack.commands.len();
+        let (tx, rx) = bounded(1);
+        stack.commands[core]
+            .send(Command::Connect { to, reply: tx })
+            .map_err(|_| Stack::stopped())?;
+        match rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => Err(ErrorKind::TimedOut.into()),
+            Err(RecvTimeoutError::Disconnected) => Err(Stack::stopped()),
+        }
+    }
+
+    pub fn peer_addr(&self) -> SocketAddrV4 {
+        self.peer
+    }
+
+    pub fn set_read_timeout(&mut self, t: Option<Duration>) {
+        self.read_timeout = t;
+    }
+
+    pub fn set_write_timeout(&mut self, t: Option<Duration>) {
+        self.write_timeout = t;
+    }
+
+    /// TCP_NODELAY: send small writes at once instead of coalescing them.
+    pub fn set_nodelay(&self, on: bool) {
+        self.shared.nodelay.store(on, Ordering::Relaxed);
+    }
+
+    /// Reads into `buf`; 0 means the peer closed its side.
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.at == self.leftover.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            let next = match self.read_timeout {
+                None => self
+                    .incoming
+                    .recv()
+                    .map_err(|_| ErrorKind::ConnectionAborted),
+                Some(t) => self.incoming.recv_timeout(t).map_err(|e| match e {
+                    RecvTimeoutError::Timeout => ErrorKind::WouldBlock,
+                    RecvTimeoutError::Disconnected => ErrorKind::ConnectionAborted,
+                }),
+            };
+            match next? {
+                Ok(v) if v.is_empty() => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+                Ok(v) => {
+                    self.leftover = v;
+                    self.at = 0;
+                }
+                Err(k) => return Err(k.into()),
+            }
+        }
+        let n = buf.len().min(self.leftover.len() - self.at);
+        buf[..n].copy_from_slice(&self.leftover[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    /// Queues all of `data`, blocking while the connection is backed up.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        let out = self.outgoing.as_ref().ok_or(ErrorKind::BrokenPipe)?;
+        for chunk in data.chunks(CHUNK) {
+            let msg = Outgoing::Data(chunk.to_vec());
+            let r = match self.write_timeout {
+                None => out.send(msg).map_err(|_| ErrorKind::BrokenPipe),
+                Some(t) => out.send_timeout(msg, t).map_err(|e| match e {
+                    SendTimeoutError::Timeout(_) => ErrorKind::WouldBlock,
+                    SendTimeoutError::Disconnected(_) => ErrorKind::BrokenPipe,
+                }),
+            };
+            r?;
+        }
+        Ok(data.len())
+    }
+
+    /// Ends our direction (FIN after what is queued); reading goes on.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        if let Some(out) = self.outgoing.take() {
+            out.send(Outgoing::Shutdown)
+                .map_err(|_| ErrorKind::BrokenPipe)?;
+        }
+        Ok(())
+    }
+
+    /// Closes both directions: what was written is still delivered.
+    pub fn close(self) {}
+}
+
+impl io::Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf)
+    }
+}
+
+impl io::Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The core's end of one stream.
+struct Pipe {
+    incoming: Sender<Incoming>,
+    outgoing: Receiver<Outgoing>,
+    pending: Option<(Vec<u8>, usize)>,
+    shared: Arc<Shared>,
+    eof_sent: bool,
+    fin_queued: bool,
+}
+
+fn pipe(peer: SocketAddrV4) -> (Pipe, TcpStream) {
+    let (in_tx, in_rx) = bounded(CHANNEL_CHUNKS);
+    let (out_tx, out_rx) = bounded(CHANNEL_CHUNKS);
+    let shared = Arc::new(Shared::default());
+    (
+        Pipe {
+            incoming: in_tx,
+            outgoing: out_rx,
+            pending: None,
+            shared: shared.clone(),
+            eof_sent: false,
+            fin_queued: false,
+        },
+        TcpStream {
+            peer,
+            incoming: in_rx,
+            outgoing: Some(out_tx),
+            leftover: Vec::new(),
+            at: 0,
+            eof: false,
+            read_timeout: None,
+            write_timeout: None,
+            shared,
+        },
+    )
+}
+
+/// The socket API's application on each core.
+pub struct SocketCore {
+    commands: Receiver<Command>,
+    listeners: HashMap<u16, Sender<io::Result<TcpStream>>>,
+    connecting: Vec<(Handle, SocketAddrV4, Sender<io::Result<TcpStream>>)>,
+    streams: HashMap<Handle, Pipe>,
+    open: Arc<AtomicUsize>,
+    buf: Vec<u8>,
+}
+
+impl SocketCore {
+    fn new(commands: Receiver<Command>, open: Arc<AtomicUsize>) -> Self {
+        SocketCore {
+            commands,
+            listeners: HashMap::new(),
+            connecting: Vec::new(),
+            streams: HashMap::new(),
+            open,
+            buf: vec![0; CHUNK],
+        }
+    }
+
+    pub fn streams(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+impl CoreApp for SocketCore {
+    fn poll(&mut self, cx: &mut CoreContext<'_>) -> bool {
+        let mut busy = false;
+        let iface = &mut *cx.iface;
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Listen {
+                    port,
+                    backlog,
+                    accepted,
+                }) => match iface.listen(port, None, backlog) {
+                    Ok(()) => {
+                        self.listeners.insert(port, accepted);
+                    }
+                    Err(e) => {
+                        let _ =
+                            accepted.send(Err(io::Error::new(ErrorKind::AddrInUse, e.to_string())));
+                    }
+                },
+                Ok(Command::Connect { to, reply }) => match iface.connect(to, None, cx.now) {
+                    Ok(h) => self.connecting.push((h, to, reply)),
+                    Err(e) => {
+                        let k = match e {
+                            crate::iface::IfaceError::NoRoute(_) => ErrorKind::NetworkUnreachable,
+                            crate::iface::IfaceError::NoFreePorts => ErrorKind::AddrNotAvailable,
+                            _ => ErrorKind::Other,
+                        };
+                        let _ = reply.send(Err(io::Error::new(k, e.to_string())));
+                    }
+                },
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+            busy = true;
+        }
+        // New connections, both ways.
+        let ports: Vec<u16> = self.listeners.keys().copied().collect();
+        for port in ports {
+            while let Ok(Some(h)) = iface.accept(port) {
+                let Some(t) = iface.tuple(h) else { continue };
+                let (p, s) = pipe(SocketAddrV4::new(t.remote_ip, t.remote_port));
+                if self.listeners[&port].send(Ok(s)).is_ok() {
+                    self.open.fetch_add(1, Ordering::AcqRel);
+                    self.streams.insert(h, p);
+                } else {
+                    // The listener was dropped: refuse.
+                    if let Some(c) = iface.tcp(h) {
+                        c.abort();
+                    }
+                    iface.release(h);
+                    self.listeners.remove(&port);
+                    iface.unlisten(port);
+                    break;
+                }
+                busy = true;
+            }
+        }
+        self.connecting.retain(|(h, to, reply)| {
+            let Some(c) = iface.tcp(*h) else {
+                return false;
+            };
+            if let Some(e) = c.error() {
+                let _ = reply.send(Err(io::Error::new(
+                    kind(e),
+                    crate::tcp::TcpError::Failed(e).to_string(),
+                )));
+                iface.release(*h);
+                return false;
+            }
+            if !c.state().is_synchronized() {
+                return true;
+            }
+            let (p, s) = pipe(*to);
+            if reply.send(Ok(s)).is_ok() {
+                self.open.fetch_add(1, Ordering::AcqRel);
+                self.streams.insert(*h, p);
+            } else {
+                c.abort();
+                iface.release(*h);
+            }
+            false
+        });
+        // Data, both ways.
+        let buf = &mut self.buf;
+        let open = &self.open;
+        self.streams.retain(|&h, p| {
+            let Some(c) = iface.tcp(h) else {
+                open.fetch_sub(1, Ordering::AcqRel);
+                return false;
+            };
+            c.set_nodelay(p.shared.nodelay.load(Ordering::Relaxed));
+            let dropped = p.shared.dropped.load(Ordering::Acquire);
+            // Core -> application, while its channel has room (bytes for a
+            // dropped stream are read and discarded).
+            while dropped || !p.incoming.is_full() {
+                match c.recv(buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        busy = true;
+                        if !dropped && p.incoming.try_send(Ok(buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            if !p.eof_sent {
+                let end = match c.error() {
+                    Some(e) => Some(Err(kind(e))),
+                    None if c.at_eof() => Some(Ok(Vec::new())),
+                    None => None,
+                };
+                if let Some(m) = end {
+                    match p.incoming.try_send(m) {
+                        Ok(()) | Err(TrySendError::Disconnected(_)) => p.eof_sent = true,
+                        Err(TrySendError::Full(_)) => {}
+                    }
+                }
+            }
+            // Application -> core, while the send ring has room. A dropped
+            // stream still delivers what was queued, then FIN.
+            while !p.fin_queued && c.error().is_none() {
+                if p.pending.is_none() {
+                    match p.outgoing.try_recv() {
+                        Ok(Outgoing::Data(v)) => p.pending = Some((v, 0)),
+                        Ok(Outgoing::Shutdown) | Err(TryRecvError::Disconnected) => {
+                            c.close();
+                            p.fin_queued = true;
+                            busy = true;
+                            break;
+                        }
+                        Err(TryRecvError::Empty) => {
+                            if dropped {
+                                c.close();
+                                p.fin_queued = true;
+                            }
+                            break;
+                        }
+                    }
+                }
+                let (v, at) = p.pending.as_mut().expect("set above");
+                match c.send(&v[*at..]) {
+                    Ok(n) if n > 0 => {
+                        *at += n;
+                        busy = true;
+                        if *at == v.len() {
+                            p.pending = None;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            // The connection is freed once the application let go of it and
+            // TCP is done with it (TIME-WAIT is kept by the interface).
+            let over = c.error().is_some() || matches!(c.state(), State::Closed | State::TimeWait);
+            if dropped && over {
+                iface.release(h);
+                open.fetch_sub(1, Ordering::AcqRel);
+                return false;
+            }
+            true
+        });
+        busy
+    }
+}

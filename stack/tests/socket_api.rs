@@ -1,0 +1,194 @@
+//! The blocking socket API against the Linux kernel: the Quick Start
+//! example run as a user would run it, 1,000 concurrent connections from
+//! eight application threads, and the error kinds a Rust programmer
+//! expects. Needs root (CI runs as root).
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use xdptcp::api::socket::{Stack, TcpListener, TcpStream};
+use xdptcp::runtime::RuntimeConfig;
+use xdptcp_tools::topology::Topology;
+
+mod kernel_peer;
+use kernel_peer::start_server;
+
+/// The README shows the Quick Start example as it is in the tree.
+#[test]
+fn the_readme_shows_the_quick_start_example() {
+    let example = include_str!("../examples/quick_start.rs");
+    let readme = include_str!("../../README.md");
+    let body = &example[example.find("use std::io").unwrap()..];
+    assert!(
+        readme.contains(body.trim()),
+        "README's Quick Start differs from stack/examples/quick_start.rs"
+    );
+}
+
+#[test]
+fn quick_start_runs_against_the_kernel() {
+    require_root!();
+    let t = Topology::create("u", 228, false).expect("topology");
+    // The example binary, built by `cargo test` next to the test binaries.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/quick_start");
+    assert!(example.exists(), "{} not built", example.display());
+    let (_echo, _) = start_server(
+        &t,
+        "import socket,threading\ns=socket.socket();s.bind(('0.0.0.0',7));s.listen();print('ready',flush=True)\n\
+         c,_=s.accept()\nwhile True:\n  b=c.recv(4096)\n  if not b: break\n  c.sendall(b)",
+    );
+    let mut qs = t
+        .ours_cmd(&[
+            example.to_str().unwrap(),
+            &t.dev,
+            &format!("{}/24", t.our_ip()),
+            &format!("{}:7", t.peer_ip()),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(qs.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "echo replied: hello from xdptcp");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    let client = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,os\nd=os.urandom(100000);c=socket.create_connection(('{}',8080),timeout=10)\n\
+                 c.sendall(d);c.shutdown(socket.SHUT_WR);r=b''\nwhile True:\n  b=c.recv(65536)\n  if not b: break\n  r+=b\n\
+                 print('match' if r==d else 'DIFFERS %d'%len(r))",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&client.stdout).trim(), "match");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("echoed 100000 bytes to"), "{line}");
+    assert!(qs.wait().unwrap().success());
+}
+
+fn stack(t: &Topology) -> std::sync::Arc<Stack> {
+    t.enter_ours().unwrap();
+    let cfg = RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24).unwrap();
+    Stack::start(cfg).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// 1,000 connections open at once, from eight threads; each sends its own
+/// 4 KiB and checks the kernel echoes exactly that.
+#[test]
+fn a_thousand_concurrent_connections_from_eight_threads() {
+    require_root!();
+    let t = std::sync::Arc::new(Topology::create("n", 229, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let (_server, _) = start_server(
+            &t2,
+            "import asyncio\n\
+             async def echo(r,w):\n  while True:\n    b=await r.read(65536)\n    if not b: break\n    w.write(b);await w.drain()\n  w.close()\n\
+             async def main():\n  s=await asyncio.start_server(echo,'0.0.0.0',5009,backlog=2048);print('ready',flush=True)\n  await s.serve_forever()\n\
+             asyncio.run(main())",
+        );
+        let stack = stack(&t2);
+        let peer = SocketAddrV4::new(t2.peer_ip(), 5009);
+        let start = Instant::now();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|th| {
+                let stack = stack.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let mut conns: Vec<(TcpStream, Vec<u8>)> = (0..125)
+                        .map(|i| {
+                            let k = th * 125 + i;
+                            let data: Vec<u8> = (0..4096).map(|j| (j * 7 + k * 13) as u8).collect();
+                            let s = TcpStream::connect(&stack, peer).expect("connect");
+                            (s, data)
+                        })
+                        .collect();
+                    // All 1,000 are open before any data moves.
+                    barrier.wait();
+                    for (s, d) in &mut conns {
+                        s.write_all(d).unwrap();
+                        s.shutdown().unwrap();
+                    }
+                    for (k, (s, d)) in conns.iter_mut().enumerate() {
+                        s.set_read_timeout(Some(Duration::from_secs(30)));
+                        let mut back = Vec::new();
+                        s.read_to_end(&mut back).unwrap();
+                        assert!(back == *d, "thread {th} connection {k}: echo differs");
+                    }
+                    conns.len()
+                })
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 1000);
+        eprintln!("1000 connections x 4 KiB echoed in {:.2} s", start.elapsed().as_secs_f64());
+    })
+    .join()
+    .unwrap();
+}
+
+/// Refused, unreachable, read timeout, reset: each with the kind std uses.
+#[test]
+fn errors_have_the_kinds_rust_programmers_expect() {
+    require_root!();
+    let t = std::sync::Arc::new(Topology::create("w", 230, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let (_server, mut out) = start_server(
+            &t2,
+            "import socket,struct\ns=socket.socket();s.bind(('0.0.0.0',5010));s.listen();print('ready',flush=True)\n\
+             c,_=s.accept();c.recv(10);print('got',flush=True);c.recv(10)\n\
+             c,_=s.accept();c.recv(10);c.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0));c.close()",
+        );
+        let stack = stack(&t2);
+        let e = TcpStream::connect(&stack, SocketAddrV4::new(t2.peer_ip(), 5999)).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        let nobody = SocketAddrV4::new(Ipv4Addr::new(10, t2.subnet, 0, 99), 80);
+        let e = TcpStream::connect(&stack, nobody).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::HostUnreachable, "{e}");
+        let e = TcpStream::connect(&stack, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 80)).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::NetworkUnreachable, "{e}");
+
+        // A read with a timeout on a silent peer.
+        let mut s = TcpStream::connect(&stack, SocketAddrV4::new(t2.peer_ip(), 5010)).unwrap();
+        s.write_all(b"x").unwrap();
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 8];
+        let e = s.read(&mut buf).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        drop(s);
+
+        // A peer that resets: the next read says so, writes then fail.
+        let mut s = TcpStream::connect(&stack, SocketAddrV4::new(t2.peer_ip(), 5010)).unwrap();
+        s.write_all(b"y").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5)));
+        let e = s.read(&mut buf).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+
+        // Our listener: a port already in use is refused.
+        let _l = TcpListener::bind(&stack, 9000).unwrap();
+        let l2 = TcpListener::bind(&stack, 9000).unwrap();
+        let e = l2.accept_timeout(Duration::from_secs(2)).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+    })
+    .join()
+    .unwrap();
+}
