@@ -90,5 +90,13 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
         poll: n.poll,
         iface: setup.iface_config()?,
     };
+    let mut cfg = cfg;
+    // A peer that vanishes while we wait for it (no FIN, no RST) is found
+    // by keepalive probes: after 10 s of silence, 3 probes 2 s apart.
+    cfg.iface.tcp.keepalive = Some(xdptcp::tcp::Keepalive {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
+        count: 3,
+    });
     xdptcp::runtime::Runtime::start(cfg, make_app).map_err(|e| e.to_string())
 }

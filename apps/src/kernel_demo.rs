@@ -121,7 +121,7 @@ pub fn ours_to_kernel(t: &Topology, queues: u32, bytes: u64) -> Result<Leg, Stri
     let start = StdInstant::now();
     let rt = runtime(t, queues, |core| {
         let src = (core == 0).then(|| Box::new(DataSource::new(7, bytes)) as Box<dyn Read + Send>);
-        SendApp::new(to, src, progress.clone())
+        SendApp::new(to, src, None, progress.clone())
     })?;
     let finished = rt.wait_done(LIMIT, LIMIT, |_| {});
     let seconds = start.elapsed().as_secs_f64();
@@ -158,7 +158,13 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String
     let claimed = Arc::new(AtomicBool::new(false));
     let discard: SinkFactory = Arc::new(|| Ok(Box::new(std::io::sink()) as Box<dyn Write + Send>));
     let rt = runtime(t, queues, |_| {
-        RecvApp::new(PORT, claimed.clone(), discard.clone(), progress.clone())
+        RecvApp::new(
+            PORT,
+            claimed.clone(),
+            discard.clone(),
+            false,
+            progress.clone(),
+        )
     })?;
     // The listeners exist once every core has looped once.
     while rt.counters().iter().any(|c| c.loops == 0) {

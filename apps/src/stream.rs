@@ -1,6 +1,12 @@
-//! `file_transfer send` / `recv` over the per-core runtime: a byte stream,
-//! no header (so any TCP peer, `socat` or python included, is the other
-//! end), with the SHA-256 of what went through printed on both sides.
+//! `file_transfer send` / `recv` over the per-core runtime.
+//!
+//! By default the stream is framed so that the receiver can tell a complete
+//! transfer from a cut one: a 13-byte header (`XDPT`, version 1, the length
+//! as a big-endian u64), the bytes, then their SHA-256 (32 bytes). The
+//! receiver answers `K` if length and digest match (`X` if not) and only
+//! then keeps the file. `--raw` sends the bytes alone, so that any TCP peer
+//! (`socat`, `nc`, python) can be the other end; both sides print the
+//! SHA-256 of what went through.
 //!
 //! The apps run inside the cores' loops ([`CoreApp`]). The sender opens its
 //! connection from core 0; the receiver listens on every core and serves
@@ -29,6 +35,18 @@ pub struct Outcome {
 }
 
 const CHUNK: usize = 256 * 1024;
+const MAGIC: &[u8; 4] = b"XDPT";
+const HEADER_LEN: usize = 13;
+const DIGEST_LEN: usize = 32;
+
+/// Where the sender is in a framed stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Header,
+    Data,
+    Trailer,
+    Sent,
+}
 
 pub struct SendApp {
     to: SocketAddrV4,
@@ -39,6 +57,9 @@ pub struct SendApp {
     /// Bytes read from the source and not yet taken by the connection.
     pending: std::ops::Range<usize>,
     hash: Sha256,
+    /// Framed: the length announced in the header.
+    framed: Option<u64>,
+    stage: Stage,
     /// What the receiver sent back (the first 4 KiB), if anything.
     pub reply: Vec<u8>,
     pub progress: Arc<Progress>,
@@ -47,18 +68,33 @@ pub struct SendApp {
 
 impl SendApp {
     /// The instance for core 0 carries the source; the others idle.
+    /// `framed` is the source's length, for the framed protocol; `None`
+    /// sends raw bytes.
     pub fn new(
         to: SocketAddrV4,
         source: Option<Box<dyn Read + Send>>,
+        framed: Option<u64>,
         progress: Arc<Progress>,
     ) -> Self {
+        let mut buf = vec![0; CHUNK];
+        let (stage, pending) = match framed {
+            Some(len) => {
+                buf[..4].copy_from_slice(MAGIC);
+                buf[4] = 1;
+                buf[5..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+                (Stage::Header, 0..HEADER_LEN)
+            }
+            None => (Stage::Data, 0..0),
+        };
         SendApp {
             to,
             source,
             closed: false,
             conn: None,
-            buf: vec![0; CHUNK],
-            pending: 0..0,
+            buf,
+            pending,
+            framed,
+            stage,
             hash: Sha256::new(),
             reply: Vec::new(),
             progress,
@@ -110,10 +146,34 @@ impl CoreApp for SendApp {
                 let Some(src) = self.source.as_mut().filter(|_| !self.closed) else {
                     break;
                 };
-                match src.read(&mut self.buf) {
+                if self.stage == Stage::Header {
+                    self.stage = Stage::Data;
+                }
+                let read = match self.stage {
+                    Stage::Data => src.read(&mut self.buf),
+                    _ => Ok(0),
+                };
+                match read {
+                    Ok(0) if self.stage == Stage::Data && self.framed.is_some() => {
+                        let sent = self.progress.bytes.load(Ordering::Relaxed);
+                        if Some(sent) != self.framed {
+                            c.abort();
+                            let msg = format!(
+                                "the input ended after {sent} of {} bytes (did the file change?)",
+                                self.framed.unwrap_or(0)
+                            );
+                            self.finish(Some(msg));
+                            return true;
+                        }
+                        let digest = self.hash.clone().finalize();
+                        self.buf[..DIGEST_LEN].copy_from_slice(&digest);
+                        self.pending = 0..DIGEST_LEN;
+                        self.stage = Stage::Trailer;
+                    }
                     Ok(0) => {
                         c.close();
                         self.closed = true;
+                        self.stage = Stage::Sent;
                         break;
                     }
                     Ok(n) => {
@@ -130,7 +190,9 @@ impl CoreApp for SendApp {
             match c.send(&self.buf[self.pending.clone()]) {
                 Ok(n) if n > 0 => {
                     self.pending.start += n;
-                    self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    if self.stage == Stage::Data {
+                        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     busy = true;
                 }
                 _ => break,
@@ -147,7 +209,17 @@ impl CoreApp for SendApp {
         }
         // Done when the peer has closed its side too (everything was acked).
         if c.at_eof() && matches!(c.state(), State::TimeWait | State::Closed) {
-            self.finish(None);
+            let verdict = match (self.framed, self.reply.first()) {
+                (None, _) | (Some(_), Some(b'K')) => None,
+                (Some(_), Some(b'X')) => {
+                    Some("the receiver found a different SHA-256: the data was damaged".into())
+                }
+                (Some(_), _) => Some(
+                    "the receiver closed without confirming (is it a raw peer? then use --raw)"
+                        .into(),
+                ),
+            };
+            self.finish(verdict);
         }
         busy
     }
@@ -169,6 +241,11 @@ pub struct RecvApp {
     closed: bool,
     buf: Vec<u8>,
     hash: Sha256,
+    framed: bool,
+    /// Framed: header and trailer bytes gathered so far, and the length.
+    header: Vec<u8>,
+    trailer: Vec<u8>,
+    expect: Option<u64>,
     pub progress: Arc<Progress>,
     pub outcome: Option<Outcome>,
 }
@@ -180,6 +257,7 @@ impl RecvApp {
         port: u16,
         claimed: Arc<AtomicBool>,
         make_sink: SinkFactory,
+        framed: bool,
         progress: Arc<Progress>,
     ) -> Self {
         RecvApp {
@@ -192,9 +270,75 @@ impl RecvApp {
             closed: false,
             buf: vec![0; CHUNK],
             hash: Sha256::new(),
+            framed,
+            header: Vec::new(),
+            trailer: Vec::new(),
+            expect: None,
             progress,
             outcome: None,
         }
+    }
+
+    /// Takes received bytes: header, data (written and hashed), trailer.
+    fn take(&mut self, mut data: &[u8]) -> Result<(), String> {
+        if self.framed && self.expect.is_none() {
+            let n = (HEADER_LEN - self.header.len()).min(data.len());
+            self.header.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.header.len() < HEADER_LEN {
+                return Ok(());
+            }
+            if &self.header[..4] != MAGIC || self.header[4] != 1 {
+                return Err(
+                    "the sender does not speak the framed protocol (use --raw for plain TCP peers)"
+                        .into(),
+                );
+            }
+            let len = u64::from_be_bytes(self.header[5..HEADER_LEN].try_into().expect("8 bytes"));
+            self.expect = Some(len);
+        }
+        let got = self.progress.bytes.load(Ordering::Relaxed);
+        let n = match self.expect {
+            Some(len) => (len - got).min(data.len() as u64) as usize,
+            None => data.len(),
+        };
+        if n > 0 {
+            self.hash.update(&data[..n]);
+            self.sink
+                .as_mut()
+                .expect("open")
+                .write_all(&data[..n])
+                .map_err(|e| format!("writing the output: {e}"))?;
+            self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let rest = &data[n..];
+        if !rest.is_empty() {
+            if self.trailer.len() + rest.len() > DIGEST_LEN {
+                return Err("the sender sent more than it announced".into());
+            }
+            self.trailer.extend_from_slice(rest);
+        }
+        Ok(())
+    }
+
+    /// Framed: at the sender's FIN, is everything there and intact?
+    fn verdict(&self) -> Result<(), String> {
+        let Some(len) = self.expect.filter(|_| self.framed) else {
+            return match self.framed {
+                true => Err("the sender closed before its header".into()),
+                false => Ok(()),
+            };
+        };
+        let got = self.progress.bytes.load(Ordering::Relaxed);
+        if got < len || self.trailer.len() < DIGEST_LEN {
+            return Err(format!(
+                "the sender stopped after {got} of {len} bytes: transfer incomplete"
+            ));
+        }
+        if self.trailer[..] != self.hash.clone().finalize()[..] {
+            return Err("SHA-256 mismatch: the data arrived damaged".into());
+        }
+        Ok(())
     }
 
     fn finish(&mut self, error: Option<String>) {
@@ -254,21 +398,21 @@ impl CoreApp for RecvApp {
         let h = self.conn.expect("set above");
         let c = cx.iface.tcp(h).expect("held until the end");
         let mut busy = false;
+        let mut buf = std::mem::take(&mut self.buf);
         loop {
-            match c.recv(&mut self.buf) {
+            match c.recv(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    self.hash.update(&self.buf[..n]);
-                    if let Err(e) = self.sink.as_mut().expect("open").write_all(&self.buf[..n]) {
+                    if let Err(e) = self.take(&buf[..n]) {
                         c.abort();
-                        self.finish(Some(format!("writing the output: {e}")));
+                        self.finish(Some(e));
                         return true;
                     }
-                    self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     busy = true;
                 }
             }
         }
+        self.buf = buf;
         if let Some(e) = c.error() {
             let msg = format!(
                 "the sender's connection failed: {}",
@@ -278,8 +422,12 @@ impl CoreApp for RecvApp {
             return true;
         }
         if c.at_eof() {
+            let verdict = self.verdict();
+            if self.framed {
+                let _ = c.send(if verdict.is_ok() { b"K" } else { b"X" });
+            }
             c.close();
-            self.finish(None);
+            self.finish(verdict.err());
             busy = true;
         }
         busy

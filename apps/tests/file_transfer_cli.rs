@@ -232,7 +232,7 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
     let mut line = String::new();
     sink_out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
-    let mut args: Vec<String> = ["send", "--generate", "48M", "--to"]
+    let mut args: Vec<String> = ["send", "--raw", "--generate", "1G", "--to"]
         .map(String::from)
         .to_vec();
     args.push(format!("{}:5010", t.peer_ip()));
@@ -249,7 +249,7 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
     sink_out.read_line(&mut theirs).unwrap();
     let _ = sink.wait();
     let mut want = Sha256::new();
-    let mut src = DataSource::new(1, 48 << 20);
+    let mut src = DataSource::new(1, 1 << 30);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = src.fill(&mut buf);
@@ -261,13 +261,13 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
     let want = hex(&want.finalize());
     assert_eq!(ours, want, "send's digest");
     assert_eq!(theirs.trim(), want, "the kernel's digest");
-    assert!(stdout.contains("sent 48.0 MiB"), "{stdout}");
+    assert!(stdout.contains("sent 1.0 GiB"), "{stdout}");
 
     // Kernel -> ours.
     let dir = std::env::temp_dir().join(format!("xdptcp-recv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("got.bin");
-    let mut args: Vec<String> = ["recv", "--port", "7010", "--out"]
+    let mut args: Vec<String> = ["recv", "--raw", "--port", "7010", "--out"]
         .map(String::from)
         .to_vec();
     args.push(out.display().to_string());
@@ -284,9 +284,10 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
             "python3",
             "-c",
             &format!(
-                "import socket,hashlib,time\nd=bytes((i*7)&255 for i in range(1<<20))*40\n\
+                "import socket,hashlib,time\nd=bytes((i*7)&255 for i in range(1<<20));h=hashlib.sha256()\n\
                  for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7010),timeout=2);break\n  except OSError: time.sleep(0.1)\n\
-                 c.sendall(d);c.shutdown(socket.SHUT_WR);c.recv(1);print(hashlib.sha256(d).hexdigest())",
+                 for _ in range(1024):\n  c.sendall(d);h.update(d)\n\
+                 c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())",
                 t.our_ip()
             ),
         ])
@@ -303,8 +304,9 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(stdout.contains(&format!("sha256 {kernel_sha}")), "{stdout}");
     let got = std::fs::read(&out).unwrap();
-    assert_eq!(got.len(), 40 << 20);
+    assert_eq!(got.len(), 1 << 30);
     assert_eq!(hex(&Sha256::digest(&got)), kernel_sha, "the file on disk");
+    drop(got);
     // Nothing but the output is left in the directory.
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -320,7 +322,7 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
     // A sender that resets mid-transfer: a clear error, and no output file
     // (not even a partial one under another name).
     let broken = dir.join("broken.bin");
-    let mut args: Vec<String> = ["recv", "--port", "7011", "--out"]
+    let mut args: Vec<String> = ["recv", "--raw", "--port", "7011", "--out"]
         .map(String::from)
         .to_vec();
     args.push(broken.display().to_string());
@@ -479,6 +481,7 @@ fn a_crashed_run_leaves_no_xdp_program_behind() {
         .ours_cmd(&[
             bin,
             "send",
+            "--raw",
             "--generate",
             "4M",
             "--to",
@@ -495,4 +498,159 @@ fn a_crashed_run_leaves_no_xdp_program_behind() {
     sink_out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), (4u64 << 20).to_string());
     let _ = sink.wait();
+}
+
+/// Framed transfers between two of our stacks (the receiver on the peer's
+/// veth end): 1 GiB from a file and 4 GiB of generated data, never held in
+/// memory; the receiver checks length and SHA-256 and confirms. Then a
+/// sender that stops early: the receiver says so and keeps no file.
+#[test]
+fn framed_transfers_between_our_stacks_and_a_cut_one() {
+    if skip_unless_root("framed transfer test") {
+        return;
+    }
+    use std::process::Stdio;
+    let t = xdptcp_tools::topology::Topology::create("f", 231, false).expect("topology");
+    let bin = env!("CARGO_BIN_EXE_file_transfer");
+    let dir = std::env::temp_dir().join(format!("xdptcp-framed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = |args: &[&str]| {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--dev".into(),
+            format!("afxdp:{}", t.dev),
+            "--ip".into(),
+            format!("{}/24", t.our_ip()),
+        ]);
+        v.extend(["--timeout".into(), "120s".into()]);
+        v
+    };
+    let recv = |out: &std::path::Path, port: &str| {
+        t.peer_cmd(&[bin, "recv", "--port", port, "--out", out.to_str().unwrap()])
+            .args([
+                "--dev",
+                &format!("afxdp:{}", t.peer_dev),
+                "--ip",
+                &format!("{}/24", t.peer_ip()),
+            ])
+            .args(["--timeout", "120s", "--cpus", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let sha_line = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("sha256 ").map(str::to_string))
+            .unwrap_or_else(|| panic!("no digest: {}", String::from_utf8_lossy(&o.stderr)))
+    };
+
+    // 1 GiB from a file on disk.
+    let input = dir.join("input.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        let mut src = DataSource::new(9, 1 << 30);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = src.fill(&mut buf);
+            if n == 0 {
+                break;
+            }
+            std::io::Write::write_all(&mut f, &buf[..n]).unwrap();
+        }
+    }
+    for (what, source, bytes) in [
+        (
+            "1 GiB file",
+            vec![input.to_str().unwrap().to_string()],
+            1u64 << 30,
+        ),
+        (
+            "4 GiB generated",
+            vec!["--generate".to_string(), "4G".to_string()],
+            4 << 30,
+        ),
+    ] {
+        let out = dir.join("out.bin");
+        let r = recv(&out, "7030");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut args = vec!["send".to_string()];
+        args.extend(source);
+        args.extend(["--to".into(), format!("{}:7030", t.peer_ip())]);
+        let args = ours(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let start = std::time::Instant::now();
+        let s = t.ours_cmd(&[bin]).args(&args).output().unwrap();
+        let r = r.wait_with_output().unwrap();
+        assert!(
+            s.status.success(),
+            "{what}: send: {}",
+            String::from_utf8_lossy(&s.stderr)
+        );
+        assert!(
+            r.status.success(),
+            "{what}: recv: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert_eq!(sha_line(&s), sha_line(&r), "{what}: digests");
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().len(),
+            bytes,
+            "{what}: size on disk"
+        );
+        eprintln!(
+            "{what}: {:.1} s, {}",
+            start.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&s.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+        std::fs::remove_file(&out).unwrap();
+    }
+    std::fs::remove_file(&input).unwrap();
+
+    // A sender that announces 64 MiB, sends 8 MiB and is gone.
+    let out = dir.join("cut.bin");
+    let r = t
+        .ours_cmd(&[bin])
+        .args(ours(&[
+            "recv",
+            "--port",
+            "7031",
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let py = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,struct,time\n\
+                 for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7031),timeout=2);break\n  except OSError: time.sleep(0.1)\n\
+                 c.sendall(b'XDPT\\x01'+struct.pack('>Q',64<<20));c.sendall(bytes(8<<20));c.close()",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let r = r.wait_with_output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("stopped after 8388608 of 67108864 bytes"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -33,11 +33,13 @@ enum Mode {
     /// Our stack over AF_XDP against the Linux kernel, both directions,
     /// next to a kernel-to-kernel run (needs root: creates namespaces).
     Demo(DemoArgs),
-    /// Send a file (or generated data) over AF_XDP to any TCP peer, raw:
-    /// the bytes only, then FIN. Prints the SHA-256 of what was sent.
+    /// Send a file (or generated data) over AF_XDP to `file_transfer recv`
+    /// (framed: length and SHA-256 checked by the receiver, which confirms)
+    /// or, with --raw, to any TCP peer. Prints the SHA-256 of what was sent.
     Send(SendArgs),
-    /// Receive one connection's bytes over AF_XDP into a file. Prints the
-    /// SHA-256 of what arrived; the file appears only when all of it did.
+    /// Receive one transfer over AF_XDP into a file (framed, or --raw from
+    /// any TCP peer). Prints the SHA-256 of what arrived; the file appears
+    /// only when all of it did (and, framed, its length and digest match).
     Recv(RecvArgs),
 }
 
@@ -51,6 +53,9 @@ struct SendArgs {
     /// The receiver, IP:PORT.
     #[arg(long)]
     to: std::net::SocketAddrV4,
+    /// Plain bytes, no header or digest: for socat, nc or any TCP receiver.
+    #[arg(long)]
+    raw: bool,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -66,6 +71,9 @@ struct RecvArgs {
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
+    /// Plain bytes until the sender closes: for socat, nc or any TCP sender.
+    #[arg(long)]
+    raw: bool,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -606,11 +614,13 @@ fn report(verb: &str, peer: &str, out: &apps::stream::Outcome, secs: f64) {
 fn send(a: &SendArgs) -> Result<bool, String> {
     use apps::stream::{Progress, SendApp};
     use std::sync::Arc;
-    let source: Box<dyn Read + Send> = match (&a.file, a.generate) {
+    let (source, len): (Box<dyn Read + Send>, u64) = match (&a.file, a.generate) {
         (Some(p), None) => {
-            Box::new(File::open(p).map_err(|e| format!("opening {}: {e}", p.display()))?)
+            let f = File::open(p).map_err(|e| format!("opening {}: {e}", p.display()))?;
+            let len = f.metadata().map_err(|e| e.to_string())?.len();
+            (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len)
         }
-        (None, Some(n)) => Box::new(DataSource::new(1, n)),
+        (None, Some(n)) => (Box::new(DataSource::new(1, n)), n),
         _ => return Err("give a FILE to send or --generate SIZE".into()),
     };
     let progress = Arc::new(Progress::default());
@@ -619,6 +629,7 @@ fn send(a: &SendArgs) -> Result<bool, String> {
         SendApp::new(
             a.to,
             if core == 0 { source.take() } else { None },
+            (!a.raw).then_some(len),
             progress.clone(),
         )
     })?;
@@ -666,7 +677,13 @@ fn recv(a: &RecvArgs) -> Result<bool, String> {
     let progress = Arc::new(Progress::default());
     let claimed = Arc::new(AtomicBool::new(false));
     let rt = start_runtime(&a.net, |_| {
-        RecvApp::new(a.port, claimed.clone(), make_sink.clone(), progress.clone())
+        RecvApp::new(
+            a.port,
+            claimed.clone(),
+            make_sink.clone(),
+            !a.raw,
+            progress.clone(),
+        )
     })?;
     eprintln!("listening on port {} ...", a.port);
     let start = std::time::Instant::now();

@@ -120,6 +120,9 @@ pub struct Connection {
     // Send sequence space (RFC 9293 3.3.1). SND.MAX is the highest sequence
     // number ever sent: after an RTO rewinds SND.NXT, ACKs up to it are valid.
     pub(super) iss: SeqNum,
+    /// Our SYN was acknowledged. A flag, not `SND.UNA > ISS`: sequence
+    /// comparisons hold only within 2^31, and a connection moves more.
+    pub(super) syn_acked: bool,
     pub(super) snd_una: SeqNum,
     pub(super) snd_nxt: SeqNum,
     pub(super) snd_max: SeqNum,
@@ -243,6 +246,7 @@ impl Connection {
             passive: false,
             state: State::Closed,
             iss,
+            syn_acked: false,
             snd_una: iss,
             snd_nxt: iss,
             snd_max: iss,
@@ -616,7 +620,7 @@ impl Connection {
 
     fn on_retransmission_timeout(&mut self, now: Instant) {
         self.retries += 1;
-        let syn_phase = self.snd_una == self.iss;
+        let syn_phase = !self.syn_acked;
         let limit = if syn_phase {
             self.cfg.max_syn_retries
         } else {
@@ -701,7 +705,7 @@ impl Connection {
     }
 
     pub(super) fn syn_acked(&self) -> bool {
-        self.snd_una > self.iss
+        self.syn_acked
     }
 
     pub(super) fn enter_time_wait(&mut self, now: Instant) {

@@ -265,6 +265,7 @@ impl Connection {
                 self.snd_nxt = self.iss;
                 self.snd_una = self.iss;
                 self.snd_max = self.iss;
+                self.syn_acked = false;
                 self.rto_at = None;
             }
             State::SynReceived => self.fail(ConnError::Refused),
@@ -359,7 +360,8 @@ impl Connection {
     /// New data was acknowledged up to `ack` (> SND.UNA).
     pub(super) fn take_ack(&mut self, ack: SeqNum, now: Instant) {
         // The SYN occupies one sequence number but is not data.
-        let acked = (ack - self.snd_una) - u32::from(self.snd_una == self.iss);
+        let acked = (ack - self.snd_una) - u32::from(!self.syn_acked);
+        self.syn_acked = true;
         if let Some(rtt) = self.ts_rtt(now) {
             self.rtt.sample(rtt);
         } else if let Some((end, sent)) = self.rtt_probe {
@@ -383,6 +385,10 @@ impl Connection {
         self.scoreboard.shift(ack - self.snd_una);
         self.snd_una = ack;
         self.snd_fack = self.snd_fack.max(ack);
+        // Sequence comparisons only hold within 2^31 of each other: marks
+        // left behind (HighRxt after a recovery, or its initial ISS) must
+        // follow SND.UNA, or after 2 GiB they would compare as ahead of it.
+        self.high_rxt = self.high_rxt.max(ack);
         if self.tlp_end.is_some_and(|end| ack >= end) {
             self.tlp_end = None;
         }
