@@ -561,23 +561,53 @@ fn json(o: &Outcome, a: &SimArgs) -> String {
 
 /// Waits for the transfer, printing progress (and counters with --stats)
 /// about once a second; returns false on timeout.
+/// On a terminal: a progress bar with rate and ETA (`total` known) or a
+/// byte counter; otherwise a plain line a second.
 fn watch<A: xdptcp::runtime::CoreApp>(
     rt: &xdptcp::runtime::Runtime<A>,
     n: &NetArgs,
     progress: &apps::stream::Progress,
     verb: &str,
+    total: Option<u64>,
 ) -> bool {
+    use std::io::IsTerminal;
     let start = std::time::Instant::now();
     let stats_every = n.stats.map(|s| Duration::from_secs_f64(s.max(0.1)));
     let mut last_stats = start;
     let mut last_bytes = 0u64;
-    rt.wait_done(n.timeout, Duration::from_secs(1), |rt| {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let (bar, template) = match total {
+            Some(t) => (
+                indicatif::ProgressBar::new(t),
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            ),
+            None => (
+                indicatif::ProgressBar::new_spinner(),
+                "{msg} {spinner} {bytes} {binary_bytes_per_sec}",
+            ),
+        };
+        let style = indicatif::ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(verb.to_string());
+        bar
+    });
+    let tick = if bar.is_some() {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
+    };
+    let finished = rt.wait_done(n.timeout, tick, |rt| {
         let b = progress.bytes.load(std::sync::atomic::Ordering::Relaxed);
-        eprintln!(
-            "  {verb} {} ({}/s)",
-            fmt_bytes(b),
-            fmt_bytes(b.saturating_sub(last_bytes))
-        );
+        match &bar {
+            Some(bar) => bar.set_position(b),
+            None => eprintln!(
+                "  {verb} {} ({}/s)",
+                fmt_bytes(b),
+                fmt_bytes(b.saturating_sub(last_bytes))
+            ),
+        }
         last_bytes = b;
         if let Some(every) = stats_every {
             if last_stats.elapsed() >= every {
@@ -599,7 +629,11 @@ fn watch<A: xdptcp::runtime::CoreApp>(
                 }
             }
         }
-    })
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    finished
 }
 
 fn report(verb: &str, peer: &str, out: &apps::stream::Outcome, secs: f64) {
@@ -634,7 +668,7 @@ fn send(a: &SendArgs) -> Result<bool, String> {
         )
     })?;
     let start = std::time::Instant::now();
-    let finished = watch(&rt, &a.net, &progress, "sent");
+    let finished = watch(&rt, &a.net, &progress, "sent", Some(len));
     let secs = start.elapsed().as_secs_f64();
     let apps = rt.stop();
     if !finished {
@@ -687,7 +721,7 @@ fn recv(a: &RecvArgs) -> Result<bool, String> {
     })?;
     eprintln!("listening on port {} ...", a.port);
     let start = std::time::Instant::now();
-    let finished = watch(&rt, &a.net, &progress, "received");
+    let finished = watch(&rt, &a.net, &progress, "received", None);
     let secs = start.elapsed().as_secs_f64();
     let apps = rt.stop();
     let out = apps.into_iter().find_map(|a| a.outcome);
