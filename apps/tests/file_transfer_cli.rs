@@ -608,6 +608,53 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
         );
         std::fs::remove_file(&out).unwrap();
     }
+    // The other way: the same file from the peer's end to ours.
+    let out = dir.join("back.bin");
+    let r = t
+        .ours_cmd(&[bin])
+        .args(ours(&[
+            "recv",
+            "--port",
+            "7032",
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let s = t
+        .peer_cmd(&[
+            bin,
+            "send",
+            input.to_str().unwrap(),
+            "--to",
+            &format!("{}:7032", t.our_ip()),
+        ])
+        .args([
+            "--dev",
+            &format!("afxdp:{}", t.peer_dev),
+            "--ip",
+            &format!("{}/24", t.peer_ip()),
+        ])
+        .args(["--timeout", "120s", "--cpus", "1"])
+        .output()
+        .unwrap();
+    let r = r.wait_with_output().unwrap();
+    assert!(
+        s.status.success(),
+        "back: send: {}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+    assert!(
+        r.status.success(),
+        "back: recv: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(sha_line(&s), sha_line(&r), "back: digests");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 30);
+    std::fs::remove_file(&out).unwrap();
     std::fs::remove_file(&input).unwrap();
 
     // A sender that announces 64 MiB, sends 8 MiB and is gone.
@@ -653,4 +700,69 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Without privileges, and to a host that does not answer ARP: errors that
+/// say what happened and what to do.
+#[test]
+fn errors_say_what_to_do() {
+    if skip_unless_root("error message test") {
+        return;
+    }
+    let t = xdptcp_tools::topology::Topology::create("h", 232, false).expect("topology");
+    let bin = env!("CARGO_BIN_EXE_file_transfer");
+    let dev = format!("afxdp:{}", t.dev);
+    let ip = format!("{}/24", t.our_ip());
+    // As an unprivileged user (nobody), inside our namespace.
+    let o = t
+        .ours_cmd(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin,
+        ])
+        .args([
+            "send",
+            "--raw",
+            "--generate",
+            "1M",
+            "--to",
+            "10.232.0.2:9",
+            "--dev",
+            &dev,
+            "--ip",
+            &ip,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("permission denied") && err.contains("run with sudo"),
+        "{err}"
+    );
+    // Nobody at .77: three ARP requests, then a clear failure.
+    let o = t
+        .ours_cmd(&[
+            bin,
+            "send",
+            "--raw",
+            "--generate",
+            "1M",
+            "--to",
+            "10.232.0.77:9",
+            "--dev",
+            &dev,
+            "--ip",
+            &ip,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no route to host (no ARP reply after 3 requests)"),
+        "{err}"
+    );
 }

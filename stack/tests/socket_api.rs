@@ -174,6 +174,10 @@ fn errors_have_the_kinds_rust_programmers_expect() {
         let mut buf = [0u8; 8];
         let e = s.read(&mut buf).err().unwrap();
         assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        // Writing after our own shutdown.
+        s.shutdown().unwrap();
+        let e = s.write(b"z").err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe);
         drop(s);
 
         // A peer that resets: the next read says so, writes then fail.

@@ -45,7 +45,9 @@ impl fmt::Display for TcpError {
             TcpError::Failed(ConnError::Refused) => f.write_str("connection refused"),
             TcpError::Failed(ConnError::Reset) => f.write_str("connection reset by peer"),
             TcpError::Failed(ConnError::TimedOut) => f.write_str("connection timed out"),
-            TcpError::Failed(ConnError::Unreachable) => f.write_str("no route to host"),
+            TcpError::Failed(ConnError::Unreachable) => {
+                f.write_str("no route to host (no ARP reply after 3 requests)")
+            }
         }
     }
 }
