@@ -183,6 +183,29 @@ fn demo_moves_verified_data_both_ways_against_the_kernel() {
     }
 }
 
+/// Runs python3 in the peer's namespace: connects to our `port` as `c`
+/// (retrying while our receiver starts), then runs `body`.
+fn kernel_client(t: &xdptcp_tools::topology::Topology, port: u16, body: &str) -> Output {
+    let program = format!(
+        "import socket,struct,time,hashlib\n\
+         for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',{port}),timeout=2);break\n  except OSError: time.sleep(0.1)\n{body}",
+        t.our_ip()
+    );
+    let o = t.peer_cmd(&["python3", "-c", &program]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Starts one of our programs in our namespace, output captured.
+fn spawn_ours(t: &xdptcp_tools::topology::Topology, args: &[String]) -> std::process::Child {
+    t.ours_cmd(&[env!("CARGO_BIN_EXE_file_transfer")])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn skip_unless_root(what: &str) -> bool {
     if xdptcp_tools::topology::is_root() {
         return false;
@@ -272,31 +295,13 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
         .to_vec();
     args.push(out.display().to_string());
     net(&mut args);
-    let recv = t
-        .ours_cmd(&[bin])
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let src = t
-        .peer_cmd(&[
-            "python3",
-            "-c",
-            &format!(
-                "import socket,hashlib,time\nd=bytes((i*7)&255 for i in range(1<<20));h=hashlib.sha256()\n\
-                 for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7010),timeout=2);break\n  except OSError: time.sleep(0.1)\n\
-                 for _ in range(1024):\n  c.sendall(d);h.update(d)\n\
-                 c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())",
-                t.our_ip()
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        src.status.success(),
-        "{}",
-        String::from_utf8_lossy(&src.stderr)
+    let recv = spawn_ours(&t, &args);
+    let src = kernel_client(
+        &t,
+        7010,
+        "d=bytes((i*7)&255 for i in range(1<<20));h=hashlib.sha256()\n\
+         for _ in range(1024):\n  c.sendall(d);h.update(d)\n\
+         c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())",
     );
     let o = recv.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -327,31 +332,12 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
         .to_vec();
     args.push(broken.display().to_string());
     net(&mut args);
-    let recv = t
-        .ours_cmd(&[bin])
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let src = t
-        .peer_cmd(&[
-            "python3",
-            "-c",
-            &format!(
-                "import socket,struct,time\n\
-                 for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7011),timeout=2);break\n  except OSError: time.sleep(0.1)\n\
-                 c.sendall(bytes(8<<20));time.sleep(0.2)\n\
-                 c.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0));c.close()",
-                t.our_ip()
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        src.status.success(),
-        "{}",
-        String::from_utf8_lossy(&src.stderr)
+    let recv = spawn_ours(&t, &args);
+    kernel_client(
+        &t,
+        7011,
+        "c.sendall(bytes(8<<20));time.sleep(0.2)\n\
+         c.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0));c.close()",
     );
     let o = recv.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -672,23 +658,10 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let py = t
-        .peer_cmd(&[
-            "python3",
-            "-c",
-            &format!(
-                "import socket,struct,time\n\
-                 for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7031),timeout=2);break\n  except OSError: time.sleep(0.1)\n\
-                 c.sendall(b'XDPT\\x01'+struct.pack('>Q',64<<20));c.sendall(bytes(8<<20));c.close()",
-                t.our_ip()
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
+    kernel_client(
+        &t,
+        7031,
+        "c.sendall(b'XDPT\\x01'+struct.pack('>Q',64<<20));c.sendall(bytes(8<<20));c.close()",
     );
     let r = r.wait_with_output().unwrap();
     assert_eq!(r.status.code(), Some(2));

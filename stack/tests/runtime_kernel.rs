@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 use xdptcp::device::afxdp::AfXdpConfig;
-use xdptcp::iface::{Handle, IfaceConfig};
+use xdptcp::iface::Handle;
 use xdptcp::runtime::steer::flow_owner;
 use xdptcp::runtime::{CoreApp, CoreContext, PollMode, Runtime, RuntimeConfig};
-use xdptcp::tcp::{Config, State};
-use xdptcp::wire::ethernet::MacAddr;
+use xdptcp::tcp::State;
 use xdptcp_tools::topology::Topology;
 
 mod kernel_peer;
@@ -25,6 +24,15 @@ const OUR_PORT: u16 = 6000;
 
 fn data(k: usize) -> Vec<u8> {
     (0..EACH).map(|i| (i * (k + 3) + k) as u8).collect()
+}
+
+/// One queue, our address, keys fixed for the test. Call from a thread in
+/// our namespace (the MAC is asked of the interface there).
+fn config(t: &Topology, poll: PollMode) -> RuntimeConfig {
+    let mut cfg = RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24).unwrap();
+    cfg.poll = poll;
+    cfg.iface.isn_secret = [4; 16];
+    cfg
 }
 
 struct Active {
@@ -153,18 +161,12 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
         let peer = SocketAddrV4::new(t2.peer_ip(), 5005);
         let passive_done = Arc::new(AtomicUsize::new(0));
         let cfg = RuntimeConfig {
-            afxdp: AfXdpConfig { mode: xdptcp::device::afxdp::XdpMode::Driver, ..AfXdpConfig::new(&t2.dev) },
-            queues: 2,
-            pin: Some(Vec::new()),
-            poll: PollMode::Busy,
-            iface: IfaceConfig {
-                mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),
-                ip: t2.our_ip(),
-                prefix_len: 24,
-                gateway: None,
-                isn_secret: [4; 16],
-                tcp: Config::default(),
+            afxdp: AfXdpConfig {
+                mode: xdptcp::device::afxdp::XdpMode::Driver,
+                ..AfXdpConfig::new(&t2.dev)
             },
+            queues: 2,
+            ..config(&t2, PollMode::Busy)
         };
         let rt = Runtime::start(cfg, |_| Flows {
             peer,
@@ -305,20 +307,7 @@ fn adaptive_polling_backs_off_when_idle_and_still_answers() {
         t2.enter_ours().unwrap();
         let mut loops = Vec::new();
         for poll in [PollMode::Busy, PollMode::Adaptive] {
-            let cfg = RuntimeConfig {
-                afxdp: AfXdpConfig::new(&t2.dev),
-                queues: 1,
-                pin: Some(Vec::new()),
-                poll,
-                iface: IfaceConfig {
-                    mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),
-                    ip: t2.our_ip(),
-                    prefix_len: 24,
-                    gateway: None,
-                    isn_secret: [5; 16],
-                    tcp: Config::default(),
-                },
-            };
+            let cfg = config(&t2, poll);
             let rt = Runtime::start(cfg, |_| Idle).unwrap_or_else(|e| panic!("{e}"));
             std::thread::sleep(Duration::from_millis(1000));
             let c = rt.counters()[0];
