@@ -596,19 +596,10 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
     }
     // The other way: the same file from the peer's end to ours.
     let out = dir.join("back.bin");
-    let r = t
-        .ours_cmd(&[bin])
-        .args(ours(&[
-            "recv",
-            "--port",
-            "7032",
-            "--out",
-            out.to_str().unwrap(),
-        ]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let r = spawn_ours(
+        &t,
+        &ours(&["recv", "--port", "7032", "--out", out.to_str().unwrap()]),
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
     let s = t
         .peer_cmd(&[
@@ -645,19 +636,10 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
 
     // A sender that announces 64 MiB, sends 8 MiB and is gone.
     let out = dir.join("cut.bin");
-    let r = t
-        .ours_cmd(&[bin])
-        .args(ours(&[
-            "recv",
-            "--port",
-            "7031",
-            "--out",
-            out.to_str().unwrap(),
-        ]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let r = spawn_ours(
+        &t,
+        &ours(&["recv", "--port", "7031", "--out", out.to_str().unwrap()]),
+    );
     kernel_client(
         &t,
         7031,
