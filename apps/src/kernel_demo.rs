@@ -10,6 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
+use xdptcp::api::percore::Dispatch;
 use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
 use xdptcp::iface::IfaceConfig;
 use xdptcp::runtime::{CoreApp, PollMode, Runtime, RuntimeConfig};
@@ -121,11 +122,15 @@ pub fn ours_to_kernel(t: &Topology, queues: u32, bytes: u64) -> Result<Leg, Stri
     let start = StdInstant::now();
     let rt = runtime(t, queues, |core| {
         let src = (core == 0).then(|| Box::new(DataSource::new(7, bytes)) as Box<dyn Read + Send>);
-        SendApp::new(to, src, None, progress.clone())
+        Dispatch::new(SendApp::new(to, src, None, progress.clone()))
     })?;
     let finished = rt.wait_done(LIMIT, LIMIT, |_| {});
     let seconds = start.elapsed().as_secs_f64();
-    let app = rt.stop().into_iter().find(|a| a.outcome.is_some());
+    let app = rt
+        .stop()
+        .into_iter()
+        .map(|d| d.handler)
+        .find(|a| a.outcome.is_some());
     let _ = child.kill();
     let (app, outcome) = match app {
         Some(mut a) if finished => {
@@ -158,13 +163,13 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String
     let claimed = Arc::new(AtomicBool::new(false));
     let discard: SinkFactory = Arc::new(|| Ok(Box::new(std::io::sink()) as Box<dyn Write + Send>));
     let rt = runtime(t, queues, |_| {
-        RecvApp::new(
+        Dispatch::new(RecvApp::new(
             PORT,
             claimed.clone(),
             discard.clone(),
             false,
             progress.clone(),
-        )
+        ))
     })?;
     // The listeners exist once every core has looped once.
     while rt.counters().iter().any(|c| c.loops == 0) {
@@ -177,7 +182,10 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String
         .spawn()
         .map_err(|e| format!("starting python3: {e}"))?;
     let finished = rt.wait_done(LIMIT, LIMIT, |_| {});
-    let outcome = rt.stop().into_iter().find_map(|mut a| a.outcome.take());
+    let outcome = rt
+        .stop()
+        .into_iter()
+        .find_map(|mut d| d.handler.outcome.take());
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let outcome = match outcome {
         Some(o) if finished => o,

@@ -8,18 +8,20 @@
 //! (`socat`, `nc`, python) can be the other end; both sides print the
 //! SHA-256 of what went through.
 //!
-//! The apps run inside the cores' loops ([`CoreApp`]). The sender opens its
-//! connection from core 0; the receiver listens on every core and serves
-//! the first connection, on whichever core its flow hashes to.
+//! Both are [`Handler`]s of the per-core API, run inside the cores' loops.
+//! The sender opens its connection from core 0; the receiver listens on
+//! every core and serves the first connection, on whichever core its flow
+//! hashes to, writing received bytes from the connection's ring straight
+//! to the output.
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use xdptcp::api::percore::{Ctx, Handler, Stream};
 use xdptcp::iface::Handle;
-use xdptcp::runtime::{CoreApp, CoreContext};
-use xdptcp::tcp::State;
+use xdptcp::tcp::{ConnError, TcpError};
 
 /// What one side of a transfer saw, shared with the main thread.
 #[derive(Default)]
@@ -52,7 +54,6 @@ pub struct SendApp {
     to: SocketAddrV4,
     source: Option<Box<dyn Read + Send>>,
     closed: bool,
-    conn: Option<Handle>,
     buf: Vec<u8>,
     /// Bytes read from the source and not yet taken by the connection.
     pending: std::ops::Range<usize>,
@@ -90,7 +91,6 @@ impl SendApp {
             to,
             source,
             closed: false,
-            conn: None,
             buf,
             pending,
             framed,
@@ -112,39 +112,14 @@ impl SendApp {
     }
 }
 
-impl CoreApp for SendApp {
-    fn poll(&mut self, cx: &mut CoreContext<'_>) -> bool {
-        if self.source.is_none() || self.outcome.is_some() {
-            return false;
-        }
-        let h = match self.conn {
-            Some(h) => h,
-            None => match cx.iface.connect(self.to, None, cx.now) {
-                Ok(h) => *self.conn.insert(h),
-                Err(e) => {
-                    self.finish(Some(e.to_string()));
-                    return true;
-                }
-            },
-        };
-        let c = cx.iface.tcp(h).expect("held until the end");
-        if let Some(e) = c.error() {
-            let msg = format!(
-                "connection to {} failed: {}",
-                self.to,
-                xdptcp::tcp::TcpError::Failed(e)
-            );
-            self.finish(Some(msg));
-            return true;
-        }
-        if matches!(c.state(), State::SynSent | State::SynReceived) {
-            return false;
-        }
-        let mut busy = false;
+impl SendApp {
+    /// Fills the connection's send ring from the source (header, bytes,
+    /// then the digest when framed) until it is full.
+    fn push(&mut self, s: &mut Stream<'_>) {
         loop {
             if self.pending.is_empty() {
                 let Some(src) = self.source.as_mut().filter(|_| !self.closed) else {
-                    break;
+                    return;
                 };
                 if self.stage == Stage::Header {
                     self.stage = Stage::Data;
@@ -157,13 +132,12 @@ impl CoreApp for SendApp {
                     Ok(0) if self.stage == Stage::Data && self.framed.is_some() => {
                         let sent = self.progress.bytes.load(Ordering::Relaxed);
                         if Some(sent) != self.framed {
-                            c.abort();
+                            s.abort();
                             let msg = format!(
                                 "the input ended after {sent} of {} bytes (did the file change?)",
                                 self.framed.unwrap_or(0)
                             );
-                            self.finish(Some(msg));
-                            return true;
+                            return self.finish(Some(msg));
                         }
                         let digest = self.hash.clone().finalize();
                         self.buf[..DIGEST_LEN].copy_from_slice(&digest);
@@ -171,59 +145,76 @@ impl CoreApp for SendApp {
                         self.stage = Stage::Trailer;
                     }
                     Ok(0) => {
-                        c.close();
+                        s.close();
                         self.closed = true;
                         self.stage = Stage::Sent;
-                        break;
+                        return;
                     }
                     Ok(n) => {
                         self.hash.update(&self.buf[..n]);
                         self.pending = 0..n;
                     }
                     Err(e) => {
-                        c.abort();
-                        self.finish(Some(format!("reading the input: {e}")));
-                        return true;
+                        s.abort();
+                        return self.finish(Some(format!("reading the input: {e}")));
                     }
                 }
             }
-            match c.send(&self.buf[self.pending.clone()]) {
-                Ok(n) if n > 0 => {
-                    self.pending.start += n;
-                    if self.stage == Stage::Data {
-                        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    busy = true;
-                }
-                _ => break,
-            }
-        }
-        // Read (and keep the start of) anything the receiver says.
-        let mut scratch = [0u8; 512];
-        while let Ok(n) = c.recv(&mut scratch) {
+            let n = s.send(&self.buf[self.pending.clone()]);
             if n == 0 {
-                break;
+                return;
             }
-            let room = 4096usize.saturating_sub(self.reply.len());
-            self.reply.extend_from_slice(&scratch[..n.min(room)]);
+            self.pending.start += n;
+            if self.stage == Stage::Data {
+                self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
         }
-        // Done when the peer has closed its side too (everything was acked).
-        if c.at_eof() && matches!(c.state(), State::TimeWait | State::Closed) {
-            let verdict = match (self.framed, self.reply.first()) {
-                (None, _) | (Some(_), Some(b'K')) => None,
-                (Some(_), Some(b'X')) => {
-                    Some("the receiver found a different SHA-256: the data was damaged".into())
-                }
-                (Some(_), _) => Some(
-                    "the receiver closed without confirming (is it a raw peer? then use --raw)"
-                        .into(),
-                ),
-            };
-            self.finish(verdict);
-        }
-        busy
     }
+}
 
+impl Handler for SendApp {
+    fn on_start(&mut self, cx: &mut Ctx<'_>) {
+        if self.source.is_some() {
+            if let Err(e) = cx.connect(self.to) {
+                self.finish(Some(e.to_string()));
+            }
+        }
+    }
+    fn on_connected(&mut self, s: &mut Stream<'_>) {
+        self.push(s);
+    }
+    fn on_writable(&mut self, s: &mut Stream<'_>) {
+        self.push(s);
+    }
+    /// Whatever the receiver says (its verdict, when framed), in place.
+    fn on_readable(&mut self, s: &mut Stream<'_>) {
+        let (a, b) = s.data();
+        let n = a.len() + b.len();
+        let room = 4096usize.saturating_sub(self.reply.len());
+        self.reply.extend(a.iter().chain(b).take(room));
+        s.consume(n);
+    }
+    /// Done when TCP is: everything sent was acknowledged and the peer
+    /// closed its side too.
+    fn on_closed(&mut self, _: Handle, error: Option<ConnError>) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if let Some(e) = error {
+            let msg = format!("connection to {} failed: {}", self.to, TcpError::Failed(e));
+            return self.finish(Some(msg));
+        }
+        let verdict = match (self.framed, self.reply.first()) {
+            (None, _) | (Some(_), Some(b'K')) => None,
+            (Some(_), Some(b'X')) => {
+                Some("the receiver found a different SHA-256: the data was damaged".into())
+            }
+            (Some(_), _) => Some(
+                "the receiver closed without confirming (is it a raw peer? then use --raw)".into(),
+            ),
+        };
+        self.finish(verdict);
+    }
     fn done(&self) -> bool {
         self.source.is_none() || self.outcome.is_some()
     }
@@ -231,7 +222,6 @@ impl CoreApp for SendApp {
 
 pub struct RecvApp {
     port: u16,
-    listening: bool,
     /// Taken by the core that accepts the transfer.
     claimed: Arc<AtomicBool>,
     sink: Option<Box<dyn Write + Send>>,
@@ -239,7 +229,6 @@ pub struct RecvApp {
     conn: Option<Handle>,
     /// Our FIN was acknowledged too: the runtime may stop.
     closed: bool,
-    buf: Vec<u8>,
     hash: Sha256,
     framed: bool,
     /// Framed: header and trailer bytes gathered so far, and the length.
@@ -262,13 +251,11 @@ impl RecvApp {
     ) -> Self {
         RecvApp {
             port,
-            listening: false,
             claimed,
             sink: None,
             make_sink,
             conn: None,
             closed: false,
-            buf: vec![0; CHUNK],
             hash: Sha256::new(),
             framed,
             header: Vec::new(),
@@ -356,85 +343,64 @@ impl RecvApp {
     }
 }
 
-impl CoreApp for RecvApp {
-    fn poll(&mut self, cx: &mut CoreContext<'_>) -> bool {
-        if let (Some(out), Some(h)) = (&self.outcome, self.conn) {
-            // Linger until the peer acknowledged our FIN.
-            let st = cx.iface.tcp_ref(h).map(|c| c.state());
-            self.closed = out.error.is_some() || matches!(st, None | Some(State::Closed));
-            return false;
+impl Handler for RecvApp {
+    fn on_start(&mut self, cx: &mut Ctx<'_>) {
+        if let Err(e) = cx.listen(self.port, 8) {
+            self.finish(Some(e.to_string()));
         }
-        if self.outcome.is_some() {
-            return false;
-        }
-        if !self.listening {
-            if let Err(e) = cx.iface.listen(self.port, None, 8) {
-                self.finish(Some(e.to_string()));
-                return true;
-            }
-            self.listening = true;
-        }
-        if self.conn.is_none() {
-            let Ok(Some(h)) = cx.iface.accept(self.port) else {
-                return false;
-            };
-            if self.claimed.swap(true, Ordering::AcqRel) {
-                // One transfer per run: later connections are refused.
-                if let Some(c) = cx.iface.tcp(h) {
-                    c.abort();
-                }
-                cx.iface.release(h);
-                return true;
-            }
-            match (self.make_sink)() {
-                Ok(s) => self.sink = Some(s),
-                Err(e) => {
-                    self.finish(Some(format!("creating the output: {e}")));
-                    return true;
-                }
-            }
-            self.conn = Some(h);
-        }
-        let h = self.conn.expect("set above");
-        let c = cx.iface.tcp(h).expect("held until the end");
-        let mut busy = false;
-        let mut buf = std::mem::take(&mut self.buf);
-        loop {
-            match c.recv(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if let Err(e) = self.take(&buf[..n]) {
-                        c.abort();
-                        self.finish(Some(e));
-                        return true;
-                    }
-                    busy = true;
-                }
-            }
-        }
-        self.buf = buf;
-        if let Some(e) = c.error() {
-            let msg = format!(
-                "the sender's connection failed: {}",
-                xdptcp::tcp::TcpError::Failed(e)
-            );
-            self.finish(Some(msg));
-            return true;
-        }
-        if c.at_eof() {
-            let verdict = self.verdict();
-            if self.framed {
-                let _ = c.send(if verdict.is_ok() { b"K" } else { b"X" });
-            }
-            c.close();
-            self.finish(verdict.err());
-            busy = true;
-        }
-        busy
     }
-
+    fn on_accept(&mut self, s: &mut Stream<'_>) {
+        if self.conn.is_some() || self.claimed.swap(true, Ordering::AcqRel) {
+            // One transfer per run: later connections are refused.
+            return s.abort();
+        }
+        self.conn = Some(s.id());
+        match (self.make_sink)() {
+            Ok(sink) => self.sink = Some(sink),
+            Err(e) => {
+                s.abort();
+                self.finish(Some(format!("creating the output: {e}")));
+            }
+        }
+    }
+    /// Received bytes go from the connection's ring straight to the output.
+    fn on_readable(&mut self, s: &mut Stream<'_>) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let (a, b) = s.data();
+        let n = a.len() + b.len();
+        let r = self.take(a).and_then(|()| self.take(b));
+        s.consume(n);
+        if let Err(e) = r {
+            s.abort();
+            self.finish(Some(e));
+        }
+    }
+    fn on_eof(&mut self, s: &mut Stream<'_>) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let verdict = self.verdict();
+        if self.framed {
+            s.send(if verdict.is_ok() { b"K" } else { b"X" });
+        }
+        s.close();
+        self.finish(verdict.err());
+    }
+    fn on_closed(&mut self, _: Handle, error: Option<ConnError>) {
+        self.closed = true;
+        if self.outcome.is_none() {
+            let why = match error {
+                Some(e) => format!("the sender's connection failed: {}", TcpError::Failed(e)),
+                None => "the connection closed before the transfer ended".into(),
+            };
+            self.finish(Some(why));
+        }
+    }
     fn done(&self) -> bool {
-        // Cores that did not get the transfer are done when it is.
+        // The core with the transfer lingers until our FIN is acknowledged;
+        // the others are done when it is.
         match self.conn {
             Some(_) => self.closed,
             None => self.outcome.is_some() || self.progress.finished.load(Ordering::Acquire),

@@ -660,12 +660,12 @@ fn send(a: &SendArgs) -> Result<bool, String> {
     let progress = Arc::new(Progress::default());
     let mut source = Some(source);
     let rt = start_runtime(&a.net, |core| {
-        SendApp::new(
+        xdptcp::api::percore::Dispatch::new(SendApp::new(
             a.to,
             if core == 0 { source.take() } else { None },
             (!a.raw).then_some(len),
             progress.clone(),
-        )
+        ))
     })?;
     let start = std::time::Instant::now();
     let finished = watch(&rt, &a.net, &progress, "sent", Some(len));
@@ -676,7 +676,7 @@ fn send(a: &SendArgs) -> Result<bool, String> {
     }
     let out = apps
         .into_iter()
-        .find_map(|a| a.outcome)
+        .find_map(|a| a.handler.outcome)
         .ok_or("no core ran the transfer")?;
     if let Some(e) = out.error {
         return Err(e);
@@ -711,20 +711,20 @@ fn recv(a: &RecvArgs) -> Result<bool, String> {
     let progress = Arc::new(Progress::default());
     let claimed = Arc::new(AtomicBool::new(false));
     let rt = start_runtime(&a.net, |_| {
-        RecvApp::new(
+        xdptcp::api::percore::Dispatch::new(RecvApp::new(
             a.port,
             claimed.clone(),
             make_sink.clone(),
             !a.raw,
             progress.clone(),
-        )
+        ))
     })?;
     eprintln!("listening on port {} ...", a.port);
     let start = std::time::Instant::now();
     let finished = watch(&rt, &a.net, &progress, "received", None);
     let secs = start.elapsed().as_secs_f64();
     let apps = rt.stop();
-    let out = apps.into_iter().find_map(|a| a.outcome);
+    let out = apps.into_iter().find_map(|a| a.handler.outcome);
     let result = match (finished, out) {
         (true, Some(out)) if out.error.is_none() => {
             std::fs::rename(&part, &a.out)
