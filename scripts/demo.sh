@@ -12,6 +12,10 @@ ft=target/release/file_transfer
 echo "== xdptcp over AF_XDP against the Linux kernel (veth between two namespaces)"
 if [ "$(id -u)" = 0 ]; then
     $ft demo --size 256M
+    echo
+    echo "== round-trip latency, kernel client vs xdptcp client, same kernel echo server"
+    cargo build --release -q -p bench --bin rtt
+    target/release/rtt --size 64 --count 20000 --out target/bench
 else
     echo "*** SKIPPED: the AF_XDP comparison needs root (namespaces, XDP): run 'sudo bash scripts/demo.sh' ***"
 fi

@@ -236,13 +236,12 @@ impl Topology {
     /// Moves the calling thread into our namespace (interfaces and AF_XDP
     /// sockets are per namespace). Other threads are not affected.
     pub fn enter_ours(&self) -> io::Result<()> {
-        let f = std::fs::File::open(format!("/run/netns/{}", self.ours))?;
-        // SAFETY: setns on a valid namespace fd changes only this thread.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        enter(&self.ours)
+    }
+
+    /// Moves the calling thread into the peer's namespace.
+    pub fn enter_peer(&self) -> io::Result<()> {
+        enter(&self.peer)
     }
 
     /// A command run inside the peer's namespace.
@@ -258,6 +257,16 @@ impl Topology {
         c.args(["netns", "exec", &self.ours]).args(args);
         c
     }
+}
+
+fn enter(ns: &str) -> io::Result<()> {
+    let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    // SAFETY: setns on a valid namespace fd changes only this thread.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for Topology {
