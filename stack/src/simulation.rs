@@ -194,28 +194,6 @@ impl DataSource {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::DataSource;
-
-    #[test]
-    fn data_is_the_same_whatever_the_read_sizes() {
-        let mut whole = vec![0u8; 10_000];
-        assert_eq!(DataSource::new(5, 10_000).fill(&mut whole), 10_000);
-        let mut pieces = Vec::new();
-        let mut d = DataSource::new(5, 10_000);
-        for size in [1usize, 3, 8, 13, 64, 7, 1000].iter().cycle() {
-            let mut buf = vec![0u8; *size];
-            let n = d.fill(&mut buf);
-            if n == 0 {
-                break;
-            }
-            pieces.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(pieces, whole);
-    }
-}
-
 impl std::io::Read for DataSource {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         Ok(self.fill(buf))
@@ -367,5 +345,27 @@ pub fn run_transfer_from(
         receiver,
         link_a_to_b: world.a.port.tx_stats(),
         link_b_to_a: world.b.port.tx_stats(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataSource;
+
+    #[test]
+    fn data_is_the_same_whatever_the_read_sizes() {
+        let mut whole = vec![0u8; 10_000];
+        assert_eq!(DataSource::new(5, 10_000).fill(&mut whole), 10_000);
+        let mut pieces = Vec::new();
+        let mut d = DataSource::new(5, 10_000);
+        for size in [1usize, 3, 8, 13, 64, 7, 1000].iter().cycle() {
+            let mut buf = vec![0u8; *size];
+            let n = d.fill(&mut buf);
+            if n == 0 {
+                break;
+            }
+            pieces.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(pieces, whole);
     }
 }
