@@ -359,44 +359,21 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
 /// Bad network arguments are explained before anything is opened.
 #[test]
 fn send_explains_bad_network_arguments() {
-    let o = run(&[
-        "send",
-        "--generate",
-        "1M",
-        "--to",
-        "10.0.0.2:1",
-        "--dev",
-        "eth0",
-        "--ip",
-        "10.0.0.1/24",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("use afxdp:IFNAME"));
-    let o = run(&[
-        "send",
-        "--generate",
-        "1M",
-        "--to",
-        "10.0.0.2:1",
-        "--dev",
-        "afxdp:nosuch0",
-        "--ip",
-        "10.0.0.1",
-    ]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("ADDR/PREFIX"));
-    let o = run(&[
-        "send",
-        "--generate",
-        "1M",
-        "--to",
-        "10.0.0.2:1",
-        "--dev",
-        "afxdp:nosuch0",
-        "--ip",
-        "10.0.0.1/24",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no network interface 'nosuch0'"));
+    for (dev, ip, says) in [
+        ("eth0", "10.0.0.1/24", "use afxdp:IFNAME"),
+        ("afxdp:nosuch0", "10.0.0.1", "ADDR/PREFIX"),
+        (
+            "afxdp:nosuch0",
+            "10.0.0.1/24",
+            "no network interface 'nosuch0'",
+        ),
+    ] {
+        let args = ["send", "--generate", "1M", "--to", "10.0.0.2:1"];
+        let o = run(&[&args[..], &["--dev", dev, "--ip", ip]].concat());
+        assert_eq!(o.status.code(), Some(2), "{dev} {ip}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{dev} {ip}: {err}");
+    }
 }
 
 /// A receiver killed with SIGKILL leaves no XDP program on the interface
