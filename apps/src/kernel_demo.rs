@@ -194,18 +194,24 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String
     if let Some(e) = outcome.error {
         return Err(format!("kernel -> xdptcp: {e}"));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut f = text.split_whitespace();
-    let seconds: f64 = f
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or("the python3 sender failed")?;
+    let (seconds, sent_digest) = source_report(&out.stdout)?;
     Ok(Leg {
         name: "kernel -> xdptcp",
         bytes: outcome.bytes,
         seconds,
-        sha_match: outcome.bytes == mib << 20 && f.next() == Some(outcome.sha256.as_str()),
+        sha_match: outcome.bytes == mib << 20 && sent_digest == outcome.sha256,
     })
+}
+
+/// What `PY_SOURCE` prints: "<seconds> <sha256>".
+fn source_report(stdout: &[u8]) -> Result<(f64, String), String> {
+    let text = String::from_utf8_lossy(stdout);
+    let mut f = text.split_whitespace();
+    let seconds = f
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or("the python3 sender failed")?;
+    Ok((seconds, f.next().unwrap_or_default().to_string()))
 }
 
 /// The reference: kernel to kernel over a veth pair set up the same way,
@@ -221,19 +227,13 @@ pub fn kernel_to_kernel(t: &Topology, mib: u64) -> Result<Leg, String> {
     let mut rest = String::new();
     let _ = sink_out.read_to_string(&mut rest);
     let _ = sink.wait();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut f = text.split_whitespace();
-    let seconds: f64 = f
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or("the python3 sender failed")?;
-    let sent_digest = f.next().unwrap_or_default();
+    let (seconds, sent_digest) = source_report(&out.stdout)?;
     let mut r = rest.split_whitespace();
     let got: u64 = r.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     Ok(Leg {
         name: "kernel -> kernel",
         bytes: got,
         seconds,
-        sha_match: got == mib << 20 && r.next() == Some(sent_digest),
+        sha_match: got == mib << 20 && r.next() == Some(sent_digest.as_str()),
     })
 }

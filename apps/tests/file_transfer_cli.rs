@@ -463,6 +463,41 @@ fn a_crashed_run_leaves_no_xdp_program_behind() {
     let _ = sink.wait();
 }
 
+/// Both ends succeeded, printed the same SHA-256, and the output has `bytes`.
+fn same_on_both_sides(
+    what: &str,
+    send: &Output,
+    recv: std::process::Child,
+    out: &std::path::Path,
+    bytes: u64,
+) {
+    let recv = recv.wait_with_output().unwrap();
+    for (side, o) in [("send", send), ("recv", &recv)] {
+        assert!(
+            o.status.success(),
+            "{what}: {side}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let sha = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("sha256 ").map(str::to_string))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: no digest in {}",
+                    String::from_utf8_lossy(&o.stdout)
+                )
+            })
+    };
+    assert_eq!(sha(send), sha(&recv), "{what}: digests");
+    assert_eq!(
+        std::fs::metadata(out).unwrap().len(),
+        bytes,
+        "{what}: size on disk"
+    );
+}
+
 /// Framed transfers between two of our stacks (the receiver on the peer's
 /// veth end): 1 GiB from a file and 4 GiB of generated data, never held in
 /// memory; the receiver checks length and SHA-256 and confirms. Then a
@@ -502,12 +537,6 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
             .spawn()
             .unwrap()
     };
-    let sha_line = |o: &std::process::Output| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("sha256 ").map(str::to_string))
-            .unwrap_or_else(|| panic!("no digest: {}", String::from_utf8_lossy(&o.stderr)))
-    };
 
     // 1 GiB from a file on disk.
     let input = dir.join("input.bin");
@@ -544,23 +573,7 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
         let args = ours(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let start = std::time::Instant::now();
         let s = t.ours_cmd(&[bin]).args(&args).output().unwrap();
-        let r = r.wait_with_output().unwrap();
-        assert!(
-            s.status.success(),
-            "{what}: send: {}",
-            String::from_utf8_lossy(&s.stderr)
-        );
-        assert!(
-            r.status.success(),
-            "{what}: recv: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        assert_eq!(sha_line(&s), sha_line(&r), "{what}: digests");
-        assert_eq!(
-            std::fs::metadata(&out).unwrap().len(),
-            bytes,
-            "{what}: size on disk"
-        );
+        same_on_both_sides(what, &s, r, &out, bytes);
         eprintln!(
             "{what}: {:.1} s, {}",
             start.elapsed().as_secs_f64(),
@@ -595,19 +608,7 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
         .args(["--timeout", "120s", "--cpus", "1"])
         .output()
         .unwrap();
-    let r = r.wait_with_output().unwrap();
-    assert!(
-        s.status.success(),
-        "back: send: {}",
-        String::from_utf8_lossy(&s.stderr)
-    );
-    assert!(
-        r.status.success(),
-        "back: recv: {}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    assert_eq!(sha_line(&s), sha_line(&r), "back: digests");
-    assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 30);
+    same_on_both_sides("back", &s, r, &out, 1 << 30);
     std::fs::remove_file(&out).unwrap();
     std::fs::remove_file(&input).unwrap();
 
