@@ -132,7 +132,9 @@ pub trait Handler: Send + 'static {
     fn on_accept(&mut self, _s: &mut Stream<'_>) {}
     /// A connection opened with `Ctx::connect` is established.
     fn on_connected(&mut self, _s: &mut Stream<'_>) {}
-    /// Bytes arrived (`s.data()`); consume what was used.
+    /// Bytes arrived (`s.data()`); consume what was used. Called again on
+    /// every loop while unconsumed bytes remain (so an echo that found the
+    /// send ring full simply continues next time).
     fn on_readable(&mut self, s: &mut Stream<'_>);
     /// A send came up short earlier and there is room now.
     fn on_writable(&mut self, _s: &mut Stream<'_>) {}
