@@ -105,7 +105,6 @@ pub struct Interface {
     stats: IfaceStats,
     ip_ident: u16,
     next_port: u16,
-    egress_cursor: usize,
     timers: TimerWheel<Handle>,
     port_filter: Option<PortFilter>,
 }
@@ -123,7 +122,6 @@ impl Interface {
             stats: IfaceStats::default(),
             ip_ident: 0,
             next_port: FIRST_EPHEMERAL,
-            egress_cursor: 0,
             timers: TimerWheel::default(),
             port_filter: None,
         }
@@ -259,7 +257,7 @@ impl Interface {
     /// The user is done with `h`: it is removed once it reaches CLOSED
     /// (after TIME-WAIT, if it passes through it).
     pub fn release(&mut self, h: Handle) {
-        if let Some(e) = self.tcp.get_mut(h) {
+        if let Some(e) = self.tcp.touch(h) {
             e.released = true;
         }
     }
@@ -337,6 +335,7 @@ impl Interface {
     /// comes up: an RTO restarted by every ACK costs nothing per ACK.
     fn sync_timers(&mut self) {
         for h in std::mem::take(&mut self.tcp.dirty) {
+            self.tcp.reap_candidates.push(h);
             let Some(e) = self.tcp.get_mut(h) else {
                 continue;
             };
@@ -526,40 +525,51 @@ impl Interface {
         if let Some(c) = self.control.pop_front() {
             return self.build_control(buf, c);
         }
-        let n = self.tcp.slots.len();
-        for k in 0..n {
-            let i = (self.egress_cursor + k) % n;
-            let Some(remote_ip) = self.tcp.slots[i].as_ref().map(|e| e.tuple.remote_ip) else {
+        // Each ready connection at most once per call: those waiting for
+        // ARP stay queued and are skipped.
+        for _ in 0..self.tcp.ready.len() {
+            let Some(h) = self.tcp.ready.pop_front() else {
+                break;
+            };
+            let Some(remote_ip) = self.tcp.get(h).map(|e| e.tuple.remote_ip) else {
                 continue;
             };
             let Some(hop) = self.next_hop(remote_ip) else {
                 self.stats.no_route += 1;
+                self.tcp.get_mut(h).expect("present").queued = false;
                 continue;
             };
             let mac = match self.neighbors.resolve(hop, now) {
                 Resolution::Known(mac) => mac,
                 Resolution::Ask => {
                     self.stats.arp_requests_sent += 1;
+                    self.tcp.ready.push_back(h);
                     return self.build_control(buf, Control::ArpRequest(hop));
                 }
                 // Leave the segments in the connection until ARP answers.
-                Resolution::Wait => continue,
+                Resolution::Wait => {
+                    self.tcp.ready.push_back(h);
+                    continue;
+                }
                 Resolution::Failed => {
+                    self.tcp.get_mut(h).expect("present").queued = false;
                     self.neighbor_failed(hop, now);
                     continue;
                 }
             };
-            let e = self.tcp.slots[i].as_mut().expect("present");
+            let e = self.tcp.get_mut(h).expect("present");
             let Some(t) = e.conn.poll_transmit(now) else {
+                e.queued = false;
                 continue;
             };
-            self.tcp.touch(Handle(i));
-            let e = self.tcp.slots[i].as_mut().expect("present");
-            self.egress_cursor = i; // stay on a connection while it has data
             let tuple = e.tuple;
+            // Stay on a connection while it has data (still queued, so
+            // `touch` only marks its timers for a resync).
+            self.tcp.ready.push_front(h);
+            self.tcp.touch(h);
             let (src_ip, src_mac) = (self.cfg.ip, self.cfg.mac);
             self.ip_ident = self.ip_ident.wrapping_add(1);
-            let e = self.tcp.slots[i].as_ref().expect("present");
+            let e = self.tcp.get(h).expect("present");
             let len = build_tcp_frame(
                 buf,
                 mtu,

@@ -29,6 +29,8 @@ pub(crate) struct Entry {
     pub timer: Option<Instant>,
     /// Touched since timers were last synced (queued in `TcpTable::dirty`).
     pub dirty: bool,
+    /// Waiting in `TcpTable::ready` for the transmit phase.
+    pub queued: bool,
 }
 
 pub(crate) struct Listener {
@@ -43,7 +45,14 @@ pub(crate) struct TcpTable {
     free: Vec<usize>,
     pub by_tuple: HashMap<Tuple, Handle>,
     pub listeners: HashMap<u16, Listener>,
+    /// Touched since the last timer sync.
     pub dirty: Vec<Handle>,
+    /// Touched since the last reap.
+    pub reap_candidates: Vec<Handle>,
+    /// Connections that may have something to send: only a touched
+    /// connection can (input, a user call or a timer changed it), so the
+    /// transmit phase visits these instead of every connection.
+    pub ready: VecDeque<Handle>,
 }
 
 impl TcpTable {
@@ -55,6 +64,7 @@ impl TcpTable {
             in_backlog,
             timer: None,
             dirty: true,
+            queued: true,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -68,6 +78,7 @@ impl TcpTable {
         };
         self.by_tuple.insert(tuple, Handle(i));
         self.dirty.push(Handle(i));
+        self.ready.push_back(Handle(i));
         Handle(i)
     }
 
@@ -77,6 +88,10 @@ impl TcpTable {
         if !e.dirty {
             e.dirty = true;
             self.dirty.push(h);
+        }
+        if !e.queued {
+            e.queued = true;
+            self.ready.push_back(h);
         }
         Some(e)
     }
@@ -93,11 +108,12 @@ impl TcpTable {
         self.by_tuple.len()
     }
 
-    /// Removes connections that are finished: closed and released by the
+    /// Removes connections (among those touched lately) that are finished: closed and released by the
     /// user, or spawned by a listener and closed before being accepted, or
     /// returned to LISTEN by a reset.
     pub fn reap(&mut self) {
-        for i in 0..self.slots.len() {
+        for h in std::mem::take(&mut self.reap_candidates) {
+            let i = h.0;
             let done = match &self.slots[i] {
                 Some(e) => {
                     let st = e.conn.state();
