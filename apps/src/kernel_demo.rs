@@ -6,6 +6,7 @@
 use crate::stream::{isn_secret, Progress, RecvApp, SendApp, SinkFactory};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -44,20 +45,44 @@ c,_=s.accept();h=hashlib.sha256();n=0\n\
 while True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b);n+=len(b)\n\
 c.sendall(h.hexdigest().encode());c.close();print(n,h.hexdigest(),flush=True)";
 
-/// Sends MIB mebibytes of a fixed pattern to HOST, prints
-/// "<seconds> <sha256>" timed from connect to the receiver's close.
+/// Sends the file FILE to HOST, prints "<seconds> <sha256>" timed from
+/// connect to the receiver's close.
 const PY_SOURCE: &str = "import socket,hashlib,time\n\
-d=bytes((i*13+i//977)%256 for i in range(1<<20));h=hashlib.sha256()\n\
+f=open('FILE','rb');h=hashlib.sha256()\n\
 t=time.monotonic();s=socket.create_connection(('HOST',PORT))\n\
-for _ in range(MIB):\n  s.sendall(d);h.update(d)\n\
+while True:\n  d=f.read(1<<20)\n  if not d: break\n  s.sendall(d);h.update(d)\n\
 s.shutdown(socket.SHUT_WR)\n\
 while s.recv(65536): pass\n\
 print(time.monotonic()-t,h.hexdigest(),flush=True)";
 
-fn py(src: &str, host: &str, mib: u64) -> String {
+fn py(src: &str, host: &str, file: &Path) -> String {
     src.replace("PORT", &PORT.to_string())
         .replace("HOST", host)
-        .replace("MIB", &mib.to_string())
+        .replace("FILE", &file.display().to_string())
+}
+
+/// The file every leg moves: `bytes` of generated data in a temporary
+/// file, removed when this is dropped.
+pub struct DemoFile(pub PathBuf);
+
+impl DemoFile {
+    pub fn create(bytes: u64) -> Result<Self, String> {
+        let path = std::env::temp_dir().join(format!("xdptcp-demo-{}.bin", std::process::id()));
+        let f = DemoFile(path);
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&f.0).map_err(|e| format!("{}: {e}", f.0.display()))?,
+        );
+        std::io::copy(&mut DataSource::new(7, bytes), &mut out)
+            .and_then(|_| out.flush())
+            .map_err(|e| format!("writing {}: {e}", f.0.display()))?;
+        Ok(f)
+    }
+}
+
+impl Drop for DemoFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn spawn_sink(
@@ -114,14 +139,20 @@ fn runtime<A: CoreApp>(
 
 /// Our stack sends `bytes` to a kernel receiver. Call from a thread in our
 /// namespace of `t`.
-pub fn ours_to_kernel(t: &Topology, queues: u32, bytes: u64) -> Result<Leg, String> {
+pub fn ours_to_kernel(t: &Topology, queues: u32, file: &Path) -> Result<Leg, String> {
+    let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     let (mut child, mut out) =
-        spawn_sink(&mut t.peer_cmd(&["python3", "-c", &py(PY_SINK, "", 0)]))?;
+        spawn_sink(&mut t.peer_cmd(&["python3", "-c", &py(PY_SINK, "", file)]))?;
     let progress = Arc::new(Progress::default());
     let to = SocketAddrV4::new(t.peer_ip(), PORT);
     let start = StdInstant::now();
     let rt = runtime(t, queues, |core| {
-        let src = (core == 0).then(|| Box::new(DataSource::new(7, bytes)) as Box<dyn Read + Send>);
+        let src = (core == 0)
+            .then(|| std::fs::File::open(file).ok())
+            .flatten()
+            .map(|f| {
+                Box::new(std::io::BufReader::with_capacity(1 << 20, f)) as Box<dyn Read + Send>
+            });
         Dispatch::new(SendApp::new(to, src, None, progress.clone()))
     })?;
     let finished = rt.wait_done(LIMIT, LIMIT, |_| {});
@@ -156,9 +187,10 @@ pub fn ours_to_kernel(t: &Topology, queues: u32, bytes: u64) -> Result<Leg, Stri
     })
 }
 
-/// A kernel sender sends `mib` MiB to our stack. Call from a thread in our
+/// A kernel sender sends `file` to our stack. Call from a thread in our
 /// namespace of `t`.
-pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String> {
+pub fn kernel_to_ours(t: &Topology, queues: u32, file: &Path) -> Result<Leg, String> {
+    let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     let progress = Arc::new(Progress::default());
     let claimed = Arc::new(AtomicBool::new(false));
     let discard: SinkFactory = Arc::new(|| Ok(Box::new(std::io::sink()) as Box<dyn Write + Send>));
@@ -175,7 +207,7 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String
     while rt.counters().iter().any(|c| c.loops == 0) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let src = py(PY_SOURCE, &t.our_ip().to_string(), mib);
+    let src = py(PY_SOURCE, &t.our_ip().to_string(), file);
     let child = t
         .peer_cmd(&["python3", "-c", &src])
         .stdout(Stdio::piped())
@@ -199,7 +231,7 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, mib: u64) -> Result<Leg, String
         name: "kernel -> xdptcp",
         bytes: outcome.bytes,
         seconds,
-        sha_match: outcome.bytes == mib << 20 && sent_digest == outcome.sha256,
+        sha_match: outcome.bytes == bytes && sent_digest == outcome.sha256,
     })
 }
 
@@ -216,10 +248,11 @@ fn source_report(stdout: &[u8]) -> Result<(f64, String), String> {
 
 /// The reference: kernel to kernel over a veth pair set up the same way,
 /// with the same python3 programs at both ends.
-pub fn kernel_to_kernel(t: &Topology, mib: u64) -> Result<Leg, String> {
+pub fn kernel_to_kernel(t: &Topology, file: &Path) -> Result<Leg, String> {
+    let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     let (mut sink, mut sink_out) =
-        spawn_sink(&mut t.peer_cmd(&["python3", "-c", &py(PY_SINK, "", 0)]))?;
-    let src = py(PY_SOURCE, &t.peer_ip().to_string(), mib);
+        spawn_sink(&mut t.peer_cmd(&["python3", "-c", &py(PY_SINK, "", file)]))?;
+    let src = py(PY_SOURCE, &t.peer_ip().to_string(), file);
     let out = t
         .ours_cmd(&["python3", "-c", &src])
         .output()
@@ -234,6 +267,6 @@ pub fn kernel_to_kernel(t: &Topology, mib: u64) -> Result<Leg, String> {
         name: "kernel -> kernel",
         bytes: got,
         seconds,
-        sha_match: got == mib << 20 && r.next() == Some(sent_digest.as_str()),
+        sha_match: got == bytes && r.next() == Some(sent_digest.as_str()),
     })
 }

@@ -187,10 +187,11 @@ fn millis(ms: f64, what: &str) -> Result<Duration, String> {
 }
 
 fn demo(a: &DemoArgs) -> Result<bool, String> {
-    use apps::kernel_demo::{kernel_to_kernel, kernel_to_ours, ours_to_kernel, Leg};
+    use apps::kernel_demo::{kernel_to_kernel, kernel_to_ours, ours_to_kernel, DemoFile, Leg};
     use xdptcp_tools::topology::Topology;
     let mib = (a.size >> 20).max(1);
-    println!("xdptcp over AF_XDP against the Linux kernel: {mib} MiB each way over veth");
+    println!("xdptcp over AF_XDP against the Linux kernel: a {mib} MiB file each way over veth");
+    let file = DemoFile::create(mib << 20)?;
     let queues = a.queues.clamp(1, 16);
     let ours = Topology::create_with("d", 220, false, queues).map_err(|e| e.to_string())?;
     let reference = Topology::create("k", 221, true).map_err(|e| e.to_string())?;
@@ -210,11 +211,11 @@ fn demo(a: &DemoArgs) -> Result<bool, String> {
             ours.enter_ours()
                 .map_err(|e| format!("entering namespace: {e}"))?;
             eprintln!("  running xdptcp -> kernel ({queues} core(s)) ...");
-            legs.push(ours_to_kernel(&ours, queues, mib << 20)?);
+            legs.push(ours_to_kernel(&ours, queues, &file.0)?);
             eprintln!("  running kernel -> xdptcp ({queues} core(s)) ...");
-            legs.push(kernel_to_ours(&ours, queues, mib)?);
+            legs.push(kernel_to_ours(&ours, queues, &file.0)?);
             eprintln!("  running kernel -> kernel ...");
-            legs.push(kernel_to_kernel(&reference, mib)?);
+            legs.push(kernel_to_kernel(&reference, &file.0)?);
             Ok(legs)
         })
         .join()
