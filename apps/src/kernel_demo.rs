@@ -3,7 +3,7 @@
 //! is always the same python3 socket program, so the only difference
 //! between runs is whose TCP/IP stack sits at our end.
 
-use crate::stream::{isn_secret, Progress, RecvApp, SendApp, SinkFactory};
+use crate::stream::{Progress, RecvApp, SendApp, SinkFactory};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
@@ -12,12 +12,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 use xdptcp::api::percore::Dispatch;
-use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
-use xdptcp::iface::IfaceConfig;
-use xdptcp::runtime::{CoreApp, PollMode, Runtime, RuntimeConfig};
+use xdptcp::device::afxdp::XdpMode;
+use xdptcp::runtime::{CoreApp, Runtime, RuntimeConfig};
 use xdptcp::simulation::DataSource;
 use xdptcp::tcp::Config;
-use xdptcp::wire::ethernet::MacAddr;
 use xdptcp_tools::topology::Topology;
 
 const PORT: u16 = 5001;
@@ -108,31 +106,17 @@ fn runtime<A: CoreApp>(
     queues: u32,
     make_app: impl FnMut(usize) -> A,
 ) -> Result<Runtime<A>, String> {
-    let cfg = RuntimeConfig {
-        afxdp: AfXdpConfig {
-            // veth spreads frames over its queues only in driver mode.
-            mode: if queues > 1 {
-                XdpMode::Driver
-            } else {
-                XdpMode::Generic
-            },
-            ..AfXdpConfig::new(&t.dev)
-        },
-        queues,
-        pin: Some(Vec::new()),
-        poll: PollMode::Busy,
-        iface: IfaceConfig {
-            mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
-            ip: t.our_ip(),
-            prefix_len: 24,
-            gateway: None,
-            isn_secret: isn_secret()?,
-            tcp: Config {
-                send_buffer: 4 << 20,
-                recv_buffer: 4 << 20,
-                ..Config::default()
-            },
-        },
+    let mut cfg =
+        RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24).map_err(|e| e.to_string())?;
+    // veth spreads frames over its queues only in driver mode.
+    if queues > 1 {
+        cfg.afxdp.mode = XdpMode::Driver;
+    }
+    cfg.queues = queues;
+    cfg.iface.tcp = Config {
+        send_buffer: 4 << 20,
+        recv_buffer: 4 << 20,
+        ..Config::default()
     };
     Runtime::start(cfg, make_app).map_err(|e| e.to_string())
 }

@@ -453,12 +453,3 @@ impl NetSetup {
         })
     }
 }
-
-/// A fresh RFC 6528 key for a real run.
-pub fn isn_secret() -> Result<[u8; 16], String> {
-    let mut k = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut k))
-        .map_err(|e| format!("reading /dev/urandom for the ISN key: {e}"))?;
-    Ok(k)
-}
