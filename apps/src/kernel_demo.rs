@@ -184,6 +184,7 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, file: &Path) -> Result<Leg, Str
             claimed.clone(),
             discard.clone(),
             false,
+            true,
             progress.clone(),
         ))
     })?;

@@ -5,5 +5,6 @@ pub mod cli;
 pub mod echo;
 pub mod json;
 pub mod kernel_demo;
+pub mod output;
 pub mod stream;
 pub mod units;

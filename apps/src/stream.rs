@@ -229,7 +229,8 @@ pub struct RecvApp {
     conn: Option<Handle>,
     /// Our FIN was acknowledged too: the runtime may stop.
     closed: bool,
-    hash: Sha256,
+    /// None with --no-digest (raw only): nothing is computed.
+    hash: Option<Sha256>,
     framed: bool,
     /// Framed: header and trailer bytes gathered so far, and the length.
     header: Vec<u8>,
@@ -247,8 +248,10 @@ impl RecvApp {
         claimed: Arc<AtomicBool>,
         make_sink: SinkFactory,
         framed: bool,
+        digest: bool,
         progress: Arc<Progress>,
     ) -> Self {
+        assert!(digest || !framed, "the framed protocol checks the digest");
         RecvApp {
             port,
             claimed,
@@ -256,7 +259,7 @@ impl RecvApp {
             make_sink,
             conn: None,
             closed: false,
-            hash: Sha256::new(),
+            hash: digest.then(Sha256::new),
             framed,
             header: Vec::new(),
             trailer: Vec::new(),
@@ -290,7 +293,9 @@ impl RecvApp {
             None => data.len(),
         };
         if n > 0 {
-            self.hash.update(&data[..n]);
+            if let Some(h) = &mut self.hash {
+                h.update(&data[..n]);
+            }
             self.sink
                 .as_mut()
                 .expect("open")
@@ -322,7 +327,8 @@ impl RecvApp {
                 "the sender stopped after {got} of {len} bytes: transfer incomplete"
             ));
         }
-        if self.trailer[..] != self.hash.clone().finalize()[..] {
+        let digest = self.hash.clone().map(|h| h.finalize());
+        if digest.is_some_and(|d| self.trailer[..] != d[..]) {
             return Err("SHA-256 mismatch: the data arrived damaged".into());
         }
         Ok(())
@@ -336,7 +342,12 @@ impl RecvApp {
         }
         self.outcome = Some(Outcome {
             bytes: self.progress.bytes.load(Ordering::Relaxed),
-            sha256: format!("{:x}", self.hash.clone().finalize()),
+            sha256: self
+                .hash
+                .clone()
+                .map_or("not computed (--no-digest)".into(), |h| {
+                    format!("{:x}", h.finalize())
+                }),
             error,
         });
         self.progress.finished.store(true, Ordering::Release);

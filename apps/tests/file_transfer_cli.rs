@@ -161,13 +161,9 @@ fn path_and_stack_options_are_applied() {
 
 /// Needs root (namespaces, AF_XDP); CI runs as root.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn demo_moves_verified_data_both_ways_against_the_kernel() {
-    if !xdptcp_tools::topology::is_root() {
-        eprintln!(
-            "\n*** SKIPPED demo test: needs root for namespaces and AF_XDP (CI runs as root) ***\n"
-        );
-        return;
-    }
+    require_root();
     let o = run(&["demo", "--size", "16M", "--json"]);
     assert!(
         o.status.success(),
@@ -206,22 +202,15 @@ fn spawn_ours(t: &xdptcp_tools::topology::Topology, args: &[String]) -> std::pro
         .unwrap()
 }
 
-fn skip_unless_root(what: &str) -> bool {
-    if xdptcp_tools::topology::is_root() {
-        return false;
-    }
-    eprintln!("\n*** SKIPPED {what}: needs root for namespaces and AF_XDP (CI runs as root) ***\n");
-    true
-}
+use xdptcp_tools::topology::require_root;
 
 /// `send` over AF_XDP to a kernel python3 receiver, then `recv` from a
 /// kernel python3 sender; both digests match the kernel's, and the received
 /// file equals what was sent.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn send_and_recv_over_afxdp_against_the_kernel() {
-    if skip_unless_root("send/recv test") {
-        return;
-    }
+    require_root();
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let t = xdptcp_tools::topology::Topology::create("c", 222, false).expect("topology");
@@ -380,10 +369,9 @@ fn send_explains_bad_network_arguments() {
 /// (the kernel drops it with the process's BPF link), and the next run on
 /// the same interface works.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn a_crashed_run_leaves_no_xdp_program_behind() {
-    if skip_unless_root("crash-restart test") {
-        return;
-    }
+    require_root();
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let t = xdptcp_tools::topology::Topology::create("k", 223, false).expect("topology");
@@ -503,10 +491,9 @@ fn same_on_both_sides(
 /// memory; the receiver checks length and SHA-256 and confirms. Then a
 /// sender that stops early: the receiver says so and keeps no file.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn framed_transfers_between_our_stacks_and_a_cut_one() {
-    if skip_unless_root("framed transfer test") {
-        return;
-    }
+    require_root();
     use std::process::Stdio;
     let t = xdptcp_tools::topology::Topology::create("f", 231, false).expect("topology");
     let bin = env!("CARGO_BIN_EXE_file_transfer");
@@ -638,10 +625,9 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
 /// Without privileges, and to a host that does not answer ARP: errors that
 /// say what happened and what to do.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn errors_say_what_to_do() {
-    if skip_unless_root("error message test") {
-        return;
-    }
+    require_root();
     let t = xdptcp_tools::topology::Topology::create("h", 232, false).expect("topology");
     let bin = env!("CARGO_BIN_EXE_file_transfer");
     let dev = format!("afxdp:{}", t.dev);
@@ -698,4 +684,112 @@ fn errors_say_what_to_do() {
         err.contains("no route to host (no ARP reply after 3 requests)"),
         "{err}"
     );
+}
+
+/// `recv --out` on something that is not a regular file writes into it in
+/// place and never renames over it: a character device (made with mknod
+/// in a temporary directory, never the real /dev/null) stays a device, a
+/// FIFO's reader gets the bytes in order, and `-` sends them to stdout
+/// with the report on stderr.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP, mknod): scripts/test.sh runs it"]
+fn recv_writes_devices_fifos_and_stdout_in_place() {
+    require_root();
+    use std::os::unix::fs::FileTypeExt;
+    let t = xdptcp_tools::topology::Topology::create("o", 235, false).expect("topology");
+    let dir = std::env::temp_dir().join(format!("xdptcp-outkinds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let recv_args = |port: u16, out: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["recv", "--raw", "--port", &port.to_string(), "--out", out]
+            .map(String::from)
+            .to_vec();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend([
+            "--dev".into(),
+            format!("afxdp:{}", t.dev),
+            "--ip".into(),
+            format!("{}/24", t.our_ip()),
+            "--timeout".into(),
+            "60s".into(),
+        ]);
+        v
+    };
+    // 8 MiB from the kernel; prints the digest of what it sent.
+    let send_8m = "d=bytes((i*13+7)&255 for i in range(1<<20));h=hashlib.sha256()\n\
+                   for _ in range(8):\n  c.sendall(d);h.update(d)\n\
+                   c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())";
+    let digest_of = |o: &Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+
+    // A character device (the null device's numbers, in our directory).
+    let dev = dir.join("null");
+    let st = Command::new("mknod")
+        .arg(&dev)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod");
+    let recv = spawn_ours(
+        &t,
+        &recv_args(7030, dev.to_str().unwrap(), &["--force", "--no-digest"]),
+    );
+    kernel_client(&t, 7030, send_8m);
+    let o = recv.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kind = std::fs::symlink_metadata(&dev).unwrap().file_type();
+    assert!(
+        kind.is_char_device(),
+        "--out DEV --force replaced the device"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("received 8.0 MiB"), "{stdout}");
+    assert!(stdout.contains("not computed"), "--no-digest: {stdout}");
+
+    // A FIFO: a reader on the other end checks the digest.
+    let fifo = dir.join("pipe");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success(), "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || hex(&Sha256::digest(std::fs::read(fifo).unwrap())))
+    };
+    let recv = spawn_ours(&t, &recv_args(7031, fifo.to_str().unwrap(), &[]));
+    let sent = digest_of(&kernel_client(&t, 7031, send_8m));
+    let o = recv.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(reader.join().unwrap(), sent, "what the FIFO's reader got");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("sha256 {sent}")));
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO is still a FIFO");
+
+    // Standard output carries the data; the report goes to stderr.
+    // The pipe must be read while the data flows: read it concurrently.
+    let recv = spawn_ours(&t, &recv_args(7032, "-", &[]));
+    let reading = std::thread::spawn(move || recv.wait_with_output().unwrap());
+    let sent = digest_of(&kernel_client(&t, 7032, send_8m));
+    let o = reading.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout.len(), 8 << 20);
+    assert_eq!(hex(&Sha256::digest(&o.stdout)), sent, "stdout's bytes");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("sha256 {sent}")));
+
+    // Nothing else appeared in the directory (no temporary files).
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["null", "pipe"]);
+
+    // A missing directory fails before anything is opened, naming it.
+    let o = t
+        .ours_cmd(&[env!("CARGO_BIN_EXE_file_transfer")])
+        .args(recv_args(7033, "/nonexistent-xdptcp/dir/out.bin", &[]))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent-xdptcp/dir"), "{err}");
+    assert!(!err.contains("listening"), "failed before starting: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -37,8 +37,9 @@ fn now(start: StdInstant) -> Instant {
 }
 
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn kernel_pings_our_stack() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = Topology::create("p", 211, false).expect("topology");
     // The test body runs on its own thread so setns does not leak.
     let t = std::sync::Arc::new(t);
@@ -87,8 +88,9 @@ fn kernel_pings_our_stack() {
 /// Our client sends 256 MiB to a kernel TCP server (python3's socket module) and
 /// reads back the SHA-256 the kernel side computed.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn our_client_to_kernel_server() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("c", 212, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -169,8 +171,9 @@ fn our_client_to_kernel_server() {
 /// and compare with the digest the kernel side computed of what it sent.
 /// Afterwards every UMEM frame is back where it started.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn kernel_client_to_our_server() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("s", 213, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -264,8 +267,9 @@ fn kernel_client_to_our_server() {
 /// connection), each sending its own 1 MiB and checking the digest the
 /// kernel side sends back.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn hundred_concurrent_connections_to_a_kernel_server() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("m", 214, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -340,8 +344,9 @@ fn hundred_concurrent_connections_to_a_kernel_server() {
 /// The kernel peer resets the connection mid-transfer: our side reports
 /// the reset, and the interface keeps serving (a second connection works).
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn kernel_reset_mid_transfer_is_reported_and_service_continues() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("r", 215, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -426,8 +431,9 @@ fn quiesce(iface: &mut Interface, dev: &mut AfXdp, start: StdInstant) {
 /// our ACKs out), then every UMEM frame is back where it started: the
 /// free list holds what it held after `open`, the rest sit in the fill ring.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn a_million_frames_leave_every_umem_frame_accounted_for() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("s", 217, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -498,8 +504,9 @@ fn a_million_frames_leave_every_umem_frame_accounted_for() {
 /// an error, is freed with its frames, and a transfer to the peer's main
 /// address, running at the same time, completes with the right digest.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn a_vanished_peer_times_out_and_the_other_flows_go_on() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("v", 218, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -595,8 +602,9 @@ fn a_vanished_peer_times_out_and_the_other_flows_go_on() {
 /// kernel peer has 192.168.<subnet>.1 on its loopback and is our gateway.
 /// Without a gateway, connecting there fails at once with "no route".
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn off_subnet_destinations_go_through_the_gateway() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("g", 224, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -657,8 +665,9 @@ fn off_subnet_destinations_go_through_the_gateway() {
 /// A second program on an interface that already has ours attached is
 /// refused with advice, not a panic.
 #[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn a_busy_interface_is_refused_with_advice() {
-    require_root!();
+    xdptcp_tools::topology::require_root();
     let t = std::sync::Arc::new(Topology::create("b", 225, false).expect("topology"));
     let t2 = t.clone();
     std::thread::spawn(move || {

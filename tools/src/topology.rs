@@ -39,6 +39,50 @@ fn run(args: &[&str]) -> io::Result<()> {
     Ok(())
 }
 
+/// What a topology is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// 10.`subnet`.0.0/24 (and 10.`subnet`.1.0/24 behind a middle router).
+    pub subnet: u8,
+    /// Our end gets the kernel address .1 too (kernel-to-kernel runs).
+    pub kernel_both: bool,
+    /// Receive and transmit queues on each veth end.
+    pub queues: u32,
+    pub mtu: u32,
+    /// A router namespace between ours and the peer.
+    pub middle: bool,
+    /// Checksum and segmentation offloads off on every veth end, so frames
+    /// carry finished checksums and MSS-sized segments. A plain
+    /// `ip link add ... type veth` leaves them on.
+    pub offloads_off: bool,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            subnet: 200,
+            kernel_both: false,
+            queues: 1,
+            mtu: 1500,
+            middle: false,
+            offloads_off: true,
+        }
+    }
+}
+
+/// For tests that need root (namespaces, AF_XDP). They are marked
+/// `#[ignore = "needs root ..."]`, so an unprivileged `cargo test` lists
+/// them as ignored instead of counting them as passed; `scripts/test.sh`
+/// runs them with `--include-ignored` as root (and in CI). Run without
+/// root anyway, they fail here, loudly, rather than pass having tested
+/// nothing.
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root for network namespaces and AF_XDP: run `bash scripts/test.sh` as root"
+    );
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -60,8 +104,24 @@ impl Topology {
         kernel_both: bool,
         queues: u32,
     ) -> io::Result<Topology> {
-        let id = format!("x{}{}", tag, std::process::id() % 100_000);
-        Self::create_named(&id, subnet, kernel_both, queues, 1500, false)
+        Self::create_spec(
+            tag,
+            Spec {
+                subnet,
+                kernel_both,
+                queues,
+                ..Spec::default()
+            },
+        )
+    }
+
+    /// A topology as `spec` says, with a name unique to this process and
+    /// call: tests running in parallel in one process never share one.
+    pub fn create_spec(tag: &str, spec: Spec) -> io::Result<Topology> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("x{}{}n{n}", tag, std::process::id() % 100_000);
+        Self::build(&id, &spec)
     }
 
     /// The topology called `id` (namespaces `<id>a`/`<id>b`, devices
@@ -74,6 +134,26 @@ impl Topology {
         mtu: u32,
         middle: bool,
     ) -> io::Result<Topology> {
+        let spec = Spec {
+            subnet,
+            kernel_both,
+            queues,
+            mtu,
+            middle,
+            offloads_off: true,
+        };
+        Self::build(id, &spec)
+    }
+
+    fn build(id: &str, spec: &Spec) -> io::Result<Topology> {
+        let Spec {
+            subnet,
+            kernel_both,
+            queues,
+            mtu,
+            middle,
+            offloads_off,
+        } = *spec;
         if id.is_empty() || id.len() > 12 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -162,6 +242,9 @@ impl Topology {
         for (ns, d) in &ends {
             run(&["ip", "-n", ns, "link", "set", d, "mtu", &mtu])?;
             run(&["ip", "-n", ns, "link", "set", d, "up"])?;
+            if !offloads_off {
+                continue;
+            }
             run(&[
                 "ip", "netns", "exec", ns, "ethtool", "-K", d, "tx", "off", "rx", "off", "tso",
                 "off", "gso", "off", "gro", "off",

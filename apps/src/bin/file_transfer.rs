@@ -65,15 +65,22 @@ struct RecvArgs {
     /// The port to listen on.
     #[arg(long)]
     port: u16,
-    /// Where to write what arrives.
+    /// Where to write what arrives: a file (written under a temporary name
+    /// beside it and renamed when complete), a device or FIFO (written
+    /// directly, e.g. /dev/null), or - for standard output.
     #[arg(long)]
     out: PathBuf,
-    /// Replace --out if it exists.
+    /// Replace --out if it is an existing file.
     #[arg(long)]
     force: bool,
     /// Plain bytes until the sender closes: for socat, nc or any TCP sender.
     #[arg(long)]
     raw: bool,
+    /// Do not compute the SHA-256 of what arrives (computed by default and
+    /// printed; framed transfers check it against the sender's). For
+    /// benchmarking a --raw receiver; framed transfers need it.
+    #[arg(long)]
+    no_digest: bool,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -638,12 +645,17 @@ fn watch<A: xdptcp::runtime::CoreApp>(
 }
 
 fn report(verb: &str, peer: &str, out: &apps::stream::Outcome, secs: f64) {
-    println!(
+    report_to(&mut std::io::stdout(), verb, peer, out, secs)
+}
+
+fn report_to(w: &mut dyn Write, verb: &str, peer: &str, out: &apps::stream::Outcome, secs: f64) {
+    let _ = writeln!(
+        w,
         "{verb} {} {peer} in {secs:.2} s: {}",
         fmt_bytes(out.bytes),
         fmt_rate(out.bytes as f64 * 8.0 / secs.max(1e-9))
     );
-    println!("sha256 {}", out.sha256);
+    let _ = writeln!(w, "sha256 {}", out.sha256);
 }
 
 fn send(a: &SendArgs) -> Result<bool, String> {
@@ -687,27 +699,24 @@ fn send(a: &SendArgs) -> Result<bool, String> {
 }
 
 fn recv(a: &RecvArgs) -> Result<bool, String> {
+    use apps::output::Output;
     use apps::stream::{Progress, RecvApp, SinkFactory};
     use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-    if a.out.exists() && !a.force {
-        return Err(format!(
-            "{} exists: choose another --out or add --force to replace it",
-            a.out.display()
-        ));
+    use std::sync::{Arc, Mutex};
+    if a.no_digest && !a.raw {
+        return Err(
+            "--no-digest needs --raw: the framed protocol's confirmation is the digest".into(),
+        );
     }
-    // Written under a temporary name, renamed when complete.
-    let part = a.out.with_file_name(format!(
-        ".{}.part-{}",
-        a.out
-            .file_name()
-            .map_or("out".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
-    let part2 = part.clone();
+    // Opened (and checked) before the stack starts.
+    let output = Arc::new(Mutex::new(Output::open(&a.out, a.force)?));
+    let to_stdout = output.lock().expect("not poisoned").is_stdout();
+    let out2 = output.clone();
     let make_sink: SinkFactory = Arc::new(move || {
-        let f = File::create(&part2)?;
-        Ok(Box::new(BufWriter::with_capacity(1 << 20, f)) as Box<dyn Write + Send>)
+        out2.lock()
+            .expect("not poisoned")
+            .take_writer()
+            .ok_or_else(|| std::io::Error::other("the output was already used"))
     });
     let progress = Arc::new(Progress::default());
     let claimed = Arc::new(AtomicBool::new(false));
@@ -717,25 +726,39 @@ fn recv(a: &RecvArgs) -> Result<bool, String> {
             claimed.clone(),
             make_sink.clone(),
             !a.raw,
+            !a.no_digest,
             progress.clone(),
         ))
-    })?;
+    });
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            output.lock().expect("not poisoned").abandon();
+            return Err(e);
+        }
+    };
     eprintln!("listening on port {} ...", a.port);
     let start = std::time::Instant::now();
     let finished = watch(&rt, &a.net, &progress, "received", None);
     let secs = start.elapsed().as_secs_f64();
     let apps = rt.stop();
     let out = apps.into_iter().find_map(|a| a.handler.outcome);
+    let output = output.lock().expect("not poisoned");
     let result = match (finished, out) {
         (true, Some(out)) if out.error.is_none() => {
-            std::fs::rename(&part, &a.out)
-                .map_err(|e| format!("renaming {} to {}: {e}", part.display(), a.out.display()))?;
-            report("received", &format!("into {}", a.out.display()), &out, secs);
+            output.commit()?;
+            let line = format!("into {}", output.describe());
+            if to_stdout {
+                // Standard output carries the data: the report goes to stderr.
+                report_to(&mut std::io::stderr(), "received", &line, &out, secs);
+            } else {
+                report_to(&mut std::io::stdout(), "received", &line, &out, secs);
+            }
             return Ok(true);
         }
         (_, Some(apps::stream::Outcome { error: Some(e), .. })) => Err(e),
         _ => Err(format!("timed out after {:?}", a.net.timeout)),
     };
-    let _ = std::fs::remove_file(&part);
+    output.abandon();
     result
 }

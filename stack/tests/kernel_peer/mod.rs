@@ -1,25 +1,11 @@
-//! Helpers for tests against the Linux kernel over AF_XDP: the root check
-//! and a python3 program started in the peer namespace.
+//! Helpers for tests against the Linux kernel over AF_XDP: a python3
+//! program started in the peer namespace.
 
 #![allow(dead_code)]
 
 use std::io::BufRead;
 use std::process::Stdio;
 use xdptcp_tools::topology::Topology;
-
-/// Returns early, loudly, when not root (CI runs as root and runs them).
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !xdptcp_tools::topology::is_root() {
-            eprintln!(
-                "\n*** SKIPPED {}: needs root for namespaces and AF_XDP (CI runs as root) ***\n",
-                module_path!()
-            );
-            return;
-        }
-    };
-}
 
 /// A peer process that is killed when the test ends, also when it fails
 /// (a leftover would keep the test's output pipe open).
