@@ -20,7 +20,11 @@ use kernel_peer::start_server;
 
 fn stack(t: &Topology) -> (Interface, AfXdp) {
     t.enter_ours().expect("enter our namespace");
-    let dev = AfXdp::open(AfXdpConfig::new(&t.dev)).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = AfXdpConfig {
+        addresses: vec![t.our_ip()],
+        ..AfXdpConfig::new(&t.dev)
+    };
+    let dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
     let iface = Interface::new(IfaceConfig {
         mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
         ip: t.our_ip(),

@@ -352,3 +352,121 @@ fn adaptive_polling_backs_off_when_idle_and_still_answers() {
     .join()
     .unwrap();
 }
+
+/// The XDP program takes only what the stack serves: while our stack owns
+/// .1 on the interface, the kernel in the same namespace keeps a second
+/// IPv4 address and an IPv6 address there, answers ping and ping -6 to
+/// them from the peer, and serves TCP on the second address; our stack
+/// still answers its own ping.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn the_kernel_keeps_its_other_addresses_while_the_stack_runs() {
+    xdptcp_tools::topology::require_root();
+    let t = Arc::new(Topology::create("a", 236, false).expect("topology"));
+    let n = t.subnet;
+    let (kernel_v4, ours_v6, peer_v6) = (
+        format!("10.{n}.0.3"),
+        format!("fd00:{n}::1"),
+        format!("fd00:{n}::2"),
+    );
+    let ip = |ns_cmd: std::process::Command| {
+        let mut c = ns_cmd;
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ip(t.ours_cmd(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{kernel_v4}/24"),
+        "dev",
+        &t.dev,
+    ]));
+    ip(t.ours_cmd(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{ours_v6}/64"),
+        "dev",
+        &t.dev,
+        "nodad",
+    ]));
+    ip(t.peer_cmd(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{peer_v6}/64"),
+        "dev",
+        &t.peer_dev,
+        "nodad",
+    ]));
+    // A kernel TCP echo on the second address, in our namespace.
+    let mut listener = t
+        .ours_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                 s.bind(('{kernel_v4}',7100));s.listen();print('ready',flush=True)\n\
+                 while True:\n  c,_=s.accept();c.sendall(c.recv(100));c.close()"
+            ),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(listener.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let t2 = t.clone();
+    let result = std::thread::spawn(move || {
+        t2.enter_ours().unwrap();
+        let rt = Runtime::start(config(&t2, PollMode::Adaptive), |_| Idle)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ping = |args: &[&str]| {
+            t2.peer_cmd(&[&["ping", "-c", "2", "-i", "0.2", "-W", "2"], args].concat())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        };
+        let ours = ping(&[&t2.our_ip().to_string()]);
+        let kernel4 = ping(&[&kernel_v4]);
+        let kernel6 = ping(&["-6", &ours_v6]);
+        let tcp = t2
+            .peer_cmd(&[
+                "python3",
+                "-c",
+                &format!(
+                    "import socket\nc=socket.create_connection(('{kernel_v4}',7100),timeout=3)\n\
+                     c.sendall(b'still the kernel');print(c.recv(100).decode())"
+                ),
+            ])
+            .output()
+            .unwrap();
+        let ours_after = ping(&[&t2.our_ip().to_string()]);
+        rt.stop();
+        (ours, kernel4, kernel6, tcp, ours_after)
+    })
+    .join()
+    .unwrap();
+    let _ = listener.kill();
+    let _ = listener.wait();
+    let (ours, kernel4, kernel6, tcp, ours_after) = result;
+    assert!(ours && ours_after, "our stack answers ping on its address");
+    assert!(
+        kernel4,
+        "the kernel answers ping on its second IPv4 address"
+    );
+    assert!(
+        kernel6,
+        "the kernel answers ping -6 (neighbour discovery passes)"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&tcp.stdout).trim(),
+        "still the kernel",
+        "kernel TCP on the second address: {}",
+        String::from_utf8_lossy(&tcp.stderr)
+    );
+}

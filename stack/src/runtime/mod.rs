@@ -114,7 +114,12 @@ impl<A: CoreApp> Runtime<A> {
         mut make_app: impl FnMut(usize) -> A,
     ) -> Result<Self, AfXdpError> {
         let queues = cfg.queues.max(1);
-        let devs = AfXdp::open_queues(cfg.afxdp.clone(), queues)?;
+        let mut afxdp = cfg.afxdp.clone();
+        // The XDP program takes only what this stack serves.
+        if !afxdp.addresses.contains(&cfg.iface.ip) {
+            afxdp.addresses.push(cfg.iface.ip);
+        }
+        let devs = AfXdp::open_queues(afxdp, queues)?;
         let cores = devs.len();
         let inboxes: Vec<Inbox> = (0..cores)
             .map(|_| Arc::new(ArrayQueue::new(QUEUE_FRAMES)))

@@ -103,6 +103,10 @@ pub struct AfXdpConfig {
     pub mtu: usize,
     /// Where the XDP program hooks in.
     pub mode: XdpMode,
+    /// The IPv4 addresses the stack serves: only frames for them (and ARP
+    /// naming them) come to us, the kernel keeps the rest. Empty takes
+    /// every frame of the queue (raw device benchmarks only).
+    pub addresses: Vec<std::net::Ipv4Addr>,
 }
 
 /// Generic XDP runs after the kernel built an skb and works on every
@@ -123,6 +127,7 @@ impl AfXdpConfig {
             ring_size: 2048,
             mtu: 1500,
             mode: XdpMode::Generic,
+            addresses: Vec::new(),
         }
     }
 }
@@ -326,7 +331,7 @@ impl AfXdp {
             XdpMode::Generic => bpf::XDP_FLAGS_SKB_MODE,
             XdpMode::Driver => bpf::XDP_FLAGS_DRV_MODE,
         };
-        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags).map_err(|e| {
+        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses).map_err(|e| {
             let advice = match e.raw_os_error() {
                 Some(libc::EBUSY | libc::EEXIST) => format!(
                     "another XDP program is attached: see `ip link show dev {0}`, remove it with `ip link set dev {0} xdp off`",
