@@ -470,3 +470,38 @@ fn the_kernel_keeps_its_other_addresses_while_the_stack_runs() {
         String::from_utf8_lossy(&tcp.stderr)
     );
 }
+
+/// A stack restarted on the same queue again and again (a server that is
+/// restarted, a test suite that reuses a queue) binds every time.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn fifty_restarts_on_one_queue_each_answer_ping() {
+    xdptcp_tools::topology::require_root();
+    let t = Arc::new(Topology::create("z", 237, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        t2.enter_ours().unwrap();
+        let start = StdInstant::now();
+        let mut longest = Duration::ZERO;
+        for i in 0..50 {
+            let poll = [PollMode::Busy, PollMode::Adaptive][i % 2];
+            let rt = Runtime::start(config(&t2, poll), |_| Idle)
+                .unwrap_or_else(|e| panic!("start {i}: {e}"));
+            longest = longest.max(rt.bind_wait());
+            let ping = t2
+                .peer_cmd(&["ping", "-c", "1", "-W", "2", &t2.our_ip().to_string()])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            rt.stop();
+            assert!(ping.success(), "run {i} did not answer ping");
+        }
+        eprintln!(
+            "50 start/ping/stop cycles in {:.2} s; longest wait for the kernel to release the queue {:?}",
+            start.elapsed().as_secs_f64(),
+            longest
+        );
+    })
+    .join()
+    .unwrap();
+}

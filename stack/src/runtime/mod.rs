@@ -104,6 +104,7 @@ pub struct Runtime<A: CoreApp> {
     shared: Arc<Shared>,
     counters: Vec<Arc<CoreCounters>>,
     snapshot_requests: Vec<Sender<Sender<CoreSnapshot>>>,
+    bind_wait: Duration,
 }
 
 impl<A: CoreApp> Runtime<A> {
@@ -120,6 +121,7 @@ impl<A: CoreApp> Runtime<A> {
             afxdp.addresses.push(cfg.iface.ip);
         }
         let devs = AfXdp::open_queues(afxdp, queues)?;
+        let bind_wait = devs.iter().map(|d| d.bind_wait).max().unwrap_or_default();
         let cores = devs.len();
         let inboxes: Vec<Inbox> = (0..cores)
             .map(|_| Arc::new(ArrayQueue::new(QUEUE_FRAMES)))
@@ -135,6 +137,7 @@ impl<A: CoreApp> Runtime<A> {
             shared: shared.clone(),
             counters: Vec::new(),
             snapshot_requests: Vec::new(),
+            bind_wait,
         };
         for (core, dev) in devs.into_iter().enumerate() {
             let mut iface = Interface::new(cfg.iface.clone());
@@ -177,6 +180,12 @@ impl<A: CoreApp> Runtime<A> {
             rt.snapshot_requests.push(req_tx);
         }
         Ok(rt)
+    }
+
+    /// How long starting waited for the kernel to release a queue that a
+    /// closed socket still held (zero when it was free).
+    pub fn bind_wait(&self) -> Duration {
+        self.bind_wait
     }
 
     pub fn cores(&self) -> usize {

@@ -107,7 +107,13 @@ pub struct AfXdpConfig {
     /// naming them) come to us, the kernel keeps the rest. Empty takes
     /// every frame of the queue (raw device benchmarks only).
     pub addresses: Vec<std::net::Ipv4Addr>,
+    /// How long to wait for a queue that a closed socket still holds (the
+    /// kernel releases it asynchronously) before giving up.
+    pub bind_timeout: std::time::Duration,
 }
+
+/// Waits on a queue's release at least this long are reported on stderr.
+const LONG_BIND_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Generic XDP runs after the kernel built an skb and works on every
 /// interface; driver mode runs earlier, where the driver supports it.
@@ -128,6 +134,7 @@ impl AfXdpConfig {
             mtu: 1500,
             mode: XdpMode::Generic,
             addresses: Vec::new(),
+            bind_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -270,6 +277,8 @@ pub struct AfXdp {
     _xdp: Arc<bpf::XdpRedirect>,
     /// Bound in zero-copy mode (the driver uses our UMEM directly).
     pub zero_copy: bool,
+    /// How long binding waited for the kernel to release the queue.
+    pub bind_wait: std::time::Duration,
     /// Frames received and sent since `open`.
     pub rx_frames: u64,
     pub tx_frames: u64,
@@ -449,10 +458,17 @@ impl AfXdp {
         }
         fill.submit();
 
-        // The kernel releases a closed socket's binding asynchronously: a
-        // queue used by a process that just exited (or crashed) reports
-        // EBUSY for a moment. Retry for up to two seconds.
-        let bind = |flags: u16| -> io::Result<()> {
+        // A queue stays bound for a while after its last socket closed,
+        // even when everything of ours is closed (the runtime joins its
+        // cores, and each core drops its socket, rings and UMEM, before
+        // `stop` returns): the kernel frees the socket after an RCU grace
+        // period, and then unbinds the queue in a workqueue item that
+        // takes the RTNL lock, which namespace and link changes elsewhere
+        // on the machine hold, for seconds when a namespace is torn down.
+        // Binding meanwhile says EBUSY. Only for that do we wait, up to
+        // `cfg.bind_timeout`, and say so when the wait was long.
+        let mut waited = std::time::Duration::ZERO;
+        let mut bind = |flags: u16| -> io::Result<()> {
             let sa = SockaddrXdp {
                 family: libc::AF_XDP as u16,
                 flags: flags | XDP_USE_NEED_WAKEUP,
@@ -460,7 +476,8 @@ impl AfXdp {
                 queue_id: cfg.queue,
                 shared_umem_fd: 0,
             };
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let started = std::time::Instant::now();
+            let mut pause = std::time::Duration::from_millis(1);
             loop {
                 // SAFETY: `sa` is a valid sockaddr_xdp and its size is passed.
                 let r = unsafe {
@@ -470,14 +487,16 @@ impl AfXdp {
                         std::mem::size_of::<SockaddrXdp>() as u32,
                     )
                 };
+                waited = started.elapsed();
                 if r == 0 {
                     return Ok(());
                 }
                 let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EBUSY) || std::time::Instant::now() > deadline {
+                if e.raw_os_error() != Some(libc::EBUSY) || waited > cfg.bind_timeout {
                     return Err(e);
                 }
-                std::thread::sleep(std::time::Duration::from_millis(20));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
             }
         };
         // Zero-copy where the driver offers it (driver mode only), copy
@@ -487,12 +506,20 @@ impl AfXdp {
             bind(XDP_COPY).map_err(|e| {
                 err(
                     &format!(
-                        "binding to {} queue {} (is another program using it?)",
-                        cfg.ifname, cfg.queue
+                        "binding to {} queue {} (is another program using it? waited {:.1} s for the kernel to release it)",
+                        cfg.ifname, cfg.queue, waited.as_secs_f64()
                     ),
                     e,
                 )
             })?;
+        }
+        if waited >= LONG_BIND_WAIT {
+            eprintln!(
+                "xdptcp: {} queue {} was still held by a closed AF_XDP socket; the kernel released it after {:.2} s",
+                cfg.ifname,
+                cfg.queue,
+                waited.as_secs_f64()
+            );
         }
         xdp.register(cfg.queue, fd)
             .map_err(|e| err("registering the socket in the XSKMAP", e))?;
@@ -508,6 +535,7 @@ impl AfXdp {
             umem,
             _xdp: xdp,
             zero_copy,
+            bind_wait: waited,
             rx_frames: 0,
             tx_frames: 0,
         })
