@@ -43,6 +43,12 @@ pub struct NetArgs {
     /// Entries per AF_XDP ring (a power of two, at most half the frames).
     #[arg(long, default_value_t = 2048)]
     pub ring_size: u32,
+    /// TCP segments whose checksum a sender on this host left to its
+    /// device (veth with tx checksum offload on): verify (drop them),
+    /// trust-partial (accept them), auto (accept on veth, verify on
+    /// anything else). Every other checksum is always verified.
+    #[arg(long, default_value = "auto")]
+    pub rx_checksum: xdptcp::iface::RxChecksum,
     /// Give up after this long (for example 30s, 1.5s).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -91,6 +97,7 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
         iface: setup.iface_config()?,
     };
     let mut cfg = cfg;
+    cfg.iface.rx_checksum = n.rx_checksum;
     // A peer that vanishes while we wait for it (no FIN, no RST) is found
     // by keepalive probes: after 10 s of silence, 3 probes 2 s apart.
     cfg.iface.tcp.keepalive = Some(xdptcp::tcp::Keepalive {

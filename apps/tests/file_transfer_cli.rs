@@ -793,3 +793,152 @@ fn recv_writes_devices_fifos_and_stdout_in_place() {
     assert!(!err.contains("listening"), "failed before starting: {err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A veth pair left with its default offloads (transmit checksum offload
+/// on, as after a plain `ip link add ... type veth`): the kernel peer's
+/// segments arrive with unfinished checksums. By default (auto: trust
+/// them on veth) transfers work both ways and stderr says what was seen
+/// and how to change it; with `--rx-checksum verify` the connection fails
+/// and the error names checksum offload and the command that fixes it.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn veth_with_default_offloads_works_or_names_the_fix() {
+    require_root();
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use xdptcp_tools::topology::{Spec, Topology};
+    let t = Topology::create_spec(
+        "v",
+        Spec {
+            subnet: 238,
+            offloads_off: false,
+            ..Spec::default()
+        },
+    )
+    .expect("topology");
+    let bin = env!("CARGO_BIN_EXE_file_transfer");
+    let net = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--dev".into(),
+            format!("afxdp:{}", t.dev),
+            "--ip".into(),
+            format!("{}/24", t.our_ip()),
+        ]);
+        v
+    };
+    let kernel_sink = |port: u16| {
+        let mut sink = t
+            .peer_cmd(&[
+                "python3",
+                "-c",
+                &format!(
+                    "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',{port}));s.listen();print('ready',flush=True)\n\
+                     c,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)"
+                ),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(sink.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        (sink, out)
+    };
+    let sha_line = |o: &Output, stream: &[u8]| -> String {
+        let _ = o;
+        String::from_utf8_lossy(stream)
+            .lines()
+            .find_map(|l| l.strip_prefix("sha256 ").map(str::to_string))
+            .unwrap_or_default()
+    };
+
+    // We connect to the kernel.
+    let (mut sink, mut sink_out) = kernel_sink(5040);
+    let to = format!("{}:5040", t.peer_ip());
+    let o = t
+        .ours_cmd(&[bin])
+        .args(net(&[
+            "send",
+            "--raw",
+            "--generate",
+            "16M",
+            "--to",
+            &to,
+            "--timeout",
+            "60s",
+        ]))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut theirs = String::new();
+    sink_out.read_line(&mut theirs).unwrap();
+    let _ = sink.wait();
+    assert_eq!(
+        sha_line(&o, &o.stdout),
+        theirs.trim(),
+        "the kernel got it all"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unfinished checksums") && err.contains("ethtool -K"),
+        "the user is told once: {err}"
+    );
+
+    // The kernel connects to us.
+    let out = std::env::temp_dir().join(format!("xdptcp-offload-{}", std::process::id()));
+    let mut args = net(&[
+        "recv",
+        "--raw",
+        "--port",
+        "7040",
+        "--force",
+        "--timeout",
+        "60s",
+    ]);
+    args.extend(["--out".into(), out.display().to_string()]);
+    let recv = spawn_ours(&t, &args);
+    let src = kernel_client(
+        &t,
+        7040,
+        "d=bytes((i*5)&255 for i in range(1<<20));h=hashlib.sha256()\n\
+         for _ in range(16):\n  c.sendall(d);h.update(d)\n\
+         c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())",
+    );
+    let o = recv.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        sha_line(&o, &o.stdout),
+        String::from_utf8_lossy(&src.stdout).trim()
+    );
+
+    // Refusing them: the connection cannot be made, and the error says why.
+    let (mut sink, _) = kernel_sink(5041);
+    let to = format!("{}:5041", t.peer_ip());
+    let o = t
+        .ours_cmd(&[bin])
+        .args(net(&[
+            "send",
+            "--raw",
+            "--generate",
+            "1M",
+            "--to",
+            &to,
+            "--rx-checksum",
+            "verify",
+            "--timeout",
+            "4s",
+        ]))
+        .output()
+        .unwrap();
+    let _ = sink.kill();
+    let _ = sink.wait();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("DROPPING") && err.contains("checksum offload") && err.contains("ethtool -K"),
+        "{err}"
+    );
+}

@@ -5,7 +5,7 @@
 use crate::device::rng::SimRng;
 use crate::device::sim::{self, LinkConfig, PipeStats, SimPort};
 use crate::device::Device;
-use crate::iface::{Handle, IfaceConfig, Interface};
+use crate::iface::{Handle, IfaceConfig, Interface, RxChecksum};
 use crate::tcp::stats::Snapshot;
 use crate::tcp::{Config, State, TcpError};
 use crate::time::{earliest, Instant};
@@ -46,6 +46,7 @@ impl World {
                 gateway: None,
                 isn_secret,
                 tcp,
+                rx_checksum: RxChecksum::Verify,
             }),
             port,
         };

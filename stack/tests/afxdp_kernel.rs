@@ -9,7 +9,7 @@ use std::net::SocketAddrV4;
 use std::process::Stdio;
 use std::time::{Duration, Instant as StdInstant};
 use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
-use xdptcp::iface::{IfaceConfig, Interface};
+use xdptcp::iface::{IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::{Config, State, TcpError};
 use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::MacAddr;
@@ -32,6 +32,7 @@ fn stack(t: &Topology) -> (Interface, AfXdp) {
         gateway: None,
         isn_secret: [9; 16],
         tcp: Config::default(),
+        rx_checksum: RxChecksum::Verify,
     });
     (iface, dev)
 }
@@ -637,7 +638,7 @@ fn off_subnet_destinations_go_through_the_gateway() {
             prefix_len: 24,
             gateway: Some(t2.peer_ip()),
             isn_secret: [9; 16],
-            tcp: Config::default(),
+            tcp: Config::default(),            rx_checksum: RxChecksum::Verify,
         });
         let h = iface.connect(dest, None, now(start)).unwrap();
         let mut got = Vec::new();

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use xdptcp::device::Device;
-use xdptcp::iface::{IfaceConfig, Interface};
+use xdptcp::iface::{IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::{Config, State};
 use xdptcp::time::Instant;
 use xdptcp::wire::arp::{ArpOp, ArpPacket};
@@ -194,6 +194,7 @@ fn iface() -> Interface {
         gateway: None,
         isn_secret: [7; 16],
         tcp: Config::default(),
+        rx_checksum: RxChecksum::Verify,
     })
 }
 

@@ -72,6 +72,40 @@ pub struct IfaceConfig {
     pub isn_secret: [u8; 16],
     /// Defaults for new connections.
     pub tcp: Config,
+    /// What to do with TCP segments whose checksum was left unfinished.
+    pub rx_checksum: RxChecksum,
+}
+
+/// Received TCP segments with an unfinished checksum (only the
+/// pseudo-header sum in the field: a sender on this host with transmit
+/// checksum offload, through a veth that does not finish it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RxChecksum {
+    /// Drop them as corrupt, like any other bad checksum.
+    Verify,
+    /// Accept them: they come from a local stack over a virtual device,
+    /// with no wire on which bits could flip (the Linux receiver trusts
+    /// them too). Every other checksum is still verified.
+    TrustPartial,
+    /// TrustPartial on veth interfaces, Verify on everything else; the
+    /// runtime decides from the interface's driver. An `Interface` given
+    /// Auto directly verifies.
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for RxChecksum {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "verify" => Ok(RxChecksum::Verify),
+            "trust-partial" => Ok(RxChecksum::TrustPartial),
+            "auto" => Ok(RxChecksum::Auto),
+            _ => Err(format!(
+                "rx checksum '{s}': use verify, trust-partial or auto"
+            )),
+        }
+    }
 }
 
 enum Control {
@@ -125,6 +159,10 @@ impl Interface {
             timers: TimerWheel::default(),
             port_filter: None,
         }
+    }
+
+    pub fn config(&self) -> &IfaceConfig {
+        &self.cfg
     }
 
     pub fn ip(&self) -> Ipv4Addr {
@@ -454,6 +492,19 @@ impl Interface {
             },
             ipv4::PROTO_TCP => match TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))) {
                 Ok(seg) => self.ingress_tcp(src_mac, ip.src, &seg, now),
+                Err(WireError::BadChecksum)
+                    if tcpwire::is_partial_checksum(ip.payload, ip.src, ip.dst) =>
+                {
+                    self.stats.rx_partial_checksum += 1;
+                    self.stats.partial_checksum_from = Some(ip.src);
+                    if self.cfg.rx_checksum != RxChecksum::TrustPartial {
+                        return;
+                    }
+                    match TcpSegment::parse(ip.payload, None) {
+                        Ok(seg) => self.ingress_tcp(src_mac, ip.src, &seg, now),
+                        Err(e) => self.count_error(e),
+                    }
+                }
                 Err(e) => self.count_error(e),
             },
             _ => self.stats.rx_unsupported += 1,

@@ -19,4 +19,9 @@ pub struct IfaceStats {
     /// Segments discarded because the next hop's MAC could not be resolved.
     pub tx_dropped_unresolved: u64,
     pub control_queue_full: u64,
+    /// TCP segments whose checksum the sender left unfinished (transmit
+    /// checksum offload on a local veth peer), accepted or dropped as
+    /// [`RxChecksum`](super::RxChecksum) says, and the last sender of one.
+    pub rx_partial_checksum: u64,
+    pub partial_checksum_from: Option<std::net::Ipv4Addr>,
 }

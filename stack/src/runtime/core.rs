@@ -10,7 +10,7 @@ use super::stats::{ConnectionInfo, CoreCounters, CoreCountersValue, CoreSnapshot
 use super::{PollMode, Shared};
 use crate::device::afxdp::AfXdp;
 use crate::device::Device;
-use crate::iface::Interface;
+use crate::iface::{Interface, RxChecksum};
 use crate::time::Instant;
 use crossbeam::channel::{Receiver, Sender};
 use std::sync::atomic::Ordering;
@@ -62,6 +62,7 @@ impl<A: CoreApp> CoreLoop<A> {
         let mut idle = 0u32;
         let mut v = CoreCountersValue::default();
         let mut reported_done = false;
+        let mut warned_partial = false;
         while !self.shared.stop.load(Ordering::Relaxed) {
             let now = self.shared.now();
             let mut busy = self.iface.receive(now, &mut self.dev);
@@ -95,6 +96,10 @@ impl<A: CoreApp> CoreLoop<A> {
                 }
             }
             self.publish(&mut v);
+            if !warned_partial && v.partial_checksums > 0 {
+                warned_partial = true;
+                self.warn_partial_checksums();
+            }
             if let Ok(reply) = self.snapshots.try_recv() {
                 let _ = reply.send(self.snapshot(v));
             }
@@ -109,7 +114,28 @@ impl<A: CoreApp> CoreLoop<A> {
         v.handoff = self.dev.stats;
         v.connections = self.iface.connection_count() as u64;
         v.free_frames = dev.free_frames() as u64;
+        v.partial_checksums = self.iface.stats().rx_partial_checksum;
         self.counters.store(v);
+    }
+
+    /// Says once, on stderr, that a peer on this host sends unfinished
+    /// checksums, what we do with them and how to make it finish them.
+    fn warn_partial_checksums(&self) {
+        let from = self
+            .iface
+            .stats()
+            .partial_checksum_from
+            .map_or("a peer".into(), |ip| ip.to_string());
+        let fix = "the sender's interface has transmit checksum offload on (a veth peer on this host): `ethtool -K <its interface> tx off` makes it finish them";
+        if self.iface.config().rx_checksum == RxChecksum::TrustPartial {
+            eprintln!(
+                "xdptcp: accepting TCP segments from {from} with unfinished checksums; {fix} (--rx-checksum verify refuses such segments)"
+            );
+        } else {
+            eprintln!(
+                "xdptcp: DROPPING TCP segments from {from} with unfinished checksums, so connections with it will time out; {fix}, or accept them with --rx-checksum trust-partial"
+            );
+        }
     }
 
     fn snapshot(&self, counters: CoreCountersValue) -> CoreSnapshot {

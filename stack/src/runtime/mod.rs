@@ -15,7 +15,7 @@ pub mod steer;
 
 pub use self::core::{CoreApp, CoreContext};
 use crate::device::afxdp::{AfXdp, AfXdpConfig, AfXdpError};
-use crate::iface::{IfaceConfig, Interface};
+use crate::iface::{IfaceConfig, Interface, RxChecksum};
 use crate::time::Instant;
 use crossbeam::channel::{bounded, Sender};
 use crossbeam::queue::ArrayQueue;
@@ -81,6 +81,7 @@ impl RuntimeConfig {
                 gateway: None,
                 isn_secret,
                 tcp: crate::tcp::Config::default(),
+                rx_checksum: crate::iface::RxChecksum::Auto,
             },
         })
     }
@@ -120,6 +121,17 @@ impl<A: CoreApp> Runtime<A> {
         if !afxdp.addresses.contains(&cfg.iface.ip) {
             afxdp.addresses.push(cfg.iface.ip);
         }
+        let mut iface_cfg = cfg.iface.clone();
+        if iface_cfg.rx_checksum == RxChecksum::Auto {
+            // Only a virtual device hands over unfinished checksums; on
+            // anything with a wire every checksum is verified.
+            let virtual_dev = crate::device::afxdp::interface_driver(&cfg.afxdp.ifname)
+                .is_ok_and(|d| d == "veth");
+            iface_cfg.rx_checksum = match virtual_dev {
+                true => RxChecksum::TrustPartial,
+                false => RxChecksum::Verify,
+            };
+        }
         let devs = AfXdp::open_queues(afxdp, queues)?;
         let bind_wait = devs.iter().map(|d| d.bind_wait).max().unwrap_or_default();
         let cores = devs.len();
@@ -140,7 +152,7 @@ impl<A: CoreApp> Runtime<A> {
             bind_wait,
         };
         for (core, dev) in devs.into_iter().enumerate() {
-            let mut iface = Interface::new(cfg.iface.clone());
+            let mut iface = Interface::new(iface_cfg.clone());
             let me = cfg.iface.ip;
             iface.set_port_filter(move |port, remote| {
                 steer::flow_owner((me, port), (*remote.ip(), remote.port()), cores) == core

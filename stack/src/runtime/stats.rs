@@ -20,6 +20,7 @@ pub struct CoreCounters {
     dropped: AtomicU64,
     connections: AtomicU64,
     free_frames: AtomicU64,
+    partial_checksums: AtomicU64,
 }
 
 /// One core's counters at one moment.
@@ -33,6 +34,9 @@ pub struct CoreCountersValue {
     pub connections: u64,
     /// UMEM frames on this core's free list.
     pub free_frames: u64,
+    /// TCP segments that arrived with unfinished checksums (see
+    /// [`RxChecksum`](crate::iface::RxChecksum)).
+    pub partial_checksums: u64,
 }
 
 impl CoreCounters {
@@ -47,6 +51,7 @@ impl CoreCounters {
         self.dropped.store(v.handoff.dropped, Relaxed);
         self.connections.store(v.connections, Relaxed);
         self.free_frames.store(v.free_frames, Relaxed);
+        self.partial_checksums.store(v.partial_checksums, Relaxed);
     }
 
     pub fn load(&self) -> CoreCountersValue {
@@ -63,6 +68,7 @@ impl CoreCounters {
             },
             connections: self.connections.load(Relaxed),
             free_frames: self.free_frames.load(Relaxed),
+            partial_checksums: self.partial_checksums.load(Relaxed),
         }
     }
 }
@@ -99,6 +105,14 @@ impl std::fmt::Display for CoreCountersValue {
             self.loops,
             self.idle_waits,
             self.free_frames
-        )
+        )?;
+        if self.partial_checksums > 0 {
+            write!(
+                f,
+                ", {} segments with unfinished checksums (peer's tx checksum offload)",
+                self.partial_checksums
+            )?;
+        }
+        Ok(())
     }
 }

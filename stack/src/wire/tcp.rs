@@ -261,6 +261,21 @@ impl TcpHeader {
     }
 }
 
+/// True when the checksum field of `segment` holds just the folded
+/// pseudo-header sum: the mark of a sender that left the checksum to its
+/// device (transmit checksum offload, CHECKSUM_PARTIAL in Linux) and a
+/// virtual device (veth) that passed the frame on unfinished.
+pub fn is_partial_checksum(segment: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    let Ok(len) = u16::try_from(segment.len()) else {
+        return false;
+    };
+    if segment.len() < MIN_HEADER_LEN {
+        return false;
+    }
+    let sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
+    be16(segment, 16) == !checksum::finish(sum)
+}
+
 /// Computes and stores the TCP checksum of `segment` (header plus payload).
 pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<(), WireError> {
     if segment.len() < MIN_HEADER_LEN {
@@ -272,4 +287,41 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result
     let c = checksum::finish(checksum::accumulate(sum, segment));
     segment[16..18].copy_from_slice(&c.to_be_bytes());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SYN as Linux hands it to a veth with transmit checksum offload:
+    /// the field holds the folded pseudo-header sum, not the checksum.
+    #[test]
+    fn an_unfinished_checksum_is_told_apart_from_corruption() {
+        let (src, dst) = (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 1));
+        let h = TcpHeader {
+            src_port: 40000,
+            dst_port: 80,
+            seq: 7,
+            flags: Flags::SYN,
+            window: 64240,
+            ..TcpHeader::default()
+        };
+        let mut seg = vec![0u8; h.header_len()];
+        h.emit(&mut seg).unwrap();
+        let sum = checksum::pseudo_header(src, dst, super::super::ipv4::PROTO_TCP, 20);
+        let partial = !checksum::finish(sum);
+        seg[16..18].copy_from_slice(&partial.to_be_bytes());
+        assert_eq!(
+            TcpSegment::parse(&seg, Some((src, dst))).err(),
+            Some(WireError::BadChecksum)
+        );
+        assert!(is_partial_checksum(&seg, src, dst));
+        // Finished, it verifies and is not "partial".
+        fill_checksum(&mut seg, src, dst).unwrap();
+        assert!(TcpSegment::parse(&seg, Some((src, dst))).is_ok());
+        assert!(!is_partial_checksum(&seg, src, dst));
+        // Any other wrong value is plain corruption.
+        seg[16] ^= 0x40;
+        assert!(!is_partial_checksum(&seg, src, dst));
+    }
 }

@@ -28,6 +28,8 @@ pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 const BPF_FUNC_REDIRECT_MAP: i32 = 51;
 const XDP_PASS: i32 = 2;
+/// The program copes with multi-buffer frames (kernel 5.18+).
+const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
 /// `union bpf_attr`, as a zeroed block large enough for every command used.
 #[repr(C, align(8))]
@@ -74,7 +76,19 @@ pub struct XdpRedirect {
 impl XdpRedirect {
     /// Loads the program for `addrs` (none: every frame is redirected, for
     /// raw device benchmarks) and attaches it to `ifindex`.
-    pub fn attach(ifindex: u32, queues: u32, flags: u32, addrs: &[Ipv4Addr]) -> io::Result<Self> {
+    ///
+    /// With `frags` the program declares that it handles multi-buffer
+    /// frames (it reads only the first 42 bytes, which are always in the
+    /// first buffer), so the kernel hands it frames larger than a page,
+    /// such as the 64 KB TSO/GSO segments a local veth peer sends, instead
+    /// of dropping them.
+    pub fn attach(
+        ifindex: u32,
+        queues: u32,
+        flags: u32,
+        addrs: &[Ipv4Addr],
+        frags: bool,
+    ) -> io::Result<Self> {
         let mut a = Attr::new();
         a.put_u32(0, BPF_MAP_TYPE_XSKMAP)
             .put_u32(4, 4)
@@ -93,6 +107,7 @@ impl XdpRedirect {
             .put_u32(24, 1)
             .put_u32(28, log.len() as u32)
             .put_u64(32, log.as_mut_ptr() as u64)
+            .put_u32(44, if frags { BPF_F_XDP_HAS_FRAGS } else { 0 })
             .put_u32(68, BPF_XDP); // expected_attach_type
         let prog = match bpf(BPF_PROG_LOAD, &mut a) {
             Ok(fd) => owned(fd),

@@ -40,6 +40,12 @@ const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
 const XDP_COPY: u16 = 1 << 1;
 const XDP_ZEROCOPY: u16 = 1 << 2;
 const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+const XDP_USE_SG: u16 = 1 << 4;
+/// In an RX descriptor's options: more pieces of this frame follow.
+const XDP_PKT_CONTD: u32 = 1;
+/// The largest frame we assemble from pieces (an IPv4 packet is at most
+/// 64 KiB); pieces of anything larger are dropped.
+const MAX_ASSEMBLED: usize = 65_535 + 14;
 const PGOFF_RX: i64 = 0;
 const PGOFF_TX: i64 = 0x8000_0000;
 const PGOFF_FILL: i64 = 0x1_0000_0000;
@@ -179,6 +185,44 @@ pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// The driver behind `ifname` ("veth", "mlx5_core", ...), asked of the
+/// kernel with the ethtool ioctl (ETHTOOL_GDRVINFO), in the calling
+/// thread's network namespace.
+pub fn interface_driver(ifname: &str) -> io::Result<String> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GDRVINFO: u32 = 3;
+    let name = ifname.as_bytes();
+    if name.is_empty() || name.len() >= 16 || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    // struct ethtool_drvinfo: cmd, then driver[32], version[32], ... (196
+    // bytes in all); struct ifreq: name[16], then a pointer to it.
+    let mut info = [0u8; 196];
+    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
+    let mut ifreq = [0u8; 40];
+    ifreq[..name.len()].copy_from_slice(name);
+    ifreq[16..24].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+    // SAFETY: plain socket(2); the result is checked and owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `ifreq` is a struct ifreq whose data pointer refers to
+    // `info`, a writable struct ethtool_drvinfo, both alive for the call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, ifreq.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let driver = &info[4..36];
+    let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
+    Ok(String::from_utf8_lossy(&driver[..end]).into_owned())
+}
+
 /// Why the device could not be opened, with what to do about it.
 #[derive(Debug)]
 pub enum AfXdpError {
@@ -277,6 +321,12 @@ pub struct AfXdp {
     _xdp: Arc<bpf::XdpRedirect>,
     /// Bound in zero-copy mode (the driver uses our UMEM directly).
     pub zero_copy: bool,
+    /// Frames larger than a UMEM frame arrive in pieces (XDP_USE_SG).
+    pub multi_buffer: bool,
+    /// The pieces of a multi-buffer frame received so far.
+    assembling: Vec<u8>,
+    /// The frame being assembled outgrew `MAX_ASSEMBLED`: it is dropped.
+    oversized: bool,
     /// How long binding waited for the kernel to release the queue.
     pub bind_wait: std::time::Duration,
     /// Frames received and sent since `open`.
@@ -340,7 +390,11 @@ impl AfXdp {
             XdpMode::Generic => bpf::XDP_FLAGS_SKB_MODE,
             XdpMode::Driver => bpf::XDP_FLAGS_DRV_MODE,
         };
-        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses).map_err(|e| {
+        // Multi-buffer first (frames larger than a UMEM frame arrive in
+        // pieces); kernels without it refuse the flag, then without.
+        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses, true)
+            .or_else(|_| bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses, false))
+            .map_err(|e| {
             let advice = match e.raw_os_error() {
                 Some(libc::EBUSY | libc::EEXIST) => format!(
                     "another XDP program is attached: see `ip link show dev {0}`, remove it with `ip link set dev {0} xdp off`",
@@ -501,18 +555,34 @@ impl AfXdp {
         };
         // Zero-copy where the driver offers it (driver mode only), copy
         // mode otherwise (veth, generic XDP).
-        let zero_copy = cfg.mode == XdpMode::Driver && bind(XDP_ZEROCOPY).is_ok();
-        if !zero_copy {
-            bind(XDP_COPY).map_err(|e| {
-                err(
-                    &format!(
-                        "binding to {} queue {} (is another program using it? waited {:.1} s for the kernel to release it)",
-                        cfg.ifname, cfg.queue, waited.as_secs_f64()
-                    ),
-                    e,
-                )
-            })?;
+        // Each with multi-buffer frames first (XDP_USE_SG, kernel 6.6+
+        // in copy mode), without where the kernel refuses it.
+        let mut tries = Vec::new();
+        if cfg.mode == XdpMode::Driver {
+            tries.extend([XDP_ZEROCOPY | XDP_USE_SG, XDP_ZEROCOPY]);
         }
+        tries.extend([XDP_COPY | XDP_USE_SG, XDP_COPY]);
+        let mut bound = Err(io::Error::from_raw_os_error(libc::EINVAL));
+        for flags in tries {
+            bound = bind(flags).map(|()| flags);
+            match &bound {
+                Ok(_) => break,
+                // Busy was waited for already; another mode will not help.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => break,
+                Err(_) => {}
+            }
+        }
+        let flags = bound.map_err(|e| {
+            err(
+                &format!(
+                    "binding to {} queue {} (is another program using it? waited {:.1} s for the kernel to release it)",
+                    cfg.ifname, cfg.queue, waited.as_secs_f64()
+                ),
+                e,
+            )
+        })?;
+        let zero_copy = flags & XDP_ZEROCOPY != 0;
+        let multi_buffer = flags & XDP_USE_SG != 0;
         if waited >= LONG_BIND_WAIT {
             eprintln!(
                 "xdptcp: {} queue {} was still held by a closed AF_XDP socket; the kernel released it after {:.2} s",
@@ -535,6 +605,9 @@ impl AfXdp {
             umem,
             _xdp: xdp,
             zero_copy,
+            multi_buffer,
+            assembling: Vec::new(),
+            oversized: false,
             bind_wait: waited,
             rx_frames: 0,
             tx_frames: 0,
@@ -636,7 +709,24 @@ impl Device for AfXdp {
             let frame_len = self.cfg.frame_size as usize;
             let base = d.addr - d.addr % frame_len as u64;
             let len = (d.len as usize).min(frame_len);
-            rx(&self.frame(d.addr, len)[..]);
+            if d.options & XDP_PKT_CONTD != 0 || !self.assembling.is_empty() {
+                // A piece of a multi-buffer frame: gather, hand over whole.
+                let mut whole = std::mem::take(&mut self.assembling);
+                if whole.len() + len <= MAX_ASSEMBLED {
+                    whole.extend_from_slice(self.frame(d.addr, len));
+                } else {
+                    self.oversized = true;
+                }
+                if d.options & XDP_PKT_CONTD == 0 {
+                    if !std::mem::take(&mut self.oversized) {
+                        rx(&whole);
+                    }
+                    whole.clear();
+                }
+                self.assembling = whole;
+            } else {
+                rx(&self.frame(d.addr, len)[..]);
+            }
             // Straight back to the fill ring: it has room, since the frame
             // just left the kernel's side.
             if self.fill.free() > 0 {
