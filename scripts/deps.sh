@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # System packages the project uses: iproute2 (namespaces, veth), ethtool
-# (offloads off), python3 and socat (kernel-side peers), ping. Installed
+# (offloads off), python3 and socat (kernel-side peers), ping, iptables
+# (random loss on a router namespace: no netem here). Installed
 # only as root on apt systems; elsewhere it says what is missing.
 set -euo pipefail
-need="iproute2 python3 ethtool iputils-ping socat"
+need="iproute2 python3 ethtool iputils-ping socat iptables"
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq $need >/dev/null
 else
-    for c in ip python3 ethtool ping socat; do
+    for c in ip python3 ethtool ping socat iptables; do
         command -v $c >/dev/null || echo "note: '$c' not found (packages: $need)"
     done
 fi

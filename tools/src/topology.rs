@@ -55,6 +55,12 @@ pub struct Spec {
     /// carry finished checksums and MSS-sized segments. A plain
     /// `ip link add ... type veth` leaves them on.
     pub offloads_off: bool,
+    /// With `middle`: the router drops forwarded packets at random with
+    /// this probability (iptables' statistic match in the FORWARD chain;
+    /// this kernel has no netem). 0 drops nothing.
+    pub loss: f64,
+    /// Drop in both directions, not only from ours to the peer.
+    pub loss_both_ways: bool,
 }
 
 impl Default for Spec {
@@ -66,6 +72,8 @@ impl Default for Spec {
             mtu: 1500,
             middle: false,
             offloads_off: true,
+            loss: 0.0,
+            loss_both_ways: false,
         }
     }
 }
@@ -140,9 +148,14 @@ impl Topology {
             queues,
             mtu,
             middle,
-            offloads_off: true,
+            ..Spec::default()
         };
         Self::build(id, &spec)
+    }
+
+    /// The topology called `id` as `spec` says (for the CLI).
+    pub fn create_named_spec(id: &str, spec: &Spec) -> io::Result<Topology> {
+        Self::build(id, spec)
     }
 
     fn build(id: &str, spec: &Spec) -> io::Result<Topology> {
@@ -153,7 +166,15 @@ impl Topology {
             mtu,
             middle,
             offloads_off,
+            loss,
+            loss_both_ways,
         } = *spec;
+        if !(0.0..=1.0).contains(&loss) || (loss > 0.0 && !middle) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("loss {loss}: a probability from 0 to 1, and it needs the middle router"),
+            ));
+        }
         if id.is_empty() || id.len() > 12 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -249,6 +270,30 @@ impl Topology {
                 "ip", "netns", "exec", ns, "ethtool", "-K", d, "tx", "off", "rx", "off", "tso",
                 "off", "gso", "off", "gro", "off",
             ])?;
+        }
+        if let (Some(m), true) = (&t.middle, loss > 0.0) {
+            // Packets from ours to the peer come in on m0 and leave on m1.
+            let p = format!("{loss}");
+            let mut rule = vec!["ip", "netns", "exec", m, "iptables", "-A", "FORWARD"];
+            let inbound = format!("{id}m0");
+            if !loss_both_ways {
+                rule.extend(["-i", &inbound]);
+            }
+            rule.extend([
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &p,
+                "-j",
+                "DROP",
+            ]);
+            run(&rule).map_err(|e| {
+                io::Error::other(format!(
+                    "{e} (random loss needs iptables with the statistic match)"
+                ))
+            })?;
         }
         if t.middle.is_some() {
             let via = format!("10.{subnet}.1.254");

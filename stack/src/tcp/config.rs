@@ -46,6 +46,9 @@ pub struct Config {
     /// Challenge ACKs (RFC 5961) sent per second at most, so that an
     /// attacker cannot make us flood the peer.
     pub challenge_ack_limit: u32,
+    /// F-RTO (RFC 5682): after a timeout, test whether it was spurious
+    /// before resending everything (SACK connections; Linux's default).
+    pub frto: bool,
 }
 
 /// Keepalive timing: after `idle` without anything received, send a probe
@@ -90,6 +93,7 @@ impl Default for Config {
             delayed_ack: Duration::from_millis(40),
             keepalive: None,
             challenge_ack_limit: 10,
+            frto: true,
         }
     }
 }

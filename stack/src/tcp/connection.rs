@@ -5,8 +5,11 @@
 use super::assembler::Assembler;
 use super::config::Config;
 use super::congestion::CongestionControl;
+use super::congestion::Saved;
+use super::rack::Rack;
 use super::ring::Ring;
 use super::rtt::RttEstimator;
+use super::sent::SentQueue;
 use super::stats::{Counters, Snapshot};
 use super::{SeqNum, State};
 use crate::time::{earliest, Instant};
@@ -78,6 +81,37 @@ const EVENT_ORDER: [Event; 5] = [
     Event::PeerClosed,
     Event::Closed,
 ];
+
+/// RFC 6937 state: bytes delivered to the receiver and bytes sent since
+/// recovery began, and the flight then.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Prr {
+    pub delivered: u64,
+    pub out: u64,
+    pub recover_fs: u64,
+}
+
+/// What a loss response changed, and what would show it was not needed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Undo {
+    pub saved: Saved,
+    /// The first retransmission of the episode: its sequence number and
+    /// our timestamp on it (an ACK for it echoing an older one was for the
+    /// original: RFC 3522).
+    pub first_rexmit: Option<(SeqNum, u32)>,
+    /// Retransmissions of the episode not yet reported duplicate by D-SACK.
+    pub retrans: u32,
+}
+
+/// F-RTO's two steps after a timeout (RFC 5682 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Frto {
+    /// The first segment was resent; waiting for the first ACK.
+    AwaitFirst,
+    /// That ACK acknowledged new data; two new segments went out instead
+    /// of resends; waiting for the next ACK.
+    AwaitSecond,
+}
 
 /// ACKs frozen for separate sending beyond this many are merged into one;
 /// one receive batch (64 frames) of out-of-order segments fits.
@@ -214,9 +248,19 @@ pub struct Connection {
     pub(super) sack_recent: std::collections::VecDeque<SeqNum>,
     pub(super) dsack: Option<(SeqNum, SeqNum)>,
     pub(super) scoreboard: Assembler,
-    /// RFC 6675 HighRxt: the end of the highest retransmission.
-    pub(super) high_rxt: SeqNum,
     pub(super) recent_rexmits: std::collections::VecDeque<SeqNum>,
+    /// Every segment in flight: send times and marks, for RACK and recovery.
+    pub(super) sent: SentQueue,
+    pub(super) rack: Rack,
+    /// After an RTO on a SACK connection: resending what is presumed lost
+    /// (all that was not SACKed) with cwnd growing again from one segment.
+    pub(super) loss_state: bool,
+    /// Proportional Rate Reduction (RFC 6937) during fast recovery.
+    pub(super) prr: Prr,
+    /// How to undo the current loss response if it proves spurious.
+    pub(super) undo: Option<Undo>,
+    /// F-RTO (RFC 5682) after a timeout, while it decides.
+    pub(super) frto: Option<Frto>,
     /// The highest SACKed sequence number (Linux's snd_fack).
     pub(super) snd_fack: SeqNum,
     // Tail loss probe (RFC 8985 7): its deadline, a probe to send, and the
@@ -310,8 +354,13 @@ impl Connection {
             // The peer may report many holes at once (a tail-drop burst):
             // track far more than our own receive side allows.
             scoreboard: Assembler::with_limit(super::assembler::MAX_RANGES),
-            high_rxt: iss,
             recent_rexmits: std::collections::VecDeque::with_capacity(64),
+            sent: SentQueue::default(),
+            rack: Rack::default(),
+            loss_state: false,
+            prr: Prr::default(),
+            undo: None,
+            frto: None,
             snd_fack: iss,
             tlp_at: None,
             tlp_pending: false,
@@ -523,7 +572,7 @@ impl Connection {
     /// The earliest timer deadline, for the caller's timer wheel.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = earliest(earliest(self.rto_at, self.persist_at), self.time_wait_at);
-        let t = earliest(t, self.tlp_at);
+        let t = earliest(earliest(t, self.tlp_at), self.rack.timer_at);
         earliest(t, earliest(self.delack_at, self.keepalive_at))
     }
 
@@ -538,13 +587,22 @@ impl Connection {
             self.tlp_at = None;
             self.on_retransmission_timeout(now);
         }
+        if self.rack.timer_at.is_some_and(|t| t <= now) {
+            // A segment's reordering window ran out: look again.
+            if self.rack_detect_loss(now) {
+                self.on_rack_loss(now);
+            }
+        }
         if self.tlp_at.is_some_and(|t| t <= now) {
             self.tlp_at = None;
-            if self.snd_max > self.snd_una && !self.in_recovery {
+            if self.snd_max > self.snd_una && !self.loss_state {
                 // No ACK for two RTTs: the tail of the flight may be lost,
                 // and nothing would follow it to produce duplicate ACKs.
                 // A probe draws an ACK whose SACK shows the hole, so fast
-                // recovery repairs it instead of the RTO, much later.
+                // recovery repairs it instead of the RTO, much later. In
+                // recovery too: a lost retransmission with nothing sent
+                // after it is invisible to RACK until something later is
+                // delivered, and the probe is that something.
                 self.tlp_pending = true;
                 self.tlp_end = Some(self.snd_max);
                 self.rto_at = Some(now + self.rtt.rto());
@@ -577,7 +635,7 @@ impl Connection {
     pub(super) fn arm_tlp(&mut self, now: Instant) {
         let Some(srtt) = self.rtt.srtt() else { return };
         if !self.sack_ok
-            || self.in_recovery
+            || self.loss_state
             || self.tlp_end.is_some()
             || self.snd_max == self.snd_una
         {
@@ -634,23 +692,57 @@ impl Connection {
         }
         self.counters.rto_expirations += 1;
         self.rtt.back_off();
-        if !syn_phase {
-            self.cc.on_rto(self.snd_max - self.snd_una, now);
+        self.rtt_probe = None;
+        self.dup_acks = 0;
+        self.rexmit_pending = false;
+        self.rack.timer_at = None;
+        if syn_phase {
+            self.snd_nxt = self.snd_una;
+            return;
         }
-        // Go back to the first unacknowledged byte (RFC 5681 3.1, RFC 6298 5.4);
-        // the recovery point stops a spurious fast retransmit (RFC 6582 4.1).
+        // One loss episode reduces ssthresh once: not again on a backed-off
+        // timeout, nor on a timeout during fast recovery, which already did
+        // (as Linux's tcp_enter_loss).
+        let new_episode = self.retries == 1 && !self.in_recovery && !self.loss_state;
+        let flight = self.snd_max - self.snd_una;
+        if new_episode {
+            self.undo = Some(Undo {
+                saved: self.cc.save(),
+                first_rexmit: None,
+                retrans: 0,
+            });
+            self.cc.on_rto(flight, now);
+        } else {
+            self.cc.set_cwnd(self.eff_mss);
+        }
         // A timeout while SACKs showed several segments beyond a hole says
         // the reordering estimate is too high (as Linux's tcp_enter_loss).
         if self.sacked_bytes() >= 3 * self.eff_mss {
             self.reordering = 3;
         }
-        self.snd_nxt = self.snd_una;
+        // The recovery point stops a spurious fast retransmit (RFC 6582 4.1).
         self.recover = self.snd_max;
         self.in_recovery = false;
-        self.high_rxt = self.snd_una;
-        self.dup_acks = 0;
-        self.rexmit_pending = false;
-        self.rtt_probe = None;
+        if !self.sack_ok {
+            // Go back to the first unacknowledged byte (RFC 5681 3.1,
+            // RFC 6298 5.4).
+            self.snd_nxt = self.snd_una;
+            return;
+        }
+        // With SACK: resend what the peer does not hold, lowest first, as
+        // cwnd grows from one segment. F-RTO first resends only the first
+        // segment and lets the next two ACKs tell whether the timeout was
+        // spurious (the originals were merely late).
+        self.loss_state = true;
+        if new_episode && self.cfg.frto {
+            self.frto = Some(Frto::AwaitFirst);
+            if let Some(k) = (0..self.sent.len()).find(|&k| !self.sent.get(k).expect("k").sacked) {
+                self.sent.mark_lost(k);
+            }
+        } else {
+            self.frto = None;
+            self.sent.mark_all_lost();
+        }
     }
 
     /// Arms or stops the retransmission and persist timers to match the
@@ -665,7 +757,7 @@ impl Connection {
             if self.rto_at.is_none() {
                 self.rto_at = Some(now + self.rtt.rto());
             }
-            if self.in_recovery || self.tlp_end.is_some() {
+            if self.loss_state || self.tlp_end.is_some() {
                 self.tlp_at = None;
             }
             self.persist_at = None;

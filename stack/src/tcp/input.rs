@@ -319,23 +319,41 @@ impl Connection {
         self.probes_unanswered = 0;
         let scaled_window = u32::from(seg.window) << self.snd_shift;
         let advanced = ack > self.snd_una;
+        // SACK blocks first (as Linux does): a D-SACK in the ACK that ends
+        // a recovery still counts for that recovery.
+        let newly_sacked = self.on_sack_blocks(seg.options.sacks(), ack, now);
         if advanced {
             self.take_ack(ack, now);
         }
-        let newly_sacked = self.on_sack_blocks(seg.options.sacks(), ack);
+        if self.sack_ok && advanced {
+            self.check_sack_reneging(now);
+        }
         // A duplicate ACK repeats SND.UNA and carries nothing new, except
         // that with SACK, newly SACKed data makes it one (RFC 6675 2).
+        // Replies to zero-window probes are not: the probe byte lies past
+        // the window the peer had offered, so of course it stays unacked.
+        let probe_reply = self.snd_wnd == 0 && scaled_window == 0;
         if !advanced
             && ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.flags.fin()
             && (scaled_window == self.snd_wnd || newly_sacked > 0)
             && self.snd_max > self.snd_una
+            && !probe_reply
         {
             self.on_duplicate_ack(now);
-        } else if self.sack_ok && !self.in_recovery && newly_sacked > 0 {
-            // SACK can show a loss before three duplicates do.
-            self.maybe_enter_recovery(now);
+        }
+        if self.sack_ok && self.syn_acked {
+            let delivered = (self.snd_una - una_before) + newly_sacked;
+            if self.frto.is_some() {
+                self.frto_on_ack(advanced, now);
+            }
+            if self.rack_detect_loss(now) {
+                self.on_rack_loss(now);
+            }
+            if self.in_recovery {
+                self.prr_on_ack(delivered);
+            }
         }
         // Window update, guarded against old segments (SND.WL1/WL2).
         if ack >= una_before && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
@@ -362,6 +380,11 @@ impl Connection {
         // The SYN occupies one sequence number but is not data.
         let acked = (ack - self.snd_una) - u32::from(!self.syn_acked);
         self.syn_acked = true;
+        if let Some(d) = self.sent.on_ack(ack) {
+            self.rack_note_order(d);
+            self.rack_update(d, now);
+        }
+        self.check_spurious_by_timestamp(ack, now);
         if let Some(rtt) = self.ts_rtt(now) {
             self.rtt.sample(rtt);
         } else if let Some((end, sent)) = self.rtt_probe {
@@ -385,10 +408,6 @@ impl Connection {
         self.scoreboard.shift(ack - self.snd_una);
         self.snd_una = ack;
         self.snd_fack = self.snd_fack.max(ack);
-        // Sequence comparisons only hold within 2^31 of each other: marks
-        // left behind (HighRxt after a recovery, or its initial ISS) must
-        // follow SND.UNA, or after 2 GiB they would compare as ahead of it.
-        self.high_rxt = self.high_rxt.max(ack);
         if self.tlp_end.is_some_and(|end| ack >= end) {
             self.tlp_end = None;
         }
@@ -398,10 +417,22 @@ impl Connection {
             self.snd_nxt = ack;
         }
         self.retries = 0;
+        if self.loss_state && ack >= self.recover {
+            // Everything outstanding at the timeout is acknowledged.
+            self.loss_state = false;
+            self.frto = None;
+            self.rack_on_recovery_end();
+        }
         if self.in_recovery {
             if ack >= self.recover {
                 self.in_recovery = false;
-                self.cc.on_exit_recovery(self.snd_max - self.snd_una);
+                if self.sack_ok {
+                    // RFC 6937: recovery ends with cwnd at ssthresh.
+                    self.cc.set_cwnd(self.cc.ssthresh());
+                    self.rack_on_recovery_end();
+                } else {
+                    self.cc.on_exit_recovery(self.snd_max - self.snd_una);
+                }
             } else if self.sack_ok {
                 // SACK recovery sends by the pipe estimate; just keep the
                 // retransmission timer from firing while ACKs arrive.
@@ -416,7 +447,7 @@ impl Connection {
             self.cc.on_ack(acked, now, self.rtt.srtt());
         }
         self.dup_acks = 0;
-        if !self.in_recovery && ack > self.recover {
+        if !self.in_recovery && !self.loss_state && ack > self.recover {
             // Keep `recover` within reach of SND.UNA so that sequence
             // comparisons with it stay meaningful after 2^31 bytes.
             self.recover = SeqNum(ack.0.wrapping_sub(1));
@@ -453,32 +484,186 @@ impl Connection {
         }
     }
 
-    /// Fast retransmit and recovery start on the third duplicate ACK or,
-    /// with SACK, once the first hole counts as lost (RFC 6675 5). Only
+    /// Fast retransmit and recovery start on the third duplicate ACK, only
     /// when SND.UNA is past `recover`, so one loss event reduces the
-    /// window once (RFC 6582 3.2 step 1).
+    /// window once (RFC 6582 3.2 step 1). With SACK, RACK decides what is
+    /// lost (`on_rack_loss`); duplicate ACKs count only when the peer's
+    /// ACKs carry no SACK blocks to decide by.
     fn maybe_enter_recovery(&mut self, now: Instant) {
-        // After a tail loss probe, SACKed data above a hole means the hole
-        // is lost: the probe went out after it, one PTO later.
-        let probe_says_lost = self.tlp_end.is_some() && self.sacked_bytes() > 0;
-        let sack_says_lost =
-            self.sack_ok && (self.next_hole().is_some_and(|h| h.2) || probe_says_lost);
-        if !(self.dup_acks >= self.dup_thresh() || sack_says_lost) || self.snd_una <= self.recover {
+        if self.dup_acks < self.dup_thresh() || self.snd_una <= self.recover {
+            return;
+        }
+        if self.sack_ok {
+            if self.sent.sacked_bytes() == 0 && self.sent.lost_bytes() == 0 && !self.sent.is_empty()
+            {
+                self.sent.mark_lost(0);
+                self.on_rack_loss(now);
+            }
             return;
         }
         self.in_recovery = true;
         self.tlp_end = None;
         self.tlp_at = None;
         self.recover = self.snd_max;
+        self.undo = Some(super::connection::Undo {
+            saved: self.cc.save(),
+            first_rexmit: None,
+            retrans: 0,
+        });
         self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
-        if self.sack_ok {
-            self.cc.set_cwnd(self.cc.ssthresh());
-            self.high_rxt = self.snd_una;
-            self.counters.sack_recoveries += 1;
-        }
         self.rexmit_pending = true;
         self.counters.fast_retransmits += 1;
         self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    /// Segments are presumed lost (RACK's verdict, or duplicate ACKs
+    /// without SACK blocks): enter fast recovery unless already recovering
+    /// (then the lost segments are simply resent next).
+    pub(super) fn on_rack_loss(&mut self, now: Instant) {
+        if self.in_recovery || self.loss_state || self.snd_una <= self.recover {
+            return;
+        }
+        self.in_recovery = true;
+        self.tlp_end = None;
+        self.tlp_at = None;
+        self.recover = self.snd_max;
+        self.undo = Some(super::connection::Undo {
+            saved: self.cc.save(),
+            first_rexmit: None,
+            retrans: 0,
+        });
+        let flight = self.snd_max - self.snd_una;
+        self.cc.reduce(flight, now);
+        self.prr = super::connection::Prr {
+            delivered: 0,
+            out: 0,
+            recover_fs: u64::from(flight),
+        };
+        self.prr_on_ack(0);
+        self.counters.sack_recoveries += 1;
+        self.counters.fast_retransmits += 1;
+        self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    /// RFC 6937: how much may be sent on this ACK during recovery, as a
+    /// window over the pipe. While the pipe is above ssthresh, sending
+    /// follows delivery in proportion ssthresh / RecoverFS, so the flight
+    /// shrinks smoothly to ssthresh instead of stopping for half an RTT;
+    /// below it, the slow-start reduction bound refills it no faster than
+    /// slow start would.
+    pub(super) fn prr_on_ack(&mut self, delivered: u32) {
+        self.prr.delivered += u64::from(delivered);
+        let pipe = u64::from(self.pipe());
+        let ssthresh = u64::from(self.cc.ssthresh());
+        let mss = u64::from(self.eff_mss);
+        let mut sndcnt = if pipe > ssthresh {
+            (self.prr.delivered * ssthresh)
+                .div_ceil(self.prr.recover_fs.max(1))
+                .saturating_sub(self.prr.out)
+        } else {
+            let limit = self
+                .prr
+                .delivered
+                .saturating_sub(self.prr.out)
+                .max(u64::from(delivered))
+                + mss;
+            (ssthresh - pipe).min(limit)
+        };
+        if self.prr.out == 0 {
+            // The first retransmission goes out at once (fast retransmit).
+            sndcnt = sndcnt.max(mss);
+        }
+        self.cc
+            .set_cwnd((pipe + sndcnt).min(u64::from(u32::MAX)) as u32);
+    }
+
+    /// F-RTO (RFC 5682 2.1) on an ACK after a timeout that resent only the
+    /// first segment. If that ACK acknowledges new data, two new segments
+    /// go out instead of more resends; if the next ACK acknowledges new
+    /// data too, it was the originals arriving: the timeout was spurious
+    /// and its reduction is undone. A duplicate ACK at either step means a
+    /// real loss: resend everything not SACKed, as usual after a timeout.
+    fn frto_on_ack(&mut self, advanced: bool, now: Instant) {
+        use super::connection::Frto;
+        match self.frto {
+            Some(Frto::AwaitFirst) if advanced && self.snd_una < self.recover => {
+                if self.has_unsent_data() {
+                    self.frto = Some(Frto::AwaitSecond);
+                    self.cc.set_cwnd(self.pipe() + 2 * self.eff_mss);
+                } else {
+                    // No new data to test with: the usual recovery.
+                    self.frto = None;
+                    self.sent.mark_all_lost();
+                }
+            }
+            Some(Frto::AwaitSecond) if advanced => {
+                self.frto = None;
+                self.counters.spurious_rtos += 1;
+                self.undo_loss_response();
+            }
+            Some(_) if !advanced => {
+                self.frto = None;
+                self.sent.mark_all_lost();
+            }
+            _ => self.frto = None,
+        }
+        let _ = now;
+    }
+
+    /// Eifel detection (RFC 3522): the first ACK covering the episode's
+    /// first retransmission echoes a timestamp older than that
+    /// retransmission: it acknowledges the original, so nothing was lost.
+    fn check_spurious_by_timestamp(&mut self, ack: SeqNum, _now: Instant) {
+        let Some(undo) = self.undo else { return };
+        let Some((seq, tsval)) = undo.first_rexmit else {
+            return;
+        };
+        if ack <= seq || !(self.in_recovery || self.loss_state) {
+            return;
+        }
+        if let Some(u) = &mut self.undo {
+            u.first_rexmit = None;
+        }
+        let echoed_older = self.ts_ok
+            && self
+                .seg_ts
+                .is_some_and(|(_, ecr)| ecr != 0 && super::timestamps::ts_before(ecr, tsval));
+        if echoed_older {
+            self.undo_loss_response();
+        }
+    }
+
+    /// A D-SACK reported one of the episode's retransmissions as a
+    /// duplicate; when all of them were, the loss was not real.
+    pub(super) fn dsack_for_retransmission(&mut self) {
+        let Some(u) = &mut self.undo else { return };
+        if u.retrans == 0 {
+            return;
+        }
+        u.retrans -= 1;
+        if u.retrans == 0 {
+            self.undo_loss_response();
+        }
+    }
+
+    /// The loss response proved spurious: restore the window and forget
+    /// the loss marks (RFC 4015's response, as Linux's undo).
+    pub(super) fn undo_loss_response(&mut self) {
+        let Some(u) = self.undo.take() else { return };
+        self.cc.undo(&u.saved);
+        self.sent.unmark_lost();
+        self.in_recovery = false;
+        self.loss_state = false;
+        self.frto = None;
+        self.rexmit_pending = false;
+        if !self.sack_ok {
+            // The originals arrived: no need to go back N.
+            self.snd_nxt = self.snd_max;
+        }
+        self.rack.reordering_seen = true;
+        // The episode was not one: a real loss may start another at once.
+        self.recover = SeqNum(self.snd_una.0.wrapping_sub(1));
+        self.counters.undone_recoveries += 1;
     }
 
     fn receive_data(&mut self, start: SeqNum, data: &[u8], now: Instant) {

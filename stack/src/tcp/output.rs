@@ -61,7 +61,7 @@ impl Connection {
             self.rexmit_pending = false;
             if self.snd_max > self.snd_una {
                 let len = self.unsacked_run(self.snd_una).1;
-                return Some(self.retransmit(self.snd_una, len));
+                return Some(self.retransmit(self.snd_una, len, now));
             }
         }
         if self.tlp_pending {
@@ -78,7 +78,7 @@ impl Connection {
             }
             if self.snd_max > self.snd_una {
                 let len = (self.snd_max - self.snd_una).min(self.eff_mss);
-                return Some(self.retransmit(SeqNum(self.snd_max.0.wrapping_sub(len)), len));
+                return Some(self.retransmit(SeqNum(self.snd_max.0.wrapping_sub(len)), len, now));
             }
         }
         if self.probe_pending {
@@ -87,7 +87,8 @@ impl Connection {
                 return Some(t);
             }
         }
-        let data = if self.in_recovery && self.sack_ok {
+        let recovering = self.in_recovery || self.loss_state || self.sent.lost_bytes() > 0;
+        let data = if recovering && self.sack_ok {
             self.sack_recovery_segment(now)
         } else {
             self.next_data_segment(now)
@@ -106,31 +107,53 @@ impl Connection {
 
     /// Resends `len` bytes (at most a segment) from `seq` without moving
     /// SND.NXT.
-    fn retransmit(&mut self, seq: SeqNum, len: u32) -> Transmit {
+    fn retransmit(&mut self, seq: SeqNum, len: u32, now: Instant) -> Transmit {
         let t = self.segment_at(seq, len.min(self.eff_mss));
         self.count_retransmit(&t);
         self.note_retransmission(&t);
         self.note_advertised(&t);
+        let end = t.seq + t.payload_len as u32 + u32::from(t.flags.fin());
+        self.note_resent(t.seq, end, now);
+        self.arm_tlp(now);
         t
     }
 
-    /// RFC 6675 5 step (C): while cwnd - pipe leaves a segment's room,
-    /// send NextSeg: a lost hole first, then new data, then a hole not yet
-    /// known lost.
+    /// Bookkeeping for resent sequence space `[seq, end)`: its record's
+    /// send time (RACK), PRR's count, and what undo needs.
+    fn note_resent(&mut self, seq: SeqNum, end: SeqNum, now: Instant) {
+        self.sent.on_retransmit(seq, end, now);
+        if self.in_recovery {
+            self.prr.out += u64::from(end - seq);
+        }
+        let episode = self.in_recovery || self.loss_state;
+        let tsval = self.ts_ok.then(|| self.ts_now(now));
+        if let (true, Some(u)) = (episode, &mut self.undo) {
+            u.retrans += 1;
+            if u.first_rexmit.is_none() {
+                u.first_rexmit = tsval.map(|ts| (seq, ts));
+            }
+        }
+    }
+
+    /// Recovery's NextSeg (RFC 6675 5 step C, with RACK's marks): while
+    /// cwnd leaves a segment's room over the pipe, resend the lowest
+    /// segment presumed lost, else send new data. Nothing is resent on
+    /// speculation: a segment not presumed lost is left to RACK's timer,
+    /// the tail loss probe or the RTO.
     fn sack_recovery_segment(&mut self, now: Instant) -> Option<Transmit> {
         if self.pipe() + self.eff_mss > self.cc.cwnd() {
             return None;
         }
-        let hole = self.next_hole();
-        if let Some((seq, len, true)) = hole {
-            return Some(self.retransmit(seq, len));
+        if let Some(s) = self.sent.first_lost().copied() {
+            return Some(self.retransmit(s.start, s.end - s.start, now));
+        }
+        if self.frto == Some(super::connection::Frto::AwaitFirst) {
+            // F-RTO: nothing new until the first ACK after the timeout.
+            return None;
         }
         let flight = self.snd_nxt - self.snd_una;
         let room = self.snd_wnd.saturating_sub(flight).min(self.eff_mss);
-        if let Some(t) = self.send_new(now, room, flight) {
-            return Some(t);
-        }
-        hole.map(|(seq, len, _)| self.retransmit(seq, len))
+        self.send_new(now, room, flight)
     }
 
     /// Freezes an ACK of the current state to be sent as its own segment.
@@ -315,6 +338,17 @@ impl Connection {
     fn advance(&mut self, t: &Transmit, now: Instant) {
         let seq_len = t.payload_len as u32 + u32::from(t.flags.syn()) + u32::from(t.flags.fin());
         let end = t.seq + seq_len;
+        if !t.flags.syn() {
+            if t.seq < self.snd_max {
+                self.note_resent(t.seq, end.min(self.snd_max), now);
+            }
+            if end > self.snd_max {
+                self.sent.on_send(t.seq, end, now);
+                if self.in_recovery {
+                    self.prr.out += u64::from(end - t.seq.max(self.snd_max));
+                }
+            }
+        }
         if t.seq < self.snd_max {
             self.count_retransmit(t);
         } else {

@@ -6,11 +6,13 @@
 //! segment is reported in a D-SACK block.
 //!
 //! Sender: the blocks go into a scoreboard of SACKed ranges, as offsets
-//! from SND.UNA. From it: which bytes count as lost, the "pipe" estimate of
-//! bytes still in the network, and which hole to retransmit next.
+//! from SND.UNA, and mark the segments of the send record (`sent.rs`) they
+//! cover. From those: the "pipe" estimate of bytes still in the network;
+//! which segments are lost is RACK's call (`rack.rs`).
 
 use super::connection::{Connection, Transmit};
 use super::SeqNum;
+use crate::time::Instant;
 use crate::wire::tcp::MAX_SACK_BLOCKS;
 
 /// Upper bound of the reordering estimate (Linux's `tcp_max_reordering`
@@ -76,8 +78,13 @@ impl Connection {
     // ---- sender --------------------------------------------------------
 
     /// Takes the SACK blocks of an incoming ACK; returns how many bytes
-    /// they newly SACKed.
-    pub(super) fn on_sack_blocks(&mut self, blocks: &[(u32, u32)], ack: SeqNum) -> u32 {
+    /// they newly SACKed. Newly SACKed segments feed RACK.
+    pub(super) fn on_sack_blocks(
+        &mut self,
+        blocks: &[(u32, u32)],
+        ack: SeqNum,
+        now: Instant,
+    ) -> u32 {
         if !self.sack_ok || blocks.is_empty() {
             return 0;
         }
@@ -93,15 +100,7 @@ impl Connection {
                 .get(1)
                 .is_some_and(|&(l2, r2)| SeqNum(l2) <= l && r <= SeqNum(r2));
             if i == 0 && (r <= ack || inside_next) {
-                self.counters.dsacks_received += 1;
-                if self.recent_rexmits.contains(&l) {
-                    // The original arrived after all: the path reorders by
-                    // at least the distance to the highest SACKed byte, so
-                    // wait for that much before calling a hole lost.
-                    self.counters.spurious_retransmits += 1;
-                    let degree = self.snd_fack.diff(l).max(0) as u32 / self.eff_mss.max(1) + 1;
-                    self.reordering = self.reordering.max(degree).min(MAX_REORDERING);
-                }
+                self.on_dsack(l);
                 continue;
             }
             // Ignore blocks beyond what was sent (a peer cannot SACK what
@@ -110,34 +109,64 @@ impl Connection {
                 continue;
             }
             let l = l.max(self.snd_una);
+            // Only the parts not SACKed before are news for the record.
+            for (nl, nr) in self.unsacked_parts(l, r) {
+                if let Some(d) = self.sent.on_sack(nl, nr) {
+                    self.rack_note_order(d);
+                    self.rack_update(d, now);
+                }
+            }
             let _ = self.scoreboard.add(l - self.snd_una, r - self.snd_una);
             self.snd_fack = self.snd_fack.max(r);
         }
         self.sacked_bytes() - before
     }
 
-    pub(super) fn sacked_bytes(&self) -> u32 {
-        self.scoreboard.ranges().iter().map(|r| r.1 - r.0).sum()
+    /// The parts of `[l, r)` the scoreboard does not hold yet.
+    fn unsacked_parts(&self, l: SeqNum, r: SeqNum) -> Vec<(SeqNum, SeqNum)> {
+        let (lo, hi) = (l - self.snd_una, r - self.snd_una);
+        let mut parts = Vec::new();
+        let mut at = lo;
+        for &(s, e) in self.scoreboard.ranges() {
+            if e <= at {
+                continue;
+            }
+            if s >= hi {
+                break;
+            }
+            if s > at {
+                parts.push((at, s));
+            }
+            at = at.max(e);
+        }
+        if at < hi {
+            parts.push((at, hi));
+        }
+        parts
+            .into_iter()
+            .map(|(s, e)| (self.snd_una + s, self.snd_una + e))
+            .collect()
     }
 
-    /// RFC 6675 IsLost, for all holes at once: a hole is lost if DupThresh
-    /// SACKed blocks lie above it, or more than (DupThresh-1)*SMSS SACKed
-    /// bytes. DupThresh is 3 until D-SACKs show the path reorders more
-    /// (RFC 6675 allows raising it; Linux does the same with
-    /// `tp->reordering`). Returns the offset from SND.UNA below which every
-    /// hole is lost; one pass from the top, so recovery stays linear in the
-    /// number of holes.
-    fn lost_below(&self) -> u32 {
-        let thresh = self.dup_thresh();
-        let (mut count, mut bytes) = (0u32, 0u32);
-        for r in self.scoreboard.ranges().iter().rev() {
-            count += 1;
-            bytes += r.1 - r.0;
-            if count >= thresh || bytes > (thresh - 1) * self.eff_mss {
-                return r.0;
-            }
+    /// A D-SACK for data starting at `l`: the peer got it twice.
+    fn on_dsack(&mut self, l: SeqNum) {
+        self.counters.dsacks_received += 1;
+        if !self.recent_rexmits.contains(&l) {
+            return;
         }
-        0
+        // The original arrived after all: the path reorders by at least
+        // the distance to the highest SACKed byte, so wait for that much
+        // before calling a segment lost.
+        self.counters.spurious_retransmits += 1;
+        let degree = self.snd_fack.diff(l).max(0) as u32 / self.eff_mss.max(1) + 1;
+        self.reordering = self.reordering.max(degree).min(MAX_REORDERING);
+        self.rack.reordering_seen = true;
+        self.rack_on_dsack();
+        self.dsack_for_retransmission();
+    }
+
+    pub(super) fn sacked_bytes(&self) -> u32 {
+        self.scoreboard.ranges().iter().map(|r| r.1 - r.0).sum()
     }
 
     /// DupThresh: the reordering estimate, but never more than the flight
@@ -150,51 +179,17 @@ impl Connection {
         self.reordering.min(flight_segs.saturating_sub(1).max(3))
     }
 
-    /// The holes between SND.UNA and SND.MAX, as offsets from SND.UNA.
-    fn holes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let top = self.snd_max - self.snd_una;
-        let ranges = self.scoreboard.ranges();
-        let mut prev = 0;
-        ranges
-            .iter()
-            .map(|r| (r.0, r.1))
-            .chain(std::iter::once((top, top)))
-            .filter_map(move |(s, e)| {
-                let hole = (prev, s.min(top));
-                prev = prev.max(e);
-                (hole.0 < hole.1).then_some(hole)
-            })
-    }
-
-    /// RFC 6675 SetPipe: bytes presumed still in the network. Each byte
-    /// not SACKed and not lost counts once; each retransmitted byte counts
-    /// (again).
+    /// Bytes presumed still in the network (RFC 6675's pipe, as Linux
+    /// counts it): sent and not acknowledged, less what was SACKed and what
+    /// is presumed lost and not yet resent.
     pub(super) fn pipe(&self) -> u32 {
-        let rxt = self.high_rxt.diff(self.snd_una).max(0) as u32;
-        let lost_below = self.lost_below();
-        self.holes()
-            .map(|(s, e)| {
-                let in_flight = if e <= lost_below { 0 } else { e - s };
-                in_flight + rxt.clamp(s, e) - s
-            })
-            .sum()
+        (self.snd_max - self.snd_una)
+            .saturating_sub(self.sent.sacked_bytes())
+            .saturating_sub(self.sent.lost_bytes())
     }
 
-    /// RFC 6675 NextSeg rules 1 and 3: the first hole at or past HighRxt,
-    /// and whether it counts as lost. Returns (start, length, lost).
-    pub(super) fn next_hole(&self) -> Option<(SeqNum, u32, bool)> {
-        let from = self.high_rxt.diff(self.snd_una).max(0) as u32;
-        let lost_below = self.lost_below();
-        self.holes().find(|h| h.1 > from).map(|(s, e)| {
-            let s = s.max(from);
-            (self.snd_una + s, e - s, e <= lost_below)
-        })
-    }
-
-    /// Records a retransmission for HighRxt and for spurious detection.
+    /// Records a retransmission for spurious detection by D-SACK.
     pub(super) fn note_retransmission(&mut self, t: &Transmit) {
-        let end = t.seq + t.payload_len as u32 + u32::from(t.flags.fin());
-        self.high_rxt = self.high_rxt.max(end);
         if self.recent_rexmits.len() == RECENT_REXMITS {
             self.recent_rexmits.pop_front();
         }
@@ -213,5 +208,26 @@ impl Connection {
             }
         }
         (self.snd_una + off, u32::MAX)
+    }
+
+    /// RFC 2018 8, RFC 6675 5.1: the cumulative ACK stopped at data the
+    /// peer had SACKed, so it dropped what it SACKed (reneging). SACK
+    /// information can no longer be trusted: forget it, and let a short
+    /// timer resend from SND.UNA (as Linux does).
+    pub(super) fn check_sack_reneging(&mut self, now: Instant) {
+        let reneged = self
+            .sent
+            .iter()
+            .next()
+            .is_some_and(|s| s.sacked && s.start == self.snd_una);
+        if !reneged {
+            return;
+        }
+        self.counters.sack_reneging += 1;
+        self.scoreboard = super::assembler::Assembler::with_limit(super::assembler::MAX_RANGES);
+        self.sent.forget_sacks();
+        let srtt = self.rtt.srtt().unwrap_or(self.rtt.rto());
+        let wait = (srtt / 16).max(std::time::Duration::from_millis(10));
+        self.rto_at = Some(now + wait);
     }
 }

@@ -36,6 +36,15 @@ pub struct Counters {
     pub spurious_retransmits: u64,
     /// Tail loss probes sent (RFC 8985 7).
     pub tail_loss_probes: u64,
+    /// Segments RACK marked lost (RFC 8985), lost retransmissions included.
+    pub rack_lost_segments: u64,
+    /// Loss responses undone because the loss proved spurious (timestamps,
+    /// D-SACK or F-RTO).
+    pub undone_recoveries: u64,
+    /// Timeouts F-RTO (RFC 5682) showed to be spurious.
+    pub spurious_rtos: u64,
+    /// Times the receiver dropped data it had SACKed.
+    pub sack_reneging: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.

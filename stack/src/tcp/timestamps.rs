@@ -14,7 +14,7 @@ use std::time::Duration;
 const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// `a` is before `b` on a 32-bit clock that wraps.
-fn ts_before(a: u32, b: u32) -> bool {
+pub(super) fn ts_before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 

@@ -1,7 +1,8 @@
 //! Creates or removes a test topology: two network namespaces joined by a
 //! veth pair, our stack's side (no kernel address) and a kernel peer.
 //!
-//!   xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--middle]
+//!   xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both]
+//!                           [--middle [--loss P [--loss-both-ways]]]
 //!   xdptcp-topology down NAME
 //!
 //! `up` replaces a topology of the same name left by a crashed run; `down`
@@ -10,7 +11,7 @@
 use std::process::ExitCode;
 use xdptcp_tools::topology::{is_root, Topology};
 
-const USAGE: &str = "usage:\n  xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--middle]\n  xdptcp-topology down NAME\n\nNAME: 1-12 letters or digits. Namespaces NAMEa (ours) and NAMEb (kernel peer),\nveth NAME0 / NAME1, addresses 10.N.0.1 (ours) and 10.N.0.2 (peer); default N = 99.\n--middle puts a router namespace NAMEm between them (NAMEm0 10.N.0.254, NAMEm1\n10.N.1.254; the peer becomes 10.N.1.2, our gateway is 10.N.0.254): impair there\nwith tc on NAMEm0/NAMEm1 where the kernel has netem.\n--kernel-both gives our end a kernel address too (kernel-to-kernel runs).";
+const USAGE: &str = "usage:\n  xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--middle [--loss P [--loss-both-ways]]]\n  xdptcp-topology down NAME\n\nNAME: 1-12 letters or digits. Namespaces NAMEa (ours) and NAMEb (kernel peer),\nveth NAME0 / NAME1, addresses 10.N.0.1 (ours) and 10.N.0.2 (peer); default N = 99.\n--middle puts a router namespace NAMEm between them (NAMEm0 10.N.0.254, NAMEm1\n10.N.1.254; the peer becomes 10.N.1.2, our gateway is 10.N.0.254).\n--loss P makes the router drop packets from ours to the peer at random with\nprobability P (iptables statistic match; --loss-both-ways for both directions).\n--kernel-both gives our end a kernel address too (kernel-to-kernel runs).";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -32,8 +33,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     match verb {
         "up" => {
-            let (mut subnet, mut queues, mut mtu) = (99u8, 1u32, 1500u32);
-            let (mut kernel_both, mut middle) = (false, false);
+            let mut spec = xdptcp_tools::topology::Spec {
+                subnet: 99,
+                ..Default::default()
+            };
             let mut rest = args[2..].iter();
             while let Some(flag) = rest.next() {
                 let mut value = |what: &str| {
@@ -42,17 +45,28 @@ fn run(args: Vec<String>) -> Result<(), String> {
                         .cloned()
                 };
                 match flag.as_str() {
-                    "--subnet" => subnet = parse(&value("1-254")?, flag)?,
-                    "--queues" => queues = parse(&value("1-64")?, flag)?,
-                    "--mtu" => mtu = parse(&value("68-9000")?, flag)?,
-                    "--kernel-both" => kernel_both = true,
-                    "--middle" => middle = true,
+                    "--subnet" => spec.subnet = parse(&value("1-254")?, flag)?,
+                    "--queues" => spec.queues = parse(&value("1-64")?, flag)?,
+                    "--mtu" => spec.mtu = parse(&value("68-9000")?, flag)?,
+                    "--kernel-both" => spec.kernel_both = true,
+                    "--middle" => spec.middle = true,
+                    "--loss" => spec.loss = parse(&value("0-1")?, flag)?,
+                    "--loss-both-ways" => spec.loss_both_ways = true,
                     _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
                 }
             }
-            let t = Topology::create_named(name, subnet, kernel_both, queues, mtu, middle)
-                .map_err(|e| e.to_string())?;
+            let t = Topology::create_named_spec(name, &spec).map_err(|e| e.to_string())?;
+            let (queues, mtu) = (spec.queues, spec.mtu);
             let via = match (&t.middle, t.gateway()) {
+                (Some(m), Some(gw)) if spec.loss > 0.0 => format!(
+                    " via router {m} (our gateway {gw}; it drops {}% of packets {})",
+                    spec.loss * 100.0,
+                    if spec.loss_both_ways {
+                        "both ways"
+                    } else {
+                        "from ours to the peer"
+                    }
+                ),
                 (Some(m), Some(gw)) => format!(" via router {m} (our gateway {gw})"),
                 _ => String::new(),
             };

@@ -127,6 +127,23 @@ impl CongestionControl for Cubic {
         self.cwnd = self.ssthresh;
     }
 
+    fn save(&self) -> super::Saved {
+        super::Saved {
+            cwnd: self.cwnd,
+            ssthresh: self.ssthresh,
+            w_max: self.w_max,
+            w_last_max: self.w_last_max,
+        }
+    }
+
+    fn undo(&mut self, s: &super::Saved) {
+        self.cwnd = self.cwnd.max(s.cwnd);
+        self.ssthresh = self.ssthresh.max(s.ssthresh);
+        self.w_max = s.w_max;
+        self.w_last_max = s.w_last_max;
+        self.epoch_start = None;
+    }
+
     fn on_rto(&mut self, _flight: u32, _now: Instant) {
         // 4.8: the same reduction of ssthresh; the window restarts at one segment.
         self.note_loss();

@@ -31,6 +31,18 @@ pub trait CongestionControl: Send {
     fn reduce(&mut self, flight: u32, now: Instant);
     /// The retransmission timer expired.
     fn on_rto(&mut self, flight: u32, now: Instant);
+    /// What a loss response changes, saved before it so that a loss that
+    /// proves spurious can be undone (RFC 3522, RFC 4015, RFC 5682).
+    fn save(&self) -> Saved {
+        Saved {
+            cwnd: self.cwnd(),
+            ssthresh: self.ssthresh(),
+            w_max: 0.0,
+            w_last_max: 0.0,
+        }
+    }
+    /// Puts back what `save` recorded (the window no smaller than now).
+    fn undo(&mut self, s: &Saved);
 
     // Fast recovery's window mechanics (RFC 5681 3.2, RFC 6582 3.2) are the
     // same whatever decides ssthresh; they are written once, here.
@@ -61,6 +73,16 @@ pub trait CongestionControl: Send {
         let mss = self.mss();
         self.set_cwnd(self.ssthresh().min(flight.max(mss) + mss));
     }
+}
+
+/// A controller's state before a loss response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Saved {
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    /// CUBIC's W_max and previous W_max, in segments.
+    pub w_max: f64,
+    pub w_last_max: f64,
 }
 
 /// Which algorithm a connection uses.

@@ -71,6 +71,12 @@ impl CongestionControl for NewReno {
         self.ca_acked = 0;
     }
 
+    fn undo(&mut self, s: &super::Saved) {
+        self.cwnd = self.cwnd.max(s.cwnd);
+        self.ssthresh = self.ssthresh.max(s.ssthresh);
+        self.ca_acked = 0;
+    }
+
     fn on_rto(&mut self, flight: u32, _now: Instant) {
         // RFC 5681 eq. (4) and the loss window of one segment.
         self.ssthresh = self.halve(flight);
