@@ -184,10 +184,13 @@ fn syn_sent_to_syn_received_on_simultaneous_open() {
         "SYN-ACK from the same ISS"
     );
     assert_eq!((s.seq, s.ack), (SeqNum(ISS), SeqNum(PEER_ISS + 1)));
-    // The peer's SYN-ACK completes the simultaneous open.
+    // The peer's SYN-ACK alone completes the simultaneous open, and is
+    // answered with an ACK, not with our SYN-ACK again.
     c.on_segment(&seg(PEER_ISS, ISS + 1, Flags::SYN | Flags::ACK, &[]), t(2));
-    c.on_segment(&seg(PEER_ISS + 1, ISS + 1, Flags::ACK, &[]), t(2));
     assert_eq!(c.state(), State::Established);
+    let a = only(&mut c, t(2));
+    assert_eq!(a.flags, Flags::ACK);
+    assert_eq!((a.seq, a.ack), (SeqNum(ISS + 1), SeqNum(PEER_ISS + 1)));
 }
 
 #[test]

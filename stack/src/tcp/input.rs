@@ -152,11 +152,33 @@ impl Connection {
         if self.paws_rejects(now) {
             self.counters.paws_rejected += 1;
             self.ack_pending = true;
+            let seg_len = seg.payload.len() as u32 + u32::from(f.fin());
+            if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
+                // Data we hold already (a late original overtaken by its
+                // resend): say so with a D-SACK, as Linux does, so the
+                // sender can undo a needless window cut.
+                self.note_duplicate(seq, seq + seg_len);
+                self.queue_ack();
+            }
             return;
         }
 
-        // The peer retransmitted its SYN: our SYN-ACK was lost.
         if self.state == State::SynReceived && f.syn() && seq == self.irs {
+            let ack = SeqNum(seg.ack);
+            if f.ack() && self.snd_una < ack && ack <= self.snd_max {
+                // Simultaneous open: the peer's SYN-ACK. Its SYN we have
+                // already; its ACK of ours completes the handshake. (Taken
+                // for a retransmitted SYN, it would be answered with our
+                // SYN-ACK again, and two stacks would trade SYN-ACKs until
+                // their SYN retries ran out.)
+                self.update_ts_recent(seq, now);
+                self.peer_alive(now);
+                self.complete_handshake(seg, seq + 1, ack);
+                self.on_ack_field(seg, now);
+                self.ack_pending = true;
+                return;
+            }
+            // The peer retransmitted its SYN: our SYN-ACK was lost.
             self.ack_pending = true;
             return;
         }
@@ -204,11 +226,7 @@ impl Connection {
                 self.rst_pending = Some(self.reset_for_ack(seg));
                 return;
             }
-            self.state = self.established_or_closing();
-            self.snd_wnd = u32::from(seg.window) << self.snd_shift;
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
-            self.push_event(Event::Connected);
+            self.complete_handshake(seg, seq, ack);
         }
         if !self.on_ack_field(seg, now) {
             return;
@@ -242,6 +260,15 @@ impl Connection {
         if !self.fin_received && self.peer_fin == Some(self.rcv_nxt) {
             self.on_fin(now);
         }
+    }
+
+    /// SYN-RECEIVED -> ESTABLISHED (or FIN-WAIT-1): our SYN is acknowledged.
+    fn complete_handshake(&mut self, seg: &TcpSegment<'_>, seq: SeqNum, ack: SeqNum) {
+        self.state = self.established_or_closing();
+        self.snd_wnd = u32::from(seg.window) << self.snd_shift;
+        self.snd_wl1 = seq;
+        self.snd_wl2 = ack;
+        self.push_event(Event::Connected);
     }
 
     /// The acceptability test of RFC 9293 3.10.7.4, four cases.

@@ -157,6 +157,7 @@ impl Connection {
             let deadline = s.at + self.rack.rtt + reo_wnd;
             if deadline <= now {
                 self.sent.mark_lost(k);
+                self.counters.rack_lost_segments += 1;
                 marked = true;
             } else {
                 timeout = timeout.max(deadline.saturating_since(now));

@@ -22,6 +22,13 @@ pub struct Pair {
     wire: VecDeque<(Instant, bool, Vec<u8>)>,
     /// Called for every segment sent; returning true drops it.
     pub drop: DropRule,
+    /// Extra one-way delay for a segment (a delay spike), by segment,
+    /// direction (from a?) and send time.
+    pub extra_delay: Box<dyn FnMut(&Transmit, bool, Instant) -> Duration>,
+    /// Time each segment from a takes on a bottleneck link (None: none):
+    /// segments queue behind each other, so ACKs come back spaced.
+    pub a_serialization: Option<Duration>,
+    a_link_free: Instant,
     /// Every segment sent: (time, from a?, segment).
     pub log: Vec<(Instant, bool, Transmit)>,
 }
@@ -53,6 +60,9 @@ impl Pair {
             delay,
             wire: VecDeque::new(),
             drop: Box::new(|_, _| false),
+            extra_delay: Box::new(|_, _, _| Duration::ZERO),
+            a_serialization: None,
+            a_link_free: Instant::ZERO,
             log: Vec::new(),
         }
     }
@@ -67,7 +77,15 @@ impl Pair {
                 let bytes = encode(conn, &t);
                 self.log.push((self.now, from_a, t));
                 if !(self.drop)(&t, from_a) {
-                    self.wire.push_back((self.now + self.delay, from_a, bytes));
+                    let mut leaves = self.now;
+                    if let (true, Some(ser)) = (from_a, self.a_serialization) {
+                        leaves = self.now.max(self.a_link_free) + ser;
+                        self.a_link_free = leaves;
+                    }
+                    let at = leaves + self.delay + (self.extra_delay)(&t, from_a, self.now);
+                    // Kept in arrival order: a delayed segment is overtaken.
+                    let i = self.wire.partition_point(|w| w.0 <= at);
+                    self.wire.insert(i, (at, from_a, bytes));
                 }
             }
         }

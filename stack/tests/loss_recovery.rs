@@ -1,0 +1,345 @@
+//! Loss recovery mechanisms, one test each, between two connections on a
+//! wire with scripted drops and delays: RACK repairing a lost
+//! retransmission, PRR pacing recovery, F-RTO and timestamp undo of
+//! spurious reductions, and zero-window probe replies not taken for loss.
+
+mod common;
+
+use common::{pair, pattern, Pair};
+use std::time::Duration;
+use xdptcp::tcp::congestion::Algorithm;
+use xdptcp::tcp::{Config, SeqNum, TcpError};
+use xdptcp::time::Instant;
+
+const MSS: u32 = 1448; // 1460 less 12 bytes of timestamps
+
+/// Sends `total` bytes from a to b, checking each byte b reads. Returns
+/// false if `limit` of virtual time ran out first.
+fn one_way(p: &mut Pair, total: usize, limit: Duration) -> bool {
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut buf = vec![0u8; 64 * 1024];
+    p.run(limit, |p| {
+        while sent < total {
+            let chunk: Vec<u8> = (sent..total.min(sent + 16 * 1024)).map(pattern).collect();
+            match p.a.send(&chunk) {
+                Ok(n) => sent += n,
+                Err(TcpError::WouldBlock) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        loop {
+            match p.b.recv(&mut buf) {
+                Ok(0) | Err(TcpError::WouldBlock) => break,
+                Ok(n) => {
+                    for (k, byte) in buf[..n].iter().enumerate() {
+                        assert_eq!(*byte, pattern(got + k), "byte {} differs", got + k);
+                    }
+                    got += n;
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        got == total
+    })
+}
+
+fn config() -> Config {
+    Config {
+        min_rto: Duration::from_millis(200),
+        ..Config::default()
+    }
+}
+
+/// Times at which a sent segment starting at `seq` with payload.
+fn sends_of(p: &Pair, seq: SeqNum) -> Vec<Instant> {
+    p.log
+        .iter()
+        .filter(|(_, from_a, t)| *from_a && t.seq == seq && t.payload_len > 0)
+        .map(|(at, _, _)| *at)
+        .collect()
+}
+
+/// A segment is lost, and so is its first retransmission. RACK sees a
+/// segment sent after the retransmission delivered, and resends again
+/// one RTT plus the reordering window (a quarter of the minimum RTT)
+/// later: no retransmission timeout, which would cost at least 200 ms.
+#[test]
+fn rack_repairs_a_lost_retransmission_within_rtt_and_reordering_window() {
+    let mut p = pair(config(), 1000, config(), 5000, 10); // RTT 20 ms
+    let victim = SeqNum(1001 + 40 * MSS);
+    let mut drops = 0;
+    p.drop = Box::new(move |t, from_a| {
+        let hit = from_a && t.seq == victim && t.payload_len > 0 && drops < 2;
+        drops += u32::from(hit);
+        hit
+    });
+    assert!(one_way(&mut p, 2 << 20, Duration::from_secs(30)));
+    let sends = sends_of(&p, victim);
+    assert_eq!(sends.len(), 3, "original, lost retransmission, repair");
+    let repair_after = sends[2] - sends[1];
+    let c = p.a.counters();
+    assert_eq!(c.rto_expirations, 0, "no timeout");
+    // RTT 20 ms + reordering window 5 ms, plus up to an RTT for the ACK
+    // of a later segment to arrive and the wire's batching.
+    assert!(
+        repair_after <= Duration::from_millis(45),
+        "second retransmission {repair_after:?} after the first"
+    );
+    assert!(c.rack_lost_segments >= 2, "{c:?}");
+}
+
+/// PRR (RFC 6937) during one recovery from a single loss with NewReno:
+/// ssthresh is half the flight, and sending follows delivery in that
+/// proportion from the first ACK of recovery on (about one segment per
+/// two delivered), instead of stopping until half the window has drained
+/// as RFC 6675's pipe rule alone would.
+#[test]
+fn prr_spreads_sending_over_recovery_in_proportion_to_delivery() {
+    let cfg = Config {
+        congestion: Algorithm::NewReno,
+        // Large buffers: the window is cwnd's, not the receiver's.
+        send_buffer: 8 << 20,
+        recv_buffer: 8 << 20,
+        ..config()
+    };
+    let mut p = pair(cfg.clone(), 1000, cfg, 5000, 10);
+    // A 100 Mbit/s bottleneck: ACKs return spaced by a segment's time.
+    p.a_serialization = Some(Duration::from_micros(120));
+    // Grow the window first, then lose one segment deep in a flight.
+    let victim = SeqNum(1001 + 600 * MSS);
+    let mut dropped = false;
+    p.drop = Box::new(move |t, from_a| {
+        let hit = from_a && t.seq == victim && t.payload_len > 0 && !dropped;
+        dropped |= hit;
+        hit
+    });
+    assert!(one_way(&mut p, 4 << 20, Duration::from_secs(30)));
+    let sends = sends_of(&p, victim);
+    assert_eq!(sends.len(), 2);
+    let start = sends[1];
+    // Recovery ends when an ACK covers what was outstanding at its start.
+    let recover = p
+        .log
+        .iter()
+        .filter(|(at, from_a, _)| *from_a && *at <= start)
+        .map(|(_, _, t)| t.seq + t.payload_len as u32)
+        .fold(victim, |m, e| if e > m { e } else { m });
+    let end = p
+        .log
+        .iter()
+        .find(|(at, from_a, t)| !*from_a && *at > start && t.ack >= recover)
+        .map(|(at, _, _)| *at + p.delay)
+        .unwrap();
+    // Data segments a sent during recovery, and ACKs it received then.
+    let sent: Vec<Instant> = p
+        .log
+        .iter()
+        .filter(|(at, from_a, t)| *from_a && *at > start && *at < end && t.payload_len > 0)
+        .map(|(at, _, _)| *at)
+        .collect();
+    let acks: Vec<Instant> = p
+        .log
+        .iter()
+        .map(|(at, from_a, t)| (*at + p.delay, from_a, t))
+        .filter(|(arr, from_a, _)| !**from_a && *arr > start && *arr < end)
+        .map(|(arr, _, _)| arr)
+        .collect();
+    assert!(acks.len() >= 10, "{} ACKs in recovery", acks.len());
+    // About half as many segments out as delivered (ssthresh/RecoverFS).
+    let ratio = sent.len() as f64 / acks.len() as f64;
+    assert!(
+        (0.3..=0.75).contains(&ratio),
+        "{} sent for {} ACKs in recovery",
+        sent.len(),
+        acks.len()
+    );
+    // Spread out: a good share of it while the first half of the ACKs
+    // arrived (the pipe rule alone sends nothing then).
+    let half = acks[acks.len() / 2];
+    let early = sent.iter().filter(|&&t| t <= half).count();
+    assert!(
+        early * 3 >= sent.len(),
+        "{early} of {} sends in the first half of recovery",
+        sent.len()
+    );
+}
+
+/// A delay spike longer than the RTO on the ACK path: the timer fires
+/// though nothing was lost. F-RTO resends only the first segment, sees
+/// the next two ACKs acknowledge data that was never resent, and undoes
+/// the reduction. Timestamps are off, so this is F-RTO's work alone; with
+/// F-RTO off the same spike leaves cwnd at one segment.
+#[test]
+fn frto_detects_a_spurious_timeout_and_undoes_the_cut() {
+    let run = |frto: bool| {
+        let cfg = Config {
+            timestamps: false,
+            frto,
+            ..config()
+        };
+        let mut p = pair(cfg.clone(), 1000, cfg, 5000, 5);
+        let spike_from = Instant::from_millis(300);
+        let spike_until = Instant::from_millis(700);
+        p.extra_delay = Box::new(move |_, from_a, at| {
+            if !from_a && at >= spike_from && at < spike_until {
+                spike_until.saturating_since(at)
+            } else {
+                Duration::ZERO
+            }
+        });
+        let mut cwnd_before = 0;
+        let (mut sent, mut got) = (0usize, 0usize);
+        let total = 8 << 20;
+        let mut buf = vec![0u8; 64 * 1024];
+        let ok = p.run(Duration::from_secs(30), |p| {
+            if p.now < spike_from {
+                cwnd_before = p.a.snapshot().cwnd;
+            }
+            while sent < total {
+                let chunk: Vec<u8> = (sent..total.min(sent + 16 * 1024)).map(pattern).collect();
+                match p.a.send(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            while let Ok(n) = p.b.recv(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            got == total
+        });
+        assert!(ok);
+        (p.a.counters().clone(), p.a.snapshot(), cwnd_before)
+    };
+    let (c, snap, before) = run(true);
+    assert!(c.rto_expirations >= 1, "the spike fires the timer: {c:?}");
+    assert_eq!(c.spurious_rtos, 1, "{c:?}");
+    assert!(c.undone_recoveries >= 1, "{c:?}");
+    assert!(snap.ssthresh >= before / 2, "ssthresh {} restored", snap.ssthresh);
+    let (c_off, _, _) = run(false);
+    assert_eq!(c_off.spurious_rtos, 0);
+    assert!(c_off.bytes_retransmitted > c.bytes_retransmitted, "F-RTO saved resends");
+}
+
+/// One segment held back `hold` on the wire, long enough for RACK to
+/// resend it. Returns the sender's counters.
+fn hold_one_segment(hold: Duration) -> xdptcp::tcp::stats::Counters {
+    let mut p = pair(config(), 1000, config(), 5000, 10);
+    let victim = SeqNum(1001 + 300 * MSS);
+    let mut held = false;
+    p.extra_delay = Box::new(move |t, from_a, _| {
+        if from_a && t.seq == victim && !held {
+            held = true;
+            hold
+        } else {
+            Duration::ZERO
+        }
+    });
+    assert!(one_way(&mut p, 4 << 20, Duration::from_secs(30)));
+    p.a.counters().clone()
+}
+
+/// The late original arrives after RACK resent it but before the resend
+/// does: the ACK covering it echoes the original's timestamp, older than
+/// the resend's, so the loss was not real (Eifel, RFC 3522) and the
+/// window cut is undone.
+#[test]
+fn a_spurious_fast_retransmit_is_undone_by_timestamps() {
+    let c = hold_one_segment(Duration::from_millis(20));
+    assert_eq!(c.fast_retransmits, 1, "the late segment was resent: {c:?}");
+    assert_eq!(c.undone_recoveries, 1, "and the cut undone: {c:?}");
+    assert_eq!(c.rto_expirations, 0);
+}
+
+/// The late original arrives after its resend: the receiver reports the
+/// duplicate with a D-SACK (also when PAWS drops the older copy), every
+/// resend of the episode proved needless, and the cut is undone.
+#[test]
+fn a_spurious_fast_retransmit_is_undone_by_dsack() {
+    let c = hold_one_segment(Duration::from_millis(40));
+    assert_eq!(c.fast_retransmits, 1, "the late segment was resent: {c:?}");
+    assert!(c.dsacks_received >= 1, "{c:?}");
+    assert_eq!(c.undone_recoveries, 1, "and the cut undone: {c:?}");
+}
+
+/// A receiver that stops reading: the window closes, the sender probes
+/// it, and the receiver answers each probe with ACK = SND.UNA and a zero
+/// window. Those replies are not duplicate ACKs: no fast retransmit, no
+/// recovery, no cut window (with SACK and without), and the data flows
+/// once the reader returns.
+#[test]
+fn zero_window_probe_replies_are_not_duplicate_acks() {
+    for sack in [true, false] {
+        let sender = Config { sack, ..config() };
+        let small = Config {
+            recv_buffer: 16 * 1024,
+            sack,
+            ..config()
+        };
+        let mut p = pair(sender, 1000, small, 5000, 5);
+        let total = 200 * 1024;
+        let data: Vec<u8> = (0..total).map(pattern).collect();
+        let mut sent = 0;
+        // 60 s with nobody reading: the persist timer probes many times.
+        p.run(Duration::from_secs(60), |p| {
+            if sent < total {
+                if let Ok(n) = p.a.send(&data[sent..]) {
+                    sent += n;
+                }
+            }
+            false
+        });
+        let c = p.a.counters().clone();
+        let cwnd = p.a.snapshot().cwnd;
+        assert!(c.window_probes_sent >= 3, "sack {sack}: {c:?}");
+        assert_eq!(c.dup_acks_received, 0, "sack {sack}: {c:?}");
+        assert_eq!(c.fast_retransmits, 0, "sack {sack}: probe replies taken for loss");
+        assert!(cwnd >= 10 * MSS, "sack {sack}: cwnd cut to {cwnd}");
+        // The reader comes back: everything arrives.
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let ok = p.run(Duration::from_secs(60), |p| {
+            if sent < total {
+                if let Ok(n) = p.a.send(&data[sent..]) {
+                    sent += n;
+                }
+            }
+            while let Ok(n) = p.b.recv(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            got.len() == total
+        });
+        assert!(ok, "sack {sack}: {} of {total} arrived", got.len());
+        assert!(got == data);
+    }
+}
+
+/// Two of our stacks open to each other at once (RFC 9293 figure 8): the
+/// SYNs cross, each answers with a SYN-ACK, and each SYN-ACK completes the
+/// other side's handshake. One SYN and one SYN-ACK per side, then data.
+#[test]
+fn simultaneous_open_between_two_stacks() {
+    use xdptcp::tcp::{Connection, State};
+    let a = Connection::connect(config(), SeqNum(1000));
+    let b = Connection::connect(config(), SeqNum(900_000));
+    let mut p = Pair::new(a, b, Duration::from_millis(5));
+    let ok = p.run(Duration::from_secs(5), |p| {
+        p.a.state() == State::Established && p.b.state() == State::Established
+    });
+    assert!(ok, "a {} b {}", p.a.state(), p.b.state());
+    assert!(p.now <= Instant::from_millis(10), "took {:?}", p.now);
+    for from_a in [true, false] {
+        let syn_acks = p
+            .log
+            .iter()
+            .filter(|(_, f, t)| *f == from_a && t.flags.syn() && t.flags.ack())
+            .count();
+        assert_eq!(syn_acks, 1, "SYN-ACKs from {}", if from_a { "a" } else { "b" });
+    }
+    assert!(common::exchange(&mut p, 256 * 1024, Duration::from_secs(10)));
+}
