@@ -343,3 +343,58 @@ fn simultaneous_open_between_two_stacks() {
     }
     assert!(common::exchange(&mut p, 256 * 1024, Duration::from_secs(10)));
 }
+
+/// A connection the user closed and let go of: the peer acknowledges our
+/// FIN but never sends its own. Released, it waits in FIN-WAIT-2 only
+/// `fin_timeout`, then resets the peer; not released (a half-close the
+/// user still reads from), it waits as long as the peer likes. And an
+/// orphan whose peer keeps the window shut, answering every probe, gives
+/// up after `orphan_retries` probes.
+#[test]
+fn orphaned_connections_end() {
+    use xdptcp::tcp::State;
+    let cfg = Config {
+        fin_timeout: Duration::from_secs(30),
+        ..config()
+    };
+    for orphan in [true, false] {
+        let mut p = pair(cfg.clone(), 1000, config(), 5000, 5);
+        p.a.close();
+        if orphan {
+            p.a.orphan();
+        }
+        p.run(Duration::from_secs(5), |p| p.a.state() == State::FinWait2);
+        assert_eq!(p.a.state(), State::FinWait2);
+        p.run(Duration::from_secs(40), |_| false);
+        if orphan {
+            assert_eq!(p.a.state(), State::Closed, "orphan in FIN-WAIT-2 ends");
+            assert_eq!(p.a.counters().orphans_dropped, 1);
+            assert_eq!(p.b.state(), State::Closed, "the peer was reset");
+        } else {
+            assert_eq!(p.a.state(), State::FinWait2, "a half-close may last");
+        }
+    }
+    // Zero window, answered probes, nobody reading on the other side.
+    let small = Config {
+        recv_buffer: 4096,
+        ..config()
+    };
+    let mut p = pair(cfg, 1000, small, 5000, 5);
+    let data = vec![7u8; 64 * 1024];
+    let mut sent = 0;
+    p.run(Duration::from_secs(2), |p| {
+        if let Ok(n) = p.a.send(&data[sent..]) {
+            sent += n;
+        }
+        false
+    });
+    p.a.close();
+    p.a.orphan();
+    let before = p.a.counters().window_probes_sent;
+    p.run(Duration::from_secs(3600), |p| p.a.state() == State::Closed);
+    let c = p.a.counters();
+    assert_eq!(p.a.state(), State::Closed, "{c:?}");
+    assert_eq!(c.orphans_dropped, 1);
+    let probes = c.window_probes_sent - before;
+    assert!((8..=9).contains(&probes), "{probes} probes as an orphan");
+}

@@ -470,6 +470,10 @@ impl CoreApp for SocketCore {
             };
             c.set_nodelay(p.shared.nodelay.load(Ordering::Relaxed));
             let dropped = p.shared.dropped.load(Ordering::Acquire);
+            if dropped {
+                // Nobody will read or write it again: bounded waits only.
+                c.orphan();
+            }
             // Core -> application, while its channel has room (bytes for a
             // dropped stream are read and discarded).
             while dropped || !p.incoming.is_full() {

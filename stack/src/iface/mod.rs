@@ -297,6 +297,7 @@ impl Interface {
     pub fn release(&mut self, h: Handle) {
         if let Some(e) = self.tcp.touch(h) {
             e.released = true;
+            e.conn.orphan();
         }
     }
 

@@ -49,6 +49,13 @@ pub struct Config {
     /// F-RTO (RFC 5682): after a timeout, test whether it was spurious
     /// before resending everything (SACK connections; Linux's default).
     pub frto: bool,
+    /// How long an orphaned connection (closed and released by the user)
+    /// may wait in FIN-WAIT-2 for the peer's FIN (Linux: tcp_fin_timeout).
+    pub fin_timeout: Duration,
+    /// Window probes an orphaned connection sends before it gives up, even
+    /// if the peer answers each with a zero window (Linux: 8, from
+    /// tcp_orphan_retries = 0).
+    pub orphan_retries: u32,
 }
 
 /// Keepalive timing: after `idle` without anything received, send a probe
@@ -94,6 +101,8 @@ impl Default for Config {
             keepalive: None,
             challenge_ack_limit: 10,
             frto: true,
+            fin_timeout: Duration::from_secs(60),
+            orphan_retries: 8,
         }
     }
 }

@@ -271,6 +271,13 @@ pub struct Connection {
     /// Reordering the path has shown, in segments: the duplicate threshold.
     pub(super) reordering: u32,
 
+    /// The user closed and let go: nobody will read or write again.
+    pub(super) orphaned: bool,
+    /// When FIN-WAIT-2 began (an orphan may wait only so long).
+    pub(super) fin_wait2_since: Option<Instant>,
+    /// Window probes sent since orphaned.
+    pub(super) orphan_probes: u32,
+
     pub(super) events: u8,
     pub(super) error: Option<ConnError>,
     pub(super) counters: Counters,
@@ -366,6 +373,9 @@ impl Connection {
             tlp_pending: false,
             tlp_end: None,
             reordering: 3,
+            orphaned: false,
+            fin_wait2_since: None,
+            orphan_probes: 0,
             events: 0,
             error: None,
             counters: Counters::default(),
@@ -524,6 +534,14 @@ impl Connection {
         }
     }
 
+    /// The user is done with the connection for good (closed, handle
+    /// gone). It still delivers what is queued and closes properly, but it
+    /// may no longer wait forever on the peer: FIN-WAIT-2 lasts at most
+    /// `fin_timeout`, and a zero window is probed `orphan_retries` times.
+    pub fn orphan(&mut self) {
+        self.orphaned = true;
+    }
+
     /// Drops the connection at once, telling the peer with RST.
     pub fn abort(&mut self) {
         if matches!(
@@ -573,13 +591,29 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = earliest(earliest(self.rto_at, self.persist_at), self.time_wait_at);
         let t = earliest(earliest(t, self.tlp_at), self.rack.timer_at);
+        let t = earliest(t, self.orphan_deadline());
         earliest(t, earliest(self.delack_at, self.keepalive_at))
+    }
+
+    /// When an orphan in FIN-WAIT-2 gives up on the peer's FIN.
+    fn orphan_deadline(&self) -> Option<Instant> {
+        match (self.orphaned, self.state, self.fin_wait2_since) {
+            (true, State::FinWait2, Some(since)) => Some(since + self.cfg.fin_timeout),
+            _ => None,
+        }
     }
 
     /// Runs the timers whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.time_wait_at.is_some_and(|t| t <= now) {
             self.enter_closed(None);
+            return;
+        }
+        if self.orphan_deadline().is_some_and(|t| t <= now) {
+            // The peer never closed its side and nobody here will read:
+            // reset it, as Linux does when tcp_fin_timeout runs out.
+            self.counters.orphans_dropped += 1;
+            self.abort();
             return;
         }
         if self.rto_at.is_some_and(|t| t <= now) {
@@ -621,6 +655,16 @@ impl Connection {
             if self.probes_unanswered > self.cfg.max_retries {
                 self.fail(ConnError::TimedOut);
                 return;
+            }
+            if self.orphaned {
+                self.orphan_probes += 1;
+                if self.orphan_probes > self.cfg.orphan_retries {
+                    // A peer that keeps its window shut while answering
+                    // would hold a released connection forever.
+                    self.counters.orphans_dropped += 1;
+                    self.abort();
+                    return;
+                }
             }
             self.probe_pending = true;
             self.persist_backoff += 1;

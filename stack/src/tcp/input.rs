@@ -391,7 +391,10 @@ impl Connection {
             self.snd_wl2 = ack;
         }
         match self.state {
-            State::FinWait1 if self.fin_acked() => self.state = State::FinWait2,
+            State::FinWait1 if self.fin_acked() => {
+                self.state = State::FinWait2;
+                self.fin_wait2_since = Some(now);
+            }
             State::Closing if self.fin_acked() => self.enter_time_wait(now),
             State::LastAck if self.fin_acked() => {
                 self.enter_closed(None);

@@ -45,6 +45,9 @@ pub struct Counters {
     pub spurious_rtos: u64,
     /// Times the receiver dropped data it had SACKed.
     pub sack_reneging: u64,
+    /// Orphaned connections reset because the peer never closed (FIN-WAIT-2
+    /// timeout) or kept its window shut past `orphan_retries` probes.
+    pub orphans_dropped: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.
