@@ -217,10 +217,17 @@ fn frto_detects_a_spurious_timeout_and_undoes_the_cut() {
     assert!(c.rto_expirations >= 1, "the spike fires the timer: {c:?}");
     assert_eq!(c.spurious_rtos, 1, "{c:?}");
     assert!(c.undone_recoveries >= 1, "{c:?}");
-    assert!(snap.ssthresh >= before / 2, "ssthresh {} restored", snap.ssthresh);
+    assert!(
+        snap.ssthresh >= before / 2,
+        "ssthresh {} restored",
+        snap.ssthresh
+    );
     let (c_off, _, _) = run(false);
     assert_eq!(c_off.spurious_rtos, 0);
-    assert!(c_off.bytes_retransmitted > c.bytes_retransmitted, "F-RTO saved resends");
+    assert!(
+        c_off.bytes_retransmitted > c.bytes_retransmitted,
+        "F-RTO saved resends"
+    );
 }
 
 /// One segment held back `hold` on the wire, long enough for RACK to
@@ -295,7 +302,10 @@ fn zero_window_probe_replies_are_not_duplicate_acks() {
         let cwnd = p.a.snapshot().cwnd;
         assert!(c.window_probes_sent >= 3, "sack {sack}: {c:?}");
         assert_eq!(c.dup_acks_received, 0, "sack {sack}: {c:?}");
-        assert_eq!(c.fast_retransmits, 0, "sack {sack}: probe replies taken for loss");
+        assert_eq!(
+            c.fast_retransmits, 0,
+            "sack {sack}: probe replies taken for loss"
+        );
         assert!(cwnd >= 10 * MSS, "sack {sack}: cwnd cut to {cwnd}");
         // The reader comes back: everything arrives.
         let mut got = Vec::new();
@@ -339,9 +349,18 @@ fn simultaneous_open_between_two_stacks() {
             .iter()
             .filter(|(_, f, t)| *f == from_a && t.flags.syn() && t.flags.ack())
             .count();
-        assert_eq!(syn_acks, 1, "SYN-ACKs from {}", if from_a { "a" } else { "b" });
+        assert_eq!(
+            syn_acks,
+            1,
+            "SYN-ACKs from {}",
+            if from_a { "a" } else { "b" }
+        );
     }
-    assert!(common::exchange(&mut p, 256 * 1024, Duration::from_secs(10)));
+    assert!(common::exchange(
+        &mut p,
+        256 * 1024,
+        Duration::from_secs(10)
+    ));
 }
 
 /// A connection the user closed and let go of: the peer acknowledges our

@@ -199,3 +199,63 @@ fn errors_have_the_kinds_rust_programmers_expect() {
     .join()
     .unwrap();
 }
+
+/// We close first, so our side of each connection sits in TIME-WAIT; a
+/// Linux client reconnecting from the same port must get in at once: its
+/// SYN carries a newer timestamp, so it starts a new incarnation (RFC
+/// 6191) instead of drawing an ACK that Linux answers with RST and then
+/// waits on.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn a_linux_client_reconnects_from_the_same_port_while_we_are_in_time_wait() {
+    xdptcp_tools::topology::require_root();
+    let t = std::sync::Arc::new(Topology::create("tw", 241, false).expect("topology"));
+    let t2 = t.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let stack = stack(&t2);
+        let l = TcpListener::bind(&stack, 7300).unwrap();
+        ready_tx.send(()).unwrap();
+        for _ in 0..3 {
+            let (mut s, _) = l.accept_timeout(Duration::from_secs(10)).unwrap();
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+            // We close first: our side goes through TIME-WAIT.
+            drop(s);
+        }
+        // Let the last FIN exchange finish before the stack goes.
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let o = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,time\n\
+                 for i in range(3):\n  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n  \
+                 s.bind(('0.0.0.0',41000));s.settimeout(5)\n  t=time.time();s.connect(('{}',7300))\n  \
+                 took=time.time()-t;s.sendall(b'hi');r=s.recv(2);e=s.recv(1)\n  \
+                 print('%d %.3f %s %s'%(i,took,r.decode(),'eof' if e==b'' else 'more'),flush=True)\n  s.close();time.sleep(0.05)",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for l in lines {
+        let f: Vec<&str> = l.split(' ').collect();
+        let took: f64 = f[1].parse().unwrap();
+        assert!(took < 0.5, "connect {} took {took} s: {out}", f[0]);
+        assert_eq!(&f[2..], ["hi", "eof"], "{out}");
+    }
+}

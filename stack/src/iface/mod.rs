@@ -520,7 +520,18 @@ impl Interface {
             remote_port: seg.src_port,
         };
         if let Some(&h) = self.tcp.by_tuple.get(&tuple) {
-            if let Some(e) = self.tcp.touch(h) {
+            let reincarnation = self
+                .tcp
+                .get(h)
+                .is_some_and(|e| e.released && e.conn.accepts_new_incarnation(seg));
+            if reincarnation {
+                // RFC 6191: a SYN that is clearly newer than anything of
+                // the old connection opens a new one on the same 4-tuple
+                // at once, instead of waiting out TIME-WAIT (a Linux
+                // client would answer our ACK with RST and stall).
+                self.stats.tcp_time_wait_reused += 1;
+                self.tcp.remove(h);
+            } else if let Some(e) = self.tcp.touch(h) {
                 e.conn.on_segment(seg, now);
                 return;
             }

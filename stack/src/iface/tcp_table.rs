@@ -123,13 +123,22 @@ impl TcpTable {
                 None => false,
             };
             if done {
-                let e = self.slots[i].take().expect("checked");
-                self.by_tuple.remove(&e.tuple);
-                if let Some(l) = self.listeners.get_mut(&e.tuple.local_port) {
-                    l.backlog.retain(|h| h.0 != i);
-                }
-                self.free.push(i);
+                self.remove(h);
             }
         }
+    }
+
+    /// Frees the slot of `h` at once.
+    pub fn remove(&mut self, h: Handle) {
+        let Some(e) = self.slots.get_mut(h.0).and_then(Option::take) else {
+            return;
+        };
+        if self.by_tuple.get(&e.tuple) == Some(&h) {
+            self.by_tuple.remove(&e.tuple);
+        }
+        if let Some(l) = self.listeners.get_mut(&e.tuple.local_port) {
+            l.backlog.retain(|b| *b != h);
+        }
+        self.free.push(h.0);
     }
 }

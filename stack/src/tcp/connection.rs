@@ -438,6 +438,9 @@ impl Connection {
         }
         let old_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
         self.recv_buf.consume(n);
+        if self.state == State::TimeWait && self.recv_buf.is_empty() {
+            self.recv_buf = Ring::new(0);
+        }
         // Tell the sender about a window that opened a lot: at least
         // doubled and by a full segment (receiver-side SWS avoidance).
         let new_window = self.recv_buf.free() as u32;
@@ -540,6 +543,22 @@ impl Connection {
     /// `fin_timeout`, and a zero window is probed `orphan_retries` times.
     pub fn orphan(&mut self) {
         self.orphaned = true;
+    }
+
+    /// RFC 6191 (and RFC 1122 4.2.2.13 without timestamps): in TIME-WAIT, a
+    /// SYN whose timestamp is newer than the last one seen, or whose
+    /// sequence number lies beyond the old connection's, cannot be an old
+    /// duplicate, so it may start a new incarnation of the 4-tuple.
+    pub fn accepts_new_incarnation(&self, seg: &crate::wire::tcp::TcpSegment<'_>) -> bool {
+        let f = seg.flags;
+        if self.state != State::TimeWait || !f.syn() || f.ack() || f.rst() {
+            return false;
+        }
+        match (self.ts_ok, seg.options.timestamps) {
+            (true, Some((tsval, _))) => super::timestamps::ts_before(self.ts_recent, tsval),
+            (true, None) => false,
+            (false, _) => SeqNum(seg.seq) > self.rcv_nxt,
+        }
     }
 
     /// Drops the connection at once, telling the peer with RST.
@@ -848,6 +867,14 @@ impl Connection {
 
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
+        // TIME-WAIT only answers retransmitted FINs and SYNs: it keeps no
+        // buffers (those of the receive side once the user has read them).
+        self.send_buf = Ring::new(0);
+        self.sent = SentQueue::default();
+        self.scoreboard = Assembler::with_limit(super::assembler::MAX_RANGES);
+        if self.recv_buf.is_empty() {
+            self.recv_buf = Ring::new(0);
+        }
         self.rto_at = None;
         self.persist_at = None;
         self.keepalive_at = None;

@@ -12,6 +12,8 @@ use xdptcp::wire::tcp::{Flags, TcpHeader, TcpOptions, TcpSegment};
 
 /// Decides per sent segment (and whether a sent it) if the wire drops it.
 pub type DropRule = Box<dyn FnMut(&Transmit, bool) -> bool>;
+/// Extra one-way delay for a segment, by segment, direction and send time.
+pub type DelayRule = Box<dyn FnMut(&Transmit, bool, Instant) -> Duration>;
 
 pub struct Pair {
     pub a: Connection,
@@ -24,7 +26,7 @@ pub struct Pair {
     pub drop: DropRule,
     /// Extra one-way delay for a segment (a delay spike), by segment,
     /// direction (from a?) and send time.
-    pub extra_delay: Box<dyn FnMut(&Transmit, bool, Instant) -> Duration>,
+    pub extra_delay: DelayRule,
     /// Time each segment from a takes on a bottleneck link (None: none):
     /// segments queue behind each other, so ACKs come back spaced.
     pub a_serialization: Option<Duration>,
