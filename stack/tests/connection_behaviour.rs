@@ -171,11 +171,12 @@ fn retransmissions_give_up_with_timed_out_after_backoff() {
         .filter(|(at, a, t)| *a && *at >= start && t.payload_len > 0)
         .map(|(at, _, _)| *at - start)
         .collect();
-    // RTO is 1 s (the minimum; the measured RTT is 20 ms) and doubles each
-    // time: sends at 0, 1, 3, 7 s; the fourth expiry at 15 s gives up.
-    let secs: Vec<u64> = sends.iter().map(|d| d.as_millis() as u64).collect();
-    assert_eq!(secs, vec![0, 1000, 3000, 7000], "send times (ms)");
-    assert_eq!(p.now - start, Duration::from_secs(15));
+    // RTO is 200 ms (the minimum; the measured RTT is 20 ms) and doubles
+    // each time: sends at 0, 0.2, 0.6, 1.4 s; the fourth expiry, at 3 s,
+    // gives up.
+    let ms: Vec<u64> = sends.iter().map(|d| d.as_millis() as u64).collect();
+    assert_eq!(ms, vec![0, 200, 600, 1400], "send times (ms)");
+    assert_eq!(p.now - start, Duration::from_millis(3000));
     assert_eq!(p.a.counters().retransmits, 3);
     let evs: Vec<Event> = std::iter::from_fn(|| p.a.poll_event()).collect();
     assert!(evs.contains(&Event::Error(ConnError::TimedOut)), "{evs:?}");

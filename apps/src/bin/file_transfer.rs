@@ -133,8 +133,9 @@ struct SimArgs {
     /// Bytes the link queues before it drops at the tail.
     #[arg(long, default_value = "1M", value_parser = parse_size)]
     queue: u64,
-    /// Minimum retransmission timeout in milliseconds (RFC 6298 says 1000; Linux uses 200).
-    #[arg(long, default_value_t = 1000)]
+    /// Minimum retransmission timeout in milliseconds (RFC 6298 says 1000;
+    /// 200 as in Linux is the default, see docs/DEEP_DIVE.md).
+    #[arg(long, default_value_t = 200)]
     min_rto_ms: u64,
     /// Congestion control: cubic (the default, as in Linux) or newreno.
     #[arg(long, default_value = "cubic")]

@@ -14,7 +14,8 @@ pub struct Config {
     pub window_scaling: bool,
     /// RTO before the first RTT sample (RFC 6298 2.1: 1 s).
     pub initial_rto: Duration,
-    /// Lower bound on RTO (RFC 6298 2.4: 1 s; Linux uses 200 ms).
+    /// Lower bound on RTO. RFC 6298 2.4 says 1 s; we use 200 ms, as Linux
+    /// does (why: docs/DEEP_DIVE.md, "The minimum RTO").
     pub min_rto: Duration,
     /// Upper bound on RTO, backoff included.
     pub max_rto: Duration,
@@ -86,7 +87,7 @@ impl Default for Config {
             recv_buffer: 256 * 1024,
             window_scaling: true,
             initial_rto: Duration::from_secs(1),
-            min_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
             clock_granularity: Duration::from_millis(1),
             max_retries: 15,
