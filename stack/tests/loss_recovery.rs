@@ -178,8 +178,8 @@ fn frto_detects_a_spurious_timeout_and_undoes_the_cut() {
             ..config()
         };
         let mut p = pair(cfg.clone(), 1000, cfg, 5000, 5);
-        let spike_from = Instant::from_millis(300);
-        let spike_until = Instant::from_millis(700);
+        let spike_from = Instant::from_millis(100);
+        let spike_until = Instant::from_millis(500);
         p.extra_delay = Box::new(move |_, from_a, at| {
             if !from_a && at >= spike_from && at < spike_until {
                 spike_until.saturating_since(at)
@@ -189,7 +189,7 @@ fn frto_detects_a_spurious_timeout_and_undoes_the_cut() {
         });
         let mut cwnd_before = 0;
         let (mut sent, mut got) = (0usize, 0usize);
-        let total = 8 << 20;
+        let total = 64 << 20;
         let mut buf = vec![0u8; 64 * 1024];
         let ok = p.run(Duration::from_secs(30), |p| {
             if p.now < spike_from {

@@ -152,9 +152,14 @@ struct SimArgs {
     /// Turn off window scaling (RFC 7323) on both stacks: windows stay below 64 KiB.
     #[arg(long)]
     no_window_scaling: bool,
-    /// Send and receive buffer of each connection.
-    #[arg(long, default_value = "256K", value_parser = parse_size)]
-    buffer: u64,
+    /// Fixed send and receive buffers of this size (no autotuning). By
+    /// default they start at 256K and grow with the path's bandwidth-delay
+    /// product up to --max-buffer.
+    #[arg(long, value_parser = parse_size)]
+    buffer: Option<u64>,
+    /// The most autotuned buffers grow to.
+    #[arg(long, default_value = "32M", value_parser = parse_size)]
+    max_buffer: u64,
     /// Seed for the link's randomness and the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -309,10 +314,17 @@ fn sim(a: &SimArgs) -> Result<bool, String> {
         queue_bytes: usize::try_from(a.queue).map_err(|_| "--queue is too large")?,
         ..LinkConfig::default()
     };
-    let buffer = usize::try_from(a.buffer)
-        .ok()
-        .filter(|b| (4096..=1 << 30).contains(b))
-        .ok_or("--buffer must be between 4K and 1G")?;
+    let size = |v: u64, what: &str| {
+        usize::try_from(v)
+            .ok()
+            .filter(|b| (4096..=1 << 30).contains(b))
+            .ok_or(format!("--{what} must be between 4K and 1G"))
+    };
+    let (buffer, autotune) = match a.buffer {
+        Some(b) => (size(b, "buffer")?, false),
+        None => (256 * 1024, true),
+    };
+    let max_buffer = size(a.max_buffer, "max-buffer")?;
     let tcp = Config {
         min_rto: Duration::from_millis(a.min_rto_ms.max(1)),
         congestion: a.cc,
@@ -321,6 +333,8 @@ fn sim(a: &SimArgs) -> Result<bool, String> {
         window_scaling: !a.no_window_scaling,
         send_buffer: buffer,
         recv_buffer: buffer,
+        autotune,
+        max_buffer,
         ..Config::default()
     };
     let spec = TransferSpec {
@@ -547,6 +561,12 @@ fn json(o: &Outcome, a: &SimArgs) -> String {
         .u64("dsacks_received", c.dsacks_received)
         .u64("spurious_retransmits", c.spurious_retransmits)
         .u64("tail_loss_probes", c.tail_loss_probes)
+        .u64("rack_lost_segments", c.rack_lost_segments)
+        .u64("undone_recoveries", c.undone_recoveries)
+        .u64("spurious_rtos", c.spurious_rtos)
+        .u64("hystart_exits", c.hystart_exits)
+        .u64("send_buffer", s.send_buffer as u64)
+        .u64("receiver_recv_buffer", r.receiver.recv_buffer as u64)
         .str("cc", s.congestion)
         .f64("sim_seconds", r.sim_time.as_secs_f64())
         .f64("wall_seconds", o.wall_s)

@@ -57,6 +57,18 @@ pub struct Config {
     /// if the peer answers each with a zero window (Linux: 8, from
     /// tcp_orphan_retries = 0).
     pub orphan_retries: u32,
+    /// HyStart++ (RFC 9406): leave the initial slow start when the RTT
+    /// rises, before the bottleneck's queue overflows.
+    pub hystart: bool,
+    /// Grow the buffers to what the path needs (see `autotune.rs`):
+    /// `recv_buffer`/`send_buffer` are then where they start.
+    pub autotune: bool,
+    /// The most a buffer grows to.
+    pub max_buffer: usize,
+    /// What growth may take beyond the initial buffers, shared by every
+    /// connection configured from clones of this `Config` (an interface's,
+    /// all its cores). `None`: no total bound.
+    pub buffer_budget: Option<std::sync::Arc<super::autotune::BufferBudget>>,
 }
 
 /// Keepalive timing: after `idle` without anything received, send a probe
@@ -104,16 +116,28 @@ impl Default for Config {
             frto: true,
             fin_timeout: Duration::from_secs(60),
             orphan_retries: 8,
+            hystart: true,
+            autotune: true,
+            max_buffer: 32 << 20,
+            buffer_budget: Some(std::sync::Arc::new(super::autotune::BufferBudget::new(
+                1 << 30,
+            ))),
         }
     }
 }
 
 impl Config {
     /// The window-scale shift we offer: the smallest that lets the receive
-    /// buffer be advertised in 16 bits (RFC 7323 2.3 caps it at 14).
+    /// buffer, as large as autotuning may make it, be advertised in 16
+    /// bits (RFC 7323 2.3 caps it at 14).
     pub fn our_window_shift(&self) -> u8 {
+        let most = if self.autotune {
+            self.recv_buffer.max(self.max_buffer)
+        } else {
+            self.recv_buffer
+        };
         let mut shift = 0u8;
-        while shift < 14 && (self.recv_buffer >> shift) > 65_535 {
+        while shift < 14 && (most >> shift) > 65_535 {
             shift += 1;
         }
         shift

@@ -271,6 +271,11 @@ pub struct Connection {
     /// Reordering the path has shown, in segments: the duplicate threshold.
     pub(super) reordering: u32,
 
+    /// Receive-buffer autotuning's measurement, and the bytes of growth
+    /// taken from the budget (given back on drop).
+    pub(super) rcv_space: super::autotune::RcvSpace,
+    pub(super) hystart: super::hystart::HyStart,
+    pub(super) buffer_grown: usize,
     /// The user closed and let go: nobody will read or write again.
     pub(super) orphaned: bool,
     /// When FIN-WAIT-2 began (an orphan may wait only so long).
@@ -373,6 +378,9 @@ impl Connection {
             tlp_pending: false,
             tlp_end: None,
             reordering: 3,
+            rcv_space: Default::default(),
+            hystart: Default::default(),
+            buffer_grown: 0,
             orphaned: false,
             fin_wait2_since: None,
             orphan_probes: 0,
@@ -438,6 +446,7 @@ impl Connection {
         }
         let old_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
         self.recv_buf.consume(n);
+        self.note_consumed(n);
         if self.state == State::TimeWait && self.recv_buf.is_empty() {
             self.recv_buf = Ring::new(0);
         }
@@ -767,6 +776,7 @@ impl Connection {
         // timeout, nor on a timeout during fast recovery, which already did
         // (as Linux's tcp_enter_loss).
         let new_episode = self.retries == 1 && !self.in_recovery && !self.loss_state;
+        self.hystart_on_loss();
         let flight = self.snd_max - self.snd_una;
         if new_episode {
             self.undo = Some(Undo {
@@ -917,6 +927,8 @@ impl Connection {
             timestamps: self.ts_ok,
             sack: self.sack_ok,
             congestion: self.cc.name(),
+            send_buffer: self.send_buf.capacity(),
+            recv_buffer: self.recv_buf.capacity(),
         }
     }
 

@@ -415,11 +415,14 @@ impl Connection {
             self.rack_update(d, now);
         }
         self.check_spurious_by_timestamp(ack, now);
+        let mut rtt_sample = None;
         if let Some(rtt) = self.ts_rtt(now) {
             self.rtt.sample(rtt);
+            rtt_sample = Some(rtt);
         } else if let Some((end, sent)) = self.rtt_probe {
             if ack >= end {
                 self.rtt.sample(now - sent);
+                rtt_sample = Some(now - sent);
                 self.rtt_probe = None;
             }
         }
@@ -473,8 +476,12 @@ impl Connection {
                 self.rexmit_pending = true;
                 self.rto_at = Some(now + self.rtt.rto());
             }
-        } else if self.syn_acked() && acked > 0 && flight_before > 0 && self.cwnd_limited() {
-            self.cc.on_ack(acked, now, self.rtt.srtt());
+        } else if self.syn_acked() && acked > 0 && flight_before > 0 {
+            let divisor = self.hystart_on_ack(rtt_sample);
+            if self.cwnd_limited() {
+                self.cc.on_ack(acked / divisor, now, self.rtt.srtt());
+                self.autotune_send();
+            }
         }
         self.dup_acks = 0;
         if !self.in_recovery && !self.loss_state && ack > self.recover {
@@ -540,6 +547,7 @@ impl Connection {
             first_rexmit: None,
             retrans: 0,
         });
+        self.hystart_on_loss();
         self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
         self.rexmit_pending = true;
         self.counters.fast_retransmits += 1;
@@ -563,6 +571,7 @@ impl Connection {
             retrans: 0,
         });
         let flight = self.snd_max - self.snd_una;
+        self.hystart_on_loss();
         self.cc.reduce(flight, now);
         self.prr = super::connection::Prr {
             delivered: 0,
@@ -710,6 +719,8 @@ impl Connection {
             self.rcv_nxt += more;
             self.counters.bytes_received += u64::from(n as u32 + more);
             self.push_event(Event::Readable);
+            self.note_receiver_rtt(now);
+            self.autotune_receive(now);
             if data.len() as u32 >= self.eff_mss {
                 self.segs_unacked += 1;
             }

@@ -2,9 +2,11 @@
 //! timer expiries and user calls, with the current time passed in.
 
 pub mod assembler;
+pub mod autotune;
 pub mod config;
 pub mod congestion;
 pub mod connection;
+mod hystart;
 mod input;
 pub mod isn;
 mod output;

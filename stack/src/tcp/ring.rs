@@ -87,6 +87,22 @@ impl Ring {
         n
     }
 
+    /// Grows the ring to `capacity` bytes, keeping every byte at its
+    /// logical offset, parked ones past the end included (buffer
+    /// autotuning). One copy of the old contents.
+    pub fn grow(&mut self, capacity: usize) {
+        let old = self.buf.len();
+        if capacity <= old {
+            return;
+        }
+        let mut buf = vec![0u8; capacity].into_boxed_slice();
+        let first = old - self.head;
+        buf[..first].copy_from_slice(&self.buf[self.head..]);
+        buf[first..old].copy_from_slice(&self.buf[..self.head]);
+        self.buf = buf;
+        self.head = 0;
+    }
+
     /// Drops `n` bytes from the front.
     pub fn consume(&mut self, n: usize) {
         assert!(n <= self.len, "consume past committed data");
@@ -126,6 +142,23 @@ mod tests {
         let mut out = [0u8; 3];
         r.copy_out(0, &mut out);
         assert_eq!(&out, b"deZ");
+    }
+
+    #[test]
+    fn growing_keeps_committed_and_parked_bytes_in_place() {
+        let mut r = Ring::new(8);
+        r.push(b"abcdef");
+        r.consume(5); // "f" at physical 5
+        r.push(b"gh"); // physical 6, 7
+        r.write_at(4, b"Z"); // parked at logical 4: physical 1, wrapped
+        r.grow(32);
+        assert_eq!(r.capacity(), 32);
+        r.write_at(3, b"Y"); // the gap before the parked byte
+        r.commit(2);
+        let mut out = [0u8; 5];
+        assert_eq!(r.copy_out(0, &mut out), 5);
+        assert_eq!(&out, b"fghYZ");
+        assert_eq!(r.push(&[b'x'; 27]), 27, "all the new room is usable");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Counters {
     /// Orphaned connections reset because the peer never closed (FIN-WAIT-2
     /// timeout) or kept its window shut past `orphan_retries` probes.
     pub orphans_dropped: u64,
+    /// Initial slow starts that HyStart++ ended before any loss.
+    pub hystart_exits: u64,
+    /// Buffer growths refused because the shared budget was spent.
+    pub buffer_growth_refused: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.
@@ -67,4 +71,7 @@ pub struct Snapshot {
     pub timestamps: bool,
     pub sack: bool,
     pub congestion: &'static str,
+    /// Buffer capacities now (autotuning grows them).
+    pub send_buffer: usize,
+    pub recv_buffer: usize,
 }

@@ -82,6 +82,9 @@ impl CongestionControl for Cubic {
     fn ssthresh(&self) -> u32 {
         self.ssthresh
     }
+    fn set_ssthresh(&mut self, ssthresh: u32) {
+        self.ssthresh = ssthresh.max(2 * self.mss);
+    }
     fn set_cwnd(&mut self, cwnd: u32) {
         self.cwnd = cwnd.max(self.mss);
     }

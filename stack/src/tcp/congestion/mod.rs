@@ -23,6 +23,8 @@ pub trait CongestionControl: Send {
     fn ssthresh(&self) -> u32;
     /// Sets the window directly, for the recovery mechanics below.
     fn set_cwnd(&mut self, cwnd: u32);
+    /// Sets ssthresh directly (HyStart++ ending slow start).
+    fn set_ssthresh(&mut self, ssthresh: u32);
     /// `acked` bytes of new data were cumulatively acknowledged outside
     /// recovery, while cwnd limited sending.
     fn on_ack(&mut self, acked: u32, now: Instant, rtt: Option<Duration>);

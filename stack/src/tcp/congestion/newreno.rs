@@ -66,6 +66,10 @@ impl CongestionControl for NewReno {
         self.ca_acked = 0;
     }
 
+    fn set_ssthresh(&mut self, ssthresh: u32) {
+        self.ssthresh = ssthresh.max(2 * self.mss);
+    }
+
     fn set_cwnd(&mut self, cwnd: u32) {
         self.cwnd = cwnd.max(self.mss);
         self.ca_acked = 0;

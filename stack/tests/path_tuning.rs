@@ -1,0 +1,94 @@
+//! Fitting the path: buffers that grow to its bandwidth-delay product and
+//! no further, and a slow start that ends on a rising RTT before the
+//! bottleneck's queue overflows. Over the simulated link, with a
+//! bandwidth limit and a tail-drop queue.
+
+use std::time::Duration;
+use xdptcp::device::sim::LinkConfig;
+use xdptcp::simulation::{run_transfer, TransferReport, TransferSpec};
+use xdptcp::tcp::Config;
+
+fn transfer(link: LinkConfig, tcp: Config, bytes: u64) -> TransferReport {
+    let spec = TransferSpec {
+        bytes,
+        link,
+        seed: 1,
+        tcp,
+        ..TransferSpec::default()
+    };
+    let r = run_transfer(&spec, &mut |_| {}, &mut |_| {}, &mut |_, _| {});
+    assert!(r.completed, "{:?}", r.error);
+    r
+}
+
+/// 100 Mbit/s, 100 ms RTT: a BDP of 1.25 MB, five times the 256 KiB the
+/// buffers start with, plus a 2 MB queue. The receive buffer grows with
+/// what arrives per RTT (twice it, more while slow start still doubles
+/// it), to a few times what the path holds, well short of the 32 MiB cap,
+/// and the transfer fills the link; with the buffers fixed at their
+/// starting size it gets a fifth of it. On a 10 Mbit/s path the buffer
+/// stays within the same multiple of what that path holds.
+#[test]
+fn autotuning_grows_the_window_to_the_bdp_and_no_further() {
+    let link = |bps: u64, queue: usize| LinkConfig {
+        bandwidth_bps: Some(bps),
+        delay: Duration::from_millis(50),
+        queue_bytes: queue,
+        ..LinkConfig::default()
+    };
+    let holds = 1_250_000.0 + f64::from(2u32 << 20);
+    let r = transfer(link(100_000_000, 2 << 20), Config::default(), 128 << 20);
+    let rate = r.bytes_received as f64 * 8.0 / r.sim_time.as_secs_f64();
+    let grown = r.receiver.recv_buffer as f64;
+    // Slow start included: at least 80 % of the link over the transfer.
+    assert!(rate > 80e6, "autotuned: {:.1} Mbit/s", rate / 1e6);
+    assert!(
+        grown >= 1_250_000.0 && grown <= 6.0 * holds && grown < f64::from(32u32 << 20) * 0.6,
+        "receive buffer {grown} for a path holding {holds}"
+    );
+    let fixed = Config {
+        autotune: false,
+        ..Config::default()
+    };
+    let r = transfer(link(100_000_000, 2 << 20), fixed, 32 << 20);
+    let rate = r.bytes_received as f64 * 8.0 / r.sim_time.as_secs_f64();
+    assert!(rate < 25e6, "fixed 256 KiB: {:.1} Mbit/s", rate / 1e6);
+    assert_eq!(r.receiver.recv_buffer, 256 * 1024);
+    // A 10 Mbit/s path holds 125 KB + 64 KiB: the buffer stays within the
+    // same few multiples of that, far below what the fast path got.
+    let r = transfer(link(10_000_000, 64 << 10), Config::default(), 16 << 20);
+    let small = r.receiver.recv_buffer as f64;
+    assert!(
+        small <= 6.0 * (125_000.0 + 65_536.0),
+        "receive buffer {small}"
+    );
+    assert!(
+        small * 4.0 < grown,
+        "{small} vs {grown}: it follows the path"
+    );
+}
+
+/// A queue deep enough to hold 64 times the BDP: plain slow start fills
+/// it, the RTT climbs, and it overflows with a burst of drops. HyStart++
+/// sees the RTT rise a round after the window passes the BDP and ends
+/// slow start before any loss.
+#[test]
+fn hystart_exits_slow_start_on_an_rtt_rise_before_any_loss() {
+    let link = LinkConfig {
+        bandwidth_bps: Some(100_000_000),
+        delay: Duration::from_millis(10),
+        queue_bytes: 16 << 20,
+        ..LinkConfig::default()
+    };
+    let r = transfer(link.clone(), Config::default(), 64 << 20);
+    let c = &r.sender.counters;
+    assert_eq!(c.hystart_exits, 1, "{c:?}");
+    assert_eq!(c.retransmits, 0, "no loss at all: {c:?}");
+    let plain = Config {
+        hystart: false,
+        ..Config::default()
+    };
+    let r = transfer(link, plain, 64 << 20);
+    let c = &r.sender.counters;
+    assert!(c.retransmits > 100, "slow start overflows the queue: {c:?}");
+}
