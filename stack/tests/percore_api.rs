@@ -107,6 +107,7 @@ fn handlers_echo_megabytes_through_small_buffers() {
     let small = Config {
         send_buffer: 32 * 1024,
         recv_buffer: 32 * 1024,
+        autotune: false,
         ..Config::default()
     };
     let mut w = World::new(LinkConfig::default(), 3, small.clone(), small);
