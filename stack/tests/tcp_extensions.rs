@@ -114,6 +114,7 @@ fn window_scaling_fills_a_long_fat_pipe() {
     let tcp = Config {
         send_buffer: 16 << 20,
         recv_buffer: 16 << 20,
+        autotune: false,
         ..Config::default()
     };
     let (r, progress) = bulk(long_fat_link(), tcp, 256 << 20, 1);
