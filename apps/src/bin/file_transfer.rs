@@ -644,15 +644,23 @@ fn watch<A: xdptcp::runtime::CoreApp>(
                 for s in rt.snapshot(Duration::from_millis(200)) {
                     eprintln!("  core {}: {}", s.core, s.counters);
                     for c in &s.connections {
+                        let k = &c.tcp.counters;
                         eprintln!(
-                            "    {}:{} <-> port {}: {:?}, cwnd {}, srtt {:.2} ms, {} retransmits",
+                            "    {}:{} <-> port {}: {:?}, cwnd {}, ssthresh {}, srtt {:.2} ms, {} retransmits ({} recoveries, {} RTOs, {} RACK-lost, {} undone), buffers {}/{}",
                             c.tuple.remote_ip,
                             c.tuple.remote_port,
                             c.tuple.local_port,
                             c.state,
                             fmt_bytes(c.tcp.cwnd as u64),
+                            fmt_bytes(u64::from(c.tcp.ssthresh.min(1 << 30))),
                             c.tcp.srtt.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
-                            c.tcp.counters.retransmits
+                            k.retransmits,
+                            k.sack_recoveries,
+                            k.rto_expirations,
+                            k.rack_lost_segments,
+                            k.undone_recoveries,
+                            fmt_bytes(c.tcp.send_buffer as u64),
+                            fmt_bytes(c.tcp.recv_buffer as u64)
                         );
                     }
                 }
