@@ -259,3 +259,89 @@ fn a_linux_client_reconnects_from_the_same_port_while_we_are_in_time_wait() {
         assert_eq!(&f[2..], ["hi", "eof"], "{out}");
     }
 }
+
+/// Through a router that drops 5 % of the packets in both directions (the
+/// topology's iptables statistic match), 16 MiB from our stack to a Linux
+/// receiver and 16 MiB back arrive intact: every lost segment, lost
+/// retransmission and lost ACK is repaired. Checks the bytes, not a speed.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP, iptables): scripts/test.sh runs it as root"]
+fn sixteen_mib_each_way_through_five_percent_loss_arrive_intact() {
+    use sha2::{Digest, Sha256};
+    xdptcp_tools::topology::require_root();
+    let t = std::sync::Arc::new(
+        Topology::create_spec(
+            "lo",
+            xdptcp_tools::topology::Spec {
+                subnet: 242,
+                middle: true,
+                loss: 0.05,
+                loss_both_ways: true,
+                ..Default::default()
+            },
+        )
+        .expect("topology"),
+    );
+    const SIZE: usize = 16 << 20;
+    let data: std::sync::Arc<Vec<u8>> =
+        std::sync::Arc::new((0..SIZE).map(|i| (i * 7 + i / 4093) as u8).collect());
+    let want = format!("{:x}", Sha256::digest(&data[..]));
+    // A kernel sink and a kernel source in the peer namespace.
+    let (_sink, mut sink_out) = start_server(
+        &t,
+        "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',7400));s.listen();print('ready',flush=True)\n\
+         c,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)",
+    );
+    let t2 = t.clone();
+    let d2 = data.clone();
+    let ours = std::thread::spawn(move || {
+        t2.enter_ours().unwrap();
+        let mut cfg = RuntimeConfig::for_interface(&t2.dev, t2.our_ip(), 24).unwrap();
+        cfg.iface.gateway = t2.gateway();
+        let stack = Stack::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+        let to = SocketAddrV4::new(t2.peer_ip(), 7400);
+        let mut c = TcpStream::connect_timeout(&stack, to, Duration::from_secs(10)).unwrap();
+        c.write_all(&d2).unwrap();
+        c.shutdown().unwrap();
+        c.close();
+        // Then receive the same amount from a kernel client.
+        let l = TcpListener::bind(&stack, 7401).unwrap();
+        let (mut s, _) = l.accept_timeout(Duration::from_secs(30)).unwrap();
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0;
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            got += n;
+        }
+        (got, format!("{:x}", h.finalize()))
+    });
+    let mut line = String::new();
+    sink_out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), want, "what the kernel received from us");
+    let src = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,time\nd=bytes((i*7+i//4093)&255 for i in range({SIZE}))\n\
+                 for _ in range(100):\n  try:\n    c=socket.create_connection(('{}',7401),timeout=30);break\n  except OSError: time.sleep(0.1)\n\
+                 c.sendall(d);c.shutdown(socket.SHUT_WR);c.recv(1)",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        src.status.success(),
+        "{}",
+        String::from_utf8_lossy(&src.stderr)
+    );
+    let (got, digest) = ours.join().unwrap();
+    assert_eq!(got, SIZE);
+    assert_eq!(digest, want, "what we received from the kernel");
+}
