@@ -345,3 +345,56 @@ fn sixteen_mib_each_way_through_five_percent_loss_arrive_intact() {
     assert_eq!(got, SIZE);
     assert_eq!(digest, want, "what we received from the kernel");
 }
+
+/// Path MTU discovery: our side of the path has MTU 1500, the router's far
+/// side 1280. Our first full-sized segments cannot pass; the router says
+/// so with ICMP "fragmentation needed" (we send with DF), the MSS drops to
+/// fit, and what was lost is resent at the new size. Without it the path
+/// is a black hole for every full segment and the transfer cannot finish.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn path_mtu_discovery_through_a_router_with_a_1280_byte_far_side() {
+    use sha2::{Digest, Sha256};
+    xdptcp_tools::topology::require_root();
+    let t = std::sync::Arc::new(
+        Topology::create_spec(
+            "pm",
+            xdptcp_tools::topology::Spec {
+                subnet: 243,
+                middle: true,
+                far_mtu: Some(1280),
+                ..Default::default()
+            },
+        )
+        .expect("topology"),
+    );
+    const SIZE: usize = 4 << 20;
+    let data: Vec<u8> = (0..SIZE).map(|i| (i * 13 + i / 997) as u8).collect();
+    let want = format!("{:x}", Sha256::digest(&data));
+    let (_sink, mut sink_out) = start_server(
+        &t,
+        "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',7500));s.listen();print('ready',flush=True)\n\
+         c,_=s.accept();c.settimeout(30);h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)",
+    );
+    let t2 = t.clone();
+    let sender = std::thread::spawn(move || {
+        t2.enter_ours().unwrap();
+        let mut cfg = RuntimeConfig::for_interface(&t2.dev, t2.our_ip(), 24).unwrap();
+        cfg.iface.gateway = t2.gateway();
+        let stack = Stack::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+        let to = SocketAddrV4::new(t2.peer_ip(), 7500);
+        let mut c = TcpStream::connect_timeout(&stack, to, Duration::from_secs(10)).unwrap();
+        c.set_write_timeout(Some(Duration::from_secs(20)));
+        c.write_all(&data).unwrap();
+        c.shutdown().unwrap();
+        c.close();
+    });
+    let mut line = String::new();
+    sink_out.read_line(&mut line).unwrap();
+    sender.join().unwrap();
+    assert_eq!(
+        line.trim(),
+        want,
+        "what the kernel received through the 1280-byte link"
+    );
+}

@@ -61,6 +61,11 @@ pub struct Spec {
     pub loss: f64,
     /// Drop in both directions, not only from ours to the peer.
     pub loss_both_ways: bool,
+    /// With `middle`: a smaller MTU on the router's interface towards the
+    /// peer. The router answers larger DF packets from our side with ICMP
+    /// "fragmentation needed" (path MTU discovery), while the peer's own
+    /// interface keeps `mtu`, so it still offers the larger MSS.
+    pub far_mtu: Option<u32>,
 }
 
 impl Default for Spec {
@@ -74,6 +79,7 @@ impl Default for Spec {
             offloads_off: true,
             loss: 0.0,
             loss_both_ways: false,
+            far_mtu: None,
         }
     }
 }
@@ -168,6 +174,7 @@ impl Topology {
             offloads_off,
             loss,
             loss_both_ways,
+            far_mtu,
         } = *spec;
         if !(0.0..=1.0).contains(&loss) || (loss > 0.0 && !middle) {
             return Err(io::Error::new(
@@ -269,6 +276,19 @@ impl Topology {
             run(&[
                 "ip", "netns", "exec", ns, "ethtool", "-K", d, "tx", "off", "rx", "off", "tso",
                 "off", "gso", "off", "gro", "off",
+            ])?;
+        }
+        if let (Some(m), Some(far)) = (&t.middle, far_mtu) {
+            let far = far.to_string();
+            run(&[
+                "ip",
+                "-n",
+                m,
+                "link",
+                "set",
+                &format!("{id}m1"),
+                "mtu",
+                &far,
             ])?;
         }
         if let (Some(m), true) = (&t.middle, loss > 0.0) {

@@ -476,6 +476,12 @@ impl Interface {
             return;
         }
         match ip.protocol {
+            ipv4::PROTO_ICMP if ip.payload.first() == Some(&icmp::DEST_UNREACHABLE) => {
+                match icmp::FragNeeded::parse(ip.payload) {
+                    Ok(f) => self.ingress_frag_needed(&f, now),
+                    Err(e) => self.count_error(e),
+                }
+            }
             ipv4::PROTO_ICMP => match IcmpEcho::parse(ip.payload) {
                 Ok(echo) if echo.kind == icmp::ECHO_REQUEST => {
                     self.stats.icmp_echo_answered += 1;
@@ -509,6 +515,30 @@ impl Interface {
                 Err(e) => self.count_error(e),
             },
             _ => self.stats.rx_unsupported += 1,
+        }
+    }
+
+    /// Path MTU discovery (RFC 1191): a router on the way to a peer cannot
+    /// forward our segments that large. The quoted segment names the
+    /// connection, and its sequence number must be one in flight (RFC
+    /// 5927), so a forged message cannot shrink a connection blindly.
+    fn ingress_frag_needed(&mut self, f: &icmp::FragNeeded, now: Instant) {
+        self.stats.icmp_frag_needed += 1;
+        if f.src != self.cfg.ip {
+            return;
+        }
+        let tuple = Tuple {
+            local_port: f.src_port,
+            remote_ip: f.dst,
+            remote_port: f.dst_port,
+        };
+        let Some(&h) = self.tcp.by_tuple.get(&tuple) else {
+            return;
+        };
+        if let Some(e) = self.tcp.touch(h) {
+            if !e.conn.on_path_mtu(f.mtu, SeqNum(f.seq), now) {
+                self.stats.icmp_frag_needed_ignored += 1;
+            }
         }
     }
 

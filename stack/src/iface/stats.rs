@@ -23,6 +23,10 @@ pub struct IfaceStats {
     /// checksum offload on a local veth peer), accepted or dropped as
     /// [`RxChecksum`](super::RxChecksum) says, and the last sender of one.
     pub rx_partial_checksum: u64,
+    /// ICMP "fragmentation needed" received, and those that named no
+    /// segment in flight (or no smaller MTU) and were ignored.
+    pub icmp_frag_needed: u64,
+    pub icmp_frag_needed_ignored: u64,
     /// TIME-WAIT connections replaced by a new incarnation (RFC 6191).
     pub tcp_time_wait_reused: u64,
     pub partial_checksum_from: Option<std::net::Ipv4Addr>,

@@ -133,6 +133,12 @@ impl<A: CoreApp> Runtime<A> {
             };
         }
         let devs = AfXdp::open_queues(afxdp, queues)?;
+        // The MSS we offer follows the interface's MTU (less 40 bytes of
+        // IPv4 and TCP headers), not a 1500-byte assumption.
+        if let Some(d) = devs.first() {
+            use crate::device::Device;
+            iface_cfg.tcp.mss = (d.mtu().saturating_sub(40)).clamp(536, 65_495) as u16;
+        }
         let bind_wait = devs.iter().map(|d| d.bind_wait).max().unwrap_or_default();
         let cores = devs.len();
         let inboxes: Vec<Inbox> = (0..cores)

@@ -554,6 +554,41 @@ impl Connection {
         self.orphaned = true;
     }
 
+    /// Path MTU discovery: a router could not forward our segment at `seq`
+    /// at this size; the path carries at most `mtu` bytes of IP. Lowers
+    /// the MSS and resends, at the new size, everything in flight that was
+    /// sent larger (as Linux's `tcp_simple_retransmit`; the window is not
+    /// cut: nothing was congested). Returns false if the message named no
+    /// segment in flight or no smaller size.
+    pub fn on_path_mtu(&mut self, mtu: u16, seq: SeqNum, now: Instant) -> bool {
+        if !self.state.is_synchronized() || !(self.snd_una <= seq && seq < self.snd_max) {
+            return false;
+        }
+        // 576 is the size every IPv4 host must accept (RFC 791); below it
+        // a report is more likely forged than true.
+        let mtu = u32::from(mtu).max(576);
+        let options = if self.ts_ok { 12 } else { 0 };
+        let mss = mtu - 40 - options;
+        if mss >= self.eff_mss {
+            return false;
+        }
+        self.eff_mss = mss;
+        self.counters.pmtu_reductions += 1;
+        self.rtt_probe = None;
+        if self.sack_ok {
+            for k in 0..self.sent.len() {
+                let s = *self.sent.get(k).expect("in range");
+                if !s.sacked && s.end - s.start > mss {
+                    self.sent.mark_lost(k);
+                }
+            }
+        } else {
+            self.snd_nxt = self.snd_una;
+        }
+        self.update_timers(now);
+        true
+    }
+
     /// RFC 6191 (and RFC 1122 4.2.2.13 without timestamps): in TIME-WAIT, a
     /// SYN whose timestamp is newer than the last one seen, or whose
     /// sequence number lies beyond the old connection's, cannot be an old

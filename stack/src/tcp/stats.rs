@@ -50,6 +50,8 @@ pub struct Counters {
     pub orphans_dropped: u64,
     /// Initial slow starts that HyStart++ ended before any loss.
     pub hystart_exits: u64,
+    /// Times path MTU discovery lowered the MSS.
+    pub pmtu_reductions: u64,
     /// Buffer growths refused because the shared budget was spent.
     pub buffer_growth_refused: u64,
 }

@@ -185,6 +185,35 @@ pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// The MTU of `ifname` (SIOCGIFMTU, in the calling thread's namespace).
+pub fn interface_mtu(ifname: &str) -> io::Result<usize> {
+    let name = ifname.as_bytes();
+    if name.is_empty() || name.len() >= 16 || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    // struct ifreq: 16 bytes of name, then an int (the MTU).
+    let mut ifreq = [0u8; 40];
+    ifreq[..name.len()].copy_from_slice(name);
+    // SAFETY: plain socket(2); the result is checked and owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `ifreq` is a writable struct ifreq (40 bytes on 64-bit
+    // Linux), which SIOCGIFMTU fills.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, ifreq.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mtu = i32::from_ne_bytes(ifreq[16..20].try_into().expect("4 bytes"));
+    Ok(mtu.max(68) as usize)
+}
+
 /// The driver behind `ifname` ("veth", "mlx5_core", ...), asked of the
 /// kernel with the ethtool ioctl (ETHTOOL_GDRVINFO), in the calling
 /// thread's network namespace.
@@ -417,6 +446,12 @@ impl AfXdp {
     ) -> Result<AfXdp, AfXdpError> {
         cfg.queue = queue;
         let ifindex = Self::ifindex(&cfg)?;
+        // What we send must fit the interface and one UMEM frame (with its
+        // 14-byte Ethernet header); larger frames are received in pieces.
+        if let Ok(mtu) = interface_mtu(&cfg.ifname) {
+            cfg.mtu = mtu;
+        }
+        cfg.mtu = cfg.mtu.min(cfg.frame_size as usize - 14);
         if !cfg.ring_size.is_power_of_two() || cfg.frames < 2 * cfg.ring_size.min(cfg.frames / 2) {
             return Err(AfXdpError::Setup(
                 "ring size must be a power of two and frames at least twice it".into(),
