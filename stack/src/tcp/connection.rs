@@ -561,7 +561,8 @@ impl Connection {
     /// cut: nothing was congested). Returns false if the message named no
     /// segment in flight or no smaller size.
     pub fn on_path_mtu(&mut self, mtu: u16, seq: SeqNum, now: Instant) -> bool {
-        if !self.state.is_synchronized() || !(self.snd_una <= seq && seq < self.snd_max) {
+        let in_flight = self.snd_una <= seq && seq < self.snd_max;
+        if !self.state.is_synchronized() || !in_flight {
             return false;
         }
         // 576 is the size every IPv4 host must accept (RFC 791); below it
