@@ -3,6 +3,8 @@
 //! bottleneck's queue overflows. Over the simulated link, with a
 //! bandwidth limit and a tail-drop queue.
 
+mod common;
+
 use std::time::Duration;
 use xdptcp::device::sim::LinkConfig;
 use xdptcp::simulation::{run_transfer, TransferReport, TransferSpec};
@@ -91,4 +93,59 @@ fn hystart_exits_slow_start_on_an_rtt_rise_before_any_loss() {
     let r = transfer(link, plain, 64 << 20);
     let c = &r.sender.counters;
     assert!(c.retransmits > 100, "slow start overflows the queue: {c:?}");
+}
+
+/// After an idle period the old cwnd says nothing about the network: the
+/// first flight after five idle seconds is the initial window (RFC 5681
+/// 4.1, halved per idle RTO as Linux does), not the hundreds of segments
+/// cwnd had grown to.
+#[test]
+fn an_idle_connection_restarts_from_the_initial_window() {
+    use xdptcp::tcp::{Connection, SeqNum, State};
+    let a = Connection::connect(Config::default(), SeqNum(1));
+    let b = Connection::listen(Config::default(), SeqNum(7));
+    let mut p = common::Pair::new(a, b, Duration::from_millis(10));
+    assert!(p.run(Duration::from_secs(2), |p| p.b.state()
+        == State::Established));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut move_bytes = |p: &mut common::Pair, n: usize| {
+        let data = vec![1u8; n];
+        let (mut sent, mut got) = (0, 0);
+        assert!(p.run(Duration::from_secs(30), |p| {
+            if sent < n {
+                sent += p.a.send(&data[sent..]).unwrap_or(0);
+            }
+            while let Ok(k) = p.b.recv(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                got += k;
+            }
+            got == n
+        }));
+    };
+    move_bytes(&mut p, 8 << 20);
+    let big = p.a.snapshot().cwnd;
+    assert!(big > 100 * 1448, "cwnd grew to {big}");
+    // Every byte acknowledged, then five seconds with nothing to send (and
+    // so no event to step through).
+    assert!(p.run(Duration::from_secs(5), |p| p.a.send_queue() == 0));
+    p.now += Duration::from_secs(5);
+    let resume = p.now;
+    move_bytes(&mut p, 4 << 20);
+    let first_rtt = p
+        .log
+        .iter()
+        .filter(|(at, from_a, t)| {
+            *from_a
+                && *at >= resume
+                && *at < resume + Duration::from_millis(15)
+                && t.payload_len > 0
+        })
+        .count();
+    assert!(
+        first_rtt <= 10,
+        "{first_rtt} segments in the first RTT after idle"
+    );
+    assert_eq!(p.a.counters().idle_restarts, 1);
 }

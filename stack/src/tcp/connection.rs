@@ -275,6 +275,8 @@ pub struct Connection {
     /// taken from the budget (given back on drop).
     pub(super) rcv_space: super::autotune::RcvSpace,
     pub(super) hystart: super::hystart::HyStart,
+    /// When data last left (for the restart after idle).
+    pub(super) last_data_sent: Option<Instant>,
     pub(super) buffer_grown: usize,
     /// The user closed and let go: nobody will read or write again.
     pub(super) orphaned: bool,
@@ -380,6 +382,7 @@ impl Connection {
             reordering: 3,
             rcv_space: Default::default(),
             hystart: Default::default(),
+            last_data_sent: None,
             buffer_grown: 0,
             orphaned: false,
             fin_wait2_since: None,

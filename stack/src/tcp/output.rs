@@ -310,8 +310,35 @@ impl Connection {
         if len > 0 && !retransmission && !fin && !self.sender_sws_allows(len, flight) {
             return None;
         }
+        if len > 0 && flight == 0 && !retransmission {
+            self.restart_after_idle(now);
+        }
         self.advance(&t, now);
         Some(t)
+    }
+
+    /// RFC 5681 4.1 and RFC 7661: after an idle period (nothing in flight
+    /// for more than an RTO), the network's state is no longer known, so
+    /// a full old cwnd must not go out as one burst: halve it for each RTO
+    /// of idleness, down to the initial window (as Linux's
+    /// `tcp_cwnd_restart`); congestion control learns of the pause too.
+    fn restart_after_idle(&mut self, now: Instant) {
+        let Some(last) = self.last_data_sent else {
+            return;
+        };
+        let idle = now.saturating_since(last);
+        let rto = self.rtt.rto();
+        if idle <= rto {
+            return;
+        }
+        self.cc.on_idle(idle);
+        let iw = self.cfg.initial_window_segments * self.eff_mss;
+        let halvings = (idle.as_nanos() / rto.as_nanos().max(1)).min(31) as u32;
+        let cwnd = (self.cc.cwnd() >> halvings).max(iw);
+        if cwnd < self.cc.cwnd() {
+            self.cc.set_cwnd(cwnd);
+            self.counters.idle_restarts += 1;
+        }
     }
 
     /// Limited Transmit (RFC 3042): the first and second duplicate ACK
@@ -358,6 +385,9 @@ impl Connection {
             }
         }
         self.snd_nxt = end;
+        if t.payload_len > 0 {
+            self.last_data_sent = Some(now);
+        }
         let new_data = end > self.snd_max;
         self.snd_max = self.snd_max.max(end);
         self.note_advertised(t);

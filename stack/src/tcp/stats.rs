@@ -50,6 +50,8 @@ pub struct Counters {
     pub orphans_dropped: u64,
     /// Initial slow starts that HyStart++ ended before any loss.
     pub hystart_exits: u64,
+    /// Times cwnd was cut back after an idle period (RFC 5681 4.1).
+    pub idle_restarts: u64,
     /// Times path MTU discovery lowered the MSS.
     pub pmtu_reductions: u64,
     /// Buffer growths refused because the shared budget was spent.

@@ -130,6 +130,15 @@ impl CongestionControl for Cubic {
         self.cwnd = self.ssthresh;
     }
 
+    /// RFC 9438 5.8 (and Linux's CA_EVENT_TX_START): the epoch moves by
+    /// the idle time, so W_cubic(t) does not leap ahead for a pause in
+    /// which the network was not probed.
+    fn on_idle(&mut self, idle: Duration) {
+        if let Some(e) = self.epoch_start {
+            self.epoch_start = Some(e + idle);
+        }
+    }
+
     fn save(&self) -> super::Saved {
         super::Saved {
             cwnd: self.cwnd,
@@ -212,6 +221,27 @@ mod tests {
             "{}",
             c.w_max
         );
+    }
+
+    #[test]
+    fn an_idle_pause_does_not_count_as_growth_time() {
+        let mut c = Cubic::new(1000, 100_000);
+        c.reduce(100_000, Instant::ZERO);
+        let t0 = Instant::from_millis(10);
+        c.on_ack(1000, t0, Some(Duration::from_millis(10)));
+        let before = c.cwnd();
+        // Ten seconds idle, then one ACK: as if no time had passed.
+        c.on_idle(Duration::from_secs(10));
+        c.on_ack(
+            1000,
+            t0 + Duration::from_secs(10),
+            Some(Duration::from_millis(10)),
+        );
+        let mut fresh = Cubic::new(1000, 100_000);
+        fresh.reduce(100_000, Instant::ZERO);
+        fresh.on_ack(1000, t0, Some(Duration::from_millis(10)));
+        fresh.on_ack(1000, t0, Some(Duration::from_millis(10)));
+        assert_eq!(c.cwnd(), fresh.cwnd(), "grew from {before}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub trait CongestionControl: Send {
     fn reduce(&mut self, flight: u32, now: Instant);
     /// The retransmission timer expired.
     fn on_rto(&mut self, flight: u32, now: Instant);
+    /// Sending resumes after `idle` with nothing in flight (the application
+    /// had nothing to send). Time-based growth must not count the pause.
+    fn on_idle(&mut self, _idle: Duration) {}
     /// What a loss response changes, saved before it so that a loss that
     /// proves spurious can be undone (RFC 3522, RFC 4015, RFC 5682).
     fn save(&self) -> Saved {
