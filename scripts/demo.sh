@@ -16,6 +16,10 @@ if [ "$(id -u)" = 0 ]; then
     echo "== round-trip latency, kernel client vs xdptcp client, same kernel echo server"
     cargo build --release -q -p bench --bin rtt
     target/release/rtt --size 64 --count 20000 --out target/bench
+    echo
+    echo "== bulk through a router dropping packets at random: xdptcp vs the kernel (default CC and CUBIC)"
+    cargo build --release -q -p bench --bin lossy
+    target/release/lossy --loss 0.01,0.05 --size 16777216
 else
     echo "*** SKIPPED: the AF_XDP comparison needs root (namespaces, XDP): run 'sudo bash scripts/demo.sh' ***"
 fi
@@ -23,8 +27,8 @@ echo
 echo "== clean link"
 $ft sim --size 64M --seed 7
 echo
-echo "== long fat pipe: 100 ms RTT at 1 Gbit/s (needs window scaling)"
-$ft sim --size 256M --rtt 100ms --bandwidth 1gbit --buffer 16M --queue 32M --seed 7
+echo "== long fat pipe: 100 ms RTT at 1 Gbit/s, one-BDP queue (window scaling, autotuned buffers, HyStart++)"
+$ft sim --size 512M --rtt 100ms --bandwidth 1gbit --queue 12M --seed 7
 echo
 echo "== impaired link: 5% loss, 5% reordering, 2% duplication, 0.1% corruption"
 $ft sim --size 64M --loss 0.05 --reorder 0.05 --dup 0.02 --corrupt 0.001 --seed 7 --json
