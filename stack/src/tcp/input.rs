@@ -538,6 +538,16 @@ impl Connection {
             }
             return;
         }
+        self.begin_recovery();
+        self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
+        self.rexmit_pending = true;
+        self.counters.fast_retransmits += 1;
+        self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    /// Fast recovery begins: one loss episode up to what was sent so far,
+    /// with what undo needs saved before congestion control reacts.
+    fn begin_recovery(&mut self) {
         self.in_recovery = true;
         self.tlp_end = None;
         self.tlp_at = None;
@@ -548,10 +558,6 @@ impl Connection {
             retrans: 0,
         });
         self.hystart_on_loss();
-        self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
-        self.rexmit_pending = true;
-        self.counters.fast_retransmits += 1;
-        self.rto_at = Some(now + self.rtt.rto());
     }
 
     /// Segments are presumed lost (RACK's verdict, or duplicate ACKs
@@ -561,17 +567,8 @@ impl Connection {
         if self.in_recovery || self.loss_state || self.snd_una <= self.recover {
             return;
         }
-        self.in_recovery = true;
-        self.tlp_end = None;
-        self.tlp_at = None;
-        self.recover = self.snd_max;
-        self.undo = Some(super::connection::Undo {
-            saved: self.cc.save(),
-            first_rexmit: None,
-            retrans: 0,
-        });
+        self.begin_recovery();
         let flight = self.snd_max - self.snd_una;
-        self.hystart_on_loss();
         self.cc.reduce(flight, now);
         self.prr = super::connection::Prr {
             delivered: 0,

@@ -145,10 +145,15 @@ impl AfXdpConfig {
     }
 }
 
-/// The hardware address of `ifname`, asked of the kernel with
-/// SIOCGIFHWADDR (so it answers for the calling thread's network
-/// namespace, unlike /sys, which shows the namespace it was mounted in).
-pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
+/// Runs a SIOCGIF*/SIOCETHTOOL ioctl about `ifname` on a throwaway socket,
+/// in the calling thread's network namespace (unlike /sys, which shows the
+/// namespace it was mounted in), with the struct ifreq (16 bytes of name,
+/// then a union) as `prepare` leaves it; returns it as the kernel filled it.
+fn ifreq_ioctl(
+    ifname: &str,
+    request: libc::c_ulong,
+    prepare: impl FnOnce(&mut [u8; 40]),
+) -> io::Result<[u8; 40]> {
     let name = ifname.as_bytes();
     if name.is_empty() || name.len() >= 16 || name.contains(&0) {
         return Err(io::Error::new(
@@ -156,10 +161,9 @@ pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
             "bad interface name",
         ));
     }
-    // struct ifreq: 16 bytes of name, then a union (here a sockaddr whose
-    // sa_data starts with the MAC).
     let mut ifreq = [0u8; 40];
     ifreq[..name.len()].copy_from_slice(name);
+    prepare(&mut ifreq);
     // SAFETY: plain socket(2); the result is checked and owned below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -167,9 +171,10 @@ pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
     }
     // SAFETY: `fd` is a fresh descriptor we own.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: `ifreq` is a writable buffer at least as large as struct
-    // ifreq (40 bytes on 64-bit Linux), which SIOCGIFHWADDR fills.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, ifreq.as_mut_ptr()) };
+    // SAFETY: `ifreq` is a writable struct ifreq (40 bytes on 64-bit Linux)
+    // for the requests used here, and any buffer its union points to (see
+    // `interface_driver`) outlives the call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), request, ifreq.as_mut_ptr()) };
     if r < 0 {
         let e = io::Error::last_os_error();
         return Err(match e.raw_os_error() {
@@ -180,73 +185,37 @@ pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
             _ => e,
         });
     }
+    Ok(ifreq)
+}
+
+/// The hardware address of `ifname` (SIOCGIFHWADDR: the union holds a
+/// sockaddr whose sa_data starts with the MAC).
+pub fn interface_mac(ifname: &str) -> io::Result<[u8; 6]> {
+    let ifreq = ifreq_ioctl(ifname, libc::SIOCGIFHWADDR, |_| {})?;
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&ifreq[18..24]);
     Ok(mac)
 }
 
-/// The MTU of `ifname` (SIOCGIFMTU, in the calling thread's namespace).
+/// The MTU of `ifname` (SIOCGIFMTU: the union holds an int).
 pub fn interface_mtu(ifname: &str) -> io::Result<usize> {
-    let name = ifname.as_bytes();
-    if name.is_empty() || name.len() >= 16 || name.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "bad interface name",
-        ));
-    }
-    // struct ifreq: 16 bytes of name, then an int (the MTU).
-    let mut ifreq = [0u8; 40];
-    ifreq[..name.len()].copy_from_slice(name);
-    // SAFETY: plain socket(2); the result is checked and owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: `ifreq` is a writable struct ifreq (40 bytes on 64-bit
-    // Linux), which SIOCGIFMTU fills.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, ifreq.as_mut_ptr()) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let ifreq = ifreq_ioctl(ifname, libc::SIOCGIFMTU, |_| {})?;
     let mtu = i32::from_ne_bytes(ifreq[16..20].try_into().expect("4 bytes"));
     Ok(mtu.max(68) as usize)
 }
 
-/// The driver behind `ifname` ("veth", "mlx5_core", ...), asked of the
-/// kernel with the ethtool ioctl (ETHTOOL_GDRVINFO), in the calling
-/// thread's network namespace.
+/// The driver behind `ifname` ("veth", "mlx5_core", ...), asked with the
+/// ethtool ioctl (ETHTOOL_GDRVINFO: the union points to a struct
+/// ethtool_drvinfo, a command word and then driver[32], ...; 196 bytes).
 pub fn interface_driver(ifname: &str) -> io::Result<String> {
     const SIOCETHTOOL: libc::c_ulong = 0x8946;
     const ETHTOOL_GDRVINFO: u32 = 3;
-    let name = ifname.as_bytes();
-    if name.is_empty() || name.len() >= 16 || name.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "bad interface name",
-        ));
-    }
-    // struct ethtool_drvinfo: cmd, then driver[32], version[32], ... (196
-    // bytes in all); struct ifreq: name[16], then a pointer to it.
     let mut info = [0u8; 196];
     info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
-    let mut ifreq = [0u8; 40];
-    ifreq[..name.len()].copy_from_slice(name);
-    ifreq[16..24].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
-    // SAFETY: plain socket(2); the result is checked and owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: `ifreq` is a struct ifreq whose data pointer refers to
-    // `info`, a writable struct ethtool_drvinfo, both alive for the call.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, ifreq.as_mut_ptr()) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let ptr = info.as_mut_ptr() as u64;
+    ifreq_ioctl(ifname, SIOCETHTOOL, |ifreq| {
+        ifreq[16..24].copy_from_slice(&ptr.to_ne_bytes());
+    })?;
     let driver = &info[4..36];
     let end = driver.iter().position(|&b| b == 0).unwrap_or(driver.len());
     Ok(String::from_utf8_lossy(&driver[..end]).into_owned())
