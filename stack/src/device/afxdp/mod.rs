@@ -783,7 +783,11 @@ impl Device for AfXdp {
             self.tx.submit();
             self.tx_frames += n as u64;
         }
-        if n > 0 || self.tx.needs_wakeup() {
+        // Kick only with descriptors waiting: copy mode keeps the TX
+        // wakeup flag set for good, so checking the flag alone made a
+        // sendto every loop, also with nothing queued. The kernel sends a
+        // bounded batch per kick, so what is left gets another next time.
+        if n > 0 || (self.tx.needs_wakeup() && self.tx.outstanding() > 0) {
             self.kick();
         }
         n
