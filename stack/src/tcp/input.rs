@@ -617,19 +617,20 @@ impl Connection {
     /// first segment. If that ACK acknowledges new data, two new segments
     /// go out instead of more resends; if the next ACK acknowledges new
     /// data too, it was the originals arriving: the timeout was spurious
-    /// and its reduction is undone. A duplicate ACK at either step means a
-    /// real loss: resend everything not SACKed, as usual after a timeout.
+    /// and its reduction and lost marks are undone. A duplicate ACK at
+    /// either step means a real loss: everything not SACKed is resent, as
+    /// usual after a timeout.
     fn frto_on_ack(&mut self, advanced: bool, now: Instant) {
         use super::connection::Frto;
         match self.frto {
             Some(Frto::AwaitFirst) if advanced && self.snd_una < self.recover => {
+                // With no new data to test with: the usual recovery (the
+                // lost marks stand).
                 if self.has_unsent_data() {
                     self.frto = Some(Frto::AwaitSecond);
                     self.cc.set_cwnd(self.pipe() + 2 * self.eff_mss);
                 } else {
-                    // No new data to test with: the usual recovery.
                     self.frto = None;
-                    self.sent.mark_all_lost();
                 }
             }
             Some(Frto::AwaitSecond) if advanced => {
@@ -637,10 +638,7 @@ impl Connection {
                 self.counters.spurious_rtos += 1;
                 self.undo_loss_response();
             }
-            Some(_) if !advanced => {
-                self.frto = None;
-                self.sent.mark_all_lost();
-            }
+            // A duplicate ACK: a real loss; the usual recovery goes on.
             _ => self.frto = None,
         }
         let _ = now;

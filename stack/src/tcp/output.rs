@@ -144,12 +144,19 @@ impl Connection {
         if self.pipe() + self.eff_mss > self.cc.cwnd() {
             return None;
         }
-        if let Some(s) = self.sent.first_lost().copied() {
-            return Some(self.retransmit(s.start, s.end - s.start, now));
-        }
-        if self.frto == Some(super::connection::Frto::AwaitFirst) {
-            // F-RTO: nothing new until the first ACK after the timeout.
-            return None;
+        use super::connection::Frto;
+        let first_lost = self.sent.first_lost().copied();
+        match (self.frto, first_lost) {
+            // F-RTO: only the first segment is resent, then nothing until
+            // the first ACK after the timeout...
+            (Some(Frto::AwaitFirst), Some(s)) if s.start == self.snd_una => {
+                return Some(self.retransmit(s.start, s.end - s.start, now));
+            }
+            (Some(Frto::AwaitFirst), _) => return None,
+            // ...and after it, new data only (the test of spuriousness).
+            (Some(Frto::AwaitSecond), _) => {}
+            (None, Some(s)) => return Some(self.retransmit(s.start, s.end - s.start, now)),
+            (None, None) => {}
         }
         let flight = self.snd_nxt - self.snd_una;
         let room = self.snd_wnd.saturating_sub(flight).min(self.eff_mss);
