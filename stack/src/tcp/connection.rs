@@ -818,18 +818,14 @@ impl Connection {
         self.hystart_on_loss();
         let flight = self.snd_max - self.snd_una;
         if new_episode {
-            self.undo = Some(Undo {
-                saved: self.cc.save(),
-                first_rexmit: None,
-                retrans: 0,
-            });
+            self.save_for_undo();
             self.cc.on_rto(flight, now);
         } else {
             self.cc.set_cwnd(self.eff_mss);
         }
         // A timeout while SACKs showed several segments beyond a hole says
         // the reordering estimate is too high (as Linux's tcp_enter_loss).
-        if self.sacked_bytes() >= 3 * self.eff_mss {
+        if self.sent.sacked_bytes() >= 3 * self.eff_mss {
             self.reordering = 3;
         }
         // The recovery point stops a spurious fast retransmit (RFC 6582 4.1).

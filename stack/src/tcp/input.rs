@@ -373,7 +373,7 @@ impl Connection {
         if self.sack_ok && self.syn_acked {
             let delivered = (self.snd_una - una_before) + newly_sacked;
             if self.frto.is_some() {
-                self.frto_on_ack(advanced, now);
+                self.frto_on_ack(advanced);
             }
             if self.rack_detect_loss(now) {
                 self.on_rack_loss(now);
@@ -414,7 +414,7 @@ impl Connection {
             self.rack_note_order(d);
             self.rack_update(d, now);
         }
-        self.check_spurious_by_timestamp(ack, now);
+        self.check_spurious_by_timestamp(ack);
         let mut rtt_sample = None;
         if let Some(rtt) = self.ts_rtt(now) {
             self.rtt.sample(rtt);
@@ -552,12 +552,17 @@ impl Connection {
         self.tlp_end = None;
         self.tlp_at = None;
         self.recover = self.snd_max;
+        self.save_for_undo();
+        self.hystart_on_loss();
+    }
+
+    /// A loss episode begins: remember what its response will change.
+    pub(super) fn save_for_undo(&mut self) {
         self.undo = Some(super::connection::Undo {
             saved: self.cc.save(),
             first_rexmit: None,
             retrans: 0,
         });
-        self.hystart_on_loss();
     }
 
     /// Segments are presumed lost (RACK's verdict, or duplicate ACKs
@@ -620,7 +625,7 @@ impl Connection {
     /// and its reduction and lost marks are undone. A duplicate ACK at
     /// either step means a real loss: everything not SACKed is resent, as
     /// usual after a timeout.
-    fn frto_on_ack(&mut self, advanced: bool, now: Instant) {
+    fn frto_on_ack(&mut self, advanced: bool) {
         use super::connection::Frto;
         match self.frto {
             Some(Frto::AwaitFirst) if advanced && self.snd_una < self.recover => {
@@ -641,13 +646,12 @@ impl Connection {
             // A duplicate ACK: a real loss; the usual recovery goes on.
             _ => self.frto = None,
         }
-        let _ = now;
     }
 
     /// Eifel detection (RFC 3522): the first ACK covering the episode's
     /// first retransmission echoes a timestamp older than that
     /// retransmission: it acknowledges the original, so nothing was lost.
-    fn check_spurious_by_timestamp(&mut self, ack: SeqNum, _now: Instant) {
+    fn check_spurious_by_timestamp(&mut self, ack: SeqNum) {
         let Some(undo) = self.undo else { return };
         let Some((seq, tsval)) = undo.first_rexmit else {
             return;

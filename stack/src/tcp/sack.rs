@@ -88,7 +88,7 @@ impl Connection {
         if !self.sack_ok || blocks.is_empty() {
             return 0;
         }
-        let before = self.sacked_bytes();
+        let before = self.sent.sacked_bytes();
         for (i, &(l, r)) in blocks.iter().enumerate() {
             let (l, r) = (SeqNum(l), SeqNum(r));
             if l >= r {
@@ -119,7 +119,7 @@ impl Connection {
             let _ = self.scoreboard.add(l - self.snd_una, r - self.snd_una);
             self.snd_fack = self.snd_fack.max(r);
         }
-        self.sacked_bytes() - before
+        self.sent.sacked_bytes() - before
     }
 
     /// The parts of `[l, r)` the scoreboard does not hold yet.
@@ -163,10 +163,6 @@ impl Connection {
         self.rack.reordering_seen = true;
         self.rack_on_dsack();
         self.dsack_for_retransmission();
-    }
-
-    pub(super) fn sacked_bytes(&self) -> u32 {
-        self.scoreboard.ranges().iter().map(|r| r.1 - r.0).sum()
     }
 
     /// DupThresh: the reordering estimate, but never more than the flight
