@@ -192,6 +192,30 @@ fn kernel_client(t: &xdptcp_tools::topology::Topology, port: u16, body: &str) ->
     o
 }
 
+/// A kernel client that sends `mib` MiB of the byte pattern `byte` (a
+/// python expression in `i`), waits for our side to close, and returns the
+/// SHA-256 of what it sent.
+fn kernel_sends(t: &xdptcp_tools::topology::Topology, port: u16, mib: u32, byte: &str) -> String {
+    let o = kernel_client(
+        t,
+        port,
+        &format!(
+            "d=bytes(({byte})&255 for i in range(1<<20));h=hashlib.sha256()\n\
+             for _ in range({mib}):\n  c.sendall(d);h.update(d)\n\
+             c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())"
+        ),
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The digest a `sha256 ...` line of our programs' output names.
+fn digest_line(out: &[u8]) -> String {
+    String::from_utf8_lossy(out)
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 ").map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Starts one of our programs in our namespace, output captured.
 fn spawn_ours(t: &xdptcp_tools::topology::Topology, args: &[String]) -> std::process::Child {
     t.ours_cmd(&[env!("CARGO_BIN_EXE_file_transfer")])
@@ -285,16 +309,9 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
     args.push(out.display().to_string());
     net(&mut args);
     let recv = spawn_ours(&t, &args);
-    let src = kernel_client(
-        &t,
-        7010,
-        "d=bytes((i*7)&255 for i in range(1<<20));h=hashlib.sha256()\n\
-         for _ in range(1024):\n  c.sendall(d);h.update(d)\n\
-         c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())",
-    );
+    let kernel_sha = kernel_sends(&t, 7010, 1024, "i*7");
     let o = recv.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let kernel_sha = String::from_utf8_lossy(&src.stdout).trim().to_string();
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(stdout.contains(&format!("sha256 {kernel_sha}")), "{stdout}");
     let got = std::fs::read(&out).unwrap();
@@ -716,10 +733,8 @@ fn recv_writes_devices_fifos_and_stdout_in_place() {
         v
     };
     // 8 MiB from the kernel; prints the digest of what it sent.
-    let send_8m = "d=bytes((i*13+7)&255 for i in range(1<<20));h=hashlib.sha256()\n\
-                   for _ in range(8):\n  c.sendall(d);h.update(d)\n\
-                   c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())";
-    let digest_of = |o: &Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
+    // 8 MiB from the kernel; `kernel_sends` returns the digest it sent.
+    let pattern = "i*13+7";
 
     // A character device (the null device's numbers, in our directory).
     let dev = dir.join("null");
@@ -733,7 +748,7 @@ fn recv_writes_devices_fifos_and_stdout_in_place() {
         &t,
         &recv_args(7030, dev.to_str().unwrap(), &["--force", "--no-digest"]),
     );
-    kernel_client(&t, 7030, send_8m);
+    kernel_sends(&t, 7030, 8, pattern);
     let o = recv.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let kind = std::fs::symlink_metadata(&dev).unwrap().file_type();
@@ -754,7 +769,7 @@ fn recv_writes_devices_fifos_and_stdout_in_place() {
         std::thread::spawn(move || hex(&Sha256::digest(std::fs::read(fifo).unwrap())))
     };
     let recv = spawn_ours(&t, &recv_args(7031, fifo.to_str().unwrap(), &[]));
-    let sent = digest_of(&kernel_client(&t, 7031, send_8m));
+    let sent = kernel_sends(&t, 7031, 8, pattern);
     let o = recv.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(reader.join().unwrap(), sent, "what the FIFO's reader got");
@@ -766,7 +781,7 @@ fn recv_writes_devices_fifos_and_stdout_in_place() {
     // The pipe must be read while the data flows: read it concurrently.
     let recv = spawn_ours(&t, &recv_args(7032, "-", &[]));
     let reading = std::thread::spawn(move || recv.wait_with_output().unwrap());
-    let sent = digest_of(&kernel_client(&t, 7032, send_8m));
+    let sent = kernel_sends(&t, 7032, 8, pattern);
     let o = reading.join().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.stdout.len(), 8 << 20);
@@ -846,14 +861,6 @@ fn veth_with_default_offloads_works_or_names_the_fix() {
         assert_eq!(line.trim(), "ready");
         (sink, out)
     };
-    let sha_line = |o: &Output, stream: &[u8]| -> String {
-        let _ = o;
-        String::from_utf8_lossy(stream)
-            .lines()
-            .find_map(|l| l.strip_prefix("sha256 ").map(str::to_string))
-            .unwrap_or_default()
-    };
-
     // We connect to the kernel.
     let (mut sink, mut sink_out) = kernel_sink(5040);
     let to = format!("{}:5040", t.peer_ip());
@@ -876,7 +883,7 @@ fn veth_with_default_offloads_works_or_names_the_fix() {
     sink_out.read_line(&mut theirs).unwrap();
     let _ = sink.wait();
     assert_eq!(
-        sha_line(&o, &o.stdout),
+        digest_line(&o.stdout),
         theirs.trim(),
         "the kernel got it all"
     );
@@ -899,20 +906,11 @@ fn veth_with_default_offloads_works_or_names_the_fix() {
     ]);
     args.extend(["--out".into(), out.display().to_string()]);
     let recv = spawn_ours(&t, &args);
-    let src = kernel_client(
-        &t,
-        7040,
-        "d=bytes((i*5)&255 for i in range(1<<20));h=hashlib.sha256()\n\
-         for _ in range(16):\n  c.sendall(d);h.update(d)\n\
-         c.shutdown(socket.SHUT_WR);c.recv(1);print(h.hexdigest())",
-    );
+    let sent = kernel_sends(&t, 7040, 16, "i*5");
     let o = recv.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        sha_line(&o, &o.stdout),
-        String::from_utf8_lossy(&src.stdout).trim()
-    );
+    assert_eq!(digest_line(&o.stdout), sent);
 
     // Refusing them: the connection cannot be made, and the error says why.
     let (mut sink, _) = kernel_sink(5041);
