@@ -208,6 +208,35 @@ fn kernel_sends(t: &xdptcp_tools::topology::Topology, port: u16, mib: u32, byte:
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// A kernel server on `port` in the peer's namespace that prints the
+/// SHA-256 of everything one client sends; returns once it listens.
+fn kernel_sink(
+    t: &xdptcp_tools::topology::Topology,
+    port: u16,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::BufRead;
+    let mut sink = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',{port}));s.listen();print('ready',flush=True)\n\
+                 c,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)"
+            ),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(sink.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    (sink, out)
+}
+
 /// The digest a `sha256 ...` line of our programs' output names.
 fn digest_line(out: &[u8]) -> String {
     String::from_utf8_lossy(out)
@@ -235,8 +264,7 @@ use xdptcp_tools::topology::require_root;
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn send_and_recv_over_afxdp_against_the_kernel() {
     require_root();
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
+    use std::io::BufRead;
     let t = xdptcp_tools::topology::Topology::create("c", 222, false).expect("topology");
     let bin = env!("CARGO_BIN_EXE_file_transfer");
     let net = |args: &mut Vec<String>| {
@@ -254,20 +282,7 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
     };
 
     // Ours -> kernel.
-    let mut sink = t
-        .peer_cmd(&[
-            "python3",
-            "-c",
-            "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',5010));s.listen();print('ready',flush=True)\n\
-             c,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sink_out = BufReader::new(sink.stdout.take().unwrap());
-    let mut line = String::new();
-    sink_out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
+    let (mut sink, mut sink_out) = kernel_sink(&t, 5010);
     let mut args: Vec<String> = ["send", "--raw", "--generate", "1G", "--to"]
         .map(String::from)
         .to_vec();
@@ -819,8 +834,7 @@ fn recv_writes_devices_fifos_and_stdout_in_place() {
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn veth_with_default_offloads_works_or_names_the_fix() {
     require_root();
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
+    use std::io::BufRead;
     use xdptcp_tools::topology::{Spec, Topology};
     let t = Topology::create_spec(
         "v",
@@ -842,27 +856,8 @@ fn veth_with_default_offloads_works_or_names_the_fix() {
         ]);
         v
     };
-    let kernel_sink = |port: u16| {
-        let mut sink = t
-            .peer_cmd(&[
-                "python3",
-                "-c",
-                &format!(
-                    "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',{port}));s.listen();print('ready',flush=True)\n\
-                     c,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)"
-                ),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(sink.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
-        (sink, out)
-    };
     // We connect to the kernel.
-    let (mut sink, mut sink_out) = kernel_sink(5040);
+    let (mut sink, mut sink_out) = kernel_sink(&t, 5040);
     let to = format!("{}:5040", t.peer_ip());
     let o = t
         .ours_cmd(&[bin])
@@ -913,7 +908,7 @@ fn veth_with_default_offloads_works_or_names_the_fix() {
     assert_eq!(digest_line(&o.stdout), sent);
 
     // Refusing them: the connection cannot be made, and the error says why.
-    let (mut sink, _) = kernel_sink(5041);
+    let (mut sink, _) = kernel_sink(&t, 5041);
     let to = format!("{}:5041", t.peer_ip());
     let o = t
         .ours_cmd(&[bin])
