@@ -5,43 +5,13 @@
 
 mod common;
 
-use common::{pair, pattern, Pair};
+use common::{one_way, pair, pattern, Pair};
 use std::time::Duration;
 use xdptcp::tcp::congestion::Algorithm;
-use xdptcp::tcp::{Config, SeqNum, TcpError};
+use xdptcp::tcp::{Config, SeqNum};
 use xdptcp::time::Instant;
 
 const MSS: u32 = 1448; // 1460 less 12 bytes of timestamps
-
-/// Sends `total` bytes from a to b, checking each byte b reads. Returns
-/// false if `limit` of virtual time ran out first.
-fn one_way(p: &mut Pair, total: usize, limit: Duration) -> bool {
-    let (mut sent, mut got) = (0usize, 0usize);
-    let mut buf = vec![0u8; 64 * 1024];
-    p.run(limit, |p| {
-        while sent < total {
-            let chunk: Vec<u8> = (sent..total.min(sent + 16 * 1024)).map(pattern).collect();
-            match p.a.send(&chunk) {
-                Ok(n) => sent += n,
-                Err(TcpError::WouldBlock) => break,
-                Err(e) => panic!("send: {e}"),
-            }
-        }
-        loop {
-            match p.b.recv(&mut buf) {
-                Ok(0) | Err(TcpError::WouldBlock) => break,
-                Ok(n) => {
-                    for (k, byte) in buf[..n].iter().enumerate() {
-                        assert_eq!(*byte, pattern(got + k), "byte {} differs", got + k);
-                    }
-                    got += n;
-                }
-                Err(e) => panic!("recv: {e}"),
-            }
-        }
-        got == total
-    })
-}
 
 fn config() -> Config {
     Config {

@@ -107,24 +107,7 @@ fn an_idle_connection_restarts_from_the_initial_window() {
     let mut p = common::Pair::new(a, b, Duration::from_millis(10));
     assert!(p.run(Duration::from_secs(2), |p| p.b.state()
         == State::Established));
-    let mut buf = vec![0u8; 1 << 20];
-    let mut move_bytes = |p: &mut common::Pair, n: usize| {
-        let data = vec![1u8; n];
-        let (mut sent, mut got) = (0, 0);
-        assert!(p.run(Duration::from_secs(30), |p| {
-            if sent < n {
-                sent += p.a.send(&data[sent..]).unwrap_or(0);
-            }
-            while let Ok(k) = p.b.recv(&mut buf) {
-                if k == 0 {
-                    break;
-                }
-                got += k;
-            }
-            got == n
-        }));
-    };
-    move_bytes(&mut p, 8 << 20);
+    assert!(common::one_way(&mut p, 8 << 20, Duration::from_secs(30)));
     let big = p.a.snapshot().cwnd;
     assert!(big > 100 * 1448, "cwnd grew to {big}");
     // Every byte acknowledged, then five seconds with nothing to send (and
@@ -132,7 +115,7 @@ fn an_idle_connection_restarts_from_the_initial_window() {
     assert!(p.run(Duration::from_secs(5), |p| p.a.send_queue() == 0));
     p.now += Duration::from_secs(5);
     let resume = p.now;
-    move_bytes(&mut p, 4 << 20);
+    assert!(common::one_way(&mut p, 4 << 20, Duration::from_secs(30)));
     let first_rtt = p
         .log
         .iter()

@@ -183,6 +183,36 @@ pub fn exchange(p: &mut Pair, total: usize, limit: Duration) -> bool {
     })
 }
 
+/// Sends `total` bytes from a to b, checking each byte b reads. Returns
+/// false if `limit` of virtual time ran out first.
+pub fn one_way(p: &mut Pair, total: usize, limit: Duration) -> bool {
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut buf = vec![0u8; 64 * 1024];
+    p.run(limit, |p| {
+        while sent < total {
+            let chunk: Vec<u8> = (sent..total.min(sent + 16 * 1024)).map(pattern).collect();
+            match p.a.send(&chunk) {
+                Ok(n) => sent += n,
+                Err(TcpError::WouldBlock) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        loop {
+            match p.b.recv(&mut buf) {
+                Ok(0) | Err(TcpError::WouldBlock) => break,
+                Ok(n) => {
+                    for (k, byte) in buf[..n].iter().enumerate() {
+                        assert_eq!(*byte, pattern(got + k), "byte {} differs", got + k);
+                    }
+                    got += n;
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        got == total
+    })
+}
+
 /// A segment from port 80 to port 1234 with no options, window 65535.
 pub fn segment(seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> TcpSegment<'_> {
     TcpSegment {
