@@ -16,6 +16,7 @@
 //! both "Linux at its best" and a like-for-like figure are shown.
 //!
 //! Usage (root): lossy [--loss 0,0.01,0.05] [--size 32M-in-bytes] [--rounds 1]
+//! [--stats] (our sender's connection counters after each transfer)
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -215,10 +216,20 @@ fn send(t: &Topology, size: u64, sender: Sender, to: SocketAddrV4) -> Result<(),
         let mut cfg = xdptcp::runtime::RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
             .map_err(|e| e.to_string())?;
         cfg.iface.gateway = t.gateway();
+        if let Some(cc) = arg("--cc") {
+            cfg.iface.tcp.congestion = cc.parse()?;
+        }
         let stack = xdptcp::api::socket::Stack::start(cfg).map_err(|e| e.to_string())?;
         let mut c =
             xdptcp::api::socket::TcpStream::connect(&stack, to).map_err(|e| e.to_string())?;
         pump(&mut c).map_err(|e| format!("xdptcp sender: {e}"))?;
+        if std::env::args().any(|a| a == "--stats") {
+            for core in stack.runtime().snapshot(Duration::from_secs(1)) {
+                for conn in core.connections {
+                    eprintln!("  our sender: {:?}", conn.tcp);
+                }
+            }
+        }
         c.shutdown().map_err(|e| e.to_string())?;
         c.close();
         drop(stack);

@@ -251,6 +251,14 @@ pub struct Connection {
     pub(super) recent_rexmits: std::collections::VecDeque<SeqNum>,
     /// Every segment in flight: send times and marks, for RACK and recovery.
     pub(super) sent: SentQueue,
+    /// Delivery rate estimation (for BBR), and the lost-byte count it
+    /// last reported.
+    pub(super) rate: super::rate::RateSampler,
+    pub(super) lost_seen: u64,
+    /// Pacing: when the next data segment may leave, and the timer set
+    /// when pacing held one back.
+    pub(super) pace_next: Option<Instant>,
+    pub(super) pace_at: Option<Instant>,
     pub(super) rack: Rack,
     /// After an RTO on a SACK connection: resending what is presumed lost
     /// (all that was not SACKed) with cwnd growing again from one segment.
@@ -370,6 +378,10 @@ impl Connection {
             scoreboard: Assembler::with_limit(super::assembler::MAX_RANGES),
             recent_rexmits: std::collections::VecDeque::with_capacity(64),
             sent: SentQueue::default(),
+            rate: super::rate::RateSampler::new(Instant::from_nanos(0)),
+            lost_seen: 0,
+            pace_next: None,
+            pace_at: None,
             rack: Rack::default(),
             loss_state: false,
             prr: Prr::default(),
@@ -658,7 +670,7 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = earliest(earliest(self.rto_at, self.persist_at), self.time_wait_at);
         let t = earliest(earliest(t, self.tlp_at), self.rack.timer_at);
-        let t = earliest(t, self.orphan_deadline());
+        let t = earliest(earliest(t, self.orphan_deadline()), self.pace_at);
         earliest(t, earliest(self.delack_at, self.keepalive_at))
     }
 
@@ -708,6 +720,10 @@ impl Connection {
                 self.tlp_end = Some(self.snd_max);
                 self.rto_at = Some(now + self.rtt.rto());
             }
+        }
+        if self.pace_at.is_some_and(|t| t <= now) {
+            // Pacing lets the next segment go: the caller polls us again.
+            self.pace_at = None;
         }
         if self.delack_at.is_some_and(|t| t <= now) {
             self.delack_at = None;

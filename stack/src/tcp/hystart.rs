@@ -41,7 +41,7 @@ impl Connection {
     pub(super) fn hystart_on_ack(&mut self, rtt: Option<Duration>) -> u32 {
         let in_slow_start = self.cc.cwnd() < self.cc.ssthresh();
         let h = &mut self.hystart;
-        if !self.cfg.hystart || h.done || !in_slow_start {
+        if !self.cfg.hystart || h.done || !in_slow_start || self.cc.model_based() {
             h.done |= !in_slow_start;
             return 1;
         }

@@ -1,6 +1,7 @@
 //! SEGMENT ARRIVES (RFC 9293 section 3.10.7), step by step, with the
 //! RFC 5961 defences the RFC itself now recommends.
 
+use super::congestion::AckSample;
 use super::connection::{ConnError, Connection, Event};
 use super::{SeqNum, State};
 use crate::time::Instant;
@@ -344,6 +345,7 @@ impl Connection {
             return false;
         }
         self.probes_unanswered = 0;
+        let prior_inflight = self.pipe();
         let scaled_window = u32::from(seg.window) << self.snd_shift;
         let advanced = ack > self.snd_una;
         // SACK blocks first (as Linux does): a D-SACK in the ACK that ends
@@ -378,10 +380,11 @@ impl Connection {
             if self.rack_detect_loss(now) {
                 self.on_rack_loss(now);
             }
-            if self.in_recovery {
+            if self.in_recovery && !self.cc.model_based() {
                 self.prr_on_ack(delivered);
             }
         }
+        self.sample_delivery(prior_inflight, now);
         // Window update, guarded against old segments (SND.WL1/WL2).
         if ack >= una_before && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
         {
@@ -460,8 +463,11 @@ impl Connection {
             if ack >= self.recover {
                 self.in_recovery = false;
                 if self.sack_ok {
-                    // RFC 6937: recovery ends with cwnd at ssthresh.
-                    self.cc.set_cwnd(self.cc.ssthresh());
+                    // RFC 6937: recovery ends with cwnd at ssthresh (a
+                    // model-based controller restores its own).
+                    if !self.cc.model_based() {
+                        self.cc.set_cwnd(self.cc.ssthresh());
+                    }
                     self.rack_on_recovery_end();
                 } else {
                     self.cc.on_exit_recovery(self.snd_max - self.snd_una);
@@ -493,6 +499,31 @@ impl Connection {
         if !self.in_recovery {
             self.rto_at = None;
         }
+    }
+
+    /// The end of an ACK's processing: the delivery rate it measured, and
+    /// for a model-based controller everything it showed.
+    fn sample_delivery(&mut self, prior_inflight: u32, now: Instant) {
+        let delivered = self.sent.take_delivered();
+        let rate = self.rate.on_ack(delivered, now);
+        let lost_total = self.sent.lost_total();
+        let lost = (lost_total - self.lost_seen).min(u64::from(u32::MAX)) as u32;
+        self.lost_seen = lost_total;
+        if !self.cc.model_based() || !self.syn_acked {
+            return;
+        }
+        self.cc.on_ack_sample(&AckSample {
+            now,
+            rate,
+            delivered: self.rate.delivered(),
+            acked: delivered.bytes,
+            lost,
+            inflight: self.pipe(),
+            prior_inflight,
+            recovery: self.in_recovery,
+            loss: self.loss_state,
+            srtt: self.rtt.srtt(),
+        });
     }
 
     /// Whether sending was limited by cwnd rather than by the application
@@ -580,7 +611,9 @@ impl Connection {
             out: 0,
             recover_fs: u64::from(flight),
         };
-        self.prr_on_ack(0);
+        if !self.cc.model_based() {
+            self.prr_on_ack(0);
+        }
         self.counters.sack_recoveries += 1;
         self.counters.fast_retransmits += 1;
         self.rto_at = Some(now + self.rtt.rto());

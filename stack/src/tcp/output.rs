@@ -88,13 +88,20 @@ impl Connection {
             }
         }
         let recovering = self.in_recovery || self.loss_state || self.sent.lost_bytes() > 0;
-        let data = if recovering && self.sack_ok {
+        let data = if !self.pacing_allows(now) {
+            None
+        } else if recovering && self.sack_ok {
             self.sack_recovery_segment(now)
         } else {
             self.next_data_segment(now)
         };
         if data.is_some() {
             return data;
+        }
+        if self.pace_at.is_none() && !self.has_unsent_data() && self.pipe() < self.cc.cwnd() {
+            // Room to send and nothing to send: rate samples until this
+            // flight is delivered show the application, not the path.
+            self.rate.on_app_limited(self.pipe());
         }
         if self.ack_pending && self.state != State::SynSent {
             let mut t = self.control(self.snd_nxt, Flags::ACK);
@@ -121,7 +128,9 @@ impl Connection {
     /// Bookkeeping for resent sequence space `[seq, end)`: its record's
     /// send time (RACK), PRR's count, and what undo needs.
     fn note_resent(&mut self, seq: SeqNum, end: SeqNum, now: Instant) {
-        self.sent.on_retransmit(seq, end, now);
+        let tx = self.rate.on_send(now, self.pipe() == 0);
+        self.sent.on_retransmit(seq, end, now, tx);
+        self.on_paced_send(end - seq, now);
         if self.in_recovery {
             self.prr.out += u64::from(end - seq);
         }
@@ -339,6 +348,11 @@ impl Connection {
             return;
         }
         self.cc.on_idle(idle);
+        if self.cc.model_based() {
+            // The model knows the path's rate and paces: nothing to cut
+            // (Linux skips the restart for such controllers too).
+            return;
+        }
         let iw = self.cfg.initial_window_segments * self.eff_mss;
         let halvings = (idle.as_nanos() / rto.as_nanos().max(1)).min(31) as u32;
         let cwnd = (self.cc.cwnd() >> halvings).max(iw);
@@ -377,7 +391,9 @@ impl Connection {
                 self.note_resent(t.seq, end.min(self.snd_max), now);
             }
             if end > self.snd_max {
-                self.sent.on_send(t.seq, end, now);
+                let tx = self.rate.on_send(now, self.snd_max == self.snd_una);
+                self.sent.on_send(t.seq, end, now, tx);
+                self.on_paced_send(end - t.seq.max(self.snd_max), now);
                 if self.in_recovery {
                     self.prr.out += u64::from(end - t.seq.max(self.snd_max));
                 }

@@ -9,6 +9,7 @@
 //! record's marks always hold for all of its bytes. Counters of SACKed and
 //! lost bytes are kept as the marks change, so the pipe costs nothing.
 
+use super::rate::{DeliveredNow, TxRate};
 use super::SeqNum;
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -24,6 +25,8 @@ pub struct Sent {
     pub sacked: bool,
     /// Presumed lost and not resent since.
     pub lost: bool,
+    /// The delivery counters when it last left (rate estimation).
+    pub tx: TxRate,
 }
 
 impl Sent {
@@ -46,6 +49,10 @@ pub struct SentQueue {
     segs: VecDeque<Sent>,
     sacked_bytes: u32,
     lost_bytes: u32,
+    /// Bytes ever marked lost (each marking counts).
+    lost_total: u64,
+    /// What the ACK being processed delivered, for the rate sampler.
+    delivered_now: DeliveredNow,
 }
 
 impl SentQueue {
@@ -71,8 +78,18 @@ impl SentQueue {
         self.lost_bytes
     }
 
+    /// Bytes ever marked lost: a loss counter for congestion control.
+    pub fn lost_total(&self) -> u64 {
+        self.lost_total
+    }
+
+    /// What the ACKs and SACKs since the last call delivered.
+    pub fn take_delivered(&mut self) -> DeliveredNow {
+        std::mem::take(&mut self.delivered_now)
+    }
+
     /// New data `[start, end)` left at `now`.
-    pub fn on_send(&mut self, start: SeqNum, end: SeqNum, now: Instant) {
+    pub fn on_send(&mut self, start: SeqNum, end: SeqNum, now: Instant, tx: TxRate) {
         if start >= end || self.segs.back().is_some_and(|b| end <= b.end) {
             return;
         }
@@ -84,6 +101,7 @@ impl SentQueue {
             rexmits: 0,
             sacked: false,
             lost: false,
+            tx,
         });
     }
 
@@ -104,13 +122,23 @@ impl SentQueue {
                 front.start = ack;
                 self.uncount(&part);
                 note(&mut newest, &part);
+                self.note_delivered(&part);
                 break;
             };
             self.segs.pop_front();
             self.uncount(&covered);
             note(&mut newest, &covered);
+            self.note_delivered(&covered);
         }
         newest
+    }
+
+    /// A record was acknowledged: counts it as delivered unless a SACK
+    /// already did.
+    fn note_delivered(&mut self, s: &Sent) {
+        if !s.sacked {
+            self.delivered_now.note(s.len(), s.at, s.rexmits, s.tx);
+        }
     }
 
     fn uncount(&mut self, s: &Sent) {
@@ -159,12 +187,13 @@ impl SentQueue {
             self.segs[k].sacked = true;
             self.segs[k].lost = false;
             note(&mut newest, &s);
+            self.delivered_now.note(s.len(), s.at, s.rexmits, s.tx);
         }
         newest
     }
 
     /// `[start, end)` was resent at `now`: no longer presumed lost.
-    pub fn on_retransmit(&mut self, start: SeqNum, end: SeqNum, now: Instant) {
+    pub fn on_retransmit(&mut self, start: SeqNum, end: SeqNum, now: Instant, tx: TxRate) {
         for k in self.range(start, end) {
             let s = &mut self.segs[k];
             if s.lost {
@@ -173,6 +202,7 @@ impl SentQueue {
             s.lost = false;
             s.at = now;
             s.rexmits += 1;
+            s.tx = tx;
         }
     }
 
@@ -182,6 +212,7 @@ impl SentQueue {
         if !s.sacked && !s.lost {
             s.lost = true;
             self.lost_bytes += s.end - s.start;
+            self.lost_total += u64::from(s.end - s.start);
         }
     }
 
@@ -248,6 +279,7 @@ mod tests {
                 SeqNum(1000 + i * 100),
                 SeqNum(1100 + i * 100),
                 t(u64::from(i)),
+                TxRate::at(t(0)),
             );
         }
         q
@@ -273,7 +305,7 @@ mod tests {
         q.mark_lost(1);
         assert_eq!(q.lost_bytes(), 200);
         assert_eq!(q.first_lost().unwrap().start, SeqNum(1000));
-        q.on_retransmit(SeqNum(1000), SeqNum(1100), t(10));
+        q.on_retransmit(SeqNum(1000), SeqNum(1100), t(10), TxRate::at(t(10)));
         assert_eq!(q.lost_bytes(), 100);
         let first = q.iter().next().unwrap();
         assert_eq!((first.at, first.rexmits, first.lost), (t(10), 1, false));

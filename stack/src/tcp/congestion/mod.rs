@@ -4,14 +4,39 @@
 //! NewReno recovery point, the RTO); the controller owns the *response*:
 //! how cwnd and ssthresh move on each event.
 
+mod bbr;
 mod cubic;
 mod newreno;
 
+pub use bbr::Bbr;
 pub use cubic::Cubic;
 pub use newreno::NewReno;
 
+use super::rate::RateSample;
 use crate::time::Instant;
 use std::time::Duration;
+
+/// What one ACK told a model-based controller (BBR), after the
+/// connection's own processing of it (loss marking, recovery state).
+#[derive(Debug, Clone, Copy)]
+pub struct AckSample {
+    pub now: Instant,
+    /// The delivery rate it measured, if any.
+    pub rate: Option<RateSample>,
+    /// Bytes delivered over the connection's life.
+    pub delivered: u64,
+    /// Bytes this ACK delivered (acknowledged or SACKed).
+    pub acked: u32,
+    /// Bytes this ACK had marked lost.
+    pub lost: u32,
+    /// Bytes in flight (the pipe) after the ACK, and before it.
+    pub inflight: u32,
+    pub prior_inflight: u32,
+    /// In fast recovery; in the loss state after a timeout.
+    pub recovery: bool,
+    pub loss: bool,
+    pub srtt: Option<Duration>,
+}
 
 pub trait CongestionControl: Send {
     fn name(&self) -> &'static str;
@@ -36,6 +61,18 @@ pub trait CongestionControl: Send {
     /// Sending resumes after `idle` with nothing in flight (the application
     /// had nothing to send). Time-based growth must not count the pause.
     fn on_idle(&mut self, _idle: Duration) {}
+    /// A controller that sets cwnd and a pacing rate from its model of the
+    /// path, on every ACK (`on_ack_sample`), rather than reacting to loss
+    /// events: the connection then skips PRR, the loss reductions and the
+    /// restart after idle, and paces at `pacing_rate`.
+    fn model_based(&self) -> bool {
+        false
+    }
+    fn on_ack_sample(&mut self, _s: &AckSample) {}
+    /// Bytes per second to pace at, if the algorithm paces.
+    fn pacing_rate(&self) -> Option<f64> {
+        None
+    }
     /// What a loss response changes, saved before it so that a loss that
     /// proves spurious can be undone (RFC 3522, RFC 4015, RFC 5682).
     fn save(&self) -> Saved {
@@ -97,6 +134,8 @@ pub enum Algorithm {
     /// The default, as in Linux.
     #[default]
     Cubic,
+    /// Model-based, paced; indifferent to random loss (see `bbr.rs`).
+    Bbr,
 }
 
 impl Algorithm {
@@ -104,6 +143,7 @@ impl Algorithm {
         match self {
             Algorithm::NewReno => Box::new(NewReno::new(mss, initial_window)),
             Algorithm::Cubic => Box::new(Cubic::new(mss, initial_window)),
+            Algorithm::Bbr => Box::new(Bbr::new(mss, initial_window)),
         }
     }
 }
@@ -114,8 +154,9 @@ impl std::str::FromStr for Algorithm {
         match s {
             "newreno" | "reno" => Ok(Algorithm::NewReno),
             "cubic" => Ok(Algorithm::Cubic),
+            "bbr" => Ok(Algorithm::Bbr),
             other => Err(format!(
-                "unknown congestion control '{other}' (expected: cubic or newreno)"
+                "unknown congestion control '{other}' (expected: cubic, newreno or bbr)"
             )),
         }
     }
