@@ -49,6 +49,11 @@ pub struct NetArgs {
     /// anything else). Every other checksum is always verified.
     #[arg(long, default_value = "auto")]
     pub rx_checksum: xdptcp::iface::RxChecksum,
+    /// Congestion control: newreno (the stack's default), cubic, or bbr
+    /// (model-based and paced: far faster on paths that drop at random;
+    /// see docs/DEEP_DIVE.md).
+    #[arg(long)]
+    pub cc: Option<xdptcp::tcp::congestion::Algorithm>,
     /// Give up after this long (for example 30s, 1.5s).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -98,6 +103,9 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
     };
     let mut cfg = cfg;
     cfg.iface.rx_checksum = n.rx_checksum;
+    if let Some(cc) = n.cc {
+        cfg.iface.tcp.congestion = cc;
+    }
     // A peer that vanishes while we wait for it (no FIN, no RST) is found
     // by keepalive probes: after 10 s of silence, 3 probes 2 s apart.
     cfg.iface.tcp.keepalive = Some(xdptcp::tcp::Keepalive {

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use xdptcp::api::socket::{Stack, TcpListener, TcpStream};
 use xdptcp::runtime::RuntimeConfig;
+use xdptcp::tcp::congestion::Algorithm;
 use xdptcp_tools::topology::Topology;
 
 mod kernel_peer;
@@ -262,8 +263,9 @@ fn a_linux_client_reconnects_from_the_same_port_while_we_are_in_time_wait() {
 
 /// Through a router that drops 5 % of the packets in both directions (the
 /// topology's iptables statistic match), 16 MiB from our stack to a Linux
-/// receiver and 16 MiB back arrive intact: every lost segment, lost
-/// retransmission and lost ACK is repaired. Checks the bytes, not a speed.
+/// receiver, once with NewReno and once with BBR (paced, on real clocks),
+/// and 16 MiB back arrive intact: every lost segment, lost retransmission
+/// and lost ACK is repaired. Checks the bytes, not a speed.
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP, iptables): scripts/test.sh runs it as root"]
 fn sixteen_mib_each_way_through_five_percent_loss_arrive_intact() {
@@ -290,20 +292,35 @@ fn sixteen_mib_each_way_through_five_percent_loss_arrive_intact() {
     let (_sink, mut sink_out) = start_server(
         &t,
         "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',7400));s.listen();print('ready',flush=True)\n\
-         c,_=s.accept();h=hashlib.sha256()\nwhile True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\nprint(h.hexdigest(),flush=True)",
+         for _ in range(2):\n  c,_=s.accept();h=hashlib.sha256()\n  while True:\n    b=c.recv(1<<20)\n    if not b: break\n    h.update(b)\n  print(h.hexdigest(),flush=True)",
     );
     let t2 = t.clone();
     let d2 = data.clone();
+    let (sunk_tx, sunk_rx) = std::sync::mpsc::channel::<()>();
     let ours = std::thread::spawn(move || {
         t2.enter_ours().unwrap();
-        let mut cfg = RuntimeConfig::for_interface(&t2.dev, t2.our_ip(), 24).unwrap();
-        cfg.iface.gateway = t2.gateway();
-        let stack = Stack::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+        let start = |cc| {
+            let mut cfg = RuntimeConfig::for_interface(&t2.dev, t2.our_ip(), 24).unwrap();
+            cfg.iface.gateway = t2.gateway();
+            cfg.iface.tcp.congestion = cc;
+            Stack::start(cfg).unwrap_or_else(|e| panic!("{e}"))
+        };
         let to = SocketAddrV4::new(t2.peer_ip(), 7400);
-        let mut c = TcpStream::connect_timeout(&stack, to, Duration::from_secs(10)).unwrap();
-        c.write_all(&d2).unwrap();
-        c.shutdown().unwrap();
-        c.close();
+        let mut stack = None;
+        for cc in [Algorithm::NewReno, Algorithm::Bbr] {
+            // The previous stack lives until the kernel had all its data.
+            if let Some(old) = stack.take() {
+                sunk_rx.recv().unwrap();
+                drop(old);
+            }
+            stack = Some(start(cc));
+            let stack = stack.as_ref().unwrap();
+            let mut c = TcpStream::connect_timeout(stack, to, Duration::from_secs(10)).unwrap();
+            c.write_all(&d2).unwrap();
+            c.shutdown().unwrap();
+            c.close();
+        }
+        let stack = stack.unwrap();
         // Then receive the same amount from a kernel client.
         let l = TcpListener::bind(&stack, 7401).unwrap();
         let (mut s, _) = l.accept_timeout(Duration::from_secs(30)).unwrap();
@@ -320,9 +337,12 @@ fn sixteen_mib_each_way_through_five_percent_loss_arrive_intact() {
         }
         (got, format!("{:x}", h.finalize()))
     });
-    let mut line = String::new();
-    sink_out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), want, "what the kernel received from us");
+    for cc in ["NewReno", "BBR"] {
+        let mut line = String::new();
+        sink_out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), want, "what the kernel received from us ({cc})");
+        let _ = sunk_tx.send(());
+    }
     let src = t
         .peer_cmd(&[
             "python3",

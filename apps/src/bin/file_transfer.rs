@@ -137,7 +137,8 @@ struct SimArgs {
     /// 200 as in Linux is the default, see docs/DEEP_DIVE.md).
     #[arg(long, default_value_t = 200)]
     min_rto_ms: u64,
-    /// Congestion control: cubic (the default, as in Linux) or newreno.
+    /// Congestion control: cubic (the default, as in Linux), newreno, or
+    /// bbr (model-based and paced; see docs/DEEP_DIVE.md).
     #[arg(long, default_value = "cubic")]
     cc: Algorithm,
     /// Round-trip time of the link, e.g. `100ms` (sets the one-way delay to half).

@@ -31,6 +31,8 @@ pub struct Pair {
     /// segments queue behind each other, so ACKs come back spaced.
     pub a_serialization: Option<Duration>,
     a_link_free: Instant,
+    /// The longest a segment from a waited in the bottleneck's queue.
+    pub a_max_queueing: Duration,
     /// Every segment sent: (time, from a?, segment).
     pub log: Vec<(Instant, bool, Transmit)>,
 }
@@ -65,6 +67,7 @@ impl Pair {
             extra_delay: Box::new(|_, _, _| Duration::ZERO),
             a_serialization: None,
             a_link_free: Instant::ZERO,
+            a_max_queueing: Duration::ZERO,
             log: Vec::new(),
         }
     }
@@ -81,7 +84,9 @@ impl Pair {
                 if !(self.drop)(&t, from_a) {
                     let mut leaves = self.now;
                     if let (true, Some(ser)) = (from_a, self.a_serialization) {
-                        leaves = self.now.max(self.a_link_free) + ser;
+                        let starts = self.now.max(self.a_link_free);
+                        self.a_max_queueing = self.a_max_queueing.max(starts - self.now);
+                        leaves = starts + ser;
                         self.a_link_free = leaves;
                     }
                     let at = leaves + self.delay + (self.extra_delay)(&t, from_a, self.now);
