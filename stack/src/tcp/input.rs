@@ -507,7 +507,10 @@ impl Connection {
         let delivered = self.sent.take_delivered();
         let rate = self.rate.on_ack(delivered, now);
         let lost_total = self.sent.lost_total();
-        let lost = (lost_total - self.lost_seen).min(u64::from(u32::MAX)) as u32;
+        // Saturating: the queue (and its count) is new after a reset.
+        let lost = lost_total
+            .saturating_sub(self.lost_seen)
+            .min(u64::from(u32::MAX)) as u32;
         self.lost_seen = lost_total;
         if !self.cc.model_based() || !self.syn_acked {
             return;
