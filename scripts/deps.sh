@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # System packages the project uses: iproute2 (namespaces, veth), ethtool
 # (offloads off), python3 and socat (kernel-side peers), ping, iptables
-# (random loss on a router namespace: no netem here). Installed
+# (random loss on a router namespace: no netem here), fonts-dejavu-core (text
+# in the benchmark's PNG plots). Installed
 # only as root on apt systems; elsewhere it says what is missing.
 set -euo pipefail
-need="iproute2 python3 ethtool iputils-ping socat iptables"
+need="iproute2 python3 ethtool iputils-ping socat iptables fonts-dejavu-core"
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -45,6 +45,12 @@ impl JsonLine {
         self
     }
 
+    /// `v` is already JSON (an object or array built separately).
+    pub fn raw(&mut self, k: &str, v: &str) -> &mut Self {
+        self.key(k).push_str(v);
+        self
+    }
+
     pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         match v {
             Some(v) => self.str(k, v),

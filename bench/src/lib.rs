@@ -1,3 +1,14 @@
 //! Benchmarks that run our stack and the Linux kernel's side by side in one
-//! run. `rtt`: request/response round trips over veth, the same client loop
-//! once on `std::net` (the kernel) and once on `xdptcp::api::socket`.
+//! run. `xdptcp-bench`: the harness (line rate, bulk, latency during bulk,
+//! rr, crr, the file-transfer app; see docs/BENCHMARKS.md). `rtt` and
+//! `lossy`: focused comparisons (round trips; bulk through a lossy path).
+
+pub mod app_transfer;
+pub mod bed;
+pub mod cpu;
+pub mod line_rate;
+pub mod machine;
+pub mod native;
+pub mod plot;
+pub mod report;
+pub mod scenario;

@@ -1,0 +1,243 @@
+//! A test bed for one pairing: a veth pair between two namespaces, a
+//! client side in "ours" and a server side in "peer", each either the
+//! kernel's TCP (`std::net`) or our stack (the socket API over AF_XDP).
+//!
+//! Addresses: the kernel side of the peer is .2; our stack on the peer's
+//! veth end is .3 (the kernel keeps .2 there, the XDP program takes only
+//! frames for .3); our stack on our end is .1, or the kernel has .1 when
+//! the client is the kernel. The two stacks' cores are pinned to
+//! different CPUs: two spinning loops on one CPU would take turns.
+//! Ours at both ends uses the per-core API instead (`native.rs`).
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+use xdptcp::api::socket::{Stack, TcpStream};
+use xdptcp::runtime::RuntimeConfig;
+use xdptcp_tools::topology::{Spec, Topology};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    KernelKernel,
+    XdptcpKernel,
+    XdptcpXdptcp,
+}
+
+impl Pairing {
+    pub const ALL: [Pairing; 3] = [
+        Pairing::KernelKernel,
+        Pairing::XdptcpKernel,
+        Pairing::XdptcpXdptcp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pairing::KernelKernel => "kernel-kernel",
+            Pairing::XdptcpKernel => "xdptcp-kernel",
+            Pairing::XdptcpXdptcp => "xdptcp-xdptcp",
+        }
+    }
+
+    fn client_is_ours(self) -> bool {
+        self != Pairing::KernelKernel
+    }
+
+    fn server_is_ours(self) -> bool {
+        self == Pairing::XdptcpXdptcp
+    }
+
+    /// Ours at both ends runs on the per-core API (`native.rs`): the bed
+    /// starts no socket-API stacks for it.
+    pub fn native(self) -> bool {
+        self == Pairing::XdptcpXdptcp
+    }
+}
+
+/// A connected stream, whichever stack carries it.
+pub trait Stream: Read + Write + Send {
+    /// Ends our direction (FIN); reading goes on.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+impl Stream for std::net::TcpStream {
+    fn finish(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl Stream for TcpStream {
+    fn finish(&mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+}
+
+/// A kernel stream whose reads spin on a non-blocking socket instead of
+/// sleeping: the kernel at its lowest latency, as our cores always spin.
+pub struct Spinning(pub std::net::TcpStream);
+
+impl Read for Spinning {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Write for Spinning {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                r => return r,
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for Spinning {
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+pub struct Listener(std::net::TcpListener);
+
+impl Listener {
+    pub fn accept(&self, spin: bool) -> io::Result<Box<dyn Stream>> {
+        let (s, _) = self.0.accept()?;
+        s.set_nodelay(true)?;
+        kernel_stream(s, spin)
+    }
+}
+
+fn kernel_stream(s: std::net::TcpStream, spin: bool) -> io::Result<Box<dyn Stream>> {
+    // Large buffers: the kernel at its best for bulk.
+    let sock = socket2::SockRef::from(&s);
+    sock.set_send_buffer_size(4 << 20)?;
+    sock.set_recv_buffer_size(4 << 20)?;
+    if spin {
+        s.set_nonblocking(true)?;
+        return Ok(Box::new(Spinning(s)));
+    }
+    Ok(Box::new(s))
+}
+
+pub struct Bed {
+    pub pairing: Pairing,
+    pub topo: Topology,
+    client_stack: Option<Arc<Stack>>,
+}
+
+impl Bed {
+    /// Builds the topology (10.`subnet`.0.0/24, MTU `mtu`) and starts our
+    /// stacks where the pairing has them.
+    pub fn new(pairing: Pairing, subnet: u8, mtu: u32, offloads_off: bool) -> Result<Bed, String> {
+        let topo = Topology::create_spec(
+            &format!("b{}", pairing as u8),
+            Spec {
+                subnet,
+                kernel_both: !pairing.client_is_ours(),
+                mtu,
+                offloads_off,
+                ..Spec::default()
+            },
+        )
+        .map_err(|e| format!("topology: {e}"))?;
+        let mut bed = Bed {
+            pairing,
+            topo,
+            client_stack: None,
+        };
+        if pairing.client_is_ours() && !pairing.native() {
+            bed.client_stack = Some(bed.start_client_stack()?);
+        }
+        Ok(bed)
+    }
+
+    fn start_client_stack(&self) -> Result<Arc<Stack>, String> {
+        let t = &self.topo;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                t.enter_ours().map_err(|e| e.to_string())?;
+                let mut cfg = RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
+                    .map_err(|e| e.to_string())?;
+                cfg.pin = Some(vec![0]);
+                Stack::start(cfg).map_err(|e| format!("our stack on {}: {e}", t.dev))
+            })
+            .join()
+            .map_err(|_| "starting a stack panicked".to_string())?
+        })
+    }
+
+    fn ours_on_peer(&self) -> Ipv4Addr {
+        let o = self.topo.peer_ip().octets();
+        Ipv4Addr::new(o[0], o[1], o[2], 3)
+    }
+
+    /// The server's address and `port`.
+    pub fn server_addr(&self, port: u16) -> SocketAddrV4 {
+        let ip = if self.pairing.server_is_ours() {
+            self.ours_on_peer()
+        } else {
+            self.topo.peer_ip()
+        };
+        SocketAddrV4::new(ip, port)
+    }
+
+    /// Run on the calling thread before making the server's sockets.
+    pub fn enter_server(&self) -> io::Result<()> {
+        self.topo.enter_peer()
+    }
+
+    /// Run on the calling thread before making the client's sockets.
+    pub fn enter_client(&self) -> io::Result<()> {
+        self.topo.enter_ours()
+    }
+
+    /// A listener on the server side (call `enter_server` first): the
+    /// kernel's (ours at both ends runs natively, see `native.rs`).
+    pub fn listen(&self, port: u16) -> io::Result<Listener> {
+        let addr = self.server_addr(port);
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.set_reuse_address(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        Ok(Listener(sock.into()))
+    }
+
+    /// A connection from the client side (call `enter_client` first).
+    pub fn connect(&self, port: u16, spin: bool) -> io::Result<Box<dyn Stream>> {
+        let to = self.server_addr(port);
+        match &self.client_stack {
+            Some(stack) => {
+                let s = TcpStream::connect_timeout(stack, to, Duration::from_secs(10))?;
+                s.set_nodelay(true);
+                Ok(Box::new(s))
+            }
+            None => {
+                let s = std::net::TcpStream::connect_timeout(&to.into(), Duration::from_secs(10))?;
+                s.set_nodelay(true)?;
+                kernel_stream(s, spin)
+            }
+        }
+    }
+
+    /// The client's stack, if ours (for its connection snapshots).
+    pub fn client_stack(&self) -> Option<&Arc<Stack>> {
+        self.client_stack.as_ref()
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        // The stack before the topology: its device goes with it.
+        self.client_stack = None;
+    }
+}

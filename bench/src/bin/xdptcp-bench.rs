@@ -1,0 +1,401 @@
+//! xdptcp-bench: our stack next to the Linux kernel's in one run, on the
+//! same veth path, the same scenarios and the same code: the device's
+//! line rate, bulk transfer, latency during bulk, request/response (rr),
+//! connect/request/response/close (crr) and the file-transfer app.
+//!
+//! Pairings (client in one namespace, server in the other):
+//! kernel-kernel (std::net both ends; "-spin" with spinning reads for rr,
+//! "-offload" on a veth with default offloads for bulk), xdptcp-kernel
+//! (our socket API against std::net), xdptcp-xdptcp (ours both ends, each
+//! stack's core on its own CPU). Each scenario runs `--rounds` times;
+//! tables show the median [min-max]; ratios are medians of per-round
+//! ratios. See docs/BENCHMARKS.md.
+
+use bench::bed::{Bed, Pairing};
+use bench::report::{Report, QUANTILES};
+use bench::{app_transfer, line_rate, machine, native, plot, scenario};
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks xdptcp against the Linux kernel on a veth path (root)")]
+struct Args {
+    /// A short run (under 2 minutes): one round, short durations, 1 flow.
+    #[arg(long)]
+    quick: bool,
+    /// Rounds of every scenario (default 3; 1 with --quick).
+    #[arg(long)]
+    rounds: Option<u32>,
+    /// Seconds per bulk run (default 4; 1 with --quick).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Write every figure, the machine and the ratios as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Directory for the Markdown report and the plots.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Bytes of the file the file-transfer scenario moves (default 256 MiB;
+    /// 32 MiB with --quick).
+    #[arg(long)]
+    file_size: Option<u64>,
+}
+
+const PORT: u16 = 7600;
+
+fn main() {
+    let a = Args::parse();
+    if let Err(e) = run(&a) {
+        eprintln!("xdptcp-bench: {e}");
+        std::process::exit(2);
+    }
+}
+
+struct Plan {
+    rounds: u32,
+    bulk: Duration,
+    flows: Vec<usize>,
+    rr_count: u64,
+    rr_sizes: Vec<usize>,
+    crr_count: u64,
+    line: Duration,
+    file: u64,
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    if !xdptcp_tools::topology::is_root() {
+        return Err("needs root (namespaces, AF_XDP): run with sudo".into());
+    }
+    let q = a.quick;
+    let plan = Plan {
+        rounds: a.rounds.unwrap_or(if q { 1 } else { 3 }).max(1),
+        bulk: Duration::from_secs_f64(a.seconds.unwrap_or(if q { 1.0 } else { 4.0 })),
+        flows: if q { vec![1] } else { vec![1, 2, 4] },
+        rr_count: if q { 2_000 } else { 20_000 },
+        rr_sizes: if q { vec![64] } else { vec![64, 1024] },
+        crr_count: if q { 300 } else { 3_000 },
+        line: Duration::from_secs(if q { 1 } else { 3 }),
+        file: a.file_size.unwrap_or(if q { 32 << 20 } else { 256 << 20 }),
+    };
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let mut r = Report {
+        machine: machine::facts(1500, true),
+        ..Report::default()
+    };
+    let started = Instant::now();
+    for round in 1..=plan.rounds {
+        eprintln!("round {round}/{}", plan.rounds);
+        run_round(&plan, &mut r, round == plan.rounds);
+    }
+    ratios(&mut r);
+    let table = r.table(false);
+    println!("\n{table}");
+    println!("{}", r.latency_table(false));
+    println!(
+        "({} round(s) in {:.0} s; our cores spin, the kernel's sockets block except in -spin)",
+        plan.rounds,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &a.json {
+        std::fs::write(path, r.json() + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("json: {}", path.display());
+    }
+    let md = a.out.join("report.md");
+    let mut text = String::from("# xdptcp-bench report\n\n## Machine\n\n");
+    for (k, v) in &r.machine {
+        text += &format!("- {k}: {v}\n");
+    }
+    text += &format!(
+        "\n## Figures ({} round(s); median [min-max])\n\n{}\n## Latency\n\n{}",
+        plan.rounds,
+        r.table(true),
+        r.latency_table(true)
+    );
+    match plot::write_all(&r, &a.out) {
+        Ok(files) => {
+            for f in files.iter().filter(|f| f.ends_with(".svg")) {
+                let name = std::path::Path::new(f)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                text += &format!("\n![{name}]({name})\n");
+            }
+            println!("plots: {}", files.join(", "));
+        }
+        Err(e) => eprintln!("xdptcp-bench: {e}"),
+    }
+    std::fs::write(&md, text).map_err(|e| format!("{}: {e}", md.display()))?;
+    println!("report: {}", md.display());
+    if r.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} scenario(s) failed (see above)",
+            r.failures.len()
+        ))
+    }
+}
+
+/// Records a failure instead of aborting the whole run.
+fn attempt<T>(r: &mut Report, what: &str, f: impl FnOnce() -> Result<T, String>) -> Option<T> {
+    eprintln!("  {what}");
+    match f() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("  FAILED {what}: {e}");
+            r.failures.push((what.to_string(), e));
+            None
+        }
+    }
+}
+
+fn run_round(plan: &Plan, r: &mut Report, last: bool) {
+    // The device's ceiling, on a bed without our stacks.
+    if let Some(bed) = attempt(r, "line rate: bed", || {
+        Bed::new(Pairing::KernelKernel, 245, 1500, true)
+    }) {
+        for (reverse, dir) in [(false, "->"), (true, "<-")] {
+            let what = format!("line rate {dir}");
+            if let Some(l) = attempt(r, &what, || {
+                line_rate::measure(&bed, 1500, plan.line, reverse)
+            }) {
+                let s = format!("line rate {dir}");
+                r.add(&s, "device", "sent", "frames/s", l.sent_fps);
+                r.add(&s, "device", "received", "frames/s", l.received_fps);
+                r.add(&s, "device", "tcp-equivalent", "Mbit/s", l.tcp_mbit);
+            }
+        }
+    }
+    for pairing in Pairing::ALL {
+        let p = pairing.name();
+        let Some(bed) = attempt(r, &format!("{p}: bed"), || {
+            Bed::new(pairing, 246, 1500, true)
+        }) else {
+            continue;
+        };
+        if pairing.native() {
+            native_round(plan, r, &bed, p, last);
+            continue;
+        }
+        bulk_all(plan, r, &bed, p);
+        if let Some(l) = attempt(r, &format!("{p}: latency during bulk"), || {
+            scenario::bulk_latency(&bed, plan.bulk, PORT + 1)
+        }) {
+            let s = "latency during bulk";
+            r.add(s, p, "goodput", "Mbit/s", l.mbit);
+            r.add(
+                s,
+                p,
+                "p50",
+                "us",
+                l.chunks.value_at_quantile(0.5) as f64 / 1e3,
+            );
+            r.add(
+                s,
+                p,
+                "p99",
+                "us",
+                l.chunks.value_at_quantile(0.99) as f64 / 1e3,
+            );
+            if last {
+                r.latencies
+                    .push((format!("64K chunk in bulk, {p}"), l.chunks));
+                if !l.trace.is_empty() {
+                    r.trace = l.trace;
+                }
+            }
+        }
+        let spins: &[bool] = if pairing == Pairing::KernelKernel {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &spin in spins {
+            let label = if spin {
+                format!("{p}-spin")
+            } else {
+                p.to_string()
+            };
+            for &size in &plan.rr_sizes {
+                let what = format!("{label}: rr {size} B");
+                if let Some(rt) = attempt(r, &what, || {
+                    scenario::rr(&bed, size, plan.rr_count, spin, PORT + 2)
+                }) {
+                    let s = format!("rr {size} B");
+                    for (q, name) in QUANTILES {
+                        if q < 1.0 {
+                            r.add(
+                                &s,
+                                &label,
+                                name,
+                                "us",
+                                rt.latency.value_at_quantile(q) as f64 / 1e3,
+                            );
+                        }
+                    }
+                    r.add(&s, &label, "transactions", "1/s", rt.per_sec);
+                    if last && size == 64 {
+                        r.latencies.push((format!("rr 64 B, {label}"), rt.latency));
+                    }
+                }
+            }
+        }
+        if let Some(c) = attempt(r, &format!("{p}: crr"), || {
+            scenario::crr(&bed, plan.crr_count, plan.bulk * 5, PORT + 3)
+        }) {
+            r.add("crr", p, "connections", "1/s", c.per_sec);
+            r.add(
+                "crr",
+                p,
+                "p50",
+                "us",
+                c.latency.value_at_quantile(0.5) as f64 / 1e3,
+            );
+            r.add(
+                "crr",
+                p,
+                "p99",
+                "us",
+                c.latency.value_at_quantile(0.99) as f64 / 1e3,
+            );
+        }
+    }
+    // The kernel as users get it: default offloads (TSO/GRO, 64 KB).
+    if let Some(bed) = attempt(r, "kernel-kernel-offload: bed", || {
+        Bed::new(Pairing::KernelKernel, 248, 1500, false)
+    }) {
+        bulk_all(plan, r, &bed, "kernel-kernel-offload");
+    }
+    if let Some(t) = attempt(r, "file_transfer app, xdptcp-xdptcp", || {
+        app_transfer::run(plan.file, 249, PORT + 4)
+    }) {
+        r.add(
+            "file_transfer",
+            "xdptcp-xdptcp",
+            "goodput",
+            "Mbit/s",
+            t.mbit,
+        );
+    }
+}
+
+/// Ours at both ends, on the per-core API (one flow; see native.rs).
+fn native_round(plan: &Plan, r: &mut Report, bed: &Bed, p: &str, last: bool) {
+    for (upload, dir) in [(true, "up"), (false, "down")] {
+        let s = format!("bulk 1 flow {dir}");
+        let cpu = bench::cpu::CpuMeter::start();
+        if let Some((bytes, secs, _)) = attempt(r, &format!("{p}: {s}"), || {
+            native::bulk(bed, upload, plan.bulk, PORT, false)
+        }) {
+            r.add(&s, p, "goodput", "Mbit/s", bytes as f64 * 8.0 / secs / 1e6);
+            r.add(
+                &s,
+                p,
+                "cpu",
+                "s/GB",
+                cpu.busy_seconds() / (bytes as f64 / 1e9),
+            );
+        }
+    }
+    if let Some((bytes, secs, h)) = attempt(r, &format!("{p}: latency during bulk"), || {
+        native::bulk(bed, true, plan.bulk, PORT + 1, true)
+    }) {
+        let s = "latency during bulk";
+        r.add(s, p, "goodput", "Mbit/s", bytes as f64 * 8.0 / secs / 1e6);
+        r.add(s, p, "p50", "us", h.value_at_quantile(0.5) as f64 / 1e3);
+        r.add(s, p, "p99", "us", h.value_at_quantile(0.99) as f64 / 1e3);
+        if last {
+            r.latencies.push((format!("64K chunk in bulk, {p}"), h));
+        }
+    }
+    for &size in &plan.rr_sizes {
+        if let Some((h, per_sec)) = attempt(r, &format!("{p}: rr {size} B"), || {
+            native::rr(bed, size, plan.rr_count as u32, PORT + 2)
+        }) {
+            let s = format!("rr {size} B");
+            for (q, name) in QUANTILES {
+                if q < 1.0 {
+                    r.add(&s, p, name, "us", h.value_at_quantile(q) as f64 / 1e3);
+                }
+            }
+            r.add(&s, p, "transactions", "1/s", per_sec);
+            if last && size == 64 {
+                r.latencies.push((format!("rr 64 B, {p}"), h));
+            }
+        }
+    }
+    if let Some((h, per_sec)) = attempt(r, &format!("{p}: crr"), || {
+        native::crr(bed, plan.crr_count, plan.bulk * 5, PORT + 3)
+    }) {
+        r.add("crr", p, "connections", "1/s", per_sec);
+        r.add("crr", p, "p50", "us", h.value_at_quantile(0.5) as f64 / 1e3);
+        r.add(
+            "crr",
+            p,
+            "p99",
+            "us",
+            h.value_at_quantile(0.99) as f64 / 1e3,
+        );
+    }
+}
+
+fn bulk_all(plan: &Plan, r: &mut Report, bed: &Bed, p: &str) {
+    for &flows in &plan.flows {
+        for (upload, dir) in [(true, "up"), (false, "down")] {
+            let s = format!("bulk {flows} flow {dir}");
+            if let Some(b) = attempt(r, &format!("{p}: {s}"), || {
+                scenario::bulk(bed, flows, upload, plan.bulk, PORT)
+            }) {
+                r.add(&s, p, "goodput", "Mbit/s", b.mbit);
+                r.add(&s, p, "cpu", "s/GB", b.cpu_s_per_gb);
+            }
+        }
+    }
+}
+
+fn ratios(r: &mut Report) {
+    let xx = "xdptcp-xdptcp";
+    r.ratio(
+        "file_transfer_vs_line_rate",
+        ("file_transfer", xx, "goodput"),
+        ("line rate ->", "device", "tcp-equivalent"),
+        "the app's goodput / what the device carries as TCP payload (higher is better)",
+    );
+    r.ratio(
+        "bulk_vs_kernel_no_offload",
+        ("bulk 1 flow up", xx, "goodput"),
+        ("bulk 1 flow up", "kernel-kernel", "goodput"),
+        "1 flow, ours both ends / kernel both ends, offloads off (higher is better)",
+    );
+    r.ratio(
+        "bulk_vs_kernel",
+        ("bulk 1 flow up", xx, "goodput"),
+        ("bulk 1 flow up", "kernel-kernel-offload", "goodput"),
+        "1 flow, ours / kernel with default offloads (higher is better)",
+    );
+    r.ratio(
+        "bulk_xdptcp_to_kernel_vs_kernel",
+        ("bulk 1 flow up", "xdptcp-kernel", "goodput"),
+        ("bulk 1 flow up", "kernel-kernel", "goodput"),
+        "1 flow, our sender to a kernel receiver / kernel both ends (higher is better)",
+    );
+    r.ratio(
+        "rr64_p50_vs_kernel",
+        ("rr 64 B", xx, "p50"),
+        ("rr 64 B", "kernel-kernel-spin", "p50"),
+        "p50 latency, ours / spinning kernel (lower is better)",
+    );
+    r.ratio(
+        "rr64_p99_vs_kernel",
+        ("rr 64 B", xx, "p99"),
+        ("rr 64 B", "kernel-kernel-spin", "p99"),
+        "p99 latency, ours / spinning kernel (lower is better)",
+    );
+    r.ratio(
+        "crr_vs_kernel",
+        ("crr", xx, "connections"),
+        ("crr", "kernel-kernel", "connections"),
+        "connections per second, ours / kernel (higher is better)",
+    );
+}

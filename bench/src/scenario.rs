@@ -1,0 +1,352 @@
+//! The TCP scenarios, each written once over `Bed`, so the three pairings
+//! run exactly the same code: bulk, latency during bulk, request/response
+//! (rr) and connect/request/response/close (crr).
+
+use crate::bed::{Bed, Stream};
+use crate::cpu::CpuMeter;
+use hdrhistogram::Histogram;
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+fn ready(rx: &mpsc::Receiver<Result<(), String>>) -> Result<(), String> {
+    rx.recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the server did not start".to_string())?
+}
+
+/// Goodput of `flows` parallel streams for `dur`, timed at the receiver.
+#[derive(Debug, Clone, Copy)]
+pub struct Bulk {
+    pub mbit: f64,
+    pub bytes: u64,
+    pub secs: f64,
+    /// CPU seconds (all CPUs, both sides and the kernel) per GB moved.
+    pub cpu_s_per_gb: f64,
+}
+
+/// `upload`: client to server; else server to client.
+pub fn bulk(
+    bed: &Bed,
+    flows: usize,
+    upload: bool,
+    dur: Duration,
+    port: u16,
+) -> Result<Bulk, String> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let cpu = CpuMeter::start();
+    let start = std::sync::OnceLock::<Instant>::new();
+    let result = std::thread::scope(|s| -> Result<(u64, Instant), String> {
+        let start = &start;
+        let server = s.spawn(move || -> Result<Vec<(u64, Instant)>, String> {
+            let listen = || -> std::io::Result<_> {
+                bed.enter_server()?;
+                bed.listen(port)
+            };
+            let l = match listen() {
+                Ok(l) => {
+                    let _ = ready_tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("server: {e}")));
+                    return Err(e.to_string());
+                }
+            };
+            let streams: Vec<_> = (0..flows)
+                .map(|_| l.accept(false).map_err(|e| format!("accept: {e}")))
+                .collect::<Result<_, _>>()?;
+            std::thread::scope(|s| {
+                let hs: Vec<_> = streams
+                    .into_iter()
+                    .map(|mut c| s.spawn(move || pump(&mut *c, !upload, dur, start)))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().map_err(|_| "a server flow panicked".to_string())?)
+                    .collect()
+            })
+        });
+        ready(&ready_rx)?;
+        bed.enter_client().map_err(|e| e.to_string())?;
+        let streams: Vec<_> = (0..flows)
+            .map(|_| {
+                bed.connect(port, false)
+                    .map_err(|e| format!("connect: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let _ = start.set(Instant::now());
+        let client: Vec<(u64, Instant)> = std::thread::scope(|s| {
+            let hs: Vec<_> = streams
+                .into_iter()
+                .map(|mut c| s.spawn(move || pump(&mut *c, upload, dur, start)))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().map_err(|_| "a client flow panicked".to_string())?)
+                .collect::<Result<_, String>>()
+        })?;
+        let server = server.join().map_err(|_| "the server panicked")??;
+        // The receiver's count and its last end of stream.
+        let recv = if upload { server } else { client };
+        let bytes = recv.iter().map(|r| r.0).sum();
+        let end = recv.iter().map(|r| r.1).max().unwrap_or_else(Instant::now);
+        Ok((bytes, end))
+    });
+    let (bytes, end) = result?;
+    let secs = (end - *start.get().ok_or("never started")?).as_secs_f64();
+    let cpu_secs = cpu.busy_seconds();
+    Ok(Bulk {
+        mbit: bytes as f64 * 8.0 / secs / 1e6,
+        bytes,
+        secs,
+        cpu_s_per_gb: cpu_secs / (bytes as f64 / 1e9).max(1e-9),
+    })
+}
+
+/// Sends for `dur` then closes (`send`), or reads to the end. Returns the
+/// bytes moved and when it ended.
+fn pump(
+    c: &mut dyn Stream,
+    send: bool,
+    dur: Duration,
+    start: &std::sync::OnceLock<Instant>,
+) -> Result<(u64, Instant), String> {
+    let mut buf = vec![0x5au8; 256 * 1024];
+    let mut total = 0u64;
+    if send {
+        let t0 = *start.wait();
+        while t0.elapsed() < dur {
+            c.write_all(&buf).map_err(|e| format!("write: {e}"))?;
+            total += buf.len() as u64;
+        }
+        c.finish().map_err(|e| format!("shutdown: {e}"))?;
+        // Wait for the peer's end of stream, so nothing is cut off.
+        while c.read(&mut buf).map_err(|e| format!("read: {e}"))? > 0 {}
+        return Ok((total, Instant::now()));
+    }
+    loop {
+        let n = c.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            let end = Instant::now();
+            c.finish().map_err(|e| format!("shutdown: {e}"))?;
+            return Ok((total, end));
+        }
+        total += n as u64;
+    }
+}
+
+/// Latency during bulk: each 64 KiB chunk carries the time it was handed
+/// to `write`; the receiver records when it has the whole chunk (one
+/// process, one clock). With our client, its cwnd and smoothed RTT every
+/// 10 ms as well.
+pub struct BulkLatency {
+    pub chunks: Histogram<u64>,
+    pub mbit: f64,
+    /// (seconds since start, cwnd bytes, srtt us) of our sender.
+    pub trace: Vec<(f64, u32, f64)>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+pub fn bulk_latency(bed: &Bed, dur: Duration, port: u16) -> Result<BulkLatency, String> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let base = Instant::now();
+    std::thread::scope(|s| {
+        let server = s.spawn(move || -> Result<(Histogram<u64>, u64, f64), String> {
+            let l = bed
+                .enter_server()
+                .and_then(|_| bed.listen(port))
+                .map_err(|e| format!("server: {e}"));
+            let _ = ready_tx.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
+            let mut c = l?.accept(false).map_err(|e| e.to_string())?;
+            let mut h = histogram();
+            let mut chunk = vec![0u8; CHUNK];
+            let (mut bytes, t0) = (0u64, Instant::now());
+            loop {
+                match c.read_exact(&mut chunk) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(format!("read: {e}")),
+                }
+                let sent = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
+                let now = base.elapsed().as_nanos() as u64;
+                h.record(now.saturating_sub(sent).max(1))
+                    .map_err(|e| e.to_string())?;
+                bytes += CHUNK as u64;
+            }
+            let _ = c.finish();
+            Ok((h, bytes, t0.elapsed().as_secs_f64()))
+        });
+        ready(&ready_rx)?;
+        bed.enter_client().map_err(|e| e.to_string())?;
+        let mut c = bed.connect(port, false).map_err(|e| e.to_string())?;
+        let stop = &stop;
+        let tracer = s.spawn(move || {
+            let mut trace = Vec::new();
+            let Some(stack) = bed.client_stack() else {
+                return trace;
+            };
+            let t0 = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for core in stack.runtime().snapshot(Duration::from_millis(100)) {
+                    for conn in core.connections {
+                        if conn.tuple.remote_port == port {
+                            let srtt = conn.tcp.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e6);
+                            trace.push((t0.elapsed().as_secs_f64(), conn.tcp.cwnd, srtt));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            trace
+        });
+        let mut chunk = vec![0xa5u8; CHUNK];
+        let t0 = Instant::now();
+        let mut send = || -> Result<(), String> {
+            while t0.elapsed() < dur {
+                let now = base.elapsed().as_nanos() as u64;
+                chunk[..8].copy_from_slice(&now.to_le_bytes());
+                c.write_all(&chunk).map_err(|e| format!("write: {e}"))?;
+            }
+            c.finish().map_err(|e| e.to_string())?;
+            let mut b = [0u8; 16];
+            while c.read(&mut b).map_err(|e| e.to_string())? > 0 {}
+            Ok(())
+        };
+        let sent = send();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let trace = tracer.join().unwrap_or_default();
+        sent?;
+        let (chunks, bytes, secs) = server.join().map_err(|_| "the server panicked")??;
+        Ok(BulkLatency {
+            chunks,
+            mbit: bytes as f64 * 8.0 / secs.max(1e-9) / 1e6,
+            trace,
+        })
+    })
+}
+
+/// Request/response of `size` bytes, one connection, `count` round trips
+/// after a tenth as many to warm up. `spin`: kernel sockets spin instead
+/// of blocking (ours always do).
+pub struct RoundTrips {
+    pub latency: Histogram<u64>,
+    pub per_sec: f64,
+}
+
+pub fn rr(bed: &Bed, size: usize, count: u64, spin: bool, port: u16) -> Result<RoundTrips, String> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        let server = s.spawn(move || -> Result<(), String> {
+            let l = bed
+                .enter_server()
+                .and_then(|_| bed.listen(port))
+                .map_err(|e| format!("server: {e}"));
+            let _ = ready_tx.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
+            let mut c = l?.accept(spin).map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; size];
+            loop {
+                match c.read_exact(&mut buf) {
+                    Ok(()) => c.write_all(&buf).map_err(|e| e.to_string())?,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        });
+        ready(&ready_rx)?;
+        bed.enter_client().map_err(|e| e.to_string())?;
+        let mut c = bed.connect(port, spin).map_err(|e| e.to_string())?;
+        let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        let mut back = vec![0u8; size];
+        let mut h = histogram();
+        let warm = count / 10;
+        let mut t0 = Instant::now();
+        for i in 0..warm + count {
+            if i == warm {
+                t0 = Instant::now();
+            }
+            let start = Instant::now();
+            c.write_all(&msg).map_err(|e| e.to_string())?;
+            c.read_exact(&mut back).map_err(|e| e.to_string())?;
+            if i >= warm {
+                h.record(start.elapsed().as_nanos() as u64)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let per_sec = count as f64 / t0.elapsed().as_secs_f64();
+        if back != msg {
+            return Err("the echo differs".into());
+        }
+        c.finish().map_err(|e| e.to_string())?;
+        drop(c);
+        server.join().map_err(|_| "the server panicked")??;
+        Ok(RoundTrips {
+            latency: h,
+            per_sec,
+        })
+    })
+}
+
+/// Connect, one 64-byte request and response, close; repeated `count`
+/// times or for `limit`. The server closes first, so TIME-WAIT stays on
+/// its side, as with a web server.
+pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTrips, String> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let done = &done;
+        let server = s.spawn(move || -> Result<(), String> {
+            let l = bed
+                .enter_server()
+                .and_then(|_| bed.listen(port))
+                .map_err(|e| format!("server: {e}"));
+            let _ = ready_tx.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
+            let l = l?;
+            let mut buf = [0u8; 64];
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(mut c) = l.accept(false) else { continue };
+                if c.read_exact(&mut buf).is_ok() {
+                    let _ = c.write_all(&buf);
+                }
+            }
+            Ok(())
+        });
+        ready(&ready_rx)?;
+        bed.enter_client().map_err(|e| e.to_string())?;
+        let mut h = histogram();
+        let msg = [7u8; 64];
+        let mut back = [0u8; 64];
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        let mut run = || -> Result<(), String> {
+            while n < count && t0.elapsed() < limit {
+                let start = Instant::now();
+                let mut c = bed
+                    .connect(port, false)
+                    .map_err(|e| format!("connect {n}: {e}"))?;
+                c.write_all(&msg).map_err(|e| e.to_string())?;
+                c.read_exact(&mut back).map_err(|e| e.to_string())?;
+                while c.read(&mut back).map_err(|e| e.to_string())? > 0 {}
+                drop(c);
+                h.record(start.elapsed().as_nanos() as u64)
+                    .map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            Ok(())
+        };
+        let r = run();
+        let per_sec = n as f64 / t0.elapsed().as_secs_f64();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        // One more connection wakes a server blocked in accept.
+        let _ = bed.connect(port, false).map(|mut c| c.write_all(&msg));
+        server.join().map_err(|_| "the server panicked")??;
+        r?;
+        Ok(RoundTrips {
+            latency: h,
+            per_sec,
+        })
+    })
+}
