@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
+use xdptcp::tcp::congestion::Algorithm;
 use xdptcp_tools::topology::{Spec, Topology};
 
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +33,7 @@ fn binary() -> Result<PathBuf, String> {
 }
 
 /// A `size`-byte file through the application; `subnet` for its topology.
-pub fn run(size: u64, subnet: u8, port: u16) -> Result<AppTransfer, String> {
+pub fn run(size: u64, subnet: u8, port: u16, cc: Algorithm) -> Result<AppTransfer, String> {
     let bin = binary()?;
     let t = Topology::create_spec(
         "bf",
@@ -50,7 +51,7 @@ pub fn run(size: u64, subnet: u8, port: u16) -> Result<AppTransfer, String> {
         dir
     };
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
-    let result = transfer(&t, &bin, &base, size, port);
+    let result = transfer(&t, &bin, &base, size, port, cc);
     let _ = std::fs::remove_dir_all(&base);
     result
 }
@@ -61,7 +62,9 @@ fn transfer(
     dir: &std::path::Path,
     size: u64,
     port: u16,
+    cc: Algorithm,
 ) -> Result<AppTransfer, String> {
+    let cc = format!("{cc:?}").to_lowercase();
     let src = dir.join("source");
     let dst = dir.join("received");
     write_source(&src, size)?;
@@ -116,6 +119,8 @@ fn transfer(
             &format!("{server_ip}:{port}"),
             "--cpus",
             "0",
+            "--cc",
+            &cc,
             "--timeout",
             "120s",
             src.to_str().ok_or("path")?,

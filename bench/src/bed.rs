@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use xdptcp::api::socket::{Stack, TcpStream};
 use xdptcp::runtime::RuntimeConfig;
+use xdptcp::tcp::congestion::Algorithm;
 use xdptcp_tools::topology::{Spec, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,13 +133,21 @@ fn kernel_stream(s: std::net::TcpStream, spin: bool) -> io::Result<Box<dyn Strea
 pub struct Bed {
     pub pairing: Pairing,
     pub topo: Topology,
+    /// Our stack's congestion control.
+    pub cc: Algorithm,
     client_stack: Option<Arc<Stack>>,
 }
 
 impl Bed {
     /// Builds the topology (10.`subnet`.0.0/24, MTU `mtu`) and starts our
     /// stacks where the pairing has them.
-    pub fn new(pairing: Pairing, subnet: u8, mtu: u32, offloads_off: bool) -> Result<Bed, String> {
+    pub fn new(
+        pairing: Pairing,
+        subnet: u8,
+        mtu: u32,
+        offloads_off: bool,
+        cc: Algorithm,
+    ) -> Result<Bed, String> {
         let topo = Topology::create_spec(
             &format!("b{}", pairing as u8),
             Spec {
@@ -153,6 +162,7 @@ impl Bed {
         let mut bed = Bed {
             pairing,
             topo,
+            cc,
             client_stack: None,
         };
         if pairing.client_is_ours() && !pairing.native() {
@@ -169,6 +179,7 @@ impl Bed {
                 let mut cfg = RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
                     .map_err(|e| e.to_string())?;
                 cfg.pin = Some(vec![0]);
+                cfg.iface.tcp.congestion = self.cc;
                 Stack::start(cfg).map_err(|e| format!("our stack on {}: {e}", t.dev))
             })
             .join()

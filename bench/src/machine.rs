@@ -1,7 +1,7 @@
 //! The facts a reader needs to judge the figures: kernel, CPU, cores,
 //! MTU, offloads and XDP mode.
 
-pub fn facts(mtu: u32, offloads_off: bool) -> Vec<(String, String)> {
+pub fn facts(mtu: u32, offloads_off: bool, our_cc: &str) -> Vec<(String, String)> {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
@@ -36,10 +36,7 @@ pub fn facts(mtu: u32, offloads_off: bool) -> Vec<(String, String)> {
             "generic (copy mode: veth offers no zero-copy AF_XDP)".into(),
         ),
         ("kernel_congestion_control".into(), cc),
-        (
-            "xdptcp_congestion_control".into(),
-            "newreno (the stack's default)".into(),
-        ),
+        ("xdptcp_congestion_control".into(), our_cc.into()),
         (
             "polling".into(),
             "xdptcp cores spin (busy polling); kernel sockets block unless marked spin".into(),

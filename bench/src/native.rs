@@ -34,6 +34,7 @@ fn run_pair<S: Handler, C: Handler>(
         };
         let mut cfg = RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
         cfg.pin = Some(vec![cpu]);
+        cfg.iface.tcp.congestion = bed.cc;
         Ok(cfg)
     };
     std::thread::scope(|s| {

@@ -36,6 +36,9 @@ struct Args {
     /// Directory for the Markdown report and the plots.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Our stack's congestion control: newreno (its default), cubic or bbr.
+    #[arg(long, default_value = "newreno")]
+    cc: xdptcp::tcp::congestion::Algorithm,
     /// Bytes of the file the file-transfer scenario moves (default 256 MiB;
     /// 32 MiB with --quick).
     #[arg(long)]
@@ -61,6 +64,7 @@ struct Plan {
     crr_count: u64,
     line: Duration,
     file: u64,
+    cc: xdptcp::tcp::congestion::Algorithm,
 }
 
 fn run(a: &Args) -> Result<(), String> {
@@ -77,10 +81,11 @@ fn run(a: &Args) -> Result<(), String> {
         crr_count: if q { 300 } else { 3_000 },
         line: Duration::from_secs(if q { 1 } else { 3 }),
         file: a.file_size.unwrap_or(if q { 32 << 20 } else { 256 << 20 }),
+        cc: a.cc,
     };
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let mut r = Report {
-        machine: machine::facts(1500, true),
+        machine: machine::facts(1500, true, &format!("{:?}", a.cc).to_lowercase()),
         ..Report::default()
     };
     let started = Instant::now();
@@ -153,7 +158,7 @@ fn attempt<T>(r: &mut Report, what: &str, f: impl FnOnce() -> Result<T, String>)
 fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     // The device's ceiling, on a bed without our stacks.
     if let Some(bed) = attempt(r, "line rate: bed", || {
-        Bed::new(Pairing::KernelKernel, 245, 1500, true)
+        Bed::new(Pairing::KernelKernel, 245, 1500, true, plan.cc)
     }) {
         for (reverse, dir) in [(false, "->"), (true, "<-")] {
             let what = format!("line rate {dir}");
@@ -170,7 +175,7 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     for pairing in Pairing::ALL {
         let p = pairing.name();
         let Some(bed) = attempt(r, &format!("{p}: bed"), || {
-            Bed::new(pairing, 246, 1500, true)
+            Bed::new(pairing, 246, 1500, true, plan.cc)
         }) else {
             continue;
         };
@@ -263,12 +268,12 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     }
     // The kernel as users get it: default offloads (TSO/GRO, 64 KB).
     if let Some(bed) = attempt(r, "kernel-kernel-offload: bed", || {
-        Bed::new(Pairing::KernelKernel, 248, 1500, false)
+        Bed::new(Pairing::KernelKernel, 248, 1500, false, plan.cc)
     }) {
         bulk_all(plan, r, &bed, "kernel-kernel-offload");
     }
     if let Some(t) = attempt(r, "file_transfer app, xdptcp-xdptcp", || {
-        app_transfer::run(plan.file, 249, PORT + 4)
+        app_transfer::run(plan.file, 249, PORT + 4, plan.cc)
     }) {
         r.add(
             "file_transfer",
