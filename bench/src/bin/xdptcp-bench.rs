@@ -36,6 +36,11 @@ struct Args {
     /// Directory for the Markdown report and the plots.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Run only the scenarios whose description contains this text (for
+    /// example "rr 64", "xdptcp-xdptcp", "line rate"); ratios needing the
+    /// others are left out.
+    #[arg(long)]
+    only: Option<String>,
     /// Our stack's congestion control: newreno (its default), cubic or bbr.
     #[arg(long, default_value = "newreno")]
     cc: xdptcp::tcp::congestion::Algorithm,
@@ -47,8 +52,14 @@ struct Args {
 
 const PORT: u16 = 7600;
 
+/// `--only`: the text a scenario's description must contain.
+static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn main() {
     let a = Args::parse();
+    if let Some(o) = &a.only {
+        let _ = ONLY.set(o.clone());
+    }
     if let Err(e) = run(&a) {
         eprintln!("xdptcp-bench: {e}");
         std::process::exit(2);
@@ -144,6 +155,10 @@ fn run(a: &Args) -> Result<(), String> {
 
 /// Records a failure instead of aborting the whole run.
 fn attempt<T>(r: &mut Report, what: &str, f: impl FnOnce() -> Result<T, String>) -> Option<T> {
+    let is_bed = what.ends_with(": bed");
+    if ONLY.get().is_some_and(|o| !is_bed && !what.contains(o.as_str())) {
+        return None;
+    }
     eprintln!("  {what}");
     match f() {
         Ok(v) => Some(v),
