@@ -49,9 +49,9 @@ pub struct NetArgs {
     /// anything else). Every other checksum is always verified.
     #[arg(long, default_value = "auto")]
     pub rx_checksum: xdptcp::iface::RxChecksum,
-    /// Congestion control: newreno (the stack's default), cubic, or bbr
-    /// (model-based and paced: far faster on paths that drop at random;
-    /// see docs/DEEP_DIVE.md).
+    /// Congestion control: bbr (the stack's default: model-based and
+    /// paced, unmoved by random loss, short queues), cubic or newreno
+    /// (loss-based, as the RFCs describe). See docs/DEEP_DIVE.md.
     #[arg(long)]
     pub cc: Option<xdptcp::tcp::congestion::Algorithm>,
     /// Give up after this long (for example 30s, 1.5s).

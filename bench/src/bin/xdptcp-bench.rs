@@ -41,8 +41,8 @@ struct Args {
     /// others are left out.
     #[arg(long)]
     only: Option<String>,
-    /// Our stack's congestion control: newreno (its default), cubic or bbr.
-    #[arg(long, default_value = "newreno")]
+    /// Our stack's congestion control: bbr (its default), cubic or newreno.
+    #[arg(long, default_value = "bbr")]
     cc: xdptcp::tcp::congestion::Algorithm,
     /// Bytes of the file the file-transfer scenario moves (default 256 MiB;
     /// 32 MiB with --quick).
@@ -156,7 +156,10 @@ fn run(a: &Args) -> Result<(), String> {
 /// Records a failure instead of aborting the whole run.
 fn attempt<T>(r: &mut Report, what: &str, f: impl FnOnce() -> Result<T, String>) -> Option<T> {
     let is_bed = what.ends_with(": bed");
-    if ONLY.get().is_some_and(|o| !is_bed && !what.contains(o.as_str())) {
+    if ONLY
+        .get()
+        .is_some_and(|o| !is_bed && !what.contains(o.as_str()))
+    {
         return None;
     }
     eprintln!("  {what}");

@@ -130,11 +130,13 @@ pub struct Saved {
 /// Which algorithm a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
+    /// RFC 5681/6582.
     NewReno,
-    /// The default, as in Linux.
-    #[default]
+    /// RFC 9438, Linux's upstream default.
     Cubic,
-    /// Model-based, paced; indifferent to random loss (see `bbr.rs`).
+    /// Model-based, paced; indifferent to random loss (see `bbr.rs`). The
+    /// stack's default (`Config::congestion` says why).
+    #[default]
     Bbr,
 }
 
