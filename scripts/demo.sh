@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job (README "Set-up", step 1): our stack against the Linux
-# kernel over AF_XDP, both directions, next to kernel-to-kernel; then
+# kernel over AF_XDP, both directions, next to kernel-to-kernel, and the
+# benchmark harness's quick run; then
 # verified transfers between two xdptcp stacks over the simulated link: a
 # clean 1 Gbit/s link, a 100 ms long fat pipe, then loss, reordering,
 # duplication and corruption.
@@ -17,9 +18,13 @@ if [ "$(id -u)" = 0 ]; then
     cargo build --release -q -p bench --bin rtt
     target/release/rtt --size 64 --count 20000 --out target/bench
     echo
-    echo "== bulk through a router dropping packets at random: xdptcp vs the kernel (default CC and CUBIC)"
+    echo "== bulk through a router dropping packets at random: xdptcp vs the kernel (CUBIC and BBR each)"
     cargo build --release -q -p bench --bin lossy
     target/release/lossy --loss 0.01,0.05 --size 16777216
+    echo
+    echo "== xdptcp-bench --quick: line rate, bulk, latency during bulk, rr, crr, file_transfer (see docs/BENCHMARKS.md)"
+    cargo build --release -q -p bench --bin xdptcp-bench
+    target/release/xdptcp-bench --quick --json target/bench/quick.json --out target/bench
 else
     echo "*** SKIPPED: the AF_XDP comparison needs root (namespaces, XDP): run 'sudo bash scripts/demo.sh' ***"
 fi
