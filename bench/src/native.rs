@@ -17,57 +17,50 @@ use xdptcp::iface::Handle;
 use xdptcp::runtime::{Runtime, RuntimeConfig};
 use xdptcp::tcp::ConnError;
 
-/// Starts a server handler on the peer's veth end (CPU 1) and a client
-/// handler on ours (CPU 0); returns both once the client is done.
+/// Starts `handler` on one stack of its own: on the peer's veth end
+/// (CPU 1) or on ours (CPU 0), from a thread inside that namespace.
+fn start<H: Handler>(bed: &Bed, peer: bool, handler: H) -> Result<Runtime<Dispatch<H>>, String> {
+    let t = &bed.topo;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (dev, ip, cpu) = if peer {
+                t.enter_peer().map_err(|e| e.to_string())?;
+                (&t.peer_dev, *bed.server_addr(0).ip(), 1)
+            } else {
+                t.enter_ours().map_err(|e| e.to_string())?;
+                (&t.dev, t.our_ip(), 0)
+            };
+            let mut cfg = RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
+            cfg.pin = Some(vec![cpu]);
+            cfg.iface.tcp.congestion = bed.cc;
+            let mut one = Some(handler);
+            Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
+                .map_err(|e| format!("our stack on {dev}: {e}"))
+        })
+        .join()
+        .map_err(|_| "starting a stack panicked".to_string())?
+    })
+}
+
+/// Runs a server handler and a client handler; returns both once the
+/// client is done.
 fn run_pair<S: Handler, C: Handler>(
     bed: &Bed,
     server: S,
     client: C,
     timeout: Duration,
 ) -> Result<(S, C), String> {
-    let t = &bed.topo;
-    let start = |peer: bool| -> Result<RuntimeConfig, String> {
-        let (dev, ip, cpu) = if peer {
-            (&t.peer_dev, *bed.server_addr(0).ip(), 1)
-        } else {
-            (&t.dev, t.our_ip(), 0)
-        };
-        let mut cfg = RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
-        cfg.pin = Some(vec![cpu]);
-        cfg.iface.tcp.congestion = bed.cc;
-        Ok(cfg)
-    };
-    std::thread::scope(|s| {
-        let srv = s
-            .spawn(|| -> Result<Runtime<Dispatch<S>>, String> {
-                t.enter_peer().map_err(|e| e.to_string())?;
-                let cfg = start(true)?;
-                let mut one = Some(server);
-                Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
-                    .map_err(|e| format!("server stack: {e}"))
-            })
-            .join()
-            .map_err(|_| "server start panicked".to_string())??;
-        let cli = s
-            .spawn(|| -> Result<Runtime<Dispatch<C>>, String> {
-                t.enter_ours().map_err(|e| e.to_string())?;
-                let cfg = start(false)?;
-                let mut one = Some(client);
-                Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
-                    .map_err(|e| format!("client stack: {e}"))
-            })
-            .join()
-            .map_err(|_| "client start panicked".to_string())??;
-        let finished = cli.wait_done(timeout, Duration::from_secs(1), |_| {});
-        // The server finishes its side (a last FIN) a moment later.
-        srv.wait_done(Duration::from_millis(500), Duration::from_secs(1), |_| {});
-        let c = cli.stop().pop().ok_or("no client core")?.handler;
-        let s = srv.stop().pop().ok_or("no server core")?.handler;
-        if !finished {
-            return Err(format!("did not finish within {timeout:?}"));
-        }
-        Ok((s, c))
-    })
+    let srv = start(bed, true, server)?;
+    let cli = start(bed, false, client)?;
+    let finished = cli.wait_done(timeout, Duration::from_secs(1), |_| {});
+    // The server finishes its side (a last FIN) a moment later.
+    srv.wait_done(Duration::from_millis(500), Duration::from_secs(1), |_| {});
+    let c = cli.stop().pop().ok_or("no client core")?.handler;
+    let s = srv.stop().pop().ok_or("no server core")?.handler;
+    if !finished {
+        return Err(format!("did not finish within {timeout:?}"));
+    }
+    Ok((s, c))
 }
 
 const CHUNK: usize = 64 * 1024;

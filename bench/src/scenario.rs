@@ -2,7 +2,7 @@
 //! run exactly the same code: bulk, latency during bulk, request/response
 //! (rr) and connect/request/response/close (crr).
 
-use crate::bed::{Bed, Stream};
+use crate::bed::{Bed, Listener, Stream};
 use crate::cpu::CpuMeter;
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
@@ -11,6 +11,21 @@ use std::time::{Duration, Instant};
 
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// In a server thread: enter the server's namespace, listen, and tell the
+/// client (through `ready`) whether that worked.
+fn serve(
+    bed: &Bed,
+    port: u16,
+    ready: mpsc::Sender<Result<(), String>>,
+) -> Result<Listener, String> {
+    let l = bed
+        .enter_server()
+        .and_then(|_| bed.listen(port))
+        .map_err(|e| format!("server: {e}"));
+    let _ = ready.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
+    l
 }
 
 fn ready(rx: &mpsc::Receiver<Result<(), String>>) -> Result<(), String> {
@@ -42,20 +57,7 @@ pub fn bulk(
     let result = std::thread::scope(|s| -> Result<(u64, Instant), String> {
         let start = &start;
         let server = s.spawn(move || -> Result<Vec<(u64, Instant)>, String> {
-            let listen = || -> std::io::Result<_> {
-                bed.enter_server()?;
-                bed.listen(port)
-            };
-            let l = match listen() {
-                Ok(l) => {
-                    let _ = ready_tx.send(Ok(()));
-                    l
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(format!("server: {e}")));
-                    return Err(e.to_string());
-                }
-            };
+            let l = serve(bed, port, ready_tx)?;
             let streams: Vec<_> = (0..flows)
                 .map(|_| l.accept(false).map_err(|e| format!("accept: {e}")))
                 .collect::<Result<_, _>>()?;
@@ -156,12 +158,9 @@ pub fn bulk_latency(bed: &Bed, dur: Duration, port: u16) -> Result<BulkLatency, 
     let base = Instant::now();
     std::thread::scope(|s| {
         let server = s.spawn(move || -> Result<(Histogram<u64>, u64, f64), String> {
-            let l = bed
-                .enter_server()
-                .and_then(|_| bed.listen(port))
-                .map_err(|e| format!("server: {e}"));
-            let _ = ready_tx.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
-            let mut c = l?.accept(false).map_err(|e| e.to_string())?;
+            let mut c = serve(bed, port, ready_tx)?
+                .accept(false)
+                .map_err(|e| e.to_string())?;
             let mut h = histogram();
             let mut chunk = vec![0u8; CHUNK];
             let (mut bytes, t0) = (0u64, Instant::now());
@@ -241,12 +240,9 @@ pub fn rr(bed: &Bed, size: usize, count: u64, spin: bool, port: u16) -> Result<R
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let server = s.spawn(move || -> Result<(), String> {
-            let l = bed
-                .enter_server()
-                .and_then(|_| bed.listen(port))
-                .map_err(|e| format!("server: {e}"));
-            let _ = ready_tx.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
-            let mut c = l?.accept(spin).map_err(|e| e.to_string())?;
+            let mut c = serve(bed, port, ready_tx)?
+                .accept(spin)
+                .map_err(|e| e.to_string())?;
             let mut buf = vec![0u8; size];
             loop {
                 match c.read_exact(&mut buf) {
@@ -299,12 +295,7 @@ pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTri
     std::thread::scope(|s| {
         let done = &done;
         let server = s.spawn(move || -> Result<(), String> {
-            let l = bed
-                .enter_server()
-                .and_then(|_| bed.listen(port))
-                .map_err(|e| format!("server: {e}"));
-            let _ = ready_tx.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
-            let l = l?;
+            let l = serve(bed, port, ready_tx)?;
             let mut buf = [0u8; 64];
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let Ok(mut c) = l.accept(false) else { continue };

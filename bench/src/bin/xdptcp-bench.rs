@@ -377,48 +377,57 @@ fn bulk_all(plan: &Plan, r: &mut Report, bed: &Bed, p: &str) {
     }
 }
 
-fn ratios(r: &mut Report) {
-    let xx = "xdptcp-xdptcp";
-    r.ratio(
+/// The ratios the report leads with: (name, ours, theirs, meaning), each
+/// figure as (scenario, pairing, metric).
+type Fig = (&'static str, &'static str, &'static str);
+const RATIOS: [(&str, Fig, Fig, &str); 7] = [
+    (
         "file_transfer_vs_line_rate",
-        ("file_transfer", xx, "goodput"),
+        ("file_transfer", XX, "goodput"),
         ("line rate ->", "device", "tcp-equivalent"),
         "the app's goodput / what the device carries as TCP payload (higher is better)",
-    );
-    r.ratio(
+    ),
+    (
         "bulk_vs_kernel_no_offload",
-        ("bulk 1 flow up", xx, "goodput"),
+        ("bulk 1 flow up", XX, "goodput"),
         ("bulk 1 flow up", "kernel-kernel", "goodput"),
         "1 flow, ours both ends / kernel both ends, offloads off (higher is better)",
-    );
-    r.ratio(
+    ),
+    (
         "bulk_vs_kernel",
-        ("bulk 1 flow up", xx, "goodput"),
+        ("bulk 1 flow up", XX, "goodput"),
         ("bulk 1 flow up", "kernel-kernel-offload", "goodput"),
         "1 flow, ours / kernel with default offloads (higher is better)",
-    );
-    r.ratio(
+    ),
+    (
         "bulk_xdptcp_to_kernel_vs_kernel",
         ("bulk 1 flow up", "xdptcp-kernel", "goodput"),
         ("bulk 1 flow up", "kernel-kernel", "goodput"),
         "1 flow, our sender to a kernel receiver / kernel both ends (higher is better)",
-    );
-    r.ratio(
+    ),
+    (
         "rr64_p50_vs_kernel",
-        ("rr 64 B", xx, "p50"),
+        ("rr 64 B", XX, "p50"),
         ("rr 64 B", "kernel-kernel-spin", "p50"),
         "p50 latency, ours / spinning kernel (lower is better)",
-    );
-    r.ratio(
+    ),
+    (
         "rr64_p99_vs_kernel",
-        ("rr 64 B", xx, "p99"),
+        ("rr 64 B", XX, "p99"),
         ("rr 64 B", "kernel-kernel-spin", "p99"),
         "p99 latency, ours / spinning kernel (lower is better)",
-    );
-    r.ratio(
+    ),
+    (
         "crr_vs_kernel",
-        ("crr", xx, "connections"),
+        ("crr", XX, "connections"),
         ("crr", "kernel-kernel", "connections"),
         "connections per second, ours / kernel (higher is better)",
-    );
+    ),
+];
+const XX: &str = "xdptcp-xdptcp";
+
+fn ratios(r: &mut Report) {
+    for (name, ours, theirs, how) in RATIOS {
+        r.ratio(name, ours, theirs, how);
+    }
 }

@@ -1,0 +1,95 @@
+//! Two established connections joined back to back through the wire
+//! format, for measuring the sans-IO path per segment (criterion bench
+//! and the callgrind example share it).
+
+use xdptcp::tcp::{Config, Connection, SeqNum, State, Transmit};
+use xdptcp::time::Instant;
+use xdptcp::wire::tcp::{TcpHeader, TcpSegment};
+
+pub const MSS: usize = 1448;
+
+/// One segment as bytes on the wire (header, options, payload).
+pub fn encode(c: &Connection, t: &Transmit, buf: &mut Vec<u8>) {
+    let h = TcpHeader {
+        src_port: 1,
+        dst_port: 2,
+        seq: t.seq.0,
+        ack: t.ack.0,
+        flags: t.flags,
+        window: t.window,
+        options: t.options,
+    };
+    buf.clear();
+    buf.resize(h.header_len(), 0);
+    h.emit(buf).expect("header fits");
+    let (a, b) = c.payload(t);
+    buf.extend_from_slice(a);
+    buf.extend_from_slice(b);
+}
+
+pub struct Pair {
+    pub a: Connection,
+    pub b: Connection,
+    pub now: Instant,
+    wire: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Pair {
+    /// Handshake done, delayed ACKs off (each segment is acknowledged at
+    /// once), buffers large enough that nothing waits on a window.
+    pub fn established() -> Pair {
+        let cfg = Config {
+            delayed_ack: std::time::Duration::ZERO,
+            send_buffer: 4 << 20,
+            recv_buffer: 4 << 20,
+            autotune: false,
+            ..Config::default()
+        };
+        let mut p = Pair {
+            a: Connection::connect(cfg.clone(), SeqNum(1)),
+            b: Connection::listen(cfg, SeqNum(1_000_000)),
+            now: Instant::from_millis(1),
+            wire: Vec::new(),
+            scratch: vec![0u8; 64 * 1024],
+        };
+        for _ in 0..10 {
+            p.flush(true);
+            p.flush(false);
+        }
+        assert_eq!(p.a.state(), State::Established);
+        assert_eq!(p.b.state(), State::Established);
+        p
+    }
+
+    /// Delivers everything one side has to send to the other.
+    fn flush(&mut self, from_a: bool) -> usize {
+        let mut n = 0;
+        loop {
+            let (src, dst) = if from_a {
+                (&mut self.a, &mut self.b)
+            } else {
+                (&mut self.b, &mut self.a)
+            };
+            let Some(t) = src.poll_transmit(self.now) else {
+                return n;
+            };
+            encode(src, &t, &mut self.wire);
+            let seg = TcpSegment::parse(&self.wire, None).expect("parses");
+            dst.on_segment(&seg, self.now);
+            n += 1;
+        }
+    }
+
+    /// One MSS of data from a to b: a builds the segment, b parses it,
+    /// delivers it in order and acknowledges it, the application reads
+    /// it, and a takes the ACK. Time moves 10 us per round.
+    pub fn one_segment(&mut self, data: &[u8]) {
+        self.now += std::time::Duration::from_micros(10);
+        let sent = self.a.send(data).expect("room");
+        debug_assert_eq!(sent, data.len());
+        self.flush(true);
+        let _ = self.b.recv(&mut self.scratch);
+        self.flush(false);
+    }
+}

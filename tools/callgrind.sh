@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Instructions per segment through the sans-IO TCP path, counted by
+# valgrind's callgrind: stable on a noisy machine, unlike timings. Runs
+# the `segment_path` example twice (N and 2N segments) and divides the
+# difference, so the handshake and set-up cancel out.
+# Usage: tools/callgrind.sh [N]   (default 20000; needs valgrind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-20000}
+command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
+cargo build --release -q -p xdptcp --example segment_path
+bin=target/release/examples/segment_path
+count() {
+    local out
+    out=$(mktemp)
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$1" >/dev/null 2>&1
+    # The summary line: "summary: <instructions>"
+    grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}'
+    rm -f "$out"
+}
+a=$(count "$n")
+b=$(count $((2 * n)))
+per=$(( (b - a) / n ))
+echo "instructions per MSS segment (build, parse, deliver, read, ACK both ways): $per"
+echo "  ($n segments: $a; $((2 * n)): $b)"
