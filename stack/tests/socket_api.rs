@@ -418,3 +418,101 @@ fn path_mtu_discovery_through_a_router_with_a_1280_byte_far_side() {
         "what the kernel received through the 1280-byte link"
     );
 }
+
+/// Two of our stacks, one on each end of the veth pair, both on the
+/// socket API: a bulk transfer up (client to server), then one down on the
+/// same port, each side closing in the usual order (the sender shuts down
+/// its side, the receiver reads to the end, shuts down its own, and lets
+/// go). Every byte arrives and both ends see a clean end of stream, never
+/// a reset.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn two_socket_api_stacks_close_cleanly_in_both_directions() {
+    xdptcp_tools::topology::require_root();
+    let t = Topology::create_spec(
+        "ss",
+        xdptcp_tools::topology::Spec {
+            subnet: 243,
+            ..Default::default()
+        },
+    )
+    .expect("topology");
+    let o = t.peer_ip().octets();
+    let server_ip = Ipv4Addr::new(o[0], o[1], o[2], 3);
+    let start = |peer: bool| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let (dev, ip, cpu) = if peer {
+                    t.enter_peer().unwrap();
+                    (&t.peer_dev, server_ip, 1)
+                } else {
+                    t.enter_ours().unwrap();
+                    (&t.dev, t.our_ip(), 0)
+                };
+                let mut cfg = RuntimeConfig::for_interface(dev, ip, 24).unwrap();
+                cfg.pin = Some(vec![cpu]);
+                Stack::start(cfg).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    let server = start(true);
+    let client = start(false);
+    const SIZE: usize = 8 << 20;
+    // Sends SIZE bytes, shuts down, then reads to the end of stream.
+    fn send_then_drain(c: &mut TcpStream) -> std::io::Result<()> {
+        let chunk = vec![0x5au8; 64 * 1024];
+        for _ in 0..SIZE / chunk.len() {
+            c.write_all(&chunk)?;
+        }
+        c.shutdown()?;
+        let mut buf = [0u8; 4096];
+        while c.read(&mut buf)? > 0 {}
+        Ok(())
+    }
+    // Reads to the end of stream, shuts down; returns the count.
+    fn drain_then_close(mut c: TcpStream) -> std::io::Result<usize> {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0;
+        loop {
+            let n = c.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        c.shutdown()?;
+        Ok(got)
+    }
+    for upload in [true, false] {
+        let l = TcpListener::bind(&server, 7700).unwrap();
+        std::thread::scope(|s| {
+            let srv = s.spawn(|| {
+                let (c, _) = l.accept_timeout(Duration::from_secs(10))?;
+                if upload {
+                    drain_then_close(c).map(Some)
+                } else {
+                    let mut c = c;
+                    send_then_drain(&mut c).map(|_| None)
+                }
+            });
+            let to = SocketAddrV4::new(server_ip, 7700);
+            let c = TcpStream::connect_timeout(&client, to, Duration::from_secs(10)).unwrap();
+            let got = if upload {
+                let mut c = c;
+                send_then_drain(&mut c).map(|_| None)
+            } else {
+                drain_then_close(c).map(Some)
+            };
+            let srv = srv.join().unwrap();
+            let dir = if upload { "up" } else { "down" };
+            let received = match (got, srv) {
+                (Ok(None), Ok(Some(n))) | (Ok(Some(n)), Ok(None)) => n,
+                (c, s) => panic!("{dir}: client {c:?}, server {s:?}"),
+            };
+            assert_eq!(received, SIZE, "{dir}");
+        });
+        drop(l);
+    }
+}

@@ -54,6 +54,9 @@ enum Command {
         to: SocketAddrV4,
         reply: Sender<io::Result<TcpStream>>,
     },
+    /// The listener was dropped: stop listening (queued connections not
+    /// yet accepted are reset), so that the port can be bound again.
+    Unlisten { port: u16 },
 }
 
 fn kind(e: ConnError) -> ErrorKind {
@@ -129,6 +132,8 @@ impl Stack {
 pub struct TcpListener {
     port: u16,
     accepted: Receiver<io::Result<TcpStream>>,
+    /// Every core's command channel, to stop listening on drop.
+    commands: Vec<Sender<Command>>,
 }
 
 impl TcpListener {
@@ -143,7 +148,11 @@ impl TcpListener {
             };
             c.send(cmd).map_err(|_| Stack::stopped())?;
         }
-        Ok(TcpListener { port, accepted: rx })
+        Ok(TcpListener {
+            port,
+            accepted: rx,
+            commands: stack.commands.clone(),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -167,6 +176,16 @@ impl TcpListener {
             }
             Err(RecvTimeoutError::Timeout) => Err(ErrorKind::TimedOut.into()),
             Err(RecvTimeoutError::Disconnected) => Err(Stack::stopped()),
+        }
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        // Ordered with later commands on each core: a bind of the same
+        // port right after this finds it free.
+        for c in &self.commands {
+            let _ = c.send(Command::Unlisten { port: self.port });
         }
     }
 }
@@ -404,6 +423,11 @@ impl CoreApp for SocketCore {
                             accepted.send(Err(io::Error::new(ErrorKind::AddrInUse, e.to_string())));
                     }
                 },
+                Ok(Command::Unlisten { port }) => {
+                    if self.listeners.remove(&port).is_some() {
+                        iface.unlisten(port);
+                    }
+                }
                 Ok(Command::Connect { to, reply }) => match iface.connect(to, None, cx.now) {
                     Ok(h) => self.connecting.push((h, to, reply)),
                     Err(e) => {
