@@ -33,12 +33,19 @@ fn binary() -> Result<PathBuf, String> {
 }
 
 /// A `size`-byte file through the application; `subnet` for its topology.
-pub fn run(size: u64, subnet: u8, port: u16, cc: Algorithm) -> Result<AppTransfer, String> {
+pub fn run(
+    size: u64,
+    subnet: u8,
+    port: u16,
+    cc: Algorithm,
+    mtu: u32,
+) -> Result<AppTransfer, String> {
     let bin = binary()?;
     let t = Topology::create_spec(
         "bf",
         Spec {
             subnet,
+            mtu,
             ..Spec::default()
         },
     )
@@ -51,7 +58,8 @@ pub fn run(size: u64, subnet: u8, port: u16, cc: Algorithm) -> Result<AppTransfe
         dir
     };
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
-    let result = transfer(&t, &bin, &base, size, port, cc);
+    let frame = if mtu + 14 > 2048 { "4096" } else { "2048" };
+    let result = transfer(&t, &bin, &base, size, port, cc, frame);
     let _ = std::fs::remove_dir_all(&base);
     result
 }
@@ -63,6 +71,7 @@ fn transfer(
     size: u64,
     port: u16,
     cc: Algorithm,
+    frame: &str,
 ) -> Result<AppTransfer, String> {
     let cc = format!("{cc:?}").to_lowercase();
     let src = dir.join("source");
@@ -86,6 +95,8 @@ fn transfer(
             "--force",
             "--cpus",
             "1",
+            "--frame-size",
+            frame,
             "--timeout",
             "120s",
         ])
@@ -119,6 +130,8 @@ fn transfer(
             &format!("{server_ip}:{port}"),
             "--cpus",
             "0",
+            "--frame-size",
+            frame,
             "--cc",
             &cc,
             "--timeout",

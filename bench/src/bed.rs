@@ -135,6 +135,7 @@ pub struct Bed {
     pub topo: Topology,
     /// Our stack's congestion control.
     pub cc: Algorithm,
+    pub mtu: u32,
     client_stack: Option<Arc<Stack>>,
 }
 
@@ -163,6 +164,7 @@ impl Bed {
             pairing,
             topo,
             cc,
+            mtu,
             client_stack: None,
         };
         if pairing.client_is_ours() && !pairing.native() {
@@ -180,11 +182,22 @@ impl Bed {
                     .map_err(|e| e.to_string())?;
                 cfg.pin = Some(vec![0]);
                 cfg.iface.tcp.congestion = self.cc;
+                cfg.afxdp.frame_size = self.frame_size();
                 Stack::start(cfg).map_err(|e| format!("our stack on {}: {e}", t.dev))
             })
             .join()
             .map_err(|_| "starting a stack panicked".to_string())?
         })
+    }
+
+    /// UMEM frame size for our stacks: a whole MTU-sized frame must fit
+    /// one (we send each segment in one frame).
+    pub fn frame_size(&self) -> u32 {
+        if self.mtu as usize + 14 > 2048 {
+            4096
+        } else {
+            2048
+        }
     }
 
     fn ours_on_peer(&self) -> Ipv4Addr {

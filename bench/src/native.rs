@@ -33,6 +33,7 @@ fn start<H: Handler>(bed: &Bed, peer: bool, handler: H) -> Result<Runtime<Dispat
             let mut cfg = RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
             cfg.pin = Some(vec![cpu]);
             cfg.iface.tcp.congestion = bed.cc;
+            cfg.afxdp.frame_size = bed.frame_size();
             let mut one = Some(handler);
             Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
                 .map_err(|e| format!("our stack on {dev}: {e}"))

@@ -41,6 +41,10 @@ struct Args {
     /// others are left out.
     #[arg(long)]
     only: Option<String>,
+    /// MTU of the veth path, for both stacks (ours uses 4 KiB UMEM frames
+    /// above 2034; at most 4082).
+    #[arg(long, default_value_t = 1500)]
+    mtu: u32,
     /// Our stack's congestion control: bbr (its default), cubic or newreno.
     #[arg(long, default_value = "bbr")]
     cc: xdptcp::tcp::congestion::Algorithm,
@@ -76,6 +80,7 @@ struct Plan {
     line: Duration,
     file: u64,
     cc: xdptcp::tcp::congestion::Algorithm,
+    mtu: u32,
 }
 
 fn run(a: &Args) -> Result<(), String> {
@@ -93,10 +98,17 @@ fn run(a: &Args) -> Result<(), String> {
         line: Duration::from_secs(if q { 1 } else { 3 }),
         file: a.file_size.unwrap_or(if q { 32 << 20 } else { 256 << 20 }),
         cc: a.cc,
+        mtu: a.mtu,
     };
+    if !(576..=4082).contains(&plan.mtu) {
+        return Err(format!(
+            "--mtu {}: use 576 to 4082 (one 4 KiB UMEM frame)",
+            plan.mtu
+        ));
+    }
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let mut r = Report {
-        machine: machine::facts(1500, true, &format!("{:?}", a.cc).to_lowercase()),
+        machine: machine::facts(a.mtu, true, &format!("{:?}", a.cc).to_lowercase()),
         ..Report::default()
     };
     let started = Instant::now();
@@ -176,12 +188,12 @@ fn attempt<T>(r: &mut Report, what: &str, f: impl FnOnce() -> Result<T, String>)
 fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     // The device's ceiling, on a bed without our stacks.
     if let Some(bed) = attempt(r, "line rate: bed", || {
-        Bed::new(Pairing::KernelKernel, 245, 1500, true, plan.cc)
+        Bed::new(Pairing::KernelKernel, 245, plan.mtu, true, plan.cc)
     }) {
         for (reverse, dir) in [(false, "->"), (true, "<-")] {
             let what = format!("line rate {dir}");
             if let Some(l) = attempt(r, &what, || {
-                line_rate::measure(&bed, 1500, plan.line, reverse)
+                line_rate::measure(&bed, plan.mtu as usize, plan.line, reverse)
             }) {
                 let s = format!("line rate {dir}");
                 r.add(&s, "device", "sent", "frames/s", l.sent_fps);
@@ -193,7 +205,7 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     for pairing in Pairing::ALL {
         let p = pairing.name();
         let Some(bed) = attempt(r, &format!("{p}: bed"), || {
-            Bed::new(pairing, 246, 1500, true, plan.cc)
+            Bed::new(pairing, 246, plan.mtu, true, plan.cc)
         }) else {
             continue;
         };
@@ -286,12 +298,12 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     }
     // The kernel as users get it: default offloads (TSO/GRO, 64 KB).
     if let Some(bed) = attempt(r, "kernel-kernel-offload: bed", || {
-        Bed::new(Pairing::KernelKernel, 248, 1500, false, plan.cc)
+        Bed::new(Pairing::KernelKernel, 248, plan.mtu, false, plan.cc)
     }) {
         bulk_all(plan, r, &bed, "kernel-kernel-offload");
     }
     if let Some(t) = attempt(r, "file_transfer app, xdptcp-xdptcp", || {
-        app_transfer::run(plan.file, 249, PORT + 4, plan.cc)
+        app_transfer::run(plan.file, 249, PORT + 4, plan.cc, plan.mtu)
     }) {
         r.add(
             "file_transfer",
