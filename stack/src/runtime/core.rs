@@ -114,6 +114,7 @@ impl<A: CoreApp> CoreLoop<A> {
         v.handoff = self.dev.stats;
         v.connections = self.iface.connection_count() as u64;
         v.free_frames = dev.free_frames() as u64;
+        v.rx_invalid = dev.rx_invalid;
         v.partial_checksums = self.iface.stats().rx_partial_checksum;
         self.counters.store(v);
     }

@@ -21,6 +21,7 @@ pub struct CoreCounters {
     connections: AtomicU64,
     free_frames: AtomicU64,
     partial_checksums: AtomicU64,
+    rx_invalid: AtomicU64,
 }
 
 /// One core's counters at one moment.
@@ -37,6 +38,9 @@ pub struct CoreCountersValue {
     /// TCP segments that arrived with unfinished checksums (see
     /// [`RxChecksum`](crate::iface::RxChecksum)).
     pub partial_checksums: u64,
+    /// RX descriptors from the kernel that did not describe a frame of our
+    /// UMEM: dropped unread (never expected; a kernel or memory fault).
+    pub rx_invalid: u64,
 }
 
 impl CoreCounters {
@@ -52,6 +56,7 @@ impl CoreCounters {
         self.connections.store(v.connections, Relaxed);
         self.free_frames.store(v.free_frames, Relaxed);
         self.partial_checksums.store(v.partial_checksums, Relaxed);
+        self.rx_invalid.store(v.rx_invalid, Relaxed);
     }
 
     pub fn load(&self) -> CoreCountersValue {
@@ -69,6 +74,7 @@ impl CoreCounters {
             connections: self.connections.load(Relaxed),
             free_frames: self.free_frames.load(Relaxed),
             partial_checksums: self.partial_checksums.load(Relaxed),
+            rx_invalid: self.rx_invalid.load(Relaxed),
         }
     }
 }
@@ -106,6 +112,9 @@ impl std::fmt::Display for CoreCountersValue {
             self.idle_waits,
             self.free_frames
         )?;
+        if self.rx_invalid > 0 {
+            write!(f, ", {} invalid RX descriptors dropped", self.rx_invalid)?;
+        }
         if self.partial_checksums > 0 {
             write!(
                 f,

@@ -330,6 +330,26 @@ pub struct AfXdp {
     /// Frames received and sent since `open`.
     pub rx_frames: u64,
     pub tx_frames: u64,
+    /// RX descriptors that did not describe a frame of our UMEM (address
+    /// outside it, or length past the frame's end): dropped, counted.
+    pub rx_invalid: u64,
+}
+
+/// Validates an RX descriptor before its memory is touched: the address
+/// must lie in the UMEM and the data (which may start after headroom
+/// inside the frame) must end within the same frame. Returns the frame's
+/// base (to hand back to the fill ring) and the length to read.
+fn rx_range(d: &XdpDesc, frame_size: u32, umem_len: u64) -> Option<(u64, usize)> {
+    let frame = u64::from(frame_size);
+    if d.addr >= umem_len {
+        return None;
+    }
+    let base = d.addr - d.addr % frame;
+    let room = base + frame - d.addr;
+    if u64::from(d.len) > room || base + frame > umem_len {
+        return None;
+    }
+    Some((base, d.len as usize))
 }
 
 // SAFETY: the raw pointers are into mappings owned by this value; it is
@@ -512,7 +532,11 @@ impl AfXdp {
             .collect();
         let lend = fill.free().min(cfg.frames / 2);
         for _ in 0..lend {
-            fill.push(free.pop().expect("frames >= 2 * lent"));
+            let addr = free.pop().expect("frames >= 2 * lent");
+            if !fill.push(addr) {
+                free.push(addr);
+                break;
+            }
         }
         fill.submit();
 
@@ -614,6 +638,7 @@ impl AfXdp {
             oversized: false,
             bind_wait: waited,
             rx_frames: 0,
+            rx_invalid: 0,
             tx_frames: 0,
         })
     }
@@ -640,8 +665,12 @@ impl AfXdp {
     fn top_up_fill(&mut self) {
         let reserve = (self.cfg.frames / 2) as usize;
         let mut n = 0;
-        while self.free.len() > reserve && self.fill.free() > 0 {
-            self.fill.push(self.free.pop().expect("len > reserve"));
+        while self.free.len() > reserve {
+            let addr = self.free.pop().expect("len > reserve");
+            if !self.fill.push(addr) {
+                self.free.push(addr);
+                break;
+            }
             n += 1;
         }
         if n > 0 {
@@ -710,9 +739,12 @@ impl Device for AfXdp {
         let mut n = 0;
         while n < budget {
             let Some(d) = self.rx.pop() else { break };
-            let frame_len = self.cfg.frame_size as usize;
-            let base = d.addr - d.addr % frame_len as u64;
-            let len = (d.len as usize).min(frame_len);
+            n += 1;
+            let Some((base, len)) = rx_range(&d, self.cfg.frame_size, self.umem.len as u64) else {
+                // Not a frame of ours: nothing to read, nothing to give back.
+                self.rx_invalid += 1;
+                continue;
+            };
             if d.options & XDP_PKT_CONTD != 0 || !self.assembling.is_empty() {
                 // A piece of a multi-buffer frame: gather, hand over whole.
                 let mut whole = std::mem::take(&mut self.assembling);
@@ -733,12 +765,9 @@ impl Device for AfXdp {
             }
             // Straight back to the fill ring: it has room, since the frame
             // just left the kernel's side.
-            if self.fill.free() > 0 {
-                self.fill.push(base);
-            } else {
+            if !self.fill.push(base) {
                 self.free.push(base);
             }
-            n += 1;
         }
         if n > 0 {
             self.rx.release();
@@ -766,11 +795,15 @@ impl Device for AfXdp {
             let Some(addr) = self.free.pop() else { break };
             match tx(self.frame(addr, size)) {
                 Some(len) => {
-                    self.tx.push(XdpDesc {
+                    let d = XdpDesc {
                         addr,
-                        len: len as u32,
+                        len: len.min(size) as u32,
                         options: 0,
-                    });
+                    };
+                    if !self.tx.push(d) {
+                        self.free.push(addr);
+                        break;
+                    }
                     n += 1;
                 }
                 None => {
@@ -791,5 +824,41 @@ impl Device for AfXdp {
             self.kick();
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{rx_range, XdpDesc};
+
+    fn d(addr: u64, len: u32) -> XdpDesc {
+        XdpDesc {
+            addr,
+            len,
+            options: 0,
+        }
+    }
+
+    /// Four 2 KiB frames: 8 KiB of UMEM.
+    const UMEM: u64 = 8192;
+
+    #[test]
+    fn rx_descriptors_are_checked_against_the_frame_they_start_in() {
+        // A whole frame, and data after 256 bytes of headroom up to the end.
+        assert_eq!(rx_range(&d(2048, 2048), 2048, UMEM), Some((2048, 2048)));
+        assert_eq!(
+            rx_range(&d(2048 + 256, 1792), 2048, UMEM),
+            Some((2048, 1792))
+        );
+        // One byte past the frame's end, measured from where the data
+        // starts (a bound taken from the frame's base would let it read
+        // 256 bytes of the next frame).
+        assert_eq!(rx_range(&d(2048 + 256, 1793), 2048, UMEM), None);
+        assert_eq!(rx_range(&d(256, 2048), 2048, UMEM), None);
+        // Outside the UMEM, or a frame that would run past its end.
+        assert_eq!(rx_range(&d(UMEM, 10), 2048, UMEM), None);
+        assert_eq!(rx_range(&d(u64::MAX - 5, 1), 2048, UMEM), None);
+        assert_eq!(rx_range(&d(6144, 100), 2048, 7000), None);
+        assert_eq!(rx_range(&d(6144, 100), 2048, UMEM), Some((6144, 100)));
     }
 }

@@ -124,15 +124,22 @@ impl<T: Copy> Ring<T> {
         self.idx.ours.wrapping_sub(self.theirs())
     }
 
-    /// Producer: writes `e` into the next slot (call only after `free`
-    /// said there is room); it is published by `submit`.
-    pub fn push(&mut self, e: T) {
-        debug_assert!(self.producer_side && self.idx.free() > 0);
+    /// Producer: writes `e` into the next slot, published by `submit`.
+    /// Returns false, writing nothing, if the ring is full: a slot the
+    /// kernel has not consumed yet must never be overwritten, in release
+    /// builds too (the kernel would read a frame we handed out twice).
+    #[must_use]
+    pub fn push(&mut self, e: T) -> bool {
+        debug_assert!(self.producer_side);
+        if self.free() == 0 {
+            return false;
+        }
         let slot = (self.idx.ours & self.idx.mask()) as usize;
         // SAFETY: `slot` is below the ring size and the slot is ours: the
         // consumer has passed it (checked by `free`).
         unsafe { self.entries.add(slot).write(e) };
         self.idx.ours = self.idx.ours.wrapping_add(1);
+        true
     }
 
     /// Producer: publishes everything pushed so far.
@@ -206,9 +213,10 @@ mod tests {
         for _ in 0..10 {
             let n = p.free();
             for _ in 0..n {
-                p.push(next);
+                assert!(p.push(next));
                 next += 1;
             }
+            assert!(!p.push(999), "a full ring refuses a push");
             assert!(c.pop().is_none(), "nothing visible before submit");
             p.submit();
             assert_eq!(p.free(), 0, "full until the consumer releases");
