@@ -187,12 +187,16 @@ impl Device for Inject {
 }
 
 fn iface() -> Interface {
+    iface_with_secret([7; 16])
+}
+
+fn iface_with_secret(isn_secret: [u8; 16]) -> Interface {
     Interface::new(IfaceConfig {
         mac: US_MAC,
         ip: US,
         prefix_len: 24,
         gateway: None,
-        isn_secret: [7; 16],
+        isn_secret,
         tcp: Config::default(),
         rx_checksum: RxChecksum::Verify,
     })
@@ -222,8 +226,8 @@ fn frame_to_us(h: &TcpHeader, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The peer side of an established connection: the SYN-ACK we answered.
-fn established(i: &mut Interface, dev: &mut Inject) -> (u32, u32) {
-    // Teach the interface the peer's MAC, then open a connection to it.
+/// Teaches the interface the peer's MAC (an ARP request from it).
+fn teach_peer(i: &mut Interface, dev: &mut Inject) {
     let arp = ArpPacket {
         op: ArpOp::Request,
         sender_mac: PEER_MAC,
@@ -242,6 +246,58 @@ fn established(i: &mut Interface, dev: &mut Inject) -> (u32, u32) {
     arp.emit(&mut f[14..]).unwrap();
     dev.rx.push(f);
     i.poll(Instant::ZERO, dev);
+}
+
+/// Opens a connection to the peer's `port`; returns our SYN's bytes.
+fn syn_to(i: &mut Interface, dev: &mut Inject, port: u16, now: Instant) -> Vec<u8> {
+    i.connect(SocketAddrV4::new(PEER, port), None, now).unwrap();
+    i.poll(now, dev);
+    dev.tx
+        .iter()
+        .rev()
+        .find(|f| f.len() > 34 && f[23] == PROTO_TCP)
+        .expect("our SYN")
+        .clone()
+}
+
+/// A peer must learn neither our clock from our timestamps (RFC 7323
+/// 7.1) nor the ports we use towards others (RFC 6056): a SYN's TSval is
+/// not the clock plus a function of its ISS (which the peer sees), it
+/// changes with the stack's secret, and successive connections do not
+/// take successive ports.
+#[test]
+fn timestamps_and_ports_reveal_neither_the_clock_nor_a_sequence() {
+    // Within the ARP entry's life (taught at time zero).
+    let now = Instant::from_millis(45_678);
+    let mut tsvals = Vec::new();
+    for secret in [[7u8; 16], [8u8; 16]] {
+        let (mut i, mut dev) = (iface_with_secret(secret), Inject::default());
+        teach_peer(&mut i, &mut dev);
+        let mut ports = Vec::new();
+        for peer_port in [80u16, 81, 82, 83] {
+            let syn = syn_to(&mut i, &mut dev, peer_port, now);
+            let s = TcpSegment::parse(&syn[34..], None).unwrap();
+            let (tsval, _) = s.options.timestamps.expect("SYN offers timestamps");
+            let from_iss =
+                (now.as_millis() as u32).wrapping_add(s.seq.rotate_left(13) ^ 0x5bd1_e995);
+            assert_ne!(tsval, from_iss, "TSval computable from the ISS");
+            assert_ne!(tsval, now.as_millis() as u32, "TSval is the raw clock");
+            tsvals.push(tsval);
+            ports.push(s.src_port);
+        }
+        assert!(
+            ports.windows(2).all(|w| w[1] != w[0].wrapping_add(1)),
+            "successive ports: {ports:?}"
+        );
+    }
+    // One offset per host pair, and another with another secret.
+    assert!(tsvals[..4].iter().all(|&t| t == tsvals[0]));
+    assert_ne!(tsvals[0], tsvals[4], "the offset is keyed");
+}
+
+fn established(i: &mut Interface, dev: &mut Inject) -> (u32, u32) {
+    // Teach the interface the peer's MAC, then open a connection to it.
+    teach_peer(i, dev);
     let h = i
         .connect(SocketAddrV4::new(PEER, 80), None, Instant::ZERO)
         .unwrap();

@@ -138,7 +138,8 @@ pub struct Interface {
     control: VecDeque<Control>,
     stats: IfaceStats,
     ip_ident: u16,
-    next_port: u16,
+    /// RFC 6056's next_ephemeral: attempts so far, added to the offset.
+    next_port: u32,
     timers: TimerWheel<Handle>,
     port_filter: Option<PortFilter>,
 }
@@ -155,7 +156,7 @@ impl Interface {
             control: VecDeque::new(),
             stats: IfaceStats::default(),
             ip_ident: 0,
-            next_port: FIRST_EPHEMERAL,
+            next_port: 0,
             timers: TimerWheel::default(),
             port_filter: None,
         }
@@ -253,18 +254,23 @@ impl Interface {
             (tuple.remote_ip, tuple.remote_port),
             now,
         );
-        let conn = Connection::connect(cfg.unwrap_or_else(|| self.cfg.tcp.clone()), iss);
+        let mut conn = Connection::connect(cfg.unwrap_or_else(|| self.cfg.tcp.clone()), iss);
+        conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, tuple.remote_ip));
         Ok(self.tcp.insert(tuple, conn, false))
     }
 
+    /// RFC 6056 algorithm 3: the search starts at a keyed hash of the
+    /// remote end plus a counter, so a peer cannot predict the ports we
+    /// use towards others, while ports towards one peer still cycle
+    /// through the whole range before reuse.
     fn ephemeral_port(&mut self, remote: SocketAddrV4) -> Result<u16, IfaceError> {
-        for _ in 0..=(u16::MAX - FIRST_EPHEMERAL) {
-            let p = self.next_port;
-            self.next_port = if p == u16::MAX {
-                FIRST_EPHEMERAL
-            } else {
-                p + 1
-            };
+        let range = u32::from(u16::MAX - FIRST_EPHEMERAL) + 1;
+        let offset = self
+            .isn
+            .port_offset(self.cfg.ip, (*remote.ip(), remote.port()));
+        for _ in 0..range {
+            let p = FIRST_EPHEMERAL + (offset.wrapping_add(self.next_port) % range) as u16;
+            self.next_port = self.next_port.wrapping_add(1);
             let t = Tuple {
                 local_port: p,
                 remote_ip: *remote.ip(),
@@ -578,6 +584,7 @@ impl Interface {
                 now,
             );
             let mut conn = Connection::listen(l.cfg.clone(), iss);
+            conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, src));
             conn.on_segment(seg, now);
             let h = self.tcp.insert(tuple, conn, true);
             self.tcp

@@ -420,6 +420,14 @@ impl Connection {
         c
     }
 
+    /// Sets the offset of our timestamp clock (before the first segment).
+    /// The interface sets a keyed one (`IsnGenerator::ts_offset`); without
+    /// it the offset comes from the ISS, which is fine for a connection
+    /// driven by hand but tells a peer, who sees the ISS, our clock.
+    pub fn set_ts_offset(&mut self, offset: u32) {
+        self.ts_offset = offset;
+    }
+
     pub fn state(&self) -> State {
         self.state
     }

@@ -1,5 +1,11 @@
 //! Initial sequence numbers per RFC 6528: ISN = M + F(4-tuple, secret),
 //! where M is a 4-microsecond clock and F a keyed hash (SipHash-2-4 here).
+//! The same secret keys two more values a peer must not be able to guess:
+//! the offset of our timestamp clock (RFC 7323 section 7.1: a TSval must
+//! not reveal the host's clock, as one derived from the ISS would, since
+//! the peer sees the ISS) and the start of the ephemeral port search (RFC
+//! 6056 algorithm 3: ports not predictable from one connection to the next
+//! peer).
 //!
 //! The secret is handed in by whoever builds the stack (from the OS random
 //! source in real runs, from the seed in simulations), so this code stays
@@ -31,6 +37,32 @@ impl IsnGenerator {
         let m = (now.as_micros() / 4) as u32;
         SeqNum(m.wrapping_add(f))
     }
+
+    /// A keyed hash of `parts` with a domain tag, so the three uses of the
+    /// secret give unrelated values.
+    fn keyed(&self, tag: u8, parts: &[&[u8]]) -> u64 {
+        let mut h = SipHasher24::new_with_key(&self.key);
+        h.write_u8(tag);
+        for p in parts {
+            h.write(p);
+        }
+        h.finish()
+    }
+
+    /// Our timestamp clock's offset towards `remote`: per pair of hosts,
+    /// as Linux (so TSvals to one host keep rising across connections,
+    /// which RFC 6191's reuse of TIME-WAIT relies on).
+    pub fn ts_offset(&self, local: Ipv4Addr, remote: Ipv4Addr) -> u32 {
+        self.keyed(1, &[&local.octets(), &remote.octets()]) as u32
+    }
+
+    /// Where the ephemeral port search starts for `remote` (RFC 6056 3.3.3).
+    pub fn port_offset(&self, local: Ipv4Addr, remote: (Ipv4Addr, u16)) -> u32 {
+        self.keyed(
+            2,
+            &[&local.octets(), &remote.0.octets(), &remote.1.to_be_bytes()],
+        ) as u32
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +88,22 @@ mod tests {
             g.isn(a, b, t + std::time::Duration::from_micros(400)) - base,
             100
         );
+    }
+
+    #[test]
+    fn timestamp_offset_and_port_offset_are_keyed_and_unrelated_to_the_isn() {
+        let (me, peer) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let g = IsnGenerator::new([7; 16]);
+        let off = g.ts_offset(me, peer);
+        assert_eq!(off, g.ts_offset(me, peer), "one offset per host pair");
+        assert_ne!(off, IsnGenerator::new([8; 16]).ts_offset(me, peer), "keyed");
+        assert_ne!(off, g.ts_offset(me, Ipv4Addr::new(10, 0, 0, 3)));
+        // Not the ISN's hash part (what the clock-free ISN would reveal).
+        let isn0 = g.isn((me, 1000), (peer, 80), Instant::from_nanos(0)).0;
+        assert_ne!(off, isn0);
+        assert_ne!(off, isn0.rotate_left(13) ^ 0x5bd1_e995);
+        let p = g.port_offset(me, (peer, 80));
+        assert_ne!(p, g.port_offset(me, (peer, 81)), "per remote port");
+        assert_ne!(p, IsnGenerator::new([8; 16]).port_offset(me, (peer, 80)));
     }
 }
