@@ -191,7 +191,11 @@ fn iface() -> Interface {
 }
 
 fn iface_with_secret(isn_secret: [u8; 16]) -> Interface {
-    Interface::new(IfaceConfig {
+    Interface::new(iface_config(isn_secret))
+}
+
+fn iface_config(isn_secret: [u8; 16]) -> IfaceConfig {
+    IfaceConfig {
         mac: US_MAC,
         ip: US,
         prefix_len: 24,
@@ -199,17 +203,22 @@ fn iface_with_secret(isn_secret: [u8; 16]) -> Interface {
         isn_secret,
         tcp: Config::default(),
         rx_checksum: RxChecksum::Verify,
-    })
+    }
 }
 
 /// A TCP segment from the peer to us inside a frame with valid Ethernet
 /// and IPv4 headers and a correct TCP checksum, so it reaches TCP.
 fn frame_to_us(h: &TcpHeader, payload: &[u8]) -> Vec<u8> {
+    frame_from(PEER, h, payload)
+}
+
+/// The same from `src`, behind the peer (which then routes for it).
+fn frame_from(src: Ipv4Addr, h: &TcpHeader, payload: &[u8]) -> Vec<u8> {
     let tcp_len = h.header_len() + payload.len();
     let mut f = vec![0u8; 34 + tcp_len];
     ethernet::emit(&mut f, US_MAC, PEER_MAC, ethernet::ETHERTYPE_IPV4).unwrap();
     Ipv4Header {
-        src: PEER,
+        src,
         dst: US,
         protocol: PROTO_TCP,
         ttl: 64,
@@ -221,7 +230,7 @@ fn frame_to_us(h: &TcpHeader, payload: &[u8]) -> Vec<u8> {
     .unwrap();
     let hl = h.emit(&mut f[34..]).unwrap();
     f[34 + hl..].copy_from_slice(payload);
-    fill_checksum(&mut f[34..], PEER, US).unwrap();
+    fill_checksum(&mut f[34..], src, US).unwrap();
     f
 }
 
@@ -293,6 +302,115 @@ fn timestamps_and_ports_reveal_neither_the_clock_nor_a_sequence() {
     // One offset per host pair, and another with another secret.
     assert!(tsvals[..4].iter().all(|&t| t == tsvals[0]));
     assert_ne!(tsvals[0], tsvals[4], "the offset is keyed");
+}
+
+/// A SYN flood from spoofed sources fills a listener's queue of half-open
+/// connections (8 here); every SYN after that is answered with a SYN
+/// cookie and no state, so the table stops growing, and a real client,
+/// whose SYN also gets a cookie, completes its handshake with the ACK
+/// that returns it, and its first data arrives. A forged ACK with a
+/// wrong cookie makes nothing.
+#[test]
+fn a_syn_flood_gets_cookies_and_a_real_client_still_connects() {
+    let mut i = Interface::new(IfaceConfig {
+        gateway: Some(PEER),
+        ..iface_config([7; 16])
+    });
+    let mut dev = Inject::default();
+    teach_peer(&mut i, &mut dev);
+    i.listen(80, None, 8).unwrap();
+    let syn = |src_port: u16, seq: u32| TcpHeader {
+        src_port,
+        dst_port: 80,
+        seq,
+        ack: 0,
+        flags: Flags::SYN,
+        window: 65535,
+        options: TcpOptions {
+            mss: Some(1460),
+            ..Default::default()
+        },
+    };
+    let now = Instant::from_millis(10);
+    for k in 0..200u32 {
+        let spoofed = Ipv4Addr::from(0xc633_6400 + (k * 7919) % 65_000); // 198.51.x.x
+        dev.rx
+            .push(frame_from(spoofed, &syn(1024 + k as u16, k * 1000), &[]));
+        i.poll(now, &mut dev);
+    }
+    assert_eq!(i.handles().len(), 8, "the queue's 8 half-open, no more");
+    assert_eq!(i.stats().tcp_syn_cookies_sent, 192);
+    // A real client.
+    let client = Ipv4Addr::new(203, 0, 113, 7);
+    dev.tx.clear();
+    dev.rx.push(frame_from(client, &syn(5555, 42), &[]));
+    i.poll(now, &mut dev);
+    let synack = dev
+        .tx
+        .iter()
+        .find(|f| f.len() > 34 && f[23] == PROTO_TCP && f[30..34] == client.octets())
+        .expect("a SYN-ACK to the client")
+        .clone();
+    let s = TcpSegment::parse(&synack[34..], None).unwrap();
+    assert_eq!(s.flags, Flags::SYN | Flags::ACK);
+    assert_eq!((s.ack, s.options.mss), (43, Some(1460)));
+    let ack = |ack: u32| TcpHeader {
+        src_port: 5555,
+        dst_port: 80,
+        seq: 43,
+        ack,
+        flags: Flags::ACK | Flags::PSH,
+        window: 65535,
+        options: TcpOptions::default(),
+    };
+    // A forged ACK first: a wrong cookie.
+    dev.rx
+        .push(frame_from(client, &ack(s.seq.wrapping_add(2)), b"hello"));
+    i.poll(now, &mut dev);
+    assert_eq!(i.stats().tcp_syn_cookies_rejected, 1);
+    assert_eq!(i.handles().len(), 8);
+    // Then the real one, with data.
+    dev.rx
+        .push(frame_from(client, &ack(s.seq.wrapping_add(1)), b"hello"));
+    i.poll(now + std::time::Duration::from_millis(1), &mut dev);
+    assert_eq!(i.stats().tcp_syn_cookies_accepted, 1);
+    let h = i
+        .accept(80)
+        .unwrap()
+        .expect("the client's connection is accepted");
+    let c = i.tcp(h).unwrap();
+    assert_eq!(c.state(), State::Established);
+    let mut buf = [0u8; 16];
+    assert_eq!(c.recv(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+    // A cookie two ticks past its time is refused.
+    let late = now + std::time::Duration::from_secs(300);
+    dev.rx.push(frame_from(
+        Ipv4Addr::new(203, 0, 113, 8),
+        &syn(6000, 9),
+        &[],
+    ));
+    i.poll(now, &mut dev);
+    let c2 = dev
+        .tx
+        .iter()
+        .rev()
+        .find(|f| f.len() > 34 && f[30..34] == [203, 0, 113, 8])
+        .unwrap();
+    let cookie = TcpSegment::parse(&c2[34..], None).unwrap().seq;
+    let stale = TcpHeader {
+        src_port: 6000,
+        seq: 10,
+        ..ack(cookie.wrapping_add(1))
+    };
+    dev.rx
+        .push(frame_from(Ipv4Addr::new(203, 0, 113, 8), &stale, &[]));
+    i.poll(late, &mut dev);
+    assert_eq!(
+        i.stats().tcp_syn_cookies_accepted,
+        1,
+        "a stale cookie makes nothing"
+    );
 }
 
 fn established(i: &mut Interface, dev: &mut Inject) -> (u32, u32) {

@@ -9,6 +9,7 @@
 
 pub mod neighbor;
 pub mod stats;
+pub mod syn_cookie;
 pub mod tcp_table;
 
 use crate::device::Device;
@@ -128,6 +129,15 @@ enum Control {
         ack: SeqNum,
         flags: Flags,
     },
+    /// A SYN-ACK whose sequence number is a SYN cookie: no state kept.
+    CookieSynAck {
+        mac: MacAddr,
+        tuple: Tuple,
+        seq: SeqNum,
+        ack: SeqNum,
+        mss: u16,
+        window: u16,
+    },
 }
 
 pub struct Interface {
@@ -197,6 +207,7 @@ impl Interface {
                 cfg,
                 backlog: VecDeque::new(),
                 max_backlog,
+                cookie_sent_at: None,
             },
         );
         Ok(())
@@ -575,7 +586,9 @@ impl Interface {
         let is_syn = seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst();
         if let (true, Some(l)) = (is_syn, self.tcp.listeners.get(&seg.dst_port)) {
             if l.backlog.len() >= l.max_backlog {
-                self.stats.tcp_syn_dropped_backlog_full += 1;
+                // Full of half-open connections (a flood, most likely):
+                // answer without keeping state.
+                self.send_cookie(src_mac, src, tuple, seg, now);
                 return;
             }
             let iss = self.isn.isn(
@@ -595,6 +608,13 @@ impl Interface {
                 .push_back(h);
             return;
         }
+        let is_ack = seg.flags.ack() && !seg.flags.syn() && !seg.flags.rst();
+        if is_ack
+            && self.tcp.listeners.contains_key(&seg.dst_port)
+            && self.accept_cookie(src, tuple, seg, now)
+        {
+            return;
+        }
         if let Some((seq, ack, flags)) = reset::reply_to_unexpected(seg) {
             self.stats.tcp_resets_sent += 1;
             self.push_control(Control::Reset {
@@ -605,6 +625,103 @@ impl Interface {
                 flags,
             });
         }
+    }
+
+    fn cookie_ends(&self, src: Ipv4Addr, tuple: &Tuple) -> syn_cookie::Ends {
+        ((self.cfg.ip, tuple.local_port), (src, tuple.remote_port))
+    }
+
+    /// Answers a SYN with a SYN cookie (`syn_cookie.rs`).
+    fn send_cookie(
+        &mut self,
+        mac: MacAddr,
+        src: Ipv4Addr,
+        tuple: Tuple,
+        seg: &TcpSegment<'_>,
+        now: Instant,
+    ) {
+        let Some(l) = self.tcp.listeners.get_mut(&seg.dst_port) else {
+            return;
+        };
+        l.cookie_sent_at = Some(now);
+        let (mss, window) = (l.cfg.mss, l.cfg.recv_buffer.min(65_535) as u16);
+        let peer_mss = seg.options.mss.unwrap_or(536);
+        let ends = self.cookie_ends(src, &tuple);
+        let cookie = syn_cookie::make(&self.isn, ends, seg.seq, peer_mss, now);
+        self.stats.tcp_syn_cookies_sent += 1;
+        self.push_control(Control::CookieSynAck {
+            mac,
+            tuple,
+            seq: SeqNum(cookie),
+            ack: SeqNum(seg.seq.wrapping_add(1)),
+            mss,
+            window,
+        });
+    }
+
+    /// An ACK to a listener with no connection behind it: if it returns a
+    /// valid cookie, the connection is made now, by replaying the SYN the
+    /// cookie stands for (with the MSS it kept) and the SYN-ACK already
+    /// sent, then this ACK. Returns true if it was taken.
+    fn accept_cookie(
+        &mut self,
+        src: Ipv4Addr,
+        tuple: Tuple,
+        seg: &TcpSegment<'_>,
+        now: Instant,
+    ) -> bool {
+        let Some(l) = self.tcp.listeners.get(&seg.dst_port) else {
+            return false;
+        };
+        let recent = l
+            .cookie_sent_at
+            .is_some_and(|t| now.saturating_since(t) <= std::time::Duration::from_secs(3 * 64));
+        if !recent {
+            return false;
+        }
+        let (peer_isn, iss) = (seg.seq.wrapping_sub(1), seg.ack.wrapping_sub(1));
+        let ends = self.cookie_ends(src, &tuple);
+        let Some(mss) = syn_cookie::check(&self.isn, ends, peer_isn, iss, now) else {
+            self.stats.tcp_syn_cookies_rejected += 1;
+            return false;
+        };
+        if l.backlog.len() >= 2 * l.max_backlog {
+            self.stats.tcp_syn_dropped_backlog_full += 1;
+            return true;
+        }
+        let mut conn = Connection::listen(l.cfg.clone(), SeqNum(iss));
+        conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, src));
+        let syn = TcpSegment {
+            src_port: seg.src_port,
+            dst_port: seg.dst_port,
+            seq: peer_isn,
+            ack: 0,
+            flags: Flags::SYN,
+            window: seg.window,
+            urgent: 0,
+            options: crate::wire::tcp::TcpOptions {
+                mss: Some(mss),
+                ..Default::default()
+            },
+            payload: &[],
+        };
+        conn.on_segment(&syn, now);
+        // The SYN-ACK this stands for went out already, as the cookie.
+        let _ = conn.poll_transmit(now);
+        conn.on_segment(seg, now);
+        if !conn.state().is_synchronized() {
+            self.stats.tcp_syn_cookies_rejected += 1;
+            return false;
+        }
+        self.stats.tcp_syn_cookies_accepted += 1;
+        let h = self.tcp.insert(tuple, conn, true);
+        self.tcp
+            .listeners
+            .get_mut(&seg.dst_port)
+            .expect("checked")
+            .backlog
+            .push_back(h);
+        true
     }
 
     // ---- egress ----------------------------------------------------------
@@ -738,6 +855,30 @@ impl Interface {
                     data: &data,
                 };
                 build_icmp(buf, me_mac, mac, me_ip, ip, self.ip_ident, &echo)
+            }
+            Control::CookieSynAck {
+                mac,
+                tuple,
+                seq,
+                ack,
+                mss,
+                window,
+            } => {
+                let mut t = Transmit::bare(seq, ack, Flags::SYN | Flags::ACK);
+                t.window = window;
+                t.options.mss = Some(mss);
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                build_tcp_frame(
+                    buf,
+                    usize::MAX,
+                    me_mac,
+                    mac,
+                    me_ip,
+                    self.ip_ident,
+                    &tuple,
+                    &t,
+                    (&[], &[]),
+                )
             }
             Control::Reset {
                 mac,

@@ -14,7 +14,16 @@ pub struct IfaceStats {
     pub icmp_echo_answered: u64,
     pub tcp_segments_in: u64,
     pub tcp_resets_sent: u64,
+    /// Handshakes refused because a listener's queue was full even for
+    /// connections made from SYN cookies.
     pub tcp_syn_dropped_backlog_full: u64,
+    /// SYNs answered with a cookie because the listener's queue of
+    /// half-open connections was full (a SYN flood, or a burst), cookies
+    /// that came back valid and made a connection, and ACKs to a listener
+    /// whose cookie did not check out.
+    pub tcp_syn_cookies_sent: u64,
+    pub tcp_syn_cookies_accepted: u64,
+    pub tcp_syn_cookies_rejected: u64,
     pub no_route: u64,
     /// Segments discarded because the next hop's MAC could not be resolved.
     pub tx_dropped_unresolved: u64,

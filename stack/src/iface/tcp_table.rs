@@ -35,8 +35,14 @@ pub(crate) struct Entry {
 
 pub(crate) struct Listener {
     pub cfg: Config,
+    /// Connections spawned by SYNs, half-open or established, until
+    /// accepted: at most `max_backlog` half-open ones (beyond that SYNs
+    /// get cookies) and as many again made from cookies.
     pub backlog: VecDeque<Handle>,
     pub max_backlog: usize,
+    /// When the last SYN cookie went out: cookies are accepted only for a
+    /// while after (a blind guess has nothing to aim at otherwise).
+    pub cookie_sent_at: Option<Instant>,
 }
 
 #[derive(Default)]

@@ -56,6 +56,27 @@ impl IsnGenerator {
         self.keyed(1, &[&local.octets(), &remote.octets()]) as u32
     }
 
+    /// The keyed part of a SYN cookie (`iface::syn_cookie`).
+    pub fn cookie_hash(
+        &self,
+        ends: ((Ipv4Addr, u16), (Ipv4Addr, u16)),
+        peer_isn: u32,
+        tick: u64,
+    ) -> u32 {
+        let ((li, lp), (ri, rp)) = ends;
+        self.keyed(
+            3,
+            &[
+                &li.octets(),
+                &lp.to_be_bytes(),
+                &ri.octets(),
+                &rp.to_be_bytes(),
+                &peer_isn.to_be_bytes(),
+                &tick.to_be_bytes(),
+            ],
+        ) as u32
+    }
+
     /// Where the ephemeral port search starts for `remote` (RFC 6056 3.3.3).
     pub fn port_offset(&self, local: Ipv4Addr, remote: (Ipv4Addr, u16)) -> u32 {
         self.keyed(

@@ -1,0 +1,104 @@
+//! SYN cookies (RFC 4987 3.6): when a listener's queue is full, a SYN is
+//! answered without keeping any state. Our SYN-ACK's sequence number (the
+//! cookie) encodes what the connection needs later, keyed so that only we
+//! can make one: a coarse clock (64-second ticks), the peer's MSS (one of
+//! eight sizes) and a keyed hash of both ends, the peer's ISN and the
+//! clock. The ACK that completes the handshake brings the cookie back
+//! (as ACK - 1): if it checks out and is at most two ticks old, the
+//! connection is made then, as if its SYN had been queued.
+//!
+//! A spoofed SYN flood therefore costs nothing but the SYN-ACKs, and a
+//! real client still gets through. What a cookie cannot carry, and a
+//! connection made from one goes without: window scaling, SACK and
+//! timestamps (Linux hides them in the timestamp when both ends use
+//! timestamps; we do not, yet).
+//!
+//! Layout, high bit first: tick (5 bits) | MSS index (3) | hash (24).
+
+use crate::tcp::isn::IsnGenerator;
+use crate::time::Instant;
+use std::net::Ipv4Addr;
+
+/// The MSS values a cookie can name: the largest not above the peer's is
+/// used (the common Ethernet, VPN and jumbo sizes).
+const MSS_TABLE: [u16; 8] = [536, 1200, 1300, 1400, 1440, 1460, 4312, 8960];
+const TICK_SECS: u64 = 64;
+/// A cookie older than this many ticks is refused (two minutes or so).
+const MAX_AGE_TICKS: u64 = 2;
+
+fn tick(now: Instant) -> u64 {
+    now.as_millis() / 1000 / TICK_SECS
+}
+
+/// The two ends of a connection, as (address, port).
+pub type Ends = ((Ipv4Addr, u16), (Ipv4Addr, u16));
+
+/// The cookie to use as our ISS for a SYN from `ends.1` with sequence
+/// number `peer_isn` and MSS option `peer_mss` (536 without one).
+pub fn make(key: &IsnGenerator, ends: Ends, peer_isn: u32, peer_mss: u16, now: Instant) -> u32 {
+    let t = tick(now);
+    let idx = MSS_TABLE.iter().rposition(|&m| m <= peer_mss).unwrap_or(0) as u32;
+    let h = key.cookie_hash(ends, peer_isn, t) & 0x00ff_ffff;
+    ((t as u32 & 0x1f) << 27) | (idx << 24) | h
+}
+
+/// Checks the cookie `iss` (the ACK's number less one) for a handshake
+/// whose peer ISN was `peer_isn`; returns the MSS it encodes.
+pub fn check(key: &IsnGenerator, ends: Ends, peer_isn: u32, iss: u32, now: Instant) -> Option<u16> {
+    let now_tick = tick(now);
+    let t_low = u64::from(iss >> 27);
+    // The tick it was made in: the latest one with these low bits.
+    let age = (now_tick.wrapping_sub(t_low)) & 0x1f;
+    if age > MAX_AGE_TICKS || age > now_tick {
+        return None;
+    }
+    let t = now_tick - age;
+    let want = key.cookie_hash(ends, peer_isn, t) & 0x00ff_ffff;
+    (iss & 0x00ff_ffff == want).then(|| MSS_TABLE[((iss >> 24) & 7) as usize])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends() -> Ends {
+        (
+            (Ipv4Addr::new(10, 0, 0, 1), 80),
+            (Ipv4Addr::new(192, 0, 2, 9), 40000),
+        )
+    }
+
+    #[test]
+    fn a_cookie_checks_out_for_two_ticks_and_carries_the_mss() {
+        let k = IsnGenerator::new([3; 16]);
+        let t0 = Instant::from_millis(1_000_000);
+        let c = make(&k, ends(), 77, 1460, t0);
+        assert_eq!(check(&k, ends(), 77, c, t0), Some(1460));
+        let later = t0 + std::time::Duration::from_secs(2 * TICK_SECS);
+        assert_eq!(check(&k, ends(), 77, c, later), Some(1460));
+        let too_late = t0 + std::time::Duration::from_secs(4 * TICK_SECS);
+        assert_eq!(check(&k, ends(), 77, c, too_late), None, "expired");
+        // The MSS rounds down to the table.
+        assert_eq!(
+            check(&k, ends(), 77, make(&k, ends(), 77, 1500, t0), t0),
+            Some(1460)
+        );
+        assert_eq!(
+            check(&k, ends(), 77, make(&k, ends(), 77, 100, t0), t0),
+            Some(536)
+        );
+    }
+
+    #[test]
+    fn a_cookie_is_bound_to_its_ends_isn_and_key() {
+        let k = IsnGenerator::new([3; 16]);
+        let t0 = Instant::from_millis(1_000_000);
+        let c = make(&k, ends(), 77, 1460, t0);
+        assert_eq!(check(&k, ends(), 78, c, t0), None, "another peer ISN");
+        let mut other = ends();
+        other.1 .1 = 40001;
+        assert_eq!(check(&k, other, 77, c, t0), None, "another port");
+        assert_eq!(check(&IsnGenerator::new([4; 16]), ends(), 77, c, t0), None);
+        assert_eq!(check(&k, ends(), 77, c ^ 1, t0), None, "a guessed cookie");
+    }
+}
