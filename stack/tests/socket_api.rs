@@ -291,8 +291,8 @@ fn sixteen_mib_each_way_through_five_percent_loss_arrive_intact() {
     // A kernel sink and a kernel source in the peer namespace.
     let (_sink, mut sink_out) = start_server(
         &t,
-        "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',7400));s.listen();print('ready',flush=True)\n\
-         for _ in range(2):\n  c,_=s.accept();h=hashlib.sha256()\n  while True:\n    b=c.recv(1<<20)\n    if not b: break\n    h.update(b)\n  print(h.hexdigest(),flush=True)",
+        "import socket,hashlib\ns=socket.socket();s.bind(('0.0.0.0',7400));s.listen();s.settimeout(120);print('ready',flush=True)\n\
+         for _ in range(2):\n  c,_=s.accept();c.settimeout(120);h=hashlib.sha256()\n  while True:\n    b=c.recv(1<<20)\n    if not b: break\n    h.update(b)\n  print(h.hexdigest(),flush=True)",
     );
     let t2 = t.clone();
     let d2 = data.clone();

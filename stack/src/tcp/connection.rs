@@ -255,6 +255,8 @@ pub struct Connection {
     /// last reported.
     pub(super) rate: super::rate::RateSampler,
     pub(super) lost_seen: u64,
+    /// When a bare out-of-window ACK was last answered (rate limit).
+    pub(super) last_oow_ack: Option<Instant>,
     /// Pacing: when the next data segment may leave, and the timer set
     /// when pacing held one back.
     pub(super) pace_next: Option<Instant>,
@@ -380,6 +382,7 @@ impl Connection {
             sent: SentQueue::default(),
             rate: super::rate::RateSampler::new(Instant::from_nanos(0)),
             lost_seen: 0,
+            last_oow_ack: None,
             pace_next: None,
             pace_at: None,
             rack: Rack::default(),

@@ -184,11 +184,25 @@ impl Connection {
             return;
         }
 
+        // RFC 5961 4.2: a SYN in a synchronized state, wherever its
+        // sequence number falls, draws a challenge ACK (rate-limited), so
+        // a blind flood of SYNs cannot make us send an ACK for each.
+        if f.syn() {
+            self.challenge_ack(now);
+            return;
+        }
+
         // First check: sequence number acceptability (3.10.7.4).
         let seg_len = seg.payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
         if !self.acceptable(seq, seg_len, window) {
             self.counters.dropped_segments += 1;
-            self.ack_pending = true;
+            if seg_len > 0 || self.oow_ack_allowed(now) {
+                // Data gets its ACK (the sender may need it); a bare ACK
+                // out of the window at most every half second, as Linux,
+                // so that two stacks cannot loop ACKs and a blind flood
+                // of them is not echoed one for one.
+                self.ack_pending = true;
+            }
             if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
                 // All of it arrived before: tell the sender (D-SACK).
                 self.note_duplicate(seq, seq + seg_len);
@@ -209,12 +223,6 @@ impl Connection {
 
         self.update_ts_recent(seq, now);
         self.peer_alive(now);
-
-        // Fourth check: a SYN in a synchronized state (RFC 5961 4.2).
-        if f.syn() {
-            self.challenge_ack(now);
-            return;
-        }
 
         // Fifth check: the ACK field.
         if !f.ack() {
@@ -304,6 +312,19 @@ impl Connection {
             State::TimeWait => {}
             _ => self.enter_closed(None),
         }
+    }
+
+    /// May a bare out-of-window ACK be answered now (one per 500 ms)?
+    fn oow_ack_allowed(&mut self, now: Instant) -> bool {
+        let ok = self
+            .last_oow_ack
+            .is_none_or(|t| now.saturating_since(t) >= std::time::Duration::from_millis(500));
+        if ok {
+            self.last_oow_ack = Some(now);
+        } else {
+            self.counters.oow_acks_suppressed += 1;
+        }
+        ok
     }
 
     /// RFC 5961 3.2/4.2, within the per-second budget of section 7.

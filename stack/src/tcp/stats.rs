@@ -24,6 +24,8 @@ pub struct Counters {
     pub challenge_acks_sent: u64,
     /// Challenge ACKs not sent because of the per-second limit.
     pub challenge_acks_suppressed: u64,
+    /// Bare out-of-window ACKs left unanswered (one answer per 500 ms).
+    pub oow_acks_suppressed: u64,
     pub window_probes_sent: u64,
     /// Segments dropped by PAWS: a timestamp older than the last seen.
     pub paws_rejected: u64,
