@@ -470,6 +470,7 @@ impl Interface {
         }
         // RFC 826: the sender's mapping is learned before the opcode is looked at.
         self.neighbors.learn(arp.sender_ip, arp.sender_mac, now);
+        self.stats.arp_limited = self.neighbors.limited;
         if arp.op == ArpOp::Request {
             self.stats.arp_requests_answered += 1;
             self.push_control(Control::ArpReply {
@@ -756,8 +757,16 @@ impl Interface {
                 self.tcp.get_mut(h).expect("present").queued = false;
                 continue;
             };
-            let mac = match self.neighbors.resolve(hop, now) {
+            let resolution = self.neighbors.resolve(hop, now);
+            self.stats.arp_limited = self.neighbors.limited;
+            let mac = match resolution {
                 Resolution::Known(mac) => mac,
+                Resolution::Refresh(mac) => {
+                    // Send as usual; the request follows in the next frame.
+                    self.stats.arp_requests_sent += 1;
+                    self.push_control(Control::ArpRequest(hop));
+                    mac
+                }
                 Resolution::Ask => {
                     self.stats.arp_requests_sent += 1;
                     self.tcp.ready.push_back(h);

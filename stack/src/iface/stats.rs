@@ -11,6 +11,9 @@ pub struct IfaceStats {
     pub rx_unsupported: u64,
     pub arp_requests_answered: u64,
     pub arp_requests_sent: u64,
+    /// ARP requests held back by the per-second cap or a full table, and
+    /// mappings not learned because every entry was in use.
+    pub arp_limited: u64,
     pub icmp_echo_answered: u64,
     pub tcp_segments_in: u64,
     pub tcp_resets_sent: u64,
