@@ -876,18 +876,7 @@ impl Interface {
                 let mut t = Transmit::bare(seq, ack, Flags::SYN | Flags::ACK);
                 t.window = window;
                 t.options.mss = Some(mss);
-                self.ip_ident = self.ip_ident.wrapping_add(1);
-                build_tcp_frame(
-                    buf,
-                    usize::MAX,
-                    me_mac,
-                    mac,
-                    me_ip,
-                    self.ip_ident,
-                    &tuple,
-                    &t,
-                    (&[], &[]),
-                )
+                self.stateless_tcp(buf, mac, &tuple, &t)
             }
             Control::Reset {
                 mac,
@@ -895,23 +884,32 @@ impl Interface {
                 seq,
                 ack,
                 flags,
-            } => {
-                let t = Transmit::bare(seq, ack, flags);
-                self.ip_ident = self.ip_ident.wrapping_add(1);
-                build_tcp_frame(
-                    buf,
-                    usize::MAX,
-                    me_mac,
-                    mac,
-                    me_ip,
-                    self.ip_ident,
-                    &tuple,
-                    &t,
-                    (&[], &[]),
-                )
-            }
+            } => self.stateless_tcp(buf, mac, &tuple, &Transmit::bare(seq, ack, flags)),
         };
         r.ok()
+    }
+
+    /// A TCP segment that belongs to no connection (a reset, a cookie's
+    /// SYN-ACK), without payload.
+    fn stateless_tcp(
+        &mut self,
+        buf: &mut [u8],
+        mac: MacAddr,
+        tuple: &Tuple,
+        t: &Transmit,
+    ) -> Result<usize, WireError> {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        build_tcp_frame(
+            buf,
+            usize::MAX,
+            self.cfg.mac,
+            mac,
+            self.cfg.ip,
+            self.ip_ident,
+            tuple,
+            t,
+            (&[], &[]),
+        )
     }
 }
 

@@ -191,6 +191,17 @@ pub fn exchange(p: &mut Pair, total: usize, limit: Duration) -> bool {
 /// Sends `total` bytes from a to b, checking each byte b reads. Returns
 /// false if `limit` of virtual time ran out first.
 pub fn one_way(p: &mut Pair, total: usize, limit: Duration) -> bool {
+    one_way_with(p, total, limit, |_| {})
+}
+
+/// `one_way`, calling `each_step` once per step of the wire (to inject
+/// segments, say).
+pub fn one_way_with(
+    p: &mut Pair,
+    total: usize,
+    limit: Duration,
+    mut each_step: impl FnMut(&mut Pair),
+) -> bool {
     let (mut sent, mut got) = (0usize, 0usize);
     let mut buf = vec![0u8; 64 * 1024];
     p.run(limit, |p| {
@@ -214,6 +225,7 @@ pub fn one_way(p: &mut Pair, total: usize, limit: Duration) -> bool {
                 Err(e) => panic!("recv: {e}"),
             }
         }
+        each_step(p);
         got == total
     })
 }
