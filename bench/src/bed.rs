@@ -174,16 +174,34 @@ impl Bed {
     }
 
     fn start_client_stack(&self) -> Result<Arc<Stack>, String> {
+        self.start_ours(false, |cfg| Stack::start(cfg).map_err(|e| e.to_string()))
+    }
+
+    /// Starts one of our stacks with `start`, on a thread inside the
+    /// namespace of its veth end: ours (CPU 0, address .1) or, with
+    /// `peer`, the peer's (CPU 1, .3); the pairing's congestion control
+    /// and a UMEM frame size that holds the MTU.
+    pub fn start_ours<T: Send>(
+        &self,
+        peer: bool,
+        start: impl FnOnce(RuntimeConfig) -> Result<T, String> + Send,
+    ) -> Result<T, String> {
         let t = &self.topo;
         std::thread::scope(|s| {
             s.spawn(|| {
-                t.enter_ours().map_err(|e| e.to_string())?;
-                let mut cfg = RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
-                    .map_err(|e| e.to_string())?;
-                cfg.pin = Some(vec![0]);
+                let (dev, ip, cpu) = if peer {
+                    t.enter_peer().map_err(|e| e.to_string())?;
+                    (&t.peer_dev, self.ours_on_peer(), 1)
+                } else {
+                    t.enter_ours().map_err(|e| e.to_string())?;
+                    (&t.dev, t.our_ip(), 0)
+                };
+                let mut cfg =
+                    RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
+                cfg.pin = Some(vec![cpu]);
                 cfg.iface.tcp.congestion = self.cc;
                 cfg.afxdp.frame_size = self.frame_size();
-                Stack::start(cfg).map_err(|e| format!("our stack on {}: {e}", t.dev))
+                start(cfg).map_err(|e| format!("our stack on {dev}: {e}"))
             })
             .join()
             .map_err(|_| "starting a stack panicked".to_string())?

@@ -14,32 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xdptcp::api::percore::{Ctx, Dispatch, Handler, Stream};
 use xdptcp::iface::Handle;
-use xdptcp::runtime::{Runtime, RuntimeConfig};
+use xdptcp::runtime::Runtime;
 use xdptcp::tcp::ConnError;
 
-/// Starts `handler` on one stack of its own: on the peer's veth end
-/// (CPU 1) or on ours (CPU 0), from a thread inside that namespace.
+/// Starts `handler` on one stack of its own (see `Bed::start_ours`).
 fn start<H: Handler>(bed: &Bed, peer: bool, handler: H) -> Result<Runtime<Dispatch<H>>, String> {
-    let t = &bed.topo;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let (dev, ip, cpu) = if peer {
-                t.enter_peer().map_err(|e| e.to_string())?;
-                (&t.peer_dev, *bed.server_addr(0).ip(), 1)
-            } else {
-                t.enter_ours().map_err(|e| e.to_string())?;
-                (&t.dev, t.our_ip(), 0)
-            };
-            let mut cfg = RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
-            cfg.pin = Some(vec![cpu]);
-            cfg.iface.tcp.congestion = bed.cc;
-            cfg.afxdp.frame_size = bed.frame_size();
-            let mut one = Some(handler);
-            Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
-                .map_err(|e| format!("our stack on {dev}: {e}"))
-        })
-        .join()
-        .map_err(|_| "starting a stack panicked".to_string())?
+    bed.start_ours(peer, |cfg| {
+        let mut one = Some(handler);
+        Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
+            .map_err(|e| e.to_string())
     })
 }
 

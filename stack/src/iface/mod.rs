@@ -597,16 +597,9 @@ impl Interface {
                 (src, tuple.remote_port),
                 now,
             );
-            let mut conn = Connection::listen(l.cfg.clone(), iss);
-            conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, src));
+            let mut conn = self.passive_conn(l.cfg.clone(), iss, src);
             conn.on_segment(seg, now);
-            let h = self.tcp.insert(tuple, conn, true);
-            self.tcp
-                .listeners
-                .get_mut(&seg.dst_port)
-                .expect("checked")
-                .backlog
-                .push_back(h);
+            self.file_in_backlog(tuple, conn);
             return;
         }
         let is_ack = seg.flags.ack() && !seg.flags.syn() && !seg.flags.rst();
@@ -690,8 +683,7 @@ impl Interface {
             self.stats.tcp_syn_dropped_backlog_full += 1;
             return true;
         }
-        let mut conn = Connection::listen(l.cfg.clone(), SeqNum(iss));
-        conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, src));
+        let mut conn = self.passive_conn(l.cfg.clone(), SeqNum(iss), src);
         let syn = TcpSegment {
             src_port: seg.src_port,
             dst_port: seg.dst_port,
@@ -715,14 +707,25 @@ impl Interface {
             return false;
         }
         self.stats.tcp_syn_cookies_accepted += 1;
-        let h = self.tcp.insert(tuple, conn, true);
-        self.tcp
-            .listeners
-            .get_mut(&seg.dst_port)
-            .expect("checked")
-            .backlog
-            .push_back(h);
+        self.file_in_backlog(tuple, conn);
         true
+    }
+
+    /// A connection for a listener, from a SYN of `src` (or the cookie
+    /// that stands for one), with our keyed timestamp offset.
+    fn passive_conn(&self, cfg: Config, iss: SeqNum, src: Ipv4Addr) -> Connection {
+        let mut conn = Connection::listen(cfg, iss);
+        conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, src));
+        conn
+    }
+
+    /// Files a connection a listener spawned in the table and in that
+    /// listener's backlog, where `accept` finds it once established.
+    fn file_in_backlog(&mut self, tuple: Tuple, conn: Connection) {
+        let h = self.tcp.insert(tuple, conn, true);
+        if let Some(l) = self.tcp.listeners.get_mut(&tuple.local_port) {
+            l.backlog.push_back(h);
+        }
     }
 
     // ---- egress ----------------------------------------------------------

@@ -251,10 +251,8 @@ pub struct Connection {
     pub(super) recent_rexmits: std::collections::VecDeque<SeqNum>,
     /// Every segment in flight: send times and marks, for RACK and recovery.
     pub(super) sent: SentQueue,
-    /// Delivery rate estimation (for BBR), and the lost-byte count it
-    /// last reported.
+    /// Delivery rate estimation (for BBR).
     pub(super) rate: super::rate::RateSampler,
-    pub(super) lost_seen: u64,
     /// When a bare out-of-window ACK was last answered (rate limit).
     pub(super) last_oow_ack: Option<Instant>,
     /// Pacing: when the next data segment may leave, and the timer set
@@ -381,7 +379,6 @@ impl Connection {
             recent_rexmits: std::collections::VecDeque::with_capacity(64),
             sent: SentQueue::default(),
             rate: super::rate::RateSampler::new(Instant::from_nanos(0)),
-            lost_seen: 0,
             last_oow_ack: None,
             pace_next: None,
             pace_at: None,

@@ -527,12 +527,7 @@ impl Connection {
     fn sample_delivery(&mut self, prior_inflight: u32, now: Instant) {
         let delivered = self.sent.take_delivered();
         let rate = self.rate.on_ack(delivered, now);
-        let lost_total = self.sent.lost_total();
-        // Saturating: the queue (and its count) is new after a reset.
-        let lost = lost_total
-            .saturating_sub(self.lost_seen)
-            .min(u64::from(u32::MAX)) as u32;
-        self.lost_seen = lost_total;
+        let lost = self.sent.take_lost();
         if !self.cc.model_based() || !self.syn_acked {
             return;
         }

@@ -391,11 +391,12 @@ impl Connection {
                 self.note_resent(t.seq, end.min(self.snd_max), now);
             }
             if end > self.snd_max {
+                let fresh = end - t.seq.max(self.snd_max);
                 let tx = self.rate.on_send(now, self.snd_max == self.snd_una);
                 self.sent.on_send(t.seq, end, now, tx);
-                self.on_paced_send(end - t.seq.max(self.snd_max), now);
+                self.on_paced_send(fresh, now);
                 if self.in_recovery {
-                    self.prr.out += u64::from(end - t.seq.max(self.snd_max));
+                    self.prr.out += u64::from(fresh);
                 }
             }
         }

@@ -49,8 +49,8 @@ pub struct SentQueue {
     segs: VecDeque<Sent>,
     sacked_bytes: u32,
     lost_bytes: u32,
-    /// Bytes ever marked lost (each marking counts).
-    lost_total: u64,
+    /// Bytes marked lost since the last `take_lost` (each marking counts).
+    lost_since: u32,
     /// What the ACK being processed delivered, for the rate sampler.
     delivered_now: DeliveredNow,
 }
@@ -78,9 +78,9 @@ impl SentQueue {
         self.lost_bytes
     }
 
-    /// Bytes ever marked lost: a loss counter for congestion control.
-    pub fn lost_total(&self) -> u64 {
-        self.lost_total
+    /// Bytes marked lost since the last call: for congestion control.
+    pub fn take_lost(&mut self) -> u32 {
+        std::mem::take(&mut self.lost_since)
     }
 
     /// What the ACKs and SACKs since the last call delivered.
@@ -212,7 +212,7 @@ impl SentQueue {
         if !s.sacked && !s.lost {
             s.lost = true;
             self.lost_bytes += s.end - s.start;
-            self.lost_total += u64::from(s.end - s.start);
+            self.lost_since = self.lost_since.saturating_add(s.end - s.start);
         }
     }
 
