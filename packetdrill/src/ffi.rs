@@ -1,0 +1,840 @@
+//! The C side: packetdrill's `struct packetdrill_interface`, field for
+//! field, and the callbacks behind it.
+//!
+//! packetdrill runs a blocking system call in a thread of its own while
+//! its main thread goes on injecting packets and reading the clock, so the
+//! host sits behind a mutex, and a call that would block waits on a
+//! condition variable that every other call signals.
+
+use crate::host::{Host, Step};
+use libc::{
+    c_int, c_long, c_longlong, c_uint, c_ulong, c_void, iovec, msghdr, nfds_t, pollfd, size_t,
+    sockaddr, sockaddr_in, socklen_t, ssize_t, timeval, useconds_t,
+};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+use xdptcp::time::Instant;
+
+/// The virtual clock's 0 as wall-clock time (2023-11-14): `gettimeofday`
+/// answers with dates, as scripts and their logs expect.
+const EPOCH_USECS: u64 = 1_700_000_000_000_000;
+
+/// `struct packetdrill_interface` from packetdrill's `packetdrill.h`, in
+/// its order. Every entry takes the `userdata` pointer first.
+#[repr(C)]
+pub struct PacketdrillInterface {
+    pub userdata: *mut c_void,
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+    pub socket: Option<unsafe extern "C" fn(*mut c_void, c_int, c_int, c_int) -> c_int>,
+    pub bind: Option<unsafe extern "C" fn(*mut c_void, c_int, *const sockaddr, socklen_t) -> c_int>,
+    pub listen: Option<unsafe extern "C" fn(*mut c_void, c_int, c_int) -> c_int>,
+    pub accept:
+        Option<unsafe extern "C" fn(*mut c_void, c_int, *mut sockaddr, *mut socklen_t) -> c_int>,
+    pub connect:
+        Option<unsafe extern "C" fn(*mut c_void, c_int, *const sockaddr, socklen_t) -> c_int>,
+    pub read: Option<unsafe extern "C" fn(*mut c_void, c_int, *mut c_void, size_t) -> ssize_t>,
+    pub readv: Option<unsafe extern "C" fn(*mut c_void, c_int, *const iovec, c_int) -> ssize_t>,
+    pub recv:
+        Option<unsafe extern "C" fn(*mut c_void, c_int, *mut c_void, size_t, c_int) -> ssize_t>,
+    pub recvfrom: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            c_int,
+            *mut c_void,
+            size_t,
+            c_int,
+            *mut sockaddr,
+            *mut socklen_t,
+        ) -> ssize_t,
+    >,
+    pub recvmsg: Option<unsafe extern "C" fn(*mut c_void, c_int, *mut msghdr, c_int) -> ssize_t>,
+    pub write: Option<unsafe extern "C" fn(*mut c_void, c_int, *const c_void, size_t) -> ssize_t>,
+    pub writev: Option<unsafe extern "C" fn(*mut c_void, c_int, *const iovec, c_int) -> ssize_t>,
+    pub send:
+        Option<unsafe extern "C" fn(*mut c_void, c_int, *const c_void, size_t, c_int) -> ssize_t>,
+    pub sendto: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            c_int,
+            *const c_void,
+            size_t,
+            c_int,
+            *const sockaddr,
+            socklen_t,
+        ) -> ssize_t,
+    >,
+    pub sendmsg: Option<unsafe extern "C" fn(*mut c_void, c_int, *const msghdr, c_int) -> ssize_t>,
+    pub fcntl: Option<unsafe extern "C" fn(*mut c_void, c_int, c_int, ...) -> c_int>,
+    pub ioctl: Option<unsafe extern "C" fn(*mut c_void, c_int, c_ulong, ...) -> c_int>,
+    pub close: Option<unsafe extern "C" fn(*mut c_void, c_int) -> c_int>,
+    pub shutdown: Option<unsafe extern "C" fn(*mut c_void, c_int, c_int) -> c_int>,
+    pub getsockopt: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            c_int,
+            c_int,
+            c_int,
+            *mut c_void,
+            *mut socklen_t,
+        ) -> c_int,
+    >,
+    pub setsockopt: Option<
+        unsafe extern "C" fn(*mut c_void, c_int, c_int, c_int, *const c_void, socklen_t) -> c_int,
+    >,
+    pub poll: Option<unsafe extern "C" fn(*mut c_void, *mut pollfd, nfds_t, c_int) -> c_int>,
+    pub netdev_send: Option<unsafe extern "C" fn(*mut c_void, *const c_void, size_t) -> c_int>,
+    pub netdev_receive: Option<
+        unsafe extern "C" fn(*mut c_void, *mut c_void, *mut size_t, *mut c_longlong) -> c_int,
+    >,
+    pub usleep: Option<unsafe extern "C" fn(*mut c_void, useconds_t) -> c_int>,
+    pub gettimeofday: Option<unsafe extern "C" fn(*mut c_void, *mut timeval, *mut c_void) -> c_int>,
+    pub epoll_create: Option<unsafe extern "C" fn(*mut c_void, c_int) -> c_int>,
+    pub epoll_ctl:
+        Option<unsafe extern "C" fn(*mut c_void, c_int, c_int, c_int, *mut c_void) -> c_int>,
+    pub epoll_wait:
+        Option<unsafe extern "C" fn(*mut c_void, c_int, *mut c_void, c_int, c_int) -> c_int>,
+    pub pipe: Option<unsafe extern "C" fn(*mut c_void, *mut c_int) -> c_int>,
+    pub splice: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            c_int,
+            *mut libc::loff_t,
+            c_int,
+            *mut libc::loff_t,
+            size_t,
+            c_uint,
+        ) -> ssize_t,
+    >,
+}
+
+extern "C" {
+    // src/variadic.c
+    fn xdptcp_pd_fcntl(userdata: *mut c_void, fd: c_int, cmd: c_int, ...) -> c_int;
+    fn xdptcp_pd_ioctl(userdata: *mut c_void, fd: c_int, request: c_ulong, ...) -> c_int;
+}
+
+pub struct Shared {
+    host: Mutex<Host>,
+    changed: Condvar,
+    /// Bad `--so_flags`: every socket call fails, after saying why once.
+    flags_error: Option<String>,
+}
+
+impl Shared {
+    pub fn new(host: Host, flags_error: Option<String>) -> Shared {
+        Shared {
+            host: Mutex::new(host),
+            changed: Condvar::new(),
+            flags_error,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Host> {
+        self.host.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a call that never blocks, then wakes the waiters.
+    fn with<T>(&self, f: impl FnOnce(&mut Host) -> Result<T, c_int>) -> Result<T, c_int> {
+        let mut host = self.lock();
+        let r = f(&mut host);
+        host.pump();
+        drop(host);
+        self.changed.notify_all();
+        r
+    }
+
+    /// Runs a call until it stops asking to wait.
+    fn blocking<T>(&self, mut f: impl FnMut(&mut Host) -> Step<T>) -> Result<T, c_int> {
+        let mut host = self.lock();
+        loop {
+            let step = f(&mut host);
+            host.pump();
+            self.changed.notify_all();
+            match step {
+                Step::Done(r) => return r,
+                Step::Wait => host = self.changed.wait(host).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+
+    fn socket_call<T>(&self, f: impl FnOnce(&mut Host) -> Result<T, c_int>) -> Result<T, c_int> {
+        if self.flags_error.is_some() {
+            return Err(libc::EINVAL);
+        }
+        self.with(f)
+    }
+}
+
+pub fn fill(ifc: &mut PacketdrillInterface, shared: Box<Shared>) {
+    ifc.userdata = Box::into_raw(shared).cast();
+    ifc.free = Some(pd_free);
+    ifc.socket = Some(pd_socket);
+    ifc.bind = Some(pd_bind);
+    ifc.listen = Some(pd_listen);
+    ifc.accept = Some(pd_accept);
+    ifc.connect = Some(pd_connect);
+    ifc.read = Some(pd_read);
+    ifc.readv = Some(pd_readv);
+    ifc.recv = Some(pd_recv);
+    ifc.recvfrom = Some(pd_recvfrom);
+    ifc.recvmsg = Some(pd_recvmsg);
+    ifc.write = Some(pd_write);
+    ifc.writev = Some(pd_writev);
+    ifc.send = Some(pd_send);
+    ifc.sendto = Some(pd_sendto);
+    ifc.sendmsg = Some(pd_sendmsg);
+    ifc.fcntl = Some(xdptcp_pd_fcntl);
+    ifc.ioctl = Some(xdptcp_pd_ioctl);
+    ifc.close = Some(pd_close);
+    ifc.shutdown = Some(pd_shutdown);
+    ifc.getsockopt = Some(pd_getsockopt);
+    ifc.setsockopt = Some(pd_setsockopt);
+    ifc.poll = Some(pd_poll);
+    ifc.netdev_send = Some(pd_netdev_send);
+    ifc.netdev_receive = Some(pd_netdev_receive);
+    ifc.usleep = Some(pd_usleep);
+    ifc.gettimeofday = Some(pd_gettimeofday);
+    ifc.epoll_create = Some(pd_epoll_create);
+    ifc.epoll_ctl = Some(pd_epoll_ctl);
+    ifc.epoll_wait = Some(pd_epoll_wait);
+    ifc.pipe = Some(pd_pipe);
+    ifc.splice = Some(pd_splice);
+}
+
+// ---- plumbing: errno, panics, pointers ---------------------------------
+
+fn set_errno(e: c_int) {
+    // SAFETY: __errno_location returns this thread's errno slot, valid for
+    // the thread's life.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Runs a callback body: a result becomes the C return value (errno set on
+/// failure), and a panic becomes EIO instead of unwinding into C.
+fn call<T: Copy>(on_error: T, f: impl FnOnce() -> Result<T, c_int>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            set_errno(e);
+            on_error
+        }
+        Err(_) => {
+            set_errno(libc::EIO);
+            on_error
+        }
+    }
+}
+
+/// # Safety
+/// `ud` must be the pointer `packetdrill_interface_init` stored, not freed.
+unsafe fn shared<'a>(ud: *mut c_void) -> &'a Shared {
+    // SAFETY: the caller's contract: `ud` came from Box::into_raw in
+    // `fill` and lives until `pd_free`.
+    unsafe { &*ud.cast::<Shared>() }
+}
+
+/// # Safety
+/// `addr` must point to `len` readable bytes, or be null.
+unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Result<SocketAddrV4, c_int> {
+    if addr.is_null() {
+        return Err(libc::EFAULT);
+    }
+    if (len as usize) < std::mem::size_of::<sockaddr_in>() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: non-null and at least a sockaddr_in long (checked above);
+    // read_unaligned because a caller's buffer may be a plain byte array.
+    let sin = unsafe { std::ptr::read_unaligned(addr.cast::<sockaddr_in>()) };
+    if c_int::from(sin.sin_family) != libc::AF_INET {
+        return Err(libc::EAFNOSUPPORT);
+    }
+    Ok(SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+        u16::from_be(sin.sin_port),
+    ))
+}
+
+/// # Safety
+/// `addr` null, or writable for `*len` bytes with `len` valid.
+unsafe fn write_addr(addr: *mut sockaddr, len: *mut socklen_t, a: SocketAddrV4) {
+    if addr.is_null() || len.is_null() {
+        return;
+    }
+    let sin = sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let full = std::mem::size_of::<sockaddr_in>();
+    // SAFETY: the caller's contract; we copy no more than *len bytes, as
+    // accept(2) truncates, and report the full size.
+    unsafe {
+        let n = (*len as usize).min(full);
+        std::ptr::copy_nonoverlapping(
+            (&sin as *const sockaddr_in).cast::<u8>(),
+            addr.cast::<u8>(),
+            n,
+        );
+        *len = full as socklen_t;
+    }
+}
+
+/// # Safety
+/// `iov` must point to `n` iovecs whose buffers are writable and unaliased.
+unsafe fn iov_mut<'a>(iov: *const iovec, n: c_int) -> Result<Vec<&'a mut [u8]>, c_int> {
+    let n = usize::try_from(n).map_err(|_| libc::EINVAL)?;
+    if n > 0 && iov.is_null() {
+        return Err(libc::EFAULT);
+    }
+    // SAFETY: the caller's contract on `iov`, `n` and each buffer.
+    Ok((0..n)
+        .map(|i| unsafe {
+            let v = &*iov.add(i);
+            if v.iov_len == 0 || v.iov_base.is_null() {
+                &mut [][..]
+            } else {
+                std::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len)
+            }
+        })
+        .collect())
+}
+
+/// # Safety
+/// `iov` must point to `n` iovecs whose buffers are readable.
+unsafe fn iov_gather(iov: *const iovec, n: c_int) -> Result<Vec<u8>, c_int> {
+    // SAFETY: the same contract as iov_mut; we only read.
+    let parts = unsafe { iov_mut(iov, n)? };
+    Ok(parts.concat())
+}
+
+// ---- receive and send: one body each for the five spellings ------------
+
+fn recv_into(
+    s: &Shared,
+    fd: c_int,
+    mut bufs: Vec<&mut [u8]>,
+    flags: c_int,
+) -> Result<ssize_t, c_int> {
+    let peek = flags & libc::MSG_PEEK != 0;
+    let dontwait = flags & libc::MSG_DONTWAIT != 0;
+    s.flags_error
+        .as_ref()
+        .map_or(Ok(()), |_| Err(libc::EINVAL))?;
+    let n = s.blocking(|h| h.recv(fd, &mut bufs, peek, dontwait))?;
+    Ok(n as ssize_t)
+}
+
+fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t, c_int> {
+    s.flags_error
+        .as_ref()
+        .map_or(Ok(()), |_| Err(libc::EINVAL))?;
+    let dontwait = flags & libc::MSG_DONTWAIT != 0;
+    let mut sent = 0;
+    loop {
+        match s.blocking(|h| h.send(fd, &data[sent..], dontwait)) {
+            Ok(n) => sent += n,
+            Err(_) if sent > 0 => return Ok(sent as ssize_t),
+            Err(e) => return Err(e),
+        }
+        let nonblocking = dontwait || s.with(|h| h.is_nonblocking(fd)).unwrap_or(true);
+        if sent == data.len() || nonblocking {
+            return Ok(sent as ssize_t);
+        }
+    }
+}
+
+// ---- the callbacks --------------------------------------------------------
+
+unsafe extern "C" fn pd_free(ud: *mut c_void) {
+    if !ud.is_null() {
+        // SAFETY: `ud` came from Box::into_raw in `fill`; packetdrill frees
+        // it once, after its last call.
+        drop(unsafe { Box::from_raw(ud.cast::<Shared>()) });
+    }
+}
+
+unsafe extern "C" fn pd_socket(
+    ud: *mut c_void,
+    domain: c_int,
+    ty: c_int,
+    protocol: c_int,
+) -> c_int {
+    // SAFETY: `ud` per the interface's contract (all callbacks below too).
+    let s = unsafe { shared(ud) };
+    if let Some(e) = &s.flags_error {
+        eprintln!("xdptcp packetdrill adapter: {e}");
+    }
+    call(-1, || s.socket_call(|h| h.socket(domain, ty, protocol)))
+}
+
+unsafe extern "C" fn pd_bind(
+    ud: *mut c_void,
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        // SAFETY: packetdrill passes a sockaddr of `len` bytes.
+        let a = unsafe { read_addr(addr, len)? };
+        s.socket_call(|h| h.bind(fd, a)).map(|_| 0)
+    })
+}
+
+unsafe extern "C" fn pd_listen(ud: *mut c_void, fd: c_int, backlog: c_int) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || s.socket_call(|h| h.listen(fd, backlog)).map(|_| 0))
+}
+
+unsafe extern "C" fn pd_accept(
+    ud: *mut c_void,
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        let (new, peer) = s.blocking(|h| h.accept(fd))?;
+        // SAFETY: accept(2)'s contract on addr/len.
+        unsafe { write_addr(addr, len, peer) };
+        Ok(new)
+    })
+}
+
+unsafe extern "C" fn pd_connect(
+    ud: *mut c_void,
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        // SAFETY: connect(2)'s contract.
+        let a = unsafe { read_addr(addr, len)? };
+        // A blocking connect waits for the handshake: each attempt after
+        // the first looks at how it is going.
+        s.blocking(|h| h.connect(fd, a)).map(|_| 0)
+    })
+}
+
+unsafe extern "C" fn pd_read(
+    ud: *mut c_void,
+    fd: c_int,
+    buf: *mut c_void,
+    count: size_t,
+) -> ssize_t {
+    unsafe { pd_recv(ud, fd, buf, count, 0) }
+}
+
+unsafe extern "C" fn pd_readv(ud: *mut c_void, fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    let s = unsafe { shared(ud) };
+    // SAFETY: readv(2)'s contract on iov.
+    call(-1, || recv_into(s, fd, unsafe { iov_mut(iov, n)? }, 0))
+}
+
+unsafe extern "C" fn pd_recv(
+    ud: *mut c_void,
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+) -> ssize_t {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        let one = iovec {
+            iov_base: buf,
+            iov_len: len,
+        };
+        // SAFETY: recv(2)'s contract: buf writable for len bytes.
+        recv_into(s, fd, unsafe { iov_mut(&one, 1)? }, flags)
+    })
+}
+
+unsafe extern "C" fn pd_recvfrom(
+    ud: *mut c_void,
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    from: *mut sockaddr,
+    fromlen: *mut socklen_t,
+) -> ssize_t {
+    let n = unsafe { pd_recv(ud, fd, buf, len, flags) };
+    if n >= 0 && !from.is_null() && !fromlen.is_null() {
+        // A connected stream socket leaves the address untouched (Linux
+        // sets the length to 0).
+        // SAFETY: recvfrom(2)'s contract on fromlen.
+        unsafe { *fromlen = 0 };
+    }
+    n
+}
+
+unsafe extern "C" fn pd_recvmsg(
+    ud: *mut c_void,
+    fd: c_int,
+    msg: *mut msghdr,
+    flags: c_int,
+) -> ssize_t {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if msg.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: recvmsg(2)'s contract: msg and its iovecs are valid.
+        let m = unsafe { &mut *msg };
+        let bufs = unsafe { iov_mut(m.msg_iov, m.msg_iovlen as c_int)? };
+        let n = recv_into(s, fd, bufs, flags)?;
+        m.msg_namelen = 0;
+        m.msg_controllen = 0;
+        m.msg_flags = 0;
+        Ok(n)
+    })
+}
+
+unsafe extern "C" fn pd_write(
+    ud: *mut c_void,
+    fd: c_int,
+    buf: *const c_void,
+    count: size_t,
+) -> ssize_t {
+    unsafe { pd_send(ud, fd, buf, count, 0) }
+}
+
+unsafe extern "C" fn pd_writev(ud: *mut c_void, fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    let s = unsafe { shared(ud) };
+    // SAFETY: writev(2)'s contract on iov.
+    call(-1, || send_all(s, fd, &unsafe { iov_gather(iov, n)? }, 0))
+}
+
+unsafe extern "C" fn pd_send(
+    ud: *mut c_void,
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+) -> ssize_t {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        let data = if len == 0 {
+            &[][..]
+        } else if buf.is_null() {
+            return Err(libc::EFAULT);
+        } else {
+            // SAFETY: send(2)'s contract: buf readable for len bytes.
+            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
+        };
+        send_all(s, fd, data, flags)
+    })
+}
+
+unsafe extern "C" fn pd_sendto(
+    ud: *mut c_void,
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    _to: *const sockaddr,
+    _tolen: socklen_t,
+) -> ssize_t {
+    // On a connected stream socket the address is ignored, as in Linux.
+    unsafe { pd_send(ud, fd, buf, len, flags) }
+}
+
+unsafe extern "C" fn pd_sendmsg(
+    ud: *mut c_void,
+    fd: c_int,
+    msg: *const msghdr,
+    flags: c_int,
+) -> ssize_t {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if msg.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: sendmsg(2)'s contract.
+        let m = unsafe { &*msg };
+        let data = unsafe { iov_gather(m.msg_iov, m.msg_iovlen as c_int)? };
+        send_all(s, fd, &data, flags)
+    })
+}
+
+/// fcntl's body, called by the C shim with the one optional argument.
+///
+/// # Safety
+/// `ud` is the adapter's userdata.
+#[no_mangle]
+pub unsafe extern "C" fn xdptcp_pd_fcntl_impl(
+    ud: *mut c_void,
+    fd: c_int,
+    cmd: c_int,
+    arg: c_long,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        s.socket_call(|h| match cmd {
+            libc::F_GETFL => Ok(libc::O_RDWR
+                | if h.is_nonblocking(fd)? {
+                    libc::O_NONBLOCK
+                } else {
+                    0
+                }),
+            libc::F_SETFL => h
+                .set_nonblocking(fd, arg as c_int & libc::O_NONBLOCK != 0)
+                .map(|_| 0),
+            libc::F_GETFD | libc::F_SETFD => h.is_nonblocking(fd).map(|_| 0),
+            _ => Err(libc::EINVAL),
+        })
+    })
+}
+
+/// ioctl's body, called by the C shim with the one optional argument.
+///
+/// # Safety
+/// `ud` is the adapter's userdata; `arg` points to an int for the
+/// requests supported.
+#[no_mangle]
+pub unsafe extern "C" fn xdptcp_pd_ioctl_impl(
+    ud: *mut c_void,
+    fd: c_int,
+    request: c_ulong,
+    arg: c_long,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        let p = arg as *mut c_int;
+        if p.is_null() {
+            return Err(libc::EFAULT);
+        }
+        s.socket_call(|h| {
+            let v = match request {
+                // SAFETY (all three): the argument of these requests is an
+                // int pointer, checked non-null above.
+                libc::FIONBIO => return h.set_nonblocking(fd, unsafe { *p } != 0).map(|_| 0),
+                libc::FIONREAD => h.queued(fd, true)?,
+                libc::TIOCOUTQ => h.queued(fd, false)?,
+                _ => return Err(libc::ENOTTY),
+            };
+            unsafe { *p = c_int::try_from(v).unwrap_or(c_int::MAX) };
+            Ok(0)
+        })
+    })
+}
+
+unsafe extern "C" fn pd_close(ud: *mut c_void, fd: c_int) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || s.with(|h| h.close(fd)).map(|_| 0))
+}
+
+unsafe extern "C" fn pd_shutdown(ud: *mut c_void, fd: c_int, how: c_int) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || s.socket_call(|h| h.shutdown(fd, how)).map(|_| 0))
+}
+
+unsafe extern "C" fn pd_getsockopt(
+    ud: *mut c_void,
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if val.is_null() || len.is_null() {
+            return Err(libc::EFAULT);
+        }
+        let v = s.socket_call(|h| h.getsockopt(fd, level, name))?;
+        // SAFETY: getsockopt(2)'s contract: val writable for *len bytes.
+        unsafe {
+            let n = (*len as usize).min(4);
+            std::ptr::copy_nonoverlapping(v.to_ne_bytes().as_ptr(), val.cast::<u8>(), n);
+            *len = n as socklen_t;
+        }
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn pd_setsockopt(
+    ud: *mut c_void,
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        let value = if len == 0 {
+            &[][..]
+        } else if val.is_null() {
+            return Err(libc::EFAULT);
+        } else {
+            // SAFETY: setsockopt(2)'s contract: val readable for len bytes.
+            unsafe { std::slice::from_raw_parts(val.cast::<u8>(), len as usize) }
+        };
+        s.socket_call(|h| h.setsockopt(fd, level, name, value))
+            .map(|_| 0)
+    })
+}
+
+unsafe extern "C" fn pd_poll(
+    ud: *mut c_void,
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    timeout: c_int,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if nfds > 0 && fds.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: poll(2)'s contract: fds holds nfds entries.
+        let fds = if nfds == 0 {
+            &mut [][..]
+        } else {
+            unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) }
+        };
+        let mut deadline: Option<Instant> = None;
+        s.blocking(|h| {
+            let mut ready = 0;
+            for p in fds.iter_mut() {
+                let ev = if p.fd < 0 { 0 } else { h.poll_events(p.fd) };
+                // Errors and hang-ups are reported whether asked for or not.
+                let always = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+                p.revents = ev & (p.events | always);
+                ready += (p.revents != 0) as c_int;
+            }
+            let deadline = *deadline.get_or_insert_with(|| {
+                h.now
+                    + Duration::from_millis(u64::try_from(timeout).unwrap_or(u64::MAX / 2_000_000))
+            });
+            if ready > 0 || timeout == 0 || (timeout > 0 && h.now >= deadline) {
+                Step::Done(Ok(ready))
+            } else {
+                Step::Wait
+            }
+        })
+    })
+}
+
+unsafe extern "C" fn pd_netdev_send(ud: *mut c_void, buf: *const c_void, count: size_t) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if buf.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: packetdrill hands `count` bytes of one IP packet.
+        let packet = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), count) };
+        s.with(|h| h.inject(packet)).map(|_| 0)
+    })
+}
+
+unsafe extern "C" fn pd_netdev_receive(
+    ud: *mut c_void,
+    buf: *mut c_void,
+    count: *mut size_t,
+    time_usecs: *mut c_longlong,
+) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if buf.is_null() || count.is_null() {
+            return Err(libc::EFAULT);
+        }
+        let next = s.with(|h| Ok(h.next_packet()))?;
+        // SAFETY: packetdrill passes a buffer of *count bytes and valid
+        // out-pointers.
+        unsafe {
+            match next {
+                Some((p, at)) => {
+                    let n = p.len().min(*count);
+                    std::ptr::copy_nonoverlapping(p.as_ptr(), buf.cast::<u8>(), n);
+                    *count = n;
+                    if !time_usecs.is_null() {
+                        *time_usecs = (EPOCH_USECS + at.as_micros()) as c_longlong;
+                    }
+                }
+                None => *count = 0,
+            }
+        }
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn pd_usleep(ud: *mut c_void, usec: useconds_t) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        s.with(|h| {
+            let to = h.now + Duration::from_micros(u64::from(usec));
+            h.advance_to(to);
+            Ok(0)
+        })
+    })
+}
+
+unsafe extern "C" fn pd_gettimeofday(ud: *mut c_void, tv: *mut timeval, _tz: *mut c_void) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if tv.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // packetdrill spins on the clock while it waits: each reading moves
+        // it on by a tick, so waiting ends and the stack's timers run.
+        let now = s.with(|h| {
+            let to = h.now + h.flags.tick;
+            h.advance_to(to);
+            Ok(h.now)
+        })?;
+        let us = EPOCH_USECS + now.as_micros();
+        // SAFETY: gettimeofday(2)'s contract: tv writable.
+        unsafe {
+            (*tv).tv_sec = (us / 1_000_000) as libc::time_t;
+            (*tv).tv_usec = (us % 1_000_000) as libc::suseconds_t;
+        }
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn pd_epoll_create(_ud: *mut c_void, _size: c_int) -> c_int {
+    call(-1, || Err::<c_int, _>(libc::ENOSYS))
+}
+
+unsafe extern "C" fn pd_epoll_ctl(
+    _ud: *mut c_void,
+    _epfd: c_int,
+    _op: c_int,
+    _fd: c_int,
+    _ev: *mut c_void,
+) -> c_int {
+    call(-1, || Err::<c_int, _>(libc::ENOSYS))
+}
+
+unsafe extern "C" fn pd_epoll_wait(
+    _ud: *mut c_void,
+    _epfd: c_int,
+    _ev: *mut c_void,
+    _max: c_int,
+    _t: c_int,
+) -> c_int {
+    call(-1, || Err::<c_int, _>(libc::ENOSYS))
+}
+
+unsafe extern "C" fn pd_pipe(_ud: *mut c_void, _fds: *mut c_int) -> c_int {
+    call(-1, || Err::<c_int, _>(libc::ENOSYS))
+}
+
+unsafe extern "C" fn pd_splice(
+    _ud: *mut c_void,
+    _in: c_int,
+    _off_in: *mut libc::loff_t,
+    _out: c_int,
+    _off_out: *mut libc::loff_t,
+    _len: size_t,
+    _flags: c_uint,
+) -> ssize_t {
+    call(-1, || Err::<ssize_t, _>(libc::ENOSYS))
+}

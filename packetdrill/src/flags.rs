@@ -1,0 +1,165 @@
+//! `--so_flags`: the stack's settings for one script, so its expectations
+//! can be matched to RFC defaults rather than to one operating system.
+//!
+//! A list of `key=value` separated by commas or spaces, for example
+//! `initial_rto_ms=1000,min_rto_ms=1000,cc=newreno,sack=0,ts=0`.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use xdptcp::tcp::congestion::Algorithm;
+use xdptcp::tcp::Config;
+
+/// Every key `parse` knows, with what it sets (for the error message and
+/// the README).
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "local_ip",
+        "our address (packetdrill's default 192.168.0.1)",
+    ),
+    (
+        "gateway_ip",
+        "the next hop to the remote (default 192.168.0.2)",
+    ),
+    ("prefix_len", "our subnet's prefix length (default 16)"),
+    ("mtu", "largest IP packet (default 1500)"),
+    ("mss", "MSS we offer (default 1460)"),
+    (
+        "initial_rto_ms",
+        "RTO before the first RTT sample (default 1000)",
+    ),
+    ("min_rto_ms", "lower bound of the RTO (default 200)"),
+    (
+        "cc",
+        "congestion control: newreno, cubic or bbr (default cubic)",
+    ),
+    ("iw", "initial window in segments (default 10)"),
+    ("sack", "offer and use SACK: 0 or 1 (default 1)"),
+    ("ts", "offer and use timestamps: 0 or 1 (default 1)"),
+    ("ws", "offer and use window scaling: 0 or 1 (default 1)"),
+    ("delack_ms", "delayed ACK timeout (default 40)"),
+    ("nagle", "Nagle's algorithm: 0 or 1 (default 1)"),
+    (
+        "rcvbuf",
+        "receive buffer in bytes (default 262144, no autotuning)",
+    ),
+    ("sndbuf", "send buffer in bytes (default 262144)"),
+    (
+        "tick_us",
+        "virtual time each gettimeofday call advances (default 1)",
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct Flags {
+    pub local_ip: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    pub prefix_len: u8,
+    pub mtu: usize,
+    pub tcp: Config,
+    pub tick: Duration,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        let tcp = Config {
+            // A script sees one connection on a virtual clock: CUBIC, the
+            // loss-based default most scripts were written against, and
+            // fixed buffers, so advertised windows do not drift.
+            congestion: Algorithm::Cubic,
+            autotune: false,
+            buffer_budget: None,
+            ..Config::default()
+        };
+        Flags {
+            local_ip: Ipv4Addr::new(192, 168, 0, 1),
+            gateway: Ipv4Addr::new(192, 168, 0, 2),
+            prefix_len: 16,
+            mtu: 1500,
+            tcp,
+            tick: Duration::from_micros(1),
+        }
+    }
+}
+
+pub fn parse(text: &str) -> Result<Flags, String> {
+    let mut f = Flags::default();
+    for item in text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("so_flags: '{item}' is not key=value"))?;
+        let bad = || format!("so_flags: bad value '{value}' for {key}");
+        let num = || value.parse::<u64>().map_err(|_| bad());
+        let on = || match value {
+            "1" | "on" | "true" => Ok(true),
+            "0" | "off" | "false" => Ok(false),
+            _ => Err(bad()),
+        };
+        let ms = || num().map(Duration::from_millis);
+        match key {
+            "local_ip" => f.local_ip = value.parse().map_err(|_| bad())?,
+            "gateway_ip" => f.gateway = value.parse().map_err(|_| bad())?,
+            "prefix_len" => {
+                f.prefix_len = value.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?
+            }
+            "mtu" => {
+                f.mtu = num()
+                    .ok()
+                    .filter(|m| (576..=9000).contains(m))
+                    .ok_or_else(bad)? as usize
+            }
+            "mss" => f.tcp.mss = value.parse().ok().filter(|m| *m >= 64).ok_or_else(bad)?,
+            "initial_rto_ms" => f.tcp.initial_rto = ms()?,
+            "min_rto_ms" => f.tcp.min_rto = ms()?,
+            "cc" => f.tcp.congestion = value.parse().map_err(|_| bad())?,
+            "iw" => {
+                f.tcp.initial_window_segments =
+                    num().ok().filter(|n| *n >= 1).ok_or_else(bad)? as u32
+            }
+            "sack" => f.tcp.sack = on()?,
+            "ts" => f.tcp.timestamps = on()?,
+            "ws" => f.tcp.window_scaling = on()?,
+            "delack_ms" => f.tcp.delayed_ack = ms()?,
+            "nagle" => f.tcp.nagle = on()?,
+            "rcvbuf" => f.tcp.recv_buffer = num()? as usize,
+            "sndbuf" => f.tcp.send_buffer = num()? as usize,
+            "tick_us" => f.tick = Duration::from_micros(num()?),
+            _ => {
+                let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                return Err(format!(
+                    "so_flags: unknown key '{key}'; known: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_set_the_rfc_defaults_a_script_asks_for() {
+        let f =
+            parse("initial_rto_ms=3000, min_rto_ms=1000,cc=newreno sack=0,ts=0,ws=0,iw=4").unwrap();
+        assert_eq!(f.tcp.initial_rto, Duration::from_secs(3));
+        assert_eq!(f.tcp.min_rto, Duration::from_secs(1));
+        assert_eq!(f.tcp.congestion, Algorithm::NewReno);
+        assert!(!f.tcp.sack && !f.tcp.timestamps && !f.tcp.window_scaling);
+        assert_eq!(f.tcp.initial_window_segments, 4);
+        assert_eq!(parse("").unwrap().local_ip, Ipv4Addr::new(192, 168, 0, 1));
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        assert!(parse("sack=maybe").unwrap_err().contains("sack"));
+        assert!(parse("colour=blue")
+            .unwrap_err()
+            .contains("unknown key 'colour'"));
+        assert!(parse("mtu").unwrap_err().contains("key=value"));
+    }
+}

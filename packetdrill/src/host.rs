@@ -1,0 +1,716 @@
+//! One host under test: the stack's interface on the virtual wire, a
+//! virtual clock, and the socket calls packetdrill makes, with POSIX
+//! meanings and errno values.
+//!
+//! Every call here returns at once: `Step::Wait` means "a blocking socket
+//! would sleep now". The caller (`ffi.rs`) then waits for another thread
+//! (packetdrill's main thread, injecting packets and moving the clock) to
+//! change something, and asks again.
+
+use crate::flags::Flags;
+use crate::wire::{Wire, OUR_MAC};
+use libc::c_int;
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+use xdptcp::iface::{Handle, IfaceConfig, Interface, RxChecksum};
+use xdptcp::tcp::{ConnError, Connection, State, TcpError};
+use xdptcp::time::Instant;
+
+/// Descriptors start where a process's first socket would: 0-2 are stdio.
+const FIRST_FD: c_int = 3;
+const MAX_FDS: usize = 1024;
+/// Timer work done at its own instant, at most this many times per clock
+/// move; past it the clock jumps (a guard, never reached by a script).
+const MAX_STEPS: usize = 200_000;
+const FIRST_AUTO_PORT: u16 = 32_768;
+
+pub enum Step<T> {
+    Done(Result<T, c_int>),
+    Wait,
+}
+
+use Step::{Done, Wait};
+
+fn fail<T>(errno: c_int) -> Step<T> {
+    Done(Err(errno))
+}
+
+#[derive(Default)]
+struct Options {
+    reuse_addr: bool,
+    nodelay: bool,
+    recv_buffer: Option<usize>,
+    send_buffer: Option<usize>,
+    mss: Option<u16>,
+    congestion: Option<xdptcp::tcp::congestion::Algorithm>,
+}
+
+enum Kind {
+    Fresh,
+    Listening {
+        port: u16,
+        /// Connections taken from the interface by `poll`, for `accept`.
+        ready: VecDeque<Handle>,
+    },
+    Conn(Handle),
+}
+
+struct Socket {
+    kind: Kind,
+    nonblocking: bool,
+    bound: Option<u16>,
+    opts: Options,
+    shut_read: bool,
+    /// SO_ERROR reports a failure once.
+    error_reported: bool,
+}
+
+pub struct Host {
+    pub now: Instant,
+    pub flags: Flags,
+    iface: Interface,
+    wire: Wire,
+    sockets: Vec<Option<Socket>>,
+}
+
+/// A POSIX errno for a connection's failure.
+fn errno_of(e: ConnError) -> c_int {
+    match e {
+        ConnError::Refused => libc::ECONNREFUSED,
+        ConnError::Reset => libc::ECONNRESET,
+        ConnError::TimedOut => libc::ETIMEDOUT,
+        ConnError::Unreachable => libc::EHOSTUNREACH,
+    }
+}
+
+/// What `poll` reports for one connection.
+fn conn_events(c: &Connection, shut_read: bool) -> i16 {
+    let mut ev = 0;
+    if c.error().is_some() {
+        ev |= libc::POLLERR;
+    }
+    if c.recv_queue() > 0 || c.at_eof() || shut_read || c.error().is_some() {
+        ev |= libc::POLLIN | libc::POLLRDNORM;
+    }
+    if c.at_eof() {
+        ev |= libc::POLLRDHUP;
+    }
+    if c.state().is_synchronized() && c.send_capacity() > 0 {
+        ev |= libc::POLLOUT | libc::POLLWRNORM;
+    }
+    if matches!(
+        c.state(),
+        State::Closed | State::TimeWait | State::LastAck | State::Closing
+    ) && (c.at_eof() || c.error().is_some() || c.state() == State::Closed)
+    {
+        ev |= libc::POLLHUP;
+    }
+    ev
+}
+
+impl Host {
+    pub fn new(flags: Flags, seed: [u8; 16]) -> Host {
+        let cfg = IfaceConfig {
+            mac: OUR_MAC,
+            ip: flags.local_ip,
+            prefix_len: flags.prefix_len,
+            gateway: Some(flags.gateway),
+            isn_secret: seed,
+            tcp: flags.tcp.clone(),
+            rx_checksum: RxChecksum::Verify,
+        };
+        Host {
+            // Away from zero so that nothing mistakes the start for "unset".
+            now: Instant::from_millis(1_000),
+            wire: Wire::new(flags.mtu),
+            iface: Interface::new(cfg),
+            flags,
+            sockets: Vec::new(),
+        }
+    }
+
+    // ---- the clock and the wire --------------------------------------
+
+    /// Lets the stack do everything it can at `now`: frames in, timers,
+    /// frames out, and again while ARP answers or replies keep coming.
+    pub fn pump(&mut self) {
+        for _ in 0..64 {
+            let moved = self.iface.poll(self.now, &mut self.wire);
+            if !moved && !self.wire.has_inbound() {
+                break;
+            }
+        }
+    }
+
+    /// Moves the clock to `to`, running each timer at its own instant on the
+    /// way, so that a retransmission is stamped when it was due.
+    pub fn advance_to(&mut self, to: Instant) {
+        for _ in 0..MAX_STEPS {
+            match self.iface.poll_at() {
+                Some(at) if at <= to => {
+                    self.now = self
+                        .now
+                        .max(at.max(self.now + Duration::from_micros(1)).min(to));
+                    self.pump();
+                    if self.now >= to {
+                        return;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(to);
+        self.pump();
+    }
+
+    pub fn inject(&mut self, packet: &[u8]) -> Result<(), c_int> {
+        self.wire.inject(packet).map_err(|_| libc::EINVAL)?;
+        self.pump();
+        Ok(())
+    }
+
+    /// The next packet the stack sends, moving the clock to the instant it
+    /// sends it if it has none now; `None` if it has nothing to send ever
+    /// (no timer left).
+    pub fn next_packet(&mut self) -> Option<(Vec<u8>, Instant)> {
+        self.pump();
+        for _ in 0..MAX_STEPS {
+            if let Some(p) = self.wire.next_outbound() {
+                return Some(p);
+            }
+            let at = self.iface.poll_at()?;
+            self.advance_to(at.max(self.now + Duration::from_micros(1)));
+        }
+        self.wire.next_outbound()
+    }
+
+    pub fn has_packet(&self) -> bool {
+        self.wire.has_outbound()
+    }
+
+    // ---- descriptors ----------------------------------------------------
+
+    fn sock(&mut self, fd: c_int) -> Result<&mut Socket, c_int> {
+        usize::try_from(fd - FIRST_FD)
+            .ok()
+            .and_then(|i| self.sockets.get_mut(i))
+            .and_then(Option::as_mut)
+            .ok_or(libc::EBADF)
+    }
+
+    fn new_fd(&mut self, s: Socket) -> Result<c_int, c_int> {
+        let i = match self.sockets.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.sockets.len() < MAX_FDS => {
+                self.sockets.push(None);
+                self.sockets.len() - 1
+            }
+            None => return Err(libc::EMFILE),
+        };
+        self.sockets[i] = Some(s);
+        Ok(FIRST_FD + i as c_int)
+    }
+
+    fn conn_handle(&mut self, fd: c_int) -> Result<Handle, c_int> {
+        match self.sock(fd)?.kind {
+            Kind::Conn(h) => Ok(h),
+            Kind::Listening { .. } => Err(libc::EINVAL),
+            Kind::Fresh => Err(libc::ENOTCONN),
+        }
+    }
+
+    fn conn(&mut self, h: Handle) -> Result<&mut Connection, c_int> {
+        self.iface.tcp(h).ok_or(libc::EBADF)
+    }
+
+    /// The TCP settings a connection of this socket starts with.
+    fn config_for(&mut self, fd: c_int) -> Result<xdptcp::tcp::Config, c_int> {
+        let mut cfg = self.flags.tcp.clone();
+        let opts = &self.sock(fd)?.opts;
+        if let Some(n) = opts.recv_buffer {
+            cfg.recv_buffer = n;
+        }
+        if let Some(n) = opts.send_buffer {
+            cfg.send_buffer = n;
+        }
+        if let Some(m) = opts.mss {
+            cfg.mss = m;
+        }
+        if let Some(a) = opts.congestion {
+            cfg.congestion = a;
+        }
+        cfg.nagle &= !opts.nodelay;
+        Ok(cfg)
+    }
+
+    // ---- the socket calls -----------------------------------------------
+
+    pub fn socket(&mut self, domain: c_int, ty: c_int, _protocol: c_int) -> Result<c_int, c_int> {
+        if domain != libc::AF_INET {
+            return Err(libc::EAFNOSUPPORT);
+        }
+        if ty & 0xf != libc::SOCK_STREAM {
+            return Err(libc::ESOCKTNOSUPPORT);
+        }
+        self.new_fd(Socket {
+            kind: Kind::Fresh,
+            nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+            bound: None,
+            opts: Options::default(),
+            shut_read: false,
+            error_reported: false,
+        })
+    }
+
+    pub fn bind(&mut self, fd: c_int, addr: SocketAddrV4) -> Result<(), c_int> {
+        let ours = self.flags.local_ip;
+        if !addr.ip().is_unspecified() && *addr.ip() != ours {
+            return Err(libc::EADDRNOTAVAIL);
+        }
+        let reuse = self.sock(fd)?.opts.reuse_addr;
+        // As Linux: a port is shared only by sockets that all asked for
+        // SO_REUSEADDR, and never with a listener.
+        let taken = addr.port() != 0
+            && self.sockets.iter().flatten().any(|s| {
+                s.bound == Some(addr.port())
+                    && !(reuse && s.opts.reuse_addr && !matches!(s.kind, Kind::Listening { .. }))
+            });
+        let s = self.sock(fd)?;
+        if s.bound.is_some() || !matches!(s.kind, Kind::Fresh) {
+            return Err(libc::EINVAL);
+        }
+        if taken {
+            return Err(libc::EADDRINUSE);
+        }
+        s.bound = Some(addr.port());
+        Ok(())
+    }
+
+    pub fn listen(&mut self, fd: c_int, backlog: c_int) -> Result<(), c_int> {
+        let s = self.sock(fd)?;
+        match s.kind {
+            Kind::Listening { .. } => return Ok(()),
+            Kind::Conn(_) => return Err(libc::EINVAL),
+            Kind::Fresh => {}
+        }
+        let cfg = self.config_for(fd)?;
+        // Linux allows backlog + 1 connections to wait for accept.
+        let backlog = usize::try_from(backlog).unwrap_or(0).clamp(0, 4096) + 1;
+        let port = match self.sock(fd)?.bound {
+            Some(p) if p != 0 => {
+                self.iface
+                    .listen(p, Some(cfg), backlog)
+                    .map_err(|_| libc::EADDRINUSE)?;
+                p
+            }
+            _ => (FIRST_AUTO_PORT..u16::MAX)
+                .find(|p| self.iface.listen(*p, Some(cfg.clone()), backlog).is_ok())
+                .ok_or(libc::EADDRINUSE)?,
+        };
+        let s = self.sock(fd)?;
+        s.bound = Some(port);
+        s.kind = Kind::Listening {
+            port,
+            ready: VecDeque::new(),
+        };
+        Ok(())
+    }
+
+    /// Moves established connections from the interface's backlog to the
+    /// listening socket's queue; true if one is waiting.
+    fn listener_ready(&mut self, fd: c_int) -> Result<bool, c_int> {
+        let Kind::Listening { port, .. } = self.sock(fd)?.kind else {
+            return Err(libc::EINVAL);
+        };
+        while let Ok(Some(h)) = self.iface.accept(port) {
+            if let Kind::Listening { ready, .. } = &mut self.sock(fd)?.kind {
+                ready.push_back(h);
+            }
+        }
+        match &self.sock(fd)?.kind {
+            Kind::Listening { ready, .. } => Ok(!ready.is_empty()),
+            _ => Err(libc::EINVAL),
+        }
+    }
+
+    pub fn accept(&mut self, fd: c_int) -> Step<(c_int, SocketAddrV4)> {
+        if let Err(e) = self.listener_ready(fd) {
+            return fail(e);
+        }
+        let (h, nonblocking) = match self.sock(fd) {
+            Ok(Socket {
+                kind: Kind::Listening { ready, .. },
+                nonblocking,
+                ..
+            }) => (ready.pop_front(), *nonblocking),
+            _ => return fail(libc::EINVAL),
+        };
+        let Some(h) = h else {
+            return if nonblocking {
+                fail(libc::EAGAIN)
+            } else {
+                Wait
+            };
+        };
+        let t = self.iface.tuple(h).expect("a connection from the backlog");
+        let nodelay = self.sock(fd).map(|s| s.opts.nodelay).unwrap_or(false);
+        let fd = self.new_fd(Socket {
+            kind: Kind::Conn(h),
+            nonblocking: false,
+            bound: None,
+            opts: Options {
+                nodelay,
+                ..Options::default()
+            },
+            shut_read: false,
+            error_reported: false,
+        });
+        Done(fd.map(|fd| (fd, SocketAddrV4::new(t.remote_ip, t.remote_port))))
+    }
+
+    pub fn connect(&mut self, fd: c_int, to: SocketAddrV4) -> Step<()> {
+        let s = match self.sock(fd) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let nonblocking = s.nonblocking;
+        match s.kind {
+            Kind::Listening { .. } => return fail(libc::EISCONN),
+            Kind::Conn(h) => {
+                let Some(c) = self.iface.tcp_ref(h) else {
+                    return fail(libc::EBADF);
+                };
+                return match (c.state(), c.error()) {
+                    (_, Some(e)) => fail(errno_of(e)),
+                    (State::SynSent | State::SynReceived, _) if nonblocking => fail(libc::EALREADY),
+                    (State::SynSent | State::SynReceived, _) => Wait,
+                    (State::Closed, _) => fail(libc::ECONNREFUSED),
+                    _ if nonblocking => fail(libc::EISCONN),
+                    _ => Done(Ok(())),
+                };
+            }
+            Kind::Fresh => {}
+        }
+        let cfg = match self.config_for(fd) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        match self.iface.connect(to, Some(cfg), self.now) {
+            Ok(h) => {
+                if let Ok(s) = self.sock(fd) {
+                    s.kind = Kind::Conn(h);
+                }
+                if nonblocking {
+                    fail(libc::EINPROGRESS)
+                } else {
+                    Wait
+                }
+            }
+            Err(xdptcp::iface::IfaceError::NoRoute(_)) => fail(libc::ENETUNREACH),
+            Err(_) => fail(libc::EADDRNOTAVAIL),
+        }
+    }
+
+    /// Reads into `bufs` in order; `peek` leaves the data queued.
+    pub fn recv(
+        &mut self,
+        fd: c_int,
+        bufs: &mut [&mut [u8]],
+        peek: bool,
+        dontwait: bool,
+    ) -> Step<usize> {
+        let h = match self.conn_handle(fd) {
+            Ok(h) => h,
+            Err(e) => return fail(e),
+        };
+        let (nonblocking, shut_read) = match self.sock(fd) {
+            Ok(s) => (s.nonblocking || dontwait, s.shut_read),
+            Err(e) => return fail(e),
+        };
+        let want: usize = bufs.iter().map(|b| b.len()).sum();
+        let c = match self.conn(h) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        if want == 0 {
+            return Done(Ok(0));
+        }
+        if c.recv_queue() > 0 {
+            let (a, b) = c.recv_peek();
+            let mut src = a.iter().chain(b.iter());
+            let mut n = 0;
+            for buf in bufs.iter_mut() {
+                for byte in buf.iter_mut() {
+                    match src.next() {
+                        Some(v) => {
+                            *byte = *v;
+                            n += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            if !peek {
+                c.recv_consume(n);
+            }
+            return Done(Ok(n));
+        }
+        if shut_read || c.at_eof() {
+            return Done(Ok(0));
+        }
+        match (c.error(), c.state()) {
+            (Some(e), _) => fail(errno_of(e)),
+            (None, State::Closed) => Done(Ok(0)),
+            _ if nonblocking => fail(libc::EAGAIN),
+            _ => Wait,
+        }
+    }
+
+    /// Queues what fits of `data`. Blocking sockets wait for room (the
+    /// caller repeats with the rest until all is queued, as send(2) does).
+    pub fn send(&mut self, fd: c_int, data: &[u8], dontwait: bool) -> Step<usize> {
+        let h = match self.conn_handle(fd) {
+            Ok(h) => h,
+            Err(libc::ENOTCONN) => return fail(libc::EPIPE),
+            Err(e) => return fail(e),
+        };
+        let nonblocking = match self.sock(fd) {
+            Ok(s) => s.nonblocking || dontwait,
+            Err(e) => return fail(e),
+        };
+        let c = match self.conn(h) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        if data.is_empty() {
+            return Done(Ok(0));
+        }
+        let handshaking = matches!(c.state(), State::SynSent | State::SynReceived);
+        match c.send(data) {
+            Ok(n) => Done(Ok(n)),
+            Err(TcpError::WouldBlock) if nonblocking => fail(libc::EAGAIN),
+            Err(TcpError::WouldBlock) => Wait,
+            Err(TcpError::Failed(e)) => fail(errno_of(e)),
+            Err(TcpError::InvalidState(_)) if handshaking && nonblocking => fail(libc::EAGAIN),
+            Err(TcpError::InvalidState(_)) if handshaking => Wait,
+            Err(TcpError::InvalidState(_)) => fail(libc::EPIPE),
+        }
+    }
+
+    pub fn close(&mut self, fd: c_int) -> Result<(), c_int> {
+        self.sock(fd)?;
+        let s = self.sockets[(fd - FIRST_FD) as usize]
+            .take()
+            .expect("checked");
+        match s.kind {
+            Kind::Fresh => {}
+            Kind::Listening { port, ready } => {
+                self.iface.unlisten(port);
+                for h in ready {
+                    if let Some(c) = self.iface.tcp(h) {
+                        c.abort();
+                    }
+                    self.iface.release(h);
+                }
+            }
+            Kind::Conn(h) => {
+                if let Some(c) = self.iface.tcp(h) {
+                    // As Linux: closing with unread data resets the
+                    // connection (RFC 2525 2.17), otherwise a FIN follows
+                    // what is queued.
+                    if c.recv_queue() > 0 {
+                        c.abort();
+                    } else {
+                        c.close();
+                    }
+                }
+                self.iface.release(h);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn shutdown(&mut self, fd: c_int, how: c_int) -> Result<(), c_int> {
+        let h = self.conn_handle(fd)?;
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(libc::EINVAL);
+        }
+        if how != libc::SHUT_WR {
+            self.sock(fd)?.shut_read = true;
+        }
+        if how != libc::SHUT_RD {
+            self.conn(h)?.close();
+        }
+        Ok(())
+    }
+
+    pub fn set_nonblocking(&mut self, fd: c_int, on: bool) -> Result<(), c_int> {
+        self.sock(fd)?.nonblocking = on;
+        Ok(())
+    }
+
+    pub fn is_nonblocking(&mut self, fd: c_int) -> Result<bool, c_int> {
+        Ok(self.sock(fd)?.nonblocking)
+    }
+
+    /// FIONREAD / SIOCOUTQ.
+    pub fn queued(&mut self, fd: c_int, inbound: bool) -> Result<usize, c_int> {
+        let h = self.conn_handle(fd)?;
+        let c = self.conn(h)?;
+        Ok(if inbound {
+            c.recv_queue()
+        } else {
+            c.send_queue()
+        })
+    }
+
+    pub fn getsockopt(&mut self, fd: c_int, level: c_int, name: c_int) -> Result<c_int, c_int> {
+        let handle = match self.sock(fd)?.kind {
+            Kind::Conn(h) => Some(h),
+            _ => None,
+        };
+        let conn = handle.and_then(|h| self.iface.tcp_ref(h));
+        let snap = conn.map(Connection::snapshot);
+        let err = conn.and_then(Connection::error);
+        let cfg = self.config_for(fd)?;
+        let s = self.sock(fd)?;
+        let v = match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_ERROR) => match err {
+                Some(e) if !s.error_reported => {
+                    s.error_reported = true;
+                    errno_of(e)
+                }
+                _ => 0,
+            },
+            (libc::SOL_SOCKET, libc::SO_TYPE) => libc::SOCK_STREAM,
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.opts.reuse_addr as c_int,
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                snap.as_ref().map_or(cfg.recv_buffer, |n| n.recv_buffer) as c_int
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                snap.as_ref().map_or(cfg.send_buffer, |n| n.send_buffer) as c_int
+            }
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => s.opts.nodelay as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
+                snap.as_ref().map_or(u32::from(cfg.mss), |n| n.mss) as c_int
+            }
+            _ => return Err(libc::ENOPROTOOPT),
+        };
+        Ok(v)
+    }
+
+    pub fn setsockopt(
+        &mut self,
+        fd: c_int,
+        level: c_int,
+        name: c_int,
+        value: &[u8],
+    ) -> Result<(), c_int> {
+        let int = || {
+            value
+                .get(..4)
+                .map(|b| c_int::from_ne_bytes(b.try_into().expect("4 bytes")))
+                .ok_or(libc::EINVAL)
+        };
+        let handle = match self.sock(fd)?.kind {
+            Kind::Conn(h) => Some(h),
+            _ => None,
+        };
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_REUSEADDR) => self.sock(fd)?.opts.reuse_addr = int()? != 0,
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+                self.sock(fd)?.opts.recv_buffer =
+                    Some(usize::try_from(int()?).map_err(|_| libc::EINVAL)?.max(2048))
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+                self.sock(fd)?.opts.send_buffer =
+                    Some(usize::try_from(int()?).map_err(|_| libc::EINVAL)?.max(2048))
+            }
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => {
+                let on = int()? != 0;
+                self.sock(fd)?.opts.nodelay = on;
+                if let Some(h) = handle {
+                    self.conn(h)?.set_nodelay(on);
+                }
+            }
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
+                let mss = u16::try_from(int()?)
+                    .ok()
+                    .filter(|m| *m >= 88)
+                    .ok_or(libc::EINVAL)?;
+                self.sock(fd)?.opts.mss = Some(mss);
+            }
+            (libc::IPPROTO_TCP, libc::TCP_CONGESTION) => {
+                let name = std::str::from_utf8(value).map_err(|_| libc::EINVAL)?;
+                let algo = name
+                    .trim_end_matches('\0')
+                    .parse()
+                    .map_err(|_| libc::ENOENT)?;
+                self.sock(fd)?.opts.congestion = Some(algo);
+            }
+            _ => return Err(libc::ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    /// `poll`'s revents for one descriptor.
+    pub fn poll_events(&mut self, fd: c_int) -> i16 {
+        let kind = match self.sock(fd) {
+            Ok(s) => match s.kind {
+                Kind::Fresh => return libc::POLLOUT | libc::POLLHUP,
+                Kind::Listening { .. } => None,
+                Kind::Conn(h) => Some((h, s.shut_read)),
+            },
+            Err(_) => return libc::POLLNVAL,
+        };
+        match kind {
+            None => match self.listener_ready(fd) {
+                Ok(true) => libc::POLLIN | libc::POLLRDNORM,
+                _ => 0,
+            },
+            Some((h, shut_read)) => self
+                .iface
+                .tcp_ref(h)
+                .map_or(libc::POLLNVAL, |c| conn_events(c, shut_read)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn descriptors_start_at_three_and_are_reused() {
+        let mut h = Host::new(Flags::default(), [1; 16]);
+        let a = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        let b = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        assert_eq!((a, b), (3, 4));
+        h.close(a).unwrap();
+        assert_eq!(h.close(a), Err(libc::EBADF));
+        assert_eq!(h.socket(libc::AF_INET, libc::SOCK_STREAM, 0), Ok(3));
+        assert_eq!(
+            h.socket(libc::AF_INET6, libc::SOCK_STREAM, 0),
+            Err(libc::EAFNOSUPPORT)
+        );
+        assert_eq!(
+            h.socket(libc::AF_INET, libc::SOCK_DGRAM, 0),
+            Err(libc::ESOCKTNOSUPPORT)
+        );
+    }
+
+    #[test]
+    fn bind_refuses_a_port_in_use_and_foreign_addresses() {
+        let mut h = Host::new(Flags::default(), [1; 16]);
+        let a = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        let b = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080);
+        h.bind(a, any).unwrap();
+        h.listen(a, 1).unwrap();
+        assert_eq!(h.bind(b, any), Err(libc::EADDRINUSE));
+        let foreign = SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 1);
+        assert_eq!(h.bind(b, foreign), Err(libc::EADDRNOTAVAIL));
+    }
+}

@@ -1,0 +1,691 @@
+//! The adapter driven the way packetdrill drives it: the built `.so` is
+//! loaded with `libloading`, `packetdrill_interface_init` fills the table,
+//! and each test plays a script through the callbacks: it reads the clock
+//! with `gettimeofday` (and spins on it while waiting, as packetdrill
+//! does), injects packets with `netdev_send`, reads the stack's with
+//! `netdev_receive`, and runs blocking calls in a thread of their own.
+
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
+use libc::{c_int, c_void, pollfd, sockaddr, sockaddr_in, socklen_t, timeval};
+use libloading::{Library, Symbol};
+use std::ffi::{c_char, CString};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use xdptcp_packetdrill::ffi::PacketdrillInterface;
+
+type Ip = etherparse::PacketBuilderStep<etherparse::IpHeaders>;
+type Tcp = etherparse::PacketBuilderStep<etherparse::TcpHeader>;
+
+const LOCAL: [u8; 4] = [192, 168, 0, 1];
+const REMOTE: [u8; 4] = [192, 0, 2, 1];
+
+/// The `.so` cargo built next to this test binary.
+fn library_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("deps dir");
+    for dir in [deps, deps.parent().expect("profile dir")] {
+        let p = dir.join("libxdptcp_packetdrill.so");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "libxdptcp_packetdrill.so not found next to {}",
+        exe.display()
+    );
+}
+
+struct Pd {
+    ifc: Box<PacketdrillInterface>,
+    _lib: Library,
+}
+
+/// The table's pointers, to move a blocking call into its own thread as
+/// packetdrill does.
+#[derive(Clone, Copy)]
+struct Ifc(*const PacketdrillInterface);
+// SAFETY: the adapter is written for packetdrill's two threads: every
+// callback locks the host before touching it.
+unsafe impl Send for Ifc {}
+
+/// One TCP segment the stack sent, as packetdrill sees it.
+#[derive(Debug)]
+struct Seg {
+    at_us: i64,
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    syn: bool,
+    ack_flag: bool,
+    fin: bool,
+    rst: bool,
+    window: u16,
+    mss: Option<u16>,
+    ts: Option<(u32, u32)>,
+    sack_ok: bool,
+    wscale: Option<u8>,
+    payload: Vec<u8>,
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn sockaddr(ip: [u8; 4], port: u16) -> sockaddr_in {
+    sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(Ipv4Addr::from(ip)).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+const SIN_LEN: socklen_t = std::mem::size_of::<sockaddr_in>() as socklen_t;
+
+impl Pd {
+    fn new(flags: &str) -> Pd {
+        // SAFETY: loading our own library; its initialisers are Rust's.
+        let lib = unsafe { Library::new(library_path()) }.expect("dlopen the adapter");
+        let mut ifc: Box<PacketdrillInterface> = Box::new(unsafe { std::mem::zeroed() });
+        let flags = CString::new(flags).unwrap();
+        unsafe {
+            let init: Symbol<unsafe extern "C" fn(*const c_char, *mut PacketdrillInterface)> = lib
+                .get(b"packetdrill_interface_init")
+                .expect("the entry point");
+            init(flags.as_ptr(), &mut *ifc);
+        }
+        Pd { ifc, _lib: lib }
+    }
+
+    fn ud(&self) -> *mut c_void {
+        self.ifc.userdata
+    }
+
+    fn ifc(&self) -> Ifc {
+        Ifc(&*self.ifc)
+    }
+
+    /// The virtual clock, in microseconds.
+    fn now(&self) -> i64 {
+        let mut tv: timeval = unsafe { std::mem::zeroed() };
+        assert_eq!(
+            unsafe { (self.ifc.gettimeofday.unwrap())(self.ud(), &mut tv, std::ptr::null_mut()) },
+            0
+        );
+        tv.tv_sec * 1_000_000 + tv.tv_usec
+    }
+
+    /// packetdrill's wait: sleep most of the way, then spin on the clock.
+    fn wait_until(&self, t: i64) {
+        let left = t - self.now();
+        if left > 2_000 {
+            unsafe { (self.ifc.usleep.unwrap())(self.ud(), (left - 2_000) as u32) };
+        }
+        while self.now() < t {}
+    }
+
+    fn socket(&self) -> c_int {
+        unsafe {
+            (self.ifc.socket.unwrap())(
+                self.ud(),
+                libc::AF_INET,
+                libc::SOCK_STREAM,
+                libc::IPPROTO_TCP,
+            )
+        }
+    }
+
+    fn listen_on(&self, port: u16, backlog: c_int) -> c_int {
+        let fd = self.socket();
+        let one: c_int = 1;
+        let sin = sockaddr(LOCAL, port);
+        unsafe {
+            let i = &self.ifc;
+            assert_eq!(
+                (i.setsockopt.unwrap())(
+                    self.ud(),
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_REUSEADDR,
+                    (&one as *const c_int).cast(),
+                    4
+                ),
+                0
+            );
+            assert_eq!(
+                (i.bind.unwrap())(self.ud(), fd, (&sin as *const sockaddr_in).cast(), SIN_LEN),
+                0
+            );
+            assert_eq!((i.listen.unwrap())(self.ud(), fd, backlog), 0);
+        }
+        fd
+    }
+
+    fn inject(&self, build: impl FnOnce(Ip) -> Tcp, payload: &[u8]) {
+        let b = build(PacketBuilder::ipv4(REMOTE, LOCAL, 64));
+        let mut buf = Vec::new();
+        b.write(&mut buf, payload).unwrap();
+        assert_eq!(
+            unsafe { (self.ifc.netdev_send.unwrap())(self.ud(), buf.as_ptr().cast(), buf.len()) },
+            0
+        );
+    }
+
+    /// The next packet the stack sends (the clock moves to it if need be).
+    fn sniff(&self) -> Option<Seg> {
+        let mut buf = vec![0u8; 65_536];
+        let mut count = buf.len();
+        let mut at: libc::c_longlong = 0;
+        let r = unsafe {
+            (self.ifc.netdev_receive.unwrap())(
+                self.ud(),
+                buf.as_mut_ptr().cast(),
+                &mut count,
+                &mut at,
+            )
+        };
+        assert_eq!(r, 0);
+        if count == 0 {
+            return None;
+        }
+        let p = SlicedPacket::from_ip(&buf[..count]).expect("the stack sent a well-formed packet");
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("not IPv4")
+        };
+        assert_eq!(ip.header().source_addr().octets(), LOCAL);
+        assert_eq!(ip.header().destination_addr().octets(), REMOTE);
+        let Some(TransportSlice::Tcp(t)) = &p.transport else {
+            panic!("not TCP")
+        };
+        let mut s = Seg {
+            at_us: at,
+            src_port: t.source_port(),
+            dst_port: t.destination_port(),
+            seq: t.sequence_number(),
+            ack: t.acknowledgment_number(),
+            syn: t.syn(),
+            ack_flag: t.ack(),
+            fin: t.fin(),
+            rst: t.rst(),
+            window: t.window_size(),
+            mss: None,
+            ts: None,
+            sack_ok: false,
+            wscale: None,
+            payload: t.payload().to_vec(),
+        };
+        for o in t.options_iterator() {
+            match o.expect("options parse") {
+                TcpOptionElement::MaximumSegmentSize(m) => s.mss = Some(m),
+                TcpOptionElement::Timestamp(v, e) => s.ts = Some((v, e)),
+                TcpOptionElement::SelectiveAcknowledgementPermitted => s.sack_ok = true,
+                TcpOptionElement::WindowScale(w) => s.wscale = Some(w),
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+
+    fn read(&self, fd: c_int, n: usize) -> Result<Vec<u8>, c_int> {
+        let mut buf = vec![0u8; n];
+        let r = unsafe { (self.ifc.read.unwrap())(self.ud(), fd, buf.as_mut_ptr().cast(), n) };
+        if r < 0 {
+            return Err(errno());
+        }
+        buf.truncate(r as usize);
+        Ok(buf)
+    }
+
+    fn write(&self, fd: c_int, data: &[u8]) -> isize {
+        unsafe { (self.ifc.write.unwrap())(self.ud(), fd, data.as_ptr().cast(), data.len()) }
+    }
+
+    fn close(&self, fd: c_int) -> c_int {
+        unsafe { (self.ifc.close.unwrap())(self.ud(), fd) }
+    }
+
+    fn poll(&self, fd: c_int, events: i16, timeout: c_int) -> (c_int, i16) {
+        let mut p = pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let r = unsafe { (self.ifc.poll.unwrap())(self.ud(), &mut p, 1, timeout) };
+        (r, p.revents)
+    }
+
+    fn sockopt(&self, fd: c_int, level: c_int, name: c_int) -> c_int {
+        let mut v: c_int = -1;
+        let mut len: socklen_t = 4;
+        let r = unsafe {
+            (self.ifc.getsockopt.unwrap())(
+                self.ud(),
+                fd,
+                level,
+                name,
+                (&mut v as *mut c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((r, len), (0, 4));
+        v
+    }
+}
+
+impl Drop for Pd {
+    fn drop(&mut self) {
+        unsafe { (self.ifc.free.unwrap())(self.ud()) };
+    }
+}
+
+/// Runs a blocking call in its own thread and, as packetdrill does,
+/// returns once that thread sleeps in the call (its state in /proc is S).
+fn in_thread<T: Send + 'static>(
+    ifc: Ifc,
+    f: impl FnOnce(&PacketdrillInterface) -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let ifc = ifc;
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        // SAFETY: the test's Pd outlives the thread (joined before drop).
+        f(unsafe { &*ifc.0 })
+    });
+    let tid = rx.recv().unwrap();
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && !h.is_finished() {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        // The state follows the command name in parentheses.
+        if text
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('S'))
+        {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    h
+}
+
+/// The remote's SYN with Linux's options, at sequence 0.
+fn syn(port: u16) -> impl FnOnce(Ip) -> Tcp {
+    move |b| {
+        b.tcp(port, 8080, 0, 65535)
+            .syn()
+            .options(&[
+                TcpOptionElement::MaximumSegmentSize(1000),
+                TcpOptionElement::SelectiveAcknowledgementPermitted,
+                TcpOptionElement::Timestamp(100, 0),
+                TcpOptionElement::Noop,
+                TcpOptionElement::WindowScale(7),
+            ])
+            .unwrap()
+    }
+}
+
+/// A segment from the remote with ACK set (no options).
+fn seg(port: u16, seq: u32, ack: u32, f: fn(Tcp) -> Tcp) -> impl FnOnce(Ip) -> Tcp {
+    move |b| f(b.tcp(port, 8080, seq, 1000).ack(ack))
+}
+
+fn same(s: Tcp) -> Tcp {
+    s
+}
+
+/// Handshake on a listener: SYN in, SYN-ACK out, ACK in. Returns our ISS.
+fn handshake_in(pd: &Pd, port: u16, ts: bool) -> u32 {
+    pd.inject(syn(port), &[]);
+    let sa = pd.sniff().expect("a SYN-ACK");
+    assert!(sa.syn && sa.ack_flag && !sa.fin && !sa.rst, "{sa:?}");
+    assert_eq!((sa.ack, sa.dst_port, sa.src_port), (1, port, 8080));
+    assert_eq!(sa.mss, Some(1460));
+    assert_eq!(sa.ts.is_some(), ts);
+    if ts {
+        assert_eq!(sa.ts.unwrap().1, 100, "the SYN's TSval echoed");
+    }
+    pd.inject(
+        move |b| {
+            let b = b.tcp(port, 8080, 1, 1000).ack(sa.seq.wrapping_add(1));
+            if ts {
+                b.options(&[
+                    TcpOptionElement::Noop,
+                    TcpOptionElement::Noop,
+                    TcpOptionElement::Timestamp(101, sa.ts.unwrap().0),
+                ])
+                .unwrap()
+            } else {
+                b
+            }
+        },
+        &[],
+    );
+    sa.seq
+}
+
+#[test]
+fn passive_open_data_both_ways_and_close() {
+    let pd = Pd::new("");
+    let t0 = pd.now();
+    let lfd = pd.listen_on(8080, 1);
+    assert_eq!(lfd, 3, "descriptors start at 3, as a script expects");
+    let iss = handshake_in(&pd, 50_000, true);
+
+    let mut addr: sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = SIN_LEN;
+    let fd = unsafe {
+        (pd.ifc.accept.unwrap())(
+            pd.ud(),
+            lfd,
+            (&mut addr as *mut sockaddr_in).cast::<sockaddr>(),
+            &mut len,
+        )
+    };
+    assert_eq!(fd, 4);
+    assert_eq!(
+        (
+            u16::from_be(addr.sin_port),
+            u32::from_be(addr.sin_addr.s_addr)
+        ),
+        (50_000, u32::from(Ipv4Addr::from(REMOTE)))
+    );
+
+    // 100 ms later (packetdrill sleeps, then spins on the clock), data in:
+    // acknowledged after the delayed-ACK timeout, on the virtual clock.
+    pd.wait_until(pd.now() + 100_000);
+    let before = pd.now();
+    pd.inject(seg(50_000, 1, iss + 1, |s| s.psh()), b"hello");
+    let ack = pd.sniff().expect("an ACK of the data");
+    assert_eq!((ack.ack, ack.payload.len()), (6, 0));
+    let delay = ack.at_us - before;
+    assert!(
+        (39_000..=41_100).contains(&delay),
+        "delayed ACK after {delay} us"
+    );
+    let mut n: c_int = -1;
+    assert_eq!(
+        unsafe { (pd.ifc.ioctl.unwrap())(pd.ud(), fd, libc::FIONREAD, &mut n as *mut c_int) },
+        0
+    );
+    assert_eq!(n, 5, "FIONREAD through the variadic shim");
+    assert_eq!(pd.read(fd, 100).unwrap(), b"hello");
+
+    // Data out, acknowledged.
+    assert_eq!(pd.write(fd, b"world!"), 6);
+    let d = pd.sniff().expect("our data");
+    assert_eq!(
+        (d.seq, d.ack, d.payload.as_slice()),
+        (iss + 1, 6, &b"world!"[..])
+    );
+    pd.inject(seg(50_000, 6, iss + 7, same), &[]);
+
+    // The peer closes: ACK of its FIN, EOF on read; we close: our FIN.
+    pd.inject(seg(50_000, 6, iss + 7, |s| s.fin()), &[]);
+    let a = pd.sniff().expect("ACK of the FIN");
+    assert_eq!((a.ack, a.fin), (7, false));
+    assert_eq!(pd.read(fd, 100).unwrap(), b"");
+    assert_eq!(pd.close(fd), 0);
+    let fin = pd.sniff().expect("our FIN");
+    assert!(fin.fin && fin.ack_flag);
+    assert_eq!((fin.seq, fin.ack), (iss + 7, 7));
+    pd.inject(seg(50_000, 7, iss + 8, same), &[]);
+    assert_eq!(pd.close(fd), -1);
+    assert_eq!(errno(), libc::EBADF);
+    assert!(
+        pd.now() - t0 < 1_000_000,
+        "the script took virtual time only where it waited"
+    );
+}
+
+#[test]
+fn active_open_retransmits_the_syn_after_the_virtual_rto_then_a_reset_ends_it() {
+    let pd = Pd::new("initial_rto_ms=1000");
+    let fd = pd.socket();
+    let ifc = pd.ifc();
+    let connect = in_thread(ifc, move |i| {
+        let sin = sockaddr(REMOTE, 8080);
+        let r = unsafe {
+            (i.connect.unwrap())(i.userdata, fd, (&sin as *const sockaddr_in).cast(), SIN_LEN)
+        };
+        (r, errno())
+    });
+    let first = pd.sniff().expect("a SYN");
+    assert!(first.syn && !first.ack_flag);
+    assert_eq!(
+        (
+            first.dst_port,
+            first.mss,
+            first.sack_ok,
+            first.wscale.is_some()
+        ),
+        (8080, Some(1460), true, true)
+    );
+    // Unanswered: the same SYN again one (virtual) second later.
+    let again = pd.sniff().expect("the SYN again");
+    assert!(again.syn && again.seq == first.seq);
+    let rto = again.at_us - first.at_us;
+    assert!(
+        (1_000_000..=1_001_000).contains(&rto),
+        "retransmitted after {rto} us"
+    );
+
+    let port = first.src_port;
+    pd.inject(
+        move |b| {
+            b.tcp(8080, port, 5_000, 65535)
+                .syn()
+                .ack(first.seq.wrapping_add(1))
+                .options(&[TcpOptionElement::MaximumSegmentSize(1460)])
+                .unwrap()
+        },
+        &[],
+    );
+    let ack = pd.sniff().expect("the handshake's ACK");
+    assert!(ack.ack_flag && !ack.syn);
+    assert_eq!(
+        (ack.seq, ack.ack, ack.ts, ack.wscale),
+        (first.seq + 1, 5_001, None, None),
+        "options the peer did not offer are off"
+    );
+    assert_eq!(connect.join().unwrap(), (0, 0));
+
+    // A reset: the next read says so.
+    pd.inject(move |b| b.tcp(8080, port, 5_001, 0).rst(), &[]);
+    assert_eq!(pd.read(fd, 10), Err(libc::ECONNRESET));
+    assert_eq!(pd.write(fd, b"x"), -1);
+    assert_eq!(pd.close(fd), 0);
+    assert!(pd.sniff().is_none(), "nothing more to send, no timer left");
+}
+
+#[test]
+fn listen_backlog_blocking_and_nonblocking_accept() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 1);
+    // A blocking accept waits in its own thread until a handshake completes.
+    let waiter = in_thread(pd.ifc(), move |i| unsafe {
+        (i.accept.unwrap())(i.userdata, lfd, std::ptr::null_mut(), std::ptr::null_mut())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(
+        !waiter.is_finished(),
+        "accept blocks with nothing to accept"
+    );
+    handshake_in(&pd, 40_001, true);
+    let a = waiter.join().unwrap();
+    assert_eq!(a, 4);
+
+    // Backlog 1 holds two established connections (as Linux: backlog + 1).
+    handshake_in(&pd, 40_002, true);
+    handshake_in(&pd, 40_003, true);
+    let (r, ev) = pd.poll(lfd, libc::POLLIN, 0);
+    assert_eq!((r, ev & libc::POLLIN), (1, libc::POLLIN));
+    let flags = unsafe { (pd.ifc.fcntl.unwrap())(pd.ud(), lfd, libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0);
+    assert_eq!(
+        unsafe { (pd.ifc.fcntl.unwrap())(pd.ud(), lfd, libc::F_SETFL, flags | libc::O_NONBLOCK) },
+        0
+    );
+    let accept = || unsafe {
+        (pd.ifc.accept.unwrap())(pd.ud(), lfd, std::ptr::null_mut(), std::ptr::null_mut())
+    };
+    assert_eq!((accept(), accept()), (5, 6));
+    assert_eq!((accept(), errno()), (-1, libc::EAGAIN));
+    for fd in [4, 5, 6] {
+        assert_eq!(pd.sockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR), 0);
+    }
+}
+
+#[test]
+fn nonblocking_connect_completes_through_poll_and_a_refusal_shows_in_so_error() {
+    let pd = Pd::new("sack=0,ts=0,ws=0");
+    let fd = pd.socket();
+    let fl = unsafe { (pd.ifc.fcntl.unwrap())(pd.ud(), fd, libc::F_GETFL) };
+    assert_eq!(
+        unsafe { (pd.ifc.fcntl.unwrap())(pd.ud(), fd, libc::F_SETFL, fl | libc::O_NONBLOCK) },
+        0
+    );
+    let sin = sockaddr(REMOTE, 8080);
+    let r = unsafe {
+        (pd.ifc.connect.unwrap())(pd.ud(), fd, (&sin as *const sockaddr_in).cast(), SIN_LEN)
+    };
+    assert_eq!((r, errno()), (-1, libc::EINPROGRESS));
+    assert_eq!(
+        pd.poll(fd, libc::POLLOUT, 0),
+        (0, 0),
+        "not writable while connecting"
+    );
+    let s = pd.sniff().expect("a SYN");
+    assert_eq!(
+        (s.mss, s.sack_ok, s.ts, s.wscale),
+        (Some(1460), false, None, None),
+        "so_flags turned the options off"
+    );
+    // A blocking poll in its own thread, woken by the SYN-ACK.
+    let poller = in_thread(pd.ifc(), move |i| {
+        let mut p = pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let r = unsafe { (i.poll.unwrap())(i.userdata, &mut p, 1, -1) };
+        (r, p.revents)
+    });
+    let port = s.src_port;
+    pd.inject(
+        move |b| b.tcp(8080, port, 9, 65535).syn().ack(s.seq.wrapping_add(1)),
+        &[],
+    );
+    let (r, ev) = poller.join().unwrap();
+    assert_eq!((r, ev & libc::POLLOUT), (1, libc::POLLOUT));
+    assert_eq!(pd.sockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR), 0);
+    let r = unsafe {
+        (pd.ifc.connect.unwrap())(pd.ud(), fd, (&sin as *const sockaddr_in).cast(), SIN_LEN)
+    };
+    assert_eq!((r, errno()), (-1, libc::EISCONN));
+    assert_eq!(
+        pd.read(fd, 10),
+        Err(libc::EAGAIN),
+        "non-blocking read with nothing there"
+    );
+
+    // Refused: RST+ACK to the SYN, seen as POLLERR and ECONNREFUSED.
+    let fd2 = unsafe {
+        (pd.ifc.socket.unwrap())(
+            pd.ud(),
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    let sin2 = sockaddr(REMOTE, 8081);
+    let r = unsafe {
+        (pd.ifc.connect.unwrap())(pd.ud(), fd2, (&sin2 as *const sockaddr_in).cast(), SIN_LEN)
+    };
+    assert_eq!((r, errno()), (-1, libc::EINPROGRESS));
+    let mut s2 = pd.sniff().expect("a SYN");
+    while s2.dst_port != 8081 {
+        s2 = pd.sniff().expect("the second SYN");
+    }
+    let p2 = s2.src_port;
+    pd.inject(
+        move |b| b.tcp(8081, p2, 0, 0).rst().ack(s2.seq.wrapping_add(1)),
+        &[],
+    );
+    let (r, ev) = pd.poll(fd2, libc::POLLOUT, 0);
+    assert_eq!((r, ev & libc::POLLERR), (1, libc::POLLERR));
+    assert_eq!(
+        pd.sockopt(fd2, libc::SOL_SOCKET, libc::SO_ERROR),
+        libc::ECONNREFUSED
+    );
+    assert_eq!(
+        pd.sockopt(fd2, libc::SOL_SOCKET, libc::SO_ERROR),
+        0,
+        "reported once"
+    );
+}
+
+#[test]
+fn options_and_unsupported_calls_follow_posix_conventions() {
+    let pd = Pd::new("");
+    let fd = pd.socket();
+    let one: c_int = 1;
+    let set = |level, name, v: &c_int| unsafe {
+        (pd.ifc.setsockopt.unwrap())(pd.ud(), fd, level, name, (v as *const c_int).cast(), 4)
+    };
+    assert_eq!(set(libc::IPPROTO_TCP, libc::TCP_NODELAY, &one), 0);
+    assert_eq!(pd.sockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);
+    assert_eq!(set(libc::SOL_SOCKET, libc::SO_RCVBUF, &16_384), 0);
+    assert_eq!(pd.sockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF), 16_384);
+    assert_eq!(set(libc::IPPROTO_TCP, libc::TCP_MAXSEG, &536), 0);
+    assert_eq!(pd.sockopt(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG), 536);
+    assert_eq!(
+        (set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, &one), errno()),
+        (-1, libc::ENOPROTOOPT)
+    );
+    assert_eq!(
+        (pd.read(fd, 1), pd.write(fd, b"x"), errno()),
+        (Err(libc::ENOTCONN), -1, libc::EPIPE)
+    );
+    let i = &pd.ifc;
+    let mut fds = [0; 2];
+    assert_eq!(
+        (
+            unsafe { (i.pipe.unwrap())(pd.ud(), fds.as_mut_ptr()) },
+            errno()
+        ),
+        (-1, libc::ENOSYS)
+    );
+    assert_eq!(
+        (unsafe { (i.epoll_create.unwrap())(pd.ud(), 1) }, errno()),
+        (-1, libc::ENOSYS)
+    );
+    assert_eq!(
+        (
+            unsafe { (i.ioctl.unwrap())(pd.ud(), 99, libc::FIONREAD, &mut fds[0] as *mut c_int) },
+            errno()
+        ),
+        (-1, libc::EBADF)
+    );
+
+    // TCP_MAXSEG set before connect is what the SYN offers.
+    let sin = sockaddr(REMOTE, 9);
+    let c = in_thread(pd.ifc(), move |i| unsafe {
+        (i.connect.unwrap())(i.userdata, fd, (&sin as *const sockaddr_in).cast(), SIN_LEN)
+    });
+    let s = pd.sniff().expect("a SYN");
+    assert_eq!(s.mss, Some(536));
+    assert_eq!(s.window, 16_384, "SO_RCVBUF is the window the SYN offers");
+    let port = s.src_port;
+    pd.inject(
+        move |b| b.tcp(9, port, 0, 0).rst().ack(s.seq.wrapping_add(1)),
+        &[],
+    );
+    assert_eq!(c.join().unwrap(), -1);
+
+    // Bad flags: said, and every socket call fails.
+    let bad = Pd::new("sack=maybe");
+    assert_eq!((bad.socket(), errno()), (-1, libc::EINVAL));
+}
