@@ -8,6 +8,7 @@ pub mod congestion;
 pub mod connection;
 mod hystart;
 mod input;
+pub mod invariants;
 pub mod isn;
 mod output;
 mod pacing;
@@ -25,5 +26,6 @@ mod timestamps;
 
 pub use config::{Config, Keepalive};
 pub use connection::{ConnError, Connection, Event, TcpError, Transmit};
+pub use invariants::SeqSpace;
 pub use seq::SeqNum;
 pub use state::State;

@@ -1,0 +1,50 @@
+//! The fuzz targets and their seeds.
+
+pub mod iface;
+pub mod live;
+pub mod wire;
+
+pub type Target = fn(&[u8]);
+
+/// Every target by name, in the order `tools/fuzz.sh` runs them.
+pub const ALL: &[(&str, Target)] = &[
+    ("wire", wire::run),
+    ("iface", iface::run),
+    ("live", live::run),
+];
+
+pub fn by_name(name: &str) -> Option<Target> {
+    ALL.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Frames captured from the Linux kernel's TCP (the same captures
+/// `stack/tests/kernel_frames.rs` checks field by field), built in so the
+/// fuzzer needs no files; `--corpus DIR` adds more.
+pub const KERNEL_FRAMES: [&[u8]; 5] = [
+    include_bytes!("../../corpus/frames/kernel-syn.bin"),
+    include_bytes!("../../corpus/frames/kernel-syn-ack.bin"),
+    include_bytes!("../../corpus/frames/kernel-data.bin"),
+    include_bytes!("../../corpus/frames/kernel-fin.bin"),
+    include_bytes!("../../corpus/frames/kernel-rst.bin"),
+];
+
+/// Seeds for a target: for `wire`, each frame; for `iface`, the captured
+/// conversation as one input (with and without number fix-ups); for
+/// `live`, a few op sequences in each state.
+pub fn seeds(name: &str) -> Vec<Vec<u8>> {
+    match name {
+        "wire" => KERNEL_FRAMES.iter().map(|f| f.to_vec()).collect(),
+        "iface" => vec![
+            iface::encode(&KERNEL_FRAMES, 0),
+            iface::encode(&KERNEL_FRAMES, 0b111),
+        ],
+        _ => (0u8..11)
+            .flat_map(|state| {
+                [
+                    vec![state, 0, 0x18, 0, 0, 0, 0, 5],
+                    vec![state, 0, 0x11, 1, 0, 1, 0, 0, 2, 3, 0x10, 0, 2, 0, 0, 9],
+                ]
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,25 @@
+//! Every parser over the same bytes, at every layer they could be found.
+
+use xdptcp::wire::arp::ArpPacket;
+use xdptcp::wire::ethernet::EthernetFrame;
+use xdptcp::wire::icmp::{FragNeeded, IcmpEcho};
+use xdptcp::wire::ipv4::Ipv4Packet;
+use xdptcp::wire::tcp::{TcpOptions, TcpSegment};
+
+pub fn run(data: &[u8]) {
+    let payload = EthernetFrame::parse(data)
+        .map(|e| e.payload)
+        .unwrap_or(data);
+    let _ = ArpPacket::parse(payload);
+    let ip = Ipv4Packet::parse(payload);
+    let inner = ip.as_ref().map(|p| p.payload).unwrap_or(payload);
+    let addrs = ip.as_ref().ok().map(|p| (p.src, p.dst));
+    let _ = IcmpEcho::parse(inner);
+    let _ = FragNeeded::parse(inner);
+    if let Ok(seg) = TcpSegment::parse(inner, addrs).or_else(|_| TcpSegment::parse(inner, None)) {
+        // What the parser promises: the payload lies inside the input.
+        assert!(seg.payload.len() <= inner.len());
+        assert!(seg.options.sacks().len() <= 4);
+    }
+    let _ = TcpOptions::parse(inner.get(20..).unwrap_or(&[]));
+}

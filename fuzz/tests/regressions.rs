@@ -1,0 +1,38 @@
+//! Every input the fuzzer ever crashed on (fuzz/regressions/TARGET/*),
+//! replayed; and each target's seeds, which must pass as they are.
+
+use std::path::Path;
+use xdptcp_fuzz::targets;
+
+#[test]
+fn every_saved_crash_input_now_passes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let mut replayed = 0;
+    for (name, target) in targets::ALL {
+        let Ok(entries) = std::fs::read_dir(root.join(name)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let data = std::fs::read(e.path()).unwrap();
+            if std::panic::catch_unwind(|| target(&data)).is_err() {
+                panic!("{} crashes the {name} target again", e.path().display());
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 1, "the regression inputs are missing");
+}
+
+#[test]
+fn seeds_pass_and_reach_every_state() {
+    for (name, target) in targets::ALL {
+        for s in targets::seeds(name) {
+            target(&s);
+        }
+    }
+    // The live target's set-up reaches each of the eleven states.
+    for (i, state) in targets::live::STATES.iter().enumerate() {
+        let (us, _) = targets::live::in_state(i as u8, xdptcp::time::Instant::from_millis(10));
+        assert_eq!(us.state(), *state);
+    }
+}
