@@ -100,7 +100,9 @@ fn fuzz(name: &str, target: Target, args: &Args, budget: Duration) -> Result<u64
         });
         if std::panic::catch_unwind(|| target(&input)).is_err() {
             std::fs::create_dir_all(&args.crashes).ok();
-            let path = args.crashes.join(format!("{name}-{:016x}.bin", rng.next_u64()));
+            let path = args
+                .crashes
+                .join(format!("{name}-{:016x}.bin", rng.next_u64()));
             std::fs::write(&path, &input).ok();
             return Err(path);
         }
