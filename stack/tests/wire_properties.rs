@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use xdptcp::device::Device;
-use xdptcp::iface::{IfaceConfig, Interface, RxChecksum};
+use xdptcp::iface::{IfaceConfig, IfaceError, Interface, Limits, RxChecksum};
 use xdptcp::tcp::{Config, State};
 use xdptcp::time::Instant;
 use xdptcp::wire::arp::{ArpOp, ArpPacket};
@@ -506,4 +506,68 @@ proptest! {
         i.poll(Instant::from_millis(3), &mut dev);
         prop_assert_eq!(i.stats().icmp_echo_answered, before + 1);
     }
+}
+
+#[test]
+fn connection_and_memory_limits_refuse_new_connections_and_say_so() {
+    let mut i = Interface::new(IfaceConfig {
+        gateway: Some(PEER),
+        ..iface_config([7; 16])
+    });
+    let mut dev = Inject::default();
+    teach_peer(&mut i, &mut dev);
+    let per_conn = Config::default().send_buffer + Config::default().recv_buffer;
+    i.set_limits(Limits {
+        max_connections: 3,
+        max_buffer_bytes: 1 << 40,
+    });
+    i.listen(80, None, 64).unwrap();
+    let syn = |src_port: u16| TcpHeader {
+        src_port,
+        dst_port: 80,
+        seq: 7,
+        ack: 0,
+        flags: Flags::SYN,
+        window: 65535,
+        options: TcpOptions::default(),
+    };
+    let now = Instant::from_millis(10);
+    for port in 1000..1005u16 {
+        dev.rx.push(frame_to_us(&syn(port), &[]));
+        i.poll(now, &mut dev);
+    }
+    assert_eq!(i.handles().len(), 3, "three connections, no more");
+    assert_eq!(i.stats().tcp_refused_limits, 2);
+    assert_eq!(i.usage(), (3 * per_conn, 3));
+    let err = i
+        .connect(SocketAddrV4::new(PEER, 9), None, now)
+        .unwrap_err();
+    assert_eq!(err, IfaceError::Limit(3, 3 * per_conn));
+    assert!(err
+        .to_string()
+        .contains("connection limit reached: 3 open connections"));
+
+    // Bytes, not count: room for two connections' buffers and no third.
+    let mut j = Interface::new(iface_config([7; 16]));
+    let mut dev = Inject::default();
+    teach_peer(&mut j, &mut dev);
+    j.set_limits(Limits {
+        max_connections: 1000,
+        max_buffer_bytes: 2 * per_conn + per_conn / 2,
+    });
+    j.listen(80, None, 64).unwrap();
+    for port in 2000..2004u16 {
+        dev.rx.push(frame_to_us(&syn(port), &[]));
+        j.poll(now, &mut dev);
+    }
+    assert_eq!((j.handles().len(), j.stats().tcp_refused_limits), (2, 2));
+    // Closing one makes room again.
+    let h = j.handles()[0];
+    j.tcp(h).unwrap().abort();
+    j.release(h);
+    j.poll(now, &mut dev);
+    dev.rx.push(frame_to_us(&syn(3000), &[]));
+    j.poll(now, &mut dev);
+    assert_eq!(j.usage().1, 2, "a new connection took the freed room");
+    assert_eq!(j.stats().tcp_refused_limits, 2);
 }

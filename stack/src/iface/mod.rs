@@ -29,6 +29,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 pub use tcp_table::{Handle, Tuple};
+
 use tcp_table::{Listener, TcpTable};
 
 /// Control replies waiting for a transmit buffer, bounded.
@@ -44,6 +45,8 @@ pub enum IfaceError {
     NoRoute(Ipv4Addr),
     NotListening(u16),
     BadHandle,
+    /// `Limits` reached: (open connections, buffer bytes held).
+    Limit(usize, usize),
 }
 
 impl fmt::Display for IfaceError {
@@ -57,6 +60,11 @@ impl fmt::Display for IfaceError {
             ),
             IfaceError::NotListening(p) => write!(f, "nothing listens on port {p}"),
             IfaceError::BadHandle => f.write_str("no such connection"),
+            IfaceError::Limit(n, bytes) => write!(
+                f,
+                "connection limit reached: {n} open connections holding {} MiB of buffers",
+                bytes >> 20
+            ),
         }
     }
 }
@@ -152,6 +160,31 @@ pub struct Interface {
     next_port: u32,
     timers: TimerWheel<Handle>,
     port_filter: Option<PortFilter>,
+    limits: Limits,
+}
+
+/// What an interface lets peers make it hold. A connection is refused
+/// (a SYN dropped, as Linux does under memory pressure; `connect` fails)
+/// when it would pass either bound, and `IfaceStats::tcp_refused_limits`
+/// counts it. Autotuning's growth is bounded apart, by
+/// `Config::buffer_budget`. TIME-WAIT entries hold no buffers and are not
+/// counted as connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Send and receive buffer capacity over all connections.
+    pub max_buffer_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 65,536 open connections and 4 GiB of buffers: 8,192 connections
+    /// at the default 256 KiB each way; more with smaller buffers.
+    fn default() -> Self {
+        Limits {
+            max_connections: 65_536,
+            max_buffer_bytes: 4 << 30,
+        }
+    }
 }
 
 type PortFilter = Box<dyn Fn(u16, SocketAddrV4) -> bool + Send>;
@@ -169,6 +202,7 @@ impl Interface {
             next_port: 0,
             timers: TimerWheel::default(),
             port_filter: None,
+            limits: Limits::default(),
         }
     }
 
@@ -187,6 +221,28 @@ impl Interface {
     }
     pub fn connection_count(&self) -> usize {
         self.tcp.len()
+    }
+
+    /// Bounds what peers can make this interface hold; see [`Limits`].
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Buffer bytes the connections hold now, and how many are open (not
+    /// in TIME-WAIT): what [`Limits`] bounds.
+    pub fn usage(&self) -> (usize, usize) {
+        (self.tcp.buffer_bytes, self.tcp.active())
+    }
+
+    /// Room for one more connection with `cfg`'s buffers? Counted when not.
+    fn admits(&mut self, cfg: &Config) -> bool {
+        let bytes = cfg.send_buffer + cfg.recv_buffer;
+        let ok = self.tcp.active() < self.limits.max_connections
+            && self.tcp.buffer_bytes + bytes <= self.limits.max_buffer_bytes;
+        if !ok {
+            self.stats.tcp_refused_limits += 1;
+        }
+        ok
     }
 
     // ---- the socket calls ------------------------------------------------
@@ -254,6 +310,10 @@ impl Interface {
         if self.next_hop(*remote.ip()).is_none() {
             return Err(IfaceError::NoRoute(*remote.ip()));
         }
+        let cfg = cfg.unwrap_or_else(|| self.cfg.tcp.clone());
+        if !self.admits(&cfg) {
+            return Err(IfaceError::Limit(self.tcp.active(), self.tcp.buffer_bytes));
+        }
         let port = self.ephemeral_port(remote)?;
         let tuple = Tuple {
             local_port: port,
@@ -265,7 +325,7 @@ impl Interface {
             (tuple.remote_ip, tuple.remote_port),
             now,
         );
-        let mut conn = Connection::connect(cfg.unwrap_or_else(|| self.cfg.tcp.clone()), iss);
+        let mut conn = Connection::connect(cfg, iss);
         conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, tuple.remote_ip));
         Ok(self.tcp.insert(tuple, conn, false))
     }
@@ -392,6 +452,7 @@ impl Interface {
     fn sync_timers(&mut self) {
         for h in std::mem::take(&mut self.tcp.dirty) {
             self.tcp.reap_candidates.push(h);
+            self.tcp.account(h);
             let Some(e) = self.tcp.get_mut(h) else {
                 continue;
             };
@@ -586,6 +647,11 @@ impl Interface {
         }
         let is_syn = seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst();
         if let (true, Some(l)) = (is_syn, self.tcp.listeners.get(&seg.dst_port)) {
+            let cfg = l.cfg.clone();
+            if !self.admits(&cfg) {
+                return;
+            }
+            let l = &self.tcp.listeners[&seg.dst_port];
             if l.backlog.len() >= l.max_backlog {
                 // Full of half-open connections (a flood, most likely):
                 // answer without keeping state.
@@ -597,7 +663,7 @@ impl Interface {
                 (src, tuple.remote_port),
                 now,
             );
-            let mut conn = self.passive_conn(l.cfg.clone(), iss, src);
+            let mut conn = self.passive_conn(cfg, iss, src);
             conn.on_segment(seg, now);
             self.file_in_backlog(tuple, conn);
             return;

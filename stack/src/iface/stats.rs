@@ -27,6 +27,9 @@ pub struct IfaceStats {
     pub tcp_syn_cookies_sent: u64,
     pub tcp_syn_cookies_accepted: u64,
     pub tcp_syn_cookies_rejected: u64,
+    /// Connections refused (SYNs dropped, connects failed) because the
+    /// interface's `Limits` were reached.
+    pub tcp_refused_limits: u64,
     pub no_route: u64,
     /// Segments discarded because the next hop's MAC could not be resolved.
     pub tx_dropped_unresolved: u64,

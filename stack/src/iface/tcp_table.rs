@@ -31,6 +31,9 @@ pub(crate) struct Entry {
     pub dirty: bool,
     /// Waiting in `TcpTable::ready` for the transmit phase.
     pub queued: bool,
+    /// What this entry counts towards the table's totals (`account`).
+    pub charge: usize,
+    pub in_time_wait: bool,
 }
 
 pub(crate) struct Listener {
@@ -59,6 +62,10 @@ pub(crate) struct TcpTable {
     /// connection can (input, a user call or a timer changed it), so the
     /// transmit phase visits these instead of every connection.
     pub ready: VecDeque<Handle>,
+    /// Buffer bytes the connections hold, and how many are in TIME-WAIT
+    /// (which hold none), kept current by `account`.
+    pub buffer_bytes: usize,
+    pub time_wait: usize,
 }
 
 impl TcpTable {
@@ -71,6 +78,8 @@ impl TcpTable {
             timer: None,
             dirty: true,
             queued: true,
+            charge: 0,
+            in_time_wait: false,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -83,6 +92,7 @@ impl TcpTable {
             }
         };
         self.by_tuple.insert(tuple, Handle(i));
+        self.account(Handle(i));
         self.dirty.push(Handle(i));
         self.ready.push_back(Handle(i));
         Handle(i)
@@ -135,10 +145,31 @@ impl TcpTable {
     }
 
     /// Frees the slot of `h` at once.
+    /// Brings the totals up to date with one connection's buffers and
+    /// state (called when it is inserted and after it was touched).
+    pub fn account(&mut self, h: Handle) {
+        let Some(e) = self.slots.get_mut(h.0).and_then(Option::as_mut) else {
+            return;
+        };
+        let charge = e.conn.buffer_capacity();
+        let tw = e.conn.state() == State::TimeWait;
+        self.buffer_bytes = self.buffer_bytes - e.charge + charge;
+        self.time_wait = self.time_wait + usize::from(tw) - usize::from(e.in_time_wait);
+        e.charge = charge;
+        e.in_time_wait = tw;
+    }
+
+    /// Connections that are not in TIME-WAIT.
+    pub fn active(&self) -> usize {
+        self.by_tuple.len() - self.time_wait
+    }
+
     pub fn remove(&mut self, h: Handle) {
         let Some(e) = self.slots.get_mut(h.0).and_then(Option::take) else {
             return;
         };
+        self.buffer_bytes -= e.charge;
+        self.time_wait -= usize::from(e.in_time_wait);
         if self.by_tuple.get(&e.tuple) == Some(&h) {
             self.by_tuple.remove(&e.tuple);
         }

@@ -116,6 +116,7 @@ impl<A: CoreApp> CoreLoop<A> {
         v.free_frames = dev.free_frames() as u64;
         v.rx_invalid = dev.rx_invalid;
         v.partial_checksums = self.iface.stats().rx_partial_checksum;
+        v.refused_limits = self.iface.stats().tcp_refused_limits;
         self.counters.store(v);
     }
 

@@ -22,6 +22,7 @@ pub struct CoreCounters {
     free_frames: AtomicU64,
     partial_checksums: AtomicU64,
     rx_invalid: AtomicU64,
+    refused_limits: AtomicU64,
 }
 
 /// One core's counters at one moment.
@@ -41,6 +42,8 @@ pub struct CoreCountersValue {
     /// RX descriptors from the kernel that did not describe a frame of our
     /// UMEM: dropped unread (never expected; a kernel or memory fault).
     pub rx_invalid: u64,
+    /// Connections refused because the interface's `Limits` were reached.
+    pub refused_limits: u64,
 }
 
 impl CoreCounters {
@@ -57,6 +60,7 @@ impl CoreCounters {
         self.free_frames.store(v.free_frames, Relaxed);
         self.partial_checksums.store(v.partial_checksums, Relaxed);
         self.rx_invalid.store(v.rx_invalid, Relaxed);
+        self.refused_limits.store(v.refused_limits, Relaxed);
     }
 
     pub fn load(&self) -> CoreCountersValue {
@@ -75,6 +79,7 @@ impl CoreCounters {
             free_frames: self.free_frames.load(Relaxed),
             partial_checksums: self.partial_checksums.load(Relaxed),
             rx_invalid: self.rx_invalid.load(Relaxed),
+            refused_limits: self.refused_limits.load(Relaxed),
         }
     }
 }
@@ -114,6 +119,13 @@ impl std::fmt::Display for CoreCountersValue {
         )?;
         if self.rx_invalid > 0 {
             write!(f, ", {} invalid RX descriptors dropped", self.rx_invalid)?;
+        }
+        if self.refused_limits > 0 {
+            write!(
+                f,
+                ", {} connections refused at the connection/memory limit",
+                self.refused_limits
+            )?;
         }
         if self.partial_checksums > 0 {
             write!(

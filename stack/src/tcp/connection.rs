@@ -446,6 +446,11 @@ impl Connection {
         self.send_buf.len()
     }
 
+    /// Bytes the send and receive buffers hold allocated (their capacities).
+    pub fn buffer_capacity(&self) -> usize {
+        self.send_buf.capacity() + self.recv_buf.capacity()
+    }
+
     /// Room left in the send buffer.
     pub fn send_capacity(&self) -> usize {
         if self.state.can_send_data() && !self.fin_queued {
