@@ -571,3 +571,82 @@ fn connection_and_memory_limits_refuse_new_connections_and_say_so() {
     assert_eq!(j.usage().1, 2, "a new connection took the freed room");
     assert_eq!(j.stats().tcp_refused_limits, 2);
 }
+
+#[test]
+fn a_cookie_connection_keeps_window_scaling_sack_and_timestamps() {
+    let mut i = Interface::new(IfaceConfig {
+        gateway: Some(PEER),
+        ..iface_config([7; 16])
+    });
+    let mut dev = Inject::default();
+    teach_peer(&mut i, &mut dev);
+    i.listen(80, None, 2).unwrap();
+    let now = Instant::from_millis(100_000);
+    let syn = |src_port: u16, ts: bool| TcpHeader {
+        src_port,
+        dst_port: 80,
+        seq: 500,
+        ack: 0,
+        flags: Flags::SYN,
+        window: 65535,
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamps: ts.then_some((4242, 0)),
+            ..Default::default()
+        },
+    };
+    // Two half-open fill the queue; the next SYNs get cookies.
+    for port in [1, 2] {
+        dev.rx.push(frame_to_us(&syn(port, true), &[]));
+        i.poll(now, &mut dev);
+    }
+    let cookie_synack = |dev: &mut Inject, i: &mut Interface, port: u16, ts: bool| {
+        dev.tx.clear();
+        dev.rx.push(frame_to_us(&syn(port, ts), &[]));
+        i.poll(now, dev);
+        let f = dev.tx.last().expect("a SYN-ACK").clone();
+        let s = TcpSegment::parse(&f[34..], None).unwrap();
+        (s.seq, s.options)
+    };
+    let before = i.stats().tcp_syn_cookies_sent;
+    let (cookie, o) = cookie_synack(&mut dev, &mut i, 3, true);
+    assert_eq!(i.stats().tcp_syn_cookies_sent, before + 1);
+    assert!(o.sack_permitted && o.window_scale.is_some(), "{o:?}");
+    let (tsval, tsecr) = o.timestamps.expect("a timestamp carries the options");
+    assert_eq!(tsecr, 4242);
+    // Without timestamps in the SYN there is nowhere to keep them.
+    let (_, bare) = cookie_synack(&mut dev, &mut i, 4, false);
+    assert_eq!(
+        (bare.sack_permitted, bare.window_scale, bare.timestamps),
+        (false, None, None)
+    );
+
+    let ack = TcpHeader {
+        src_port: 3,
+        dst_port: 80,
+        seq: 501,
+        ack: cookie.wrapping_add(1),
+        flags: Flags::ACK,
+        window: 1000,
+        options: TcpOptions {
+            timestamps: Some((4243, tsval)),
+            ..Default::default()
+        },
+    };
+    dev.rx.push(frame_to_us(&ack, &[]));
+    i.poll(now + std::time::Duration::from_millis(1), &mut dev);
+    assert_eq!(i.stats().tcp_syn_cookies_accepted, 1);
+    let h = i.accept(80).unwrap().expect("the cookie connection");
+    let snap = i.tcp(h).unwrap().snapshot();
+    assert_eq!(snap.state, State::Established);
+    assert!(snap.sack && snap.timestamps, "{snap:?}");
+    assert_eq!(
+        snap.window_scale.map(|w| w.1),
+        Some(7),
+        "the peer's shift came back from the TSecr"
+    );
+    // Its window is read with the peer's scale: 1000 << 7.
+    assert_eq!(snap.snd_wnd, 1000 << 7);
+}

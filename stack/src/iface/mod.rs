@@ -143,7 +143,7 @@ enum Control {
         tuple: Tuple,
         seq: SeqNum,
         ack: SeqNum,
-        mss: u16,
+        options: crate::wire::tcp::TcpOptions,
         window: u16,
     },
 }
@@ -704,7 +704,22 @@ impl Interface {
             return;
         };
         l.cookie_sent_at = Some(now);
-        let (mss, window) = (l.cfg.mss, l.cfg.recv_buffer.min(65_535) as u16);
+        let cfg = &l.cfg;
+        let window = cfg.recv_buffer.min(65_535) as u16;
+        let mut options = crate::wire::tcp::TcpOptions {
+            mss: Some(cfg.mss),
+            ..Default::default()
+        };
+        // Window scaling and SACK only where the timestamp can carry them.
+        if let (true, Some((tsval, _))) = (cfg.timestamps, seg.options.timestamps) {
+            let ws = seg.options.window_scale.filter(|_| cfg.window_scaling);
+            let sack = cfg.sack && seg.options.sack_permitted;
+            let ts_now =
+                (now.as_millis() as u32).wrapping_add(self.isn.ts_offset(self.cfg.ip, src));
+            options.timestamps = Some((syn_cookie::options_tsval(ts_now, ws, sack), tsval));
+            options.window_scale = ws.map(|_| cfg.our_window_shift());
+            options.sack_permitted = sack;
+        }
         let peer_mss = seg.options.mss.unwrap_or(536);
         let ends = self.cookie_ends(src, &tuple);
         let cookie = syn_cookie::make(&self.isn, ends, seg.seq, peer_mss, now);
@@ -714,7 +729,7 @@ impl Interface {
             tuple,
             seq: SeqNum(cookie),
             ack: SeqNum(seg.seq.wrapping_add(1)),
-            mss,
+            options,
             window,
         });
     }
@@ -749,6 +764,15 @@ impl Interface {
             self.stats.tcp_syn_dropped_backlog_full += 1;
             return true;
         }
+        // The SYN's other options, from the timestamp our SYN-ACK carried
+        // (echoed in this ACK's TSecr); its TSval stands in for the SYN's.
+        let (window_scale, sack_permitted, timestamps) = match seg.options.timestamps {
+            Some((tsval, tsecr)) if l.cfg.timestamps => {
+                let (ws, sack) = syn_cookie::options_from_tsecr(tsecr);
+                (ws, sack, Some((tsval, 0)))
+            }
+            _ => (None, false, None),
+        };
         let mut conn = self.passive_conn(l.cfg.clone(), SeqNum(iss), src);
         let syn = TcpSegment {
             src_port: seg.src_port,
@@ -760,6 +784,9 @@ impl Interface {
             urgent: 0,
             options: crate::wire::tcp::TcpOptions {
                 mss: Some(mss),
+                window_scale,
+                sack_permitted,
+                timestamps,
                 ..Default::default()
             },
             payload: &[],
@@ -939,12 +966,12 @@ impl Interface {
                 tuple,
                 seq,
                 ack,
-                mss,
+                options,
                 window,
             } => {
                 let mut t = Transmit::bare(seq, ack, Flags::SYN | Flags::ACK);
                 t.window = window;
-                t.options.mss = Some(mss);
+                t.options = options;
                 self.stateless_tcp(buf, mac, &tuple, &t)
             }
             Control::Reset {

@@ -8,12 +8,15 @@
 //! connection is made then, as if its SYN had been queued.
 //!
 //! A spoofed SYN flood therefore costs nothing but the SYN-ACKs, and a
-//! real client still gets through. What a cookie cannot carry, and a
-//! connection made from one goes without: window scaling, SACK and
-//! timestamps (Linux hides them in the timestamp when both ends use
-//! timestamps; we do not, yet).
+//! real client still gets through. The sequence number has no room for
+//! the other options, so, as Linux does, they ride in the low six bits of
+//! our SYN-ACK's timestamp when the SYN had one: the peer echoes it in
+//! every ACK, the handshake's included. Without timestamps a cookie
+//! connection goes without window scaling and SACK.
 //!
 //! Layout, high bit first: tick (5 bits) | MSS index (3) | hash (24).
+//! Timestamp: our clock with bits 0-3 the peer's window scale (15: none)
+//! and bit 4 SACK permitted.
 
 use crate::tcp::isn::IsnGenerator;
 use crate::time::Instant;
@@ -57,8 +60,47 @@ pub fn check(key: &IsnGenerator, ends: Ends, peer_isn: u32, iss: u32, now: Insta
     (iss & 0x00ff_ffff == want).then(|| MSS_TABLE[((iss >> 24) & 7) as usize])
 }
 
+const TS_BITS: u32 = 0x3f;
+const NO_WSCALE: u32 = 0xf;
+const SACK_BIT: u32 = 0x10;
+
+/// Our SYN-ACK's TSval for a cookie: the clock `ts_now` with the options
+/// in its low bits, never later than `ts_now` (the peer's RTT sample from
+/// it can only come out long, by at most 63 ms).
+pub fn options_tsval(ts_now: u32, wscale: Option<u8>, sack: bool) -> u32 {
+    let opts = wscale.map_or(NO_WSCALE, |w| u32::from(w.min(14))) | if sack { SACK_BIT } else { 0 };
+    let base = if ts_now & TS_BITS >= opts {
+        ts_now
+    } else {
+        ts_now.wrapping_sub(TS_BITS + 1)
+    };
+    (base & !TS_BITS) | opts
+}
+
+/// The options `options_tsval` kept, from the TSecr the peer echoed.
+pub fn options_from_tsecr(tsecr: u32) -> (Option<u8>, bool) {
+    let w = tsecr & NO_WSCALE;
+    ((w != NO_WSCALE).then_some(w as u8), tsecr & SACK_BIT != 0)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn options_survive_the_timestamp_and_it_never_runs_ahead() {
+        for now in [0u32, 5, 63, 64, 1000, u32::MAX] {
+            for (ws, sack) in [
+                (None, false),
+                (Some(7), true),
+                (Some(0), false),
+                (Some(14), true),
+            ] {
+                let ts = options_tsval(now, ws, sack);
+                assert_eq!(options_from_tsecr(ts), (ws, sack));
+                assert!(now.wrapping_sub(ts) < 64, "{ts} vs {now}");
+            }
+        }
+    }
+
     use super::*;
 
     fn ends() -> Ends {
