@@ -1,3 +1,5 @@
-//! Tools around the stack: test topologies on this machine.
+//! Tools around the stack: test topologies on this machine, and a
+//! userspace impairment forwarder for the paths between them.
 
+pub mod impair;
 pub mod topology;

@@ -21,6 +21,8 @@ pub struct Topology {
     pub dev: String,
     pub peer_dev: String,
     pub subnet: u8,
+    /// The middle namespace bridges instead of routing (`Spec::bridge`).
+    pub bridged: bool,
 }
 
 fn run(args: &[&str]) -> io::Result<()> {
@@ -66,6 +68,11 @@ pub struct Spec {
     /// "fragmentation needed" (path MTU discovery), while the peer's own
     /// interface keeps `mtu`, so it still offers the larger MSS.
     pub far_mtu: Option<u32>,
+    /// With `middle`: the middle namespace does not route; its two
+    /// interfaces have no addresses and both ends share 10.`subnet`.0.0/24,
+    /// for a bridge such as `impair::forward` (the impairment forwarder)
+    /// to carry frames between them.
+    pub bridge: bool,
 }
 
 impl Default for Spec {
@@ -80,6 +87,7 @@ impl Default for Spec {
             loss: 0.0,
             loss_both_ways: false,
             far_mtu: None,
+            bridge: false,
         }
     }
 }
@@ -175,7 +183,14 @@ impl Topology {
             loss,
             loss_both_ways,
             far_mtu,
+            bridge,
         } = *spec;
+        if bridge && (!middle || loss > 0.0 || far_mtu.is_some()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bridge needs the middle namespace, and no iptables loss or far MTU (the bridge does the impairing)",
+            ));
+        }
         if !(0.0..=1.0).contains(&loss) || (loss > 0.0 && !middle) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -203,6 +218,7 @@ impl Topology {
             dev: format!("{id}0"),
             peer_dev: format!("{id}1"),
             subnet,
+            bridged: bridge,
         };
         Self::remove_named(id);
         let q = queues.max(1).to_string();
@@ -247,19 +263,35 @@ impl Topology {
                 let (m0, m1) = (format!("{id}m0"), format!("{id}m1"));
                 veth(&t.dev, &t.ours, &m0, m)?;
                 veth(&m1, m, &t.peer_dev, &t.peer)?;
-                addr(m, format!("10.{subnet}.0.254/24"), &m0)?;
-                addr(m, format!("10.{subnet}.1.254/24"), &m1)?;
-                run(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    m,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv4.ip_forward=1",
-                ])?;
-                ends.push((m.clone(), m0));
-                ends.push((m.clone(), m1));
+                ends.push((m.clone(), m0.clone()));
+                ends.push((m.clone(), m1.clone()));
+                if bridge {
+                    // Nothing of the kernel's in between: the bridge
+                    // program carries the frames.
+                    for d in [&m0, &m1] {
+                        run(&[
+                            "ip",
+                            "netns",
+                            "exec",
+                            m,
+                            "sysctl",
+                            "-qw",
+                            &format!("net.ipv6.conf.{d}.disable_ipv6=1"),
+                        ])?;
+                    }
+                } else {
+                    addr(m, format!("10.{subnet}.0.254/24"), &m0)?;
+                    addr(m, format!("10.{subnet}.1.254/24"), &m1)?;
+                    run(&[
+                        "ip",
+                        "netns",
+                        "exec",
+                        m,
+                        "sysctl",
+                        "-qw",
+                        "net.ipv4.ip_forward=1",
+                    ])?;
+                }
             }
         }
         addr(&t.peer, format!("{}/24", t.peer_ip()), &t.peer_dev)?;
@@ -315,7 +347,7 @@ impl Topology {
                 ))
             })?;
         }
-        if t.middle.is_some() {
+        if t.middle.is_some() && !bridge {
             let via = format!("10.{subnet}.1.254");
             run(&["ip", "-n", &t.peer, "route", "add", "default", "via", &via])?;
             if kernel_both {
@@ -332,9 +364,9 @@ impl Topology {
 
     /// The kernel peer: on our subnet, or behind the middle router.
     pub fn peer_ip(&self) -> Ipv4Addr {
-        match self.middle {
-            None => Ipv4Addr::new(10, self.subnet, 0, 2),
-            Some(_) => Ipv4Addr::new(10, self.subnet, 1, 2),
+        match (&self.middle, self.bridged) {
+            (Some(_), false) => Ipv4Addr::new(10, self.subnet, 1, 2),
+            _ => Ipv4Addr::new(10, self.subnet, 0, 2),
         }
     }
 
@@ -342,7 +374,24 @@ impl Topology {
     pub fn gateway(&self) -> Option<Ipv4Addr> {
         self.middle
             .as_ref()
+            .filter(|_| !self.bridged)
             .map(|_| Ipv4Addr::new(10, self.subnet, 0, 254))
+    }
+
+    /// The middle namespace's interfaces (towards ours, towards the peer).
+    pub fn middle_devs(&self) -> Option<(String, String)> {
+        let id = self.dev.strip_suffix('0')?;
+        self.middle
+            .as_ref()
+            .map(|_| (format!("{id}m0"), format!("{id}m1")))
+    }
+
+    /// Moves the calling thread into the middle namespace.
+    pub fn enter_middle(&self) -> io::Result<()> {
+        match &self.middle {
+            Some(m) => enter(m),
+            None => Err(io::Error::other("this topology has no middle namespace")),
+        }
     }
 
     /// Keeps the namespaces after this value is dropped (for the CLI).
@@ -359,6 +408,7 @@ impl Topology {
             dev: String::new(),
             peer_dev: String::new(),
             subnet: 0,
+            bridged: false,
         };
         let existed = [&t.ours, &t.peer]
             .into_iter()
