@@ -223,6 +223,11 @@ impl Interface {
         self.tcp.len()
     }
 
+    /// Entries in the timer wheel (stale ones included until they expire).
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
     /// Bounds what peers can make this interface hold; see [`Limits`].
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;

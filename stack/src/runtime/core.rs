@@ -117,6 +117,8 @@ impl<A: CoreApp> CoreLoop<A> {
         v.rx_invalid = dev.rx_invalid;
         v.partial_checksums = self.iface.stats().rx_partial_checksum;
         v.refused_limits = self.iface.stats().tcp_refused_limits;
+        v.timers = self.iface.timer_count() as u64;
+        v.buffer_bytes = self.iface.usage().0 as u64;
         self.counters.store(v);
     }
 

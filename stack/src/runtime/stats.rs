@@ -23,6 +23,8 @@ pub struct CoreCounters {
     partial_checksums: AtomicU64,
     rx_invalid: AtomicU64,
     refused_limits: AtomicU64,
+    timers: AtomicU64,
+    buffer_bytes: AtomicU64,
 }
 
 /// One core's counters at one moment.
@@ -44,6 +46,11 @@ pub struct CoreCountersValue {
     pub rx_invalid: u64,
     /// Connections refused because the interface's `Limits` were reached.
     pub refused_limits: u64,
+    /// Entries in the interface's timer wheel (some may be stale, waiting
+    /// to expire): with no connections left it drains to zero.
+    pub timers: u64,
+    /// Send and receive buffer bytes the connections hold (see `Limits`).
+    pub buffer_bytes: u64,
 }
 
 impl CoreCounters {
@@ -61,6 +68,8 @@ impl CoreCounters {
         self.partial_checksums.store(v.partial_checksums, Relaxed);
         self.rx_invalid.store(v.rx_invalid, Relaxed);
         self.refused_limits.store(v.refused_limits, Relaxed);
+        self.timers.store(v.timers, Relaxed);
+        self.buffer_bytes.store(v.buffer_bytes, Relaxed);
     }
 
     pub fn load(&self) -> CoreCountersValue {
@@ -80,6 +89,8 @@ impl CoreCounters {
             partial_checksums: self.partial_checksums.load(Relaxed),
             rx_invalid: self.rx_invalid.load(Relaxed),
             refused_limits: self.refused_limits.load(Relaxed),
+            timers: self.timers.load(Relaxed),
+            buffer_bytes: self.buffer_bytes.load(Relaxed),
         }
     }
 }
