@@ -458,6 +458,18 @@ impl Interface {
         for h in std::mem::take(&mut self.tcp.dirty) {
             self.tcp.reap_candidates.push(h);
             self.tcp.account(h);
+            // Over the memory limit: out-of-order data is what can go
+            // without losing anything (the sender still has it).
+            if self.tcp.buffer_bytes > self.limits.max_buffer_bytes {
+                let pruned = self
+                    .tcp
+                    .get_mut(h)
+                    .map_or(0, |e| e.conn.prune_out_of_order());
+                if pruned > 0 {
+                    self.stats.tcp_ooo_pruned += 1;
+                    self.tcp.account(h);
+                }
+            }
             let Some(e) = self.tcp.get_mut(h) else {
                 continue;
             };

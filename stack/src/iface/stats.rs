@@ -30,6 +30,9 @@ pub struct IfaceStats {
     /// Connections refused (SYNs dropped, connects failed) because the
     /// interface's `Limits` were reached.
     pub tcp_refused_limits: u64,
+    /// Connections whose out-of-order data was dropped because the
+    /// buffers over all connections passed `Limits::max_buffer_bytes`.
+    pub tcp_ooo_pruned: u64,
     pub no_route: u64,
     /// Segments discarded because the next hop's MAC could not be resolved.
     pub tx_dropped_unresolved: u64,

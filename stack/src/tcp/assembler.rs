@@ -41,6 +41,12 @@ impl Assembler {
         &self.ranges
     }
 
+    /// Bytes the range list holds allocated: a peer that sends many small
+    /// segments with gaps makes it grow (to `MAX_RANGES`, 128 KiB).
+    pub fn memory(&self) -> usize {
+        self.ranges.capacity() * std::mem::size_of::<(u32, u32)>()
+    }
+
     /// Records `[start, end)`. Returns false (recording nothing) when that
     /// would exceed the limit.
     pub fn add(&mut self, start: u32, end: u32) -> bool {

@@ -448,7 +448,21 @@ impl Connection {
 
     /// Bytes the send and receive buffers hold allocated (their capacities).
     pub fn buffer_capacity(&self) -> usize {
-        self.send_buf.capacity() + self.recv_buf.capacity()
+        self.send_buf.capacity() + self.recv_buf.capacity() + self.assembler.memory()
+    }
+
+    /// Under memory pressure: forgets the out-of-order data and the list
+    /// of its ranges. RFC 2018 lets a receiver renege on data it SACKed:
+    /// the sender keeps every byte until it is acknowledged cumulatively
+    /// and sends it again. Returns how many ranges were dropped.
+    pub fn prune_out_of_order(&mut self) -> usize {
+        let n = self.assembler.ranges().len();
+        if n > 0 {
+            self.assembler = Assembler::default();
+            self.sack_recent.clear();
+            self.counters.ooo_pruned += 1;
+        }
+        n
     }
 
     /// Room left in the send buffer.

@@ -58,6 +58,8 @@ pub struct Counters {
     pub pmtu_reductions: u64,
     /// Buffer growths refused because the shared budget was spent.
     pub buffer_growth_refused: u64,
+    /// Times out-of-order data was dropped under memory pressure.
+    pub ooo_pruned: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.
