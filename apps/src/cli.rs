@@ -54,6 +54,14 @@ pub struct NetArgs {
     /// (loss-based, as the RFCs describe). See docs/DEEP_DIVE.md.
     #[arg(long)]
     pub cc: Option<xdptcp::tcp::congestion::Algorithm>,
+    /// Most connections each core holds open (TIME-WAIT not counted);
+    /// SYNs beyond are dropped and counted (--stats).
+    #[arg(long, default_value_t = xdptcp::iface::Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Most MiB of send and receive buffers each core's connections hold;
+    /// beyond, new connections are refused and out-of-order data dropped.
+    #[arg(long, default_value_t = xdptcp::iface::Limits::default().max_buffer_bytes >> 20)]
+    pub max_buffer_mib: usize,
     /// Give up after this long (for example 30s, 1.5s).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -100,6 +108,10 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
         },
         poll: n.poll,
         iface: setup.iface_config()?,
+        limits: xdptcp::iface::Limits {
+            max_connections: n.max_connections,
+            max_buffer_bytes: n.max_buffer_mib << 20,
+        },
     };
     let mut cfg = cfg;
     cfg.iface.rx_checksum = n.rx_checksum;

@@ -119,6 +119,7 @@ impl<A: CoreApp> CoreLoop<A> {
         v.refused_limits = self.iface.stats().tcp_refused_limits;
         v.timers = self.iface.timer_count() as u64;
         v.buffer_bytes = self.iface.usage().0 as u64;
+        v.ooo_pruned = self.iface.stats().tcp_ooo_pruned;
         self.counters.store(v);
     }
 

@@ -58,6 +58,8 @@ pub struct RuntimeConfig {
     pub pin: Option<Vec<usize>>,
     pub poll: PollMode,
     pub iface: IfaceConfig,
+    /// What peers may make each core's interface hold (`iface::Limits`).
+    pub limits: crate::iface::Limits,
 }
 
 impl RuntimeConfig {
@@ -83,6 +85,7 @@ impl RuntimeConfig {
                 tcp: crate::tcp::Config::default(),
                 rx_checksum: crate::iface::RxChecksum::Auto,
             },
+            limits: crate::iface::Limits::default(),
         })
     }
 }
@@ -159,6 +162,7 @@ impl<A: CoreApp> Runtime<A> {
         };
         for (core, dev) in devs.into_iter().enumerate() {
             let mut iface = Interface::new(iface_cfg.clone());
+            iface.set_limits(cfg.limits);
             let me = cfg.iface.ip;
             iface.set_port_filter(move |port, remote| {
                 steer::flow_owner((me, port), (*remote.ip(), remote.port()), cores) == core

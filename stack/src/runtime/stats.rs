@@ -25,6 +25,7 @@ pub struct CoreCounters {
     refused_limits: AtomicU64,
     timers: AtomicU64,
     buffer_bytes: AtomicU64,
+    ooo_pruned: AtomicU64,
 }
 
 /// One core's counters at one moment.
@@ -51,6 +52,8 @@ pub struct CoreCountersValue {
     pub timers: u64,
     /// Send and receive buffer bytes the connections hold (see `Limits`).
     pub buffer_bytes: u64,
+    /// Connections whose out-of-order data was dropped at the memory limit.
+    pub ooo_pruned: u64,
 }
 
 impl CoreCounters {
@@ -70,6 +73,7 @@ impl CoreCounters {
         self.refused_limits.store(v.refused_limits, Relaxed);
         self.timers.store(v.timers, Relaxed);
         self.buffer_bytes.store(v.buffer_bytes, Relaxed);
+        self.ooo_pruned.store(v.ooo_pruned, Relaxed);
     }
 
     pub fn load(&self) -> CoreCountersValue {
@@ -91,6 +95,7 @@ impl CoreCounters {
             refused_limits: self.refused_limits.load(Relaxed),
             timers: self.timers.load(Relaxed),
             buffer_bytes: self.buffer_bytes.load(Relaxed),
+            ooo_pruned: self.ooo_pruned.load(Relaxed),
         }
     }
 }
@@ -136,6 +141,13 @@ impl std::fmt::Display for CoreCountersValue {
                 f,
                 ", {} connections refused at the connection/memory limit",
                 self.refused_limits
+            )?;
+        }
+        if self.ooo_pruned > 0 {
+            write!(
+                f,
+                ", out-of-order data dropped {} times at the memory limit",
+                self.ooo_pruned
             )?;
         }
         if self.partial_checksums > 0 {
