@@ -162,3 +162,74 @@ fn sixty_four_mib_each_way_through_loss_reordering_duplication_and_corruption() 
         assert!(n.load(Relaxed) > 0, "nothing {what}: {stats}");
     }
 }
+
+/// Jumbo frames: a veth at MTU 9000 and 4 KiB UMEM frames, so each of our
+/// full-sized segments leaves in three pieces (AF_XDP multi-buffer TX)
+/// and the kernel's arrive in three (multi-buffer RX). 16 MiB each way,
+/// with the MSS both ends agree on checked to be the jumbo one.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn jumbo_frames_go_both_ways_in_pieces() {
+    xdptcp_tools::topology::require_root();
+    const JUMBO: usize = 16 << 20;
+    let t = Arc::new(
+        Topology::create_spec(
+            "jm",
+            Spec {
+                subnet: 253,
+                mtu: 9000,
+                ..Default::default()
+            },
+        )
+        .expect("topology"),
+    );
+    let payload: Arc<Vec<u8>> = Arc::new((0..JUMBO).map(|i| (i * 17 + i / 4099) as u8).collect());
+    let want = format!("{:x}", Sha256::digest(&payload[..]));
+    let kernel = {
+        let (t, payload) = (t.clone(), payload.clone());
+        std::thread::spawn(move || {
+            t.enter_peer().unwrap();
+            let l = KernelListener::bind(("0.0.0.0", SINK_PORT)).unwrap();
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let sunk = digest(&mut s);
+            let to = SocketAddrV4::new(t.our_ip(), SOURCE_PORT);
+            let mut c = KernelStream::connect_timeout(&to.into(), Duration::from_secs(10))
+                .expect("connect to us");
+            c.write_all(&payload).unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let _ = c.read(&mut [0u8; 1]);
+            sunk
+        })
+    };
+    t.enter_ours().unwrap();
+    let mut cfg = RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24).unwrap();
+    cfg.afxdp.frame_size = 4096;
+    let stack = Stack::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let listener = TcpListener::bind(&stack, SOURCE_PORT).unwrap();
+    let mut c = TcpStream::connect_timeout(
+        &stack,
+        SocketAddrV4::new(t.peer_ip(), SINK_PORT),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let mss = stack.runtime().snapshot(Duration::from_secs(2))[0]
+        .connections
+        .iter()
+        .map(|c| c.tcp.mss)
+        .max();
+    // 9000 - 40 of headers - 12 of timestamp option.
+    assert_eq!(mss, Some(8948), "the jumbo MSS, from the interface's MTU");
+    c.write_all(&payload).unwrap();
+    c.shutdown().unwrap();
+    let (mut s_in, _) = listener.accept_timeout(Duration::from_secs(60)).unwrap();
+    let received = digest(&mut s_in);
+    drop(s_in);
+    let sunk = kernel.join().expect("the kernel's end");
+    assert_eq!(
+        sunk,
+        (JUMBO, want.clone()),
+        "what the kernel received from us"
+    );
+    assert_eq!(received, (JUMBO, want), "what we received from the kernel");
+}

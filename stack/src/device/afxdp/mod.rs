@@ -46,6 +46,8 @@ const XDP_PKT_CONTD: u32 = 1;
 /// The largest frame we assemble from pieces (an IPv4 packet is at most
 /// 64 KiB); pieces of anything larger are dropped.
 const MAX_ASSEMBLED: usize = 65_535 + 14;
+/// The largest IP packet we send in pieces: a 9000-byte jumbo frame.
+const MAX_TX_MTU: usize = 9_000;
 const PGOFF_RX: i64 = 0;
 const PGOFF_TX: i64 = 0x8000_0000;
 const PGOFF_FILL: i64 = 0x1_0000_0000;
@@ -323,6 +325,9 @@ pub struct AfXdp {
     pub multi_buffer: bool,
     /// The pieces of a multi-buffer frame received so far.
     assembling: Vec<u8>,
+    /// Where a frame larger than a UMEM frame is built before it is
+    /// copied out in pieces.
+    tx_scratch: Vec<u8>,
     /// The frame being assembled outgrew `MAX_ASSEMBLED`: it is dropped.
     oversized: bool,
     /// How long binding waited for the kernel to release the queue.
@@ -435,12 +440,11 @@ impl AfXdp {
     ) -> Result<AfXdp, AfXdpError> {
         cfg.queue = queue;
         let ifindex = Self::ifindex(&cfg)?;
-        // What we send must fit the interface and one UMEM frame (with its
-        // 14-byte Ethernet header); larger frames are received in pieces.
+        // What we send must fit the interface; a frame larger than one
+        // UMEM frame goes in pieces (multi-buffer, decided at bind below).
         if let Ok(mtu) = interface_mtu(&cfg.ifname) {
             cfg.mtu = mtu;
         }
-        cfg.mtu = cfg.mtu.min(cfg.frame_size as usize - 14);
         if !cfg.ring_size.is_power_of_two() || cfg.frames < 2 * cfg.ring_size.min(cfg.frames / 2) {
             return Err(AfXdpError::Setup(
                 "ring size must be a power of two and frames at least twice it".into(),
@@ -611,6 +615,14 @@ impl AfXdp {
         })?;
         let zero_copy = flags & XDP_ZEROCOPY != 0;
         let multi_buffer = flags & XDP_USE_SG != 0;
+        // Without multi-buffer a frame we send must fit one UMEM frame
+        // (with its 14-byte Ethernet header); with it, up to a jumbo frame
+        // in pieces.
+        cfg.mtu = if multi_buffer {
+            cfg.mtu.min(MAX_TX_MTU)
+        } else {
+            cfg.mtu.min(cfg.frame_size as usize - 14)
+        };
         if waited >= LONG_BIND_WAIT {
             eprintln!(
                 "xdptcp: {} queue {} was still held by a closed AF_XDP socket; the kernel released it after {:.2} s",
@@ -635,6 +647,7 @@ impl AfXdp {
             zero_copy,
             multi_buffer,
             assembling: Vec::new(),
+            tx_scratch: Vec::new(),
             oversized: false,
             bind_wait: waited,
             rx_frames: 0,
@@ -789,6 +802,34 @@ impl Device for AfXdp {
         tx: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
     ) -> usize {
         self.reclaim();
+        let size = self.cfg.frame_size as usize;
+        let n = if self.cfg.mtu + 14 > size {
+            self.transmit_in_pieces(budget, tx)
+        } else {
+            self.transmit_whole(budget, tx)
+        };
+        if n > 0 {
+            self.tx.submit();
+            self.tx_frames += n as u64;
+        }
+        // Kick only with descriptors waiting: copy mode keeps the TX
+        // wakeup flag set for good, so checking the flag alone made a
+        // sendto every loop, also with nothing queued. The kernel sends a
+        // bounded batch per kick, so what is left gets another next time.
+        if n > 0 || (self.tx.needs_wakeup() && self.tx.outstanding() > 0) {
+            self.kick();
+        }
+        n
+    }
+}
+
+impl AfXdp {
+    /// Each frame built in place in one UMEM frame.
+    fn transmit_whole(
+        &mut self,
+        budget: usize,
+        tx: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> usize {
         let mut n = 0;
         let size = self.cfg.frame_size as usize;
         while n < budget && self.tx.free() > 0 {
@@ -812,17 +853,44 @@ impl Device for AfXdp {
                 }
             }
         }
-        if n > 0 {
-            self.tx.submit();
-            self.tx_frames += n as u64;
+        n
+    }
+
+    /// Jumbo frames (multi-buffer): each built in a scratch buffer, then
+    /// copied into as many UMEM frames as it needs, every descriptor but
+    /// the last marked XDP_PKT_CONTD. The copy costs less than the
+    /// per-packet work it saves.
+    fn transmit_in_pieces(
+        &mut self,
+        budget: usize,
+        tx: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> usize {
+        let size = self.cfg.frame_size as usize;
+        let most = self.cfg.mtu + 14;
+        let need = most.div_ceil(size);
+        let mut scratch = std::mem::take(&mut self.tx_scratch);
+        scratch.resize(most, 0);
+        let mut n = 0;
+        while n < budget && self.tx.has_room(need as u32) && self.free.len() >= need {
+            let Some(len) = tx(&mut scratch) else { break };
+            let pieces = scratch[..len.min(most)].chunks(size);
+            let last = pieces.len().saturating_sub(1);
+            for (k, piece) in pieces.enumerate() {
+                let addr = self.free.pop().expect("counted above");
+                self.frame(addr, piece.len()).copy_from_slice(piece);
+                let d = XdpDesc {
+                    addr,
+                    len: piece.len() as u32,
+                    options: if k < last { XDP_PKT_CONTD } else { 0 },
+                };
+                if !self.tx.push(d) {
+                    // Not reached (room was counted); the frame is kept.
+                    self.free.push(addr);
+                }
+            }
+            n += 1;
         }
-        // Kick only with descriptors waiting: copy mode keeps the TX
-        // wakeup flag set for good, so checking the flag alone made a
-        // sendto every loop, also with nothing queued. The kernel sends a
-        // bounded batch per kick, so what is left gets another next time.
-        if n > 0 || (self.tx.needs_wakeup() && self.tx.outstanding() > 0) {
-            self.kick();
-        }
+        self.tx_scratch = scratch;
         n
     }
 }

@@ -111,6 +111,15 @@ impl<T: Copy> Ring<T> {
         unsafe { (*self.flags).load(Ordering::Relaxed) & NEED_WAKEUP != 0 }
     }
 
+    /// Producer: are `want` slots free? (Looks at the kernel's side again
+    /// when the count we have is short.)
+    pub fn has_room(&mut self, want: u32) -> bool {
+        if self.idx.free() < want {
+            self.idx.theirs = self.theirs();
+        }
+        self.idx.free() >= want
+    }
+
     /// Producer: how many slots can be filled now.
     pub fn free(&mut self) -> u32 {
         if self.idx.free() == 0 {
