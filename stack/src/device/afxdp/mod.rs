@@ -749,7 +749,9 @@ impl Device for AfXdp {
     }
 
     fn receive(&mut self, _now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {
-        let mut n = 0;
+        // `n` counts descriptors (the budget), `frames` what was handed
+        // over: a multi-buffer frame takes several descriptors.
+        let (mut n, mut frames) = (0, 0);
         while n < budget {
             let Some(d) = self.rx.pop() else { break };
             n += 1;
@@ -769,12 +771,14 @@ impl Device for AfXdp {
                 if d.options & XDP_PKT_CONTD == 0 {
                     if !std::mem::take(&mut self.oversized) {
                         rx(&whole);
+                        frames += 1;
                     }
                     whole.clear();
                 }
                 self.assembling = whole;
             } else {
                 rx(&self.frame(d.addr, len)[..]);
+                frames += 1;
             }
             // Straight back to the fill ring: it has room, since the frame
             // just left the kernel's side.
@@ -785,14 +789,14 @@ impl Device for AfXdp {
         if n > 0 {
             self.rx.release();
             self.fill.submit();
-            self.rx_frames += n as u64;
+            self.rx_frames += frames as u64;
         } else {
             self.top_up_fill();
         }
         if self.fill.needs_wakeup() {
             self.wait(0);
         }
-        n
+        frames
     }
 
     fn transmit(
