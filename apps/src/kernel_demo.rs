@@ -3,6 +3,7 @@
 //! is always the same python3 socket program, so the only difference
 //! between runs is whose TCP/IP stack sits at our end.
 
+use crate::digest::Algorithm;
 use crate::stream::{Progress, RecvApp, SendApp, SinkFactory};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddrV4;
@@ -137,7 +138,13 @@ pub fn ours_to_kernel(t: &Topology, queues: u32, file: &Path) -> Result<Leg, Str
             .map(|f| {
                 Box::new(std::io::BufReader::with_capacity(1 << 20, f)) as Box<dyn Read + Send>
             });
-        Dispatch::new(SendApp::new(to, src, None, progress.clone()))
+        Dispatch::new(SendApp::new(
+            to,
+            src,
+            None,
+            Algorithm::Sha256,
+            progress.clone(),
+        ))
     })?;
     let finished = rt.wait_done(LIMIT, LIMIT, |_| {});
     let seconds = start.elapsed().as_secs_f64();
@@ -166,8 +173,8 @@ pub fn ours_to_kernel(t: &Topology, queues: u32, file: &Path) -> Result<Leg, Str
         bytes: outcome.bytes,
         seconds,
         sha_match: outcome.bytes == bytes
-            && String::from_utf8_lossy(&app.reply) == outcome.sha256
-            && theirs == outcome.sha256,
+            && String::from_utf8_lossy(&app.reply) == outcome.digest
+            && theirs == outcome.digest,
     })
 }
 
@@ -184,7 +191,7 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, file: &Path) -> Result<Leg, Str
             claimed.clone(),
             discard.clone(),
             false,
-            true,
+            Some(Algorithm::Sha256),
             progress.clone(),
         ))
     })?;
@@ -216,7 +223,7 @@ pub fn kernel_to_ours(t: &Topology, queues: u32, file: &Path) -> Result<Leg, Str
         name: "kernel -> xdptcp",
         bytes: outcome.bytes,
         seconds,
-        sha_match: outcome.bytes == bytes && sent_digest == outcome.sha256,
+        sha_match: outcome.bytes == bytes && sent_digest == outcome.digest,
     })
 }
 

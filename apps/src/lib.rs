@@ -2,6 +2,7 @@
 //! one-line JSON writer for machine-readable summaries.
 
 pub mod cli;
+pub mod digest;
 pub mod echo;
 pub mod json;
 pub mod kernel_demo;

@@ -1,12 +1,13 @@
 //! `file_transfer send` / `recv` over the per-core runtime.
 //!
 //! By default the stream is framed so that the receiver can tell a complete
-//! transfer from a cut one: a 13-byte header (`XDPT`, version 1, the length
-//! as a big-endian u64), the bytes, then their SHA-256 (32 bytes). The
-//! receiver answers `K` if length and digest match (`X` if not) and only
-//! then keeps the file. `--raw` sends the bytes alone, so that any TCP peer
-//! (`socat`, `nc`, python) can be the other end; both sides print the
-//! SHA-256 of what went through.
+//! transfer from a cut one: a 13-byte header (`XDPT`, a version byte that
+//! names the digest, 1 for SHA-256 and 2 for BLAKE3, the length as a
+//! big-endian u64), the bytes, then their digest (32 bytes). The receiver
+//! answers `K` if length and digest match (`X` if not) and only then keeps
+//! the file. `--raw` sends the bytes alone, so that any TCP peer (`socat`,
+//! `nc`, python) can be the other end; both sides print the digest (SHA-256
+//! unless told otherwise) of what went through.
 //!
 //! Both are [`Handler`]s of the per-core API, run inside the cores' loops.
 //! The sender opens its connection from core 0; the receiver listens on
@@ -14,7 +15,7 @@
 //! hashes to, writing received bytes from the connection's ring straight
 //! to the output.
 
-use sha2::{Digest, Sha256};
+use crate::digest::{self, Algorithm, Hasher};
 use std::io::{Read, Write};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,14 +33,20 @@ pub struct Progress {
 
 pub struct Outcome {
     pub bytes: u64,
-    pub sha256: String,
+    /// The digest of what went through, in hex, and its algorithm (None
+    /// when not computed).
+    pub digest: String,
+    pub algorithm: Option<Algorithm>,
     pub error: Option<String>,
 }
 
 const CHUNK: usize = 256 * 1024;
 const MAGIC: &[u8; 4] = b"XDPT";
 const HEADER_LEN: usize = 13;
-const DIGEST_LEN: usize = 32;
+const DIGEST_LEN: usize = digest::LEN;
+/// The receiver hashes in batches this large: BLAKE3 hashes many chunks
+/// at once only when given many.
+const HASH_BATCH: usize = 256 * 1024;
 
 /// Where the sender is in a framed stream.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,7 +64,7 @@ pub struct SendApp {
     buf: Vec<u8>,
     /// Bytes read from the source and not yet taken by the connection.
     pending: std::ops::Range<usize>,
-    hash: Sha256,
+    hash: Hasher,
     /// Framed: the length announced in the header.
     framed: Option<u64>,
     stage: Stage,
@@ -75,13 +82,14 @@ impl SendApp {
         to: SocketAddrV4,
         source: Option<Box<dyn Read + Send>>,
         framed: Option<u64>,
+        digest: Algorithm,
         progress: Arc<Progress>,
     ) -> Self {
         let mut buf = vec![0; CHUNK];
         let (stage, pending) = match framed {
             Some(len) => {
                 buf[..4].copy_from_slice(MAGIC);
-                buf[4] = 1;
+                buf[4] = digest.version();
                 buf[5..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
                 (Stage::Header, 0..HEADER_LEN)
             }
@@ -95,7 +103,7 @@ impl SendApp {
             pending,
             framed,
             stage,
-            hash: Sha256::new(),
+            hash: Hasher::new(digest),
             reply: Vec::new(),
             progress,
             outcome: None,
@@ -105,7 +113,8 @@ impl SendApp {
     fn finish(&mut self, error: Option<String>) {
         self.outcome = Some(Outcome {
             bytes: self.progress.bytes.load(Ordering::Relaxed),
-            sha256: format!("{:x}", self.hash.clone().finalize()),
+            digest: self.hash.hex(),
+            algorithm: Some(self.hash.algorithm()),
             error,
         });
         self.progress.finished.store(true, Ordering::Release);
@@ -139,7 +148,7 @@ impl SendApp {
                             );
                             return self.finish(Some(msg));
                         }
-                        let digest = self.hash.clone().finalize();
+                        let digest = self.hash.finalize();
                         self.buf[..DIGEST_LEN].copy_from_slice(&digest);
                         self.pending = 0..DIGEST_LEN;
                         self.stage = Stage::Trailer;
@@ -206,9 +215,10 @@ impl Handler for SendApp {
         }
         let verdict = match (self.framed, self.reply.first()) {
             (None, _) | (Some(_), Some(b'K')) => None,
-            (Some(_), Some(b'X')) => {
-                Some("the receiver found a different SHA-256: the data was damaged".into())
-            }
+            (Some(_), Some(b'X')) => Some(format!(
+                "the receiver found a different {}: the data was damaged",
+                self.hash.algorithm().name()
+            )),
             (Some(_), _) => Some(
                 "the receiver closed without confirming (is it a raw peer? then use --raw)".into(),
             ),
@@ -229,8 +239,11 @@ pub struct RecvApp {
     conn: Option<Handle>,
     /// Our FIN was acknowledged too: the runtime may stop.
     closed: bool,
-    /// None with --no-digest (raw only): nothing is computed.
-    hash: Option<Sha256>,
+    /// None with --no-digest (raw only): nothing is computed. Framed, it
+    /// is made when the header names the algorithm.
+    hash: Option<Hasher>,
+    /// Received bytes not hashed and written yet (see `HASH_BATCH`).
+    staged: Vec<u8>,
     framed: bool,
     /// Framed: header and trailer bytes gathered so far, and the length.
     header: Vec<u8>,
@@ -248,10 +261,13 @@ impl RecvApp {
         claimed: Arc<AtomicBool>,
         make_sink: SinkFactory,
         framed: bool,
-        digest: bool,
+        digest: Option<Algorithm>,
         progress: Arc<Progress>,
     ) -> Self {
-        assert!(digest || !framed, "the framed protocol checks the digest");
+        assert!(
+            digest.is_some() || !framed,
+            "the framed protocol checks the digest"
+        );
         RecvApp {
             port,
             claimed,
@@ -259,7 +275,8 @@ impl RecvApp {
             make_sink,
             conn: None,
             closed: false,
-            hash: digest.then(Sha256::new),
+            hash: digest.filter(|_| !framed).map(Hasher::new),
+            staged: Vec::with_capacity(HASH_BATCH),
             framed,
             header: Vec::new(),
             trailer: Vec::new(),
@@ -278,12 +295,14 @@ impl RecvApp {
             if self.header.len() < HEADER_LEN {
                 return Ok(());
             }
-            if &self.header[..4] != MAGIC || self.header[4] != 1 {
+            let algorithm = Algorithm::from_version(self.header[4]);
+            if &self.header[..4] != MAGIC || algorithm.is_none() {
                 return Err(
                     "the sender does not speak the framed protocol (use --raw for plain TCP peers)"
                         .into(),
                 );
             }
+            self.hash = algorithm.map(Hasher::new);
             let len = u64::from_be_bytes(self.header[5..HEADER_LEN].try_into().expect("8 bytes"));
             self.expect = Some(len);
         }
@@ -293,14 +312,10 @@ impl RecvApp {
             None => data.len(),
         };
         if n > 0 {
-            if let Some(h) = &mut self.hash {
-                h.update(&data[..n]);
+            self.staged.extend_from_slice(&data[..n]);
+            if self.staged.len() >= HASH_BATCH {
+                self.flush_staged()?;
             }
-            self.sink
-                .as_mut()
-                .expect("open")
-                .write_all(&data[..n])
-                .map_err(|e| format!("writing the output: {e}"))?;
             self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
         }
         let rest = &data[n..];
@@ -313,8 +328,22 @@ impl RecvApp {
         Ok(())
     }
 
+    /// Hashes and writes what is staged.
+    fn flush_staged(&mut self) -> Result<(), String> {
+        if let Some(h) = &mut self.hash {
+            h.update(&self.staged);
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            sink.write_all(&self.staged)
+                .map_err(|e| format!("writing the output: {e}"))?;
+        }
+        self.staged.clear();
+        Ok(())
+    }
+
     /// Framed: at the sender's FIN, is everything there and intact?
-    fn verdict(&self) -> Result<(), String> {
+    fn verdict(&mut self) -> Result<(), String> {
+        self.flush_staged()?;
         let Some(len) = self.expect.filter(|_| self.framed) else {
             return match self.framed {
                 true => Err("the sender closed before its header".into()),
@@ -327,14 +356,25 @@ impl RecvApp {
                 "the sender stopped after {got} of {len} bytes: transfer incomplete"
             ));
         }
-        let digest = self.hash.clone().map(|h| h.finalize());
-        if digest.is_some_and(|d| self.trailer[..] != d[..]) {
-            return Err("SHA-256 mismatch: the data arrived damaged".into());
+        if let Some(h) = self
+            .hash
+            .as_ref()
+            .filter(|h| self.trailer[..] != h.finalize()[..])
+        {
+            return Err(format!(
+                "{} mismatch: the data arrived damaged",
+                h.algorithm().name()
+            ));
         }
         Ok(())
     }
 
     fn finish(&mut self, error: Option<String>) {
+        if error.is_none() {
+            if let Err(e) = self.flush_staged() {
+                return self.finish(Some(e));
+            }
+        }
         if let (None, Some(mut s)) = (&error, self.sink.take()) {
             if let Err(e) = s.flush() {
                 return self.finish(Some(format!("writing the output: {e}")));
@@ -342,12 +382,11 @@ impl RecvApp {
         }
         self.outcome = Some(Outcome {
             bytes: self.progress.bytes.load(Ordering::Relaxed),
-            sha256: self
+            digest: self
                 .hash
-                .clone()
-                .map_or("not computed (--no-digest)".into(), |h| {
-                    format!("{:x}", h.finalize())
-                }),
+                .as_ref()
+                .map_or("not computed (--no-digest)".into(), Hasher::hex),
+            algorithm: self.hash.as_ref().map(Hasher::algorithm),
             error,
         });
         self.progress.finished.store(true, Ordering::Release);

@@ -487,13 +487,15 @@ fn a_crashed_run_leaves_no_xdp_program_behind() {
     let _ = sink.wait();
 }
 
-/// Both ends succeeded, printed the same SHA-256, and the output has `bytes`.
+/// Both ends succeeded, printed the same `algorithm` digest, and the
+/// output has `bytes`.
 fn same_on_both_sides(
     what: &str,
     send: &Output,
     recv: std::process::Child,
     out: &std::path::Path,
     bytes: u64,
+    algorithm: &str,
 ) {
     let recv = recv.wait_with_output().unwrap();
     for (side, o) in [("send", send), ("recv", &recv)] {
@@ -506,7 +508,7 @@ fn same_on_both_sides(
     let sha = |o: &Output| {
         String::from_utf8_lossy(&o.stdout)
             .lines()
-            .find_map(|l| l.strip_prefix("sha256 ").map(str::to_string))
+            .find_map(|l| l.strip_prefix(&format!("{algorithm} ")).map(str::to_string))
             .unwrap_or_else(|| {
                 panic!(
                     "{what}: no digest in {}",
@@ -586,7 +588,20 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
             vec!["--generate".to_string(), "4G".to_string()],
             4 << 30,
         ),
+        (
+            "64 MiB framed with SHA-256",
+            ["--generate", "64M", "--digest", "sha256"]
+                .map(String::from)
+                .to_vec(),
+            64 << 20,
+        ),
     ] {
+        // BLAKE3 is the framed default; the receiver follows the sender.
+        let algorithm = if what.contains("SHA-256") {
+            "sha256"
+        } else {
+            "blake3"
+        };
         let out = dir.join("out.bin");
         let r = recv(&out, "7030");
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -596,7 +611,7 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
         let args = ours(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let start = std::time::Instant::now();
         let s = t.ours_cmd(&[bin]).args(&args).output().unwrap();
-        same_on_both_sides(what, &s, r, &out, bytes);
+        same_on_both_sides(what, &s, r, &out, bytes, algorithm);
         eprintln!(
             "{what}: {:.1} s, {}",
             start.elapsed().as_secs_f64(),
@@ -631,7 +646,7 @@ fn framed_transfers_between_our_stacks_and_a_cut_one() {
         .args(["--timeout", "120s", "--cpus", "1"])
         .output()
         .unwrap();
-    same_on_both_sides("back", &s, r, &out, 1 << 30);
+    same_on_both_sides("back", &s, r, &out, 1 << 30, "blake3");
     std::fs::remove_file(&out).unwrap();
     std::fs::remove_file(&input).unwrap();
 
