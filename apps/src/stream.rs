@@ -312,9 +312,20 @@ impl RecvApp {
             None => data.len(),
         };
         if n > 0 {
-            self.staged.extend_from_slice(&data[..n]);
-            if self.staged.len() >= HASH_BATCH {
-                self.flush_staged()?;
+            if self.staged.is_empty() && n >= HASH_BATCH / 4 {
+                // Large enough to hash well as it is: no copy.
+                if let Some(h) = &mut self.hash {
+                    h.update(&data[..n]);
+                }
+                if let Some(sink) = self.sink.as_mut() {
+                    sink.write_all(&data[..n])
+                        .map_err(|e| format!("writing the output: {e}"))?;
+                }
+            } else {
+                self.staged.extend_from_slice(&data[..n]);
+                if self.staged.len() >= HASH_BATCH {
+                    self.flush_staged()?;
+                }
             }
             self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
         }
