@@ -160,3 +160,110 @@ fn handlers_echo_megabytes_through_small_buffers() {
     assert_eq!(server.handler.events, ["accept", "eof", "closed"]);
     assert_eq!(client.connections() + server.connections(), 0);
 }
+
+/// Opens many connections, then lets them sit; pokes one on request.
+#[derive(Default)]
+struct Many {
+    open: Vec<Handle>,
+    poke: bool,
+}
+
+impl Handler for Many {
+    fn on_start(&mut self, cx: &mut Ctx<'_>) {
+        for _ in 0..200 {
+            cx.connect(SocketAddrV4::new(ADDR_B, 7)).unwrap();
+        }
+    }
+    fn on_poll(&mut self, cx: &mut Ctx<'_>) -> bool {
+        if std::mem::take(&mut self.poke) {
+            let h = self.open[0];
+            cx.stream(h).unwrap().send(b"ping");
+        }
+        false
+    }
+    fn on_connected(&mut self, s: &mut Stream<'_>) {
+        self.open.push(s.id());
+    }
+    fn on_readable(&mut self, s: &mut Stream<'_>) {
+        let n = s.data_len();
+        s.consume(n);
+    }
+}
+
+/// Accepts many, reads what comes.
+#[derive(Default)]
+struct Server;
+
+impl Handler for Server {
+    fn on_start(&mut self, cx: &mut Ctx<'_>) {
+        cx.listen(7, 512).unwrap();
+    }
+    fn on_readable(&mut self, s: &mut Stream<'_>) {
+        let n = s.data_len();
+        s.consume(n);
+    }
+}
+
+#[test]
+fn idle_connections_cost_no_visits() {
+    let mut w = World::new(
+        LinkConfig::default(),
+        5,
+        Config::default(),
+        Config::default(),
+    );
+    let mut client = Dispatch::new(Many::default());
+    let mut server = Dispatch::new(Server);
+    let step = |w: &mut World, client: &mut Dispatch<Many>, server: &mut Dispatch<Server>| {
+        w.poll();
+        let now = w.now;
+        client.poll(&mut CoreContext {
+            core: 0,
+            cores: 1,
+            now,
+            iface: &mut w.a.iface,
+        });
+        server.poll(&mut CoreContext {
+            core: 0,
+            cores: 1,
+            now,
+            iface: &mut w.b.iface,
+        });
+        w.advance();
+    };
+    for _ in 0..2000 {
+        step(&mut w, &mut client, &mut server);
+        if client.handler.open.len() == 200 && w.now.as_millis() > 2_000 {
+            break;
+        }
+    }
+    assert_eq!(client.handler.open.len(), 200, "all connected");
+    assert_eq!((client.connections(), server.connections()), (200, 200));
+    // Quiet: nothing arrives, nothing is due; a loop visits nobody.
+    let now = w.now;
+    client.poll(&mut CoreContext {
+        core: 0,
+        cores: 1,
+        now,
+        iface: &mut w.a.iface,
+    });
+    server.poll(&mut CoreContext {
+        core: 0,
+        cores: 1,
+        now,
+        iface: &mut w.b.iface,
+    });
+    assert_eq!(
+        (client.visited_last_loop(), server.visited_last_loop()),
+        (0, 0)
+    );
+    // One connection used: only it is visited, on each side.
+    client.handler.poke = true;
+    let mut most = (0, 0);
+    for _ in 0..20 {
+        step(&mut w, &mut client, &mut server);
+        most.0 = most.0.max(client.visited_last_loop());
+        most.1 = most.1.max(server.visited_last_loop());
+    }
+    assert_eq!(most, (1, 1), "visits per loop with one busy connection");
+}

@@ -24,6 +24,9 @@ pub struct Ctx<'a> {
     iface: &'a mut Interface,
     listening: &'a mut Vec<u16>,
     opened: &'a mut Vec<Handle>,
+    /// Connections the handler used here: visited this loop, so that what
+    /// it did (a close, an abort) reaches its callbacks.
+    touched: &'a mut Vec<Handle>,
 }
 
 impl Ctx<'_> {
@@ -47,6 +50,7 @@ impl Ctx<'_> {
         let peer = self.iface.tuple(h)?;
         let peer = SocketAddrV4::new(peer.remote_ip, peer.remote_port);
         let conn = self.iface.tcp(h)?;
+        self.touched.push(h);
         Some(Stream {
             id: h,
             peer,
@@ -155,15 +159,30 @@ struct Tracked {
     established: bool,
     want_write: bool,
     eof_seen: bool,
+    /// The loop that last visited it (a connection is visited once a loop
+    /// however many lists name it).
+    visited: u64,
 }
 
 /// Runs a [`Handler`] as the runtime's [`CoreApp`].
+///
+/// Each loop it visits only the connections that can have something new
+/// for the handler: those the interface reports activity on (a segment,
+/// a timer, a failure), new ones, and those the handler left with
+/// unread data. Idle connections cost nothing per loop.
 pub struct Dispatch<H> {
     pub handler: H,
     started: bool,
     listening: Vec<u16>,
-    conns: Vec<Tracked>,
+    /// By the handle's slot.
+    conns: Vec<Option<Tracked>>,
+    count: usize,
     opened: Vec<Handle>,
+    /// What to visit this loop, and what asked to be visited again.
+    visit: Vec<Handle>,
+    again: Vec<Handle>,
+    loops: u64,
+    visited_last: usize,
 }
 
 impl<H: Handler> Dispatch<H> {
@@ -173,12 +192,34 @@ impl<H: Handler> Dispatch<H> {
             started: false,
             listening: Vec::new(),
             conns: Vec::new(),
+            count: 0,
             opened: Vec::new(),
+            visit: Vec::new(),
+            again: Vec::new(),
+            loops: 0,
+            visited_last: 0,
         }
     }
 
     pub fn connections(&self) -> usize {
-        self.conns.len()
+        self.count
+    }
+
+    /// Connections the last loop visited: those with something new, not
+    /// all of them.
+    pub fn visited_last_loop(&self) -> usize {
+        self.visited_last
+    }
+
+    fn track(&mut self, id: Handle, passive: bool) {
+        let i = id.0;
+        if self.conns.len() <= i {
+            self.conns.resize_with(i + 1, || None);
+        }
+        if self.conns[i].replace(Tracked::new(id, passive)).is_none() {
+            self.count += 1;
+        }
+        self.visit.push(id);
     }
 }
 
@@ -193,6 +234,7 @@ impl<H: Handler> CoreApp for Dispatch<H> {
                 iface: &mut *cx.iface,
                 listening: &mut self.listening,
                 opened: &mut self.opened,
+                touched: &mut self.visit,
             };
             if !self.started {
                 self.started = true;
@@ -202,75 +244,115 @@ impl<H: Handler> CoreApp for Dispatch<H> {
             busy |= self.handler.on_poll(&mut ctx);
         }
         let iface = &mut *cx.iface;
-        for id in self.opened.drain(..) {
-            self.conns.push(Tracked::new(id, false));
+        self.loops += 1;
+        let mut visit = std::mem::take(&mut self.visit);
+        visit.append(&mut self.again);
+        iface.take_activity(&mut visit);
+        self.visit = visit;
+        for id in std::mem::take(&mut self.opened) {
+            self.track(id, false);
         }
-        for &port in &self.listening {
-            while let Ok(Some(id)) = iface.accept(port) {
-                self.conns.push(Tracked::new(id, true));
+        for k in 0..self.listening.len() {
+            while let Ok(Some(id)) = iface.accept(self.listening[k]) {
+                self.track(id, true);
             }
         }
         let now = cx.now;
-        let handler = &mut self.handler;
-        self.conns.retain_mut(|t| {
-            let Some(tuple) = iface.tuple(t.id) else {
-                return false;
+        let visit = std::mem::take(&mut self.visit);
+        self.visited_last = 0;
+        for &id in &visit {
+            let Some(t) = self.conns.get_mut(id.0).and_then(Option::as_mut) else {
+                continue;
             };
-            let Some(conn) = iface.tcp(t.id) else {
-                return false;
+            if t.id != id || t.visited == self.loops {
+                continue;
+            }
+            t.visited = self.loops;
+            self.visited_last += 1;
+            let keep = match (iface.tuple(id), iface.tcp(id)) {
+                (Some(tuple), Some(conn)) => {
+                    let mut s = Stream {
+                        id,
+                        peer: SocketAddrV4::new(tuple.remote_ip, tuple.remote_port),
+                        now,
+                        conn,
+                        short_send: false,
+                    };
+                    let (keep, again) = visit_one(&mut self.handler, t, &mut s, &mut busy);
+                    if again {
+                        self.again.push(id);
+                    }
+                    keep
+                }
+                _ => false,
             };
-            let mut s = Stream {
-                id: t.id,
-                peer: SocketAddrV4::new(tuple.remote_ip, tuple.remote_port),
-                now,
-                conn,
-                short_send: false,
-            };
-            let state = s.conn.state();
-            if !t.established && state.is_synchronized() {
-                t.established = true;
-                busy = true;
-                if t.passive {
-                    handler.on_accept(&mut s);
-                } else {
-                    handler.on_connected(&mut s);
+            if !keep {
+                if let Some(t) = self.conns[id.0].take() {
+                    self.count -= 1;
+                    if iface.tcp_ref(id).is_some() {
+                        self.handler
+                            .on_closed(t.id, iface.tcp_ref(id).and_then(Connection::error));
+                        iface.release(id);
+                    }
                 }
             }
-            if t.established {
-                if s.data_len() > 0 {
-                    handler.on_readable(&mut s);
-                    busy = true;
-                }
-                if t.want_write && s.send_capacity() > 0 {
-                    t.want_write = false;
-                    handler.on_writable(&mut s);
-                    busy = true;
-                }
-                t.want_write |= s.short_send;
-                if !t.eof_seen && s.at_eof() {
-                    t.eof_seen = true;
-                    handler.on_eof(&mut s);
-                    busy = true;
-                }
-            }
-            let error = s.conn.error();
-            let finished = error.is_some()
-                || matches!(s.conn.state(), State::Closed | State::TimeWait)
-                    && (t.established || error.is_some());
-            if finished {
-                handler.on_closed(t.id, error);
-                iface.release(t.id);
-                busy = true;
-                return false;
-            }
-            true
-        });
+        }
+        let mut visit = visit;
+        visit.clear();
+        self.visit = visit;
         busy
     }
 
     fn done(&self) -> bool {
         self.handler.done()
     }
+}
+
+/// One connection's events for the handler. Returns whether it is still
+/// tracked, and whether it must be visited next loop even without new
+/// activity (the handler left data unread).
+fn visit_one<H: Handler>(
+    handler: &mut H,
+    t: &mut Tracked,
+    s: &mut Stream<'_>,
+    busy: &mut bool,
+) -> (bool, bool) {
+    let state = s.conn.state();
+    if !t.established && state.is_synchronized() {
+        t.established = true;
+        *busy = true;
+        if t.passive {
+            handler.on_accept(s);
+        } else {
+            handler.on_connected(s);
+        }
+    }
+    if t.established {
+        if s.data_len() > 0 {
+            handler.on_readable(s);
+            *busy = true;
+        }
+        if t.want_write && s.send_capacity() > 0 {
+            t.want_write = false;
+            handler.on_writable(s);
+            *busy = true;
+        }
+        t.want_write |= s.short_send;
+        if !t.eof_seen && s.at_eof() {
+            t.eof_seen = true;
+            handler.on_eof(s);
+            *busy = true;
+        }
+    }
+    let error = s.conn.error();
+    let finished = error.is_some()
+        || matches!(s.conn.state(), State::Closed | State::TimeWait)
+            && (t.established || error.is_some());
+    if finished {
+        return (false, false);
+    }
+    let again = t.established && s.data_len() > 0 || t.want_write && s.send_capacity() > 0;
+    (true, again)
 }
 
 impl Tracked {
@@ -281,6 +363,7 @@ impl Tracked {
             established: false,
             want_write: false,
             eof_seen: false,
+            visited: 0,
         }
     }
 }

@@ -223,6 +223,20 @@ impl Interface {
         self.tcp.len()
     }
 
+    /// Moves into `out` the connections that segments, timers or the
+    /// network changed since the last call: an application layer that
+    /// keeps its own list of what it still waits for visits only these,
+    /// not every connection every loop.
+    pub fn take_activity(&mut self, out: &mut Vec<Handle>) {
+        self.tcp.tracking = true;
+        for h in self.tcp.activity.drain(..) {
+            if let Some(e) = self.tcp.slots.get_mut(h.0).and_then(Option::as_mut) {
+                e.active = false;
+                out.push(h);
+            }
+        }
+    }
+
     /// Entries in the timer wheel (stale ones included until they expire).
     pub fn timer_count(&self) -> usize {
         self.timers.len()
@@ -497,6 +511,7 @@ impl Interface {
             e.timer = None;
             if e.conn.poll_timeout().is_some_and(|t| t <= now) {
                 e.conn.handle_timeout(now);
+                tcp.note_activity(h);
             }
         });
         self.sync_timers();
@@ -659,6 +674,7 @@ impl Interface {
                 self.tcp.remove(h);
             } else if let Some(e) = self.tcp.touch(h) {
                 e.conn.on_segment(seg, now);
+                self.tcp.note_activity(h);
                 return;
             }
         }
@@ -938,11 +954,15 @@ impl Interface {
                 continue;
             }
             let e = self.tcp.touch(Handle(i)).expect("present");
-            if e.conn.state() == crate::tcp::State::SynSent {
+            let failed = e.conn.state() == crate::tcp::State::SynSent;
+            if failed {
                 e.conn.unreachable();
             }
             while e.conn.poll_transmit(now).is_some() {
                 self.stats.tx_dropped_unresolved += 1;
+            }
+            if failed {
+                self.tcp.note_activity(Handle(i));
             }
         }
     }

@@ -34,6 +34,8 @@ pub(crate) struct Entry {
     /// What this entry counts towards the table's totals (`account`).
     pub charge: usize,
     pub in_time_wait: bool,
+    /// Waiting in `TcpTable::activity` for the application layer.
+    pub active: bool,
 }
 
 pub(crate) struct Listener {
@@ -66,6 +68,13 @@ pub(crate) struct TcpTable {
     /// (which hold none), kept current by `account`.
     pub buffer_bytes: usize,
     pub time_wait: usize,
+    /// Connections that segments, timers or the network changed since the
+    /// application layer last asked (`Interface::take_activity`): the
+    /// only ones that can have new events for it.
+    pub activity: Vec<Handle>,
+    /// Set once an application layer asks for activity; until then none
+    /// is recorded (the socket API polls its streams itself).
+    pub tracking: bool,
 }
 
 impl TcpTable {
@@ -80,6 +89,7 @@ impl TcpTable {
             queued: true,
             charge: 0,
             in_time_wait: false,
+            active: false,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -110,6 +120,19 @@ impl TcpTable {
             self.ready.push_back(h);
         }
         Some(e)
+    }
+
+    /// Something other than the application changed `h`.
+    pub fn note_activity(&mut self, h: Handle) {
+        if !self.tracking {
+            return;
+        }
+        if let Some(e) = self.slots.get_mut(h.0).and_then(Option::as_mut) {
+            if !e.active {
+                e.active = true;
+                self.activity.push(h);
+            }
+        }
     }
 
     pub fn get(&self, h: Handle) -> Option<&Entry> {
