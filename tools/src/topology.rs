@@ -265,32 +265,18 @@ impl Topology {
                 veth(&m1, m, &t.peer_dev, &t.peer)?;
                 ends.push((m.clone(), m0.clone()));
                 ends.push((m.clone(), m1.clone()));
+                let sysctl =
+                    |setting: &str| run(&["ip", "netns", "exec", m, "sysctl", "-qw", setting]);
                 if bridge {
                     // Nothing of the kernel's in between: the bridge
                     // program carries the frames.
                     for d in [&m0, &m1] {
-                        run(&[
-                            "ip",
-                            "netns",
-                            "exec",
-                            m,
-                            "sysctl",
-                            "-qw",
-                            &format!("net.ipv6.conf.{d}.disable_ipv6=1"),
-                        ])?;
+                        sysctl(&format!("net.ipv6.conf.{d}.disable_ipv6=1"))?;
                     }
                 } else {
                     addr(m, format!("10.{subnet}.0.254/24"), &m0)?;
                     addr(m, format!("10.{subnet}.1.254/24"), &m1)?;
-                    run(&[
-                        "ip",
-                        "netns",
-                        "exec",
-                        m,
-                        "sysctl",
-                        "-qw",
-                        "net.ipv4.ip_forward=1",
-                    ])?;
+                    sysctl("net.ipv4.ip_forward=1")?;
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use xdptcp::tcp::congestion::Algorithm;
 use xdptcp::tcp::{Config, Connection, SeqNum, State};
 use xdptcp::time::Instant;
-use xdptcp::wire::tcp::{Flags, TcpHeader, TcpOptions, TcpSegment};
+use xdptcp::wire::tcp::{Flags, TcpOptions, TcpSegment};
 
 const MSS: i64 = 1460;
 const MAX_OPS: usize = 96;
@@ -32,29 +32,13 @@ fn pattern_bytes(from: u64, n: usize) -> Vec<u8> {
     (0..n as u64).map(|i| pattern(from + i)).collect()
 }
 
-fn segment_bytes(c: &Connection, t: &xdptcp::tcp::Transmit) -> Vec<u8> {
-    let h = TcpHeader {
-        src_port: 1,
-        dst_port: 2,
-        seq: t.seq.0,
-        ack: t.ack.0,
-        flags: t.flags,
-        window: t.window,
-        options: t.options,
-    };
-    let mut buf = vec![0u8; h.header_len()];
-    h.emit(&mut buf).expect("header fits");
-    let (a, b) = c.payload(t);
-    buf.extend_from_slice(a);
-    buf.extend_from_slice(b);
-    buf
-}
-
 /// Everything `from` wants to send now, as wire bytes.
 fn drain(from: &mut Connection, now: Instant) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(t) = from.poll_transmit(now) {
-        out.push(segment_bytes(from, &t));
+        let mut bytes = Vec::new();
+        from.segment_bytes(&t, &mut bytes);
+        out.push(bytes);
         if out.len() > 10_000 {
             panic!("a connection that never stops sending");
         }

@@ -4,27 +4,13 @@
 
 use xdptcp::tcp::{Config, Connection, SeqNum, State, Transmit};
 use xdptcp::time::Instant;
-use xdptcp::wire::tcp::{TcpHeader, TcpSegment};
+use xdptcp::wire::tcp::TcpSegment;
 
 pub const MSS: usize = 1448;
 
 /// One segment as bytes on the wire (header, options, payload).
 pub fn encode(c: &Connection, t: &Transmit, buf: &mut Vec<u8>) {
-    let h = TcpHeader {
-        src_port: 1,
-        dst_port: 2,
-        seq: t.seq.0,
-        ack: t.ack.0,
-        flags: t.flags,
-        window: t.window,
-        options: t.options,
-    };
-    buf.clear();
-    buf.resize(h.header_len(), 0);
-    h.emit(buf).expect("header fits");
-    let (a, b) = c.payload(t);
-    buf.extend_from_slice(a);
-    buf.extend_from_slice(b);
+    c.segment_bytes(t, buf);
 }
 
 pub struct Pair {

@@ -35,6 +35,28 @@ impl Connection {
         self.send_buf.slices(t.payload_offset, t.payload_len)
     }
 
+    /// `t` as the bytes of a TCP segment (header with ports 1 -> 2, no
+    /// checksum, options, payload) into `buf`: for drivers of a bare
+    /// connection (tests, benchmarks, the fuzzer) that join two through
+    /// the wire format without an interface.
+    pub fn segment_bytes(&self, t: &Transmit, buf: &mut Vec<u8>) {
+        let h = crate::wire::tcp::TcpHeader {
+            src_port: 1,
+            dst_port: 2,
+            seq: t.seq.0,
+            ack: t.ack.0,
+            flags: t.flags,
+            window: t.window,
+            options: t.options,
+        };
+        buf.clear();
+        buf.resize(h.header_len(), 0);
+        h.emit(buf).expect("a header fits the buffer sized for it");
+        let (a, b) = self.payload(t);
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b);
+    }
+
     fn next_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if let Some(rst) = self.rst_pending.take() {
             return Some(rst);

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use xdptcp::tcp::{Config, Connection, SeqNum, State, TcpError, Transmit};
 use xdptcp::time::{earliest, Instant};
-use xdptcp::wire::tcp::{Flags, TcpHeader, TcpOptions, TcpSegment};
+use xdptcp::wire::tcp::{Flags, TcpOptions, TcpSegment};
 
 /// Decides per sent segment (and whether a sent it) if the wire drops it.
 pub type DropRule = Box<dyn FnMut(&Transmit, bool) -> bool>;
@@ -38,20 +38,8 @@ pub struct Pair {
 }
 
 pub fn encode(c: &Connection, t: &Transmit) -> Vec<u8> {
-    let h = TcpHeader {
-        src_port: 1,
-        dst_port: 2,
-        seq: t.seq.0,
-        ack: t.ack.0,
-        flags: t.flags,
-        window: t.window,
-        options: t.options,
-    };
-    let mut buf = vec![0u8; h.header_len()];
-    h.emit(&mut buf).expect("header fits");
-    let (p1, p2) = c.payload(t);
-    buf.extend_from_slice(p1);
-    buf.extend_from_slice(p2);
+    let mut buf = Vec::new();
+    c.segment_bytes(t, &mut buf);
     buf
 }
 
