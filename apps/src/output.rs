@@ -110,7 +110,10 @@ impl Output {
 
     /// The writer for the data; each output is taken once.
     pub fn take_writer(&mut self) -> Option<Box<dyn Write + Send>> {
-        const BUF: usize = 1 << 20;
+        // The receiver writes in batches of 64-256 KiB already; a write at
+        // least this large goes straight through instead of being copied
+        // into the buffer first.
+        const BUF: usize = 64 * 1024;
         match self {
             Output::File { file, .. } | Output::Direct { file, .. } => file
                 .take()

@@ -709,7 +709,9 @@ fn send(a: &SendArgs) -> Result<bool, String> {
         (Some(p), None) => {
             let f = File::open(p).map_err(|e| format!("opening {}: {e}", p.display()))?;
             let len = f.metadata().map_err(|e| e.to_string())?.len();
-            (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), len)
+            // Read straight into the sender's 256 KiB buffer: a BufReader
+            // in between copied every byte once more (5 % of the rate).
+            (Box::new(f), len)
         }
         (None, Some(n)) => (Box::new(DataSource::new(1, n)), n),
         _ => return Err("give a FILE to send or --generate SIZE".into()),
