@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use xdptcp::device::Device;
 use xdptcp::time::Instant;
-use xdptcp::wire::arp::{self, ArpOp, ArpPacket};
+use xdptcp::wire::arp::{ArpOp, ArpPacket};
 use xdptcp::wire::ethernet::{self, EthernetFrame, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 pub const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
@@ -60,22 +60,6 @@ impl Wire {
         !self.outbound.is_empty()
     }
 
-    fn answer_arp(&mut self, request: &ArpPacket) {
-        let reply = ArpPacket {
-            op: ArpOp::Reply,
-            sender_mac: PEER_MAC,
-            sender_ip: request.target_ip,
-            target_mac: request.sender_mac,
-            target_ip: request.sender_ip,
-        };
-        let mut frame = vec![0; ethernet::HEADER_LEN + arp::PACKET_LEN];
-        ethernet::emit(&mut frame, request.sender_mac, PEER_MAC, ETHERTYPE_ARP).expect("room");
-        reply
-            .emit(&mut frame[ethernet::HEADER_LEN..])
-            .expect("room");
-        self.inbound.push_back(frame);
-    }
-
     fn sent(&mut self, frame: &[u8], now: Instant) {
         let Ok(eth) = EthernetFrame::parse(frame) else {
             return;
@@ -87,7 +71,7 @@ impl Wire {
             ETHERTYPE_ARP => {
                 if let Ok(req) = ArpPacket::parse(eth.payload) {
                     if req.op == ArpOp::Request && req.target_ip != Ipv4Addr::UNSPECIFIED {
-                        self.answer_arp(&req);
+                        self.inbound.push_back(req.reply_frame(PEER_MAC));
                     }
                 }
             }

@@ -14,7 +14,7 @@ use xdptcp::device::Device;
 use xdptcp::iface::{IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::Config;
 use xdptcp::time::Instant;
-use xdptcp::wire::arp::{self, ArpOp, ArpPacket};
+use xdptcp::wire::arp::{ArpOp, ArpPacket};
 use xdptcp::wire::checksum;
 use xdptcp::wire::ethernet::{self, EthernetFrame, MacAddr};
 use xdptcp::wire::tcp::fill_checksum;
@@ -58,18 +58,7 @@ impl Device for Feed {
                 if e.ethertype == ethernet::ETHERTYPE_ARP {
                     if let Ok(req) = ArpPacket::parse(e.payload) {
                         if req.op == ArpOp::Request {
-                            let reply = ArpPacket {
-                                op: ArpOp::Reply,
-                                sender_mac: PEER_MAC,
-                                sender_ip: req.target_ip,
-                                target_mac: US_MAC,
-                                target_ip: US,
-                            };
-                            let mut f = vec![0; 14 + arp::PACKET_LEN];
-                            ethernet::emit(&mut f, US_MAC, PEER_MAC, ethernet::ETHERTYPE_ARP)
-                                .expect("room");
-                            reply.emit(&mut f[14..]).expect("room");
-                            self.rx.push(f);
+                            self.rx.push(req.reply_frame(PEER_MAC));
                         }
                     }
                 }

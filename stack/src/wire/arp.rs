@@ -1,6 +1,6 @@
 //! ARP for IPv4 over Ethernet (RFC 826).
 
-use super::ethernet::MacAddr;
+use super::ethernet::{self, MacAddr};
 use super::{be16, WireError};
 use std::net::Ipv4Addr;
 
@@ -68,5 +68,25 @@ impl ArpPacket {
         b[18..24].copy_from_slice(&self.target_mac.0);
         b[24..28].copy_from_slice(&self.target_ip.octets());
         Ok(PACKET_LEN)
+    }
+
+    /// The reply to this request from the owner of its target address, at
+    /// `mac`, as a whole Ethernet frame addressed to the asker: what a
+    /// made-up neighbour answers (the packetdrill wire, the fuzzer's device).
+    pub fn reply_frame(&self, mac: MacAddr) -> Vec<u8> {
+        let reply = ArpPacket {
+            op: ArpOp::Reply,
+            sender_mac: mac,
+            sender_ip: self.target_ip,
+            target_mac: self.sender_mac,
+            target_ip: self.sender_ip,
+        };
+        let mut frame = vec![0; ethernet::HEADER_LEN + PACKET_LEN];
+        ethernet::emit(&mut frame, self.sender_mac, mac, ethernet::ETHERTYPE_ARP)
+            .expect("sized for it");
+        reply
+            .emit(&mut frame[ethernet::HEADER_LEN..])
+            .expect("sized for it");
+        frame
     }
 }
