@@ -211,6 +211,12 @@ impl<H: Handler> Dispatch<H> {
         self.visited_last
     }
 
+    fn untrack(&mut self, id: Handle) {
+        if self.conns[id.0].take().is_some() {
+            self.count -= 1;
+        }
+    }
+
     fn track(&mut self, id: Handle, passive: bool) {
         let i = id.0;
         if self.conns.len() <= i {
@@ -245,10 +251,8 @@ impl<H: Handler> CoreApp for Dispatch<H> {
         }
         let iface = &mut *cx.iface;
         self.loops += 1;
-        let mut visit = std::mem::take(&mut self.visit);
-        visit.append(&mut self.again);
-        iface.take_activity(&mut visit);
-        self.visit = visit;
+        self.visit.append(&mut self.again);
+        iface.take_activity(&mut self.visit);
         for id in std::mem::take(&mut self.opened) {
             self.track(id, false);
         }
@@ -258,7 +262,7 @@ impl<H: Handler> CoreApp for Dispatch<H> {
             }
         }
         let now = cx.now;
-        let visit = std::mem::take(&mut self.visit);
+        let mut visit = std::mem::take(&mut self.visit);
         self.visited_last = 0;
         for &id in &visit {
             let Some(t) = self.conns.get_mut(id.0).and_then(Option::as_mut) else {
@@ -269,7 +273,7 @@ impl<H: Handler> CoreApp for Dispatch<H> {
             }
             t.visited = self.loops;
             self.visited_last += 1;
-            let keep = match (iface.tuple(id), iface.tcp(id)) {
+            let outcome = match (iface.tuple(id), iface.tcp(id)) {
                 (Some(tuple), Some(conn)) => {
                     let mut s = Stream {
                         id,
@@ -278,26 +282,26 @@ impl<H: Handler> CoreApp for Dispatch<H> {
                         conn,
                         short_send: false,
                     };
-                    let (keep, again) = visit_one(&mut self.handler, t, &mut s, &mut busy);
+                    visit_one(&mut self.handler, t, &mut s, &mut busy)
+                }
+                _ => Visit::Gone,
+            };
+            match outcome {
+                Visit::Keep { again } => {
                     if again {
                         self.again.push(id);
                     }
-                    keep
                 }
-                _ => false,
-            };
-            if !keep {
-                if let Some(t) = self.conns[id.0].take() {
-                    self.count -= 1;
-                    if iface.tcp_ref(id).is_some() {
-                        self.handler
-                            .on_closed(t.id, iface.tcp_ref(id).and_then(Connection::error));
-                        iface.release(id);
-                    }
+                Visit::Finished(error) => {
+                    self.untrack(id);
+                    self.handler.on_closed(id, error);
+                    iface.release(id);
+                    busy = true;
                 }
+                Visit::Gone => self.untrack(id),
             }
         }
-        let mut visit = visit;
+        // Kept for its allocation.
         visit.clear();
         self.visit = visit;
         busy
@@ -308,15 +312,24 @@ impl<H: Handler> CoreApp for Dispatch<H> {
     }
 }
 
-/// One connection's events for the handler. Returns whether it is still
-/// tracked, and whether it must be visited next loop even without new
-/// activity (the handler left data unread).
+/// What a visit left a connection as.
+enum Visit {
+    /// Still tracked; `again`: visit it next loop even without new
+    /// activity (the handler left data unread, or room it asked for).
+    Keep { again: bool },
+    /// Done (closed, or failed with the error): the handler hears of it.
+    Finished(Option<ConnError>),
+    /// The interface no longer has it.
+    Gone,
+}
+
+/// One connection's events for the handler.
 fn visit_one<H: Handler>(
     handler: &mut H,
     t: &mut Tracked,
     s: &mut Stream<'_>,
     busy: &mut bool,
-) -> (bool, bool) {
+) -> Visit {
     let state = s.conn.state();
     if !t.established && state.is_synchronized() {
         t.established = true;
@@ -349,10 +362,11 @@ fn visit_one<H: Handler>(
         || matches!(s.conn.state(), State::Closed | State::TimeWait)
             && (t.established || error.is_some());
     if finished {
-        return (false, false);
+        return Visit::Finished(error);
     }
-    let again = t.established && s.data_len() > 0 || t.want_write && s.send_capacity() > 0;
-    (true, again)
+    Visit::Keep {
+        again: t.established && s.data_len() > 0 || t.want_write && s.send_capacity() > 0,
+    }
 }
 
 impl Tracked {
