@@ -314,13 +314,7 @@ impl RecvApp {
         if n > 0 {
             if self.staged.is_empty() && n >= HASH_BATCH / 4 {
                 // Large enough to hash well as it is: no copy.
-                if let Some(h) = &mut self.hash {
-                    h.update(&data[..n]);
-                }
-                if let Some(sink) = self.sink.as_mut() {
-                    sink.write_all(&data[..n])
-                        .map_err(|e| format!("writing the output: {e}"))?;
-                }
+                self.absorb(&data[..n])?;
             } else {
                 self.staged.extend_from_slice(&data[..n]);
                 if self.staged.len() >= HASH_BATCH {
@@ -341,14 +335,22 @@ impl RecvApp {
 
     /// Hashes and writes what is staged.
     fn flush_staged(&mut self) -> Result<(), String> {
+        let staged = std::mem::take(&mut self.staged);
+        let r = self.absorb(&staged);
+        self.staged = staged;
+        self.staged.clear();
+        r
+    }
+
+    /// Hashes received bytes and writes them to the output.
+    fn absorb(&mut self, bytes: &[u8]) -> Result<(), String> {
         if let Some(h) = &mut self.hash {
-            h.update(&self.staged);
+            h.update(bytes);
         }
         if let Some(sink) = self.sink.as_mut() {
-            sink.write_all(&self.staged)
+            sink.write_all(bytes)
                 .map_err(|e| format!("writing the output: {e}"))?;
         }
-        self.staged.clear();
         Ok(())
     }
 
