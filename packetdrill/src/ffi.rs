@@ -118,7 +118,7 @@ extern "C" {
 pub struct Shared {
     host: Mutex<Host>,
     changed: Condvar,
-    /// Bad `--so_flags`: every socket call fails, after saying why once.
+    /// Bad `--so_flags` (said on stderr at init): every socket call fails.
     flags_error: Option<String>,
 }
 
@@ -145,8 +145,9 @@ impl Shared {
         r
     }
 
-    /// Runs a call until it stops asking to wait.
+    /// Runs a socket call until it stops asking to wait.
     fn blocking<T>(&self, mut f: impl FnMut(&mut Host) -> Step<T>) -> Result<T, c_int> {
+        self.check_flags()?;
         let mut host = self.lock();
         loop {
             let step = f(&mut host);
@@ -159,11 +160,16 @@ impl Shared {
         }
     }
 
+    /// Runs a socket call that never blocks.
     fn socket_call<T>(&self, f: impl FnOnce(&mut Host) -> Result<T, c_int>) -> Result<T, c_int> {
-        if self.flags_error.is_some() {
-            return Err(libc::EINVAL);
-        }
+        self.check_flags()?;
         self.with(f)
+    }
+
+    fn check_flags(&self) -> Result<(), c_int> {
+        self.flags_error
+            .as_ref()
+            .map_or(Ok(()), |_| Err(libc::EINVAL))
     }
 }
 
@@ -322,17 +328,11 @@ fn recv_into(
 ) -> Result<ssize_t, c_int> {
     let peek = flags & libc::MSG_PEEK != 0;
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
-    s.flags_error
-        .as_ref()
-        .map_or(Ok(()), |_| Err(libc::EINVAL))?;
     let n = s.blocking(|h| h.recv(fd, &mut bufs, peek, dontwait))?;
     Ok(n as ssize_t)
 }
 
 fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t, c_int> {
-    s.flags_error
-        .as_ref()
-        .map_or(Ok(()), |_| Err(libc::EINVAL))?;
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
     let mut sent = 0;
     loop {
@@ -341,8 +341,10 @@ fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t,
             Err(_) if sent > 0 => return Ok(sent as ssize_t),
             Err(e) => return Err(e),
         }
-        let nonblocking = dontwait || s.with(|h| h.is_nonblocking(fd)).unwrap_or(true);
-        if sent == data.len() || nonblocking {
+        // A non-blocking socket takes what fits once; a blocking one
+        // returns when all is queued.
+        let done = sent == data.len() || dontwait;
+        if done || s.with(|h| h.is_nonblocking(fd)).unwrap_or(true) {
             return Ok(sent as ssize_t);
         }
     }
@@ -366,9 +368,6 @@ unsafe extern "C" fn pd_socket(
 ) -> c_int {
     // SAFETY: `ud` per the interface's contract (all callbacks below too).
     let s = unsafe { shared(ud) };
-    if let Some(e) = &s.flags_error {
-        eprintln!("xdptcp packetdrill adapter: {e}");
-    }
     call(-1, || s.socket_call(|h| h.socket(domain, ty, protocol)))
 }
 
