@@ -221,20 +221,28 @@ impl Connection {
             return;
         }
 
-        self.update_ts_recent(seq, now);
-        self.peer_alive(now);
-
-        // Fifth check: the ACK field.
+        // Fifth check: the ACK field. Only a segment that passes it too is
+        // acceptable, and only an acceptable segment may touch TS.Recent
+        // or count as a sign of life (RFC 7323 4.3, 5.3; RFC 5961 5): one
+        // injected segment with an in-window sequence number, a bogus ACK
+        // and a TSval far ahead would otherwise make PAWS drop every real
+        // segment after it.
         if !f.ack() {
             self.counters.dropped_segments += 1;
             return;
         }
+        let ack = SeqNum(seg.ack);
         if self.state == State::SynReceived {
-            let ack = SeqNum(seg.ack);
             if !(self.snd_una < ack && ack <= self.snd_max) {
                 self.rst_pending = Some(self.reset_for_ack(seg));
                 return;
             }
+        } else if self.ack_unacceptable(ack) {
+            return;
+        }
+        self.update_ts_recent(seq, now);
+        self.peer_alive(now);
+        if self.state == State::SynReceived {
             self.complete_handshake(seg, seq, ack);
         }
         if !self.on_ack_field(seg, now) {
@@ -314,6 +322,22 @@ impl Connection {
         }
     }
 
+    /// RFC 5961 5.2: an ACK of something never sent, or older than the
+    /// largest window the peer offered, is answered with an ACK and the
+    /// segment dropped. Returns true when it was.
+    fn ack_unacceptable(&mut self, ack: SeqNum) -> bool {
+        let oldest = self
+            .snd_una
+            .0
+            .wrapping_sub(self.max_snd_wnd.max(self.eff_mss));
+        let bad = ack > self.snd_max || ack < SeqNum(oldest);
+        if bad {
+            self.ack_pending = true;
+            self.counters.dropped_segments += 1;
+        }
+        bad
+    }
+
     /// May a bare out-of-window ACK be answered now (one per 500 ms)?
     fn oow_ack_allowed(&mut self, now: Instant) -> bool {
         let ok = self
@@ -339,7 +363,14 @@ impl Connection {
         }
         *sent += 1;
         self.counters.challenge_acks_sent += 1;
-        self.ack_pending = true;
+        if self.state == State::SynReceived {
+            // A pending ACK in SYN-RECEIVED resends the SYN-ACK; the
+            // challenge is a bare <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+            let t = self.control(self.iss + 1, Flags::ACK);
+            self.ack_queue.push_back(t);
+        } else {
+            self.ack_pending = true;
+        }
     }
 
     /// The ACK field of an acceptable segment: advance SND.UNA, detect
@@ -349,20 +380,7 @@ impl Connection {
         let ack = SeqNum(seg.ack);
         let seq = SeqNum(seg.seq);
         let una_before = self.snd_una;
-        if ack > self.snd_max {
-            // Acknowledges something never sent.
-            self.ack_pending = true;
-            self.counters.dropped_segments += 1;
-            return false;
-        }
-        // RFC 5961 5.2: too old an ACK is dropped too.
-        let oldest = self
-            .snd_una
-            .0
-            .wrapping_sub(self.max_snd_wnd.max(self.eff_mss));
-        if ack < SeqNum(oldest) {
-            self.ack_pending = true;
-            self.counters.dropped_segments += 1;
+        if self.ack_unacceptable(ack) {
             return false;
         }
         self.probes_unanswered = 0;
