@@ -260,3 +260,117 @@ fn idle_connections_cost_no_visits() {
     }
     assert_eq!(most, (1, 1), "visits per loop with one busy connection");
 }
+
+/// Closes its side at once, then reads nothing until told to: a reader
+/// that takes its data in one batch after the peer is done.
+#[derive(Default)]
+struct BatchReader {
+    reading: bool,
+    got: Vec<u8>,
+    events: Vec<&'static str>,
+}
+
+impl Handler for BatchReader {
+    fn on_start(&mut self, cx: &mut Ctx<'_>) {
+        cx.listen(9, 4).unwrap();
+    }
+    fn on_accept(&mut self, s: &mut Stream<'_>) {
+        self.events.push("accept");
+        s.close();
+    }
+    fn on_readable(&mut self, s: &mut Stream<'_>) {
+        if !self.reading {
+            return;
+        }
+        let (a, b) = s.data();
+        self.got.extend_from_slice(a);
+        self.got.extend_from_slice(b);
+        let n = a.len() + b.len();
+        s.consume(n);
+    }
+    fn on_eof(&mut self, _s: &mut Stream<'_>) {
+        self.events.push("eof");
+    }
+    fn on_closed(&mut self, _: Handle, e: Option<ConnError>) {
+        assert!(e.is_none(), "{e:?}");
+        self.events.push("closed");
+    }
+}
+
+/// Sends `BATCH` bytes once connected and closes when the peer has.
+#[derive(Default)]
+struct BatchWriter {
+    closed: bool,
+}
+
+const BATCH: usize = 100_000;
+
+impl Handler for BatchWriter {
+    fn on_start(&mut self, cx: &mut Ctx<'_>) {
+        cx.connect(SocketAddrV4::new(ADDR_B, 9)).unwrap();
+    }
+    fn on_connected(&mut self, s: &mut Stream<'_>) {
+        let data: Vec<u8> = (0..BATCH).map(byte).collect();
+        assert_eq!(s.send(&data), BATCH, "fits the send buffer");
+    }
+    fn on_readable(&mut self, _s: &mut Stream<'_>) {}
+    fn on_eof(&mut self, s: &mut Stream<'_>) {
+        s.close();
+    }
+    fn on_closed(&mut self, _: Handle, e: Option<ConnError>) {
+        assert!(e.is_none(), "{e:?}");
+        self.closed = true;
+    }
+    fn done(&self) -> bool {
+        self.closed
+    }
+}
+
+#[test]
+fn a_connection_in_time_wait_hands_over_its_unread_data_and_eof() {
+    let mut w = World::new(
+        LinkConfig::default(),
+        7,
+        Config::default(),
+        Config::default(),
+    );
+    let mut client = Dispatch::new(BatchWriter::default());
+    let mut server = Dispatch::new(BatchReader::default());
+    let mut loop_once =
+        |w: &mut World, client: &mut Dispatch<BatchWriter>, server: &mut Dispatch<BatchReader>| {
+            w.poll();
+            let now = w.now;
+            client.poll(&mut CoreContext {
+                core: 0,
+                cores: 1,
+                now,
+                iface: &mut w.a.iface,
+            });
+            server.poll(&mut CoreContext {
+                core: 0,
+                cores: 1,
+                now,
+                iface: &mut w.b.iface,
+            });
+            w.advance();
+        };
+    // The server's side reaches TIME-WAIT with every byte unread.
+    for _ in 0..10_000 {
+        loop_once(&mut w, &mut client, &mut server);
+        if client.done() {
+            break;
+        }
+    }
+    assert!(client.done(), "the writer finished");
+    server.handler.reading = true;
+    for _ in 0..1_000 {
+        loop_once(&mut w, &mut client, &mut server);
+        if server.handler.events.len() == 3 {
+            break;
+        }
+    }
+    let h = &server.handler;
+    assert_eq!(h.got.len(), BATCH, "every byte handed over");
+    assert!(h.got.iter().enumerate().all(|(i, &x)| x == byte(i)));
+    assert_eq!(h.events, ["accept", "eof", "closed"]);
+}

@@ -357,10 +357,14 @@ fn visit_one<H: Handler>(
             *busy = true;
         }
     }
+    // A connection that closed normally is finished for the handler only
+    // once it has handed over every byte and, with the last, its EOF
+    // (above, in this visit): TIME-WAIT may come long before a handler
+    // that reads in batches has read. A failed one is finished at once:
+    // its data is gone with the reset, as on any socket.
     let error = s.conn.error();
-    let finished = error.is_some()
-        || matches!(s.conn.state(), State::Closed | State::TimeWait)
-            && (t.established || error.is_some());
+    let closed = matches!(s.conn.state(), State::Closed | State::TimeWait);
+    let finished = error.is_some() || closed && t.established && s.data_len() == 0;
     if finished {
         return Visit::Finished(error);
     }
