@@ -119,6 +119,7 @@ impl Connection {
         }
         if self.take_budget(want.saturating_sub(cap)) {
             self.recv_buf.grow(want);
+            self.buffers_reached.1 = want;
             // The window opened a lot: say so now.
             self.ack_pending = true;
         }
@@ -138,9 +139,29 @@ impl Connection {
         if self.take_budget(want - cap) {
             let was_full = self.send_buf.free() == 0;
             self.send_buf.grow(want);
+            self.buffers_reached.0 = want;
             if was_full {
                 self.push_event(super::connection::Event::Writable);
             }
+        }
+    }
+
+    /// Gives back the growth the buffers no longer hold (they were
+    /// dropped or replaced by smaller ones).
+    pub(super) fn return_growth(&mut self) {
+        let held = self
+            .send_buf
+            .capacity()
+            .saturating_sub(self.cfg.send_buffer)
+            + self
+                .recv_buf
+                .capacity()
+                .saturating_sub(self.cfg.recv_buffer);
+        if self.buffer_grown > held {
+            if let Some(b) = &self.cfg.buffer_budget {
+                b.give_back(self.buffer_grown - held);
+            }
+            self.buffer_grown = held;
         }
     }
 

@@ -286,6 +286,8 @@ pub struct Connection {
     /// When data last left (for the restart after idle).
     pub(super) last_data_sent: Option<Instant>,
     pub(super) buffer_grown: usize,
+    /// The largest send and receive buffers so far (for the snapshot).
+    pub(super) buffers_reached: (usize, usize),
     /// The user closed and let go: nobody will read or write again.
     pub(super) orphaned: bool,
     /// When FIN-WAIT-2 began (an orphan may wait only so long).
@@ -396,6 +398,7 @@ impl Connection {
             hystart: Default::default(),
             last_data_sent: None,
             buffer_grown: 0,
+            buffers_reached: (cfg.send_buffer, cfg.recv_buffer),
             orphaned: false,
             fin_wait2_since: None,
             orphan_probes: 0,
@@ -489,8 +492,8 @@ impl Connection {
         let old_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
         self.recv_buf.consume(n);
         self.note_consumed(n);
-        if self.state == State::TimeWait && self.recv_buf.is_empty() {
-            self.recv_buf = Ring::new(0);
+        if matches!(self.state, State::TimeWait | State::Closed) && self.recv_buf.is_empty() {
+            self.shed_buffers();
         }
         // Tell the sender about a window that opened a lot: at least
         // doubled and by a full segment (receiver-side SWS avoidance).
@@ -949,8 +952,19 @@ impl Connection {
 
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
-        // TIME-WAIT only answers retransmitted FINs and SYNs: it keeps no
-        // buffers (those of the receive side once the user has read them).
+        self.shed_buffers();
+        self.rto_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.delack_at = None;
+        self.time_wait_at = Some(now + self.cfg.time_wait);
+        self.push_event(Event::Closed);
+    }
+
+    /// TIME-WAIT and CLOSED only answer retransmitted FINs and SYNs, if
+    /// that: they keep no buffers (the receive ring only until the user
+    /// has read it), and what the buffers grew by returns to the budget.
+    fn shed_buffers(&mut self) {
         self.send_buf = Ring::new(0);
         self.sent = SentQueue::default();
         self.scoreboard = Assembler::with_limit(super::assembler::MAX_RANGES);
@@ -961,17 +975,13 @@ impl Connection {
         if self.recv_buf.is_empty() {
             self.recv_buf = Ring::new(0);
         }
-        self.rto_at = None;
-        self.persist_at = None;
-        self.keepalive_at = None;
-        self.delack_at = None;
-        self.time_wait_at = Some(now + self.cfg.time_wait);
-        self.push_event(Event::Closed);
+        self.return_growth();
     }
 
     pub(super) fn enter_closed(&mut self, error: Option<ConnError>) {
         if self.state != State::Closed {
             self.push_event(Event::Closed);
+            self.shed_buffers();
         }
         if error.is_some() {
             self.error = error;
@@ -1003,8 +1013,8 @@ impl Connection {
             timestamps: self.ts_ok,
             sack: self.sack_ok,
             congestion: self.cc.name(),
-            send_buffer: self.send_buf.capacity(),
-            recv_buffer: self.recv_buf.capacity(),
+            send_buffer: self.buffers_reached.0,
+            recv_buffer: self.buffers_reached.1,
         }
     }
 

@@ -79,7 +79,8 @@ pub struct Snapshot {
     pub timestamps: bool,
     pub sack: bool,
     pub congestion: &'static str,
-    /// Buffer capacities now (autotuning grows them).
+    /// The largest each buffer grew to (autotuning grows them; TIME-WAIT
+    /// and CLOSED drop them, which this does not show).
     pub send_buffer: usize,
     pub recv_buffer: usize,
 }
