@@ -707,3 +707,52 @@ fn out_of_order_data_is_pruned_under_memory_pressure_and_nothing_is_lost() {
         "bytes intact"
     );
 }
+
+#[test]
+fn a_cookie_connection_counts_against_the_limits() {
+    let mut i = Interface::new(IfaceConfig {
+        gateway: Some(PEER),
+        ..iface_config([7; 16])
+    });
+    let mut dev = Inject::default();
+    teach_peer(&mut i, &mut dev);
+    i.listen(80, None, 1).unwrap();
+    let now = Instant::from_millis(100_000);
+    let syn = |src_port: u16| TcpHeader {
+        src_port,
+        dst_port: 80,
+        seq: 500,
+        ack: 0,
+        flags: Flags::SYN,
+        window: 65535,
+        options: TcpOptions::default(),
+    };
+    // One half-open connection fills the queue; the next SYN gets a cookie.
+    dev.rx.push(frame_to_us(&syn(1), &[]));
+    i.poll(now, &mut dev);
+    dev.tx.clear();
+    dev.rx.push(frame_to_us(&syn(2), &[]));
+    i.poll(now, &mut dev);
+    assert_eq!(i.stats().tcp_syn_cookies_sent, 1);
+    let f = dev.tx.last().expect("the cookie SYN-ACK").clone();
+    let cookie = TcpSegment::parse(&f[34..], None).unwrap().seq;
+    // Then the interface is at its limit when the cookie comes back.
+    i.set_limits(Limits {
+        max_connections: 1,
+        max_buffer_bytes: 1 << 40,
+    });
+    let ack = TcpHeader {
+        src_port: 2,
+        dst_port: 80,
+        seq: 501,
+        ack: cookie.wrapping_add(1),
+        flags: Flags::ACK,
+        window: 1000,
+        options: TcpOptions::default(),
+    };
+    dev.rx.push(frame_to_us(&ack, &[]));
+    i.poll(now, &mut dev);
+    assert_eq!(i.stats().tcp_syn_cookies_accepted, 0, "{:?}", i.stats());
+    assert_eq!(i.usage().1, 1, "no second connection");
+    assert_eq!(i.stats().tcp_refused_limits, 1);
+}

@@ -797,16 +797,22 @@ impl Interface {
             self.stats.tcp_syn_dropped_backlog_full += 1;
             return true;
         }
+        // A cookie made a connection no cheaper than a queued SYN: it
+        // counts against the limits the same way (dropped when over).
+        let cfg = l.cfg.clone();
+        if !self.admits(&cfg) {
+            return true;
+        }
         // The SYN's other options, from the timestamp our SYN-ACK carried
         // (echoed in this ACK's TSecr); its TSval stands in for the SYN's.
         let (window_scale, sack_permitted, timestamps) = match seg.options.timestamps {
-            Some((tsval, tsecr)) if l.cfg.timestamps => {
+            Some((tsval, tsecr)) if cfg.timestamps => {
                 let (ws, sack) = syn_cookie::options_from_tsecr(tsecr);
                 (ws, sack, Some((tsval, 0)))
             }
             _ => (None, false, None),
         };
-        let mut conn = self.passive_conn(l.cfg.clone(), SeqNum(iss), src);
+        let mut conn = self.passive_conn(cfg, SeqNum(iss), src);
         let syn = TcpSegment {
             src_port: seg.src_port,
             dst_port: seg.dst_port,

@@ -2,10 +2,11 @@
 //! answered without keeping any state. Our SYN-ACK's sequence number (the
 //! cookie) encodes what the connection needs later, keyed so that only we
 //! can make one: a coarse clock (64-second ticks), the peer's MSS (one of
-//! eight sizes) and a keyed hash of both ends, the peer's ISN and the
-//! clock. The ACK that completes the handshake brings the cookie back
-//! (as ACK - 1): if it checks out and is at most two ticks old, the
-//! connection is made then, as if its SYN had been queued.
+//! eight sizes) and a keyed hash of both ends, the peer's ISN, the clock
+//! and the MSS index. The ACK that completes the handshake brings the
+//! cookie back (as ACK - 1): if it checks out and is at most two ticks
+//! old, the connection is made then, as if its SYN had been queued,
+//! within the interface's limits like any other.
 //!
 //! A spoofed SYN flood therefore costs nothing but the SYN-ACKs, and a
 //! real client still gets through. The sequence number has no room for
@@ -41,8 +42,14 @@ pub type Ends = ((Ipv4Addr, u16), (Ipv4Addr, u16));
 pub fn make(key: &IsnGenerator, ends: Ends, peer_isn: u32, peer_mss: u16, now: Instant) -> u32 {
     let t = tick(now);
     let idx = MSS_TABLE.iter().rposition(|&m| m <= peer_mss).unwrap_or(0) as u32;
-    let h = key.cookie_hash(ends, peer_isn, t) & 0x00ff_ffff;
-    ((t as u32 & 0x1f) << 27) | (idx << 24) | h
+    ((t as u32 & 0x1f) << 27) | (idx << 24) | keyed(key, ends, peer_isn, t, idx)
+}
+
+/// The cookie's 24 hashed bits: over the ends, the peer's ISN, the tick
+/// and the MSS index, so that none of them can be changed unseen (a
+/// forged index would give a connection a larger MSS than its peer's).
+fn keyed(key: &IsnGenerator, ends: Ends, peer_isn: u32, tick: u64, idx: u32) -> u32 {
+    key.cookie_hash(ends, peer_isn, (tick << 3) | u64::from(idx)) & 0x00ff_ffff
 }
 
 /// Checks the cookie `iss` (the ACK's number less one) for a handshake
@@ -56,8 +63,9 @@ pub fn check(key: &IsnGenerator, ends: Ends, peer_isn: u32, iss: u32, now: Insta
         return None;
     }
     let t = now_tick - age;
-    let want = key.cookie_hash(ends, peer_isn, t) & 0x00ff_ffff;
-    (iss & 0x00ff_ffff == want).then(|| MSS_TABLE[((iss >> 24) & 7) as usize])
+    let idx = (iss >> 24) & 7;
+    let want = keyed(key, ends, peer_isn, t, idx);
+    (iss & 0x00ff_ffff == want).then(|| MSS_TABLE[idx as usize])
 }
 
 const TS_BITS: u32 = 0x3f;
@@ -85,6 +93,24 @@ pub fn options_from_tsecr(tsecr: u32) -> (Option<u8>, bool) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mss_index_is_covered_by_the_hash() {
+        let key = IsnGenerator::new([3; 16]);
+        let ends = (
+            (Ipv4Addr::new(10, 0, 0, 1), 80),
+            (Ipv4Addr::new(10, 0, 0, 2), 4000),
+        );
+        let now = Instant::from_millis(1_000_000);
+        let c = make(&key, ends, 77, 536, now);
+        assert_eq!(check(&key, ends, 77, c, now), Some(536));
+        // The same cookie claiming a jumbo MSS is refused.
+        for idx in 1..8u32 {
+            let forged = (c & !(7 << 24)) | (idx << 24);
+            assert_eq!(check(&key, ends, 77, forged, now), None, "index {idx}");
+        }
+    }
     #[test]
     fn options_survive_the_timestamp_and_it_never_runs_ahead() {
         for now in [0u32, 5, 63, 64, 1000, u32::MAX] {
