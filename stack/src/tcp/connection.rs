@@ -965,6 +965,9 @@ impl Connection {
     /// that: they keep no buffers (the receive ring only until the user
     /// has read it), and what the buffers grew by returns to the budget.
     fn shed_buffers(&mut self) {
+        // Unsent or unacknowledged bytes are gone (a reset or an abort):
+        // the buffer's end stays where it was, so SND.MAX stays within it.
+        self.send_buf_seq += self.send_buf.len() as u32;
         self.send_buf = Ring::new(0);
         self.sent = SentQueue::default();
         self.scoreboard = Assembler::with_limit(super::assembler::MAX_RANGES);
