@@ -35,3 +35,31 @@ fn buffer_growth_returns_to_the_budget_when_the_connection_stops_needing_it() {
         "growth still charged ({grown} bytes before the close)"
     );
 }
+
+/// An orphan (closed and released by its application) whose peer went
+/// silent with data unacknowledged gives up after `orphan_retries`
+/// timeouts, as Linux's tcp_orphan_retries, not the full `max_retries`,
+/// in FIN-WAIT-1 (here), CLOSING and LAST-ACK alike.
+#[test]
+fn an_orphan_with_data_in_flight_gives_up_after_orphan_retries() {
+    let cfg = Config::default();
+    let mut p = pair(cfg.clone(), 1000, cfg.clone(), 5000, 5);
+    assert!(one_way(&mut p, 64 * 1024, Duration::from_secs(10)));
+    // The peer vanishes; a queues more, closes and lets go.
+    p.drop = Box::new(|_, _| true);
+    p.a.send(&[7u8; 50_000]).unwrap();
+    p.a.close();
+    p.a.orphan();
+    assert_eq!(p.a.state(), State::FinWait1);
+    let start = p.now;
+    assert!(p.run(Duration::from_secs(3600), |p| p.a.state() == State::Closed));
+    let c = p.a.counters();
+    assert_eq!(
+        c.rto_expirations,
+        u64::from(cfg.orphan_retries),
+        "{:?} after {:?}",
+        p.a.error(),
+        p.now - start
+    );
+    assert!(p.a.buffer_capacity() == 0, "its buffers are gone");
+}

@@ -59,9 +59,9 @@ pub struct Config {
     /// How long an orphaned connection (closed and released by the user)
     /// may wait in FIN-WAIT-2 for the peer's FIN (Linux: tcp_fin_timeout).
     pub fin_timeout: Duration,
-    /// Window probes an orphaned connection sends before it gives up, even
-    /// if the peer answers each with a zero window (Linux: 8, from
-    /// tcp_orphan_retries = 0).
+    /// Retransmission timeouts, and window probes even if the peer answers
+    /// each with a zero window, that an orphaned connection goes through
+    /// before it gives up (Linux: 8, from tcp_orphan_retries = 0).
     pub orphan_retries: u32,
     /// HyStart++ (RFC 9406): leave the initial slow start when the RTT
     /// rises, before the bottleneck's queue overflows.

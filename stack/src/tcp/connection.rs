@@ -840,10 +840,17 @@ impl Connection {
         let syn_phase = !self.syn_acked;
         let limit = if syn_phase {
             self.cfg.max_syn_retries
+        } else if self.orphaned {
+            // Nobody waits for an orphan's data: it holds its buffers for
+            // fewer timeouts (as Linux's tcp_orphan_retries).
+            self.cfg.orphan_retries.min(self.cfg.max_retries)
         } else {
             self.cfg.max_retries
         };
         if self.retries > limit {
+            if self.orphaned {
+                self.counters.orphans_dropped += 1;
+            }
             self.fail(ConnError::TimedOut);
             return;
         }
