@@ -336,7 +336,7 @@ fn a_connection_in_time_wait_hands_over_its_unread_data_and_eof() {
     );
     let mut client = Dispatch::new(BatchWriter::default());
     let mut server = Dispatch::new(BatchReader::default());
-    let mut loop_once =
+    let loop_once =
         |w: &mut World, client: &mut Dispatch<BatchWriter>, server: &mut Dispatch<BatchReader>| {
             w.poll();
             let now = w.now;

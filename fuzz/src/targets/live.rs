@@ -234,7 +234,18 @@ impl Run {
                 .0
                 .wrapping_add(((span + 1) * i64::from(input.u8()) / 256) as u32);
             let b = a.wrapping_add(input.near(MSS).unsigned_abs() as u32);
-            options.sack_blocks[i] = (a, b);
+            let shape = input.u8();
+            options.sack_blocks[i] = if shape & 1 == 0 {
+                (a, b)
+            } else {
+                // As a receiver SACKs: whole segments (we send MSS-sized
+                // ones from ISS + 1), which mark records.
+                let first = s.iss.0.wrapping_add(1);
+                let seg =
+                    |x: u32| first.wrapping_add(x.wrapping_sub(first) / MSS as u32 * MSS as u32);
+                let a = seg(a);
+                (a, a.wrapping_add(MSS as u32 * (1 + u32::from(shape >> 6))))
+            };
         }
         options.sack_count = blocks as u8;
         let l = input.u8();

@@ -127,8 +127,6 @@ mod tests {
         }
     }
 
-    use super::*;
-
     fn ends() -> Ends {
         (
             (Ipv4Addr::new(10, 0, 0, 1), 80),

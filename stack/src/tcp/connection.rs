@@ -247,7 +247,6 @@ pub struct Connection {
     // SACK: what we report as receiver, what the peer reported as sender.
     pub(super) sack_recent: std::collections::VecDeque<SeqNum>,
     pub(super) dsack: Option<(SeqNum, SeqNum)>,
-    pub(super) scoreboard: Assembler,
     pub(super) recent_rexmits: std::collections::VecDeque<SeqNum>,
     /// Every segment in flight: send times and marks, for RACK and recovery.
     pub(super) sent: SentQueue,
@@ -375,9 +374,6 @@ impl Connection {
             challenge_budget: (Instant::ZERO, 0),
             sack_recent: std::collections::VecDeque::with_capacity(4),
             dsack: None,
-            // The peer may report many holes at once (a tail-drop burst):
-            // track far more than our own receive side allows.
-            scoreboard: Assembler::with_limit(super::assembler::MAX_RANGES),
             recent_rexmits: std::collections::VecDeque::with_capacity(64),
             sent: SentQueue::default(),
             rate: super::rate::RateSampler::new(Instant::from_nanos(0)),
@@ -449,9 +445,13 @@ impl Connection {
         self.send_buf.len()
     }
 
-    /// Bytes the send and receive buffers hold allocated (their capacities).
+    /// Bytes the connection holds allocated: its buffers (their capacities),
+    /// the out-of-order range list and the send record.
     pub fn buffer_capacity(&self) -> usize {
-        self.send_buf.capacity() + self.recv_buf.capacity() + self.assembler.memory()
+        self.send_buf.capacity()
+            + self.recv_buf.capacity()
+            + self.assembler.memory()
+            + self.sent.memory()
     }
 
     /// Under memory pressure: forgets the out-of-order data and the list
@@ -622,12 +622,7 @@ impl Connection {
         self.counters.pmtu_reductions += 1;
         self.rtt_probe = None;
         if self.sack_ok {
-            for k in 0..self.sent.len() {
-                let s = *self.sent.get(k).expect("in range");
-                if !s.sacked && s.end - s.start > mss {
-                    self.sent.mark_lost(k);
-                }
-            }
+            self.sent.resegment(mss);
         } else {
             self.snd_nxt = self.snd_una;
         }
@@ -977,7 +972,6 @@ impl Connection {
         self.send_buf_seq += self.send_buf.len() as u32;
         self.send_buf = Ring::new(0);
         self.sent = SentQueue::default();
-        self.scoreboard = Assembler::with_limit(super::assembler::MAX_RANGES);
         // Nothing past the peer's FIN can arrive in order: out-of-order
         // ranges recorded beyond it are dropped with the buffer they
         // pointed into (found by the fuzzer: they outlived the ring).
@@ -1026,6 +1020,12 @@ impl Connection {
             send_buffer: self.buffers_reached.0,
             recv_buffer: self.buffers_reached.1,
         }
+    }
+
+    /// The send record's size (records of segments in flight) and the
+    /// records and entries its operations have visited: what SACK costs.
+    pub fn sent_record_work(&self) -> (usize, u64) {
+        (self.sent.len(), self.sent.visits())
     }
 
     pub fn counters(&self) -> &Counters {

@@ -480,7 +480,6 @@ impl Connection {
             }
         }
         let flight_before = self.snd_max - self.snd_una;
-        self.scoreboard.shift(ack - self.snd_una);
         self.snd_una = ack;
         self.snd_fack = self.snd_fack.max(ack);
         if self.tlp_end.is_some_and(|end| ack >= end) {

@@ -72,10 +72,6 @@ impl Connection {
                 }
             }
         }
-        let flight = s.snd_max.diff(s.snd_una).max(0) as u32;
-        if self.scoreboard.ranges().iter().any(|&(_, b)| b > flight) {
-            return fail("SACKed range beyond SND.MAX");
-        }
         if self.cc.cwnd() == 0 {
             return fail("congestion window of zero");
         }

@@ -82,7 +82,7 @@ impl Connection {
         if self.rexmit_pending {
             self.rexmit_pending = false;
             if self.snd_max > self.snd_una {
-                let len = self.unsacked_run(self.snd_una).1;
+                let len = self.sent.unsacked_run(self.snd_una, self.eff_mss).1;
                 return Some(self.retransmit(self.snd_una, len, now));
             }
         }
@@ -98,9 +98,10 @@ impl Connection {
                     return Some(t);
                 }
             }
-            if self.snd_max > self.snd_una {
-                let len = (self.snd_max - self.snd_una).min(self.eff_mss);
-                return Some(self.retransmit(SeqNum(self.snd_max.0.wrapping_sub(len)), len, now));
+            // The last segment as it was sent (resending a different cut
+            // of the bytes would split records).
+            if let Some(last) = self.sent.last().copied() {
+                return Some(self.retransmit(last.start, last.end - last.start, now));
             }
         }
         if self.probe_pending {
@@ -176,7 +177,7 @@ impl Connection {
             return None;
         }
         use super::connection::Frto;
-        let first_lost = self.sent.first_lost().copied();
+        let first_lost = self.sent.first_lost();
         match (self.frto, first_lost) {
             // F-RTO: only the first segment is resent, then nothing until
             // the first ACK after the timeout...
@@ -325,7 +326,7 @@ impl Connection {
         let mut max_len = self.eff_mss;
         if self.sack_ok && self.snd_nxt < self.snd_max {
             // Resending after a timeout: skip what the peer SACKed.
-            let (seq, run) = self.unsacked_run(self.snd_nxt);
+            let (seq, run) = self.sent.unsacked_run(self.snd_nxt, self.eff_mss);
             self.snd_nxt = seq.min(self.snd_max);
             max_len = max_len.min(run);
         }

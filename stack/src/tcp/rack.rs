@@ -130,42 +130,22 @@ impl Connection {
 
     /// RFC 8985 6.2 step 5: marks lost every segment sent before the most
     /// recently delivered one whose time (RTT plus reordering window since
-    /// it left) is up, and arms the reordering timer for the rest.
-    /// Returns true if anything was newly marked lost.
+    /// it left) is up, and arms the reordering timer for the next one due.
+    /// The record walks its transmissions oldest first and stops at the
+    /// first not yet due (`SentQueue::rack_mark_lost`), so the work per ACK
+    /// does not grow with the flight. Returns true if anything was newly
+    /// marked lost.
     pub(super) fn rack_detect_loss(&mut self, now: Instant) -> bool {
         self.rack.timer_at = None;
         let Some(rack_ts) = self.rack.xmit_ts else {
             return false;
         };
-        let reo_wnd = self.rack_reo_wnd();
-        let mut timeout = Duration::ZERO;
-        let mut marked = false;
-        for k in 0..self.sent.len() {
-            let s = *self.sent.get(k).expect("in range");
-            if s.start >= self.rack.end_seq && s.rexmits == 0 {
-                // Sent after the RACK segment, as is all that follows
-                // (first transmissions go out in sequence order).
-                break;
-            }
-            if s.sacked || s.lost {
-                continue;
-            }
-            let sent_before = s.at < rack_ts || (s.at == rack_ts && s.end <= self.rack.end_seq);
-            if !sent_before {
-                continue;
-            }
-            let deadline = s.at + self.rack.rtt + reo_wnd;
-            if deadline <= now {
-                self.sent.mark_lost(k);
-                self.counters.rack_lost_segments += 1;
-                marked = true;
-            } else {
-                timeout = timeout.max(deadline.saturating_since(now));
-            }
-        }
-        if !timeout.is_zero() {
-            self.rack.timer_at = Some(now + timeout);
-        }
-        marked
+        let wait = self.rack.rtt + self.rack_reo_wnd();
+        let (marked, next) = self
+            .sent
+            .rack_mark_lost(rack_ts, self.rack.end_seq, wait, now);
+        self.counters.rack_lost_segments += u64::from(marked);
+        self.rack.timer_at = next;
+        marked > 0
     }
 }

@@ -5,10 +5,10 @@
 //! blocks held, the one holding the latest arrival first; a duplicate
 //! segment is reported in a D-SACK block.
 //!
-//! Sender: the blocks go into a scoreboard of SACKed ranges, as offsets
-//! from SND.UNA, and mark the segments of the send record (`sent.rs`) they
-//! cover. From those: the "pipe" estimate of bytes still in the network;
-//! which segments are lost is RACK's call (`rack.rs`).
+//! Sender: the blocks mark the segments of the send record (`sent.rs`)
+//! they cover, the one place SACK state is kept. From those: the "pipe"
+//! estimate of bytes still in the network; which segments are lost is
+//! RACK's call (`rack.rs`).
 
 use super::connection::{Connection, Transmit};
 use super::SeqNum;
@@ -109,43 +109,13 @@ impl Connection {
                 continue;
             }
             let l = l.max(self.snd_una);
-            // Only the parts not SACKed before are news for the record.
-            for (nl, nr) in self.unsacked_parts(l, r) {
-                if let Some(d) = self.sent.on_sack(nl, nr) {
-                    self.rack_note_order(d);
-                    self.rack_update(d, now);
-                }
+            if let Some(d) = self.sent.on_sack(l, r) {
+                self.rack_note_order(d);
+                self.rack_update(d, now);
             }
-            let _ = self.scoreboard.add(l - self.snd_una, r - self.snd_una);
             self.snd_fack = self.snd_fack.max(r);
         }
         self.sent.sacked_bytes() - before
-    }
-
-    /// The parts of `[l, r)` the scoreboard does not hold yet.
-    fn unsacked_parts(&self, l: SeqNum, r: SeqNum) -> Vec<(SeqNum, SeqNum)> {
-        let (lo, hi) = (l - self.snd_una, r - self.snd_una);
-        let mut parts = Vec::new();
-        let mut at = lo;
-        for &(s, e) in self.scoreboard.ranges() {
-            if e <= at {
-                continue;
-            }
-            if s >= hi {
-                break;
-            }
-            if s > at {
-                parts.push((at, s));
-            }
-            at = at.max(e);
-        }
-        if at < hi {
-            parts.push((at, hi));
-        }
-        parts
-            .into_iter()
-            .map(|(s, e)| (self.snd_una + s, self.snd_una + e))
-            .collect()
     }
 
     /// A D-SACK for data starting at `l`: the peer got it twice.
@@ -192,36 +162,17 @@ impl Connection {
         self.recent_rexmits.push_back(t.seq);
     }
 
-    /// Where data starting at `seq` may run before a SACKed range: how many
-    /// bytes from `seq` are not yet SACKed (`u32::MAX` if none above).
-    pub(super) fn unsacked_run(&self, seq: SeqNum) -> (SeqNum, u32) {
-        let mut off = seq.diff(self.snd_una).max(0) as u32;
-        for r in self.scoreboard.ranges() {
-            if off >= r.0 && off < r.1 {
-                off = r.1; // inside a SACKed range: skip past it
-            } else if r.0 > off {
-                return (self.snd_una + off, r.0 - off);
-            }
-        }
-        (self.snd_una + off, u32::MAX)
-    }
-
     /// RFC 2018 8, RFC 6675 5.1: the cumulative ACK stopped at data the
     /// peer had SACKed, so it dropped what it SACKed (reneging). SACK
-    /// information can no longer be trusted: forget it, and let a short
-    /// timer resend from SND.UNA (as Linux does).
+    /// information can no longer be trusted: a short timer resends from
+    /// SND.UNA and forgets it then (as Linux does; forgetting costs a pass
+    /// over the record, which a receiver must not get for every ACK).
     pub(super) fn check_sack_reneging(&mut self, now: Instant) {
-        let reneged = self
-            .sent
-            .iter()
-            .next()
-            .is_some_and(|s| s.sacked && s.start == self.snd_una);
-        if !reneged {
+        if !self.sent.front_at(self.snd_una).is_some_and(|s| s.sacked) {
             return;
         }
         self.counters.sack_reneging += 1;
-        self.scoreboard = super::assembler::Assembler::with_limit(super::assembler::MAX_RANGES);
-        self.sent.forget_sacks();
+        self.sent.note_reneging();
         let srtt = self.rtt.srtt().unwrap_or(self.rtt.rto());
         let wait = (srtt / 16).max(std::time::Duration::from_millis(10));
         self.rto_at = Some(now + wait);

@@ -1,18 +1,35 @@
 //! The sender's record of every segment in flight: where it starts and
 //! ends, when it was last (re)transmitted, and what is known of it (SACKed,
-//! presumed lost). RACK (RFC 8985) reads the transmit times to tell lost
-//! segments, lost retransmissions included, from late ones; recovery reads
-//! the lost marks to choose what to resend and to count the pipe.
+//! presumed lost). It is the one truth about SACK on the sending side.
+//! RACK (RFC 8985) reads the transmit times to tell lost segments, lost
+//! retransmissions included, from late ones; recovery reads the lost
+//! marks to choose what to resend and to count the pipe.
 //!
-//! Records are kept in sequence order, one per transmitted segment; a
-//! range that is SACKed or resent in part is split at its edges, so that a
-//! record's marks always hold for all of its bytes. Counters of SACKed and
-//! lost bytes are kept as the marks change, so the pipe costs nothing.
+//! A receiver decides what the ACKs that drive this record say, so none of
+//! its operations may cost more than the news an ACK brings (the class of
+//! Linux's CVE-2019-11478, where SACK blocks split the queue without
+//! bound and every ACK walked it):
+//! - Records are whole transmissions. A SACK block marks the records it
+//!   covers entirely and never splits one (an edge inside a segment is
+//!   rounded inwards, as Linux rounds to the MSS), so the count is bounded
+//!   by what we sent, whatever the blocks say. Only our own resends split
+//!   a record, and a path MTU drop re-cuts the record once.
+//! - Consecutive SACKed records carry a run length, so a block over data
+//!   SACKed before costs a jump per run, not a visit per record.
+//! - RACK reads transmissions in the order they left (`by_time`) and stops
+//!   at the first whose time is not up: later ones left later.
+//! - Lost records wait in a heap, lowest sequence first.
+//!
+//! Entries of `by_time` and of the lost heap are dropped lazily, when read,
+//! once their record was acknowledged, SACKed or resent. Counters of SACKed
+//! and lost bytes are kept as the marks change, so the pipe costs nothing.
 
 use super::rate::{DeliveredNow, TxRate};
 use super::SeqNum;
 use crate::time::Instant;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
@@ -27,6 +44,9 @@ pub struct Sent {
     pub lost: bool,
     /// The delivery counters when it last left (rate estimation).
     pub tx: TxRate,
+    /// While SACKed: how many records from this one on are known to be
+    /// SACKed too (at least 1; a lower bound, made exact when walked).
+    run: u32,
 }
 
 impl Sent {
@@ -44,16 +64,37 @@ pub struct Delivered {
     pub rexmits: u32,
 }
 
+/// One transmission, in the order they left.
+#[derive(Debug, Clone, Copy)]
+struct Transmission {
+    start: SeqNum,
+    end: SeqNum,
+    at: Instant,
+}
+
 #[derive(Debug, Default)]
 pub struct SentQueue {
     segs: VecDeque<Sent>,
+    by_time: VecDeque<Transmission>,
+    /// Starts of records marked lost, as offsets from `lost_base` (the
+    /// front of the record when the heap was last empty).
+    lost_heap: BinaryHeap<Reverse<u32>>,
+    lost_base: SeqNum,
     sacked_bytes: u32,
     lost_bytes: u32,
     /// Bytes marked lost since the last `take_lost` (each marking counts).
     lost_since: u32,
     /// What the ACK being processed delivered, for the rate sampler.
     delivered_now: DeliveredNow,
+    /// The receiver reneged on SACKed data: forget the marks at the next
+    /// timeout (`mark_all_lost`).
+    reneged: bool,
+    /// Records and entries visited: the work the ACKs caused.
+    visits: u64,
 }
+
+/// Capacity kept after the record empties; more is given back.
+const KEEP_CAPACITY: usize = 1024;
 
 impl SentQueue {
     pub fn is_empty(&self) -> bool {
@@ -68,6 +109,10 @@ impl SentQueue {
         self.segs.iter()
     }
 
+    pub fn last(&self) -> Option<&Sent> {
+        self.segs.back()
+    }
+
     /// Bytes SACKed and not yet cumulatively acknowledged.
     pub fn sacked_bytes(&self) -> u32 {
         self.sacked_bytes
@@ -78,6 +123,18 @@ impl SentQueue {
         self.lost_bytes
     }
 
+    /// Records and entries visited so far.
+    pub fn visits(&self) -> u64 {
+        self.visits
+    }
+
+    /// Bytes the record holds allocated (charged to the connection).
+    pub fn memory(&self) -> usize {
+        self.segs.capacity() * std::mem::size_of::<Sent>()
+            + self.by_time.capacity() * std::mem::size_of::<Transmission>()
+            + self.lost_heap.capacity() * std::mem::size_of::<u32>()
+    }
+
     /// Bytes marked lost since the last call: for congestion control.
     pub fn take_lost(&mut self) -> u32 {
         std::mem::take(&mut self.lost_since)
@@ -86,6 +143,12 @@ impl SentQueue {
     /// What the ACKs and SACKs since the last call delivered.
     pub fn take_delivered(&mut self) -> DeliveredNow {
         std::mem::take(&mut self.delivered_now)
+    }
+
+    /// Index of the first record that ends after `seq` (holds it, or lies
+    /// past it).
+    fn index_of(&self, seq: SeqNum) -> usize {
+        self.segs.partition_point(|s| s.end <= seq)
     }
 
     /// New data `[start, end)` left at `now`.
@@ -102,6 +165,12 @@ impl SentQueue {
             sacked: false,
             lost: false,
             tx,
+            run: 0,
+        });
+        self.by_time.push_back(Transmission {
+            start,
+            end,
+            at: now,
         });
     }
 
@@ -113,6 +182,7 @@ impl SentQueue {
             if front.start >= ack {
                 break;
             }
+            self.visits += 1;
             let covered = if front.end <= ack {
                 *front
             } else {
@@ -129,6 +199,20 @@ impl SentQueue {
             self.uncount(&covered);
             note(&mut newest, &covered);
             self.note_delivered(&covered);
+        }
+        // Transmissions wholly acknowledged are of no more use to RACK.
+        while self.by_time.front().is_some_and(|t| t.end <= ack) {
+            self.by_time.pop_front();
+        }
+        if self.segs.is_empty() {
+            self.by_time.clear();
+            self.lost_heap.clear();
+            if self.segs.capacity() > KEEP_CAPACITY {
+                // A spike is over: give its memory back.
+                self.segs.shrink_to(KEEP_CAPACITY);
+                self.by_time.shrink_to(KEEP_CAPACITY);
+                self.lost_heap.shrink_to(KEEP_CAPACITY);
+            }
         }
         newest
     }
@@ -149,45 +233,86 @@ impl SentQueue {
         }
     }
 
-    /// Splits records so that one starts at `at` (if a record spans it).
-    fn split_at(&mut self, at: SeqNum) -> usize {
-        let i = self.segs.partition_point(|s| s.end <= at);
-        if let Some(s) = self.segs.get(i).copied() {
-            if s.start < at {
-                let mut right = s;
-                right.start = at;
-                self.segs[i].end = at;
-                self.segs.insert(i + 1, right);
-                return i + 1;
-            }
+    /// Splits record `i` at `at` (inside it); returns the right part's
+    /// index. Only our own resends call for it, so it stays rare.
+    fn split(&mut self, i: usize, at: SeqNum) -> usize {
+        let mut right = self.segs[i];
+        right.start = at;
+        right.run = u32::from(right.sacked);
+        self.segs[i].end = at;
+        self.segs.insert(i + 1, right);
+        if right.lost {
+            self.push_lost(at);
         }
-        i
+        i + 1
     }
 
-    /// The records covering `[start, end)` after splitting at both edges.
+    /// The index range of the records making up `[start, end)`, split at
+    /// both edges.
     fn range(&mut self, start: SeqNum, end: SeqNum) -> std::ops::Range<usize> {
-        let i = self.split_at(start);
-        let j = self.split_at(end);
+        let mut i = self.index_of(start);
+        if self.segs.get(i).is_some_and(|s| s.start < start) {
+            i = self.split(i, start);
+        }
+        let mut j = self.index_of(end);
+        if self.segs.get(j).is_some_and(|s| s.start < end) {
+            j = self.split(j, end);
+        }
         i..j
     }
 
-    /// `[start, end)` was SACKed (and was not before): marks it; returns
-    /// the newest-sent record it delivered.
+    /// The index after the SACKed run that record `k` begins, found by
+    /// its run lengths; every head passed learns the run's true end (so
+    /// the next walk makes one jump).
+    fn run_end(&mut self, k: usize) -> usize {
+        let mut j = k;
+        while self.segs.get(j).is_some_and(|s| s.sacked) {
+            self.visits += 1;
+            j += self.segs[j].run.max(1) as usize;
+        }
+        let mut i = k;
+        while i < j {
+            let next = i + self.segs[i].run.max(1) as usize;
+            self.segs[i].run = (j - i) as u32;
+            i = next;
+        }
+        j
+    }
+
+    /// `[start, end)` was SACKed: marks the records wholly inside it that
+    /// were not SACKed before; returns the newest-sent of them.
     pub fn on_sack(&mut self, start: SeqNum, end: SeqNum) -> Option<Delivered> {
         let mut newest = None;
-        for k in self.range(start, end) {
-            let s = self.segs[k];
+        let mut k = self.index_of(start);
+        while let Some(s) = self.segs.get(k).copied() {
+            self.visits += 1;
+            if s.end > end {
+                break;
+            }
+            if s.start < start {
+                k += 1; // covered in part only
+                continue;
+            }
             if s.sacked {
+                k = self.run_end(k);
                 continue;
             }
             if s.lost {
                 self.lost_bytes -= s.len();
             }
             self.sacked_bytes += s.len();
-            self.segs[k].sacked = true;
-            self.segs[k].lost = false;
+            let follows = self
+                .segs
+                .get(k + 1)
+                .filter(|n| n.sacked)
+                .map_or(0, |n| n.run);
+            let r = &mut self.segs[k];
+            r.sacked = true;
+            r.lost = false;
+            r.run = 1 + follows;
             note(&mut newest, &s);
             self.delivered_now.note(s.len(), s.at, s.rexmits, s.tx);
+            k += 1;
         }
         newest
     }
@@ -195,6 +320,7 @@ impl SentQueue {
     /// `[start, end)` was resent at `now`: no longer presumed lost.
     pub fn on_retransmit(&mut self, start: SeqNum, end: SeqNum, now: Instant, tx: TxRate) {
         for k in self.range(start, end) {
+            self.visits += 1;
             let s = &mut self.segs[k];
             if s.lost {
                 self.lost_bytes -= s.end - s.start;
@@ -204,30 +330,77 @@ impl SentQueue {
             s.rexmits += 1;
             s.tx = tx;
         }
+        self.by_time.push_back(Transmission {
+            start,
+            end,
+            at: now,
+        });
+    }
+
+    /// Offsets in the lost heap restart from the front of the record,
+    /// below which nothing can be marked: when no record is lost (every
+    /// entry is stale), and before offsets grow large enough to wrap.
+    fn rebase_lost(&mut self) {
+        let Some(front) = self.segs.front().map(|s| s.start) else {
+            return;
+        };
+        if self.lost_bytes == 0 {
+            self.lost_heap.clear();
+        } else {
+            let base = self.lost_base;
+            let live = std::mem::take(&mut self.lost_heap).into_iter();
+            self.lost_heap = live
+                .map(|Reverse(off)| base + off)
+                .filter(|&start| start >= front)
+                .map(|start| Reverse(start - front))
+                .collect();
+        }
+        self.lost_base = front;
+    }
+
+    fn push_lost(&mut self, start: SeqNum) {
+        self.lost_heap.push(Reverse(start - self.lost_base));
     }
 
     /// Marks record `k` lost (RACK, or everything unSACKed after an RTO).
     pub fn mark_lost(&mut self, k: usize) {
-        let s = &mut self.segs[k];
-        if !s.sacked && !s.lost {
-            s.lost = true;
-            self.lost_bytes += s.end - s.start;
-            self.lost_since = self.lost_since.saturating_add(s.end - s.start);
+        let s = self.segs[k];
+        if s.sacked || s.lost {
+            return;
         }
+        if self.lost_bytes == 0 || s.start - self.lost_base >= 1 << 30 {
+            self.rebase_lost();
+        }
+        self.segs[k].lost = true;
+        self.lost_bytes += s.len();
+        self.lost_since = self.lost_since.saturating_add(s.len());
+        self.push_lost(s.start);
     }
 
-    /// Marks every record not SACKed lost; returns how many bytes that is.
+    /// Marks every record not SACKed lost (after a timeout); returns how
+    /// many bytes that is. SACK marks the receiver reneged on go first.
     pub fn mark_all_lost(&mut self) -> u32 {
+        if std::mem::take(&mut self.reneged) {
+            self.forget_sacks();
+        }
         for k in 0..self.segs.len() {
+            self.visits += 1;
             self.mark_lost(k);
         }
         self.lost_bytes
     }
 
-    /// Drops every SACK mark (the receiver reneged on them).
-    pub fn forget_sacks(&mut self) {
+    /// The receiver reneged (it no longer holds what it SACKed): its marks
+    /// go at the next timeout, which the caller arms soon (as Linux).
+    pub fn note_reneging(&mut self) {
+        self.reneged = true;
+    }
+
+    /// Drops every SACK mark.
+    fn forget_sacks(&mut self) {
         for s in self.segs.iter_mut() {
             s.sacked = false;
+            s.run = 0;
         }
         self.sacked_bytes = 0;
     }
@@ -238,18 +411,131 @@ impl SentQueue {
             s.lost = false;
         }
         self.lost_bytes = 0;
+        self.lost_heap.clear();
     }
 
-    pub fn get(&self, k: usize) -> Option<&Sent> {
-        self.segs.get(k)
+    /// A path MTU drop: every record longer than `mss` is cut into pieces
+    /// of at most `mss` and, unless SACKed, marked lost, so that recovery
+    /// resends it at the new size. One pass over the record.
+    pub fn resegment(&mut self, mss: u32) {
+        if self.segs.iter().all(|s| s.len() <= mss) {
+            return;
+        }
+        self.rebase_lost();
+        for s in std::mem::take(&mut self.segs) {
+            self.visits += 1;
+            if s.len() <= mss {
+                self.segs.push_back(s);
+                continue;
+            }
+            let mut at = s.start;
+            while at < s.end {
+                let mut piece = s;
+                (piece.start, piece.end) = (at, s.end.min(at + mss));
+                piece.run = u32::from(s.sacked);
+                if !s.sacked {
+                    if !s.lost {
+                        self.lost_bytes += piece.len();
+                        self.lost_since = self.lost_since.saturating_add(piece.len());
+                    }
+                    piece.lost = true;
+                    self.push_lost(at);
+                }
+                self.segs.push_back(piece);
+                at = piece.end;
+            }
+        }
     }
 
     /// The first record presumed lost: what recovery resends next.
-    pub fn first_lost(&self) -> Option<&Sent> {
+    pub fn first_lost(&mut self) -> Option<Sent> {
         if self.lost_bytes == 0 {
             return None;
         }
-        self.segs.iter().find(|s| s.lost)
+        while let Some(&Reverse(off)) = self.lost_heap.peek() {
+            self.visits += 1;
+            let start = self.lost_base + off;
+            let k = self.index_of(start);
+            if let Some(s) = self.segs.get(k).filter(|s| s.start == start && s.lost) {
+                return Some(*s);
+            }
+            self.lost_heap.pop(); // acknowledged, SACKed or resent since
+        }
+        None
+    }
+
+    /// RACK's pass (RFC 8985 6.2 step 5): marks lost every record not
+    /// SACKed that was sent before the segment at (`rack_at`, `rack_end`)
+    /// and has waited more than `wait` since, oldest first, and stops at
+    /// the first whose time is not up, which it returns: all later ones
+    /// left later. Returns how many records it marked.
+    pub fn rack_mark_lost(
+        &mut self,
+        rack_at: Instant,
+        rack_end: SeqNum,
+        wait: Duration,
+        now: Instant,
+    ) -> (u32, Option<Instant>) {
+        let mut marked = 0;
+        while let Some(&t) = self.by_time.front() {
+            self.visits += 1;
+            if t.at > rack_at || (t.at == rack_at && t.end > rack_end) {
+                break; // sent after the RACK segment, as is all that follows
+            }
+            let first = self.index_of(t.start);
+            let live = |s: &Sent| s.at == t.at && !s.sacked && !s.lost;
+            let mut any = false;
+            for s in self.segs.range(first..).take_while(|s| s.start < t.end) {
+                any |= live(s);
+            }
+            if any && t.at + wait > now {
+                return (marked, Some(t.at + wait));
+            }
+            let mut k = first;
+            while self.segs.get(k).is_some_and(|s| s.start < t.end) {
+                self.visits += 1;
+                if live(&self.segs[k]) {
+                    self.mark_lost(k);
+                    marked += 1;
+                }
+                k += 1;
+            }
+            self.by_time.pop_front();
+        }
+        (marked, None)
+    }
+
+    /// The first record's marks, if it starts at `seq`.
+    pub fn front_at(&self, seq: SeqNum) -> Option<&Sent> {
+        self.segs.front().filter(|s| s.start == seq)
+    }
+
+    /// Where data from `seq` may run before SACKed data: the first byte at
+    /// or after `seq` not SACKed, and how many bytes follow it before the
+    /// next SACKed record (at least `limit` counts as `limit`; `u32::MAX`
+    /// when nothing SACKed follows).
+    pub fn unsacked_run(&mut self, seq: SeqNum, limit: u32) -> (SeqNum, u32) {
+        let mut k = self.index_of(seq);
+        if self.segs.get(k).is_some_and(|s| s.sacked) {
+            k = self.run_end(k);
+        }
+        let from = match self.segs.get(k) {
+            Some(s) => seq.max(s.start),
+            None => return (seq.max(self.segs.back().map_or(seq, |b| b.end)), u32::MAX),
+        };
+        let mut run = 0u32;
+        while let Some(s) = self.segs.get(k) {
+            self.visits += 1;
+            if s.sacked {
+                return (from, run);
+            }
+            run += s.end - from.max(s.start);
+            if run >= limit {
+                return (from, limit);
+            }
+            k += 1;
+        }
+        (from, u32::MAX)
     }
 }
 
@@ -286,31 +572,58 @@ mod tests {
     }
 
     #[test]
-    fn sack_splits_records_and_counts_bytes() {
+    fn sack_marks_whole_records_and_never_splits() {
         let mut q = queue();
-        // A block that starts and ends inside records.
-        let d = q.on_sack(SeqNum(1150), SeqNum(1250)).unwrap();
-        assert_eq!(q.sacked_bytes(), 100);
-        assert_eq!(q.len(), 7, "split at both edges");
-        assert_eq!((d.at, d.end), (t(2), SeqNum(1250)), "newest delivered");
-        // The same block again delivers nothing new.
+        // A block that starts and ends inside records marks none of them.
         assert_eq!(q.on_sack(SeqNum(1150), SeqNum(1250)), None);
+        assert_eq!((q.len(), q.sacked_bytes()), (5, 0));
+        // One that covers a record whole marks just that one.
+        let d = q.on_sack(SeqNum(1150), SeqNum(1350)).unwrap();
         assert_eq!(q.sacked_bytes(), 100);
+        assert_eq!(q.len(), 5, "no split");
+        assert_eq!((d.at, d.end), (t(2), SeqNum(1300)), "newest delivered");
+        // The same block again delivers nothing new.
+        assert_eq!(q.on_sack(SeqNum(1150), SeqNum(1350)), None);
+        assert_eq!(q.sacked_bytes(), 100);
+    }
+
+    #[test]
+    fn a_block_over_sacked_runs_jumps_them() {
+        let mut q = SentQueue::default();
+        for i in 0..1000u32 {
+            q.on_send(SeqNum(i * 10), SeqNum(i * 10 + 10), t(1), TxRate::at(t(0)));
+        }
+        // SACKed one record at a time from the left: runs of one that the
+        // first walk joins up.
+        for i in 1..1000u32 {
+            q.on_sack(SeqNum(i * 10), SeqNum(i * 10 + 10));
+        }
+        let before = q.visits();
+        assert_eq!(q.on_sack(SeqNum(10), SeqNum(10_000)), None);
+        let first = q.visits() - before;
+        let before = q.visits();
+        assert_eq!(q.on_sack(SeqNum(10), SeqNum(10_000)), None);
+        assert!(q.visits() - before <= 3, "second walk: one jump");
+        assert!(first <= 1000 + 3, "first walk: {first}");
+        assert_eq!(q.unsacked_run(SeqNum(0), 1000), (SeqNum(0), 10));
+        assert_eq!(q.unsacked_run(SeqNum(10), 1000), (SeqNum(10_000), u32::MAX));
     }
 
     #[test]
     fn lost_marks_leave_on_resend_sack_or_ack() {
         let mut q = queue();
-        q.mark_lost(0);
         q.mark_lost(1);
+        q.mark_lost(0);
         assert_eq!(q.lost_bytes(), 200);
-        assert_eq!(q.first_lost().unwrap().start, SeqNum(1000));
+        assert_eq!(q.first_lost().unwrap().start, SeqNum(1000), "lowest first");
         q.on_retransmit(SeqNum(1000), SeqNum(1100), t(10), TxRate::at(t(10)));
         assert_eq!(q.lost_bytes(), 100);
+        assert_eq!(q.first_lost().unwrap().start, SeqNum(1100));
         let first = q.iter().next().unwrap();
         assert_eq!((first.at, first.rexmits, first.lost), (t(10), 1, false));
         q.on_sack(SeqNum(1100), SeqNum(1200));
         assert_eq!((q.lost_bytes(), q.sacked_bytes()), (0, 100));
+        assert_eq!(q.first_lost(), None);
         q.mark_lost(2);
         let d = q.on_ack(SeqNum(1350)).unwrap();
         assert_eq!(
@@ -329,12 +642,45 @@ mod tests {
     }
 
     #[test]
-    fn all_lost_then_undone() {
+    fn rack_marks_oldest_first_and_stops_at_the_first_not_due() {
+        let mut q = queue(); // sent at 0..4 ms
+        q.on_sack(SeqNum(1400), SeqNum(1500)); // the one sent at 4 ms
+        let wait = Duration::from_millis(10);
+        // At 12 ms the records sent at 0, 1 and 2 ms are due, 3 ms is not.
+        let (n, next) = q.rack_mark_lost(t(4), SeqNum(1500), wait, t(12));
+        assert_eq!((n, next), (3, Some(t(13))));
+        assert_eq!(q.lost_bytes(), 300);
+        // A resend is timed anew and marked again only when its time is up.
+        q.on_retransmit(SeqNum(1000), SeqNum(1100), t(12), TxRate::at(t(12)));
+        let (n, next) = q.rack_mark_lost(t(12), SeqNum(1100), wait, t(13));
+        assert_eq!((n, next), (1, Some(t(22))), "3 ms due; the resend is not");
+        let (n, _) = q.rack_mark_lost(t(12), SeqNum(1100), wait, t(22));
+        assert_eq!(n, 1, "the lost resend");
+    }
+
+    #[test]
+    fn all_lost_then_undone_and_reneging_forgets_sacks_at_the_timeout() {
         let mut q = queue();
         q.on_sack(SeqNum(1400), SeqNum(1500));
         assert_eq!(q.mark_all_lost(), 400);
         q.unmark_lost();
         assert_eq!(q.lost_bytes(), 0);
         assert!(q.first_lost().is_none());
+        q.note_reneging();
+        assert_eq!(q.sacked_bytes(), 100, "kept until the timeout");
+        assert_eq!(q.mark_all_lost(), 500);
+        assert_eq!(q.sacked_bytes(), 0);
+    }
+
+    #[test]
+    fn resegmenting_cuts_long_records_and_marks_them_lost() {
+        let mut q = queue();
+        q.on_sack(SeqNum(1100), SeqNum(1200));
+        q.resegment(40);
+        assert_eq!(q.len(), 15);
+        assert!(q.iter().all(|s| s.end - s.start <= 40));
+        assert_eq!(q.sacked_bytes(), 100);
+        assert_eq!(q.lost_bytes(), 400, "every unSACKed piece");
+        assert_eq!(q.first_lost().unwrap().start, SeqNum(1000));
     }
 }
