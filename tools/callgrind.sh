@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 n=${1:-20000}
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 cargo build --release -q -p xdptcp --example segment_path
-bin=target/release/examples/segment_path
+bin=${CARGO_TARGET_DIR:-target}/release/examples/segment_path
 count() {
     local out
     out=$(mktemp)
