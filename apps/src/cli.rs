@@ -62,6 +62,10 @@ pub struct NetArgs {
     /// beyond, new connections are refused and out-of-order data dropped.
     #[arg(long, default_value_t = xdptcp::iface::Limits::default().max_buffer_bytes >> 20)]
     pub max_buffer_mib: usize,
+    /// Most TIME-WAIT records each core keeps; past it the oldest is
+    /// recycled (counted in --stats), as Linux's tcp_max_tw_buckets.
+    #[arg(long, default_value_t = xdptcp::iface::Limits::default().max_time_wait)]
+    pub max_time_wait: usize,
     /// Give up after this long (for example 30s, 1.5s).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -111,6 +115,7 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
         limits: xdptcp::iface::Limits {
             max_connections: n.max_connections,
             max_buffer_bytes: n.max_buffer_mib << 20,
+            max_time_wait: n.max_time_wait,
         },
     };
     let mut cfg = cfg;

@@ -11,9 +11,11 @@ pub mod neighbor;
 pub mod stats;
 pub mod syn_cookie;
 pub mod tcp_table;
+mod time_waits;
 
 use crate::device::Device;
 use crate::tcp::isn::IsnGenerator;
+use crate::tcp::time_wait::TimeWaitReply;
 use crate::tcp::{reset, Config, Connection, SeqNum, Transmit};
 use crate::time::wheel::TimerWheel;
 use crate::time::{earliest, Instant};
@@ -130,21 +132,13 @@ enum Control {
         seq: u16,
         data: Vec<u8>,
     },
-    Reset {
+    /// A TCP segment without payload that no connection sends: a reset,
+    /// a SYN-ACK whose sequence number is a SYN cookie, a TIME-WAIT
+    /// record's ACK.
+    Tcp {
         mac: MacAddr,
         tuple: Tuple,
-        seq: SeqNum,
-        ack: SeqNum,
-        flags: Flags,
-    },
-    /// A SYN-ACK whose sequence number is a SYN cookie: no state kept.
-    CookieSynAck {
-        mac: MacAddr,
-        tuple: Tuple,
-        seq: SeqNum,
-        ack: SeqNum,
-        options: crate::wire::tcp::TcpOptions,
-        window: u16,
+        t: Transmit,
     },
 }
 
@@ -167,22 +161,26 @@ pub struct Interface {
 /// (a SYN dropped, as Linux does under memory pressure; `connect` fails)
 /// when it would pass either bound, and `IfaceStats::tcp_refused_limits`
 /// counts it. Autotuning's growth is bounded apart, by
-/// `Config::buffer_budget`. TIME-WAIT entries hold no buffers and are not
-/// counted as connections.
+/// `Config::buffer_budget`. TIME-WAIT holds no buffers and does not count
+/// as a connection; past `max_time_wait` records the oldest is recycled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_connections: usize,
     /// Send and receive buffer capacity over all connections.
     pub max_buffer_bytes: usize,
+    /// TIME-WAIT records kept (Linux: `tcp_max_tw_buckets`).
+    pub max_time_wait: usize,
 }
 
 impl Default for Limits {
     /// 65,536 open connections and 4 GiB of buffers: 8,192 connections
-    /// at the default 256 KiB each way; more with smaller buffers.
+    /// at the default 256 KiB each way; more with smaller buffers. 65,536
+    /// TIME-WAIT records, about 6 MiB.
     fn default() -> Self {
         Limits {
             max_connections: 65_536,
             max_buffer_bytes: 4 << 30,
+            max_time_wait: 65_536,
         }
     }
 }
@@ -221,6 +219,17 @@ impl Interface {
     }
     pub fn connection_count(&self) -> usize {
         self.tcp.len()
+    }
+
+    /// TIME-WAIT records kept (connections done with but for TIME-WAIT).
+    pub fn time_wait_count(&self) -> usize {
+        self.tcp.time_waits.len()
+    }
+
+    /// Heap bytes the connection table holds: the connections (buffers
+    /// included), the slab and maps that find them, the TIME-WAIT records.
+    pub fn table_memory(&self) -> usize {
+        self.tcp.memory()
     }
 
     /// Moves into `out` the connections that segments, timers or the
@@ -367,7 +376,10 @@ impl Interface {
                 remote_port: remote.port(),
             };
             let owned = self.port_filter.as_ref().is_none_or(|f| f(p, remote));
-            if owned && !self.tcp.listeners.contains_key(&p) && !self.tcp.by_tuple.contains_key(&t)
+            if owned
+                && !self.tcp.listeners.contains_key(&p)
+                && !self.tcp.by_tuple.contains_key(&t)
+                && !self.tcp.time_waits.contains(&t)
             {
                 return Ok(p);
             }
@@ -376,12 +388,12 @@ impl Interface {
     }
 
     pub fn tcp(&mut self, h: Handle) -> Option<&mut Connection> {
-        self.tcp.touch(h).map(|e| &mut e.conn)
+        self.tcp.touch(h).map(|e| &mut *e.conn)
     }
 
     /// A connection, read only (does not reschedule its timers).
     pub fn tcp_ref(&self, h: Handle) -> Option<&Connection> {
-        self.tcp.get(h).map(|e| &e.conn)
+        self.tcp.get(h).map(|e| &*e.conn)
     }
 
     pub fn tuple(&self, h: Handle) -> Option<Tuple> {
@@ -435,7 +447,7 @@ impl Interface {
             }
         }
         self.sync_timers();
-        self.tcp.reap();
+        self.stats.tcp_time_wait_recycled += self.tcp.reap(self.limits.max_time_wait);
         moved
     }
 
@@ -462,6 +474,7 @@ impl Interface {
             let t = self.tcp.get(h).and_then(|e| e.conn.poll_timeout());
             at = earliest(at, t.map(TimerWheel::<Handle>::fires_at));
         }
+        let at = earliest(at, self.tcp.time_waits.next_deadline());
         earliest(at, self.neighbors.next_request_at())
     }
 
@@ -488,6 +501,12 @@ impl Interface {
                 continue;
             };
             e.dirty = false;
+            if e.released && e.conn.time_wait_record().is_some() {
+                // It becomes a TIME-WAIT record once its last ACK is out
+                // (`reap`), and the record keeps the deadline: an entry in
+                // the wheel would only go stale.
+                continue;
+            }
             let Some(t) = e.conn.poll_timeout() else {
                 continue;
             };
@@ -500,6 +519,7 @@ impl Interface {
 
     /// The timer phase of `poll`: fires what the wheel says is due.
     pub fn run_timers(&mut self, now: Instant) {
+        self.tcp.time_waits.expire(now);
         self.sync_timers();
         let tcp = &mut self.tcp;
         self.timers.advance(now, |deadline, h| {
@@ -678,6 +698,20 @@ impl Interface {
                 return;
             }
         }
+        match self.tcp.time_waits.on_segment(tuple, seg, now) {
+            None => {}
+            Some(TimeWaitReply::Nothing) => return,
+            Some(TimeWaitReply::Ack(t)) => {
+                return self.push_control(Control::Tcp {
+                    mac: src_mac,
+                    tuple,
+                    t,
+                })
+            }
+            // As for a connection in TIME-WAIT above: the SYN goes on to
+            // the listener.
+            Some(TimeWaitReply::NewIncarnation) => self.stats.tcp_time_wait_reused += 1,
+        }
         let is_syn = seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst();
         if let (true, Some(l)) = (is_syn, self.tcp.listeners.get(&seg.dst_port)) {
             let cfg = l.cfg.clone();
@@ -710,12 +744,10 @@ impl Interface {
         }
         if let Some((seq, ack, flags)) = reset::reply_to_unexpected(seg) {
             self.stats.tcp_resets_sent += 1;
-            self.push_control(Control::Reset {
+            self.push_control(Control::Tcp {
                 mac: src_mac,
                 tuple,
-                seq,
-                ack,
-                flags,
+                t: Transmit::bare(seq, ack, flags),
             });
         }
     }
@@ -757,14 +789,14 @@ impl Interface {
         let ends = self.cookie_ends(src, &tuple);
         let cookie = syn_cookie::make(&self.isn, ends, seg.seq, peer_mss, now);
         self.stats.tcp_syn_cookies_sent += 1;
-        self.push_control(Control::CookieSynAck {
-            mac,
-            tuple,
-            seq: SeqNum(cookie),
-            ack: SeqNum(seg.seq.wrapping_add(1)),
-            options,
-            window,
-        });
+        let mut t = Transmit::bare(
+            SeqNum(cookie),
+            SeqNum(seg.seq.wrapping_add(1)),
+            Flags::SYN | Flags::ACK,
+        );
+        t.window = window;
+        t.options = options;
+        self.push_control(Control::Tcp { mac, tuple, t });
     }
 
     /// An ACK to a listener with no connection behind it: if it returns a
@@ -1004,26 +1036,7 @@ impl Interface {
                 };
                 build_icmp(buf, me_mac, mac, me_ip, ip, self.ip_ident, &echo)
             }
-            Control::CookieSynAck {
-                mac,
-                tuple,
-                seq,
-                ack,
-                options,
-                window,
-            } => {
-                let mut t = Transmit::bare(seq, ack, Flags::SYN | Flags::ACK);
-                t.window = window;
-                t.options = options;
-                self.stateless_tcp(buf, mac, &tuple, &t)
-            }
-            Control::Reset {
-                mac,
-                tuple,
-                seq,
-                ack,
-                flags,
-            } => self.stateless_tcp(buf, mac, &tuple, &Transmit::bare(seq, ack, flags)),
+            Control::Tcp { mac, tuple, t } => self.stateless_tcp(buf, mac, &tuple, &t),
         };
         r.ok()
     }

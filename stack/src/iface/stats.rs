@@ -47,5 +47,8 @@ pub struct IfaceStats {
     pub icmp_frag_needed_ignored: u64,
     /// TIME-WAIT connections replaced by a new incarnation (RFC 6191).
     pub tcp_time_wait_reused: u64,
+    /// TIME-WAIT records dropped before their time to stay within
+    /// `Limits::max_time_wait` (oldest first).
+    pub tcp_time_wait_recycled: u64,
     pub partial_checksum_from: Option<std::net::Ipv4Addr>,
 }

@@ -18,9 +18,13 @@ pub struct Tuple {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Handle(pub(crate) usize);
 
+/// Slab slots kept however empty it gets.
+const KEEP_SLOTS: usize = 1024;
+
 pub(crate) struct Entry {
     pub tuple: Tuple,
-    pub conn: Connection,
+    /// Boxed: a free slot then costs a pointer's worth, not a connection's.
+    pub conn: Box<Connection>,
     /// The user let go of it: remove once CLOSED.
     pub released: bool,
     /// Spawned by a listener and not accepted yet.
@@ -75,13 +79,15 @@ pub(crate) struct TcpTable {
     /// Set once an application layer asks for activity; until then none
     /// is recorded (the socket API polls its streams itself).
     pub tracking: bool,
+    /// Connections done with but for TIME-WAIT, as compact records.
+    pub time_waits: super::time_waits::TimeWaits,
 }
 
 impl TcpTable {
     pub fn insert(&mut self, tuple: Tuple, conn: Connection, in_backlog: bool) -> Handle {
         let entry = Entry {
             tuple,
-            conn,
+            conn: Box::new(conn),
             released: false,
             in_backlog,
             timer: None,
@@ -91,7 +97,10 @@ impl TcpTable {
             in_time_wait: false,
             active: false,
         };
-        let i = match self.free.pop() {
+        // Free indices past a slab that shrank are gone; only once none is
+        // left does the slab grow (so no stale index can name a new slot).
+        let free = std::iter::from_fn(|| self.free.pop()).find(|&i| i < self.slots.len());
+        let i = match free {
             Some(i) => {
                 self.slots[i] = Some(entry);
                 i
@@ -147,23 +156,50 @@ impl TcpTable {
         self.by_tuple.len()
     }
 
-    /// Removes connections (among those touched lately) that are finished: closed and released by the
-    /// user, or spawned by a listener and closed before being accepted, or
-    /// returned to LISTEN by a reset.
-    pub fn reap(&mut self) {
+    /// Removes connections (among those touched lately) that are finished:
+    /// closed and released by the user, or spawned by a listener and closed
+    /// before being accepted, or returned to LISTEN by a reset. Released
+    /// ones in TIME-WAIT with nothing left to send become compact records
+    /// (at most `max_time_wait`); returns how many older records that
+    /// recycled.
+    pub fn reap(&mut self, max_time_wait: usize) -> u64 {
+        let mut recycled = 0;
         for h in std::mem::take(&mut self.reap_candidates) {
-            let i = h.0;
-            let done = match &self.slots[i] {
-                Some(e) => {
-                    let st = e.conn.state();
-                    (st == State::Closed && (e.released || e.in_backlog))
-                        || (st == State::Listen && e.in_backlog)
-                }
-                None => false,
-            };
+            let Some(e) = self.get(h) else { continue };
+            let st = e.conn.state();
+            let done = (st == State::Closed && (e.released || e.in_backlog))
+                || (st == State::Listen && e.in_backlog);
+            let record = (e.released && !e.queued)
+                .then(|| e.conn.time_wait_record())
+                .flatten();
             if done {
                 self.remove(h);
+            } else if let Some(tw) = record {
+                let tuple = e.tuple;
+                self.remove(h);
+                recycled += self.time_waits.insert(tuple, tw, max_time_wait);
             }
+        }
+        recycled
+    }
+
+    /// After a spike, free slots at the slab's end are cut off (indices
+    /// past the end left on the free list are skipped by `insert`), and
+    /// once most of its room is unused, memory goes back: each time at
+    /// least half of it, so the work stays in proportion.
+    fn give_back_slots(&mut self) {
+        while self.slots.last().is_some_and(Option::is_none) {
+            self.slots.pop();
+        }
+        let len = self.slots.len();
+        if self.slots.capacity() > 4 * len.max(KEEP_SLOTS) {
+            self.free.retain(|&i| i < len);
+            self.slots.shrink_to(2 * len.max(KEEP_SLOTS));
+            self.free.shrink_to(2 * self.free.len().max(KEEP_SLOTS));
+        }
+        if self.by_tuple.capacity() > 4 * self.by_tuple.len().max(KEEP_SLOTS) {
+            self.by_tuple
+                .shrink_to(2 * self.by_tuple.len().max(KEEP_SLOTS));
         }
     }
 
@@ -180,6 +216,18 @@ impl TcpTable {
         self.time_wait = self.time_wait + usize::from(tw) - usize::from(e.in_time_wait);
         e.charge = charge;
         e.in_time_wait = tw;
+    }
+
+    /// Heap bytes held: each connection (boxed, with its buffers and
+    /// records), the slab, the maps, the TIME-WAIT records.
+    pub fn memory(&self) -> usize {
+        let per_conn = std::mem::size_of::<Connection>() + std::mem::size_of::<Entry>();
+        self.slots.capacity() * std::mem::size_of::<Option<Entry>>()
+            + self.free.capacity() * std::mem::size_of::<usize>()
+            + self.by_tuple.capacity() * std::mem::size_of::<(Tuple, Handle, u64)>()
+            + self.by_tuple.len() * per_conn
+            + self.buffer_bytes
+            + self.time_waits.memory()
     }
 
     /// Connections that are not in TIME-WAIT.
@@ -200,5 +248,6 @@ impl TcpTable {
             l.backlog.retain(|b| *b != h);
         }
         self.free.push(h.0);
+        self.give_back_slots();
     }
 }

@@ -120,6 +120,8 @@ impl<A: CoreApp> CoreLoop<A> {
         v.timers = self.iface.timer_count() as u64;
         v.buffer_bytes = self.iface.usage().0 as u64;
         v.ooo_pruned = self.iface.stats().tcp_ooo_pruned;
+        v.time_wait = self.iface.time_wait_count() as u64;
+        v.time_wait_recycled = self.iface.stats().tcp_time_wait_recycled;
         self.counters.store(v);
     }
 

@@ -26,6 +26,8 @@ pub struct CoreCounters {
     timers: AtomicU64,
     buffer_bytes: AtomicU64,
     ooo_pruned: AtomicU64,
+    time_wait: AtomicU64,
+    time_wait_recycled: AtomicU64,
 }
 
 /// One core's counters at one moment.
@@ -54,6 +56,9 @@ pub struct CoreCountersValue {
     pub buffer_bytes: u64,
     /// Connections whose out-of-order data was dropped at the memory limit.
     pub ooo_pruned: u64,
+    /// TIME-WAIT records kept, and those recycled at the cap.
+    pub time_wait: u64,
+    pub time_wait_recycled: u64,
 }
 
 impl CoreCounters {
@@ -74,6 +79,8 @@ impl CoreCounters {
         self.timers.store(v.timers, Relaxed);
         self.buffer_bytes.store(v.buffer_bytes, Relaxed);
         self.ooo_pruned.store(v.ooo_pruned, Relaxed);
+        self.time_wait.store(v.time_wait, Relaxed);
+        self.time_wait_recycled.store(v.time_wait_recycled, Relaxed);
     }
 
     pub fn load(&self) -> CoreCountersValue {
@@ -96,6 +103,8 @@ impl CoreCounters {
             timers: self.timers.load(Relaxed),
             buffer_bytes: self.buffer_bytes.load(Relaxed),
             ooo_pruned: self.ooo_pruned.load(Relaxed),
+            time_wait: self.time_wait.load(Relaxed),
+            time_wait_recycled: self.time_wait_recycled.load(Relaxed),
         }
     }
 }
@@ -121,10 +130,11 @@ impl std::fmt::Display for CoreCountersValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "rx {} tx {} frames, {} conns, handed off {} / taken over {} (deferred {}, dropped {}), {} loops, {} idle waits, {} free frames",
+            "rx {} tx {} frames, {} conns ({} in TIME-WAIT), handed off {} / taken over {} (deferred {}, dropped {}), {} loops, {} idle waits, {} free frames",
             self.rx_frames,
             self.tx_frames,
             self.connections,
+            self.time_wait,
             self.handoff.handed_off,
             self.handoff.taken_over,
             self.handoff.deferred,
@@ -148,6 +158,13 @@ impl std::fmt::Display for CoreCountersValue {
                 f,
                 ", out-of-order data dropped {} times at the memory limit",
                 self.ooo_pruned
+            )?;
+        }
+        if self.time_wait_recycled > 0 {
+            write!(
+                f,
+                ", {} TIME-WAIT records recycled at the cap",
+                self.time_wait_recycled
             )?;
         }
         if self.partial_checksums > 0 {

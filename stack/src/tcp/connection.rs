@@ -630,20 +630,12 @@ impl Connection {
         true
     }
 
-    /// RFC 6191 (and RFC 1122 4.2.2.13 without timestamps): in TIME-WAIT, a
-    /// SYN whose timestamp is newer than the last one seen, or whose
-    /// sequence number lies beyond the old connection's, cannot be an old
-    /// duplicate, so it may start a new incarnation of the 4-tuple.
+    /// In TIME-WAIT: may this SYN start a new incarnation of the 4-tuple
+    /// (RFC 6191, `time_wait::new_incarnation`)?
     pub fn accepts_new_incarnation(&self, seg: &crate::wire::tcp::TcpSegment<'_>) -> bool {
-        let f = seg.flags;
-        if self.state != State::TimeWait || !f.syn() || f.ack() || f.rst() {
-            return false;
-        }
-        match (self.ts_ok, seg.options.timestamps) {
-            (true, Some((tsval, _))) => super::timestamps::ts_before(self.ts_recent, tsval),
-            (true, None) => false,
-            (false, _) => SeqNum(seg.seq) > self.rcv_nxt,
-        }
+        let ts_recent = self.ts_ok.then_some(self.ts_recent);
+        self.state == State::TimeWait
+            && super::time_wait::new_incarnation(ts_recent, self.rcv_nxt, seg)
     }
 
     /// Drops the connection at once, telling the peer with RST.

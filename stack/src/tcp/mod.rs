@@ -22,6 +22,7 @@ pub mod sent;
 pub mod seq;
 pub mod state;
 pub mod stats;
+pub mod time_wait;
 mod timestamps;
 
 pub use config::{Config, Keepalive};

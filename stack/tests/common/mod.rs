@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 use xdptcp::tcp::{Config, Connection, SeqNum, State, TcpError, Transmit};
