@@ -391,3 +391,73 @@ fn orphaned_connections_end() {
     let probes = c.window_probes_sent - before;
     assert!((8..=9).contains(&probes), "{probes} probes as an orphan");
 }
+
+/// A forged or stray D-SACK to `p.a` for `[seq, seq + MSS)`, with the
+/// timestamp of the receiver's latest segment to have arrived (so that
+/// PAWS lets it through and drops none of those still on the wire).
+fn inject_dsack(p: &mut Pair, seq: SeqNum) {
+    let now = p.now;
+    let last_b = p
+        .log
+        .iter()
+        .rev()
+        .find(|(at, from_a, _)| !*from_a && *at + p.delay <= now)
+        .map(|(_, _, t)| *t)
+        .expect("b has sent");
+    let una = p.a.seq_space().snd_una;
+    let mut options = xdptcp::wire::tcp::TcpOptions {
+        timestamps: last_b.options.timestamps,
+        ..Default::default()
+    };
+    options.sack_blocks[0] = (seq.0, (seq + MSS).0);
+    options.sack_count = 1;
+    let seg = xdptcp::wire::tcp::TcpSegment {
+        src_port: 2,
+        dst_port: 1,
+        seq: last_b.seq.0,
+        ack: una.0,
+        flags: xdptcp::wire::tcp::Flags::ACK,
+        window: last_b.window,
+        urgent: 0,
+        options,
+        payload: &[],
+    };
+    p.a.on_segment(&seg, now);
+}
+
+/// Two real losses, each repaired in its own recovery episode. While the
+/// second is under way, D-SACKs arrive for the first episode's
+/// retransmission (a stray report, twice): they prove nothing about the
+/// second, whose window cut stands (RFC 3708: only D-SACKs for this
+/// episode's retransmissions count, each once).
+#[test]
+fn stray_dsacks_do_not_undo_a_real_reduction() {
+    let mut p = pair(config(), 1000, config(), 5000, 10);
+    let first = SeqNum(1001 + 100 * MSS);
+    let second = SeqNum(1001 + 1500 * MSS);
+    let mut dropped = [false, false];
+    p.drop = Box::new(move |t, from_a| {
+        for (k, v) in [first, second].into_iter().enumerate() {
+            if from_a && t.seq == v && t.payload_len > 0 && !dropped[k] {
+                dropped[k] = true;
+                return true;
+            }
+        }
+        false
+    });
+    let mut injected = false;
+    let ok = common::one_way_with(&mut p, 4 << 20, Duration::from_secs(30), |p| {
+        if p.a.counters().sack_recoveries == 2 && !injected {
+            injected = true;
+            inject_dsack(p, first);
+            inject_dsack(p, first);
+        }
+    });
+    assert!(ok);
+    let c = p.a.counters();
+    assert!(injected);
+    assert_eq!((c.sack_recoveries, c.retransmits), (2, 2), "{c:?}");
+    assert!(c.dsacks_received >= 2, "{c:?}");
+    assert_eq!(c.undone_recoveries, 0, "a real cut was undone: {c:?}");
+    assert_eq!(c.paws_rejected, 0, "the injected segments were in time");
+}

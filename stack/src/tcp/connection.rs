@@ -247,7 +247,9 @@ pub struct Connection {
     // SACK: what we report as receiver, what the peer reported as sender.
     pub(super) sack_recent: std::collections::VecDeque<SeqNum>,
     pub(super) dsack: Option<(SeqNum, SeqNum)>,
-    pub(super) recent_rexmits: std::collections::VecDeque<SeqNum>,
+    /// Recent retransmissions, and whether each was of the current loss
+    /// episode (whose undo its D-SACK counts towards).
+    pub(super) recent_rexmits: std::collections::VecDeque<(SeqNum, bool)>,
     /// Every segment in flight: send times and marks, for RACK and recovery.
     pub(super) sent: SentQueue,
     /// Delivery rate estimation (for BBR).

@@ -624,7 +624,14 @@ impl Connection {
     }
 
     /// A loss episode begins: remember what its response will change.
+    /// The undo state stays until the next episode replaces it: D-SACKs
+    /// for an episode's resends mostly arrive after it ended (as Linux's
+    /// undo_marker); those for other resends never count.
     pub(super) fn save_for_undo(&mut self) {
+        // Retransmissions before it belong to no episode that can be undone.
+        for r in self.recent_rexmits.iter_mut() {
+            r.1 = false;
+        }
         self.undo = Some(super::connection::Undo {
             saved: self.cc.save(),
             first_rexmit: None,

@@ -83,7 +83,7 @@ impl Connection {
             self.rexmit_pending = false;
             if self.snd_max > self.snd_una {
                 let len = self.sent.unsacked_run(self.snd_una, self.eff_mss).1;
-                return Some(self.retransmit(self.snd_una, len, now));
+                return Some(self.retransmit(self.snd_una, len, now, true));
             }
         }
         if self.tlp_pending {
@@ -101,7 +101,7 @@ impl Connection {
             // The last segment as it was sent (resending a different cut
             // of the bytes would split records).
             if let Some(last) = self.sent.last().copied() {
-                return Some(self.retransmit(last.start, last.end - last.start, now));
+                return Some(self.retransmit(last.start, last.end - last.start, now, false));
             }
         }
         if self.probe_pending {
@@ -136,28 +136,30 @@ impl Connection {
     }
 
     /// Resends `len` bytes (at most a segment) from `seq` without moving
-    /// SND.NXT.
-    fn retransmit(&mut self, seq: SeqNum, len: u32, now: Instant) -> Transmit {
+    /// SND.NXT: a repair (`for_episode`: of the current loss episode, if
+    /// one is under way) or a tail loss probe (not).
+    fn retransmit(&mut self, seq: SeqNum, len: u32, now: Instant, repair: bool) -> Transmit {
         let t = self.segment_at(seq, len.min(self.eff_mss));
         self.count_retransmit(&t);
-        self.note_retransmission(&t);
+        let for_episode = repair && self.undo.is_some() && (self.in_recovery || self.loss_state);
+        self.note_retransmission(&t, for_episode);
         self.note_advertised(&t);
         let end = t.seq + t.payload_len as u32 + u32::from(t.flags.fin());
-        self.note_resent(t.seq, end, now);
+        self.note_resent(t.seq, end, now, repair);
         self.arm_tlp(now);
         t
     }
 
     /// Bookkeeping for resent sequence space `[seq, end)`: its record's
-    /// send time (RACK), PRR's count, and what undo needs.
-    fn note_resent(&mut self, seq: SeqNum, end: SeqNum, now: Instant) {
+    /// send time (RACK), PRR's count, and, for a repair, what undo needs.
+    fn note_resent(&mut self, seq: SeqNum, end: SeqNum, now: Instant, repair: bool) {
         let tx = self.rate.on_send(now, self.pipe() == 0);
         self.sent.on_retransmit(seq, end, now, tx);
         self.on_paced_send(end - seq, now);
         if self.in_recovery {
             self.prr.out += u64::from(end - seq);
         }
-        let episode = self.in_recovery || self.loss_state;
+        let episode = repair && (self.in_recovery || self.loss_state);
         let tsval = self.ts_ok.then(|| self.ts_now(now));
         if let (true, Some(u)) = (episode, &mut self.undo) {
             u.retrans += 1;
@@ -182,12 +184,12 @@ impl Connection {
             // F-RTO: only the first segment is resent, then nothing until
             // the first ACK after the timeout...
             (Some(Frto::AwaitFirst), Some(s)) if s.start == self.snd_una => {
-                return Some(self.retransmit(s.start, s.end - s.start, now));
+                return Some(self.retransmit(s.start, s.end - s.start, now, true));
             }
             (Some(Frto::AwaitFirst), _) => return None,
             // ...and after it, new data only (the test of spuriousness).
             (Some(Frto::AwaitSecond), _) => {}
-            (None, Some(s)) => return Some(self.retransmit(s.start, s.end - s.start, now)),
+            (None, Some(s)) => return Some(self.retransmit(s.start, s.end - s.start, now, true)),
             (None, None) => {}
         }
         let flight = self.snd_nxt - self.snd_una;
@@ -411,7 +413,7 @@ impl Connection {
         let end = t.seq + seq_len;
         if !t.flags.syn() {
             if t.seq < self.snd_max {
-                self.note_resent(t.seq, end.min(self.snd_max), now);
+                self.note_resent(t.seq, end.min(self.snd_max), now, true);
             }
             if end > self.snd_max {
                 let fresh = end - t.seq.max(self.snd_max);

@@ -121,9 +121,12 @@ impl Connection {
     /// A D-SACK for data starting at `l`: the peer got it twice.
     fn on_dsack(&mut self, l: SeqNum) {
         self.counters.dsacks_received += 1;
-        if !self.recent_rexmits.contains(&l) {
+        // Each retransmission is reported once; a repeated report, or one
+        // for a retransmission we do not remember, proves nothing.
+        let Some(i) = self.recent_rexmits.iter().position(|r| r.0 == l) else {
             return;
-        }
+        };
+        let (_, this_episode) = self.recent_rexmits.remove(i).expect("found");
         // The original arrived after all: the path reorders by at least
         // the distance to the highest SACKed byte, so wait for that much
         // before calling a segment lost.
@@ -132,7 +135,11 @@ impl Connection {
         self.reordering = self.reordering.max(degree).min(MAX_REORDERING);
         self.rack.reordering_seen = true;
         self.rack_on_dsack();
-        self.dsack_for_retransmission();
+        // Only the current loss episode's own retransmissions may undo its
+        // response (RFC 3708), not an earlier episode's nor a probe's.
+        if this_episode {
+            self.dsack_for_retransmission();
+        }
     }
 
     /// DupThresh: the reordering estimate, but never more than the flight
@@ -154,12 +161,13 @@ impl Connection {
             .saturating_sub(self.sent.lost_bytes())
     }
 
-    /// Records a retransmission for spurious detection by D-SACK.
-    pub(super) fn note_retransmission(&mut self, t: &Transmit) {
+    /// Records a retransmission for spurious detection by D-SACK, and
+    /// whether it counts towards undoing the current loss episode.
+    pub(super) fn note_retransmission(&mut self, t: &Transmit, for_episode: bool) {
         if self.recent_rexmits.len() == RECENT_REXMITS {
             self.recent_rexmits.pop_front();
         }
-        self.recent_rexmits.push_back(t.seq);
+        self.recent_rexmits.push_back((t.seq, for_episode));
     }
 
     /// RFC 2018 8, RFC 6675 5.1: the cumulative ACK stopped at data the
