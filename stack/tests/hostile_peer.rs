@@ -90,3 +90,29 @@ fn syn_received_ends_quietly_on_an_exact_reset() {
     assert_eq!(c.poll_transmit(now), None);
     assert_eq!(c.error(), None);
 }
+
+/// Both ends configured for jumbo segments (MSS 8960) on a link whose
+/// MTU is 1500: each offers in its SYN only what its device carries, so
+/// the transfer runs at 1460 bytes a segment instead of stalling on
+/// segments the device cannot send.
+#[test]
+fn an_mss_configured_past_the_device_mtu_is_not_offered() {
+    use xdptcp::device::sim::LinkConfig;
+    use xdptcp::simulation::{run_transfer, TransferSpec};
+    let spec = TransferSpec {
+        bytes: 4 << 20,
+        link: LinkConfig {
+            mtu: 1500,
+            ..LinkConfig::default()
+        },
+        tcp: Config {
+            mss: 8960,
+            ..Config::default()
+        },
+        sim_limit: Duration::from_secs(60),
+        ..TransferSpec::default()
+    };
+    let r = run_transfer(&spec, &mut |_| {}, &mut |_| {}, &mut |_, _| {});
+    assert!(r.completed, "{:?}", r.error);
+    assert!(r.sender.mss <= 1460, "sender's MSS {}", r.sender.mss);
+}

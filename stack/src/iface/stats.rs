@@ -50,5 +50,8 @@ pub struct IfaceStats {
     /// TIME-WAIT records dropped before their time to stay within
     /// `Limits::max_time_wait` (oldest first).
     pub tcp_time_wait_recycled: u64,
+    /// Segments larger than the device carries (never sent; the
+    /// connection re-cut what it had in flight to fit).
+    pub tx_oversize: u64,
     pub partial_checksum_from: Option<std::net::Ipv4Addr>,
 }
