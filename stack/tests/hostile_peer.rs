@@ -116,3 +116,23 @@ fn an_mss_configured_past_the_device_mtu_is_not_offered() {
     assert!(r.completed, "{:?}", r.error);
     assert!(r.sender.mss <= 1460, "sender's MSS {}", r.sender.mss);
 }
+
+/// Path MTU discovery lowers the MSS on a router's word; ten minutes on
+/// (RFC 1191 6.3) the full size is tried again, and a path still narrow
+/// lowers it again the same way.
+#[test]
+fn a_lowered_path_mtu_is_tried_again_after_ten_minutes() {
+    let cfg = Config::default();
+    let mut p = pair(cfg.clone(), 1000, cfg, 5000, 5);
+    assert!(one_way(&mut p, 64 * 1024, Duration::from_secs(10)));
+    let full = p.a.snapshot().mss;
+    let una = p.a.seq_space().snd_una;
+    p.a.send(&[1u8; 20_000]).unwrap();
+    let now = p.now;
+    while p.a.poll_transmit(now).is_some() {}
+    assert!(p.a.on_path_mtu(1200, una, now));
+    assert_eq!(p.a.snapshot().mss, 1200 - 40 - 12);
+    let later = now + Duration::from_secs(601);
+    let _ = p.a.poll_transmit(later);
+    assert_eq!(p.a.snapshot().mss, full, "the full size is tried again");
+}

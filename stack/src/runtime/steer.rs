@@ -52,20 +52,37 @@ pub fn classify(frame: &[u8], cores: usize) -> Steer {
                 return Steer::Here;
             };
             let ihl = usize::from(vihl & 0x0f) * 4;
-            let (Some(addrs), Some(ports)) = (ip.get(12..20), ip.get(ihl..ihl + 4)) else {
-                return Steer::Here;
-            };
-            if proto != 6 || ihl < 20 {
-                return Steer::Here;
+            match (proto, ip.get(ihl)) {
+                (6, _) if ihl >= 20 => tcp_owner(ip, cores),
+                // An ICMP error about one of our segments (destination
+                // unreachable: "fragmentation needed" among them) goes to
+                // the core that owns the flow it quotes, which alone can
+                // act on it (path MTU discovery).
+                (1, Some(&3)) if ihl >= 20 => ip
+                    .get(ihl + 8..)
+                    .map_or(Steer::Here, |quoted| tcp_owner(quoted, cores)),
+                _ => Steer::Here,
             }
-            let src = Ipv4Addr::new(addrs[0], addrs[1], addrs[2], addrs[3]);
-            let dst = Ipv4Addr::new(addrs[4], addrs[5], addrs[6], addrs[7]);
-            let sport = u16::from_be_bytes([ports[0], ports[1]]);
-            let dport = u16::from_be_bytes([ports[2], ports[3]]);
-            Steer::Owner(flow_owner((src, sport), (dst, dport), cores))
         }
         _ => Steer::Here,
     }
+}
+
+/// The owner of the TCP segment in IPv4 packet `ip` (or of what an ICMP
+/// error quotes of one: its header and first 8 bytes suffice).
+fn tcp_owner(ip: &[u8], cores: usize) -> Steer {
+    let ihl = usize::from(ip.first().map_or(0, |v| v & 0x0f)) * 4;
+    let (Some(addrs), Some(ports)) = (ip.get(12..20), ip.get(ihl..ihl + 4)) else {
+        return Steer::Here;
+    };
+    if ihl < 20 || ip.get(9) != Some(&6) {
+        return Steer::Here;
+    }
+    let src = Ipv4Addr::new(addrs[0], addrs[1], addrs[2], addrs[3]);
+    let dst = Ipv4Addr::new(addrs[4], addrs[5], addrs[6], addrs[7]);
+    let sport = u16::from_be_bytes([ports[0], ports[1]]);
+    let dport = u16::from_be_bytes([ports[2], ports[3]]);
+    Steer::Owner(flow_owner((src, sport), (dst, dport), cores))
 }
 
 #[cfg(test)]
@@ -112,5 +129,33 @@ mod tests {
         );
         assert_eq!(classify(&f, 2), Steer::Owner(want));
         assert_eq!(classify(&f[..30], 2), Steer::Here, "truncated");
+    }
+
+    #[test]
+    fn an_icmp_error_goes_to_the_owner_of_the_segment_it_quotes() {
+        let us = Ipv4Addr::new(10, 1, 0, 1);
+        let peer = Ipv4Addr::new(10, 9, 0, 2);
+        let mut f = vec![0u8; 14 + 20 + 8 + 20 + 8];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 1; // ICMP, from a router
+        f[26..30].copy_from_slice(&[10, 1, 0, 254]);
+        f[30..34].copy_from_slice(&us.octets());
+        f[34] = 3; // destination unreachable
+        f[35] = 4; // fragmentation needed
+        let q = 42; // the quoted packet: ours, to the peer
+        f[q] = 0x45;
+        f[q + 9] = 6;
+        f[q + 12..q + 16].copy_from_slice(&us.octets());
+        f[q + 16..q + 20].copy_from_slice(&peer.octets());
+        for port in 40_000..40_064u16 {
+            f[q + 20..q + 22].copy_from_slice(&port.to_be_bytes());
+            f[q + 22..q + 24].copy_from_slice(&443u16.to_be_bytes());
+            let want = flow_owner((us, port), (peer, 443), 4);
+            assert_eq!(classify(&f, 4), Steer::Owner(want), "port {port}");
+        }
+        assert_eq!(classify(&f[..q + 10], 4), Steer::Here, "truncated quote");
+        f[34] = 8;
+        assert_eq!(classify(&f, 4), Steer::Here, "an echo request");
     }
 }

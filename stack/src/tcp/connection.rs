@@ -113,6 +113,11 @@ pub(super) enum Frto {
     AwaitSecond,
 }
 
+/// How long a lowered path MTU stands before full-sized segments are
+/// tried again (RFC 1191 6.3 recommends ten minutes); if the path is
+/// still narrow, its router says so again and the MSS drops back.
+const PMTU_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// ACKs frozen for separate sending beyond this many are merged into one;
 /// one receive batch (64 frames) of out-of-order segments fits.
 pub(super) const ACK_QUEUE_MAX: usize = 64;
@@ -174,6 +179,10 @@ pub struct Connection {
     /// The user closed: a FIN follows the buffered data.
     pub(super) fin_queued: bool,
     pub(super) eff_mss: u32,
+    /// The MSS the handshake allowed, and when a path MTU below it is
+    /// next put to the test (RFC 1191 6.3: ten minutes after a drop).
+    pub(super) negotiated_mss: u32,
+    pub(super) pmtu_retry_at: Option<Instant>,
 
     // Receive sequence space.
     pub(super) irs: SeqNum,
@@ -331,6 +340,8 @@ impl Connection {
             send_buf_seq: iss + 1,
             fin_queued: false,
             eff_mss: mss,
+            negotiated_mss: mss,
+            pmtu_retry_at: None,
             irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
@@ -606,7 +617,8 @@ impl Connection {
     /// the MSS and resends, at the new size, everything in flight that was
     /// sent larger (as Linux's `tcp_simple_retransmit`; the window is not
     /// cut: nothing was congested). Returns false if the message named no
-    /// segment in flight or no smaller size.
+    /// segment in flight or no smaller size. Ten minutes on, the full size
+    /// is tried again (`PMTU_RETRY`).
     pub fn on_path_mtu(&mut self, mtu: u16, seq: SeqNum, now: Instant) -> bool {
         let in_flight = self.snd_una <= seq && seq < self.snd_max;
         if !self.state.is_synchronized() || !in_flight {
@@ -621,6 +633,7 @@ impl Connection {
             return false;
         }
         self.eff_mss = mss;
+        self.pmtu_retry_at = Some(now + PMTU_RETRY);
         self.counters.pmtu_reductions += 1;
         self.rtt_probe = None;
         if self.sack_ok {

@@ -120,6 +120,7 @@ impl Connection {
             // Every segment now carries 12 bytes of option: less payload.
             self.eff_mss -= 12;
         }
+        self.negotiated_mss = self.eff_mss;
         self.sack_ok = self.cfg.sack && opts.sack_permitted;
         // Congestion control counts in segments of the negotiated size.
         let iw = self.cfg.initial_window_segments * self.eff_mss;

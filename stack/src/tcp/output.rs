@@ -12,6 +12,12 @@ use crate::wire::tcp::{Flags, TcpOptions};
 impl Connection {
     /// The next segment to send, if any. Call until it returns `None`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.pmtu_retry_at.is_some_and(|t| t <= now) {
+            // Try the full size again (checked here, where it matters:
+            // no timer needed).
+            self.pmtu_retry_at = None;
+            self.eff_mss = self.negotiated_mss;
+        }
         let mut t = self.next_transmit(now);
         if let Some(t) = &mut t {
             self.stamp(t, now);
