@@ -30,9 +30,21 @@ fn seeds_pass_and_reach_every_state() {
             target(&s);
         }
     }
-    // The live target's set-up reaches each of the eleven states.
-    for (i, state) in targets::live::STATES.iter().enumerate() {
-        let (us, _) = targets::live::in_state(i as u8, xdptcp::time::Instant::from_millis(10));
-        assert_eq!(us.state(), *state);
+    // The live target's set-up reaches each of the eleven states, under
+    // every congestion control, with and without autotuning.
+    for setup in 0..6u8 {
+        for (i, state) in targets::live::STATES.iter().enumerate() {
+            let now = xdptcp::time::Instant::from_millis(10);
+            let (us, _) = targets::live::in_state(i as u8, setup, now);
+            assert_eq!(us.state(), *state, "set-up {setup}");
+            let cc = us.snapshot().congestion;
+            assert_eq!(
+                cc,
+                targets::live::config(setup)
+                    .congestion
+                    .build(1000, 1000)
+                    .name()
+            );
+        }
     }
 }

@@ -227,6 +227,8 @@ impl Topology {
             (t.peer.clone(), t.peer_dev.clone()),
         ];
         for ns in [&t.ours, &t.peer].into_iter().chain(t.middle.as_ref()) {
+            // Removed on SIGINT/SIGTERM too (`shutdown`), not only on drop.
+            crate::shutdown::hold(ns);
             run(&["ip", "netns", "add", ns])?;
         }
         let veth = |a: &str, a_ns: &str, b: &str, b_ns: &str| {
@@ -382,7 +384,16 @@ impl Topology {
 
     /// Keeps the namespaces after this value is dropped (for the CLI).
     pub fn keep(self) {
+        for ns in self.namespaces() {
+            crate::shutdown::release(ns);
+        }
         std::mem::forget(self);
+    }
+
+    fn namespaces(&self) -> impl Iterator<Item = &String> {
+        [&self.ours, &self.peer]
+            .into_iter()
+            .chain(self.middle.as_ref())
     }
 
     /// Removes the topology called `id`; true if there was one.
@@ -396,9 +407,8 @@ impl Topology {
             subnet: 0,
             bridged: false,
         };
-        let existed = [&t.ours, &t.peer]
-            .into_iter()
-            .chain(t.middle.as_ref())
+        let existed = t
+            .namespaces()
             .any(|ns| std::path::Path::new(&format!("/run/netns/{ns}")).exists());
         t.remove();
         std::mem::forget(t);
@@ -406,14 +416,9 @@ impl Topology {
     }
 
     fn remove(&self) {
-        for ns in [&self.ours, &self.peer]
-            .into_iter()
-            .chain(self.middle.as_ref())
-        {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
+        for ns in self.namespaces() {
+            crate::shutdown::remove_namespace(ns);
+            crate::shutdown::release(ns);
         }
     }
 

@@ -29,6 +29,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    xdptcp_tools::shutdown::on_signal_clean_up("echo_client");
     let cli = Cli::parse();
     if cli.size == 0 || cli.size > 1 << 30 || cli.count == 0 || cli.conns == 0 {
         eprintln!("echo_client: --size must be 1 B..1 GiB, --count and --conns at least 1");

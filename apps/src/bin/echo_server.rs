@@ -24,6 +24,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    xdptcp_tools::shutdown::on_signal_clean_up("echo_server");
     let cli = Cli::parse();
     let served = Arc::new(AtomicUsize::new(0));
     let rt = match start_runtime(&cli.net, |_| {

@@ -186,6 +186,7 @@ struct SimArgs {
 }
 
 fn main() -> ExitCode {
+    xdptcp_tools::shutdown::on_signal_clean_up("file_transfer");
     let cli = Cli::parse();
     match cli.mode {
         Mode::Sim(args) => exit(sim(&args)),

@@ -28,6 +28,7 @@ use xdptcp_tools::topology::{Spec, Topology};
 const PORT: u16 = 7200;
 
 fn main() {
+    xdptcp_tools::shutdown::on_signal_clean_up("lossy");
     if let Err(e) = run() {
         eprintln!("lossy: {e}");
         std::process::exit(2);

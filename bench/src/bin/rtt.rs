@@ -21,6 +21,7 @@ const PORT: u16 = 7100;
 const QUANTILES: [f64; 6] = [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0];
 
 fn main() {
+    xdptcp_tools::shutdown::on_signal_clean_up("rtt");
     if let Err(e) = run() {
         eprintln!("rtt: {e}");
         std::process::exit(2);

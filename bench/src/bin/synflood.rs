@@ -21,6 +21,7 @@ use xdptcp_tools::topology::{Spec, Topology};
 const PORT: u16 = 7;
 
 fn main() {
+    xdptcp_tools::shutdown::on_signal_clean_up("synflood");
     if let Err(e) = run() {
         eprintln!("synflood: {e}");
         std::process::exit(2);

@@ -61,6 +61,7 @@ const PORT: u16 = 7600;
 static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn main() {
+    xdptcp_tools::shutdown::on_signal_clean_up("xdptcp-bench");
     let a = Args::parse();
     if let Some(o) = &a.only {
         let _ = ONLY.set(o.clone());

@@ -8,7 +8,9 @@
 //! the connection delivers can be checked: no byte altered, duplicated or
 //! skipped. After every step the connection's invariants must hold.
 //!
-//! Input: byte 0 picks the state; then operations, each an opcode and its
+//! Input: byte 0 picks the state (its remainder by 11) and the set-up:
+//! the congestion control (CUBIC, BBR with its pacing, NewReno) and
+//! whether buffers autotune; then operations, each an opcode and its
 //! arguments (see `step`).
 
 use super::super::input::Input;
@@ -65,19 +67,27 @@ fn settle(a: &mut Connection, b: &mut Connection, now: Instant) {
     }
 }
 
-fn config() -> Config {
+/// The set-up byte 0 chooses beside the state: every congestion control
+/// (BBR brings pacing), with and without buffer autotuning.
+pub fn config(setup: u8) -> Config {
+    let congestion = [Algorithm::Cubic, Algorithm::Bbr, Algorithm::NewReno][usize::from(setup % 3)];
+    let autotune = setup / 3 % 2 == 1;
     Config {
-        congestion: Algorithm::Cubic,
+        congestion,
         send_buffer: 64 * 1024,
         recv_buffer: 64 * 1024,
-        buffer_budget: None,
+        autotune,
+        max_buffer: 1 << 20,
+        buffer_budget: autotune
+            .then(|| std::sync::Arc::new(xdptcp::tcp::autotune::BufferBudget::new(4 << 20))),
         ..Config::default()
     }
 }
 
 /// A connection in state `which` (0-10, the order of RFC 9293's list),
-/// its peer, and the bytes of the peer's stream it has read so far.
-pub fn in_state(which: u8, now: Instant) -> (Connection, Connection) {
+/// configured as `setup` says (`config`), and its peer.
+pub fn in_state(which: u8, setup: u8, now: Instant) -> (Connection, Connection) {
+    let config = || config(setup);
     let mut us = Connection::connect(config(), SeqNum(1_000));
     let mut peer = Connection::listen(config(), SeqNum(0xffff_f000));
     let open = |us: &mut Connection, peer: &mut Connection| {
@@ -308,8 +318,9 @@ pub fn run(data: &[u8]) {
 pub fn run_counted(data: &[u8]) -> xdptcp::tcp::stats::Counters {
     let mut input = Input::new(data);
     let now = Instant::from_millis(10);
-    let which = input.u8() % 11;
-    let (mut us, _peer) = in_state(which, now);
+    let first = input.u8();
+    let which = first % 11;
+    let (mut us, _peer) = in_state(which, first / 11, now);
     assert_eq!(
         us.state(),
         STATES[usize::from(which)],

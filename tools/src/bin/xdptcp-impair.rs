@@ -19,6 +19,7 @@ fn usage(e: &str) -> ! {
 }
 
 fn main() {
+    xdptcp_tools::shutdown::on_signal_clean_up("xdptcp-impair");
     let mut imp = Impairments {
         seed: 1,
         ..Default::default()

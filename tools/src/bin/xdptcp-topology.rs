@@ -14,6 +14,7 @@ use xdptcp_tools::topology::{is_root, Topology};
 const USAGE: &str = "usage:\n  xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--middle [--loss P [--loss-both-ways]] [--far-mtu M] [--bridge]]\n  xdptcp-topology down NAME\n\nNAME: 1-12 letters or digits. Namespaces NAMEa (ours) and NAMEb (kernel peer),\nveth NAME0 / NAME1, addresses 10.N.0.1 (ours) and 10.N.0.2 (peer); default N = 99.\n--middle puts a router namespace NAMEm between them (NAMEm0 10.N.0.254, NAMEm1\n10.N.1.254; the peer becomes 10.N.1.2, our gateway is 10.N.0.254).\n--loss P makes the router drop packets from ours to the peer at random with\nprobability P (iptables statistic match; --loss-both-ways for both directions);\n--far-mtu M gives the router's interface towards the peer a smaller MTU\n(path MTU discovery: the peer still offers the larger MSS).\n--bridge makes NAMEm a bridge instead of a router (no addresses, the peer stays\n10.N.0.2): run `ip netns exec NAMEm xdptcp-impair --a NAMEm0 --b NAMEm1 ...` in it\nto carry and impair the frames (loss, reordering, duplication, corruption).\n--kernel-both gives our end a kernel address too (kernel-to-kernel runs).";
 
 fn main() -> ExitCode {
+    xdptcp_tools::shutdown::on_signal_clean_up("xdptcp-topology");
     match run(std::env::args().skip(1).collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
