@@ -160,13 +160,18 @@ fn thousands_of_connections_and_long_transfers_leave_nothing_behind() {
     assert_eq!(end.buffer_bytes, 0, "connection buffers still held");
     assert_eq!(end.free_frames, frames_at_start, "UMEM frames not returned");
     // Heap bytes in use (every allocation of this process, counted by the
-    // allocator below), after the warm-up round and after the last: no
-    // growth beyond noise. RSS is printed, not checked: glibc keeps freed
-    // memory per thread arena, so it steps up as new threads come and
-    // plateaus, whatever the program does.
+    // allocator in common/counting.rs), after the warm-up round and after
+    // the last: no growth beyond noise. Nor does the resident set climb
+    // with the rounds, with the programs' allocator (mimalloc; glibc's
+    // per-thread arenas added 33 MiB a round here).
     let growth = heap[2] as i64 - heap[1] as i64;
     assert!(
         growth < 1 << 20,
         "heap in use grew by {growth} bytes in a round: {heap:?}"
+    );
+    let rss_growth = (rss[2] as i64 - rss[1] as i64) * 1024;
+    assert!(
+        rss_growth < heap[2] as i64 / 2,
+        "the resident set grew by {rss_growth} bytes in a round: {rss:?} KiB"
     );
 }

@@ -18,6 +18,8 @@
 //! Usage (root): lossy [--loss 0,0.01,0.05] [--size 32M-in-bytes] [--rounds 1]
 //! [--stats] (our sender's connection counters after each transfer)
 
+// The programs' allocator (see apps).
+use apps as _;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::SocketAddrV4;

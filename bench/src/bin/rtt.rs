@@ -11,6 +11,8 @@
 //!
 //! Usage (root): rtt [--size BYTES] [--count N] [--out DIR]
 
+// The programs' allocator (see apps).
+use apps as _;
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
 use std::net::SocketAddrV4;

@@ -1,5 +1,6 @@
 //! A global allocator that counts the heap bytes in use, and the
 //! process's resident set: for tests that check what stays allocated.
+//! It passes everything to mimalloc, the allocator our programs use.
 //! A test binary that includes this module counts all of its threads, so
 //! it should hold one such test.
 
@@ -7,30 +8,30 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-/// The system allocator, counting the bytes in use.
+/// mimalloc, counting the bytes in use.
 struct Counting;
 
 pub static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call is passed to the system allocator unchanged; the
+// SAFETY: every call is passed to mimalloc unchanged; the
 // counter is only arithmetic on the sizes.
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Relaxed);
-        unsafe { std::alloc::System.alloc(l) }
+        unsafe { mimalloc::MiMalloc.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Relaxed);
-        unsafe { std::alloc::System.alloc_zeroed(l) }
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
         LIVE.fetch_sub(l.size(), Relaxed);
-        unsafe { std::alloc::System.dealloc(p, l) }
+        unsafe { mimalloc::MiMalloc.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new, Relaxed);
         LIVE.fetch_sub(l.size(), Relaxed);
-        unsafe { std::alloc::System.realloc(p, l, new) }
+        unsafe { mimalloc::MiMalloc.realloc(p, l, new) }
     }
 }
 
