@@ -103,16 +103,6 @@ pub(super) struct Undo {
     pub retrans: u32,
 }
 
-/// F-RTO's two steps after a timeout (RFC 5682 2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Frto {
-    /// The first segment was resent; waiting for the first ACK.
-    AwaitFirst,
-    /// That ACK acknowledged new data; two new segments went out instead
-    /// of resends; waiting for the next ACK.
-    AwaitSecond,
-}
-
 /// How long a lowered path MTU stands before full-sized segments are
 /// tried again (RFC 1191 6.3 recommends ten minutes); if the path is
 /// still narrow, its router says so again and the MSS drops back.
@@ -211,7 +201,8 @@ pub struct Connection {
     // Loss recovery (RFC 5681 / 6582).
     pub(super) cc: Box<dyn CongestionControl>,
     pub(super) dup_acks: u32,
-    pub(super) in_recovery: bool,
+    /// Where loss recovery stands (`recovery.rs`).
+    pub(super) recovery: super::recovery::Recovery,
     pub(super) recover: SeqNum,
     pub(super) rexmit_pending: bool,
     // Was cwnd the limit? The largest flight of the current round (which
@@ -270,15 +261,10 @@ pub struct Connection {
     pub(super) pace_next: Option<Instant>,
     pub(super) pace_at: Option<Instant>,
     pub(super) rack: Rack,
-    /// After an RTO on a SACK connection: resending what is presumed lost
-    /// (all that was not SACKed) with cwnd growing again from one segment.
-    pub(super) loss_state: bool,
     /// Proportional Rate Reduction (RFC 6937) during fast recovery.
     pub(super) prr: Prr,
     /// How to undo the current loss response if it proves spurious.
     pub(super) undo: Option<Undo>,
-    /// F-RTO (RFC 5682) after a timeout, while it decides.
-    pub(super) frto: Option<Frto>,
     /// The highest SACKed sequence number (Linux's snd_fack).
     pub(super) snd_fack: SeqNum,
     // Tail loss probe (RFC 8985 7): its deadline, a probe to send, and the
@@ -360,7 +346,7 @@ impl Connection {
             rtt_probe: None,
             cc,
             dup_acks: 0,
-            in_recovery: false,
+            recovery: super::recovery::Recovery::Open,
             recover: iss,
             rexmit_pending: false,
             max_flight: 0,
@@ -394,10 +380,8 @@ impl Connection {
             pace_next: None,
             pace_at: None,
             rack: Rack::default(),
-            loss_state: false,
             prr: Prr::default(),
             undo: None,
-            frto: None,
             snd_fack: iss,
             tlp_at: None,
             tlp_pending: false,
@@ -740,7 +724,7 @@ impl Connection {
         }
         if self.tlp_at.is_some_and(|t| t <= now) {
             self.tlp_at = None;
-            if self.snd_max > self.snd_una && !self.loss_state {
+            if self.snd_max > self.snd_una && !self.recovery.loss() {
                 // No ACK for two RTTs: the tail of the flight may be lost,
                 // and nothing would follow it to produce duplicate ACKs.
                 // A probe draws an ACK whose SACK shows the hole, so fast
@@ -794,7 +778,7 @@ impl Connection {
     pub(super) fn arm_tlp(&mut self, now: Instant) {
         let Some(srtt) = self.rtt.srtt() else { return };
         if !self.sack_ok
-            || self.loss_state
+            || self.recovery.loss()
             || self.tlp_end.is_some()
             || self.snd_max == self.snd_una
         {
@@ -869,7 +853,7 @@ impl Connection {
         // One loss episode reduces ssthresh once: not again on a backed-off
         // timeout, nor on a timeout during fast recovery, which already did
         // (as Linux's tcp_enter_loss).
-        let new_episode = self.retries == 1 && !self.in_recovery && !self.loss_state;
+        let new_episode = self.retries == 1 && !self.recovery.episode();
         self.hystart_on_loss();
         let flight = self.snd_max - self.snd_una;
         if new_episode {
@@ -884,8 +868,7 @@ impl Connection {
             self.reordering = 3;
         }
         // The recovery point stops a spurious fast retransmit (RFC 6582 4.1).
-        self.recover = self.snd_max;
-        self.in_recovery = false;
+        self.enter_loss(new_episode && self.cfg.frto);
         if !self.sack_ok {
             // Go back to the first unacknowledged byte (RFC 5681 3.1,
             // RFC 6298 5.4).
@@ -897,9 +880,7 @@ impl Connection {
         // resent lowest first. F-RTO first resends only the first segment
         // and lets the next two ACKs tell whether the timeout was spurious
         // (the originals merely late); then the marks are undone.
-        self.loss_state = true;
         self.sent.mark_all_lost();
-        self.frto = (new_episode && self.cfg.frto).then_some(Frto::AwaitFirst);
     }
 
     /// Arms or stops the retransmission and persist timers to match the
@@ -914,7 +895,7 @@ impl Connection {
             if self.rto_at.is_none() {
                 self.rto_at = Some(now + self.rtt.rto());
             }
-            if self.loss_state || self.tlp_end.is_some() {
+            if self.recovery.loss() || self.tlp_end.is_some() {
                 self.tlp_at = None;
             }
             self.persist_at = None;

@@ -414,13 +414,13 @@ impl Connection {
         }
         if self.sack_ok && self.syn_acked {
             let delivered = (self.snd_una - una_before) + newly_sacked;
-            if self.frto.is_some() {
+            if self.recovery.frto().is_some() {
                 self.frto_on_ack(advanced);
             }
             if self.rack_detect_loss(now) {
                 self.on_rack_loss(now);
             }
-            if self.in_recovery && !self.cc.model_based() {
+            if self.recovery.fast() && !self.cc.model_based() {
                 self.prr_on_ack(delivered);
             }
         }
@@ -492,15 +492,14 @@ impl Connection {
             self.snd_nxt = ack;
         }
         self.retries = 0;
-        if self.loss_state && ack >= self.recover {
+        if self.recovery.loss() && ack >= self.recover {
             // Everything outstanding at the timeout is acknowledged.
-            self.loss_state = false;
-            self.frto = None;
+            self.end_episode();
             self.rack_on_recovery_end();
         }
-        if self.in_recovery {
+        if self.recovery.fast() {
             if ack >= self.recover {
-                self.in_recovery = false;
+                self.end_episode();
                 if self.sack_ok {
                     // RFC 6937: recovery ends with cwnd at ssthresh (a
                     // model-based controller restores its own).
@@ -529,13 +528,13 @@ impl Connection {
             }
         }
         self.dup_acks = 0;
-        if !self.in_recovery && !self.loss_state && ack > self.recover {
+        if !self.recovery.episode() && ack > self.recover {
             // Keep `recover` within reach of SND.UNA so that sequence
             // comparisons with it stay meaningful after 2^31 bytes.
             self.recover = SeqNum(ack.0.wrapping_sub(1));
         }
         // RFC 6298 5.3: restart the timer when new data is acknowledged.
-        if !self.in_recovery {
+        if !self.recovery.fast() {
             self.rto_at = None;
         }
     }
@@ -557,8 +556,8 @@ impl Connection {
             lost,
             inflight: self.pipe(),
             prior_inflight,
-            recovery: self.in_recovery,
-            loss: self.loss_state,
+            recovery: self.recovery.fast(),
+            loss: self.recovery.loss(),
             srtt: self.rtt.srtt(),
         });
     }
@@ -580,7 +579,7 @@ impl Connection {
     fn on_duplicate_ack(&mut self, now: Instant) {
         self.dup_acks += 1;
         self.counters.dup_acks_received += 1;
-        if self.in_recovery {
+        if self.recovery.fast() {
             if !self.sack_ok {
                 self.cc.on_dup_ack_in_recovery();
             }
@@ -606,22 +605,11 @@ impl Connection {
             }
             return;
         }
-        self.begin_recovery();
+        self.enter_fast_recovery();
         self.cc.on_enter_recovery(self.snd_max - self.snd_una, now);
         self.rexmit_pending = true;
         self.counters.fast_retransmits += 1;
         self.rto_at = Some(now + self.rtt.rto());
-    }
-
-    /// Fast recovery begins: one loss episode up to what was sent so far,
-    /// with what undo needs saved before congestion control reacts.
-    fn begin_recovery(&mut self) {
-        self.in_recovery = true;
-        self.tlp_end = None;
-        self.tlp_at = None;
-        self.recover = self.snd_max;
-        self.save_for_undo();
-        self.hystart_on_loss();
     }
 
     /// A loss episode begins: remember what its response will change.
@@ -644,10 +632,10 @@ impl Connection {
     /// without SACK blocks): enter fast recovery unless already recovering
     /// (then the lost segments are simply resent next).
     pub(super) fn on_rack_loss(&mut self, now: Instant) {
-        if self.in_recovery || self.loss_state || self.snd_una <= self.recover {
+        if self.recovery.episode() || self.snd_una <= self.recover {
             return;
         }
-        self.begin_recovery();
+        self.enter_fast_recovery();
         let flight = self.snd_max - self.snd_una;
         self.cc.reduce(flight, now);
         self.prr = super::connection::Prr {
@@ -703,25 +691,25 @@ impl Connection {
     /// either step means a real loss: everything not SACKed is resent, as
     /// usual after a timeout.
     fn frto_on_ack(&mut self, advanced: bool) {
-        use super::connection::Frto;
-        match self.frto {
+        use super::recovery::Frto;
+        match self.recovery.frto() {
             Some(Frto::AwaitFirst) if advanced && self.snd_una < self.recover => {
                 // With no new data to test with: the usual recovery (the
                 // lost marks stand).
                 if self.has_unsent_data() {
-                    self.frto = Some(Frto::AwaitSecond);
+                    self.set_frto(Some(Frto::AwaitSecond));
                     self.cc.set_cwnd(self.pipe() + 2 * self.eff_mss);
                 } else {
-                    self.frto = None;
+                    self.set_frto(None);
                 }
             }
             Some(Frto::AwaitSecond) if advanced => {
-                self.frto = None;
+                self.set_frto(None);
                 self.counters.spurious_rtos += 1;
                 self.undo_loss_response();
             }
             // A duplicate ACK: a real loss; the usual recovery goes on.
-            _ => self.frto = None,
+            _ => self.set_frto(None),
         }
     }
 
@@ -733,7 +721,7 @@ impl Connection {
         let Some((seq, tsval)) = undo.first_rexmit else {
             return;
         };
-        if ack <= seq || !(self.in_recovery || self.loss_state) {
+        if ack <= seq || !self.recovery.episode() {
             return;
         }
         if let Some(u) = &mut self.undo {
@@ -767,9 +755,7 @@ impl Connection {
         let Some(u) = self.undo.take() else { return };
         self.cc.undo(&u.saved);
         self.sent.unmark_lost();
-        self.in_recovery = false;
-        self.loss_state = false;
-        self.frto = None;
+        self.end_episode();
         self.rexmit_pending = false;
         if !self.sack_ok {
             // The originals arrived: no need to go back N.

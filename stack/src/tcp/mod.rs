@@ -14,6 +14,7 @@ mod output;
 mod pacing;
 mod rack;
 pub mod rate;
+mod recovery;
 pub mod reset;
 pub mod ring;
 pub mod rtt;

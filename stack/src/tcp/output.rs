@@ -116,7 +116,7 @@ impl Connection {
                 return Some(t);
             }
         }
-        let recovering = self.in_recovery || self.loss_state || self.sent.lost_bytes() > 0;
+        let recovering = self.recovery.episode() || self.sent.lost_bytes() > 0;
         let data = if !self.pacing_allows(now) {
             None
         } else if recovering && self.sack_ok {
@@ -147,7 +147,7 @@ impl Connection {
     fn retransmit(&mut self, seq: SeqNum, len: u32, now: Instant, repair: bool) -> Transmit {
         let t = self.segment_at(seq, len.min(self.eff_mss));
         self.count_retransmit(&t);
-        let for_episode = repair && self.undo.is_some() && (self.in_recovery || self.loss_state);
+        let for_episode = repair && self.undo.is_some() && self.recovery.episode();
         self.note_retransmission(&t, for_episode);
         self.note_advertised(&t);
         let end = t.seq + t.payload_len as u32 + u32::from(t.flags.fin());
@@ -162,10 +162,10 @@ impl Connection {
         let tx = self.rate.on_send(now, self.pipe() == 0);
         self.sent.on_retransmit(seq, end, now, tx);
         self.on_paced_send(end - seq, now);
-        if self.in_recovery {
+        if self.recovery.fast() {
             self.prr.out += u64::from(end - seq);
         }
-        let episode = repair && (self.in_recovery || self.loss_state);
+        let episode = repair && self.recovery.episode();
         let tsval = self.ts_ok.then(|| self.ts_now(now));
         if let (true, Some(u)) = (episode, &mut self.undo) {
             u.retrans += 1;
@@ -184,9 +184,9 @@ impl Connection {
         if self.pipe() + self.eff_mss > self.cc.cwnd() {
             return None;
         }
-        use super::connection::Frto;
+        use super::recovery::Frto;
         let first_lost = self.sent.first_lost();
-        match (self.frto, first_lost) {
+        match (self.recovery.frto(), first_lost) {
             // F-RTO: only the first segment is resent, then nothing until
             // the first ACK after the timeout...
             (Some(Frto::AwaitFirst), Some(s)) if s.start == self.snd_una => {
@@ -398,7 +398,7 @@ impl Connection {
     /// still yields the three duplicate ACKs fast retransmit needs instead
     /// of waiting for the retransmission timer.
     fn limited_transmit(&self) -> u32 {
-        if self.in_recovery || self.snd_nxt != self.snd_max {
+        if self.recovery.fast() || self.snd_nxt != self.snd_max {
             return 0;
         }
         self.dup_acks.min(2) * self.eff_mss
@@ -426,7 +426,7 @@ impl Connection {
                 let tx = self.rate.on_send(now, self.snd_max == self.snd_una);
                 self.sent.on_send(t.seq, end, now, tx);
                 self.on_paced_send(fresh, now);
-                if self.in_recovery {
+                if self.recovery.fast() {
                     self.prr.out += u64::from(fresh);
                 }
             }

@@ -114,8 +114,7 @@ impl Connection {
     /// RFC 8985 6.2 step 4: the reordering window.
     fn rack_reo_wnd(&self) -> Duration {
         if !self.rack.reordering_seen
-            && (self.in_recovery
-                || self.loss_state
+            && (self.recovery.episode()
                 || self.sent.sacked_bytes() >= self.dup_thresh() * self.eff_mss)
         {
             return Duration::ZERO;
