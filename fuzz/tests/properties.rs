@@ -72,3 +72,23 @@ fn near_live_numbers_reach_ack_sack_and_reassembly() {
         total.challenge_acks_sent
     );
 }
+
+/// The per-core target's handlers reach what they are there to test:
+/// data handed over and consumed in pieces, EOFs, connections finished.
+#[test]
+fn percore_inputs_reach_reads_eofs_and_closes() {
+    let mut rng = Rng::new(5);
+    let mut total = xdptcp_fuzz::targets::percore::Reached::default();
+    for _ in 0..300 {
+        let len = 20 + rng.below(300);
+        let input: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        let r = xdptcp_fuzz::targets::percore::run_reached(&input);
+        total.read += r.read;
+        total.eofs += r.eofs;
+        total.finished += r.finished;
+    }
+    println!("{total:?}");
+    assert!(total.read > 100_000, "{total:?}");
+    assert!(total.eofs > 20, "{total:?}");
+    assert!(total.finished > 20, "{total:?}");
+}

@@ -24,7 +24,7 @@ struct Args {
 
 fn usage(e: &str) -> ! {
     eprintln!("xdptcp-fuzz: {e}");
-    eprintln!("usage: xdptcp-fuzz [--target wire|iface|live|all] [--seconds N] [--seed S] [--corpus DIR] [--crashes DIR] [--replay FILE]");
+    eprintln!("usage: xdptcp-fuzz [--target wire|iface|live|percore|all] [--seconds N] [--seed S] [--corpus DIR] [--crashes DIR] [--replay FILE]");
     std::process::exit(2);
 }
 
@@ -118,7 +118,7 @@ fn main() {
     quiet_panics();
     if let Some(file) = &args.replay {
         let target = targets::by_name(&args.target)
-            .unwrap_or_else(|| usage("--replay needs --target wire|iface|live"));
+            .unwrap_or_else(|| usage("--replay needs --target wire|iface|live|percore"));
         let data =
             std::fs::read(file).unwrap_or_else(|e| usage(&format!("{}: {e}", file.display())));
         let ok = std::panic::catch_unwind(|| target(&data)).is_ok();

@@ -2,6 +2,7 @@
 
 pub mod iface;
 pub mod live;
+pub mod percore;
 pub mod wire;
 
 pub type Target = fn(&[u8]);
@@ -11,6 +12,7 @@ pub const ALL: &[(&str, Target)] = &[
     ("wire", wire::run),
     ("iface", iface::run),
     ("live", live::run),
+    ("percore", percore::run),
 ];
 
 pub fn by_name(name: &str) -> Option<Target> {
@@ -30,7 +32,8 @@ pub const KERNEL_FRAMES: [&[u8]; 5] = [
 
 /// Seeds for a target: for `wire`, each frame; for `iface`, the captured
 /// conversation as one input (with and without number fix-ups); for
-/// `live`, a few op sequences in each state.
+/// `live`, a few op sequences in each state; for `percore`, handlers that
+/// send, read in pieces and close, on a clean and a lossy link.
 pub fn seeds(name: &str) -> Vec<Vec<u8>> {
     match name {
         "wire" => KERNEL_FRAMES.iter().map(|f| f.to_vec()).collect(),
@@ -38,6 +41,15 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             iface::encode(&KERNEL_FRAMES, 0),
             iface::encode(&KERNEL_FRAMES, 0b111),
         ],
+        "percore" => (0u8..4)
+            .map(|link| {
+                let side = [5u8, 200, 0, 3, 2, 5, 255, 0, 9, 4, 2, 6, 2, 2, 2, 2];
+                let mut v = vec![link];
+                v.extend(side.iter().cycle().take(64));
+                v.extend(side.iter().rev().cycle().take(64));
+                v
+            })
+            .collect(),
         _ => (0u8..11)
             .flat_map(|state| {
                 [
