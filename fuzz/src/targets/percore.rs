@@ -101,7 +101,7 @@ impl Side {
                 self.closed = true;
             }
             _ => {
-                if self.action() % 8 == 0 {
+                if self.action().is_multiple_of(8) {
                     s.abort();
                     (self.closed, self.aborted) = (true, true);
                 }
