@@ -70,6 +70,27 @@ impl World {
         }
     }
 
+    /// One loop of a one-core runtime on each host at the current instant:
+    /// `on_a` runs on A's interface, `on_b` on B's. Returns true if either
+    /// did something.
+    pub fn poll_apps(
+        &mut self,
+        on_a: &mut impl crate::runtime::CoreApp,
+        on_b: &mut impl crate::runtime::CoreApp,
+    ) -> bool {
+        use crate::runtime::CoreContext;
+        let now = self.now;
+        let cx = |iface| CoreContext {
+            core: 0,
+            cores: 1,
+            now,
+            iface,
+        };
+        let a = on_a.poll(&mut cx(&mut self.a.iface));
+        let b = on_b.poll(&mut cx(&mut self.b.iface));
+        a || b
+    }
+
     /// The next instant anything is due: a frame arrival or a timer.
     pub fn next_event(&self) -> Option<Instant> {
         let frames = earliest(self.a.port.next_arrival(), self.b.port.next_arrival());

@@ -116,20 +116,7 @@ fn handlers_echo_megabytes_through_small_buffers() {
     let limit = w.now + Duration::from_secs(120);
     while !client.done() {
         w.poll();
-        let now = w.now;
-        let acted_a = client.poll(&mut CoreContext {
-            core: 0,
-            cores: 1,
-            now,
-            iface: &mut w.a.iface,
-        });
-        let acted_b = server.poll(&mut CoreContext {
-            core: 0,
-            cores: 1,
-            now,
-            iface: &mut w.b.iface,
-        });
-        if !acted_a && !acted_b {
+        if !w.poll_apps(&mut client, &mut server) {
             assert!(
                 w.advance() && w.now < limit,
                 "stuck: {} of {TOTAL} back",
@@ -204,23 +191,6 @@ impl Handler for Server {
     }
 }
 
-/// One loop of each side's core at the world's time.
-fn poll_both(w: &mut World, client: &mut Dispatch<Many>, server: &mut Dispatch<Server>) {
-    let now = w.now;
-    client.poll(&mut CoreContext {
-        core: 0,
-        cores: 1,
-        now,
-        iface: &mut w.a.iface,
-    });
-    server.poll(&mut CoreContext {
-        core: 0,
-        cores: 1,
-        now,
-        iface: &mut w.b.iface,
-    });
-}
-
 #[test]
 fn idle_connections_cost_no_visits() {
     let mut w = World::new(
@@ -233,7 +203,7 @@ fn idle_connections_cost_no_visits() {
     let mut server = Dispatch::new(Server);
     let step = |w: &mut World, client: &mut Dispatch<Many>, server: &mut Dispatch<Server>| {
         w.poll();
-        poll_both(w, client, server);
+        w.poll_apps(client, server);
         w.advance();
     };
     for _ in 0..2000 {
@@ -245,7 +215,7 @@ fn idle_connections_cost_no_visits() {
     assert_eq!(client.handler.open.len(), 200, "all connected");
     assert_eq!((client.connections(), server.connections()), (200, 200));
     // Quiet: nothing arrives, nothing is due; a loop visits nobody.
-    poll_both(&mut w, &mut client, &mut server);
+    w.poll_apps(&mut client, &mut server);
     assert_eq!(
         (client.visited_last_loop(), server.visited_last_loop()),
         (0, 0)
@@ -339,19 +309,7 @@ fn a_connection_in_time_wait_hands_over_its_unread_data_and_eof() {
     let loop_once =
         |w: &mut World, client: &mut Dispatch<BatchWriter>, server: &mut Dispatch<BatchReader>| {
             w.poll();
-            let now = w.now;
-            client.poll(&mut CoreContext {
-                core: 0,
-                cores: 1,
-                now,
-                iface: &mut w.a.iface,
-            });
-            server.poll(&mut CoreContext {
-                core: 0,
-                cores: 1,
-                now,
-                iface: &mut w.b.iface,
-            });
+            w.poll_apps(client, server);
             w.advance();
         };
     // The server's side reaches TIME-WAIT with every byte unread.

@@ -12,7 +12,7 @@ use counting::{rss_kib, LIVE};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
-use xdptcp::iface::{IfaceConfig, Interface, Limits};
+use xdptcp::iface::Limits;
 use xdptcp::tcp::{Config, Connection};
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::{Flags, TcpHeader, TcpOptions, TcpSegment};
@@ -57,16 +57,11 @@ fn sent(dev: &mut Inject) -> HashMap<(Ipv4Addr, u16), (u32, Flags)> {
 
 #[test]
 fn a_million_closes_leave_memory_bounded_by_the_time_wait_cap() {
-    let mut i = Interface::new(IfaceConfig {
-        gateway: Some(PEER),
-        ..iface_config([9; 16])
-    });
+    let (mut i, mut dev) = routed_iface([9; 16]);
     i.set_limits(Limits {
         max_time_wait: CAP,
         ..Limits::default()
     });
-    let mut dev = Inject::default();
-    teach_peer(&mut i, &mut dev);
     // Small buffers: a batch of connections open at once stays light.
     let cfg = Config {
         send_buffer: 4096,

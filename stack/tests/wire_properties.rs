@@ -8,7 +8,7 @@ mod common;
 use common::frames::*;
 use proptest::prelude::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use xdptcp::iface::{IfaceConfig, IfaceError, Interface, Limits};
+use xdptcp::iface::{IfaceError, Interface, Limits};
 use xdptcp::tcp::{Config, State};
 use xdptcp::time::Instant;
 use xdptcp::wire::arp::{ArpOp, ArpPacket};
@@ -199,12 +199,7 @@ fn timestamps_and_ports_reveal_neither_the_clock_nor_a_sequence() {
 /// wrong cookie makes nothing.
 #[test]
 fn a_syn_flood_gets_cookies_and_a_real_client_still_connects() {
-    let mut i = Interface::new(IfaceConfig {
-        gateway: Some(PEER),
-        ..iface_config([7; 16])
-    });
-    let mut dev = Inject::default();
-    teach_peer(&mut i, &mut dev);
+    let (mut i, mut dev) = routed_iface([7; 16]);
     i.listen(80, None, 8).unwrap();
     let syn = |src_port: u16, seq: u32| TcpHeader {
         src_port,
@@ -397,12 +392,7 @@ proptest! {
 
 #[test]
 fn connection_and_memory_limits_refuse_new_connections_and_say_so() {
-    let mut i = Interface::new(IfaceConfig {
-        gateway: Some(PEER),
-        ..iface_config([7; 16])
-    });
-    let mut dev = Inject::default();
-    teach_peer(&mut i, &mut dev);
+    let (mut i, mut dev) = routed_iface([7; 16]);
     let per_conn = Config::default().send_buffer + Config::default().recv_buffer;
     i.set_limits(Limits {
         max_connections: 3,
@@ -463,12 +453,7 @@ fn connection_and_memory_limits_refuse_new_connections_and_say_so() {
 
 #[test]
 fn a_cookie_connection_keeps_window_scaling_sack_and_timestamps() {
-    let mut i = Interface::new(IfaceConfig {
-        gateway: Some(PEER),
-        ..iface_config([7; 16])
-    });
-    let mut dev = Inject::default();
-    teach_peer(&mut i, &mut dev);
+    let (mut i, mut dev) = routed_iface([7; 16]);
     i.listen(80, None, 2).unwrap();
     let now = Instant::from_millis(100_000);
     let syn = |src_port: u16, ts: bool| TcpHeader {
@@ -599,12 +584,7 @@ fn out_of_order_data_is_pruned_under_memory_pressure_and_nothing_is_lost() {
 
 #[test]
 fn a_cookie_connection_counts_against_the_limits() {
-    let mut i = Interface::new(IfaceConfig {
-        gateway: Some(PEER),
-        ..iface_config([7; 16])
-    });
-    let mut dev = Inject::default();
-    teach_peer(&mut i, &mut dev);
+    let (mut i, mut dev) = routed_iface([7; 16]);
     i.listen(80, None, 1).unwrap();
     let now = Instant::from_millis(100_000);
     let syn = |src_port: u16| TcpHeader {

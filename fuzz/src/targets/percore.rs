@@ -15,7 +15,6 @@ use std::time::Duration;
 use xdptcp::api::percore::{Ctx, Dispatch, Handler, Stream};
 use xdptcp::device::sim::LinkConfig;
 use xdptcp::iface::Handle;
-use xdptcp::runtime::{CoreApp, CoreContext};
 use xdptcp::simulation::{World, ADDR_B};
 use xdptcp::tcp::{Config, ConnError};
 
@@ -188,22 +187,10 @@ pub fn run_reached(data: &[u8]) -> Reached {
     let end = w.now + Duration::from_secs(30);
     for _ in 0..MAX_LOOPS {
         w.poll();
-        let now = w.now;
-        let a = client.poll(&mut CoreContext {
-            core: 0,
-            cores: 1,
-            now,
-            iface: &mut w.a.iface,
-        });
-        let b = server.poll(&mut CoreContext {
-            core: 0,
-            cores: 1,
-            now,
-            iface: &mut w.b.iface,
-        });
+        let acted = w.poll_apps(&mut client, &mut server);
         let out_of_actions = client.handler.next > client.handler.actions.len()
             && server.handler.next > server.handler.actions.len();
-        if out_of_actions || (!a && !b && (!w.advance() || w.now > end)) {
+        if out_of_actions || (!acted && (!w.advance() || w.now > end)) {
             break;
         }
     }

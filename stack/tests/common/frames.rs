@@ -126,3 +126,15 @@ pub fn teach_peer(i: &mut Interface, dev: &mut Inject) {
     dev.rx.push(f);
     i.poll(Instant::ZERO, dev);
 }
+
+/// An interface whose gateway is the peer (addresses beyond the link go
+/// through it) and which knows the peer's MAC, with its device.
+pub fn routed_iface(isn_secret: [u8; 16]) -> (Interface, Inject) {
+    let mut i = Interface::new(IfaceConfig {
+        gateway: Some(PEER),
+        ..iface_config(isn_secret)
+    });
+    let mut dev = Inject::default();
+    teach_peer(&mut i, &mut dev);
+    (i, dev)
+}
