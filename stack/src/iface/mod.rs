@@ -187,6 +187,12 @@ impl Default for Limits {
 
 type PortFilter = Box<dyn Fn(u16, SocketAddrV4) -> bool + Send>;
 
+/// The MSS a device of this MTU carries: less 40 bytes of IPv4 and TCP
+/// headers, within what TCP can name (at least 536, RFC 9293 3.7.1).
+pub fn mss_for_mtu(mtu: usize) -> u16 {
+    mtu.saturating_sub(40).clamp(536, 65_495) as u16
+}
+
 impl Interface {
     pub fn new(cfg: IfaceConfig) -> Self {
         Interface {
@@ -957,34 +963,17 @@ impl Interface {
             };
             if let Some(m) = &mut t.options.mss {
                 // Offer no more than the device can receive.
-                *m = (*m).min(mtu.saturating_sub(40).clamp(536, 65_495) as u16);
+                *m = (*m).min(mss_for_mtu(mtu));
             }
             let tuple = e.tuple;
             // Stay on a connection while it has data (still queued, so
             // `touch` only marks its timers for a resync).
             self.tcp.ready.push_front(h);
             self.tcp.touch(h);
-            // A segment the device cannot carry (an MSS configured past its
-            // MTU, or a frame buffer smaller than the MTU) is never built
-            // and lost unseen: it is counted, and the connection re-cuts
-            // what is in flight to the size that fits, as for a path MTU.
-            let fits = (mtu + ethernet::HEADER_LEN).min(buf.len());
-            let needed = ethernet::HEADER_LEN
-                + ipv4::MIN_HEADER_LEN
-                + t.options.encoded_len()
-                + tcpwire::MIN_HEADER_LEN
-                + t.payload_len;
-            if needed > fits {
-                self.stats.tx_oversize += 1;
-                let ip_room = (fits - ethernet::HEADER_LEN).min(usize::from(u16::MAX)) as u16;
-                let e = self.tcp.get_mut(h).expect("present");
-                e.conn.on_path_mtu(ip_room, t.seq, now);
-                continue;
-            }
             let (src_ip, src_mac) = (self.cfg.ip, self.cfg.mac);
             self.ip_ident = self.ip_ident.wrapping_add(1);
             let e = self.tcp.get(h).expect("present");
-            let len = build_tcp_frame(
+            let built = build_tcp_frame(
                 buf,
                 mtu,
                 src_mac,
@@ -995,7 +984,18 @@ impl Interface {
                 &t,
                 e.conn.payload(&t),
             );
-            return len.ok();
+            if built.is_ok() {
+                return built.ok();
+            }
+            // A segment the device cannot carry (an MSS configured past its
+            // MTU, or a frame buffer smaller than the MTU) is not lost
+            // unseen: it is counted, and the connection re-cuts what is in
+            // flight to the size that fits, as for a path MTU.
+            self.stats.tx_oversize += 1;
+            let fits = (mtu + ethernet::HEADER_LEN).min(buf.len());
+            let ip_room = (fits - ethernet::HEADER_LEN).min(usize::from(u16::MAX)) as u16;
+            let e = self.tcp.get_mut(h).expect("present");
+            e.conn.on_path_mtu(ip_room, t.seq, now);
         }
         None
     }

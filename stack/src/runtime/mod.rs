@@ -140,7 +140,7 @@ impl<A: CoreApp> Runtime<A> {
         // IPv4 and TCP headers), not a 1500-byte assumption.
         if let Some(d) = devs.first() {
             use crate::device::Device;
-            iface_cfg.tcp.mss = (d.mtu().saturating_sub(40)).clamp(536, 65_495) as u16;
+            iface_cfg.tcp.mss = crate::iface::mss_for_mtu(d.mtu());
         }
         let bind_wait = devs.iter().map(|d| d.bind_wait).max().unwrap_or_default();
         let cores = devs.len();

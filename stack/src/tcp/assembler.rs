@@ -6,8 +6,8 @@
 //! that would need one more range than the bound is dropped (and will be
 //! retransmitted). The bound is generous: a tail-drop burst on a path with a
 //! large window leaves thousands of holes, and refusing the segments beyond
-//! them would turn one loss event into a timeout. The sender's SACK
-//! scoreboard is the same structure, with offsets from SND.UNA.
+//! them would turn one loss event into a timeout. (The sender's SACK state
+//! lives in the send record, `sent.rs`.)
 
 pub const MAX_RANGES: usize = 16_384;
 
