@@ -83,6 +83,7 @@ fn a_hostile_sack_pattern_neither_grows_the_record_nor_the_work_per_ack() {
     let cfg = Config {
         send_buffer: TOTAL,
         autotune: false,
+        unsent_limit: xdptcp::tcp::UnsentLimit::Off,
         ..Config::default()
     };
     let mut now = Instant::from_millis(1);

@@ -9,7 +9,7 @@ use xdptcp::device::sim::LinkConfig;
 use xdptcp::iface::Handle;
 use xdptcp::runtime::{CoreApp, CoreContext};
 use xdptcp::simulation::{World, ADDR_B};
-use xdptcp::tcp::{Config, ConnError};
+use xdptcp::tcp::{Config, ConnError, UnsentLimit};
 
 const TOTAL: usize = 3 << 20;
 
@@ -281,6 +281,7 @@ impl Handler for BatchWriter {
     }
     fn on_connected(&mut self, s: &mut Stream<'_>) {
         let data: Vec<u8> = (0..BATCH).map(byte).collect();
+        s.set_unsent_limit(UnsentLimit::Off);
         assert_eq!(s.send(&data), BATCH, "fits the send buffer");
     }
     fn on_readable(&mut self, _s: &mut Stream<'_>) {}

@@ -12,7 +12,7 @@
 
 use crate::iface::{Handle, Interface};
 use crate::runtime::{CoreApp, CoreContext};
-use crate::tcp::{ConnError, Connection, State};
+use crate::tcp::{ConnError, Connection, State, UnsentLimit};
 use crate::time::Instant;
 use std::net::SocketAddrV4;
 
@@ -103,8 +103,23 @@ impl Stream<'_> {
         self.short_send |= self.data_len() > 0;
         n
     }
+    /// Bytes `send` would take now: the send buffer's room within the
+    /// bound on unsent bytes.
     pub fn send_capacity(&self) -> usize {
         self.conn.send_capacity()
+    }
+    /// Bytes queued and not yet sent once.
+    pub fn unsent(&self) -> usize {
+        self.conn.unsent()
+    }
+    /// Bounds the unsent bytes (TCP_NOTSENT_LOWAT); `on_writable` follows
+    /// the bound: it comes once unsent bytes fall below it.
+    pub fn set_unsent_limit(&mut self, limit: UnsentLimit) {
+        self.conn.set_unsent_limit(limit);
+    }
+    /// The bound in force, in bytes (`Auto` resolved for the path now).
+    pub fn unsent_limit(&self) -> usize {
+        self.conn.unsent_limit()
     }
     /// The peer closed its side and everything before its FIN was consumed.
     pub fn at_eof(&self) -> bool {

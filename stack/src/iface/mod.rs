@@ -959,6 +959,10 @@ impl Interface {
             let e = self.tcp.get_mut(h).expect("present");
             let Some(mut t) = e.conn.poll_transmit(now) else {
                 e.queued = false;
+                // Sending made room for a writer that was turned away.
+                if e.conn.take_writable_again() {
+                    self.tcp.note_activity(h);
+                }
                 continue;
             };
             if let Some(m) = &mut t.options.mss {

@@ -75,6 +75,10 @@ pub struct Config {
     /// connection configured from clones of this `Config` (an interface's,
     /// all its cores). `None`: no total bound.
     pub buffer_budget: Option<std::sync::Arc<super::autotune::BufferBudget>>,
+    /// The most unsent bytes a connection accepts (TCP_NOTSENT_LOWAT;
+    /// `unsent.rs`): by default derived from the path, so that what waits
+    /// behind them is not queued for milliseconds.
+    pub unsent_limit: super::unsent::UnsentLimit,
 }
 
 /// Keepalive timing: after `idle` without anything received, send a probe
@@ -128,6 +132,7 @@ impl Default for Config {
             buffer_budget: Some(std::sync::Arc::new(super::autotune::BufferBudget::new(
                 1 << 30,
             ))),
+            unsent_limit: super::unsent::UnsentLimit::Auto,
         }
     }
 }

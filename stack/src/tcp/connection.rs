@@ -291,6 +291,11 @@ pub struct Connection {
     /// Window probes sent since orphaned.
     pub(super) orphan_probes: u32,
 
+    /// A writer was turned away (send buffer or unsent limit), and room
+    /// has come back through sending since (`unsent.rs`).
+    pub(super) send_blocked: bool,
+    pub(super) writable_again: bool,
+
     pub(super) events: u8,
     pub(super) error: Option<ConnError>,
     pub(super) counters: Counters,
@@ -395,6 +400,8 @@ impl Connection {
             orphaned: false,
             fin_wait2_since: None,
             orphan_probes: 0,
+            send_blocked: false,
+            writable_again: false,
             events: 0,
             error: None,
             counters: Counters::default(),
@@ -465,10 +472,11 @@ impl Connection {
         n
     }
 
-    /// Room left in the send buffer.
+    /// Room for more data: what the send buffer has free, within the
+    /// bound on unsent bytes (`unsent.rs`).
     pub fn send_capacity(&self) -> usize {
         if self.state.can_send_data() && !self.fin_queued {
-            self.send_buf.free()
+            self.unsent_room()
         } else {
             0
         }
@@ -525,7 +533,9 @@ impl Connection {
         if !self.state.can_send_data() || self.fin_queued {
             return Err(TcpError::InvalidState(self.state));
         }
-        let n = self.send_buf.push(data);
+        let room = self.unsent_room();
+        let n = self.send_buf.push(&data[..data.len().min(room)]);
+        self.send_blocked |= n < data.len();
         if n == 0 && !data.is_empty() {
             return Err(TcpError::WouldBlock);
         }
@@ -537,6 +547,7 @@ impl Connection {
     /// in between). Returns how many moved.
     pub fn echo(&mut self) -> Result<usize, TcpError> {
         let n = self.recv_buf.len().min(self.send_capacity());
+        self.send_blocked |= n < self.recv_buf.len();
         if n == 0 {
             return Ok(0);
         }

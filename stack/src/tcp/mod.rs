@@ -25,9 +25,11 @@ pub mod state;
 pub mod stats;
 pub mod time_wait;
 mod timestamps;
+pub mod unsent;
 
 pub use config::{Config, Keepalive};
 pub use connection::{ConnError, Connection, Event, TcpError, Transmit};
 pub use invariants::SeqSpace;
 pub use seq::SeqNum;
 pub use state::State;
+pub use unsent::UnsentLimit;

@@ -445,6 +445,9 @@ impl Connection {
         }
         let new_data = end > self.snd_max;
         self.snd_max = self.snd_max.max(end);
+        if new_data {
+            self.note_unsent_drained();
+        }
         self.note_advertised(t);
         self.note_flight();
         if new_data {

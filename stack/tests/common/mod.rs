@@ -46,7 +46,13 @@ pub fn encode(c: &Connection, t: &Transmit) -> Vec<u8> {
 }
 
 impl Pair {
-    pub fn new(a: Connection, b: Connection, delay: Duration) -> Self {
+    /// The two ends queue whatever their application gives them: their
+    /// application has one turn per event here (not one per loop, as on a
+    /// runtime core), and these tests are about TCP's mechanisms, not the
+    /// bound on unsent bytes (`unsent_limit.rs` tests that).
+    pub fn new(mut a: Connection, mut b: Connection, delay: Duration) -> Self {
+        a.set_unsent_limit(xdptcp::tcp::UnsentLimit::Off);
+        b.set_unsent_limit(xdptcp::tcp::UnsentLimit::Off);
         Pair {
             a,
             b,

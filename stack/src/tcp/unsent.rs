@@ -1,0 +1,127 @@
+//! The bound on unsent data (the semantics of Linux's `TCP_NOTSENT_LOWAT`).
+//!
+//! Bytes an application has written and TCP has not yet sent wait in the
+//! send buffer, and everything written after them waits behind them: a
+//! megabyte queued at 4 Gbit/s is two milliseconds added to the latency
+//! of every later write. What TCP needs queued is only what it may send
+//! before the application's next turn; the rest is better left with the
+//! application, which can still decide what to send. So a connection
+//! accepts data, and reports itself writable, only while its unsent bytes
+//! are below a limit. Bytes in flight (sent, not yet acknowledged) are not
+//! counted: the send buffer holds them for retransmission whatever the
+//! limit, and autotuning sizes it for them.
+
+use super::connection::Connection;
+
+/// How many unsent bytes a connection holds at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnsentLimit {
+    /// Derived from the path (see [`Connection::unsent_limit`]).
+    #[default]
+    Auto,
+    /// At most this many bytes (at least one segment's worth is accepted).
+    Bytes(usize),
+    /// The send buffer alone bounds them.
+    Off,
+}
+
+impl std::str::FromStr for UnsentLimit {
+    type Err = String;
+    /// `auto`, `off`, or a size in bytes with an optional K/M suffix (KiB, MiB).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(UnsentLimit::Auto),
+            "off" | "none" => Ok(UnsentLimit::Off),
+            t => {
+                let (digits, shift) = match t.as_bytes().last() {
+                    Some(b'k') => (&t[..t.len() - 1], 10),
+                    Some(b'm') => (&t[..t.len() - 1], 20),
+                    _ => (t, 0),
+                };
+                let n: usize = digits
+                    .parse()
+                    .map_err(|_| format!("{s:?}: give auto, off, or a size such as 64K"))?;
+                Ok(UnsentLimit::Bytes(n << shift))
+            }
+        }
+    }
+}
+
+/// An unpaced connection's automatic limit is at least this many
+/// segments: less cannot keep even the initial window busy.
+const AUTO_MIN_SEGMENTS: usize = 4;
+
+impl Connection {
+    /// Bytes written by the application and not yet sent once.
+    pub fn unsent(&self) -> usize {
+        let end = self.send_buf_seq + self.send_buf.len() as u32;
+        let sent = self.snd_max.max(self.send_buf_seq);
+        if end > sent {
+            (end - sent) as usize
+        } else {
+            0
+        }
+    }
+
+    /// The limit in force, in bytes. `Auto` is what the sender may put on
+    /// the wire before the application's next turn. A paced connection
+    /// sends at most a burst a turn (100 us at the pacing rate): two of
+    /// them, a few segments on a slow path and at most 128 KiB on a fast
+    /// one. One that is not paced sends whatever an ACK opens, and in slow
+    /// start that is twice what it acknowledged: a quarter of cwnd, at
+    /// least four segments.
+    pub fn unsent_limit(&self) -> usize {
+        let mss = self.eff_mss as usize;
+        match self.cfg.unsent_limit {
+            UnsentLimit::Off => usize::MAX,
+            UnsentLimit::Bytes(n) => n.max(mss),
+            UnsentLimit::Auto => match self.cc.pacing_rate() {
+                Some(rate) => 2 * self.burst_at(rate),
+                None => (self.cc.cwnd() as usize / 4).max(AUTO_MIN_SEGMENTS * mss),
+            },
+        }
+    }
+
+    pub fn set_unsent_limit(&mut self, limit: UnsentLimit) {
+        self.cfg.unsent_limit = limit;
+    }
+
+    /// Room for the application's data now: what the send buffer has free,
+    /// within the unsent limit.
+    pub(super) fn unsent_room(&self) -> usize {
+        let free = self.send_buf.free();
+        free.min(self.unsent_limit().saturating_sub(self.unsent()))
+    }
+
+    /// Data just left for the first time: if a writer was turned away and
+    /// there is room again, say so (once).
+    pub(super) fn note_unsent_drained(&mut self) {
+        if self.send_blocked && self.send_capacity() > 0 {
+            self.send_blocked = false;
+            self.writable_again = true;
+            self.push_event(super::connection::Event::Writable);
+        }
+    }
+
+    /// True once after a turned-away writer got room back through sending
+    /// (not through an ACK, which the caller sees anyway): the interface
+    /// then tells the application layer.
+    pub fn take_writable_again(&mut self) -> bool {
+        std::mem::take(&mut self.writable_again)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnsentLimit;
+
+    #[test]
+    fn parses_the_forms_a_user_types() {
+        assert_eq!("auto".parse(), Ok(UnsentLimit::Auto));
+        assert_eq!("OFF".parse(), Ok(UnsentLimit::Off));
+        assert_eq!("65536".parse(), Ok(UnsentLimit::Bytes(65536)));
+        assert_eq!("128K".parse(), Ok(UnsentLimit::Bytes(128 << 10)));
+        assert_eq!("2m".parse(), Ok(UnsentLimit::Bytes(2 << 20)));
+        assert!("lots".parse::<UnsentLimit>().is_err());
+    }
+}
