@@ -16,6 +16,7 @@ use std::time::Duration;
 use xdptcp::api::socket::{Stack, TcpStream};
 use xdptcp::runtime::RuntimeConfig;
 use xdptcp::tcp::congestion::Algorithm;
+use xdptcp::tcp::UnsentLimit;
 use xdptcp_tools::topology::{Spec, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,23 +112,62 @@ impl Stream for Spinning {
 pub struct Listener(std::net::TcpListener);
 
 impl Listener {
-    pub fn accept(&self, spin: bool) -> io::Result<Box<dyn Stream>> {
+    pub fn accept(&self, how: KernelSocket) -> io::Result<Box<dyn Stream>> {
         let (s, _) = self.0.accept()?;
         s.set_nodelay(true)?;
-        kernel_stream(s, spin)
+        kernel_stream(s, how)
     }
 }
 
-fn kernel_stream(s: std::net::TcpStream, spin: bool) -> io::Result<Box<dyn Stream>> {
-    // Large buffers: the kernel at its best for bulk.
+/// How the bench sets up a kernel socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSocket {
+    /// 4 MiB buffers, blocking calls: the kernel at its best for bulk.
+    Big,
+    /// 4 MiB buffers, calls that spin: its lowest latency (ours spin too).
+    Spin,
+    /// Its default autotuned buffers, and TCP_NOTSENT_LOWAT at this many
+    /// bytes: the same bound on unsent bytes as ours.
+    Lowat(u32),
+}
+
+fn kernel_stream(s: std::net::TcpStream, how: KernelSocket) -> io::Result<Box<dyn Stream>> {
     let sock = socket2::SockRef::from(&s);
+    if let KernelSocket::Lowat(bytes) = how {
+        set_notsent_lowat(&s, bytes)?;
+        return Ok(Box::new(s));
+    }
+    // Large buffers: the kernel at its best for bulk.
     sock.set_send_buffer_size(4 << 20)?;
     sock.set_recv_buffer_size(4 << 20)?;
-    if spin {
+    if how == KernelSocket::Spin {
         s.set_nonblocking(true)?;
         return Ok(Box::new(Spinning(s)));
     }
     Ok(Box::new(s))
+}
+
+/// TCP_NOTSENT_LOWAT (Linux 3.12): writes wait while this many bytes are
+/// unsent, and poll says writable only below it.
+fn set_notsent_lowat(s: &std::net::TcpStream, bytes: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let v = bytes as libc::c_int;
+    // SAFETY: a valid socket descriptor, an int option value of the size
+    // given; setsockopt only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 pub struct Bed {
@@ -135,6 +175,8 @@ pub struct Bed {
     pub topo: Topology,
     /// Our stack's congestion control.
     pub cc: Algorithm,
+    /// Our stacks' bound on unsent bytes.
+    pub unsent_limit: UnsentLimit,
     pub mtu: u32,
     client_stack: Option<Arc<Stack>>,
 }
@@ -148,6 +190,7 @@ impl Bed {
         mtu: u32,
         offloads_off: bool,
         cc: Algorithm,
+        unsent_limit: UnsentLimit,
     ) -> Result<Bed, String> {
         let topo = Topology::create_spec(
             &format!("b{}", pairing as u8),
@@ -164,6 +207,7 @@ impl Bed {
             pairing,
             topo,
             cc,
+            unsent_limit,
             mtu,
             client_stack: None,
         };
@@ -200,6 +244,7 @@ impl Bed {
                     RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
                 cfg.pin = Some(vec![cpu]);
                 cfg.iface.tcp.congestion = self.cc;
+                cfg.iface.tcp.unsent_limit = self.unsent_limit;
                 cfg.afxdp.frame_size = self.frame_size();
                 start(cfg).map_err(|e| format!("our stack on {dev}: {e}"))
             })
@@ -255,7 +300,7 @@ impl Bed {
     }
 
     /// A connection from the client side (call `enter_client` first).
-    pub fn connect(&self, port: u16, spin: bool) -> io::Result<Box<dyn Stream>> {
+    pub fn connect(&self, port: u16, how: KernelSocket) -> io::Result<Box<dyn Stream>> {
         let to = self.server_addr(port);
         match &self.client_stack {
             Some(stack) => {
@@ -266,7 +311,7 @@ impl Bed {
             None => {
                 let s = std::net::TcpStream::connect_timeout(&to.into(), Duration::from_secs(10))?;
                 s.set_nodelay(true)?;
-                kernel_stream(s, spin)
+                kernel_stream(s, how)
             }
         }
     }

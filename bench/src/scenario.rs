@@ -2,7 +2,7 @@
 //! run exactly the same code: bulk, latency during bulk, request/response
 //! (rr) and connect/request/response/close (crr).
 
-use crate::bed::{Bed, Listener, Stream};
+use crate::bed::{Bed, KernelSocket, Listener, Stream};
 use crate::cpu::CpuMeter;
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
@@ -59,7 +59,10 @@ pub fn bulk(
         let server = s.spawn(move || -> Result<Vec<(u64, Instant)>, String> {
             let l = serve(bed, port, ready_tx)?;
             let streams: Vec<_> = (0..flows)
-                .map(|_| l.accept(false).map_err(|e| format!("accept: {e}")))
+                .map(|_| {
+                    l.accept(KernelSocket::Big)
+                        .map_err(|e| format!("accept: {e}"))
+                })
                 .collect::<Result<_, _>>()?;
             std::thread::scope(|s| {
                 let hs: Vec<_> = streams
@@ -75,7 +78,7 @@ pub fn bulk(
         bed.enter_client().map_err(|e| e.to_string())?;
         let streams: Vec<_> = (0..flows)
             .map(|_| {
-                bed.connect(port, false)
+                bed.connect(port, KernelSocket::Big)
                     .map_err(|e| format!("connect: {e}"))
             })
             .collect::<Result<_, _>>()?;
@@ -152,14 +155,19 @@ pub struct BulkLatency {
 
 const CHUNK: usize = 64 * 1024;
 
-pub fn bulk_latency(bed: &Bed, dur: Duration, port: u16) -> Result<BulkLatency, String> {
+pub fn bulk_latency(
+    bed: &Bed,
+    dur: Duration,
+    port: u16,
+    how: KernelSocket,
+) -> Result<BulkLatency, String> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let base = Instant::now();
     std::thread::scope(|s| {
         let server = s.spawn(move || -> Result<(Histogram<u64>, u64, f64), String> {
             let mut c = serve(bed, port, ready_tx)?
-                .accept(false)
+                .accept(how)
                 .map_err(|e| e.to_string())?;
             let mut h = histogram();
             let mut chunk = vec![0u8; CHUNK];
@@ -181,7 +189,7 @@ pub fn bulk_latency(bed: &Bed, dur: Duration, port: u16) -> Result<BulkLatency, 
         });
         ready(&ready_rx)?;
         bed.enter_client().map_err(|e| e.to_string())?;
-        let mut c = bed.connect(port, false).map_err(|e| e.to_string())?;
+        let mut c = bed.connect(port, how).map_err(|e| e.to_string())?;
         let stop = &stop;
         let tracer = s.spawn(move || {
             let mut trace = Vec::new();
@@ -229,19 +237,25 @@ pub fn bulk_latency(bed: &Bed, dur: Duration, port: u16) -> Result<BulkLatency, 
 }
 
 /// Request/response of `size` bytes, one connection, `count` round trips
-/// after a tenth as many to warm up. `spin`: kernel sockets spin instead
+/// after a tenth as many to warm up. `how`: kernel sockets spin instead
 /// of blocking (ours always do).
 pub struct RoundTrips {
     pub latency: Histogram<u64>,
     pub per_sec: f64,
 }
 
-pub fn rr(bed: &Bed, size: usize, count: u64, spin: bool, port: u16) -> Result<RoundTrips, String> {
+pub fn rr(
+    bed: &Bed,
+    size: usize,
+    count: u64,
+    how: KernelSocket,
+    port: u16,
+) -> Result<RoundTrips, String> {
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let server = s.spawn(move || -> Result<(), String> {
             let mut c = serve(bed, port, ready_tx)?
-                .accept(spin)
+                .accept(how)
                 .map_err(|e| e.to_string())?;
             let mut buf = vec![0u8; size];
             loop {
@@ -254,7 +268,7 @@ pub fn rr(bed: &Bed, size: usize, count: u64, spin: bool, port: u16) -> Result<R
         });
         ready(&ready_rx)?;
         bed.enter_client().map_err(|e| e.to_string())?;
-        let mut c = bed.connect(port, spin).map_err(|e| e.to_string())?;
+        let mut c = bed.connect(port, how).map_err(|e| e.to_string())?;
         let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut back = vec![0u8; size];
         let mut h = histogram();
@@ -298,7 +312,9 @@ pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTri
             let l = serve(bed, port, ready_tx)?;
             let mut buf = [0u8; 64];
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let Ok(mut c) = l.accept(false) else { continue };
+                let Ok(mut c) = l.accept(KernelSocket::Big) else {
+                    continue;
+                };
                 if c.read_exact(&mut buf).is_ok() {
                     let _ = c.write_all(&buf);
                 }
@@ -316,7 +332,7 @@ pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTri
             while n < count && t0.elapsed() < limit {
                 let start = Instant::now();
                 let mut c = bed
-                    .connect(port, false)
+                    .connect(port, KernelSocket::Big)
                     .map_err(|e| format!("connect {n}: {e}"))?;
                 c.write_all(&msg).map_err(|e| e.to_string())?;
                 c.read_exact(&mut back).map_err(|e| e.to_string())?;
@@ -332,7 +348,9 @@ pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTri
         let per_sec = n as f64 / t0.elapsed().as_secs_f64();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         // One more connection wakes a server blocked in accept.
-        let _ = bed.connect(port, false).map(|mut c| c.write_all(&msg));
+        let _ = bed
+            .connect(port, KernelSocket::Big)
+            .map(|mut c| c.write_all(&msg));
         server.join().map_err(|_| "the server panicked")??;
         r?;
         Ok(RoundTrips {

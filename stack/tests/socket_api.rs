@@ -516,3 +516,106 @@ fn two_socket_api_stacks_close_cleanly_in_both_directions() {
         drop(l);
     }
 }
+
+/// The socket API's writer waits at the bound on unsent bytes. Against a
+/// kernel receiver that does not read yet, a write with a timeout takes
+/// what the peer's window, the flight and the bound hold, and then says
+/// `WouldBlock`, with `writable()` false and the connection's unsent
+/// bytes within the bound; without the bound the same write fills the
+/// send buffer besides. Once the receiver reads, `writable()` turns true
+/// and every byte arrives in order.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn a_writer_waits_at_the_unsent_bound_and_resumes_when_the_peer_reads() {
+    use std::sync::mpsc;
+    use xdptcp::tcp::UnsentLimit;
+    xdptcp_tools::topology::require_root();
+    const LIMIT: usize = 16 << 10;
+    const TOTAL: usize = 8 << 20;
+    let t = std::sync::Arc::new(Topology::create("nl", 244, false).expect("topology"));
+    let pattern = |i: usize| (i * 13 + i / 4099) as u8;
+    // The kernel's side: accepts two connections and reads each only
+    // when told to, checking every byte.
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (port_tx, port_rx) = mpsc::channel();
+    let t2 = t.clone();
+    let reader = std::thread::spawn(move || {
+        t2.enter_peer().unwrap();
+        let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        port_tx.send(l.local_addr().unwrap().port()).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let (mut c, _) = l.accept().unwrap();
+            go_rx.recv().unwrap();
+            let mut n = 0usize;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let k = c.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                for (j, b) in buf[..k].iter().enumerate() {
+                    assert_eq!(*b, pattern(n + j), "byte {}", n + j);
+                }
+                n += k;
+            }
+            got.push(n);
+        }
+        got
+    });
+    let port = port_rx.recv().unwrap();
+    let stack = stack(&t);
+    let to = SocketAddrV4::new(t.peer_ip(), port);
+    let data: Vec<u8> = (0..TOTAL).map(pattern).collect();
+    let unsent_of = |local: u16| {
+        stack
+            .runtime()
+            .snapshot(Duration::from_secs(1))
+            .into_iter()
+            .flat_map(|c| c.connections)
+            .find(|c| c.tuple.local_port == local)
+            .map(|c| (c.tcp.unsent, c.tcp.unsent_limit))
+    };
+    let mut taken = Vec::new();
+    for limit in [UnsentLimit::Bytes(LIMIT), UnsentLimit::Off] {
+        let mut c = TcpStream::connect(&stack, to).unwrap();
+        c.set_unsent_limit(limit);
+        c.set_write_timeout(Some(Duration::from_millis(500)));
+        let n = c.write(&data).unwrap();
+        assert!(n < TOTAL, "{limit:?}: the non-reading peer took everything");
+        let e = c.write(&data[n..]).expect_err("nothing more fits");
+        assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e}");
+        assert!(!c.writable(), "{limit:?}: writable while backed up");
+        let local = stack
+            .runtime()
+            .snapshot(Duration::from_secs(1))
+            .into_iter()
+            .flat_map(|c| c.connections)
+            .find(|x| x.tuple.remote_port == port && x.tcp.unsent > 0)
+            .map(|x| x.tuple.local_port)
+            .expect("our connection, backed up");
+        let (unsent, bound) = unsent_of(local).unwrap();
+        println!("{limit:?}: a write took {n} bytes; {unsent} unsent (bound {bound})");
+        if limit != UnsentLimit::Off {
+            assert_eq!(bound, LIMIT);
+            assert!(unsent <= LIMIT, "{unsent} unsent over the bound {LIMIT}");
+        }
+        taken.push(n);
+        // The peer reads: room comes back and the rest goes.
+        go_tx.send(()).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while !c.writable() {
+            assert!(Instant::now() < until, "{limit:?}: never writable again");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        c.set_write_timeout(None);
+        c.write_all(&data[n..]).unwrap();
+        c.shutdown().unwrap();
+        c.close();
+    }
+    assert_eq!(reader.join().unwrap(), [TOTAL, TOTAL]);
+    assert!(
+        taken[1] >= taken[0] + (128 << 10),
+        "without the bound a write takes the send buffer too: {taken:?}"
+    );
+}

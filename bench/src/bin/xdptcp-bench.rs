@@ -11,7 +11,7 @@
 //! tables show the median [min-max]; ratios are medians of per-round
 //! ratios. See docs/BENCHMARKS.md.
 
-use bench::bed::{Bed, Pairing};
+use bench::bed::{Bed, KernelSocket, Pairing};
 use bench::report::{Report, QUANTILES};
 use bench::{app_transfer, line_rate, machine, native, plot, scenario};
 use clap::Parser;
@@ -53,6 +53,21 @@ struct Args {
     /// 32 MiB with --quick).
     #[arg(long)]
     file_size: Option<u64>,
+    /// Our stacks' bound on unsent bytes (TCP_NOTSENT_LOWAT): auto (derived
+    /// from the path, the default), off, or bytes (64K). The kernel's
+    /// "-lowat" runs use the same bound (auto: 128K, the most ours takes).
+    #[arg(long, default_value = "auto")]
+    unsent_limit: xdptcp::tcp::UnsentLimit,
+}
+
+/// The kernel's TCP_NOTSENT_LOWAT for a bound of ours: the same bytes, and
+/// for `auto` the most it comes to (two 64 KiB bursts).
+fn kernel_lowat(l: xdptcp::tcp::UnsentLimit) -> Option<u32> {
+    match l {
+        xdptcp::tcp::UnsentLimit::Auto => Some(128 << 10),
+        xdptcp::tcp::UnsentLimit::Bytes(n) => Some(n.min(i32::MAX as usize) as u32),
+        xdptcp::tcp::UnsentLimit::Off => None,
+    }
 }
 
 const PORT: u16 = 7600;
@@ -83,6 +98,7 @@ struct Plan {
     file: u64,
     cc: xdptcp::tcp::congestion::Algorithm,
     mtu: u32,
+    unsent_limit: xdptcp::tcp::UnsentLimit,
 }
 
 fn run(a: &Args) -> Result<(), String> {
@@ -101,6 +117,7 @@ fn run(a: &Args) -> Result<(), String> {
         file: a.file_size.unwrap_or(if q { 32 << 20 } else { 256 << 20 }),
         cc: a.cc,
         mtu: a.mtu,
+        unsent_limit: a.unsent_limit,
     };
     if !(576..=9000).contains(&plan.mtu) {
         return Err(format!("--mtu {}: use 576 to 9000", plan.mtu));
@@ -187,7 +204,14 @@ fn attempt<T>(r: &mut Report, what: &str, f: impl FnOnce() -> Result<T, String>)
 fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     // The device's ceiling, on a bed without our stacks.
     if let Some(bed) = attempt(r, "line rate: bed", || {
-        Bed::new(Pairing::KernelKernel, 245, plan.mtu, true, plan.cc)
+        Bed::new(
+            Pairing::KernelKernel,
+            245,
+            plan.mtu,
+            true,
+            plan.cc,
+            plan.unsent_limit,
+        )
     }) {
         for (reverse, dir) in [(false, "->"), (true, "<-")] {
             let what = format!("line rate {dir}");
@@ -204,7 +228,7 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     for pairing in Pairing::ALL {
         let p = pairing.name();
         let Some(bed) = attempt(r, &format!("{p}: bed"), || {
-            Bed::new(pairing, 246, plan.mtu, true, plan.cc)
+            Bed::new(pairing, 246, plan.mtu, true, plan.cc, plan.unsent_limit)
         }) else {
             continue;
         };
@@ -213,40 +237,30 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
             continue;
         }
         bulk_all(plan, r, &bed, p);
-        if let Some(l) = attempt(r, &format!("{p}: latency during bulk"), || {
-            scenario::bulk_latency(&bed, plan.bulk, PORT + 1)
-        }) {
-            let s = "latency during bulk";
-            r.add(s, p, "goodput", "Mbit/s", l.mbit);
-            r.add(
-                s,
-                p,
-                "p50",
-                "us",
-                l.chunks.value_at_quantile(0.5) as f64 / 1e3,
-            );
-            r.add(
-                s,
-                p,
-                "p99",
-                "us",
-                l.chunks.value_at_quantile(0.99) as f64 / 1e3,
-            );
-            if last {
-                r.latencies
-                    .push((format!("64K chunk in bulk, {p}"), l.chunks));
-                if !l.trace.is_empty() {
-                    r.trace = l.trace;
-                }
+        // The kernel with 4 MiB buffers, and with its autotuned buffers and
+        // the same bound on unsent bytes as ours ("-lowat").
+        let mut kinds = vec![(p.to_string(), KernelSocket::Big)];
+        if let (Pairing::KernelKernel, Some(b)) = (pairing, kernel_lowat(plan.unsent_limit)) {
+            kinds.push((format!("{p}-lowat"), KernelSocket::Lowat(b)));
+        }
+        for (label, how) in kinds {
+            let Some(l) = attempt(r, &format!("{label}: latency during bulk"), || {
+                scenario::bulk_latency(&bed, plan.bulk, PORT + 1, how)
+            }) else {
+                continue;
+            };
+            record_bulk_latency(r, &label, l.mbit, &l.chunks, last);
+            if last && !l.trace.is_empty() {
+                r.trace = l.trace;
             }
         }
-        let spins: &[bool] = if pairing == Pairing::KernelKernel {
-            &[false, true]
+        let kinds: &[KernelSocket] = if pairing == Pairing::KernelKernel {
+            &[KernelSocket::Big, KernelSocket::Spin]
         } else {
-            &[false]
+            &[KernelSocket::Big]
         };
-        for &spin in spins {
-            let label = if spin {
+        for &how in kinds {
+            let label = if how == KernelSocket::Spin {
                 format!("{p}-spin")
             } else {
                 p.to_string()
@@ -254,19 +268,17 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
             for &size in &plan.rr_sizes {
                 let what = format!("{label}: rr {size} B");
                 if let Some(rt) = attempt(r, &what, || {
-                    scenario::rr(&bed, size, plan.rr_count, spin, PORT + 2)
+                    scenario::rr(&bed, size, plan.rr_count, how, PORT + 2)
                 }) {
                     let s = format!("rr {size} B");
                     for (q, name) in QUANTILES {
-                        if q < 1.0 {
-                            r.add(
-                                &s,
-                                &label,
-                                name,
-                                "us",
-                                rt.latency.value_at_quantile(q) as f64 / 1e3,
-                            );
-                        }
+                        r.add(
+                            &s,
+                            &label,
+                            name,
+                            "us",
+                            rt.latency.value_at_quantile(q) as f64 / 1e3,
+                        );
                     }
                     r.add(&s, &label, "transactions", "1/s", rt.per_sec);
                     if last && size == 64 {
@@ -297,7 +309,14 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     }
     // The kernel as users get it: default offloads (TSO/GRO, 64 KB).
     if let Some(bed) = attempt(r, "kernel-kernel-offload: bed", || {
-        Bed::new(Pairing::KernelKernel, 248, plan.mtu, false, plan.cc)
+        Bed::new(
+            Pairing::KernelKernel,
+            248,
+            plan.mtu,
+            false,
+            plan.cc,
+            plan.unsent_limit,
+        )
     }) {
         bulk_all(plan, r, &bed, "kernel-kernel-offload");
     }
@@ -335,13 +354,7 @@ fn native_round(plan: &Plan, r: &mut Report, bed: &Bed, p: &str, last: bool) {
     if let Some((bytes, secs, h)) = attempt(r, &format!("{p}: latency during bulk"), || {
         native::bulk(bed, true, plan.bulk, PORT + 1, true)
     }) {
-        let s = "latency during bulk";
-        r.add(s, p, "goodput", "Mbit/s", bytes as f64 * 8.0 / secs / 1e6);
-        r.add(s, p, "p50", "us", h.value_at_quantile(0.5) as f64 / 1e3);
-        r.add(s, p, "p99", "us", h.value_at_quantile(0.99) as f64 / 1e3);
-        if last {
-            r.latencies.push((format!("64K chunk in bulk, {p}"), h));
-        }
+        record_bulk_latency(r, p, bytes as f64 * 8.0 / secs / 1e6, &h, last);
     }
     for &size in &plan.rr_sizes {
         if let Some((h, per_sec)) = attempt(r, &format!("{p}: rr {size} B"), || {
@@ -349,9 +362,7 @@ fn native_round(plan: &Plan, r: &mut Report, bed: &Bed, p: &str, last: bool) {
         }) {
             let s = format!("rr {size} B");
             for (q, name) in QUANTILES {
-                if q < 1.0 {
-                    r.add(&s, p, name, "us", h.value_at_quantile(q) as f64 / 1e3);
-                }
+                r.add(&s, p, name, "us", h.value_at_quantile(q) as f64 / 1e3);
             }
             r.add(&s, p, "transactions", "1/s", per_sec);
             if last && size == 64 {
@@ -374,6 +385,34 @@ fn native_round(plan: &Plan, r: &mut Report, bed: &Bed, p: &str, last: bool) {
     }
 }
 
+/// One pairing's "latency during bulk": goodput and the chunks' latency
+/// percentiles (and, in the last round, the distribution for the plots).
+fn record_bulk_latency(
+    r: &mut Report,
+    label: &str,
+    mbit: f64,
+    chunks: &hdrhistogram::Histogram<u64>,
+    last: bool,
+) {
+    let s = "latency during bulk";
+    r.add(s, label, "goodput", "Mbit/s", mbit);
+    for (q, name) in QUANTILES {
+        if q >= 0.5 && q != 0.9 {
+            r.add(
+                s,
+                label,
+                name,
+                "us",
+                chunks.value_at_quantile(q) as f64 / 1e3,
+            );
+        }
+    }
+    if last {
+        r.latencies
+            .push((format!("64K chunk in bulk, {label}"), chunks.clone()));
+    }
+}
+
 fn bulk_all(plan: &Plan, r: &mut Report, bed: &Bed, p: &str) {
     for &flows in &plan.flows {
         for (upload, dir) in [(true, "up"), (false, "down")] {
@@ -391,7 +430,13 @@ fn bulk_all(plan: &Plan, r: &mut Report, bed: &Bed, p: &str) {
 /// The ratios the report leads with: (name, ours, theirs, meaning), each
 /// figure as (scenario, pairing, metric).
 type Fig = (&'static str, &'static str, &'static str);
-const RATIOS: [(&str, Fig, Fig, &str); 7] = [
+const RATIOS: [(&str, Fig, Fig, &str); 11] = [
+    (
+        "bulk_vs_line_rate",
+        ("bulk 1 flow up", XX, "goodput"),
+        ("line rate ->", "device", "tcp-equivalent"),
+        "1 flow, ours both ends / what the device carries that way as TCP payload (higher is better)",
+    ),
     (
         "file_transfer_vs_line_rate",
         ("file_transfer", XX, "goodput"),
@@ -427,6 +472,24 @@ const RATIOS: [(&str, Fig, Fig, &str); 7] = [
         ("rr 64 B", XX, "p99"),
         ("rr 64 B", "kernel-kernel-spin", "p99"),
         "p99 latency, ours / spinning kernel (lower is better)",
+    ),
+    (
+        "rr64_p999_vs_kernel",
+        ("rr 64 B", XX, "p99.9"),
+        ("rr 64 B", "kernel-kernel-spin", "p99.9"),
+        "p99.9 latency, ours / spinning kernel (lower is better)",
+    ),
+    (
+        "bulk_latency_p50_vs_kernel",
+        ("latency during bulk", XX, "p50"),
+        ("latency during bulk", "kernel-kernel", "p50"),
+        "64 KiB chunk during bulk, p50, ours both ends / kernel both ends (lower is better)",
+    ),
+    (
+        "bulk_latency_p99_vs_kernel",
+        ("latency during bulk", XX, "p99"),
+        ("latency during bulk", "kernel-kernel", "p99"),
+        "64 KiB chunk during bulk, p99, ours both ends / kernel both ends (lower is better)",
     ),
     (
         "crr_vs_kernel",

@@ -13,7 +13,7 @@
 
 use crate::iface::Handle;
 use crate::runtime::{CoreApp, CoreContext, Runtime, RuntimeConfig};
-use crate::tcp::{ConnError, State};
+use crate::tcp::{ConnError, State, UnsentLimit};
 use crossbeam::channel::{
     bounded, unbounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError,
     TrySendError,
@@ -203,13 +203,69 @@ pub struct TcpStream {
     shared: Arc<Shared>,
 }
 
-/// Flags the application sets and its core reads.
+/// What the application and its core share of one stream.
 #[derive(Default)]
 struct Shared {
     nodelay: AtomicBool,
     /// The `TcpStream` was dropped.
     dropped: AtomicBool,
+    /// The bound on unsent bytes the application asked for (`encode_limit`).
+    limit: AtomicUsize,
+    /// Bytes written and not yet taken by TCP (in the channel, or taken
+    /// from it but not yet into the send ring): the writer adds, the core
+    /// subtracts.
+    queued: AtomicUsize,
+    /// What TCP would take now (`Connection::send_capacity`: the send
+    /// ring's room within the unsent bound), published by the core.
+    room: AtomicUsize,
+    /// The connection can take no more, ever (failed or closed).
+    broken: AtomicBool,
+    /// A writer is parked until `queued < room`.
+    waiting: AtomicBool,
+    writer: std::sync::Mutex<Option<std::thread::Thread>>,
 }
+
+impl Shared {
+    /// Whether a write would be taken now: TCP has room beyond what is
+    /// already on its way to it.
+    fn writable(&self) -> bool {
+        self.queued.load(Ordering::Acquire) < self.room.load(Ordering::Acquire)
+    }
+
+    /// Core side: wakes a parked writer if it may go on.
+    fn wake_writer(&self) {
+        if self.waiting.load(Ordering::Acquire)
+            && (self.writable() || self.broken.load(Ordering::Acquire))
+            && self.waiting.swap(false, Ordering::AcqRel)
+        {
+            if let Some(t) = self.writer.lock().expect("not poisoned").as_ref() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+/// `UnsentLimit` in one atomic word: 0 auto, `usize::MAX` off, else bytes.
+fn encode_limit(l: UnsentLimit) -> usize {
+    match l {
+        UnsentLimit::Auto => 0,
+        UnsentLimit::Off => usize::MAX,
+        UnsentLimit::Bytes(n) => n.clamp(1, usize::MAX - 1),
+    }
+}
+
+fn decode_limit(v: usize) -> UnsentLimit {
+    match v {
+        0 => UnsentLimit::Auto,
+        usize::MAX => UnsentLimit::Off,
+        n => UnsentLimit::Bytes(n),
+    }
+}
+
+/// Pieces a write is cut into when TCP has little room: not smaller than
+/// this (a few segments), so that a writer near the bound does not send
+/// itself byte by byte.
+const MIN_PIECE: usize = 4096;
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
@@ -258,6 +314,52 @@ impl TcpStream {
         self.shared.nodelay.store(on, Ordering::Relaxed);
     }
 
+    /// Bounds the bytes written and not yet sent (TCP_NOTSENT_LOWAT;
+    /// `UnsentLimit::Auto`, derived from the path, by default): `write`
+    /// waits while they are at the bound, so what is written next does not
+    /// queue behind them.
+    pub fn set_unsent_limit(&self, limit: UnsentLimit) {
+        self.shared
+            .limit
+            .store(encode_limit(limit), Ordering::Relaxed);
+    }
+
+    /// Whether a write would be taken now without waiting (the unsent
+    /// bytes are below the bound and the send ring has room).
+    pub fn writable(&self) -> bool {
+        self.shared.writable() || self.shared.broken.load(Ordering::Acquire)
+    }
+
+    /// Waits until a write would be taken, or the write timeout passes
+    /// (`WouldBlock`), or the connection can take nothing more.
+    fn wait_writable(&self, since: std::time::Instant) -> io::Result<()> {
+        let sh = &self.shared;
+        loop {
+            if sh.broken.load(Ordering::Acquire) {
+                return Err(ErrorKind::BrokenPipe.into());
+            }
+            if sh.writable() {
+                return Ok(());
+            }
+            let left = match self.write_timeout {
+                Some(t) => match t.checked_sub(since.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return Err(ErrorKind::WouldBlock.into()),
+                },
+                None => Duration::from_millis(100),
+            };
+            *sh.writer.lock().expect("not poisoned") = Some(std::thread::current());
+            sh.waiting.store(true, Ordering::Release);
+            // The core may have made room between the check and the flag.
+            if sh.writable() || sh.broken.load(Ordering::Acquire) {
+                sh.waiting.store(false, Ordering::Release);
+                continue;
+            }
+            std::thread::park_timeout(left.min(Duration::from_millis(100)));
+            sh.waiting.store(false, Ordering::Release);
+        }
+    }
+
     /// Reads into `buf`; 0 means the peer closed its side.
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
@@ -295,11 +397,26 @@ impl TcpStream {
         Ok(n)
     }
 
-    /// Queues all of `data`, blocking while the connection is backed up.
+    /// Queues all of `data`, waiting while TCP has no room for it (the
+    /// send ring is full or the unsent bytes are at their bound). With a
+    /// write timeout, gives up with `WouldBlock` once nothing of `data`
+    /// was taken within it, and otherwise returns what was.
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        let out = self.outgoing.as_ref().ok_or(ErrorKind::BrokenPipe)?;
-        for chunk in data.chunks(CHUNK) {
-            let msg = Outgoing::Data(chunk.to_vec());
+        let since = std::time::Instant::now();
+        let mut done = 0;
+        while done < data.len() {
+            if let Err(e) = self.wait_writable(since) {
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
+            let sh = &self.shared;
+            let room = sh
+                .room
+                .load(Ordering::Acquire)
+                .saturating_sub(sh.queued.load(Ordering::Acquire));
+            let n = (data.len() - done).min(CHUNK).min(room.max(MIN_PIECE));
+            let out = self.outgoing.as_ref().ok_or(ErrorKind::BrokenPipe)?;
+            sh.queued.fetch_add(n, Ordering::AcqRel);
+            let msg = Outgoing::Data(data[done..done + n].to_vec());
             let r = match self.write_timeout {
                 None => out.send(msg).map_err(|_| ErrorKind::BrokenPipe),
                 Some(t) => out.send_timeout(msg, t).map_err(|e| match e {
@@ -307,9 +424,13 @@ impl TcpStream {
                     SendTimeoutError::Disconnected(_) => ErrorKind::BrokenPipe,
                 }),
             };
-            r?;
+            if let Err(e) = r {
+                sh.queued.fetch_sub(n, Ordering::AcqRel);
+                return if done > 0 { Ok(done) } else { Err(e.into()) };
+            }
+            done += n;
         }
-        Ok(data.len())
+        Ok(done)
     }
 
     /// Ends our direction (FIN after what is queued); reading goes on.
@@ -350,10 +471,11 @@ struct Pipe {
     fin_queued: bool,
 }
 
-fn pipe(peer: SocketAddrV4) -> (Pipe, TcpStream) {
+fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
     let (in_tx, in_rx) = bounded(CHANNEL_CHUNKS);
     let (out_tx, out_rx) = bounded(OUT_CHUNKS);
     let shared = Arc::new(Shared::default());
+    shared.room.store(room, Ordering::Release);
     (
         Pipe {
             incoming: in_tx,
@@ -448,7 +570,8 @@ impl CoreApp for SocketCore {
         for port in ports {
             while let Ok(Some(h)) = iface.accept(port) {
                 let Some(t) = iface.tuple(h) else { continue };
-                let (p, s) = pipe(SocketAddrV4::new(t.remote_ip, t.remote_port));
+                let room = iface.tcp(h).map_or(0, |c| c.send_capacity());
+                let (p, s) = pipe(SocketAddrV4::new(t.remote_ip, t.remote_port), room);
                 if self.listeners[&port].send(Ok(s)).is_ok() {
                     self.open.fetch_add(1, Ordering::AcqRel);
                     self.streams.insert(h, p);
@@ -480,7 +603,7 @@ impl CoreApp for SocketCore {
             if !c.state().is_synchronized() {
                 return true;
             }
-            let (p, s) = pipe(*to);
+            let (p, s) = pipe(*to, c.send_capacity());
             if reply.send(Ok(s)).is_ok() {
                 self.open.fetch_add(1, Ordering::AcqRel);
                 self.streams.insert(*h, p);
@@ -499,6 +622,7 @@ impl CoreApp for SocketCore {
                 return false;
             };
             c.set_nodelay(p.shared.nodelay.load(Ordering::Relaxed));
+            c.set_unsent_limit(decode_limit(p.shared.limit.load(Ordering::Relaxed)));
             let dropped = p.shared.dropped.load(Ordering::Acquire);
             if dropped {
                 // Nobody will read or write it again: bounded waits only.
@@ -555,6 +679,7 @@ impl CoreApp for SocketCore {
                 match c.send(&v[*at..]) {
                     Ok(n) if n > 0 => {
                         *at += n;
+                        p.shared.queued.fetch_sub(n, Ordering::AcqRel);
                         busy = true;
                         if *at == v.len() {
                             p.pending = None;
@@ -563,9 +688,16 @@ impl CoreApp for SocketCore {
                     _ => break,
                 }
             }
+            // What TCP takes now, for the writer; a writer that waited for
+            // room goes on (or learns that none will come).
+            let over = c.error().is_some() || matches!(c.state(), State::Closed | State::TimeWait);
+            if over || p.fin_queued {
+                p.shared.broken.store(true, Ordering::Release);
+            }
+            p.shared.room.store(c.send_capacity(), Ordering::Release);
+            p.shared.wake_writer();
             // The connection is freed once the application let go of it and
             // TCP is done with it (TIME-WAIT is kept by the interface).
-            let over = c.error().is_some() || matches!(c.state(), State::Closed | State::TimeWait);
             if dropped && over {
                 iface.release(h);
                 open.fetch_sub(1, Ordering::AcqRel);

@@ -1018,6 +1018,8 @@ impl Connection {
             congestion: self.cc.name(),
             send_buffer: self.buffers_reached.0,
             recv_buffer: self.buffers_reached.1,
+            unsent: self.unsent(),
+            unsent_limit: self.unsent_limit(),
         }
     }
 

@@ -83,4 +83,7 @@ pub struct Snapshot {
     /// and CLOSED drop them, which this does not show).
     pub send_buffer: usize,
     pub recv_buffer: usize,
+    /// Bytes queued and not yet sent, and their bound now (`unsent.rs`).
+    pub unsent: usize,
+    pub unsent_limit: usize,
 }

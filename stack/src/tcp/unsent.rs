@@ -12,6 +12,7 @@
 //! limit, and autotuning sizes it for them.
 
 use super::connection::Connection;
+use std::time::Duration;
 
 /// How many unsent bytes a connection holds at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,9 +48,16 @@ impl std::str::FromStr for UnsentLimit {
     }
 }
 
-/// An unpaced connection's automatic limit is at least this many
-/// segments: less cannot keep even the initial window busy.
+/// The automatic limit is at least this many segments: less cannot keep
+/// even the initial window busy.
 const AUTO_MIN_SEGMENTS: usize = 4;
+/// The automatic limit is this long at the sending rate: an
+/// application on a core gets a turn every loop, microseconds apart.
+/// Measured on veth at 4-5 Gbit/s (docs/BENCHMARKS.md), bounds of 8-32
+/// KiB kept the goodput and a chunk's median latency near its own
+/// transmission time, while 64 KiB and more tripled the latency.
+const AUTO_TIME: Duration = Duration::from_micros(25);
+const AUTO_MAX: usize = 64 * 1024;
 
 impl Connection {
     /// Bytes written by the application and not yet sent once.
@@ -63,22 +71,23 @@ impl Connection {
         }
     }
 
-    /// The limit in force, in bytes. `Auto` is what the sender may put on
-    /// the wire before the application's next turn. A paced connection
-    /// sends at most a burst a turn (100 us at the pacing rate): two of
-    /// them, a few segments on a slow path and at most 128 KiB on a fast
-    /// one. One that is not paced sends whatever an ACK opens, and in slow
-    /// start that is twice what it acknowledged: a quarter of cwnd, at
-    /// least four segments.
+    /// The limit in force, in bytes. `Auto` is what the sender puts on the
+    /// wire before the application's next turn on its core: `AUTO_TIME` at
+    /// the sending rate (the pacing rate, or cwnd per RTT), at least a few
+    /// segments, at most `AUTO_MAX`.
     pub fn unsent_limit(&self) -> usize {
         let mss = self.eff_mss as usize;
         match self.cfg.unsent_limit {
             UnsentLimit::Off => usize::MAX,
             UnsentLimit::Bytes(n) => n.max(mss),
-            UnsentLimit::Auto => match self.cc.pacing_rate() {
-                Some(rate) => 2 * self.burst_at(rate),
-                None => (self.cc.cwnd() as usize / 4).max(AUTO_MIN_SEGMENTS * mss),
-            },
+            UnsentLimit::Auto => {
+                let rate = self.cc.pacing_rate().or_else(|| {
+                    let srtt = self.rtt.srtt()?.as_secs_f64().max(1e-6);
+                    Some(f64::from(self.cc.cwnd()) / srtt)
+                });
+                let by_rate = rate.map_or(0, |r| (r * AUTO_TIME.as_secs_f64()) as usize);
+                by_rate.clamp(AUTO_MIN_SEGMENTS * mss, AUTO_MAX)
+            }
         }
     }
 
