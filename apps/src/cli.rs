@@ -69,6 +69,13 @@ pub struct NetArgs {
     /// Give up after this long (for example 30s, 1.5s).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// The most bytes a connection holds written but not yet sent
+    /// (TCP_NOTSENT_LOWAT): auto (25 us at the sending rate, 4 segments to
+    /// 64 KiB: what keeps the link busy until the next turn), off, or a
+    /// size such as 256K. Lower: what is written waits less; too low: the
+    /// sender runs dry between turns.
+    #[arg(long, default_value = "auto")]
+    pub unsent_limit: xdptcp::tcp::UnsentLimit,
 }
 
 pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
@@ -120,6 +127,7 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
     };
     let mut cfg = cfg;
     cfg.iface.rx_checksum = n.rx_checksum;
+    cfg.iface.tcp.unsent_limit = n.unsent_limit;
     if let Some(cc) = n.cc {
         cfg.iface.tcp.congestion = cc;
     }

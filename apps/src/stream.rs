@@ -16,6 +16,7 @@
 //! to the output.
 
 use crate::digest::{self, Algorithm, Hasher};
+use hdrhistogram::Histogram;
 use std::io::{Read, Write};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +39,38 @@ pub struct Outcome {
     pub digest: String,
     pub algorithm: Option<Algorithm>,
     pub error: Option<String>,
+    /// The sender's: seconds from the connection's establishment to the
+    /// end (the receiver's confirmation included), and the connection's
+    /// RTT samples in nanoseconds, the latest of each application turn.
+    pub secs: Option<f64>,
+    pub rtt: Option<Histogram<u64>>,
+}
+
+/// RTT samples as a connection takes them, read once per application
+/// turn (a turn sees the latest; at bulk rates that is most of them).
+pub struct RttLog {
+    pub hist: Histogram<u64>,
+    seen: u64,
+}
+
+impl Default for RttLog {
+    fn default() -> Self {
+        RttLog {
+            hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid bounds"),
+            seen: 0,
+        }
+    }
+}
+
+impl RttLog {
+    pub fn note(&mut self, s: &Stream<'_>) {
+        if let Some((n, rtt)) = s.last_rtt_sample() {
+            if n != self.seen {
+                self.seen = n;
+                let _ = self.hist.record((rtt.as_nanos() as u64).max(1_000));
+            }
+        }
+    }
 }
 
 const CHUNK: usize = 256 * 1024;
@@ -72,6 +105,8 @@ pub struct SendApp {
     pub reply: Vec<u8>,
     pub progress: Arc<Progress>,
     pub outcome: Option<Outcome>,
+    rtt: RttLog,
+    connected_at: Option<std::time::Instant>,
 }
 
 impl SendApp {
@@ -107,6 +142,8 @@ impl SendApp {
             reply: Vec::new(),
             progress,
             outcome: None,
+            rtt: RttLog::default(),
+            connected_at: None,
         }
     }
 
@@ -116,6 +153,8 @@ impl SendApp {
             digest: self.hash.hex(),
             algorithm: Some(self.hash.algorithm()),
             error,
+            secs: self.connected_at.map(|t| t.elapsed().as_secs_f64()),
+            rtt: Some(std::mem::take(&mut self.rtt).hist),
         });
         self.progress.finished.store(true, Ordering::Release);
     }
@@ -190,13 +229,16 @@ impl Handler for SendApp {
         }
     }
     fn on_connected(&mut self, s: &mut Stream<'_>) {
+        self.connected_at = Some(std::time::Instant::now());
         self.push(s);
     }
     fn on_writable(&mut self, s: &mut Stream<'_>) {
+        self.rtt.note(s);
         self.push(s);
     }
     /// Whatever the receiver says (its verdict, when framed), in place.
     fn on_readable(&mut self, s: &mut Stream<'_>) {
+        self.rtt.note(s);
         let (a, b) = s.data();
         let n = a.len() + b.len();
         let room = 4096usize.saturating_sub(self.reply.len());
@@ -401,6 +443,8 @@ impl RecvApp {
                 .map_or("not computed (--no-digest)".into(), Hasher::hex),
             algorithm: self.hash.as_ref().map(Hasher::algorithm),
             error,
+            secs: None,
+            rtt: None,
         });
         self.progress.finished.store(true, Ordering::Release);
     }

@@ -287,14 +287,38 @@ fn send_and_recv_over_afxdp_against_the_kernel() {
 
     // Ours -> kernel.
     let (mut sink, mut sink_out) = kernel_sink(&t, 5010);
-    let mut args: Vec<String> = ["send", "--raw", "--generate", "1G", "--to"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "send",
+        "--raw",
+        "--generate",
+        "1G",
+        "--json",
+        "--unsent-limit",
+        "64K",
+        "--to",
+    ]
+    .map(String::from)
+    .to_vec();
     args.push(format!("{}:5010", t.peer_ip()));
     net(&mut args);
     let o = t.ours_cmd(&[bin]).args(&args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    // The sender's latency summary, and with --json its histogram.
+    let rtt = stdout
+        .lines()
+        .find(|l| l.starts_with("rtt p50"))
+        .unwrap_or_else(|| panic!("no RTT summary: {stdout}"));
+    assert!(rtt.contains("max") && !rtt.contains("(0 samples"), "{rtt}");
+    let json = stdout.lines().last().unwrap();
+    for key in [
+        "\"seconds\":",
+        "\"rtt\":{",
+        "\"p99_us\":",
+        "\"histogram\":[[",
+    ] {
+        assert!(json.contains(key), "{key} missing from {json}");
+    }
     let ours = stdout
         .lines()
         .find_map(|l| l.strip_prefix("sha256 "))

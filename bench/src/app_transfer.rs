@@ -7,7 +7,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 use xdptcp::tcp::congestion::Algorithm;
 use xdptcp_tools::topology::{Spec, Topology};
 
@@ -16,6 +15,17 @@ pub struct AppTransfer {
     pub mbit: f64,
     pub bytes: u64,
     pub secs: f64,
+    /// The sender's RTT samples: p50 and p99, microseconds.
+    pub rtt_p50_us: f64,
+    pub rtt_p99_us: f64,
+}
+
+/// The number after `"key":` in a JSON line (the sender's `--json`).
+fn json_number(line: &str, key: &str) -> Option<f64> {
+    let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &line[at..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
 }
 
 /// The `file_transfer` binary beside this one (same target directory).
@@ -136,6 +146,7 @@ fn transfer(
             &cc,
             "--timeout",
             "120s",
+            "--json",
             src.to_str().ok_or("path")?,
         ])
         .output()
@@ -154,18 +165,21 @@ fn transfer(
     if got != size {
         return Err(format!("{got} of {size} bytes arrived"));
     }
-    // "sent 256.0 MiB to ... in 1.62 s: ..."
-    let secs = stdout
+    // The sender's JSON line: the time from its connection's establishment
+    // to the receiver's confirmation, at full precision.
+    let json = stdout
         .lines()
-        .find(|l| l.starts_with("sent"))
-        .and_then(|l| l.split(" in ").nth(1))
-        .and_then(|r| r.split(' ').next())
-        .and_then(|s| s.parse::<f64>().ok())
-        .ok_or_else(|| format!("no time in the sender's report: {stdout}"))?;
+        .rfind(|l| l.starts_with('{'))
+        .ok_or_else(|| format!("no JSON in the sender's report: {stdout}"))?;
+    let secs = json_number(json, "seconds")
+        .filter(|s| *s > 0.0)
+        .ok_or_else(|| format!("no time in the sender's report: {json}"))?;
     Ok(AppTransfer {
-        mbit: size as f64 * 8.0 / secs.max(1e-9) / 1e6,
+        mbit: size as f64 * 8.0 / secs / 1e6,
         bytes: size,
-        secs: secs.max(Duration::from_micros(1).as_secs_f64()),
+        secs,
+        rtt_p50_us: json_number(json, "p50_us").unwrap_or(f64::NAN),
+        rtt_p99_us: json_number(json, "p99_us").unwrap_or(f64::NAN),
     })
 }
 

@@ -65,6 +65,10 @@ struct SendArgs {
     /// --raw, to compare with `sha256sum` on the other end).
     #[arg(long, value_enum)]
     digest: Option<DigestAlg>,
+    /// Print one JSON object as the last line: bytes, seconds, rate,
+    /// digest and the RTT samples (percentiles and the histogram).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -695,7 +699,7 @@ fn report(verb: &str, peer: &str, out: &apps::stream::Outcome, secs: f64) {
 fn report_to(w: &mut dyn Write, verb: &str, peer: &str, out: &apps::stream::Outcome, secs: f64) {
     let _ = writeln!(
         w,
-        "{verb} {} {peer} in {secs:.2} s: {}",
+        "{verb} {} {peer} in {secs:.3} s: {}",
         fmt_bytes(out.bytes),
         fmt_rate(out.bytes as f64 * 8.0 / secs.max(1e-9))
     );
@@ -743,11 +747,70 @@ fn send(a: &SendArgs) -> Result<bool, String> {
         .into_iter()
         .find_map(|a| a.handler.outcome)
         .ok_or("no core ran the transfer")?;
-    if let Some(e) = out.error {
-        return Err(e);
+    if let Some(e) = &out.error {
+        return Err(e.clone());
     }
+    // From the connection's establishment to the receiver's confirmation
+    // (the wall clock since start also counts ARP and the handshake).
+    let secs = out.secs.unwrap_or(secs);
     report("sent", &format!("to {}", a.to), &out, secs);
+    if let Some(h) = out.rtt.as_ref().filter(|h| !h.is_empty()) {
+        println!("{}", rtt_summary(h));
+    }
+    if a.json {
+        println!("{}", send_json(&out, secs));
+    }
     Ok(true)
+}
+
+const RTT_QUANTILES: [(f64, &str); 5] = [
+    (0.5, "p50"),
+    (0.9, "p90"),
+    (0.99, "p99"),
+    (0.999, "p99.9"),
+    (1.0, "max"),
+];
+
+/// "rtt p50 85 us, p90 ..., max ... (N samples)".
+fn rtt_summary(h: &hdrhistogram::Histogram<u64>) -> String {
+    let parts: Vec<String> = RTT_QUANTILES
+        .iter()
+        .map(|(q, name)| format!("{name} {:.0} us", h.value_at_quantile(*q) as f64 / 1e3))
+        .collect();
+    format!(
+        "rtt {} ({} samples, the latest of each application turn)",
+        parts.join(", "),
+        h.len()
+    )
+}
+
+fn send_json(out: &apps::stream::Outcome, secs: f64) -> String {
+    let mut j = JsonLine::new();
+    j.u64("bytes", out.bytes)
+        .f64("seconds", secs)
+        .f64("mbit_per_s", out.bytes as f64 * 8.0 / secs.max(1e-9) / 1e6)
+        .str("digest", &out.digest);
+    if let Some(h) = &out.rtt {
+        let mut r = JsonLine::new();
+        r.u64("samples", h.len());
+        for (q, name) in RTT_QUANTILES {
+            r.f64(&format!("{name}_us"), h.value_at_quantile(q) as f64 / 1e3);
+        }
+        // The histogram itself: [upper bound in us, samples] per bucket.
+        let buckets: Vec<String> = h
+            .iter_recorded()
+            .map(|v| {
+                format!(
+                    "[{},{}]",
+                    v.value_iterated_to() as f64 / 1e3,
+                    v.count_at_value()
+                )
+            })
+            .collect();
+        r.raw("histogram", &format!("[{}]", buckets.join(",")));
+        j.raw("rtt", &r.finish());
+    }
+    j.finish()
 }
 
 fn recv(a: &RecvArgs) -> Result<bool, String> {

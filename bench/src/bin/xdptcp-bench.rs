@@ -55,16 +55,16 @@ struct Args {
     file_size: Option<u64>,
     /// Our stacks' bound on unsent bytes (TCP_NOTSENT_LOWAT): auto (derived
     /// from the path, the default), off, or bytes (64K). The kernel's
-    /// "-lowat" runs use the same bound (auto: 128K, the most ours takes).
+    /// "-lowat" runs use the same bound (auto: 64K, the most ours takes).
     #[arg(long, default_value = "auto")]
     unsent_limit: xdptcp::tcp::UnsentLimit,
 }
 
 /// The kernel's TCP_NOTSENT_LOWAT for a bound of ours: the same bytes, and
-/// for `auto` the most it comes to (two 64 KiB bursts).
+/// for `auto` the most it comes to (64 KiB).
 fn kernel_lowat(l: xdptcp::tcp::UnsentLimit) -> Option<u32> {
     match l {
-        xdptcp::tcp::UnsentLimit::Auto => Some(128 << 10),
+        xdptcp::tcp::UnsentLimit::Auto => Some(64 << 10),
         xdptcp::tcp::UnsentLimit::Bytes(n) => Some(n.min(i32::MAX as usize) as u32),
         xdptcp::tcp::UnsentLimit::Off => None,
     }
@@ -323,13 +323,10 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     if let Some(t) = attempt(r, "file_transfer app, xdptcp-xdptcp", || {
         app_transfer::run(plan.file, 249, PORT + 4, plan.cc, plan.mtu)
     }) {
-        r.add(
-            "file_transfer",
-            "xdptcp-xdptcp",
-            "goodput",
-            "Mbit/s",
-            t.mbit,
-        );
+        let s = "file_transfer";
+        r.add(s, XX, "goodput", "Mbit/s", t.mbit);
+        r.add(s, XX, "rtt p50", "us", t.rtt_p50_us);
+        r.add(s, XX, "rtt p99", "us", t.rtt_p99_us);
     }
 }
 

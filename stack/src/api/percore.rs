@@ -108,6 +108,10 @@ impl Stream<'_> {
     pub fn send_capacity(&self) -> usize {
         self.conn.send_capacity()
     }
+    /// The connection's latest RTT sample and the count of samples so far.
+    pub fn last_rtt_sample(&self) -> Option<(u64, std::time::Duration)> {
+        self.conn.last_rtt_sample()
+    }
     /// Bytes queued and not yet sent once.
     pub fn unsent(&self) -> usize {
         self.conn.unsent()

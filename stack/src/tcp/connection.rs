@@ -295,6 +295,8 @@ pub struct Connection {
     /// has come back through sending since (`unsent.rs`).
     pub(super) send_blocked: bool,
     pub(super) writable_again: bool,
+    /// The latest RTT sample (`Counters::rtt_samples` counts them).
+    pub(super) last_rtt: std::time::Duration,
 
     pub(super) events: u8,
     pub(super) error: Option<ConnError>,
@@ -402,6 +404,7 @@ impl Connection {
             orphan_probes: 0,
             send_blocked: false,
             writable_again: false,
+            last_rtt: std::time::Duration::ZERO,
             events: 0,
             error: None,
             counters: Counters::default(),
@@ -1027,6 +1030,13 @@ impl Connection {
     /// records and entries its operations have visited: what SACK costs.
     pub fn sent_record_work(&self) -> (usize, u64) {
         (self.sent.len(), self.sent.visits())
+    }
+
+    /// The latest RTT sample and how many were taken so far (an
+    /// application that reads it once a turn sees each turn's latest).
+    pub fn last_rtt_sample(&self) -> Option<(u64, std::time::Duration)> {
+        let n = self.counters.rtt_samples;
+        (n > 0).then_some((n, self.last_rtt))
     }
 
     pub fn counters(&self) -> &Counters {

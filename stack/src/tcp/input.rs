@@ -456,6 +456,13 @@ impl Connection {
         if let Some(d) = self.sent.on_ack(ack) {
             self.rack_note_order(d);
             self.rack_update(d, now);
+            // For the application's view of the path: the newest segment
+            // this ACK covers, if sent once (Karn), timed to the
+            // nanosecond (the timestamp option counts milliseconds).
+            if d.rexmits == 0 {
+                self.counters.rtt_samples += 1;
+                self.last_rtt = now.saturating_since(d.at);
+            }
         }
         self.check_spurious_by_timestamp(ack);
         let mut rtt_sample = None;

@@ -58,6 +58,8 @@ pub struct Counters {
     pub pmtu_reductions: u64,
     /// Buffer growths refused because the shared budget was spent.
     pub buffer_growth_refused: u64,
+    /// ACKs that timed a segment sent once (`Connection::last_rtt_sample`).
+    pub rtt_samples: u64,
     /// Times out-of-order data was dropped under memory pressure.
     pub ooo_pruned: u64,
 }
