@@ -46,10 +46,15 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<String>, String> {
             bars(a, &goodput)
         })?);
     }
-    if !report.latencies.is_empty() {
-        written.extend(both(dir, "latency", &|a| percentiles(a, report), &|a| {
-            percentiles(a, report)
-        })?);
+    // One percentile plot per scenario ("64K chunk in bulk", "rr 64 B").
+    for (scenario, series) in latency_groups(report) {
+        let name = format!("latency-{}", slug(&scenario));
+        written.extend(both(
+            dir,
+            &name,
+            &|a| percentiles(a, &scenario, &series),
+            &|a| percentiles(a, &scenario, &series),
+        )?);
     }
     if !report.trace.is_empty() {
         written.extend(both(dir, "bulk-trace", &|a| trace(a, report), &|a| {
@@ -65,14 +70,14 @@ fn both(dir: &Path, name: &str, png: &Draw, svg: &DrawSvg) -> Result<Vec<String>
         dir.join(format!("{name}.svg")),
     );
     {
-        let area = BitMapBackend::new(&p, (900, 500)).into_drawing_area();
+        let area = BitMapBackend::new(&p, (1000, 500)).into_drawing_area();
         area.fill(&WHITE).map_err(|e| e.to_string())?;
         png(&area)?;
         area.present()
             .map_err(|e| format!("{}: {e}", p.display()))?;
     }
     {
-        let area = SVGBackend::new(&s, (900, 500)).into_drawing_area();
+        let area = SVGBackend::new(&s, (1000, 500)).into_drawing_area();
         area.fill(&WHITE).map_err(|e| e.to_string())?;
         svg(&area)?;
         area.present()
@@ -133,7 +138,7 @@ fn bars<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     let width = 0.8 / pairings.len().max(1) as f64;
     for (k, p) in pairings.iter().enumerate() {
-        let color = COLORS[k % COLORS.len()];
+        let color = pairing_style(p, k).0;
         let rects: Vec<_> = data
             .iter()
             .enumerate()
@@ -159,24 +164,82 @@ fn bars<DB: DrawingBackend>(
         .map_err(|e| e.to_string())
 }
 
-/// Latency (log) against percentile on the 1/(1-q) axis (log).
+type Series<'a> = Vec<(&'a str, &'a hdrhistogram::Histogram<u64>)>;
+
+/// The latency distributions by scenario: "64K chunk in bulk, xdptcp-kernel"
+/// goes to "64K chunk in bulk" as "xdptcp-kernel".
+fn latency_groups(r: &Report) -> Vec<(String, Series<'_>)> {
+    let mut out: Vec<(String, Series<'_>)> = Vec::new();
+    for (name, h) in &r.latencies {
+        let (scenario, pairing) = name.rsplit_once(", ").unwrap_or((name.as_str(), ""));
+        match out.iter_mut().find(|g| g.0 == scenario) {
+            Some(g) => g.1.push((pairing, h)),
+            None => out.push((scenario.to_string(), vec![(pairing, h)])),
+        }
+    }
+    out
+}
+
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Every pairing has its own colour in every plot; the kernel's lines are
+/// dashed, ours solid.
+const PAIRINGS: [&str; 7] = [
+    "kernel-kernel",
+    "kernel-kernel-spin",
+    "kernel-kernel-lowat",
+    "kernel-kernel-offload",
+    "xdptcp-kernel",
+    "xdptcp-xdptcp",
+    "device",
+];
+const PAIRING_COLORS: [RGBColor; 7] = [
+    RGBColor(31, 119, 180),
+    RGBColor(23, 190, 207),
+    RGBColor(148, 103, 189),
+    RGBColor(127, 127, 127),
+    RGBColor(255, 127, 14),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+];
+
+fn pairing_style(p: &str, k: usize) -> (RGBColor, bool) {
+    let color = PAIRINGS
+        .iter()
+        .position(|x| *x == p)
+        .map_or(COLORS[k % COLORS.len()], |i| PAIRING_COLORS[i]);
+    (color, p.starts_with("kernel"))
+}
+
+/// One scenario's latency (log) against percentile on the 1/(1-q) axis
+/// (log), with the legend beside the plot, not over the curves.
 fn percentiles<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    r: &Report,
+    scenario: &str,
+    series: &Series<'_>,
 ) -> Result<(), String> {
-    let max_us = r
-        .latencies
+    let (plot, legend) = area.split_horizontally(680);
+    let max_us = series
         .iter()
         .map(|(_, h)| h.max() as f64 / 1e3)
         .fold(1.0, f64::max);
-    let min_us = r
-        .latencies
+    let min_us = series
         .iter()
         .map(|(_, h)| h.min().max(1) as f64 / 1e3)
         .fold(f64::MAX, f64::min)
         .min(max_us);
-    let mut chart = ChartBuilder::on(area)
-        .caption("latency by percentile", ("sans-serif", 20))
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(format!("{scenario}: latency by percentile"), ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -196,8 +259,8 @@ fn percentiles<DB: DrawingBackend>(
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(|e| e.to_string())?;
-    for (k, (name, h)) in r.latencies.iter().enumerate() {
-        let color = COLORS[k % COLORS.len()];
+    for (k, (pairing, h)) in series.iter().enumerate() {
+        let (color, dashed) = pairing_style(pairing, k);
         let pts: Vec<(f64, f64)> = h
             .iter_quantiles(5)
             .map(|v| {
@@ -205,22 +268,40 @@ fn percentiles<DB: DrawingBackend>(
                 (1.0 / (1.0 - q), (v.value_iterated_to().max(1) as f64) / 1e3)
             })
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-            });
+        let style = color.stroke_width(2);
+        if dashed {
+            chart.draw_series(DashedLineSeries::new(pts, 8, 5, style))
+        } else {
+            chart.draw_series(LineSeries::new(pts, style))
+        }
+        .map_err(|e| e.to_string())?;
+        // The legend: a sample of the line and the pairing, in its own area.
+        let y = 60 + 28 * k as i32;
+        let sample: Vec<(i32, i32)> = if dashed {
+            vec![(10, y), (18, y), (24, y), (32, y)]
+        } else {
+            vec![(10, y), (32, y)]
+        };
+        if dashed {
+            for seg in sample.chunks(2) {
+                legend
+                    .draw(&PathElement::new(seg.to_vec(), style))
+                    .map_err(|e| e.to_string())?;
+            }
+        } else {
+            legend
+                .draw(&PathElement::new(sample, style))
+                .map_err(|e| e.to_string())?;
+        }
+        legend
+            .draw_text(
+                &format!("{pairing} ({} samples)", h.len()),
+                &("sans-serif", 13).into_text_style(&legend),
+                (40, y - 7),
+            )
+            .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// Our bulk sender's cwnd (KiB) and smoothed RTT (us) over time.
