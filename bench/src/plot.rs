@@ -239,7 +239,10 @@ fn percentiles<DB: DrawingBackend>(
         .fold(f64::MAX, f64::min)
         .min(max_us);
     let mut chart = ChartBuilder::on(&plot)
-        .caption(format!("{scenario}: latency by percentile"), ("sans-serif", 18))
+        .caption(
+            format!("{scenario}: latency by percentile"),
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(70)

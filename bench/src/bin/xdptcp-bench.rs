@@ -127,6 +127,12 @@ fn run(a: &Args) -> Result<(), String> {
         machine: machine::facts(a.mtu, true, &format!("{:?}", a.cc).to_lowercase()),
         ..Report::default()
     };
+    // The machine's own interruptions of a spinning thread, measured
+    // before anything of ours runs: the floor under the tails below.
+    let jitter = machine::jitter(Duration::from_secs(1));
+    let line = machine::jitter_line(&jitter);
+    eprintln!("machine: {line}");
+    r.machine.push(("spin_jitter".into(), line));
     let started = Instant::now();
     for round in 1..=plan.rounds {
         eprintln!("round {round}/{}", plan.rounds);

@@ -78,7 +78,7 @@ impl<A: CoreApp> CoreLoop<A> {
             busy |= self.dev.backlog_len() > 0;
             if !reported_done && self.app.done() {
                 reported_done = true;
-                self.shared.done.fetch_add(1, Ordering::AcqRel);
+                self.shared.report_done();
             }
             v.loops += 1;
             if busy {

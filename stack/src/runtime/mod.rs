@@ -94,11 +94,21 @@ pub(crate) struct Shared {
     epoch: std::time::Instant,
     stop: AtomicBool,
     done: AtomicUsize,
+    /// A thread in `wait_done`, woken by the core that finishes last.
+    waiter: std::sync::Mutex<Option<std::thread::Thread>>,
 }
 
 impl Shared {
     fn now(&self) -> Instant {
         Instant::from_nanos(self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    /// A core's application is done: count it, and wake the waiter.
+    pub(crate) fn report_done(&self) {
+        self.done.fetch_add(1, Ordering::AcqRel);
+        if let Some(t) = self.waiter.lock().expect("not poisoned").as_ref() {
+            t.unpark();
+        }
     }
 }
 
@@ -152,6 +162,7 @@ impl<A: CoreApp> Runtime<A> {
             epoch: std::time::Instant::now(),
             stop: AtomicBool::new(false),
             done: AtomicUsize::new(0),
+            waiter: std::sync::Mutex::new(None),
         });
         let mut rt = Runtime {
             threads: Vec::new(),
@@ -250,19 +261,29 @@ impl<A: CoreApp> Runtime<A> {
         every: Duration,
         mut tick: impl FnMut(&Self),
     ) -> bool {
+        // Parked until a core finishes or a tick is due: a waiter woken
+        // every few milliseconds takes a spinning core's CPU for tens of
+        // microseconds each time (the tail of request/response latency).
+        *self.shared.waiter.lock().expect("not poisoned") = Some(std::thread::current());
         let start = std::time::Instant::now();
         let mut next = start + every;
-        while !self.all_done() {
-            if start.elapsed() > timeout {
-                return false;
+        let finished = loop {
+            if self.all_done() {
+                break true;
             }
-            if std::time::Instant::now() >= next {
+            let now = std::time::Instant::now();
+            if now.duration_since(start) > timeout {
+                break false;
+            }
+            if now >= next {
                 tick(self);
                 next += every;
             }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        true
+            let until = next.min(start + timeout + Duration::from_millis(1));
+            std::thread::park_timeout(until.saturating_duration_since(std::time::Instant::now()));
+        };
+        *self.shared.waiter.lock().expect("not poisoned") = None;
+        finished
     }
 
     /// Stops every core and gives the applications back.
