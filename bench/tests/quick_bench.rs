@@ -33,7 +33,15 @@ fn quick_bench_reports_every_figure() {
         "{}",
         v["failures"]
     );
-    for key in ["kernel", "cpu", "cores", "mtu", "offloads", "xdp_mode"] {
+    for key in [
+        "kernel",
+        "cpu",
+        "cores",
+        "mtu",
+        "offloads",
+        "xdp_mode",
+        "spin_jitter",
+    ] {
         assert!(
             v["machine"][key].as_str().is_some_and(|s| !s.is_empty()),
             "machine.{key}"
@@ -76,14 +84,27 @@ fn quick_bench_reports_every_figure() {
             .collect();
         assert!(q.windows(2).all(|w| w[0] <= w[1]), "rr 64 B {p}: {q:?}");
     }
+    // The kernel with the same bound on unsent bytes as ours.
+    assert!(
+        get("latency during bulk", "kernel-kernel-lowat", "p50")
+            <= get("latency during bulk", "kernel-kernel-lowat", "p99")
+    );
     get("bulk 1 flow up", "kernel-kernel-offload", "goodput");
     get("file_transfer", "xdptcp-xdptcp", "goodput");
+    assert!(
+        get("file_transfer", "xdptcp-xdptcp", "rtt p50")
+            <= get("file_transfer", "xdptcp-xdptcp", "rtt p99")
+    );
     for r in [
         "file_transfer_vs_line_rate",
         "bulk_vs_kernel_no_offload",
         "bulk_vs_kernel",
         "rr64_p50_vs_kernel",
         "rr64_p99_vs_kernel",
+        "rr64_p999_vs_kernel",
+        "bulk_vs_line_rate",
+        "bulk_latency_p50_vs_kernel",
+        "bulk_latency_p99_vs_kernel",
         "crr_vs_kernel",
     ] {
         let x = v["ratios"][r].as_f64().unwrap_or(f64::NAN);
@@ -98,7 +119,13 @@ fn quick_bench_reports_every_figure() {
     }
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.contains("| rr 64 B | p50 (us) |"), "{report}");
-    for plot in ["goodput", "latency", "bulk-trace"] {
+    // A percentile plot per scenario.
+    for plot in [
+        "goodput",
+        "latency-64k-chunk-in-bulk",
+        "latency-rr-64-b",
+        "bulk-trace",
+    ] {
         let png = std::fs::read(dir.join(format!("{plot}.png"))).unwrap();
         assert!(
             png.starts_with(b"\x89PNG") && png.len() > 1000,
