@@ -12,13 +12,6 @@ const FONTS: [&str; 2] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
-const COLORS: [RGBColor; 5] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-];
 
 fn register_font() -> Result<(), String> {
     let path = FONTS
@@ -217,7 +210,9 @@ fn pairing_style(p: &str, k: usize) -> (RGBColor, bool) {
     let color = PAIRINGS
         .iter()
         .position(|x| *x == p)
-        .map_or(COLORS[k % COLORS.len()], |i| PAIRING_COLORS[i]);
+        .map_or(PAIRING_COLORS[k % PAIRING_COLORS.len()], |i| {
+            PAIRING_COLORS[i]
+        });
     (color, p.starts_with("kernel"))
 }
 
@@ -333,7 +328,7 @@ fn trace<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Report) -> Resul
         chart
             .draw_series(LineSeries::new(
                 r.trace.iter().map(|x| (x.0, f(x))),
-                COLORS[k + 2].stroke_width(2),
+                PAIRING_COLORS[5 + k].stroke_width(2),
             ))
             .map_err(|e| e.to_string())?;
     }
