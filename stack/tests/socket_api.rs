@@ -619,3 +619,71 @@ fn a_writer_waits_at_the_unsent_bound_and_resumes_when_the_peer_reads() {
         "without the bound a write takes the send buffer too: {taken:?}"
     );
 }
+
+/// The socket API's cores look only at streams with something new: with
+/// 200 connections open and idle, a loop visits none of them (it visited
+/// every stream every loop before), and the one that then moves data is
+/// visited while the others still are not.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn idle_socket_streams_cost_no_visits() {
+    use std::sync::mpsc;
+    xdptcp_tools::topology::require_root();
+    const IDLE: usize = 200;
+    let t = std::sync::Arc::new(Topology::create("iv", 247, false).expect("topology"));
+    let (port_tx, port_rx) = mpsc::channel();
+    let t2 = t.clone();
+    // The kernel's side: accepts everything and echoes. It lets go of the
+    // topology once inside, so that the test's end removes it.
+    std::thread::spawn(move || {
+        t2.enter_peer().unwrap();
+        drop(t2);
+        let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        port_tx.send(l.local_addr().unwrap().port()).unwrap();
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            std::thread::spawn(move || {
+                let mut b = [0u8; 4096];
+                while let Ok(n) = c.read(&mut b) {
+                    if n == 0 || c.write_all(&b[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let port = port_rx.recv().unwrap();
+    let stack = stack(&t);
+    let to = SocketAddrV4::new(t.peer_ip(), port);
+    let mut streams: Vec<TcpStream> = (0..IDLE)
+        .map(|_| TcpStream::connect(&stack, to).unwrap())
+        .collect();
+    // Let the handshakes' last ACKs and any window updates settle.
+    std::thread::sleep(Duration::from_millis(300));
+    let loops = || stack.runtime().counters()[0].loops;
+    let idle_window = |what: &str| {
+        let (l0, v0) = (loops(), stack.stream_visits());
+        std::thread::sleep(Duration::from_millis(300));
+        let (l1, v1) = (loops(), stack.stream_visits());
+        println!("{what}: {} loops, {} stream visits", l1 - l0, v1 - v0);
+        (l1 - l0, v1 - v0)
+    };
+    let (l, v) = idle_window(&format!("{IDLE} idle streams"));
+    assert!(l > 1000, "the core ran ({l} loops)");
+    assert!(v < 10, "{v} visits of idle streams in {l} loops");
+    // One stream works; the rest stay unvisited.
+    let s = &mut streams[0];
+    s.set_read_timeout(Some(Duration::from_secs(5)));
+    let (v0, l0) = (stack.stream_visits(), loops());
+    for i in 0..100u8 {
+        s.write_all(&[i; 100]).unwrap();
+        let mut got = [0u8; 100];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(got, [i; 100]);
+    }
+    let (v, l) = (stack.stream_visits() - v0, loops() - l0);
+    println!("100 round trips on one stream: {v} visits in {l} loops");
+    assert!(v < 2000, "{v} visits for 100 round trips on one stream");
+    let (_, v) = idle_window("idle again");
+    assert!(v < 10);
+}

@@ -21,7 +21,7 @@ use crossbeam::channel::{
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +76,8 @@ pub struct Stack {
     /// Streams the cores still hold (the application's, and dropped ones
     /// still delivering their last bytes).
     open: Arc<AtomicUsize>,
+    /// Stream visits by the cores, all loops together.
+    visits: Arc<AtomicU64>,
 }
 
 /// How long dropping the stack waits for closed streams to deliver.
@@ -98,10 +100,11 @@ impl Stack {
     pub fn start(cfg: RuntimeConfig) -> io::Result<Arc<Stack>> {
         let mut commands = Vec::new();
         let open = Arc::new(AtomicUsize::new(0));
+        let visits = Arc::new(AtomicU64::new(0));
         let runtime = Runtime::start(cfg, |_| {
             let (tx, rx) = unbounded();
             commands.push(tx);
-            SocketCore::new(rx, open.clone())
+            SocketCore::new(rx, open.clone(), visits.clone())
         })
         .map_err(|e| {
             let k = match e {
@@ -116,7 +119,15 @@ impl Stack {
             commands,
             next_core: AtomicUsize::new(0),
             open,
+            visits,
         }))
+    }
+
+    /// How many times the cores looked at a stream, in all: each loop
+    /// looks only at streams with something new (a segment, a timer, the
+    /// application's read, write or close), so idle ones add nothing.
+    pub fn stream_visits(&self) -> u64 {
+        self.visits.load(Ordering::Relaxed)
     }
 
     /// Per-core counters and connections, for `--stats`-like output.
@@ -223,9 +234,23 @@ struct Shared {
     /// A writer is parked until `queued < room`.
     waiting: AtomicBool,
     writer: std::sync::Mutex<Option<std::thread::Thread>>,
+    /// The stream is on its core's list of streams to visit.
+    poked: AtomicBool,
+    /// That list, and this stream's name on it (set by the core).
+    visit: std::sync::OnceLock<(Sender<Handle>, Handle)>,
 }
 
 impl Shared {
+    /// Application side: the core should look at this stream (something
+    /// was written, read, shut down or set). Once until the core has.
+    fn poke(&self) {
+        if !self.poked.swap(true, Ordering::AcqRel) {
+            if let Some((tx, h)) = self.visit.get() {
+                let _ = tx.send(*h);
+            }
+        }
+    }
+
     /// Whether a write would be taken now: TCP has room beyond what is
     /// already on its way to it.
     fn writable(&self) -> bool {
@@ -270,6 +295,7 @@ const MIN_PIECE: usize = 4096;
 impl Drop for TcpStream {
     fn drop(&mut self) {
         self.shared.dropped.store(true, Ordering::Release);
+        self.shared.poke();
     }
 }
 
@@ -312,6 +338,7 @@ impl TcpStream {
     /// TCP_NODELAY: send small writes at once instead of coalescing them.
     pub fn set_nodelay(&self, on: bool) {
         self.shared.nodelay.store(on, Ordering::Relaxed);
+        self.shared.poke();
     }
 
     /// Bounds the bytes written and not yet sent (TCP_NOTSENT_LOWAT;
@@ -322,6 +349,7 @@ impl TcpStream {
         self.shared
             .limit
             .store(encode_limit(limit), Ordering::Relaxed);
+        self.shared.poke();
     }
 
     /// Whether a write would be taken now without waiting (the unsent
@@ -390,6 +418,8 @@ impl TcpStream {
                 }
                 Err(k) => return Err(k.into()),
             }
+            // The channel has room again: the core may hand over more.
+            self.shared.poke();
         }
         let n = buf.len().min(self.leftover.len() - self.at);
         buf[..n].copy_from_slice(&self.leftover[self.at..self.at + n]);
@@ -428,6 +458,7 @@ impl TcpStream {
                 sh.queued.fetch_sub(n, Ordering::AcqRel);
                 return if done > 0 { Ok(done) } else { Err(e.into()) };
             }
+            sh.poke();
             done += n;
         }
         Ok(done)
@@ -438,6 +469,7 @@ impl TcpStream {
         if let Some(out) = self.outgoing.take() {
             out.send(Outgoing::Shutdown)
                 .map_err(|_| ErrorKind::BrokenPipe)?;
+            self.shared.poke();
         }
         Ok(())
     }
@@ -469,6 +501,8 @@ struct Pipe {
     shared: Arc<Shared>,
     eof_sent: bool,
     fin_queued: bool,
+    /// The loop that last visited it (once a loop, however many lists name it).
+    visited: u64,
 }
 
 fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
@@ -484,6 +518,7 @@ fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
             shared: shared.clone(),
             eof_sent: false,
             fin_queued: false,
+            visited: 0,
         },
         TcpStream {
             peer,
@@ -507,10 +542,18 @@ pub struct SocketCore {
     streams: HashMap<Handle, Pipe>,
     open: Arc<AtomicUsize>,
     buf: Vec<u8>,
+    /// Streams the application poked (`Shared::poke`), and the list of
+    /// those to visit this loop (kept for its allocation).
+    poked_tx: Sender<Handle>,
+    poked_rx: Receiver<Handle>,
+    visit: Vec<Handle>,
+    loops: u64,
+    visits: Arc<AtomicU64>,
 }
 
 impl SocketCore {
-    fn new(commands: Receiver<Command>, open: Arc<AtomicUsize>) -> Self {
+    fn new(commands: Receiver<Command>, open: Arc<AtomicUsize>, visits: Arc<AtomicU64>) -> Self {
+        let (poked_tx, poked_rx) = unbounded();
         SocketCore {
             commands,
             listeners: HashMap::new(),
@@ -518,7 +561,21 @@ impl SocketCore {
             streams: HashMap::new(),
             open,
             buf: vec![0; CHUNK],
+            poked_tx,
+            poked_rx,
+            visit: Vec::new(),
+            loops: 0,
+            visits,
         }
+    }
+
+    /// A new stream: the application may poke it from now on, and the
+    /// core looks at it this loop.
+    fn adopt(&mut self, h: Handle, p: Pipe) {
+        let _ = p.shared.visit.set((self.poked_tx.clone(), h));
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.streams.insert(h, p);
+        self.visit.push(h);
     }
 
     pub fn streams(&self) -> usize {
@@ -573,8 +630,7 @@ impl CoreApp for SocketCore {
                 let room = iface.tcp(h).map_or(0, |c| c.send_capacity());
                 let (p, s) = pipe(SocketAddrV4::new(t.remote_ip, t.remote_port), room);
                 if self.listeners[&port].send(Ok(s)).is_ok() {
-                    self.open.fetch_add(1, Ordering::AcqRel);
-                    self.streams.insert(h, p);
+                    self.adopt(h, p);
                 } else {
                     // The listener was dropped: refuse.
                     if let Some(c) = iface.tcp(h) {
@@ -588,6 +644,7 @@ impl CoreApp for SocketCore {
                 busy = true;
             }
         }
+        let mut established = Vec::new();
         self.connecting.retain(|(h, to, reply)| {
             let Some(c) = iface.tcp(*h) else {
                 return false;
@@ -605,106 +662,142 @@ impl CoreApp for SocketCore {
             }
             let (p, s) = pipe(*to, c.send_capacity());
             if reply.send(Ok(s)).is_ok() {
-                self.open.fetch_add(1, Ordering::AcqRel);
-                self.streams.insert(*h, p);
+                established.push((*h, p));
             } else {
                 c.abort();
                 iface.release(*h);
             }
             false
         });
-        // Data, both ways.
-        let buf = &mut self.buf;
-        let open = &self.open;
-        self.streams.retain(|&h, p| {
-            let Some(c) = iface.tcp(h) else {
-                open.fetch_sub(1, Ordering::AcqRel);
-                return false;
+        for (h, p) in established {
+            self.adopt(h, p);
+        }
+        // Data, both ways, for the streams with something new: those the
+        // interface saw a segment or timer for, those the application
+        // poked, and new ones. An idle stream costs nothing per loop.
+        self.loops += 1;
+        iface.take_activity(&mut self.visit);
+        while let Ok(h) = self.poked_rx.try_recv() {
+            self.visit.push(h);
+        }
+        let mut visit = std::mem::take(&mut self.visit);
+        let mut visited = 0u64;
+        for &h in &visit {
+            let Some(p) = self.streams.get_mut(&h) else {
+                continue;
             };
-            c.set_nodelay(p.shared.nodelay.load(Ordering::Relaxed));
-            c.set_unsent_limit(decode_limit(p.shared.limit.load(Ordering::Relaxed)));
-            let dropped = p.shared.dropped.load(Ordering::Acquire);
-            if dropped {
-                // Nobody will read or write it again: bounded waits only.
-                c.orphan();
+            if p.visited == self.loops {
+                continue;
             }
-            // Core -> application, while its channel has room (bytes for a
-            // dropped stream are read and discarded).
-            while dropped || !p.incoming.is_full() {
-                match c.recv(buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        busy = true;
-                        if !dropped && p.incoming.try_send(Ok(buf[..n].to_vec())).is_err() {
-                            break;
-                        }
-                    }
-                }
+            p.visited = self.loops;
+            // Cleared before the visit: a poke during it brings it back.
+            p.shared.poked.store(false, Ordering::Release);
+            visited += 1;
+            if !visit_stream(iface, h, p, &mut self.buf, &mut busy) {
+                self.streams.remove(&h);
+                self.open.fetch_sub(1, Ordering::AcqRel);
             }
-            if !p.eof_sent {
-                let end = match c.error() {
-                    Some(e) => Some(Err(kind(e))),
-                    None if c.at_eof() => Some(Ok(Vec::new())),
-                    None => None,
-                };
-                if let Some(m) = end {
-                    match p.incoming.try_send(m) {
-                        Ok(()) | Err(TrySendError::Disconnected(_)) => p.eof_sent = true,
-                        Err(TrySendError::Full(_)) => {}
-                    }
-                }
-            }
-            // Application -> core, while the send ring has room. A dropped
-            // stream still delivers what was queued, then FIN.
-            while !p.fin_queued && c.error().is_none() {
-                if p.pending.is_none() {
-                    match p.outgoing.try_recv() {
-                        Ok(Outgoing::Data(v)) => p.pending = Some((v, 0)),
-                        Ok(Outgoing::Shutdown) | Err(TryRecvError::Disconnected) => {
-                            c.close();
-                            p.fin_queued = true;
-                            busy = true;
-                            break;
-                        }
-                        Err(TryRecvError::Empty) => {
-                            if dropped {
-                                c.close();
-                                p.fin_queued = true;
-                            }
-                            break;
-                        }
-                    }
-                }
-                let (v, at) = p.pending.as_mut().expect("set above");
-                match c.send(&v[*at..]) {
-                    Ok(n) if n > 0 => {
-                        *at += n;
-                        p.shared.queued.fetch_sub(n, Ordering::AcqRel);
-                        busy = true;
-                        if *at == v.len() {
-                            p.pending = None;
-                        }
-                    }
-                    _ => break,
-                }
-            }
-            // What TCP takes now, for the writer; a writer that waited for
-            // room goes on (or learns that none will come).
-            let over = c.error().is_some() || matches!(c.state(), State::Closed | State::TimeWait);
-            if over || p.fin_queued {
-                p.shared.broken.store(true, Ordering::Release);
-            }
-            p.shared.room.store(c.send_capacity(), Ordering::Release);
-            p.shared.wake_writer();
-            // The connection is freed once the application let go of it and
-            // TCP is done with it (TIME-WAIT is kept by the interface).
-            if dropped && over {
-                iface.release(h);
-                open.fetch_sub(1, Ordering::AcqRel);
-                return false;
-            }
-            true
-        });
+        }
+        self.visits.fetch_add(visited, Ordering::Relaxed);
+        visit.clear();
+        self.visit = visit;
         busy
     }
+}
+
+/// One stream's work: data from TCP to the application's channel and
+/// back, its end, and what the writer may write. False: the stream is
+/// gone (TCP let go of it, or the application did and TCP is done).
+fn visit_stream(
+    iface: &mut crate::iface::Interface,
+    h: Handle,
+    p: &mut Pipe,
+    buf: &mut [u8],
+    busy: &mut bool,
+) -> bool {
+    let Some(c) = iface.tcp(h) else {
+        return false;
+    };
+    c.set_nodelay(p.shared.nodelay.load(Ordering::Relaxed));
+    c.set_unsent_limit(decode_limit(p.shared.limit.load(Ordering::Relaxed)));
+    let dropped = p.shared.dropped.load(Ordering::Acquire);
+    if dropped {
+        // Nobody will read or write it again: bounded waits only.
+        c.orphan();
+    }
+    // Core -> application, while its channel has room (bytes for a
+    // dropped stream are read and discarded).
+    while dropped || !p.incoming.is_full() {
+        match c.recv(buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                *busy = true;
+                if !dropped && p.incoming.try_send(Ok(buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if !p.eof_sent {
+        let end = match c.error() {
+            Some(e) => Some(Err(kind(e))),
+            None if c.at_eof() => Some(Ok(Vec::new())),
+            None => None,
+        };
+        if let Some(m) = end {
+            match p.incoming.try_send(m) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => p.eof_sent = true,
+                Err(TrySendError::Full(_)) => {}
+            }
+        }
+    }
+    // Application -> core, while the send ring has room. A dropped
+    // stream still delivers what was queued, then FIN.
+    while !p.fin_queued && c.error().is_none() {
+        if p.pending.is_none() {
+            match p.outgoing.try_recv() {
+                Ok(Outgoing::Data(v)) => p.pending = Some((v, 0)),
+                Ok(Outgoing::Shutdown) | Err(TryRecvError::Disconnected) => {
+                    c.close();
+                    p.fin_queued = true;
+                    *busy = true;
+                    break;
+                }
+                Err(TryRecvError::Empty) => {
+                    if dropped {
+                        c.close();
+                        p.fin_queued = true;
+                    }
+                    break;
+                }
+            }
+        }
+        let (v, at) = p.pending.as_mut().expect("set above");
+        match c.send(&v[*at..]) {
+            Ok(n) if n > 0 => {
+                *at += n;
+                p.shared.queued.fetch_sub(n, Ordering::AcqRel);
+                *busy = true;
+                if *at == v.len() {
+                    p.pending = None;
+                }
+            }
+            _ => break,
+        }
+    }
+    // What TCP takes now, for the writer; a writer that waited for
+    // room goes on (or learns that none will come).
+    let over = c.error().is_some() || matches!(c.state(), State::Closed | State::TimeWait);
+    if over || p.fin_queued {
+        p.shared.broken.store(true, Ordering::Release);
+    }
+    p.shared.room.store(c.send_capacity(), Ordering::Release);
+    p.shared.wake_writer();
+    // The connection is freed once the application let go of it and
+    // TCP is done with it (TIME-WAIT is kept by the interface).
+    if dropped && over {
+        iface.release(h);
+        return false;
+    }
+    true
 }
