@@ -793,6 +793,10 @@ fn visit_stream(
     }
     p.shared.room.store(c.send_capacity(), Ordering::Release);
     p.shared.wake_writer();
+    if !p.shared.writable() {
+        // Visited again as soon as sending makes room, not at the next ACK.
+        c.notify_when_writable();
+    }
     // The connection is freed once the application let go of it and
     // TCP is done with it (TIME-WAIT is kept by the interface).
     if dropped && over {

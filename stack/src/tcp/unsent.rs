@@ -112,6 +112,13 @@ impl Connection {
         }
     }
 
+    /// A writer outside the connection (the socket API's thread) waits
+    /// for room: treat it as turned away, so that sending data, not only
+    /// an ACK, brings the application layer back (`take_writable_again`).
+    pub fn notify_when_writable(&mut self) {
+        self.send_blocked = true;
+    }
+
     /// True once after a turned-away writer got room back through sending
     /// (not through an ACK, which the caller sees anyway): the interface
     /// then tells the application layer.
