@@ -33,19 +33,15 @@ impl Connection {
         }
     }
 
-    /// Bytes one burst carries at `rate` (bytes/s): a little time's worth,
-    /// at least two segments and at most `BURST_MAX`.
-    pub(super) fn burst_at(&self, rate: f64) -> usize {
-        (rate * BURST_TIME.as_secs_f64()).clamp(2.0 * f64::from(self.eff_mss), BURST_MAX) as usize
-    }
-
     /// `bytes` of data left at `now`: advance the schedule.
     pub(super) fn on_paced_send(&mut self, bytes: u32, now: Instant) {
         let Some(rate) = self.cc.pacing_rate() else {
             self.pace_next = None;
             return;
         };
-        let burst = Duration::from_secs_f64(self.burst_at(rate) as f64 / rate);
+        let burst_bytes =
+            (rate * BURST_TIME.as_secs_f64()).clamp(2.0 * f64::from(self.eff_mss), BURST_MAX);
+        let burst = Duration::from_secs_f64(burst_bytes / rate);
         let start = match self.pace_next {
             Some(next) if next + burst > now => next,
             _ if now.as_nanos() > burst.as_nanos() as u64 => {
