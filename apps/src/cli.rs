@@ -1,7 +1,7 @@
 //! Command-line pieces shared by the programs that run our stack on an
 //! AF_XDP device: the network flags and starting the runtime from them.
 
-use crate::units::parse_duration;
+use crate::units::{parse_duration, parse_unsent_limit};
 use clap::Args;
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ pub struct NetArgs {
     /// 64 KiB: what keeps the link busy until the next turn), off, or a
     /// size such as 256K. Lower: what is written waits less; too low: the
     /// sender runs dry between turns.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = parse_unsent_limit)]
     pub unsent_limit: xdptcp::tcp::UnsentLimit,
 }
 

@@ -28,6 +28,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
+/// Parses a bound on unsent bytes: `auto`, `off` (or `none`), or a size
+/// as `parse_size` reads it.
+pub fn parse_unsent_limit(s: &str) -> Result<xdptcp::tcp::UnsentLimit, String> {
+    use xdptcp::tcp::UnsentLimit;
+    match s.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(UnsentLimit::Auto),
+        "off" | "none" => Ok(UnsentLimit::Off),
+        _ => parse_size(s)
+            .map(|n| UnsentLimit::Bytes(n as usize))
+            .map_err(|_| format!("'{s}': give auto, off, or a size such as 64K")),
+    }
+}
+
 /// Parses a rate in bits per second: `1G`, `100M`, `2.5G`, `10000` (decimal units).
 pub fn parse_rate(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -122,6 +135,20 @@ pub fn fmt_rate(bps: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsent_limits_parse_the_forms_a_user_types() {
+        use xdptcp::tcp::UnsentLimit;
+        assert_eq!(parse_unsent_limit("auto"), Ok(UnsentLimit::Auto));
+        assert_eq!(parse_unsent_limit("OFF"), Ok(UnsentLimit::Off));
+        assert_eq!(parse_unsent_limit("65536"), Ok(UnsentLimit::Bytes(65536)));
+        assert_eq!(
+            parse_unsent_limit("128K"),
+            Ok(UnsentLimit::Bytes(128 << 10))
+        );
+        assert_eq!(parse_unsent_limit("2m"), Ok(UnsentLimit::Bytes(2 << 20)));
+        assert!(parse_unsent_limit("lots").is_err());
+    }
 
     #[test]
     fn sizes() {

@@ -56,7 +56,7 @@ struct Args {
     /// Our stacks' bound on unsent bytes (TCP_NOTSENT_LOWAT): auto (derived
     /// from the path, the default), off, or bytes (64K). The kernel's
     /// "-lowat" runs use the same bound (auto: 64K, the most ours takes).
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = apps::units::parse_unsent_limit)]
     unsent_limit: xdptcp::tcp::UnsentLimit,
 }
 
@@ -64,7 +64,7 @@ struct Args {
 /// for `auto` the most it comes to (64 KiB).
 fn kernel_lowat(l: xdptcp::tcp::UnsentLimit) -> Option<u32> {
     match l {
-        xdptcp::tcp::UnsentLimit::Auto => Some(64 << 10),
+        xdptcp::tcp::UnsentLimit::Auto => Some(xdptcp::tcp::unsent::AUTO_MAX as u32),
         xdptcp::tcp::UnsentLimit::Bytes(n) => Some(n.min(i32::MAX as usize) as u32),
         xdptcp::tcp::UnsentLimit::Off => None,
     }

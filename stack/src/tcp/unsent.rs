@@ -26,28 +26,6 @@ pub enum UnsentLimit {
     Off,
 }
 
-impl std::str::FromStr for UnsentLimit {
-    type Err = String;
-    /// `auto`, `off`, or a size in bytes with an optional K/M suffix (KiB, MiB).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(UnsentLimit::Auto),
-            "off" | "none" => Ok(UnsentLimit::Off),
-            t => {
-                let (digits, shift) = match t.as_bytes().last() {
-                    Some(b'k') => (&t[..t.len() - 1], 10),
-                    Some(b'm') => (&t[..t.len() - 1], 20),
-                    _ => (t, 0),
-                };
-                let n: usize = digits
-                    .parse()
-                    .map_err(|_| format!("{s:?}: give auto, off, or a size such as 64K"))?;
-                Ok(UnsentLimit::Bytes(n << shift))
-            }
-        }
-    }
-}
-
 /// The automatic limit is at least this many segments: less cannot keep
 /// even the initial window busy.
 const AUTO_MIN_SEGMENTS: usize = 4;
@@ -57,7 +35,8 @@ const AUTO_MIN_SEGMENTS: usize = 4;
 /// KiB kept the goodput and a chunk's median latency near its own
 /// transmission time, while 64 KiB and more tripled the latency.
 const AUTO_TIME: Duration = Duration::from_micros(25);
-const AUTO_MAX: usize = 64 * 1024;
+/// The most the automatic limit comes to.
+pub const AUTO_MAX: usize = 64 * 1024;
 
 impl Connection {
     /// Bytes written by the application and not yet sent once.
@@ -124,20 +103,5 @@ impl Connection {
     /// then tells the application layer.
     pub fn take_writable_again(&mut self) -> bool {
         std::mem::take(&mut self.writable_again)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::UnsentLimit;
-
-    #[test]
-    fn parses_the_forms_a_user_types() {
-        assert_eq!("auto".parse(), Ok(UnsentLimit::Auto));
-        assert_eq!("OFF".parse(), Ok(UnsentLimit::Off));
-        assert_eq!("65536".parse(), Ok(UnsentLimit::Bytes(65536)));
-        assert_eq!("128K".parse(), Ok(UnsentLimit::Bytes(128 << 10)));
-        assert_eq!("2m".parse(), Ok(UnsentLimit::Bytes(2 << 20)));
-        assert!("lots".parse::<UnsentLimit>().is_err());
     }
 }
