@@ -5,7 +5,8 @@
 //! names the digest, 1 for SHA-256 and 2 for BLAKE3, the length as a
 //! big-endian u64), the bytes, then their digest (32 bytes). The receiver
 //! answers `K` if length and digest match (`X` if not) and only then keeps
-//! the file. `--raw` sends the bytes alone, so that any TCP peer (`socat`,
+//! the file. A receiver that cannot go on (its output full, say) answers
+//! `E`, its reason and a newline at once, and the sender stops with it. `--raw` sends the bytes alone, so that any TCP peer (`socat`,
 //! `nc`, python) can be the other end; both sides print the digest (SHA-256
 //! unless told otherwise) of what went through.
 //!
@@ -161,6 +162,19 @@ impl SendApp {
 }
 
 impl SendApp {
+    /// The receiver's reason for stopping, if it sent one (framed only).
+    fn receiver_failure(&self) -> Option<String> {
+        let why = self
+            .reply
+            .strip_prefix(b"E")
+            .filter(|_| self.framed.is_some())?;
+        Some(format!(
+            "the receiver failed after {} bytes were sent: {}",
+            self.progress.bytes.load(Ordering::Relaxed),
+            String::from_utf8_lossy(why).trim_end()
+        ))
+    }
+
     /// Fills the connection's send ring from the source (header, bytes,
     /// then the digest when framed) until it is full.
     fn push(&mut self, s: &mut Stream<'_>) {
@@ -237,6 +251,8 @@ impl Handler for SendApp {
         self.push(s);
     }
     /// Whatever the receiver says (its verdict, when framed), in place.
+    /// A receiver that fails says why (`E`, the reason, a newline): we
+    /// stop there rather than send the rest for nothing.
     fn on_readable(&mut self, s: &mut Stream<'_>) {
         self.rtt.note(s);
         let (a, b) = s.data();
@@ -244,6 +260,13 @@ impl Handler for SendApp {
         let room = 4096usize.saturating_sub(self.reply.len());
         self.reply.extend(a.iter().chain(b).take(room));
         s.consume(n);
+        if let Some(why) = self
+            .receiver_failure()
+            .filter(|_| self.reply.ends_with(b"\n"))
+        {
+            s.abort();
+            self.finish(Some(why));
+        }
     }
     /// Done when TCP is: everything sent was acknowledged and the peer
     /// closed its side too.
@@ -254,6 +277,9 @@ impl Handler for SendApp {
         if let Some(e) = error {
             let msg = format!("connection to {} failed: {}", self.to, TcpError::Failed(e));
             return self.finish(Some(msg));
+        }
+        if let Some(why) = self.receiver_failure() {
+            return self.finish(Some(why));
         }
         let verdict = match (self.framed, self.reply.first()) {
             (None, _) | (Some(_), Some(b'K')) => None,
@@ -424,6 +450,24 @@ impl RecvApp {
         Ok(())
     }
 
+    /// Stops the transfer for `why`. Our framed sender is told why (`E`,
+    /// the reason, a newline, then our FIN) and stops at once; what it
+    /// sent meanwhile is read and dropped, so the reason is not lost to
+    /// a reset. A peer that does not speak the protocol is reset.
+    fn refuse(&mut self, s: &mut Stream<'_>, why: String) {
+        let ours = self.framed && (self.header.is_empty() || self.expect.is_some());
+        if ours {
+            let mut msg = format!("E{why}").into_bytes();
+            msg.truncate(1024);
+            msg.push(b'\n');
+            s.send(&msg);
+            s.close();
+        } else {
+            s.abort();
+        }
+        self.finish(Some(why));
+    }
+
     fn finish(&mut self, error: Option<String>) {
         if error.is_none() {
             if let Err(e) = self.flush_staged() {
@@ -464,24 +508,21 @@ impl Handler for RecvApp {
         self.conn = Some(s.id());
         match (self.make_sink)() {
             Ok(sink) => self.sink = Some(sink),
-            Err(e) => {
-                s.abort();
-                self.finish(Some(format!("creating the output: {e}")));
-            }
+            Err(e) => self.refuse(s, format!("creating the output: {e}")),
         }
     }
-    /// Received bytes go from the connection's ring straight to the output.
+    /// Received bytes go from the connection's ring straight to the output
+    /// (and after a failure, nowhere).
     fn on_readable(&mut self, s: &mut Stream<'_>) {
-        if self.outcome.is_some() {
-            return;
-        }
         let (a, b) = s.data();
         let n = a.len() + b.len();
+        if self.outcome.is_some() {
+            return s.consume(n);
+        }
         let r = self.take(a).and_then(|()| self.take(b));
         s.consume(n);
         if let Err(e) = r {
-            s.abort();
-            self.finish(Some(e));
+            self.refuse(s, e);
         }
     }
     fn on_eof(&mut self, s: &mut Stream<'_>) {
