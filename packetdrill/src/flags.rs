@@ -40,9 +40,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("nagle", "Nagle's algorithm: 0 or 1 (default 1)"),
     (
         "rcvbuf",
-        "receive buffer in bytes (default 262144, no autotuning)",
+        "receive buffer in bytes (default 262144, growing to 15 MiB; set, it stays)",
     ),
-    ("sndbuf", "send buffer in bytes (default 262144)"),
+    (
+        "sndbuf",
+        "send buffer in bytes (default 262144, growing; set, it stays)",
+    ),
     (
         "tick_us",
         "virtual time each gettimeofday call advances (default 1)",
@@ -62,11 +65,12 @@ pub struct Flags {
 impl Default for Flags {
     fn default() -> Self {
         let tcp = Config {
-            // A script sees one connection on a virtual clock: CUBIC, the
-            // loss-based default most scripts were written against, and
-            // fixed buffers, so advertised windows do not drift.
+            // What packetdrill's corpus sets up (its common/defaults.sh):
+            // CUBIC, and buffers that grow up to 15 MiB (tcp_rmem's
+            // maximum there), which also makes the window scale 8.
             congestion: Algorithm::Cubic,
-            autotune: false,
+            autotune: true,
+            max_buffer: 15 << 20,
             buffer_budget: None,
             ..Config::default()
         };
@@ -123,8 +127,8 @@ pub fn parse(text: &str) -> Result<Flags, String> {
             "ws" => f.tcp.window_scaling = on()?,
             "delack_ms" => f.tcp.delayed_ack = ms()?,
             "nagle" => f.tcp.nagle = on()?,
-            "rcvbuf" => f.tcp.recv_buffer = num()? as usize,
-            "sndbuf" => f.tcp.send_buffer = num()? as usize,
+            "rcvbuf" => (f.tcp.recv_buffer, f.tcp.autotune) = (num()? as usize, false),
+            "sndbuf" => (f.tcp.send_buffer, f.tcp.autotune) = (num()? as usize, false),
             "tick_us" => f.tick = Duration::from_micros(num()?),
             _ => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();

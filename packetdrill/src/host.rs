@@ -10,15 +10,14 @@
 use crate::flags::Flags;
 use crate::wire::{Wire, OUR_MAC};
 use libc::c_int;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddrV4;
 use std::time::Duration;
 use xdptcp::iface::{Handle, IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::{ConnError, Connection, State, TcpError};
 use xdptcp::time::Instant;
 
-/// Descriptors start where a process's first socket would: 0-2 are stdio.
-const FIRST_FD: c_int = 3;
+/// Open sockets at most (a process's usual descriptor limit).
 const MAX_FDS: usize = 1024;
 /// Timer work done at its own instant, at most this many times per clock
 /// move; past it the clock jumps (a guard, never reached by a script).
@@ -71,7 +70,11 @@ pub struct Host {
     pub flags: Flags,
     iface: Interface,
     wire: Wire,
-    sockets: Vec<Option<Socket>>,
+    /// By descriptor. Each number is a real descriptor of this process
+    /// (an eventfd) that stands for the socket: packetdrill closes the
+    /// sockets a script leaves open with the real `close(2)`, which then
+    /// closes that eventfd and nothing of packetdrill's own.
+    sockets: BTreeMap<c_int, Socket>,
 }
 
 /// A POSIX errno for a connection's failure.
@@ -126,7 +129,7 @@ impl Host {
             wire: Wire::new(flags.mtu),
             iface: Interface::new(cfg),
             flags,
-            sockets: Vec::new(),
+            sockets: BTreeMap::new(),
         }
     }
 
@@ -192,24 +195,28 @@ impl Host {
     // ---- descriptors ----------------------------------------------------
 
     fn sock(&mut self, fd: c_int) -> Result<&mut Socket, c_int> {
-        usize::try_from(fd - FIRST_FD)
-            .ok()
-            .and_then(|i| self.sockets.get_mut(i))
-            .and_then(Option::as_mut)
-            .ok_or(libc::EBADF)
+        self.sockets.get_mut(&fd).ok_or(libc::EBADF)
     }
 
     fn new_fd(&mut self, s: Socket) -> Result<c_int, c_int> {
-        let i = match self.sockets.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if self.sockets.len() < MAX_FDS => {
-                self.sockets.push(None);
-                self.sockets.len() - 1
-            }
-            None => return Err(libc::EMFILE),
-        };
-        self.sockets[i] = Some(s);
-        Ok(FIRST_FD + i as c_int)
+        if self.sockets.len() >= MAX_FDS {
+            return Err(libc::EMFILE);
+        }
+        // SAFETY: eventfd takes no pointers; the descriptor it returns is
+        // ours until `close` (or packetdrill's real close) ends it.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EMFILE));
+        }
+        // The number is free in the process, so a socket still filed
+        // under it was closed for real behind our back: it goes now.
+        if let Some(stale) = self.sockets.remove(&fd) {
+            self.end(stale);
+        }
+        self.sockets.insert(fd, s);
+        Ok(fd)
     }
 
     fn conn_handle(&mut self, fd: c_int) -> Result<Handle, c_int> {
@@ -228,11 +235,15 @@ impl Host {
     fn config_for(&mut self, fd: c_int) -> Result<xdptcp::tcp::Config, c_int> {
         let mut cfg = self.flags.tcp.clone();
         let opts = &self.sock(fd)?.opts;
+        // A buffer the application sized stays that size (Linux locks it),
+        // and the window scale follows from it.
         if let Some(n) = opts.recv_buffer {
             cfg.recv_buffer = n;
+            cfg.autotune = false;
         }
         if let Some(n) = opts.send_buffer {
             cfg.send_buffer = n;
+            cfg.autotune = false;
         }
         if let Some(m) = opts.mss {
             cfg.mss = m;
@@ -272,7 +283,7 @@ impl Host {
         // As Linux: a port is shared only by sockets that all asked for
         // SO_REUSEADDR, and never with a listener.
         let taken = addr.port() != 0
-            && self.sockets.iter().flatten().any(|s| {
+            && self.sockets.values().any(|s| {
                 s.bound == Some(addr.port())
                     && !(reuse && s.opts.reuse_addr && !matches!(s.kind, Kind::Listening { .. }))
             });
@@ -499,10 +510,15 @@ impl Host {
     }
 
     pub fn close(&mut self, fd: c_int) -> Result<(), c_int> {
-        self.sock(fd)?;
-        let s = self.sockets[(fd - FIRST_FD) as usize]
-            .take()
-            .expect("checked");
+        let s = self.sockets.remove(&fd).ok_or(libc::EBADF)?;
+        // SAFETY: `fd` is the eventfd `new_fd` opened for this socket.
+        unsafe { libc::close(fd) };
+        self.end(s);
+        Ok(())
+    }
+
+    /// What closing a socket does to the stack.
+    fn end(&mut self, s: Socket) {
         match s.kind {
             Kind::Fresh => {}
             Kind::Listening { port, ready } => {
@@ -528,7 +544,6 @@ impl Host {
                 self.iface.release(h);
             }
         }
-        Ok(())
     }
 
     pub fn shutdown(&mut self, fd: c_int, how: c_int) -> Result<(), c_int> {
@@ -683,14 +698,22 @@ mod tests {
     use std::net::Ipv4Addr;
 
     #[test]
-    fn descriptors_start_at_three_and_are_reused() {
+    fn descriptors_are_real_and_a_real_close_of_one_is_harmless() {
         let mut h = Host::new(Flags::default(), [1; 16]);
         let a = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
         let b = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
-        assert_eq!((a, b), (3, 4));
+        assert!(a >= 3 && b >= 3 && a != b, "{a} {b}");
         h.close(a).unwrap();
         assert_eq!(h.close(a), Err(libc::EBADF));
-        assert_eq!(h.socket(libc::AF_INET, libc::SOCK_STREAM, 0), Ok(3));
+        // What packetdrill does with the sockets a script leaves open: a
+        // real close(2), which closes our stand-in and nothing else.
+        // SAFETY: `b` is the adapter's own eventfd.
+        assert_eq!(unsafe { libc::close(b) }, 0);
+        // Its number may come back for a new socket, which then replaces
+        // the one closed behind our back.
+        let c = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        assert!(h.sock(c).is_ok());
+        assert_eq!(h.sockets.len(), 1 + usize::from(c != b));
         assert_eq!(
             h.socket(libc::AF_INET6, libc::SOCK_STREAM, 0),
             Err(libc::EAFNOSUPPORT)

@@ -371,7 +371,9 @@ fn passive_open_data_both_ways_and_close() {
     let pd = Pd::new("");
     let t0 = pd.now();
     let lfd = pd.listen_on(8080, 1);
-    assert_eq!(lfd, 3, "descriptors start at 3, as a script expects");
+    // packetdrill maps a script's descriptor numbers to the live ones:
+    // ours are real descriptors of this process (eventfds).
+    assert!(lfd >= 3, "a real descriptor number: {lfd}");
     let iss = handshake_in(&pd, 50_000, true);
 
     let mut addr: sockaddr_in = unsafe { std::mem::zeroed() };
@@ -384,7 +386,7 @@ fn passive_open_data_both_ways_and_close() {
             &mut len,
         )
     };
-    assert_eq!(fd, 4);
+    assert!(fd > lfd, "a new descriptor: {fd}");
     assert_eq!(
         (
             u16::from_be(addr.sin_port),
@@ -515,7 +517,7 @@ fn listen_backlog_blocking_and_nonblocking_accept() {
     );
     handshake_in(&pd, 40_001, true);
     let a = waiter.join().unwrap();
-    assert_eq!(a, 4);
+    assert!(a > lfd, "a new descriptor: {a}");
 
     // Backlog 1 holds two established connections (as Linux: backlog + 1).
     handshake_in(&pd, 40_002, true);
@@ -531,9 +533,13 @@ fn listen_backlog_blocking_and_nonblocking_accept() {
     let accept = || unsafe {
         (pd.ifc.accept.unwrap())(pd.ud(), lfd, std::ptr::null_mut(), std::ptr::null_mut())
     };
-    assert_eq!((accept(), accept()), (5, 6));
+    let (b, c) = (accept(), accept());
+    assert!(
+        b >= 0 && c >= 0 && b != c && b != a && c != a,
+        "{a} {b} {c}"
+    );
     assert_eq!((accept(), errno()), (-1, libc::EAGAIN));
-    for fd in [4, 5, 6] {
+    for fd in [a, b, c] {
         assert_eq!(pd.sockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR), 0);
     }
 }

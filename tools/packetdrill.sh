@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Plays packetdrill scripts against xdptcp through its packetdrill adapter
+# (shared-object mode) and prints one line per script: PASS, FAIL or
+# UNSUPPORTED with the first error line, then the totals.
+#
+#   tools/packetdrill.sh PACKETDRILL_BIN CORPUS_DIR [FILTER]
+#
+# PACKETDRILL_BIN: packetdrill built from github.com/google/packetdrill
+# (see the README, "Testing the stack with packetdrill"). CORPUS_DIR: a
+# directory of .pkt scripts, e.g. its gtests/net/tcp. FILTER: only scripts
+# whose path contains it. KERNEL=1 plays them against the Linux kernel
+# instead (no adapter), for the comparison. Each script runs in a network
+# namespace of its own (unshare -n, with a dummy tun0 for the corpus's
+# defaults.sh), so its sysctls never touch the host's; needs root.
+# Per-script logs go to $OUT (default /tmp/xdptcp-packetdrill).
+set -euo pipefail
+if [[ $# -lt 2 ]]; then
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+pd=$(realpath "$1")
+corpus=$(realpath "$2")
+filter=${3:-}
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-/tmp/xdptcp-packetdrill}
+timeout_s=${TIMEOUT:-120}
+[[ -x $pd ]] || { echo "error: $pd is not an executable packetdrill" >&2; exit 2; }
+[[ -d $corpus ]] || { echo "error: $corpus is not a directory" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || { echo "error: needs root (a network namespace per script)" >&2; exit 2; }
+
+so_args=()
+if [[ ${KERNEL:-0} != 1 ]]; then
+    (cd "$root" && cargo build --release -q -p xdptcp-packetdrill)
+    so_args=(--so_filename="$root/target/release/libxdptcp_packetdrill.so")
+fi
+# The addresses and symbols packetdrill's own run_all.py gives IPv4 runs.
+args=(--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1
+      --netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 --send_omit_free
+      -D TFO_COOKIE=3021b9d889017eeb -D CODE=host_unreachable
+      -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR)
+
+rm -rf "$out"
+mkdir -p "$out"
+pass=0 fail=0 unsupported=0
+while IFS= read -r script; do
+    rel=${script#"$corpus"/}
+    [[ -z $filter || $rel == *"$filter"* ]] || continue
+    log="$out/${rel//\//_}.log"
+    set +e
+    (cd "$(dirname "$script")" && timeout "$timeout_s" unshare -n bash -c '
+        ip link set lo up
+        ip tuntap add dev tun0 mode tun 2>/dev/null && ip link set tun0 up
+        exec "$@"' _ "$pd" "${so_args[@]}" "${args[@]}" "$(basename "$script")") >"$log" 2>&1
+    rc=$?
+    set -e
+    first=$(grep -m1 -E 'error|Error|failed|expected|ENOSYS|not supported|unknown' "$log" || true)
+    if [[ $rc == 0 ]]; then
+        verdict=PASS; pass=$((pass + 1)); first=""
+    elif [[ $rc == 124 ]]; then
+        verdict=FAIL; fail=$((fail + 1)); first="timed out after ${timeout_s} s"
+    elif grep -qE 'ENOSYS|EOPNOTSUPP|ENOPROTOOPT|Operation not supported|Function not implemented|Protocol not available|unsupported' "$log"; then
+        verdict=UNSUPPORTED; unsupported=$((unsupported + 1))
+    else
+        verdict=FAIL; fail=$((fail + 1))
+    fi
+    printf '%-12s %s  %s\n' "$verdict" "$rel" "${first:0:160}"
+done < <(find "$corpus" -name '*.pkt' | sort)
+total=$((pass + fail + unsupported))
+echo "total $total: $pass passed, $fail failed, $unsupported unsupported (logs in $out)"
