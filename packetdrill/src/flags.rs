@@ -72,6 +72,8 @@ impl Default for Flags {
             autotune: true,
             max_buffer: 15 << 20,
             buffer_budget: None,
+            // Linux's TCP_NOTSENT_LOWAT is off unless set.
+            unsent_limit: xdptcp::tcp::unsent::UnsentLimit::Off,
             ..Config::default()
         };
         Flags {
