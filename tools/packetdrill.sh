@@ -31,7 +31,11 @@ timeout_s=${TIMEOUT:-120}
 so_args=()
 if [[ ${KERNEL:-0} != 1 ]]; then
     (cd "$root" && cargo build --release -q -p xdptcp-packetdrill)
-    so_args=(--so_filename="$root/target/release/libxdptcp_packetdrill.so")
+    so="$root/target/release/libxdptcp_packetdrill.so"
+    so_args=(--so_filename="$so")
+    # Preloaded too: packetdrill reads TCP_INFO for a script's %{ }% lines
+    # with the real getsockopt, which the adapter answers for its sockets.
+    export LD_PRELOAD="$so"
 fi
 # The addresses and symbols packetdrill's own run_all.py gives IPv4 runs.
 args=(--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1

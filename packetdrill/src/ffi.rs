@@ -173,8 +173,14 @@ impl Shared {
     }
 }
 
+/// The live stacks (their `Shared`, by address), for `getsockopt` below.
+static LIVE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
 pub fn fill(ifc: &mut PacketdrillInterface, shared: Box<Shared>) {
     ifc.userdata = Box::into_raw(shared).cast();
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(ifc.userdata as usize);
     ifc.free = Some(pd_free);
     ifc.socket = Some(pd_socket);
     ifc.bind = Some(pd_bind);
@@ -354,6 +360,9 @@ fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t,
 
 unsafe extern "C" fn pd_free(ud: *mut c_void) {
     if !ud.is_null() {
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| *p != ud as usize);
         // SAFETY: `ud` came from Box::into_raw in `fill`; packetdrill frees
         // it once, after its last call.
         drop(unsafe { Box::from_raw(ud.cast::<Shared>()) });
@@ -649,13 +658,23 @@ unsafe extern "C" fn pd_getsockopt(
         }
         let v = s.socket_call(|h| h.getsockopt(fd, level, name))?;
         // SAFETY: getsockopt(2)'s contract: val writable for *len bytes.
-        unsafe {
-            let n = (*len as usize).min(4);
-            std::ptr::copy_nonoverlapping(v.to_ne_bytes().as_ptr(), val.cast::<u8>(), n);
-            *len = n as socklen_t;
-        }
+        unsafe { copy_option(&v, val, len) };
         Ok(0)
     })
+}
+
+/// Writes what fits of an option's value, and its length, as
+/// getsockopt(2) does.
+///
+/// # Safety
+/// `val` writable for `*len` bytes; both non-null.
+pub(crate) unsafe fn copy_option(v: &[u8], val: *mut c_void, len: *mut socklen_t) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        let n = (*len as usize).min(v.len());
+        std::ptr::copy_nonoverlapping(v.as_ptr(), val.cast::<u8>(), n);
+        *len = n as socklen_t;
+    }
 }
 
 unsafe extern "C" fn pd_setsockopt(
@@ -836,4 +855,54 @@ unsafe extern "C" fn pd_splice(
     _flags: c_uint,
 ) -> ssize_t {
     call(-1, || Err::<ssize_t, _>(libc::ENOSYS))
+}
+
+/// getsockopt(2) for the whole process when this library is preloaded
+/// (`LD_PRELOAD`, as `tools/packetdrill.sh` runs packetdrill): a script's
+/// `%{ assert tcpi_... }%` lines make packetdrill read TCP_INFO (and
+/// TCP_CC_INFO, SO_MEMINFO) with the real getsockopt on the live
+/// descriptor, which for our sockets is one of our eventfds. Those are
+/// answered by the stack; every other descriptor goes to libc's.
+///
+/// # Safety
+/// getsockopt(2)'s contract.
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    let live: Vec<usize> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for p in live {
+        // SAFETY: registered in `fill`, removed in `pd_free` before the
+        // Box is dropped.
+        let s = unsafe { &*(p as *const Shared) };
+        let mut host = s.lock();
+        if !host.owns(fd) {
+            continue;
+        }
+        return call(-1, || {
+            if val.is_null() || len.is_null() {
+                return Err(libc::EFAULT);
+            }
+            let v = host.getsockopt(fd, level, name)?;
+            // SAFETY: getsockopt(2)'s contract, checked non-null above.
+            unsafe { copy_option(&v, val, len) };
+            Ok(0)
+        });
+    }
+    type Real = unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int;
+    static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let real = *REAL.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; RTLD_NEXT finds libc's symbol.
+        unsafe { libc::dlsym(libc::RTLD_NEXT, c"getsockopt".as_ptr()) as usize }
+    });
+    if real == 0 {
+        set_errno(libc::ENOSYS);
+        return -1;
+    }
+    // SAFETY: `real` is libc's getsockopt, of this signature.
+    unsafe { std::mem::transmute::<usize, Real>(real)(fd, level, name, val, len) }
 }

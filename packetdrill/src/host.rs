@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddrV4;
 use std::time::Duration;
 use xdptcp::iface::{Handle, IfaceConfig, Interface, RxChecksum};
-use xdptcp::tcp::{ConnError, Connection, State, TcpError};
+use xdptcp::tcp::{ConnError, Connection, SeqNum, State, TcpError};
 use xdptcp::time::Instant;
 
 /// Open sockets at most (a process's usual descriptor limit).
@@ -193,6 +193,11 @@ impl Host {
     }
 
     // ---- descriptors ----------------------------------------------------
+
+    /// Is `fd` one of this stack's sockets?
+    pub fn owns(&self, fd: c_int) -> bool {
+        self.sockets.contains_key(&fd)
+    }
 
     fn sock(&mut self, fd: c_int) -> Result<&mut Socket, c_int> {
         self.sockets.get_mut(&fd).ok_or(libc::EBADF)
@@ -580,12 +585,44 @@ impl Host {
         })
     }
 
-    pub fn getsockopt(&mut self, fd: c_int, level: c_int, name: c_int) -> Result<c_int, c_int> {
+    /// The option's value as getsockopt(2) returns it: an int for most,
+    /// a `struct tcp_info` for TCP_INFO.
+    pub fn getsockopt(&mut self, fd: c_int, level: c_int, name: c_int) -> Result<Vec<u8>, c_int> {
         let handle = match self.sock(fd)?.kind {
             Kind::Conn(h) => Some(h),
             _ => None,
         };
         let conn = handle.and_then(|h| self.iface.tcp_ref(h));
+        match (level, name) {
+            (libc::IPPROTO_TCP, libc::TCP_INFO) => {
+                let info = match conn {
+                    Some(c) => c.info(self.now),
+                    // A socket without a connection (listening, or not yet
+                    // connected) reports its state and nothing else.
+                    None => {
+                        let mut i = Connection::new(self.config_for(fd)?, SeqNum(0)).info(self.now);
+                        i.state = match self.sock(fd)?.kind {
+                            Kind::Listening { .. } => State::Listen,
+                            _ => State::Closed,
+                        };
+                        i
+                    }
+                };
+                return Ok(crate::linux_info::tcp_info(&info).to_vec());
+            }
+            // Linux's CUBIC has no congestion-control record to report.
+            (libc::IPPROTO_TCP, libc::TCP_CC_INFO) => return Ok(Vec::new()),
+            (libc::SOL_SOCKET, libc::SO_MEMINFO) => {
+                let (rcv, snd) = conn.map_or((0, 0), |c| (c.recv_queue(), c.send_queue()));
+                let snap = conn.map(Connection::snapshot);
+                let (rcvbuf, sndbuf) = snap.map_or((0, 0), |n| (n.recv_buffer, n.send_buffer));
+                // SK_MEMINFO_RMEM_ALLOC, RCVBUF, WMEM_ALLOC, SNDBUF,
+                // FWD_ALLOC, WMEM_QUEUED, OPTMEM, BACKLOG, DROPS.
+                let v = [rcv, rcvbuf, snd, sndbuf, 0, snd, 0, 0, 0];
+                return Ok(v.iter().flat_map(|x| (*x as u32).to_ne_bytes()).collect());
+            }
+            _ => {}
+        }
         let snap = conn.map(Connection::snapshot);
         let err = conn.and_then(Connection::error);
         let cfg = self.config_for(fd)?;
@@ -612,7 +649,7 @@ impl Host {
             }
             _ => return Err(libc::ENOPROTOOPT),
         };
-        Ok(v)
+        Ok(v.to_ne_bytes().to_vec())
     }
 
     pub fn setsockopt(

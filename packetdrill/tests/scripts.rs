@@ -695,3 +695,72 @@ fn options_and_unsupported_calls_follow_posix_conventions() {
     let bad = Pd::new("sack=maybe");
     assert_eq!((bad.socket(), errno()), (-1, libc::EINVAL));
 }
+
+/// TCP_INFO in Linux's layout, through the table's getsockopt and through
+/// the library's own `getsockopt` symbol: what packetdrill calls for a
+/// script's `%{ assert tcpi_... }%` lines when the library is preloaded.
+/// Other descriptors go to libc's getsockopt.
+#[test]
+fn tcp_info_answers_in_linux_layout_also_through_the_preloaded_getsockopt() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 1);
+    handshake_in(&pd, 40_100, true);
+    let fd = unsafe {
+        (pd.ifc.accept.unwrap())(pd.ud(), lfd, std::ptr::null_mut(), std::ptr::null_mut())
+    };
+    assert!(fd >= 0, "accept: {}", errno());
+    type GetSockOpt =
+        unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int;
+    let preloaded: Symbol<GetSockOpt> = unsafe { pd._lib.get(b"getsockopt") }.unwrap();
+    let table = |fd, level, name, buf: &mut [u8], len: &mut socklen_t| unsafe {
+        (pd.ifc.getsockopt.unwrap())(pd.ud(), fd, level, name, buf.as_mut_ptr().cast(), len)
+    };
+    for via_symbol in [false, true] {
+        let mut b = [0xffu8; 300];
+        let mut len: socklen_t = 300;
+        let r = if via_symbol {
+            unsafe {
+                preloaded(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_INFO,
+                    b.as_mut_ptr().cast(),
+                    &mut len,
+                )
+            }
+        } else {
+            table(fd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut b, &mut len)
+        };
+        assert_eq!((r, len), (0, 280), "via the symbol: {via_symbol}");
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().unwrap());
+        assert_eq!(b[0], 1, "tcpi_state TCP_ESTABLISHED");
+        assert_eq!(b[5] & 1, 1, "TCPI_OPT_TIMESTAMPS");
+        assert_eq!(
+            u32_at(16),
+            988,
+            "tcpi_snd_mss: the peer's 1000 less the timestamps"
+        );
+        assert_eq!(u32_at(80), 10, "tcpi_snd_cwnd: the initial window");
+        assert_eq!(u32_at(76), 0x7fff_ffff, "tcpi_snd_ssthresh: no loss yet");
+    }
+    // The listener reports LISTEN; a descriptor of nobody's goes to libc.
+    let mut b = [0u8; 280];
+    let mut len: socklen_t = 280;
+    assert_eq!(
+        table(lfd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut b, &mut len),
+        0
+    );
+    assert_eq!(b[0], 10, "TCP_LISTEN");
+    let mut v: c_int = 0;
+    let mut len: socklen_t = 4;
+    let r = unsafe {
+        preloaded(
+            0,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut v as *mut c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!((r, errno()), (-1, libc::ENOTSOCK), "stdin is no socket");
+}

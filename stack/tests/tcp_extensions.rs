@@ -484,3 +484,27 @@ fn tail_loss_probe_repairs_a_lost_last_segment_before_the_rto() {
         p.now - start
     );
 }
+
+#[test]
+fn psh_marks_the_segment_that_ends_each_write() {
+    let mut c = established_with_ts(Config {
+        nagle: false,
+        unsent_limit: xdptcp::tcp::UnsentLimit::Off,
+        ..Config::default()
+    });
+    c.on_segment(&seg(PEER + 1, ISS + 1, Flags::ACK, Some(102), &[]), t(2));
+    // Two writes before anything goes out: 1,000 bytes, then 3,000.
+    assert_eq!(c.send(&[1u8; 1000]).unwrap(), 1000);
+    assert_eq!(c.send(&[2u8; 3000]).unwrap(), 3000);
+    let data: Vec<_> = drain(&mut c, t(3))
+        .into_iter()
+        .filter(|s| s.payload_len > 0)
+        .map(|s| (s.seq.0 - ISS - 1, s.payload_len, s.flags.psh()))
+        .collect();
+    // Segments of 1,448 bytes (MSS 1460 less 12 of timestamps): the first
+    // holds the end of the first write, the last the end of the second.
+    assert_eq!(
+        data,
+        vec![(0, 1448, true), (1448, 1448, false), (2896, 1104, true)]
+    );
+}

@@ -293,6 +293,9 @@ pub struct Connection {
 
     /// A writer was turned away (send buffer or unsent limit), and room
     /// has come back through sending since (`unsent.rs`).
+    /// Sequence numbers just past the end of recent application writes
+    /// (`push.rs`).
+    pub(super) push_marks: std::collections::VecDeque<SeqNum>,
     pub(super) send_blocked: bool,
     pub(super) writable_again: bool,
     /// The latest RTT sample (`Counters::rtt_samples` counts them).
@@ -402,6 +405,7 @@ impl Connection {
             orphaned: false,
             fin_wait2_since: None,
             orphan_probes: 0,
+            push_marks: std::collections::VecDeque::new(),
             send_blocked: false,
             writable_again: false,
             last_rtt: std::time::Duration::ZERO,
@@ -538,6 +542,9 @@ impl Connection {
         }
         let room = self.unsent_room();
         let n = self.send_buf.push(&data[..data.len().min(room)]);
+        if n > 0 {
+            self.mark_push();
+        }
         self.send_blocked |= n < data.len();
         if n == 0 && !data.is_empty() {
             return Err(TcpError::WouldBlock);
@@ -557,6 +564,7 @@ impl Connection {
         let (a, b) = self.recv_buf.slices(0, n);
         let pushed = self.send_buf.push(a) + self.send_buf.push(b);
         debug_assert_eq!(pushed, n, "send_capacity promised room");
+        self.mark_push();
         self.recv_consume(n);
         Ok(n)
     }

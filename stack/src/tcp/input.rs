@@ -483,6 +483,7 @@ impl Connection {
             let was_full = self.send_buf.free() == 0;
             self.send_buf.consume(n);
             self.send_buf_seq = front;
+            self.prune_push_marks(front);
             if was_full || self.send_buf.is_empty() {
                 self.push_event(Event::Writable);
             }

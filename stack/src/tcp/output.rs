@@ -274,7 +274,7 @@ impl Connection {
         let available = (self.send_buf.len() as u32).saturating_sub(offset);
         let len = available.min(max_data);
         let mut flags = Flags::ACK;
-        if len > 0 && len == available {
+        if len > 0 && (len == available || self.ends_a_write(seq, len)) {
             flags |= Flags::PSH;
         }
         if self.fin_seq() == Some(seq + len) {
