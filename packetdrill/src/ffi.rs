@@ -304,16 +304,22 @@ unsafe fn iov_mut<'a>(iov: *const iovec, n: c_int) -> Result<Vec<&'a mut [u8]>, 
         return Err(libc::EFAULT);
     }
     // SAFETY: the caller's contract on `iov`, `n` and each buffer.
-    Ok((0..n)
+    (0..n)
         .map(|i| unsafe {
             let v = &*iov.add(i);
-            if v.iov_len == 0 || v.iov_base.is_null() {
-                &mut [][..]
+            if v.iov_len == 0 {
+                Ok(&mut [][..])
+            } else if v.iov_base.is_null() {
+                // As the kernel's copy to or from address 0 fails.
+                Err(libc::EFAULT)
             } else {
-                std::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len)
+                Ok(std::slice::from_raw_parts_mut(
+                    v.iov_base.cast::<u8>(),
+                    v.iov_len,
+                ))
             }
         })
-        .collect())
+        .collect()
 }
 
 /// # Safety

@@ -43,6 +43,15 @@ struct Options {
     send_buffer: Option<usize>,
     mss: Option<u16>,
     congestion: Option<xdptcp::tcp::congestion::Algorithm>,
+    notsent_lowat: Option<u32>,
+}
+
+/// TCP_NOTSENT_LOWAT's value as the stack's bound (u32::MAX: none).
+fn unsent_limit(n: u32) -> xdptcp::tcp::UnsentLimit {
+    match n {
+        u32::MAX => xdptcp::tcp::UnsentLimit::Off,
+        n => xdptcp::tcp::UnsentLimit::Bytes(n as usize),
+    }
 }
 
 enum Kind {
@@ -255,6 +264,9 @@ impl Host {
         }
         if let Some(a) = opts.congestion {
             cfg.congestion = a;
+        }
+        if let Some(n) = opts.notsent_lowat {
+            cfg.unsent_limit = unsent_limit(n);
         }
         cfg.nagle &= !opts.nodelay;
         Ok(cfg)
@@ -644,6 +656,10 @@ impl Host {
                 snap.as_ref().map_or(cfg.send_buffer, |n| n.send_buffer) as c_int
             }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => s.opts.nodelay as c_int,
+            // Linux's default is the sysctl's, 4294967295 (no bound).
+            (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => {
+                s.opts.notsent_lowat.unwrap_or(u32::MAX) as c_int
+            }
             (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
                 snap.as_ref().map_or(u32::from(cfg.mss), |n| n.mss) as c_int
             }
@@ -693,6 +709,13 @@ impl Host {
                     .ok_or(libc::EINVAL)?;
                 self.sock(fd)?.opts.mss = Some(mss);
             }
+            (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => {
+                let n = int()? as u32;
+                self.sock(fd)?.opts.notsent_lowat = Some(n);
+                if let Some(h) = handle {
+                    self.conn(h)?.set_unsent_limit(unsent_limit(n));
+                }
+            }
             (libc::IPPROTO_TCP, libc::TCP_CONGESTION) => {
                 let name = std::str::from_utf8(value).map_err(|_| libc::EINVAL)?;
                 let algo = name
@@ -702,6 +725,14 @@ impl Host {
                 self.sock(fd)?.opts.congestion = Some(algo);
             }
             _ => return Err(libc::ENOPROTOOPT),
+        }
+        // A listener's next connections follow (Linux: TCP_MAXSEG set
+        // after listen applies to the SYN-ACKs it sends from then on).
+        if let Kind::Listening { port, .. } = self.sock(fd)?.kind {
+            let cfg = self.config_for(fd)?;
+            self.iface
+                .set_listener_config(port, cfg)
+                .map_err(|_| libc::EINVAL)?;
         }
         Ok(())
     }

@@ -764,3 +764,28 @@ fn tcp_info_answers_in_linux_layout_also_through_the_preloaded_getsockopt() {
     };
     assert_eq!((r, errno()), (-1, libc::ENOTSOCK), "stdin is no socket");
 }
+
+/// TCP_MAXSEG set after listen(2) applies to the SYN-ACKs sent from then
+/// on, as in Linux; reading into a null buffer fails with EFAULT.
+#[test]
+fn a_listener_takes_options_set_after_listen_and_null_buffers_fault() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 1);
+    let mss: c_int = 1100;
+    let r = unsafe {
+        (pd.ifc.setsockopt.unwrap())(
+            pd.ud(),
+            lfd,
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&mss as *const c_int).cast(),
+            4,
+        )
+    };
+    assert_eq!(r, 0);
+    pd.inject(syn(40_200), &[]);
+    let sa = pd.sniff().expect("a SYN-ACK");
+    assert_eq!(sa.mss, Some(1100), "{sa:?}");
+    let r = unsafe { (pd.ifc.read.unwrap())(pd.ud(), lfd, std::ptr::null_mut(), 10) };
+    assert_eq!((r, errno()), (-1, libc::EFAULT));
+}

@@ -303,6 +303,18 @@ impl Interface {
         Ok(())
     }
 
+    /// New settings for the connections a listener makes from now on (a
+    /// socket option set after listen(2), such as TCP_MAXSEG).
+    pub fn set_listener_config(&mut self, port: u16, cfg: Config) -> Result<(), IfaceError> {
+        let l = self
+            .tcp
+            .listeners
+            .get_mut(&port)
+            .ok_or(IfaceError::NotListening(port))?;
+        l.cfg = cfg;
+        Ok(())
+    }
+
     pub fn unlisten(&mut self, port: u16) {
         if let Some(l) = self.tcp.listeners.remove(&port) {
             for h in l.backlog {
