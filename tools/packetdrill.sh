@@ -28,8 +28,9 @@ timeout_s=${TIMEOUT:-120}
 [[ -d $corpus ]] || { echo "error: $corpus is not a directory" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "error: needs root (a network namespace per script)" >&2; exit 2; }
 
+export KERNEL=${KERNEL:-0}
 so_args=()
-if [[ ${KERNEL:-0} != 1 ]]; then
+if [[ $KERNEL != 1 ]]; then
     (cd "$root" && cargo build --release -q -p xdptcp-packetdrill)
     so="$root/target/release/libxdptcp_packetdrill.so"
     so_args=(--so_filename="$so")
@@ -51,9 +52,13 @@ while IFS= read -r script; do
     [[ -z $filter || $rel == *"$filter"* ]] || continue
     log="$out/${rel//\//_}.log"
     set +e
+    # packetdrill makes tun0 itself against the kernel; for the adapter a
+    # dummy one lets defaults.sh's `tc qdisc ... dev tun0` succeed.
     (cd "$(dirname "$script")" && timeout "$timeout_s" unshare -n bash -c '
         ip link set lo up
-        ip tuntap add dev tun0 mode tun 2>/dev/null && ip link set tun0 up
+        if [[ $KERNEL != 1 ]]; then
+            ip tuntap add dev tun0 mode tun 2>/dev/null && ip link set tun0 up
+        fi
         exec "$@"' _ "$pd" "${so_args[@]}" "${args[@]}" "$(basename "$script")") >"$log" 2>&1
     rc=$?
     set -e
