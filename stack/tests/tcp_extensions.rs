@@ -365,32 +365,71 @@ fn rfc5961_challenge_acks_are_rate_limited_and_exact_rst_closes() {
 }
 
 #[test]
-fn delayed_ack_waits_40_ms_for_one_segment_but_not_for_two() {
+fn quick_acks_first_then_delayed_acks_wait_40_ms_for_one_segment_but_not_for_two() {
     let mut c = established_with_ts(Config::default());
+    // Quick-ACK mode: the first data segments are acknowledged at once,
+    // 16 of them (half the 256 KiB window in segments, at most 16).
+    let mut seq = PEER + 1;
+    for i in 0..16u32 {
+        let now = t(10 + u64::from(i));
+        c.on_segment(
+            &seg(seq, ISS + 1, Flags::ACK | Flags::PSH, Some(200 + i), b"x"),
+            now,
+        );
+        seq += 1;
+        let out = drain(&mut c, now);
+        assert_eq!(out.len(), 1, "quick ACK {i}");
+        assert_eq!(out[0].ack, SeqNum(seq));
+    }
+    // Then one small segment's ACK waits for the 40 ms timer.
     c.on_segment(
-        &seg(PEER + 1, ISS + 1, Flags::ACK | Flags::PSH, Some(200), b"x"),
-        t(10),
+        &seg(seq, ISS + 1, Flags::ACK | Flags::PSH, Some(300), b"x"),
+        t(30),
     );
+    seq += 1;
     assert!(
-        drain(&mut c, t(10)).is_empty(),
+        drain(&mut c, t(30)).is_empty(),
         "one small segment: the ACK waits"
     );
-    assert_eq!(c.poll_timeout(), Some(t(50)));
-    c.handle_timeout(t(50));
-    let out = drain(&mut c, t(50));
+    assert_eq!(c.poll_timeout(), Some(t(70)));
+    c.handle_timeout(t(70));
+    let out = drain(&mut c, t(70));
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].ack, SeqNum(PEER + 2));
+    assert_eq!(out[0].ack, SeqNum(seq));
 
     let full = vec![7u8; 1448];
-    c.on_segment(&seg(PEER + 2, ISS + 1, Flags::ACK, Some(300), &full), t(60));
-    assert!(drain(&mut c, t(60)).is_empty());
+    c.on_segment(&seg(seq, ISS + 1, Flags::ACK, Some(301), &full), t(80));
+    assert!(drain(&mut c, t(80)).is_empty());
     c.on_segment(
-        &seg(PEER + 2 + 1448, ISS + 1, Flags::ACK, Some(301), &full),
-        t(61),
+        &seg(seq + 1448, ISS + 1, Flags::ACK, Some(302), &full),
+        t(81),
     );
-    let out = drain(&mut c, t(61));
+    let out = drain(&mut c, t(81));
     assert_eq!(out.len(), 1, "every second full segment is ACKed at once");
-    assert_eq!(out[0].ack, SeqNum(PEER + 2 + 2 * 1448));
+    seq += 2 * 1448;
+    assert_eq!(out[0].ack, SeqNum(seq));
+
+    // After more than an RTO without data, quick-ACK mode again.
+    c.on_segment(
+        &seg(seq, ISS + 1, Flags::ACK | Flags::PSH, Some(900), b"x"),
+        t(2_000),
+    );
+    seq += 1;
+    let out = drain(&mut c, t(2_000));
+    assert_eq!(out.len(), 1, "quick ACK after idle");
+    assert_eq!(out[0].ack, SeqNum(seq));
+    // A conversation: our reply within 40 ms carries the ACK, so the next
+    // request's ACK waits for the reply (or the timer) again.
+    c.send(b"reply").unwrap();
+    assert_eq!(drain(&mut c, t(2_001)).len(), 1, "the reply");
+    c.on_segment(
+        &seg(seq, ISS + 1, Flags::ACK | Flags::PSH, Some(901), b"x"),
+        t(2_010),
+    );
+    assert!(
+        drain(&mut c, t(2_010)).is_empty(),
+        "in a conversation the ACK waits for the reply"
+    );
 }
 
 fn keepalive_cfg() -> Config {

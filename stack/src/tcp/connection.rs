@@ -239,6 +239,11 @@ pub struct Connection {
 
     // Delayed ACK, keepalive and the challenge-ACK budget.
     pub(super) delack_at: Option<Instant>,
+    // Quick-ACK mode (`quickack.rs`): ACKs still to send at once, whether
+    // we are in a conversation, and when in-order data last arrived.
+    pub(super) quick_acks: u32,
+    pub(super) pingpong: bool,
+    pub(super) last_data_recv: Option<Instant>,
     pub(super) keepalive_at: Option<Instant>,
     pub(super) keepalive_probes: u32,
     pub(super) keepalive_pending: bool,
@@ -377,6 +382,9 @@ impl Connection {
             seg_ts: None,
             last_ack_sent: SeqNum(0),
             delack_at: None,
+            quick_acks: 0,
+            pingpong: false,
+            last_data_recv: None,
             keepalive_at: None,
             keepalive_probes: 0,
             keepalive_pending: false,
@@ -766,6 +774,7 @@ impl Connection {
         if self.delack_at.is_some_and(|t| t <= now) {
             self.delack_at = None;
             self.ack_pending = true;
+            self.note_delayed_ack_fired();
         }
         if self.keepalive_at.is_some_and(|t| t <= now) && self.on_keepalive_timer(now) {
             return;

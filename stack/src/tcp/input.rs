@@ -795,10 +795,12 @@ impl Connection {
                 self.segs_unacked += 1;
             }
             // RFC 5681 4.2: ACK at least every second full-sized segment,
-            // and at once when a segment fills (part of) a hole.
+            // and at once when a segment fills (part of) a hole; in
+            // quick-ACK mode (`quickack.rs`) every batch at once.
+            let quick = self.quick_ack_on_data(now);
             if had_holes || self.segs_unacked >= 2 {
                 self.queue_ack();
-            } else if self.cfg.delayed_ack.is_zero() {
+            } else if self.cfg.delayed_ack.is_zero() || quick {
                 self.ack_pending = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(now + self.cfg.delayed_ack);

@@ -14,6 +14,7 @@ pub mod isn;
 mod output;
 mod pacing;
 mod push;
+mod quickack;
 mod rack;
 pub mod rate;
 mod recovery;

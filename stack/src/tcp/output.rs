@@ -360,6 +360,9 @@ impl Connection {
         if len > 0 && flight == 0 && !retransmission {
             self.restart_after_idle(now);
         }
+        if len > 0 {
+            self.note_data_sent_for_quick_ack(now);
+        }
         self.advance(&t, now);
         Some(t)
     }
