@@ -47,6 +47,11 @@ pub const KEYS: &[(&str, &str)] = &[
         "send buffer in bytes (default 262144, growing; set, it stays)",
     ),
     (
+        "fastopen_key",
+        "Fast Open server key as Linux's sysctl writes it, or off (default \
+         a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4, the corpus's)",
+    ),
+    (
         "tick_us",
         "virtual time each gettimeofday call advances (default 1)",
     ),
@@ -74,6 +79,8 @@ impl Default for Flags {
             buffer_budget: None,
             // Linux's TCP_NOTSENT_LOWAT is off unless set.
             unsent_limit: xdptcp::tcp::unsent::UnsentLimit::Off,
+            // Fast Open on every listener, as tcp_fastopen=0x70403 there.
+            fast_open_key: Some(CORPUS_FAST_OPEN_KEY),
             ..Config::default()
         };
         Flags {
@@ -85,6 +92,22 @@ impl Default for Flags {
             tick: Duration::from_micros(1),
         }
     }
+}
+
+/// defaults.sh's `tcp_fastopen_key=a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4`.
+const CORPUS_FAST_OPEN_KEY: [u8; 16] = [
+    0xa1, 0xa1, 0xa1, 0xa1, 0xb2, 0xb2, 0xb2, 0xb2, 0xc3, 0xc3, 0xc3, 0xc3, 0xd4, 0xd4, 0xd4, 0xd4,
+];
+
+/// A Fast Open key as Linux's `tcp_fastopen_key` sysctl takes it: four
+/// 32-bit hex words joined by dashes, each stored little-endian.
+pub fn parse_fast_open_key(text: &str) -> Option<[u8; 16]> {
+    let words: Vec<u32> = text
+        .split('-')
+        .map(|w| u32::from_str_radix(w, 16).ok())
+        .collect::<Option<_>>()?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    bytes.try_into().ok()
 }
 
 pub fn parse(text: &str) -> Result<Flags, String> {
@@ -132,6 +155,12 @@ pub fn parse(text: &str) -> Result<Flags, String> {
             "rcvbuf" => (f.tcp.recv_buffer, f.tcp.autotune) = (num()? as usize, false),
             "sndbuf" => (f.tcp.send_buffer, f.tcp.autotune) = (num()? as usize, false),
             "tick_us" => f.tick = Duration::from_micros(num()?),
+            "fastopen_key" => {
+                f.tcp.fast_open_key = match value {
+                    "off" | "0" => None,
+                    k => Some(parse_fast_open_key(k).ok_or_else(bad)?),
+                }
+            }
             _ => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(format!(

@@ -44,6 +44,7 @@ struct Options {
     mss: Option<u16>,
     congestion: Option<xdptcp::tcp::congestion::Algorithm>,
     notsent_lowat: Option<u32>,
+    fast_open_key: Option<[u8; 16]>,
 }
 
 /// TCP_NOTSENT_LOWAT's value as the stack's bound (u32::MAX: none).
@@ -267,6 +268,9 @@ impl Host {
         }
         if let Some(n) = opts.notsent_lowat {
             cfg.unsent_limit = unsent_limit(n);
+        }
+        if let Some(k) = opts.fast_open_key {
+            cfg.fast_open_key = Some(k);
         }
         cfg.nagle &= !opts.nodelay;
         Ok(cfg)
@@ -708,6 +712,18 @@ impl Host {
                     .filter(|m| *m >= 88)
                     .ok_or(libc::EINVAL)?;
                 self.sock(fd)?.opts.mss = Some(mss);
+            }
+            // Fast Open: the queue length is not kept (the backlog
+            // bounds half-open connections); a key replaces the listener's.
+            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN) => {
+                int()?;
+                let default = self.flags.tcp.fast_open_key;
+                let s = self.sock(fd)?;
+                s.opts.fast_open_key = s.opts.fast_open_key.or(default);
+            }
+            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_KEY) => {
+                let key: [u8; 16] = value.get(..16).ok_or(libc::EINVAL)?.try_into().expect("16");
+                self.sock(fd)?.opts.fast_open_key = Some(key);
             }
             (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => {
                 let n = int()? as u32;

@@ -40,7 +40,10 @@ pub fn tcp_info(i: &Info) -> [u8; TCP_INFO_LEN] {
     b[2] = i.retransmits.min(255) as u8;
     b[3] = i.probes.min(255) as u8;
     b[4] = i.backoff.min(255) as u8;
-    b[5] = u8::from(i.timestamps) | u8::from(i.sack) << 1 | u8::from(i.wscale.is_some()) << 2;
+    b[5] = u8::from(i.timestamps)
+        | u8::from(i.sack) << 1
+        | u8::from(i.wscale.is_some()) << 2
+        | u8::from(i.syn_data) << 5;
     if let Some((snd, rcv)) = i.wscale {
         b[6] = (snd & 0xf) | (rcv & 0xf) << 4;
     }

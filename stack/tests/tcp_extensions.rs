@@ -547,3 +547,46 @@ fn psh_marks_the_segment_that_ends_each_write() {
         vec![(0, 1448, true), (1448, 1448, false), (2896, 1104, true)]
     );
 }
+
+#[test]
+fn a_fast_open_syn_with_a_valid_cookie_delivers_its_data_and_the_server_may_answer_at_once() {
+    let mut c = Connection::listen(Config::default(), SeqNum(ISS));
+    c.accept_fast_open();
+    let mut syn = seg(PEER, 0, Flags::SYN, None, b"0123456789");
+    syn.options.mss = Some(1460);
+    c.on_segment(&syn, t(0));
+    assert_eq!(c.state(), State::SynReceived);
+    assert!(c.is_fast_open_child());
+    // The SYN-ACK acknowledges the SYN's data, which is there to read.
+    let out = drain(&mut c, t(0));
+    assert_eq!(out.len(), 1);
+    assert!(out[0].flags.syn() && out[0].flags.ack());
+    assert_eq!(out[0].ack, SeqNum(PEER + 11));
+    let mut buf = [0u8; 64];
+    assert_eq!(c.recv(&mut buf).unwrap(), 10);
+    assert_eq!(&buf[..10], b"0123456789");
+    // The answer goes before the handshake's ACK (RFC 7413 4.2.2).
+    assert_eq!(c.send(&[7u8; 100]).unwrap(), 100);
+    let out = drain(&mut c, t(1));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].seq, out[0].payload_len), (SeqNum(ISS + 1), 100));
+    // The handshake's ACK (of the SYN-ACK and the answer) completes it.
+    c.on_segment(&seg(PEER + 11, ISS + 101, Flags::ACK, None, &[]), t(2));
+    assert_eq!(c.state(), State::Established);
+    assert_eq!(c.send_queue(), 0);
+}
+
+#[test]
+fn without_a_valid_cookie_the_syn_data_waits_and_the_syn_ack_offers_a_cookie() {
+    let mut c = Connection::listen(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[1, 2, 3, 4, 5, 6, 7, 8], true);
+    c.offer_fast_open_cookie(cookie);
+    let mut syn = seg(PEER, 0, Flags::SYN, None, b"0123456789");
+    syn.options.mss = Some(1460);
+    c.on_segment(&syn, t(0));
+    let out = drain(&mut c, t(0));
+    assert_eq!(out[0].ack, SeqNum(PEER + 1), "the data is not acknowledged");
+    assert_eq!(out[0].options.fast_open, Some(cookie));
+    assert_eq!(c.recv_queue(), 0);
+    assert!(!c.is_fast_open_child());
+}

@@ -334,9 +334,11 @@ impl Interface {
             .get(&port)
             .ok_or(IfaceError::NotListening(port))?;
         let ready = l.backlog.iter().position(|h| {
-            self.tcp
-                .get(*h)
-                .is_some_and(|e| e.conn.state().is_synchronized())
+            self.tcp.get(*h).is_some_and(|e| {
+                e.conn.state().is_synchronized()
+                    || e.conn.is_fast_open_child()
+                        && e.conn.state() == crate::tcp::State::SynReceived
+            })
         });
         let Some(i) = ready else { return Ok(None) };
         let l = self.tcp.listeners.get_mut(&port).expect("checked");
@@ -748,7 +750,19 @@ impl Interface {
                 (src, tuple.remote_port),
                 now,
             );
+            let key = cfg.fast_open_key;
             let mut conn = self.passive_conn(cfg, iss, src);
+            if let (Some(key), Some(asked)) = (key, seg.options.fast_open) {
+                let valid = crate::tcp::fast_open::cookie(&key, src, self.cfg.ip);
+                if asked.cookie() == valid {
+                    conn.accept_fast_open();
+                } else {
+                    // A request, or a stale or forged cookie: the data
+                    // waits for the handshake; the client gets a cookie.
+                    let reply = crate::wire::tcp::FastOpen::with_cookie(&valid, asked.experimental);
+                    conn.offer_fast_open_cookie(reply);
+                }
+            }
             conn.on_segment(seg, now);
             self.file_in_backlog(tuple, conn);
             return;

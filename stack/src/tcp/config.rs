@@ -79,6 +79,9 @@ pub struct Config {
     /// `unsent.rs`): by default derived from the path, so that what waits
     /// behind them is not queued for milliseconds.
     pub unsent_limit: super::unsent::UnsentLimit,
+    /// TCP Fast Open on a listener (RFC 7413, `fast_open.rs`): the key its
+    /// cookies are made with. None: off (the default, as in Linux).
+    pub fast_open_key: Option<[u8; 16]>,
 }
 
 /// Keepalive timing: after `idle` without anything received, send a probe
@@ -133,6 +136,7 @@ impl Default for Config {
                 1 << 30,
             ))),
             unsent_limit: super::unsent::UnsentLimit::Auto,
+            fast_open_key: None,
         }
     }
 }

@@ -241,6 +241,7 @@ pub struct Connection {
     pub(super) delack_at: Option<Instant>,
     // Quick-ACK mode (`quickack.rs`): ACKs still to send at once, whether
     // we are in a conversation, and when in-order data last arrived.
+    pub(super) fast_open: super::fast_open::FastOpenState,
     pub(super) quick_acks: u32,
     pub(super) pingpong: bool,
     pub(super) last_data_recv: Option<Instant>,
@@ -382,6 +383,7 @@ impl Connection {
             seg_ts: None,
             last_ack_sent: SeqNum(0),
             delack_at: None,
+            fast_open: Default::default(),
             quick_acks: 0,
             pingpong: false,
             last_data_recv: None,
@@ -677,7 +679,9 @@ impl Connection {
                 | State::FinWait2
                 | State::CloseWait
         ) {
-            self.rst_pending = Some(self.control(self.snd_max, Flags::RST));
+            // RFC 9293 3.10.4 asks for <SEQ=SND.NXT><CTL=RST>; the ACK of
+            // what we received rides along, as Linux sends it.
+            self.rst_pending = Some(self.control(self.snd_max, Flags::RST | Flags::ACK));
         }
         self.enter_closed(None);
     }

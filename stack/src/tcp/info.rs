@@ -36,6 +36,8 @@ pub struct Info {
     pub backoff: u32,
     pub timestamps: bool,
     pub sack: bool,
+    /// Data came on the SYN (Fast Open).
+    pub syn_data: bool,
     /// Window-scale shifts (peer's, ours), when negotiated.
     pub wscale: Option<(u8, u8)>,
     pub rto: Duration,
@@ -101,6 +103,7 @@ impl Connection {
             backoff: self.rtt.backoff_count(),
             timestamps: self.ts_ok,
             sack: self.sack_ok,
+            syn_data: self.fast_open.syn_data,
             wscale: self.ws_ok.then_some((self.snd_shift, self.rcv_shift)),
             rto: self.rtt.rto(),
             ato: self.cfg.delayed_ack,

@@ -40,6 +40,7 @@ impl Connection {
         }
         self.passive = true;
         self.accept_peer_syn(seg, now);
+        self.take_syn_data(seg.payload);
         self.snd_nxt = self.iss; // the SYN-ACK goes out next
         self.state = State::SynReceived;
     }

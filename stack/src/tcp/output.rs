@@ -74,7 +74,10 @@ impl Connection {
         if let Some(ack) = self.ack_queue.pop_front() {
             return Some(ack);
         }
-        if !self.syn_acked() {
+        // A Fast Open connection may send once its SYN-ACK is out
+        // (RFC 7413 4.2.2); otherwise the handshake comes first.
+        let fast_open_sending = self.fast_open.child && self.snd_nxt != self.iss;
+        if !self.syn_acked() && !fast_open_sending {
             return self.handshake_segment(now);
         }
         if self.keepalive_pending {
@@ -257,6 +260,7 @@ impl Connection {
             };
             if self.state != State::SynSent {
                 flags |= Flags::ACK;
+                options.fast_open = self.fast_open.reply;
             }
             // The window in a SYN is never scaled.
             let window = self.recv_buf.free().min(65_535) as u16;
@@ -341,7 +345,10 @@ impl Connection {
         let flight = self.snd_nxt - self.snd_una;
         let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
         let usable = window.saturating_sub(flight);
-        self.send_new(now, usable.min(max_len), flight)
+        // Data in flight, for Nagle: not the SYN-ACK of a Fast Open
+        // connection still waiting for the handshake's ACK.
+        let data_flight = flight - u32::from(!self.syn_acked());
+        self.send_new(now, usable.min(max_len), data_flight)
     }
 
     /// The segment at SND.NXT with at most `max_len` bytes, if sender SWS

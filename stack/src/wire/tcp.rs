@@ -64,6 +64,47 @@ pub struct TcpOptions {
     /// SACK blocks as (left edge, right edge), first `sack_count` valid.
     pub sack_blocks: [(u32, u32); MAX_SACK_BLOCKS],
     pub sack_count: u8,
+    /// TCP Fast Open (RFC 7413): a cookie, or a request for one.
+    pub fast_open: Option<FastOpen>,
+}
+
+/// The Fast Open option: kind 34, or the experimental kind 254 with the
+/// magic 0xF989 that Linux still understands and answers in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastOpen {
+    /// The cookie's bytes (`len` of them, 4 to 16; 0 asks for a cookie).
+    pub cookie: [u8; 16],
+    pub len: u8,
+    pub experimental: bool,
+}
+
+/// The experimental Fast Open option's magic number (RFC 6994).
+const FAST_OPEN_MAGIC: [u8; 2] = [0xf9, 0x89];
+
+impl FastOpen {
+    pub fn request(experimental: bool) -> Self {
+        FastOpen {
+            experimental,
+            ..FastOpen::default()
+        }
+    }
+
+    pub fn with_cookie(cookie: &[u8], experimental: bool) -> Self {
+        let mut f = FastOpen::request(experimental);
+        let n = cookie.len().min(16);
+        f.cookie[..n].copy_from_slice(&cookie[..n]);
+        f.len = n as u8;
+        f
+    }
+
+    pub fn cookie(&self) -> &[u8] {
+        &self.cookie[..usize::from(self.len)]
+    }
+
+    /// Option bytes, without padding.
+    fn option_len(&self) -> usize {
+        2 + if self.experimental { 2 } else { 0 } + usize::from(self.len)
+    }
 }
 
 impl TcpOptions {
@@ -99,6 +140,17 @@ impl TcpOptions {
                     o.sack_count = (body.len() / 8) as u8;
                 }
                 (8, 8) => o.timestamps = Some((be32(body, 0), be32(body, 4))),
+                // A cookie is 4 to 16 bytes, even (RFC 7413 4.1.1); none
+                // asks for one. Anything else is ignored, not fatal.
+                (34, n) if n == 0 || (4..=16).contains(&n) && n % 2 == 0 => {
+                    o.fast_open = Some(FastOpen::with_cookie(body, false));
+                }
+                (254, n)
+                    if body.starts_with(&FAST_OPEN_MAGIC)
+                        && (n == 2 || (6..=18).contains(&n) && n % 2 == 0) =>
+                {
+                    o.fast_open = Some(FastOpen::with_cookie(&body[2..], true));
+                }
                 // A known kind with the wrong length is malformed.
                 (2..=5 | 8, _) => return Err(WireError::BadOption),
                 // Unknown kinds are skipped by their length (RFC 9293 3.1).
@@ -126,6 +178,9 @@ impl TcpOptions {
         }
         if self.sack_count > 0 {
             n += 4 + 8 * usize::from(self.sack_count); // NOP NOP + blocks
+        }
+        if let Some(f) = &self.fast_open {
+            n += f.option_len().next_multiple_of(4); // NOPs after it
         }
         n
     }
@@ -170,6 +225,19 @@ impl TcpOptions {
             for &(l, r) in self.sacks() {
                 put(&l.to_be_bytes());
                 put(&r.to_be_bytes());
+            }
+        }
+        if let Some(f) = &self.fast_open {
+            let n = f.option_len();
+            if f.experimental {
+                put(&[254, n as u8]);
+                put(&FAST_OPEN_MAGIC);
+            } else {
+                put(&[34, n as u8]);
+            }
+            put(f.cookie());
+            for _ in n..n.next_multiple_of(4) {
+                put(&[1]);
             }
         }
         Ok(len)
@@ -323,5 +391,41 @@ mod tests {
         // Any other wrong value is plain corruption.
         seg[16] ^= 0x40;
         assert!(!is_partial_checksum(&seg, src, dst));
+    }
+}
+
+#[cfg(test)]
+mod fast_open_tests {
+    use super::*;
+
+    #[test]
+    fn fast_open_options_round_trip_in_both_kinds_and_a_request() {
+        let cookie = [0x30, 0x21, 0xb9, 0xd8, 0x89, 0x01, 0x7e, 0xeb];
+        for (f, bytes) in [
+            // Kind 34, 8-byte cookie: 10 bytes, two NOPs after.
+            (
+                FastOpen::with_cookie(&cookie, false),
+                [&[34u8, 10][..], &cookie, &[1, 1]].concat(),
+            ),
+            // Kind 254 with the magic: 12 bytes.
+            (
+                FastOpen::with_cookie(&cookie, true),
+                [&[254u8, 12, 0xf9, 0x89][..], &cookie].concat(),
+            ),
+            // A request: kind 34, length 2, padded.
+            (FastOpen::request(false), vec![34, 2, 1, 1]),
+        ] {
+            let o = TcpOptions {
+                fast_open: Some(f),
+                ..TcpOptions::default()
+            };
+            let mut b = [0u8; 40];
+            let n = o.emit(&mut b).unwrap();
+            assert_eq!(&b[..n], &bytes[..]);
+            assert_eq!(TcpOptions::parse(&b[..n]).unwrap().fast_open, Some(f));
+        }
+        // An odd-length cookie is ignored (not a malformed segment).
+        let odd = [34u8, 7, 1, 2, 3, 4, 5];
+        assert_eq!(TcpOptions::parse(&odd).unwrap().fast_open, None);
     }
 }
