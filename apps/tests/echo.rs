@@ -58,7 +58,10 @@ fn echo_works_against_linux_and_against_ourselves() {
     let _ = socat.kill();
     let _ = socat.wait();
 
-    // A python3 client in the kernel against our server.
+    // A python3 client in the kernel against our server. It reads while it
+    // writes (a thread sends): a client that writes a whole 1 MiB message
+    // before reading depends on both ends' buffers holding it, and once
+    // stalled here for its 20 s timeout.
     let server = |max: &str, ns_dev: (&str, &str, String)| {
         let (ns, dev, ip) = ns_dev;
         let mut c = Command::new("ip");
@@ -89,8 +92,8 @@ fn echo_works_against_linux_and_against_ourselves() {
             "python3",
             "-c",
             &format!(
-                "import socket,os\n\
-                 for size in (1, 65536, 1<<20):\n  c=socket.create_connection(('{}',7),timeout=20);d=os.urandom(size)\n  for _ in range(5):\n    c.sendall(d);r=b''\n    while len(r)<size: r+=c.recv(1<<20)\n    assert r==d, size\n  c.shutdown(socket.SHUT_WR);assert c.recv(10)==b'';c.close()\n\
+                "import socket,os,threading\n\
+                 for size in (1, 65536, 1<<20):\n  c=socket.create_connection(('{}',7),timeout=20);d=os.urandom(size)\n  for _ in range(5):\n    w=threading.Thread(target=c.sendall,args=(d,));w.start();r=b''\n    while len(r)<size: r+=c.recv(1<<20)\n    w.join();assert r==d, size\n  c.shutdown(socket.SHUT_WR);assert c.recv(10)==b'';c.close()\n\
                  print('python ok')",
                 t.our_ip()
             ),

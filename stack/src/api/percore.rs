@@ -112,6 +112,11 @@ impl Stream<'_> {
     pub fn last_rtt_sample(&self) -> Option<(u64, std::time::Duration)> {
         self.conn.last_rtt_sample()
     }
+    /// What `ss -ti` would show: Linux's `struct tcp_info` fields
+    /// (`tcp/info.rs`).
+    pub fn info(&self) -> crate::tcp::info::Info {
+        self.conn.info(self.now)
+    }
     /// Bytes queued and not yet sent once.
     pub fn unsent(&self) -> usize {
         self.conn.unsent()
