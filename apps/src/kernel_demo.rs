@@ -67,6 +67,7 @@ pub struct DemoFile(pub PathBuf);
 impl DemoFile {
     pub fn create(bytes: u64) -> Result<Self, String> {
         let path = std::env::temp_dir().join(format!("xdptcp-demo-{}.bin", std::process::id()));
+        xdptcp_tools::shutdown::remove_on_signal(&path);
         let f = DemoFile(path);
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(&f.0).map_err(|e| format!("{}: {e}", f.0.display()))?,
@@ -81,6 +82,7 @@ impl DemoFile {
 impl Drop for DemoFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        xdptcp_tools::shutdown::keep_on_signal(&self.0);
     }
 }
 

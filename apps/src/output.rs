@@ -95,6 +95,8 @@ impl Output {
             .create_new(true)
             .open(&part)
             .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+        // A signal mid-transfer must not leave the partial copy behind.
+        xdptcp_tools::shutdown::remove_on_signal(&part);
         Ok(Output::File {
             target: target.to_path_buf(),
             part,
@@ -128,8 +130,12 @@ impl Output {
     /// The transfer is complete: a regular file takes its final name.
     pub fn commit(&self) -> Result<(), String> {
         match self {
-            Output::File { target, part, .. } => std::fs::rename(part, target)
-                .map_err(|e| format!("renaming {} to {}: {e}", part.display(), target.display())),
+            Output::File { target, part, .. } => {
+                xdptcp_tools::shutdown::keep_on_signal(part);
+                std::fs::rename(part, target).map_err(|e| {
+                    format!("renaming {} to {}: {e}", part.display(), target.display())
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -139,6 +145,7 @@ impl Output {
     pub fn abandon(&self) {
         if let Output::File { part, .. } = self {
             let _ = std::fs::remove_file(part);
+            xdptcp_tools::shutdown::keep_on_signal(part);
         }
     }
 

@@ -102,6 +102,7 @@ fn a_signal_during_the_demo_removes_the_namespaces_it_made() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let demo_file = std::env::temp_dir().join(format!("xdptcp-demo-{}.bin", child.id()));
     let pid = child.id() % 100_000;
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -134,7 +135,11 @@ fn a_signal_during_the_demo_removes_the_namespaces_it_made() {
     for ns in &left {
         let _ = Command::new("ip").args(["netns", "del", ns]).status();
     }
+    let file_left = demo_file.exists();
+    let _ = std::fs::remove_file(&demo_file);
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("removing the namespaces"), "{err}");
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    // Its 4 GiB file too (each interrupted run left one behind before).
+    assert!(!file_left, "{} left behind", demo_file.display());
 }

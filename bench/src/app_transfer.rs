@@ -68,9 +68,12 @@ pub fn run(
         dir
     };
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+    // In /dev/shm its files hold memory: gone on Ctrl-C too.
+    xdptcp_tools::shutdown::remove_on_signal(&base);
     let frame = if mtu + 14 > 2048 { "4096" } else { "2048" };
     let result = transfer(&t, &bin, &base, size, port, cc, frame);
     let _ = std::fs::remove_dir_all(&base);
+    xdptcp_tools::shutdown::keep_on_signal(&base);
     result
 }
 

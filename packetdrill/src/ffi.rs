@@ -658,29 +658,35 @@ unsafe extern "C" fn pd_getsockopt(
     len: *mut socklen_t,
 ) -> c_int {
     let s = unsafe { shared(ud) };
-    call(-1, || {
-        if val.is_null() || len.is_null() {
-            return Err(libc::EFAULT);
-        }
-        let v = s.socket_call(|h| h.getsockopt(fd, level, name))?;
-        // SAFETY: getsockopt(2)'s contract: val writable for *len bytes.
-        unsafe { copy_option(&v, val, len) };
-        Ok(0)
+    // SAFETY: getsockopt(2)'s contract on val and len.
+    call(-1, || unsafe {
+        answer_option(val, len, || {
+            s.socket_call(|h| h.getsockopt(fd, level, name))
+        })
     })
 }
 
-/// Writes what fits of an option's value, and its length, as
-/// getsockopt(2) does.
+/// getsockopt(2)'s answer: EFAULT for a null buffer or length, else what
+/// fits of the value `get` returns, and its length.
 ///
 /// # Safety
-/// `val` writable for `*len` bytes; both non-null.
-pub(crate) unsafe fn copy_option(v: &[u8], val: *mut c_void, len: *mut socklen_t) {
-    // SAFETY: per this function's contract.
+/// `val` writable for `*len` bytes, or null.
+unsafe fn answer_option(
+    val: *mut c_void,
+    len: *mut socklen_t,
+    get: impl FnOnce() -> Result<Vec<u8>, c_int>,
+) -> Result<c_int, c_int> {
+    if val.is_null() || len.is_null() {
+        return Err(libc::EFAULT);
+    }
+    let v = get()?;
+    // SAFETY: both non-null (checked), val writable for *len bytes.
     unsafe {
         let n = (*len as usize).min(v.len());
         std::ptr::copy_nonoverlapping(v.as_ptr(), val.cast::<u8>(), n);
         *len = n as socklen_t;
     }
+    Ok(0)
 }
 
 unsafe extern "C" fn pd_setsockopt(
@@ -889,14 +895,9 @@ pub unsafe extern "C" fn getsockopt(
         if !host.owns(fd) {
             continue;
         }
-        return call(-1, || {
-            if val.is_null() || len.is_null() {
-                return Err(libc::EFAULT);
-            }
-            let v = host.getsockopt(fd, level, name)?;
-            // SAFETY: getsockopt(2)'s contract, checked non-null above.
-            unsafe { copy_option(&v, val, len) };
-            Ok(0)
+        // SAFETY: getsockopt(2)'s contract on val and len.
+        return call(-1, || unsafe {
+            answer_option(val, len, || host.getsockopt(fd, level, name))
         });
     }
     type Real = unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int;

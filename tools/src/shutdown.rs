@@ -1,9 +1,10 @@
 //! A clean stop on SIGINT or SIGTERM for the programs that make network
 //! namespaces or hold AF_XDP queues. A signal kills a process without
-//! running destructors, so a topology's namespaces would outlive it; here
-//! the first signal removes every namespace the program still holds (each
-//! `Topology` registers its own) and exits with a message, and a second
-//! signal exits at once. The kernel releases the AF_XDP sockets and
+//! running destructors, so a topology's namespaces (and a program's
+//! temporary files: the demo's is 4 GiB) would outlive it; here the first
+//! signal removes every namespace and file the program still holds (each
+//! `Topology` registers its own, files through `remove_on_signal`) and
+//! exits with a message, and a second signal exits at once. The kernel releases the AF_XDP sockets and
 //! detaches the XDP programs (attached through BPF links) when the process
 //! exits, so the same queue can be bound again straight away.
 
@@ -12,6 +13,8 @@ use std::sync::Mutex;
 
 /// Namespaces this process made and has not removed yet.
 static NAMESPACES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Temporary files likewise.
+static FILES: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
 /// The write end of the pipe the handler wakes the watcher through.
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
@@ -49,6 +52,12 @@ pub fn on_signal_clean_up(program: &'static str) {
         for ns in &names {
             remove_namespace(ns);
         }
+        for f in std::mem::take(&mut *FILES.lock().unwrap_or_else(|e| e.into_inner())) {
+            let _ = match f.is_dir() {
+                true => std::fs::remove_dir_all(f),
+                false => std::fs::remove_file(f),
+            };
+        }
         eprintln!("{program}: stopped by a signal");
         std::process::exit(130);
     });
@@ -74,6 +83,24 @@ extern "C" fn handle(_sig: i32) {
     let byte = 1u8;
     // SAFETY: write(2) of one byte we own to our pipe; async-signal-safe.
     unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+}
+
+/// A temporary file (or directory, with what is in it) to remove if a
+/// signal stops the program (its owner removes it otherwise, and calls
+/// `keep_on_signal`).
+pub fn remove_on_signal(path: &std::path::Path) {
+    FILES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_path_buf());
+}
+
+/// The file is gone, or is kept on purpose (renamed into place).
+pub fn keep_on_signal(path: &std::path::Path) {
+    FILES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|f| f != path);
 }
 
 /// A namespace to remove if a signal stops the program.
