@@ -754,7 +754,7 @@ impl Interface {
             let mut conn = self.passive_conn(cfg, iss, src);
             if let (Some(key), Some(asked)) = (key, seg.options.fast_open) {
                 let valid = crate::tcp::fast_open::cookie(&key, src, self.cfg.ip);
-                if asked.cookie() == valid {
+                if asked.cookie() == Some(&valid[..]) {
                     conn.accept_fast_open();
                 } else {
                     // A request, or a stale or forged cookie: the data
