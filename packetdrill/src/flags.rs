@@ -52,6 +52,11 @@ pub const KEYS: &[(&str, &str)] = &[
          a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4, the corpus's)",
     ),
     (
+        "sysctls",
+        "1: follow the network namespace's tcp_timestamps, tcp_sack, \
+         tcp_window_scaling, tcp_fastopen and its key (default 0)",
+    ),
+    (
         "tick_us",
         "virtual time each gettimeofday call advances (default 1)",
     ),
@@ -65,6 +70,8 @@ pub struct Flags {
     pub mtu: usize,
     pub tcp: Config,
     pub tick: Duration,
+    /// Follow the network namespace's TCP sysctls (`sysctls.rs`).
+    pub sysctls: bool,
 }
 
 impl Default for Flags {
@@ -90,6 +97,7 @@ impl Default for Flags {
             mtu: 1500,
             tcp,
             tick: Duration::from_micros(1),
+            sysctls: false,
         }
     }
 }
@@ -155,6 +163,7 @@ pub fn parse(text: &str) -> Result<Flags, String> {
             "rcvbuf" => (f.tcp.recv_buffer, f.tcp.autotune) = (num()? as usize, false),
             "sndbuf" => (f.tcp.send_buffer, f.tcp.autotune) = (num()? as usize, false),
             "tick_us" => f.tick = Duration::from_micros(num()?),
+            "sysctls" => f.sysctls = on()?,
             "fastopen_key" => {
                 f.tcp.fast_open_key = match value {
                     "off" | "0" => None,

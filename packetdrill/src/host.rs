@@ -45,6 +45,8 @@ struct Options {
     congestion: Option<xdptcp::tcp::congestion::Algorithm>,
     notsent_lowat: Option<u32>,
     fast_open_key: Option<[u8; 16]>,
+    /// TCP_FASTOPEN (or a key) was set on this socket.
+    fast_open: bool,
 }
 
 /// TCP_NOTSENT_LOWAT's value as the stack's bound (u32::MAX: none).
@@ -249,6 +251,7 @@ impl Host {
     /// The TCP settings a connection of this socket starts with.
     fn config_for(&mut self, fd: c_int) -> Result<xdptcp::tcp::Config, c_int> {
         let mut cfg = self.flags.tcp.clone();
+        let sysctls = self.flags.sysctls;
         let opts = &self.sock(fd)?.opts;
         // A buffer the application sized stays that size (Linux locks it),
         // and the window scale follows from it.
@@ -273,6 +276,13 @@ impl Host {
             cfg.fast_open_key = Some(k);
         }
         cfg.nagle &= !opts.nodelay;
+        if sysctls {
+            crate::sysctls::apply(&mut cfg, opts.fast_open);
+            // A key set with TCP_FASTOPEN_KEY wins over the namespace's.
+            if let (Some(k), Some(_)) = (opts.fast_open_key, cfg.fast_open_key) {
+                cfg.fast_open_key = Some(k);
+            }
+        }
         Ok(cfg)
     }
 
@@ -719,11 +729,14 @@ impl Host {
                 int()?;
                 let default = self.flags.tcp.fast_open_key;
                 let s = self.sock(fd)?;
+                s.opts.fast_open = true;
                 s.opts.fast_open_key = s.opts.fast_open_key.or(default);
             }
             (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_KEY) => {
                 let key: [u8; 16] = value.get(..16).ok_or(libc::EINVAL)?.try_into().expect("16");
-                self.sock(fd)?.opts.fast_open_key = Some(key);
+                let s = self.sock(fd)?;
+                s.opts.fast_open_key = Some(key);
+                s.opts.fast_open = true;
             }
             (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => {
                 let n = int()? as u32;

@@ -19,6 +19,7 @@ pub mod ffi;
 pub mod flags;
 pub mod host;
 pub mod linux_info;
+pub mod sysctls;
 pub mod wire;
 
 use std::ffi::{c_char, CStr};

@@ -1,0 +1,89 @@
+//! With `--so_flags=sysctls=1` (as `tools/packetdrill.sh` runs scripts,
+//! each in a network namespace of its own), the stack follows the TCP
+//! sysctls a script's init command set in its namespace, as Linux would:
+//! timestamps, SACK, window scaling and Fast Open's server side and key.
+//! Read when a socket listens or connects, after the init command ran.
+
+use crate::flags::parse_fast_open_key;
+use xdptcp::tcp::Config;
+
+/// Linux's `tcp_fastopen` bits: the server side on, and on for every
+/// listener without the TCP_FASTOPEN option.
+const TFO_SERVER_ENABLE: u32 = 0x2;
+const TFO_SERVER_WO_SOCKOPT: u32 = 0x400;
+
+/// Applies the namespace's sysctls to `cfg`; `fast_open_asked`: the
+/// socket set TCP_FASTOPEN (or a key).
+pub fn apply(cfg: &mut Config, fast_open_asked: bool) {
+    apply_from(cfg, fast_open_asked, |name| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).ok()
+    })
+}
+
+fn apply_from(cfg: &mut Config, fast_open_asked: bool, read: impl Fn(&str) -> Option<String>) {
+    let read = |name: &str| read(name).map(|s| s.trim().to_string());
+    let read_u32 = |name: &str| {
+        let v = read(name)?;
+        match v.strip_prefix("0x") {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        }
+    };
+    if let Some(v) = read_u32("tcp_timestamps") {
+        cfg.timestamps = v != 0;
+    }
+    if let Some(v) = read_u32("tcp_sack") {
+        cfg.sack = v != 0;
+    }
+    if let Some(v) = read_u32("tcp_window_scaling") {
+        cfg.window_scaling = v != 0;
+    }
+    if let Some(bits) = read_u32("tcp_fastopen") {
+        let on =
+            bits & TFO_SERVER_ENABLE != 0 && (bits & TFO_SERVER_WO_SOCKOPT != 0 || fast_open_asked);
+        if !on {
+            cfg.fast_open_key = None;
+        } else if !fast_open_asked || cfg.fast_open_key.is_none() {
+            // The namespace's key ("primary" or "primary,backup").
+            let key = read("tcp_fastopen_key")
+                .and_then(|k| parse_fast_open_key(k.split(',').next().unwrap_or("")));
+            cfg.fast_open_key = key.or(cfg.fast_open_key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(values: &[(&str, &str)], asked: bool) -> Config {
+        let mut cfg = crate::flags::Flags::default().tcp;
+        apply_from(&mut cfg, asked, |name| {
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| format!("{v}\n"))
+        });
+        cfg
+    }
+
+    #[test]
+    fn a_scripts_sysctls_shape_the_stack_as_they_would_linux() {
+        let c = with(&[("tcp_timestamps", "0"), ("tcp_sack", "1")], false);
+        assert!(!c.timestamps && c.sack);
+        // Server Fast Open for every listener, with the namespace's key.
+        let key = "a0bf63f7-ed803d81-cd641d30-cebc4a90";
+        let c = with(
+            &[("tcp_fastopen", "0x30403"), ("tcp_fastopen_key", key)],
+            false,
+        );
+        assert_eq!(c.fast_open_key, parse_fast_open_key(key));
+        // Without the "no sockopt" bit only a listener that asked has it.
+        let c = with(&[("tcp_fastopen", "0x3")], false);
+        assert_eq!(c.fast_open_key, None);
+        let c = with(&[("tcp_fastopen", "0x3")], true);
+        assert!(c.fast_open_key.is_some());
+        // Client-only: no server side at all.
+        assert_eq!(with(&[("tcp_fastopen", "1")], true).fast_open_key, None);
+    }
+}
