@@ -241,7 +241,6 @@ pub struct Connection {
     pub(super) delack_at: Option<Instant>,
     // Quick-ACK mode (`quickack.rs`): ACKs still to send at once, whether
     // we are in a conversation, and when in-order data last arrived.
-    pub(super) fast_open: super::fast_open::FastOpenState,
     pub(super) quick_acks: u32,
     pub(super) pingpong: bool,
     pub(super) last_data_recv: Option<Instant>,
@@ -297,11 +296,13 @@ pub struct Connection {
     /// Window probes sent since orphaned.
     pub(super) orphan_probes: u32,
 
-    /// A writer was turned away (send buffer or unsent limit), and room
-    /// has come back through sending since (`unsent.rs`).
     /// Sequence numbers just past the end of recent application writes
     /// (`push.rs`).
     pub(super) push_marks: std::collections::VecDeque<SeqNum>,
+    /// Passive Fast Open (`fast_open.rs`).
+    pub(super) fast_open: super::fast_open::FastOpenState,
+    /// A writer was turned away (send buffer or unsent limit), and room
+    /// has come back through sending since (`unsent.rs`).
     pub(super) send_blocked: bool,
     pub(super) writable_again: bool,
     /// The latest RTT sample (`Counters::rtt_samples` counts them).
@@ -994,6 +995,7 @@ impl Connection {
         // the buffer's end stays where it was, so SND.MAX stays within it.
         self.send_buf_seq += self.send_buf.len() as u32;
         self.send_buf = Ring::new(0);
+        self.push_marks = Default::default();
         self.sent = SentQueue::default();
         // Nothing past the peer's FIN can arrive in order: out-of-order
         // ranges recorded beyond it are dropped with the buffer they
