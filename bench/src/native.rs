@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xdptcp::api::percore::{Ctx, Dispatch, Handler, Stream};
 use xdptcp::iface::Handle;
+use xdptcp::runtime::stats::CoreCountersValue;
 use xdptcp::runtime::Runtime;
 use xdptcp::tcp::ConnError;
 
@@ -26,25 +27,40 @@ fn start<H: Handler>(bed: &Bed, peer: bool, handler: H) -> Result<Runtime<Dispat
     })
 }
 
-/// Runs a server handler and a client handler; returns both once the
-/// client is done.
+/// A server handler and a client handler once the client is done, with
+/// their cores' last counters.
+struct Ended<S, C> {
+    server: S,
+    client: C,
+    server_core: CoreCountersValue,
+    client_core: CoreCountersValue,
+}
+
+/// Runs a server handler and a client handler until the client is done.
 fn run_pair<S: Handler, C: Handler>(
     bed: &Bed,
     server: S,
     client: C,
     timeout: Duration,
-) -> Result<(S, C), String> {
+) -> Result<Ended<S, C>, String> {
     let srv = start(bed, true, server)?;
     let cli = start(bed, false, client)?;
     let finished = cli.wait_done(timeout, Duration::from_secs(1), |_| {});
     // The server finishes its side (a last FIN) a moment later.
     srv.wait_done(Duration::from_millis(500), Duration::from_secs(1), |_| {});
-    let c = cli.stop().pop().ok_or("no client core")?.handler;
-    let s = srv.stop().pop().ok_or("no server core")?.handler;
+    let client_core = cli.counters().pop().unwrap_or_default();
+    let server_core = srv.counters().pop().unwrap_or_default();
+    let client = cli.stop().pop().ok_or("no client core")?.handler;
+    let server = srv.stop().pop().ok_or("no server core")?.handler;
     if !finished {
         return Err(format!("did not finish within {timeout:?}"));
     }
-    Ok((s, c))
+    Ok(Ended {
+        server,
+        client,
+        server_core,
+        client_core,
+    })
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -197,15 +213,25 @@ impl Handler for BulkEnd {
     }
 }
 
-/// Bulk between two of our stacks: (bytes, seconds at the receiver,
-/// per-chunk latency if `stamp`).
+/// What a bulk transfer between two of our stacks measured.
+pub struct NativeBulk {
+    pub bytes: u64,
+    /// From the receiver's first byte to its last.
+    pub secs: f64,
+    /// Per-chunk latency, if stamped.
+    pub latency: Histogram<u64>,
+    /// The receiver's bare ACKs per data segment it received.
+    pub acks_per_segment: f64,
+}
+
+/// Bulk between two of our stacks.
 pub fn bulk(
     bed: &Bed,
     upload: bool,
     dur: Duration,
     port: u16,
     stamp: bool,
-) -> Result<(u64, f64, Histogram<u64>), String> {
+) -> Result<NativeBulk, String> {
     let base = stamp.then(Instant::now);
     let to = bed.server_addr(port);
     let send = Some(dur);
@@ -220,11 +246,16 @@ pub fn bulk(
             BulkEnd::new(None, Some(to), None, base),
         )
     };
-    let (s, c) = run_pair(bed, server, client, dur + Duration::from_secs(30))?;
+    let e = run_pair(bed, server, client, dur + Duration::from_secs(30))?;
+    let (s, c) = (e.server, e.client);
     if let Some(e) = s.errors.iter().chain(&c.errors).next() {
         return Err(e.clone());
     }
-    let (sender, receiver) = if upload { (c, s) } else { (s, c) };
+    let (sender, receiver, core) = if upload {
+        (c, s, e.server_core)
+    } else {
+        (s, c, e.client_core)
+    };
     if receiver.bytes != sender.bytes {
         return Err(format!(
             "{} bytes sent, {} received",
@@ -234,11 +265,12 @@ pub fn bulk(
     let (Some(first), Some(last)) = (receiver.first, receiver.last) else {
         return Err("nothing arrived".into());
     };
-    Ok((
-        receiver.bytes,
-        (last - first).as_secs_f64(),
-        receiver.latency,
-    ))
+    Ok(NativeBulk {
+        bytes: receiver.bytes,
+        secs: (last - first).as_secs_f64(),
+        latency: receiver.latency,
+        acks_per_segment: core.bare_acks_out as f64 / core.data_segments_in.max(1) as f64,
+    })
 }
 
 /// Request/response with the echo applications: (latency, per second),
@@ -258,12 +290,13 @@ pub fn rr(bed: &Bed, size: usize, count: u32, port: u16) -> Result<(Histogram<u6
         EchoClient::new(to, size, (count / 10).max(1), 1),
         Duration::from_secs(60),
     )?;
-    let (s, c) = run_pair(
+    let e = run_pair(
         bed,
         server(),
         EchoClient::new(to, size, count, 1),
         Duration::from_secs(120),
     )?;
+    let (s, c) = (e.server, e.client);
     if let Some(e) = c.errors.first().or(s.errors.first()) {
         return Err(e.clone());
     }
@@ -388,7 +421,8 @@ pub fn crr(
         over: false,
         ended: None,
     };
-    let (s, c) = run_pair(bed, server, client, limit + Duration::from_secs(30))?;
+    let e = run_pair(bed, server, client, limit + Duration::from_secs(30))?;
+    let (s, c) = (e.server, e.client);
     if let Some(e) = c.errors.first().or(s.errors.first()) {
         return Err(e.clone());
     }

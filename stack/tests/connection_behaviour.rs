@@ -288,8 +288,8 @@ fn newreno_cwnd_trace_around_a_single_loss() {
     assert_eq!(c.retransmits, 1, "{c:?}");
     assert_eq!(c.rto_expirations, 0, "{c:?}");
 
-    // Slow start: from IW (10 segments), cwnd only grows, and it grows by
-    // at most one SMSS per ACK, so it at most doubles per RTT.
+    // Slow start: from IW (10 segments), cwnd only grows, by the bytes
+    // each ACK covers, so it at most doubles per RTT.
     let entry = trace
         .iter()
         .position(|&(_, _, ss)| ss != u32::MAX)
@@ -346,10 +346,13 @@ fn newreno_cwnd_trace_around_a_single_loss() {
     );
 
     // Leaving recovery sets cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS)
-    // (RFC 6582 3.2 step 6, option 1); after that no further loss.
+    // (RFC 6582 3.2 step 6, option 1); after that no further loss. The
+    // trace is sampled once per step, and the ACK that ends recovery may
+    // share its step with one that grows cwnd (by the bytes it covers):
+    // the exit is the first change after the step recovery began in.
     let exit = trace[entry..]
         .iter()
-        .position(|&(_, cwnd, _)| cwnd <= ssthresh)
+        .position(|&(at, _, _)| at > enter_at)
         .map(|i| i + entry)
         .expect("recovery ends");
     assert!(trace[exit].1 >= 2 * MSS, "{:?}", trace[exit]);

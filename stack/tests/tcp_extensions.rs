@@ -324,7 +324,14 @@ fn paws_forgets_a_timestamp_older_than_24_days() {
 
 #[test]
 fn timestamps_measure_rtt_from_every_ack() {
-    let mut p = pair(Config::default(), 1, Config::default(), 2, 15);
+    // ACKs at once: the time a delayed ACK holds a segment is part of the
+    // RTT its timestamp measures (RFC 7323 4.1), and this test is about
+    // the path's 30 ms (an odd last segment's delayed ACK measured 70).
+    let cfg = Config {
+        delayed_ack: Duration::ZERO,
+        ..Config::default()
+    };
+    let mut p = pair(cfg.clone(), 1, cfg, 2, 15);
     assert!(exchange(&mut p, 200_000, Duration::from_secs(10)));
     let srtt = p.a.snapshot().srtt.unwrap();
     assert!(

@@ -80,7 +80,7 @@ fn a_million_closes_leave_memory_bounded_by_the_time_wait_cap() {
             dev.rx
                 .push(frame_from(ip, &segment(port, peer_isn, 0, Flags::SYN), &[]));
         }
-        i.poll(now, &mut dev);
+        while i.poll(now, &mut dev) {}
         let synacks = sent(&mut dev);
         for id in ids.clone() {
             let (ip, port) = client(id);
@@ -89,13 +89,13 @@ fn a_million_closes_leave_memory_bounded_by_the_time_wait_cap() {
             let ack = segment(port, peer_isn + 1, iss.wrapping_add(1), Flags::ACK);
             dev.rx.push(frame_from(ip, &ack, &[]));
         }
-        i.poll(now, &mut dev);
+        while i.poll(now, &mut dev) {}
         // Our side closes first and lets go.
         while let Some(h) = i.accept(PORT).unwrap() {
             i.tcp(h).unwrap().close();
             i.release(h);
         }
-        i.poll(now, &mut dev);
+        while i.poll(now, &mut dev) {}
         let fins = sent(&mut dev);
         for id in ids {
             let (ip, port) = client(id);
@@ -109,7 +109,7 @@ fn a_million_closes_leave_memory_bounded_by_the_time_wait_cap() {
             );
             dev.rx.push(frame_from(ip, &fin, &[]));
         }
-        i.poll(now, &mut dev);
+        while i.poll(now, &mut dev) {}
         dev.tx.clear();
         assert_eq!(i.connection_count(), 0, "all in TIME-WAIT records");
         if (batch + 1) * BATCH == CAP as u32 {
@@ -122,7 +122,7 @@ fn a_million_closes_leave_memory_bounded_by_the_time_wait_cap() {
     // retransmission timers) come up within a few seconds and go.
     for _ in 0..3000 {
         now += std::time::Duration::from_millis(1);
-        i.poll(now, &mut dev);
+        while i.poll(now, &mut dev) {}
     }
     let heap_at_end = LIVE.load(Relaxed);
     let per_record = (heap_at_cap - heap_at_start) / CAP;

@@ -341,23 +341,31 @@ fn native_round(plan: &Plan, r: &mut Report, bed: &Bed, p: &str, last: bool) {
     for (upload, dir) in [(true, "up"), (false, "down")] {
         let s = format!("bulk 1 flow {dir}");
         let cpu = bench::cpu::CpuMeter::start();
-        if let Some((bytes, secs, _)) = attempt(r, &format!("{p}: {s}"), || {
+        if let Some(b) = attempt(r, &format!("{p}: {s}"), || {
             native::bulk(bed, upload, plan.bulk, PORT, false)
         }) {
-            r.add(&s, p, "goodput", "Mbit/s", bytes as f64 * 8.0 / secs / 1e6);
+            r.add(
+                &s,
+                p,
+                "goodput",
+                "Mbit/s",
+                b.bytes as f64 * 8.0 / b.secs / 1e6,
+            );
             r.add(
                 &s,
                 p,
                 "cpu",
                 "s/GB",
-                cpu.busy_seconds() / (bytes as f64 / 1e9),
+                cpu.busy_seconds() / (b.bytes as f64 / 1e9),
             );
+            r.add(&s, p, "acks per data segment", "", b.acks_per_segment);
         }
     }
-    if let Some((bytes, secs, h)) = attempt(r, &format!("{p}: latency during bulk"), || {
+    if let Some(b) = attempt(r, &format!("{p}: latency during bulk"), || {
         native::bulk(bed, true, plan.bulk, PORT + 1, true)
     }) {
-        record_bulk_latency(r, p, bytes as f64 * 8.0 / secs / 1e6, &h, last);
+        let mbit = b.bytes as f64 * 8.0 / b.secs / 1e6;
+        record_bulk_latency(r, p, mbit, &b.latency, last);
     }
     for &size in &plan.rr_sizes {
         if let Some((h, per_sec)) = attempt(r, &format!("{p}: rr {size} B"), || {

@@ -38,6 +38,10 @@ use tcp_table::{Listener, TcpTable};
 const MAX_CONTROL: usize = 64;
 /// Frames handled per device call.
 const BATCH: usize = 64;
+/// Frames one receive phase takes at most before the transmit phase runs
+/// (as NAPI's budget): ACKs are sent once per phase, so this bounds how
+/// much one stretch ACK covers when frames arrive as fast as we take them.
+pub const RX_BUDGET: usize = 4 * BATCH;
 const FIRST_EPHEMERAL: u16 = 49_152;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,17 +444,18 @@ impl Interface {
         received || sent
     }
 
-    /// The receive phase of `poll`: every frame the device has, to completion.
+    /// The receive phase of `poll`: the frames the device has, up to
+    /// `RX_BUDGET`, each to completion.
     pub fn receive(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
-        let mut moved = false;
-        loop {
+        let mut taken = 0;
+        while taken < RX_BUDGET {
             let n = dev.receive(now, BATCH, &mut |frame| self.ingress(frame, now));
-            moved |= n > 0;
+            taken += n;
             if n < BATCH {
                 break;
             }
         }
-        moved
+        taken > 0
     }
 
     /// The transmit phase of `poll`: control replies, then the connections'
@@ -695,6 +700,7 @@ impl Interface {
 
     fn ingress_tcp(&mut self, src_mac: MacAddr, src: Ipv4Addr, seg: &TcpSegment<'_>, now: Instant) {
         self.stats.tcp_segments_in += 1;
+        self.stats.tcp_data_segments_in += u64::from(!seg.payload.is_empty());
         let tuple = Tuple {
             local_port: seg.dst_port,
             remote_ip: src,
@@ -991,6 +997,9 @@ impl Interface {
                 }
                 continue;
             };
+            if t.payload_len == 0 && t.flags == crate::wire::tcp::Flags::ACK {
+                self.stats.tcp_bare_acks_out += 1;
+            }
             if let Some(m) = &mut t.options.mss {
                 // Offer no more than the device can receive.
                 *m = (*m).min(mss_for_mtu(mtu));

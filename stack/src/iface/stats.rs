@@ -16,6 +16,11 @@ pub struct IfaceStats {
     pub arp_limited: u64,
     pub icmp_echo_answered: u64,
     pub tcp_segments_in: u64,
+    /// Segments in that carried data, and bare ACKs out (no data, no
+    /// SYN, FIN or RST): a receiver in bulk sends one ACK per received
+    /// batch at most, so their ratio shows how much the ACKs cost.
+    pub tcp_data_segments_in: u64,
+    pub tcp_bare_acks_out: u64,
     pub tcp_resets_sent: u64,
     /// Handshakes refused because a listener's queue was full even for
     /// connections made from SYN cookies.

@@ -122,6 +122,8 @@ impl<A: CoreApp> CoreLoop<A> {
         v.ooo_pruned = self.iface.stats().tcp_ooo_pruned;
         v.time_wait = self.iface.time_wait_count() as u64;
         v.time_wait_recycled = self.iface.stats().tcp_time_wait_recycled;
+        v.data_segments_in = self.iface.stats().tcp_data_segments_in;
+        v.bare_acks_out = self.iface.stats().tcp_bare_acks_out;
         self.counters.store(v);
     }
 

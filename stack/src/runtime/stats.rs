@@ -28,6 +28,8 @@ pub struct CoreCounters {
     ooo_pruned: AtomicU64,
     time_wait: AtomicU64,
     time_wait_recycled: AtomicU64,
+    data_segments_in: AtomicU64,
+    bare_acks_out: AtomicU64,
 }
 
 /// One core's counters at one moment.
@@ -59,6 +61,10 @@ pub struct CoreCountersValue {
     /// TIME-WAIT records kept, and those recycled at the cap.
     pub time_wait: u64,
     pub time_wait_recycled: u64,
+    /// TCP segments received with data, and bare ACKs sent (see
+    /// [`IfaceStats`]): ACKs per data segment.
+    pub data_segments_in: u64,
+    pub bare_acks_out: u64,
 }
 
 impl CoreCounters {
@@ -81,6 +87,8 @@ impl CoreCounters {
         self.ooo_pruned.store(v.ooo_pruned, Relaxed);
         self.time_wait.store(v.time_wait, Relaxed);
         self.time_wait_recycled.store(v.time_wait_recycled, Relaxed);
+        self.data_segments_in.store(v.data_segments_in, Relaxed);
+        self.bare_acks_out.store(v.bare_acks_out, Relaxed);
     }
 
     pub fn load(&self) -> CoreCountersValue {
@@ -105,6 +113,8 @@ impl CoreCounters {
             ooo_pruned: self.ooo_pruned.load(Relaxed),
             time_wait: self.time_wait.load(Relaxed),
             time_wait_recycled: self.time_wait_recycled.load(Relaxed),
+            data_segments_in: self.data_segments_in.load(Relaxed),
+            bare_acks_out: self.bare_acks_out.load(Relaxed),
         }
     }
 }
@@ -143,6 +153,15 @@ impl std::fmt::Display for CoreCountersValue {
             self.idle_waits,
             self.free_frames
         )?;
+        if self.data_segments_in > 0 {
+            write!(
+                f,
+                ", {} bare ACKs for {} data segments in ({:.3} per segment)",
+                self.bare_acks_out,
+                self.data_segments_in,
+                self.bare_acks_out as f64 / self.data_segments_in as f64
+            )?;
+        }
         if self.rx_invalid > 0 {
             write!(f, ", {} invalid RX descriptors dropped", self.rx_invalid)?;
         }

@@ -50,11 +50,13 @@ impl BufferBudget {
     }
 }
 
-/// The receiver's measurement: bytes delivered in order since `since`.
+/// The receiver's measurement: bytes the application read since `since`,
+/// and new bytes that arrived (in order or not) in the same time.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct RcvSpace {
     pub since: Option<Instant>,
     pub bytes: u64,
+    pub arrived: u64,
     /// The receiver's RTT estimate, from timestamps echoed on data.
     pub rtt: Option<Duration>,
     /// The most bytes delivered in one RTT so far.
@@ -94,7 +96,11 @@ impl Connection {
         if now.saturating_since(since) < rtt {
             return;
         }
-        let copied = self.rcv_space.bytes;
+        // What was read, but no more than arrived: filling a hole hands
+        // the reader at once what came over earlier round trips, which is
+        // not a rate the path carries (after a slow-start overshoot it
+        // made the buffer 30 times what a 10 Mbit/s path holds).
+        let copied = self.rcv_space.bytes.min(self.rcv_space.arrived);
         // The first measurement is the baseline growth is judged against.
         let space = match self.rcv_space.space {
             0 => copied.max(1),
@@ -102,6 +108,7 @@ impl Connection {
         };
         self.rcv_space.since = Some(now);
         self.rcv_space.bytes = 0;
+        self.rcv_space.arrived = 0;
         if copied <= self.rcv_space.space {
             return;
         }

@@ -782,6 +782,7 @@ impl Connection {
         let had_holes = !self.assembler.is_empty();
         if offset == 0 {
             let n = self.recv_buf.write_at(end, data);
+            self.rcv_space.arrived += n as u64;
             self.recv_buf.commit(n);
             self.rcv_nxt += n as u32;
             self.assembler.shift(n as u32);
@@ -795,13 +796,18 @@ impl Connection {
             if data.len() as u32 >= self.eff_mss {
                 self.segs_unacked += 1;
             }
-            // RFC 5681 4.2: ACK at least every second full-sized segment,
-            // and at once when a segment fills (part of) a hole; in
-            // quick-ACK mode (`quickack.rs`) every batch at once.
+            // RFC 5681 4.2: ACK at once when a segment fills (part of) a
+            // hole, and otherwise once there are two full-sized segments to
+            // acknowledge or in quick-ACK mode (`quickack.rs`). Those ACKs
+            // are asked for, not built: the one ACK the transmit phase
+            // sends after the device's batch covers every segment of it
+            // (a stretch ACK, as the kernel's behind GRO), so bulk costs
+            // one frame back per batch, not one per two segments. The
+            // sender grows its window by the bytes acknowledged (RFC 3465).
             let quick = self.quick_ack_on_data(now);
-            if had_holes || self.segs_unacked >= 2 {
+            if had_holes {
                 self.queue_ack();
-            } else if self.cfg.delayed_ack.is_zero() || quick {
+            } else if self.segs_unacked >= 2 || self.cfg.delayed_ack.is_zero() || quick {
                 self.ack_pending = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(now + self.cfg.delayed_ack);
@@ -812,6 +818,7 @@ impl Connection {
             let o = offset as u32;
             if self.assembler.add(o, o + data.len() as u32) {
                 self.recv_buf.write_at(end, data);
+                self.rcv_space.arrived += data.len() as u64;
             }
             // Out-of-order data draws an immediate duplicate ACK each: the
             // sender counts them to detect the loss.

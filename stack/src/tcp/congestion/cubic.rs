@@ -91,8 +91,8 @@ impl CongestionControl for Cubic {
 
     fn on_ack(&mut self, acked: u32, now: Instant, rtt: Option<Duration>) {
         if self.cwnd < self.ssthresh {
-            // Slow start as in RFC 5681 (4.10).
-            self.cwnd = self.cwnd.saturating_add(acked.min(self.mss));
+            // Slow start (RFC 9438 4.10) by bytes acknowledged, as NewReno's.
+            self.cwnd = self.cwnd.saturating_add(acked);
             return;
         }
         let cwnd = self.segments(self.cwnd);

@@ -46,8 +46,10 @@ impl CongestionControl for NewReno {
 
     fn on_ack(&mut self, acked: u32, _now: Instant, _rtt: Option<Duration>) {
         if self.cwnd < self.ssthresh {
-            // Slow start, eq. (2): cwnd += min(N, SMSS) per ACK.
-            self.cwnd = self.cwnd.saturating_add(acked.min(self.mss));
+            // Slow start by bytes acknowledged (RFC 3465 2.2 without its
+            // limit L, as Linux): a stretch ACK for a batch of segments
+            // grows the window as much as per-segment ACKs would have.
+            self.cwnd = self.cwnd.saturating_add(acked);
         } else {
             // Congestion avoidance: one SMSS per cwnd of acknowledged bytes,
             // i.e. about one SMSS per RTT (the byte-counting form of 3.1).
@@ -96,12 +98,12 @@ mod tests {
     const MSS: u32 = 1000;
 
     #[test]
-    fn slow_start_grows_by_min_acked_mss() {
+    fn slow_start_grows_by_the_bytes_each_ack_covers() {
         let mut c = NewReno::new(MSS, 2 * MSS);
         c.on_ack(500, Instant::ZERO, None);
         assert_eq!(c.cwnd(), 2500, "grows by N when N < SMSS");
         c.on_ack(3000, Instant::ZERO, None);
-        assert_eq!(c.cwnd(), 3500, "grows by at most SMSS per ACK");
+        assert_eq!(c.cwnd(), 5500, "a stretch ACK grows it by all it covers");
     }
 
     #[test]
