@@ -35,8 +35,32 @@ const CHANNEL_CHUNKS: usize = 64;
 const OUT_CHUNKS: usize = 4;
 const CHUNK: usize = 64 * 1024;
 
-/// Received bytes, the end of the stream (empty), or a failure.
-type Incoming = Result<Vec<u8>, ErrorKind>;
+/// Received bytes (a chunk and how much of it is filled), the end of the
+/// stream (0 bytes), or a failure.
+type Incoming = Result<(Vec<u8>, usize), ErrorKind>;
+
+/// Chunk buffers that go back and forth between a stream's application
+/// thread and its core, so that neither allocates per chunk: the reader
+/// gives each received chunk back once read, the core each written one
+/// once TCP took it.
+struct Pool(crossbeam::queue::ArrayQueue<Vec<u8>>);
+
+impl Pool {
+    fn new(chunks: usize) -> Self {
+        Pool(crossbeam::queue::ArrayQueue::new(chunks))
+    }
+
+    /// A chunk of `CHUNK` bytes' capacity (its contents are left over).
+    fn take(&self) -> Vec<u8> {
+        self.0.pop().unwrap_or_else(|| vec![0; CHUNK])
+    }
+
+    fn give(&self, chunk: Vec<u8>) {
+        if chunk.capacity() >= CHUNK {
+            let _ = self.0.push(chunk);
+        }
+    }
+}
 
 enum Outgoing {
     Data(Vec<u8>),
@@ -206,7 +230,9 @@ pub struct TcpStream {
     incoming: Receiver<Incoming>,
     outgoing: Option<Sender<Outgoing>>,
     /// Received bytes not yet handed to `read`.
+    /// The chunk being read: its bytes `at..filled` are unread.
     leftover: Vec<u8>,
+    filled: usize,
     at: usize,
     eof: bool,
     read_timeout: Option<Duration>,
@@ -215,8 +241,11 @@ pub struct TcpStream {
 }
 
 /// What the application and its core share of one stream.
-#[derive(Default)]
 struct Shared {
+    /// Received chunks (always `CHUNK` long) and written ones (as long as
+    /// what they hold).
+    rx_chunks: Pool,
+    tx_chunks: Pool,
     nodelay: AtomicBool,
     /// The `TcpStream` was dropped.
     dropped: AtomicBool,
@@ -237,7 +266,24 @@ struct Shared {
     /// The stream is on its core's list of streams to visit.
     poked: AtomicBool,
     /// That list, and this stream's name on it (set by the core).
-    visit: std::sync::OnceLock<(Sender<Handle>, Handle)>,
+    visit: std::sync::OnceLock<(Arc<Pokes>, Handle)>,
+}
+
+/// The streams applications poked since the core last looked: a list
+/// under a lock (each stream is on it once at most, and it keeps its
+/// capacity, where a channel allocated a block every 31 pokes).
+#[derive(Default)]
+struct Pokes(std::sync::Mutex<Vec<Handle>>);
+
+impl Pokes {
+    fn push(&self, h: Handle) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(h);
+    }
+
+    /// Moves the poked streams onto `to`.
+    fn take_into(&self, to: &mut Vec<Handle>) {
+        to.append(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
 }
 
 impl Shared {
@@ -245,8 +291,8 @@ impl Shared {
     /// was written, read, shut down or set). Once until the core has.
     fn poke(&self) {
         if !self.poked.swap(true, Ordering::AcqRel) {
-            if let Some((tx, h)) = self.visit.get() {
-                let _ = tx.send(*h);
+            if let Some((pokes, h)) = self.visit.get() {
+                pokes.push(*h);
             }
         }
     }
@@ -393,7 +439,7 @@ impl TcpStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.at == self.leftover.len() {
+        if self.at == self.filled {
             if self.eof {
                 return Ok(0);
             }
@@ -408,20 +454,21 @@ impl TcpStream {
                 }),
             };
             match next? {
-                Ok(v) if v.is_empty() => {
+                Ok((_, 0)) => {
                     self.eof = true;
                     return Ok(0);
                 }
-                Ok(v) => {
-                    self.leftover = v;
-                    self.at = 0;
+                Ok((v, n)) => {
+                    let read = std::mem::replace(&mut self.leftover, v);
+                    self.shared.rx_chunks.give(read);
+                    (self.at, self.filled) = (0, n);
                 }
                 Err(k) => return Err(k.into()),
             }
             // The channel has room again: the core may hand over more.
             self.shared.poke();
         }
-        let n = buf.len().min(self.leftover.len() - self.at);
+        let n = buf.len().min(self.filled - self.at);
         buf[..n].copy_from_slice(&self.leftover[self.at..self.at + n]);
         self.at += n;
         Ok(n)
@@ -446,7 +493,10 @@ impl TcpStream {
             let n = (data.len() - done).min(CHUNK).min(room.max(MIN_PIECE));
             let out = self.outgoing.as_ref().ok_or(ErrorKind::BrokenPipe)?;
             sh.queued.fetch_add(n, Ordering::AcqRel);
-            let msg = Outgoing::Data(data[done..done + n].to_vec());
+            let mut chunk = sh.tx_chunks.take();
+            chunk.clear();
+            chunk.extend_from_slice(&data[done..done + n]);
+            let msg = Outgoing::Data(chunk);
             let r = match self.write_timeout {
                 None => out.send(msg).map_err(|_| ErrorKind::BrokenPipe),
                 Some(t) => out.send_timeout(msg, t).map_err(|e| match e {
@@ -508,7 +558,20 @@ struct Pipe {
 fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
     let (in_tx, in_rx) = bounded(CHANNEL_CHUNKS);
     let (out_tx, out_rx) = bounded(OUT_CHUNKS);
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        rx_chunks: Pool::new(CHANNEL_CHUNKS + 1),
+        tx_chunks: Pool::new(OUT_CHUNKS + 2),
+        nodelay: AtomicBool::default(),
+        dropped: AtomicBool::default(),
+        limit: AtomicUsize::default(),
+        queued: AtomicUsize::default(),
+        room: AtomicUsize::default(),
+        broken: AtomicBool::default(),
+        waiting: AtomicBool::default(),
+        writer: std::sync::Mutex::default(),
+        poked: AtomicBool::default(),
+        visit: std::sync::OnceLock::default(),
+    });
     shared.room.store(room, Ordering::Release);
     (
         Pipe {
@@ -525,6 +588,7 @@ fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
             incoming: in_rx,
             outgoing: Some(out_tx),
             leftover: Vec::new(),
+            filled: 0,
             at: 0,
             eof: false,
             read_timeout: None,
@@ -541,11 +605,9 @@ pub struct SocketCore {
     connecting: Vec<(Handle, SocketAddrV4, Sender<io::Result<TcpStream>>)>,
     streams: HashMap<Handle, Pipe>,
     open: Arc<AtomicUsize>,
-    buf: Vec<u8>,
     /// Streams the application poked (`Shared::poke`), and the list of
     /// those to visit this loop (kept for its allocation).
-    poked_tx: Sender<Handle>,
-    poked_rx: Receiver<Handle>,
+    pokes: Arc<Pokes>,
     visit: Vec<Handle>,
     loops: u64,
     visits: Arc<AtomicU64>,
@@ -553,16 +615,13 @@ pub struct SocketCore {
 
 impl SocketCore {
     fn new(commands: Receiver<Command>, open: Arc<AtomicUsize>, visits: Arc<AtomicU64>) -> Self {
-        let (poked_tx, poked_rx) = unbounded();
         SocketCore {
             commands,
             listeners: HashMap::new(),
             connecting: Vec::new(),
             streams: HashMap::new(),
             open,
-            buf: vec![0; CHUNK],
-            poked_tx,
-            poked_rx,
+            pokes: Arc::default(),
             visit: Vec::new(),
             loops: 0,
             visits,
@@ -572,7 +631,7 @@ impl SocketCore {
     /// A new stream: the application may poke it from now on, and the
     /// core looks at it this loop.
     fn adopt(&mut self, h: Handle, p: Pipe) {
-        let _ = p.shared.visit.set((self.poked_tx.clone(), h));
+        let _ = p.shared.visit.set((self.pokes.clone(), h));
         self.open.fetch_add(1, Ordering::AcqRel);
         self.streams.insert(h, p);
         self.visit.push(h);
@@ -677,9 +736,7 @@ impl CoreApp for SocketCore {
         // poked, and new ones. An idle stream costs nothing per loop.
         self.loops += 1;
         iface.take_activity(&mut self.visit);
-        while let Ok(h) = self.poked_rx.try_recv() {
-            self.visit.push(h);
-        }
+        self.pokes.take_into(&mut self.visit);
         let mut visit = std::mem::take(&mut self.visit);
         let mut visited = 0u64;
         for &h in &visit {
@@ -693,7 +750,7 @@ impl CoreApp for SocketCore {
             // Cleared before the visit: a poke during it brings it back.
             p.shared.poked.store(false, Ordering::Release);
             visited += 1;
-            if !visit_stream(iface, h, p, &mut self.buf, &mut busy) {
+            if !visit_stream(iface, h, p, &mut busy) {
                 self.streams.remove(&h);
                 self.open.fetch_sub(1, Ordering::AcqRel);
             }
@@ -712,7 +769,6 @@ fn visit_stream(
     iface: &mut crate::iface::Interface,
     h: Handle,
     p: &mut Pipe,
-    buf: &mut [u8],
     busy: &mut bool,
 ) -> bool {
     let Some(c) = iface.tcp(h) else {
@@ -727,12 +783,21 @@ fn visit_stream(
     }
     // Core -> application, while its channel has room (bytes for a
     // dropped stream are read and discarded).
+    // Read straight into a chunk from the stream's pool.
     while dropped || !p.incoming.is_full() {
-        match c.recv(buf) {
-            Ok(0) | Err(_) => break,
+        let mut chunk = p.shared.rx_chunks.take();
+        match c.recv(&mut chunk) {
+            Ok(0) | Err(_) => {
+                p.shared.rx_chunks.give(chunk);
+                break;
+            }
+            Ok(_) if dropped => {
+                *busy = true;
+                p.shared.rx_chunks.give(chunk);
+            }
             Ok(n) => {
                 *busy = true;
-                if !dropped && p.incoming.try_send(Ok(buf[..n].to_vec())).is_err() {
+                if p.incoming.try_send(Ok((chunk, n))).is_err() {
                     break;
                 }
             }
@@ -741,7 +806,7 @@ fn visit_stream(
     if !p.eof_sent {
         let end = match c.error() {
             Some(e) => Some(Err(kind(e))),
-            None if c.at_eof() => Some(Ok(Vec::new())),
+            None if c.at_eof() => Some(Ok((Vec::new(), 0))),
             None => None,
         };
         if let Some(m) = end {
@@ -779,7 +844,8 @@ fn visit_stream(
                 p.shared.queued.fetch_sub(n, Ordering::AcqRel);
                 *busy = true;
                 if *at == v.len() {
-                    p.pending = None;
+                    let (written, _) = p.pending.take().expect("set above");
+                    p.shared.tx_chunks.give(written);
                 }
             }
             _ => break,

@@ -507,7 +507,9 @@ impl Interface {
     /// that moved later keeps its old entry, which re-files itself when it
     /// comes up: an RTO restarted by every ACK costs nothing per ACK.
     fn sync_timers(&mut self) {
-        for h in std::mem::take(&mut self.tcp.dirty) {
+        // Emptied in place, keeping its capacity.
+        let mut dirty = std::mem::take(&mut self.tcp.dirty);
+        for h in dirty.drain(..) {
             self.tcp.reap_candidates.push(h);
             self.tcp.account(h);
             // Over the memory limit: out-of-order data is what can go
@@ -540,6 +542,8 @@ impl Interface {
                 self.timers.insert(t, h);
             }
         }
+        dirty.append(&mut self.tcp.dirty);
+        self.tcp.dirty = dirty;
     }
 
     /// The timer phase of `poll`: fires what the wheel says is due.
@@ -997,7 +1001,7 @@ impl Interface {
                 }
                 continue;
             };
-            if t.payload_len == 0 && t.flags == crate::wire::tcp::Flags::ACK {
+            if t.payload_len == 0 && t.flags == Flags::ACK {
                 self.stats.tcp_bare_acks_out += 1;
             }
             if let Some(m) = &mut t.options.mss {
@@ -1198,15 +1202,10 @@ fn build_tcp_frame(
         window: t.window,
         options: t.options,
     };
-    let hl = hdr.emit(buf.get_mut(tcp_at..).ok_or(WireError::BufferTooSmall)?)?;
-    let data_at = tcp_at + hl;
-    let total = data_at + payload.0.len() + payload.1.len();
-    if total > buf.len() || total - ip_at > mtu {
-        return Err(WireError::BufferTooSmall);
-    }
-    buf[data_at..data_at + payload.0.len()].copy_from_slice(payload.0);
-    buf[data_at + payload.0.len()..total].copy_from_slice(payload.1);
-    tcpwire::fill_checksum(&mut buf[tcp_at..total], src_ip, tuple.remote_ip)?;
+    // Room for the segment within the MTU, checked before any copy.
+    let fits = ip_at.saturating_add(mtu).min(buf.len());
+    let segment = buf.get_mut(tcp_at..fits).ok_or(WireError::BufferTooSmall)?;
+    let total = tcp_at + tcpwire::emit_segment(segment, &hdr, payload, src_ip, tuple.remote_ip)?;
     let ip = Ipv4Header {
         src: src_ip,
         dst: tuple.remote_ip,

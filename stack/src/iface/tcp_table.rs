@@ -164,7 +164,9 @@ impl TcpTable {
     /// recycled.
     pub fn reap(&mut self, max_time_wait: usize) -> u64 {
         let mut recycled = 0;
-        for h in std::mem::take(&mut self.reap_candidates) {
+        // Emptied in place below, keeping its capacity.
+        let mut candidates = std::mem::take(&mut self.reap_candidates);
+        for h in candidates.drain(..) {
             let Some(e) = self.get(h) else { continue };
             let st = e.conn.state();
             let done = (st == State::Closed && (e.released || e.in_backlog))
@@ -180,6 +182,8 @@ impl TcpTable {
                 recycled += self.time_waits.insert(tuple, tw, max_time_wait);
             }
         }
+        candidates.append(&mut self.reap_candidates);
+        self.reap_candidates = candidates;
         recycled
     }
 

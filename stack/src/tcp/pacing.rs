@@ -18,6 +18,13 @@ use std::time::Duration;
 const BURST_TIME: Duration = Duration::from_micros(100);
 const BURST_MAX: f64 = 64.0 * 1024.0;
 
+/// How long `bytes` take at `rate` bytes per second (in whole
+/// nanoseconds: `Duration::from_secs_f64` costs a hundred instructions,
+/// per segment here).
+fn time_for(bytes: f64, rate: f64) -> Duration {
+    Duration::from_nanos((bytes * 1e9 / rate) as u64)
+}
+
 impl Connection {
     /// Whether a data segment may leave now; if not, arms the pacing timer.
     pub(super) fn pacing_allows(&mut self, now: Instant) -> bool {
@@ -41,7 +48,7 @@ impl Connection {
         };
         let burst_bytes =
             (rate * BURST_TIME.as_secs_f64()).clamp(2.0 * f64::from(self.eff_mss), BURST_MAX);
-        let burst = Duration::from_secs_f64(burst_bytes / rate);
+        let burst = time_for(burst_bytes, rate);
         let start = match self.pace_next {
             Some(next) if next + burst > now => next,
             _ if now.as_nanos() > burst.as_nanos() as u64 => {
@@ -49,7 +56,7 @@ impl Connection {
             }
             _ => now,
         };
-        self.pace_next = Some(start + Duration::from_secs_f64(f64::from(bytes) / rate));
+        self.pace_next = Some(start + time_for(f64::from(bytes), rate));
         if self.pace_at.is_some_and(|at| at <= now) {
             self.pace_at = None;
         }

@@ -4,24 +4,99 @@ use std::net::Ipv4Addr;
 
 /// Adds `data` into a running 32-bit one's-complement accumulator.
 /// Odd-length input is padded with a zero byte, as RFC 1071 says.
-pub fn accumulate(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
+pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
+    add_words(sum, sum_native(data))
+}
+
+/// Copies `src` into `dst` (the same length) and adds it into `sum`, in
+/// one pass over the bytes: building a segment reads its payload once.
+/// As `accumulate`, the bytes are taken to start at an even offset.
+pub fn copy_and_accumulate(sum: u32, dst: &mut [u8], src: &[u8]) -> u32 {
+    assert_eq!(dst.len(), src.len(), "copy_and_accumulate: lengths differ");
+    let mut acc = 0u64;
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let w = u64::from_ne_bytes(s.try_into().expect("8 bytes"));
+        d.copy_from_slice(&w.to_ne_bytes());
+        acc = add_carry(acc, w);
+    }
+    let tail = s.remainder();
+    d.into_remainder().copy_from_slice(tail);
+    acc = add_carry(acc, sum_native_tail(tail));
+    add_words(sum, fold_native(acc))
+}
+
+/// Adds a part's sum, taken as if the part began at an even offset, into
+/// `sum` for a part that begins at `offset`: a part at an odd offset has
+/// its bytes in the other half of each 16-bit word (RFC 1071 2(B)).
+pub fn add_at(sum: u32, part: u32, offset: usize) -> u32 {
+    let part = finish_fold(part);
+    let part = if offset % 2 == 1 {
+        part.swap_bytes()
+    } else {
+        part
+    };
+    add_words(sum, part)
+}
+
+/// The one's-complement sum of `data` in native byte order, eight bytes
+/// at a time (the sum does not depend on the order in which words are
+/// added, and a byte swap at the end gives the big-endian sum).
+fn sum_native(data: &[u8]) -> u16 {
+    let mut acc = 0u64;
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        acc = add_carry(acc, u64::from_ne_bytes(c.try_into().expect("8 bytes")));
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
+    fold_native(add_carry(acc, sum_native_tail(chunks.remainder())))
+}
+
+/// Up to seven trailing bytes as 16-bit native words (a last odd byte
+/// padded with zero).
+fn sum_native_tail(tail: &[u8]) -> u64 {
+    let mut acc = 0u64;
+    let mut words = tail.chunks_exact(2);
+    for w in &mut words {
+        acc += u64::from(u16::from_ne_bytes([w[0], w[1]]));
     }
-    // Fold early so very long inputs cannot overflow 32 bits.
+    if let [last] = words.remainder() {
+        acc += u64::from(u16::from_ne_bytes([*last, 0]));
+    }
+    acc
+}
+
+fn add_carry(acc: u64, w: u64) -> u64 {
+    let (s, carry) = acc.overflowing_add(w);
+    s + u64::from(carry)
+}
+
+/// A native-order 64-bit sum folded to 16 bits, in big-endian order.
+fn fold_native(acc: u64) -> u16 {
+    let mut s = (acc >> 32) + (acc & 0xffff_ffff);
+    while s > 0xffff {
+        s = (s >> 16) + (s & 0xffff);
+    }
+    u16::from_be(s as u16)
+}
+
+/// Adds a 16-bit big-endian word sum into the running accumulator and
+/// folds it early, so long inputs cannot overflow 32 bits.
+fn add_words(sum: u32, words: u16) -> u32 {
+    let sum = sum + u32::from(words);
     (sum & 0xffff) + (sum >> 16)
 }
 
-/// Folds the accumulator to 16 bits and complements it.
-pub fn finish(mut sum: u32) -> u16 {
+fn finish_fold(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    !(sum as u16)
+    sum as u16
+}
+
+/// Folds the accumulator to 16 bits and complements it.
+pub fn finish(sum: u32) -> u16 {
+    !finish_fold(sum)
 }
 
 /// The checksum of one contiguous buffer.
@@ -63,6 +138,52 @@ mod tests {
     #[test]
     fn odd_length_pads_with_zero() {
         assert_eq!(checksum(&[0xab]), checksum(&[0xab, 0x00]));
+    }
+
+    /// RFC 1071's definition, 16 bits at a time: the oracle.
+    fn reference(data: &[u8]) -> u16 {
+        let mut sum = 0u64;
+        for (i, b) in data.iter().enumerate() {
+            sum += u64::from(*b) << if i % 2 == 0 { 8 } else { 0 };
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wide_sums_match_the_definition_at_every_length_and_split() {
+        for n in (0..80).chain([1447, 1448, 1460, 8948, 9000]) {
+            let data = bytes(n, n as u64 + 7);
+            assert_eq!(checksum(&data), reference(&data), "length {n}");
+            let ones = vec![0xffu8; n];
+            assert_eq!(checksum(&ones), reference(&ones), "all ones, length {n}");
+            // A payload in two parts (a ring buffer that wraps), copied
+            // and summed in one pass, the second part at either parity.
+            for split in [0, 1, n / 3, n / 2, n.saturating_sub(1), n] {
+                let split = split.min(n);
+                let mut out = vec![0u8; n];
+                let (a, b) = out.split_at_mut(split);
+                let s = copy_and_accumulate(0, a, &data[..split]);
+                let t = copy_and_accumulate(0, b, &data[split..]);
+                assert_eq!(out, data, "copied, length {n} split {split}");
+                let sum = add_at(s, t, split);
+                assert_eq!(finish(sum), reference(&data), "length {n} split {split}");
+            }
+        }
     }
 
     #[test]

@@ -141,6 +141,12 @@ impl TcpOptions {
     /// Parses the options area; any overrun or bad length is an error.
     pub fn parse(mut b: &[u8]) -> Result<Self, WireError> {
         let mut o = TcpOptions::default();
+        // Nearly every segment of a connection with timestamps carries
+        // exactly NOP NOP TS, as both we and Linux lay it out.
+        if b.len() == 12 && b[..4] == [1, 1, 8, 10] {
+            o.timestamps = Some((be32(b, 4), be32(b, 8)));
+            return Ok(o);
+        }
         while let Some(&kind) = b.first() {
             match kind {
                 0 => break, // End of option list.
@@ -177,8 +183,20 @@ impl TcpOptions {
         Ok(o)
     }
 
+    /// Nothing but (perhaps) timestamps.
+    fn only_timestamps(&self) -> bool {
+        self.mss.is_none()
+            && self.window_scale.is_none()
+            && !self.sack_permitted
+            && self.sack_count == 0
+            && self.fast_open.is_none()
+    }
+
     /// The encoded length, padded to a multiple of four.
     pub fn encoded_len(&self) -> usize {
+        if self.only_timestamps() {
+            return if self.timestamps.is_some() { 12 } else { 0 };
+        }
         let mut n = 0;
         if self.mss.is_some() {
             n += 4;
@@ -209,6 +227,13 @@ impl TcpOptions {
         }
         if b.len() < len {
             return Err(WireError::BufferTooSmall);
+        }
+        if let (Some((val, ecr)), true) = (self.timestamps, self.only_timestamps()) {
+            // The common case, written at once: NOP NOP TS.
+            b[..4].copy_from_slice(&[1, 1, 8, 10]);
+            b[4..8].copy_from_slice(&val.to_be_bytes());
+            b[8..12].copy_from_slice(&ecr.to_be_bytes());
+            return Ok(12);
         }
         let mut i = 0;
         let mut put = |bytes: &[u8]| {
@@ -358,6 +383,34 @@ pub fn is_partial_checksum(segment: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool
     }
     let sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
     be16(segment, 16) == !checksum::finish(sum)
+}
+
+/// Writes a whole segment into `b`: `header`, then the payload from its
+/// (up to two) parts, copied and summed for the checksum in one pass.
+/// Returns the segment's length.
+pub fn emit_segment(
+    b: &mut [u8],
+    header: &TcpHeader,
+    payload: (&[u8], &[u8]),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> Result<usize, WireError> {
+    let hl = header.emit(b)?;
+    let (first, second) = payload;
+    let total = hl + first.len() + second.len();
+    if total > b.len() {
+        return Err(WireError::BufferTooSmall);
+    }
+    let len = u16::try_from(total).map_err(|_| WireError::BadLength)?;
+    let mut sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
+    // The header is a multiple of four bytes: the payload starts even.
+    sum = checksum::accumulate(sum, &b[..hl]);
+    let (head, tail) = b[hl..total].split_at_mut(first.len());
+    sum = checksum::copy_and_accumulate(sum, head, first);
+    let part = checksum::copy_and_accumulate(0, tail, second);
+    sum = checksum::add_at(sum, part, first.len());
+    b[16..18].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    Ok(total)
 }
 
 /// Computes and stores the TCP checksum of `segment` (header plus payload).
