@@ -143,3 +143,30 @@ fn an_idle_connection_restarts_from_the_initial_window() {
     );
     assert_eq!(p.a.counters().idle_restarts, 1);
 }
+
+/// On a path of 100 us RTT (a LAN, a veth pair) the smoothed RTT must
+/// read about that: the timestamp option counts milliseconds and read 0
+/// there, so srtt sank to nanoseconds (741 ns measured through a router
+/// namespace) and everything sized from it (pacing, the unsent bound)
+/// went wrong. Segments are timed from their send time instead.
+#[test]
+fn the_smoothed_rtt_follows_a_sub_millisecond_path() {
+    for cc in [Algorithm::Cubic, Algorithm::Bbr] {
+        // No bandwidth limit, so no queue: the RTT is the delay's.
+        let link = LinkConfig {
+            delay: Duration::from_micros(50),
+            ..LinkConfig::default()
+        };
+        let tcp = Config {
+            congestion: cc,
+            ..Config::default()
+        };
+        let r = transfer(link, tcp, 16 << 20);
+        let srtt = r.sender.srtt.expect("measured");
+        println!("{cc:?}: srtt {srtt:?}");
+        assert!(
+            (Duration::from_micros(90)..Duration::from_millis(1)).contains(&srtt),
+            "{cc:?}: srtt {srtt:?} on a 100 us path"
+        );
+    }
+}

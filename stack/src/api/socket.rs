@@ -104,6 +104,10 @@ pub struct Stack {
     visits: Arc<AtomicU64>,
 }
 
+/// How long the socket API's applications take between turns, for the
+/// automatic unsent bound (`Config::application_turn`).
+pub const SOCKET_APPLICATION_TURN: Duration = Duration::from_micros(200);
+
 /// How long dropping the stack waits for closed streams to deliver.
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -121,7 +125,13 @@ impl Drop for Stack {
 
 impl Stack {
     /// Opens the device and starts one core per queue.
-    pub fn start(cfg: RuntimeConfig) -> io::Result<Arc<Stack>> {
+    pub fn start(mut cfg: RuntimeConfig) -> io::Result<Arc<Stack>> {
+        // The application's threads wake through the scheduler, tens of
+        // microseconds at best: the unsent bound must cover that, or the
+        // writer starves TCP (BBR through a router reached 0.5-1.2 Gbit/s
+        // with the per-core default, where Linux did 2.5-3.6).
+        let turn = &mut cfg.iface.tcp.application_turn;
+        *turn = (*turn).max(SOCKET_APPLICATION_TURN);
         let mut commands = Vec::new();
         let open = Arc::new(AtomicUsize::new(0));
         let visits = Arc::new(AtomicU64::new(0));

@@ -79,6 +79,12 @@ pub struct Config {
     /// `unsent.rs`): by default derived from the path, so that what waits
     /// behind them is not queued for milliseconds.
     pub unsent_limit: super::unsent::UnsentLimit,
+    /// How long the application may take between two turns at the
+    /// connection: the automatic unsent bound is this long at the sending
+    /// rate. An application on the stack's core gets a turn every loop
+    /// (`unsent::AUTO_TIME`, the default); the socket API's application
+    /// threads wake through the scheduler (`api::socket` sets its own).
+    pub application_turn: std::time::Duration,
     /// TCP Fast Open on a listener (RFC 7413, `fast_open.rs`): the key its
     /// cookies are made with. None: off (the default, as in Linux).
     pub fast_open_key: Option<[u8; 16]>,
@@ -136,6 +142,7 @@ impl Default for Config {
                 1 << 30,
             ))),
             unsent_limit: super::unsent::UnsentLimit::Auto,
+            application_turn: super::unsent::AUTO_TIME,
             fast_open_key: None,
         }
     }

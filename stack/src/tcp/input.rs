@@ -454,20 +454,26 @@ impl Connection {
         // The SYN occupies one sequence number but is not data.
         let acked = (ack - self.snd_una) - u32::from(!self.syn_acked);
         self.syn_acked = true;
+        // An RTT sample: the newest segment this ACK covers, if it was
+        // sent once (Karn), timed to the nanosecond from its send time
+        // (as Linux times skbs); else the timestamp option's echo, which
+        // counts milliseconds (on a sub-millisecond path it reads 0: srtt
+        // sank to nanoseconds), or the handshake's probe.
+        let mut rtt_sample = None;
         if let Some(d) = self.sent.on_ack(ack) {
             self.rack_note_order(d);
             self.rack_update(d, now);
-            // For the application's view of the path: the newest segment
-            // this ACK covers, if sent once (Karn), timed to the
-            // nanosecond (the timestamp option counts milliseconds).
             if d.rexmits == 0 {
                 self.counters.rtt_samples += 1;
                 self.last_rtt = now.saturating_since(d.at);
+                rtt_sample = Some(self.last_rtt);
             }
         }
         self.check_spurious_by_timestamp(ack);
-        let mut rtt_sample = None;
-        if let Some(rtt) = self.ts_rtt(now) {
+        if let Some(rtt) = rtt_sample {
+            self.rtt.sample(rtt);
+            self.rtt_probe = None;
+        } else if let Some(rtt) = self.ts_rtt(now) {
             self.rtt.sample(rtt);
             rtt_sample = Some(rtt);
         } else if let Some((end, sent)) = self.rtt_probe {

@@ -29,12 +29,13 @@ pub enum UnsentLimit {
 /// The automatic limit is at least this many segments: less cannot keep
 /// even the initial window busy.
 const AUTO_MIN_SEGMENTS: usize = 4;
-/// The automatic limit is this long at the sending rate: an
-/// application on a core gets a turn every loop, microseconds apart.
-/// Measured on veth at 4-5 Gbit/s (docs/BENCHMARKS.md), bounds of 8-32
-/// KiB kept the goodput and a chunk's median latency near its own
-/// transmission time, while 64 KiB and more tripled the latency.
-const AUTO_TIME: Duration = Duration::from_micros(25);
+/// The automatic limit is by default this long at the sending rate
+/// (`Config::application_turn`): an application on a core gets a turn
+/// every loop, microseconds apart. Measured on veth at 4-5 Gbit/s
+/// (docs/BENCHMARKS.md), bounds of 8-32 KiB kept the goodput and a
+/// chunk's median latency near its own transmission time, while 64 KiB
+/// and more tripled the latency.
+pub const AUTO_TIME: Duration = Duration::from_micros(25);
 /// The most the automatic limit comes to.
 pub const AUTO_MAX: usize = 64 * 1024;
 
@@ -64,7 +65,8 @@ impl Connection {
                     let srtt = self.rtt.srtt()?.as_secs_f64().max(1e-6);
                     Some(f64::from(self.cc.cwnd()) / srtt)
                 });
-                let by_rate = rate.map_or(0, |r| (r * AUTO_TIME.as_secs_f64()) as usize);
+                let turn = self.cfg.application_turn.as_secs_f64();
+                let by_rate = rate.map_or(0, |r| (r * turn) as usize);
                 by_rate.clamp(AUTO_MIN_SEGMENTS * mss, AUTO_MAX)
             }
         }
