@@ -2,7 +2,7 @@
 //! format, for measuring the sans-IO path per segment (criterion bench
 //! and the callgrind example share it).
 
-use xdptcp::tcp::{Config, Connection, SeqNum, State, Transmit};
+use xdptcp::tcp::{Config, Connection, SeqNum, State, Transmit, UnsentLimit};
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::TcpSegment;
 
@@ -25,7 +25,14 @@ impl Pair {
     /// Handshake done, delayed ACKs off (each segment is acknowledged at
     /// once), buffers large enough that nothing waits on a window.
     pub fn established() -> Pair {
+        Pair::established_with(UnsentLimit::Auto)
+    }
+
+    /// As `established`, with the unsent bound given (a batch of
+    /// segments written at once needs it off).
+    pub fn established_with(unsent_limit: UnsentLimit) -> Pair {
         let cfg = Config {
+            unsent_limit,
             delayed_ack: std::time::Duration::ZERO,
             send_buffer: 4 << 20,
             recv_buffer: 4 << 20,
@@ -70,11 +77,22 @@ impl Pair {
     /// One MSS of data from a to b: a builds the segment, b parses it,
     /// delivers it in order and acknowledges it, the application reads
     /// it, and a takes the ACK. Time moves 10 us per round.
+    #[allow(dead_code)] // the criterion bench's; the example uses `batch`
     pub fn one_segment(&mut self, data: &[u8]) {
+        self.batch(data, 1);
+    }
+
+    /// `n` MSS segments from a to b as one received batch: b takes them
+    /// all, the application reads, and b answers with one ACK (as the
+    /// interface does per receive phase).
+    pub fn batch(&mut self, data: &[u8], n: usize) {
         self.now += std::time::Duration::from_micros(10);
-        let sent = self.a.send(data).expect("room");
-        debug_assert_eq!(sent, data.len());
+        for _ in 0..n {
+            let sent = self.a.send(data).expect("room");
+            debug_assert_eq!(sent, data.len());
+        }
         self.flush(true);
+        // One read takes a batch of up to 45 segments (64 KiB).
         let _ = self.b.recv(&mut self.scratch);
         self.flush(false);
     }
