@@ -13,7 +13,7 @@ use xdptcp::iface::tcp_table::Tuple;
 use xdptcp::tcp::assembler::Assembler;
 use xdptcp::time::wheel::TimerWheel;
 use xdptcp::time::Instant;
-use xdptcp::wire::checksum::checksum;
+use xdptcp::wire::checksum::{accumulate, checksum, copy_and_accumulate};
 use xdptcp::wire::tcp::{Flags, TcpHeader, TcpOptions, TcpSegment};
 
 #[path = "common/pair.rs"]
@@ -28,6 +28,22 @@ fn checksums(c: &mut Criterion) {
             b.iter(|| checksum(black_box(d)))
         });
     }
+    g.finish();
+    // Building a segment: the payload copied and summed in one pass, or
+    // copied and then summed.
+    let mut g = c.benchmark_group("copy_and_checksum");
+    let src: Vec<u8> = (0..1448).map(|i| i as u8).collect();
+    let mut dst = vec![0u8; 1448];
+    g.throughput(Throughput::Bytes(1448));
+    g.bench_function("one pass", |b| {
+        b.iter(|| copy_and_accumulate(0, black_box(&mut dst), black_box(&src)))
+    });
+    g.bench_function("copy then sum", |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(&src));
+            accumulate(0, black_box(&dst))
+        })
+    });
     g.finish();
 }
 
