@@ -19,7 +19,7 @@ use crate::iface::{IfaceConfig, Interface, RxChecksum};
 use crate::time::Instant;
 use crossbeam::channel::{bounded, Sender};
 use crossbeam::queue::ArrayQueue;
-use handoff::{Inbox, Steered, QUEUE_FRAMES};
+use handoff::{Inbox, Pool, Steered, QUEUE_FRAMES};
 use stats::{CoreCounters, CoreCountersValue, CoreSnapshot};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -157,6 +157,7 @@ impl<A: CoreApp> Runtime<A> {
         let inboxes: Vec<Inbox> = (0..cores)
             .map(|_| Arc::new(ArrayQueue::new(QUEUE_FRAMES)))
             .collect();
+        let pool: Pool = Arc::new(ArrayQueue::new(QUEUE_FRAMES * cores));
         let cpus = core_affinity::get_core_ids().unwrap_or_default();
         let shared = Arc::new(Shared {
             epoch: std::time::Instant::now(),
@@ -191,7 +192,7 @@ impl<A: CoreApp> Runtime<A> {
             let lp = core::CoreLoop {
                 core,
                 cores,
-                dev: Steered::new(dev, core, inboxes.clone()),
+                dev: Steered::new(dev, core, inboxes.clone(), pool.clone()),
                 iface,
                 app: make_app(core),
                 shared: shared.clone(),

@@ -18,6 +18,7 @@ pub struct CoreCounters {
     taken_over: AtomicU64,
     deferred: AtomicU64,
     dropped: AtomicU64,
+    buffers_made: AtomicU64,
     connections: AtomicU64,
     free_frames: AtomicU64,
     partial_checksums: AtomicU64,
@@ -77,6 +78,7 @@ impl CoreCounters {
         self.taken_over.store(v.handoff.taken_over, Relaxed);
         self.deferred.store(v.handoff.deferred, Relaxed);
         self.dropped.store(v.handoff.dropped, Relaxed);
+        self.buffers_made.store(v.handoff.buffers_made, Relaxed);
         self.connections.store(v.connections, Relaxed);
         self.free_frames.store(v.free_frames, Relaxed);
         self.partial_checksums.store(v.partial_checksums, Relaxed);
@@ -102,6 +104,7 @@ impl CoreCounters {
                 taken_over: self.taken_over.load(Relaxed),
                 deferred: self.deferred.load(Relaxed),
                 dropped: self.dropped.load(Relaxed),
+                buffers_made: self.buffers_made.load(Relaxed),
             },
             connections: self.connections.load(Relaxed),
             free_frames: self.free_frames.load(Relaxed),
