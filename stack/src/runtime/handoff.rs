@@ -221,9 +221,9 @@ mod tests {
         f
     }
 
-    #[test]
-    fn a_full_queue_defers_frames_in_order_and_loses_none() {
-        let port = (1024..)
+    /// A local port whose flows from 10.0.0.2:80 core 1 of 2 owns.
+    fn port_owned_by_core_1() -> u16 {
+        (1024..)
             .find(|&p| {
                 flow_owner(
                     (Ipv4Addr::new(10, 0, 0, 1), p),
@@ -231,7 +231,12 @@ mod tests {
                     2,
                 ) == 1
             })
-            .unwrap();
+            .expect("some port hashes to core 1")
+    }
+
+    #[test]
+    fn a_full_queue_defers_frames_in_order_and_loses_none() {
+        let port = port_owned_by_core_1();
         // Tiny inboxes, so that most frames must wait in the backlog.
         let inboxes: Vec<Inbox> = (0..2).map(|_| Arc::new(ArrayQueue::new(4))).collect();
         let frames: VecDeque<Vec<u8>> = (0..20).map(|k| tcp_frame(port, k)).collect();
@@ -258,15 +263,7 @@ mod tests {
     /// one per frame (10,000 were, one per frame, with per-core spares).
     #[test]
     fn one_way_hand_off_reuses_buffers() {
-        let port = (1024..)
-            .find(|&p| {
-                flow_owner(
-                    (Ipv4Addr::new(10, 0, 0, 1), p),
-                    (Ipv4Addr::new(10, 0, 0, 2), 80),
-                    2,
-                ) == 1
-            })
-            .unwrap();
+        let port = port_owned_by_core_1();
         let inboxes: Vec<Inbox> = (0..2).map(|_| Arc::new(ArrayQueue::new(256))).collect();
         let pool = Arc::new(ArrayQueue::new(1024));
         let mut core0 = Steered::new(Feed(VecDeque::new()), 0, inboxes.clone(), pool.clone());
