@@ -49,10 +49,11 @@ struct Options {
     fast_open: bool,
 }
 
-/// TCP_NOTSENT_LOWAT's value as the stack's bound (u32::MAX: none).
+/// TCP_NOTSENT_LOWAT's value as the stack's bound (u32::MAX: none; 0:
+/// the sysctl's default, none).
 fn unsent_limit(n: u32) -> xdptcp::tcp::UnsentLimit {
     match n {
-        u32::MAX => xdptcp::tcp::UnsentLimit::Off,
+        0 | u32::MAX => xdptcp::tcp::UnsentLimit::Off,
         n => xdptcp::tcp::UnsentLimit::Bytes(n as usize),
     }
 }
@@ -670,9 +671,10 @@ impl Host {
                 snap.as_ref().map_or(cfg.send_buffer, |n| n.send_buffer) as c_int
             }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => s.opts.nodelay as c_int,
-            // Linux's default is the sysctl's, 4294967295 (no bound).
+            // Linux reads back the socket's own value, 0 until set (0
+            // means "the sysctl's", 4294967295: no bound).
             (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => {
-                s.opts.notsent_lowat.unwrap_or(u32::MAX) as c_int
+                s.opts.notsent_lowat.unwrap_or(0) as c_int
             }
             (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
                 snap.as_ref().map_or(u32::from(cfg.mss), |n| n.mss) as c_int

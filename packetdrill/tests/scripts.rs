@@ -649,6 +649,16 @@ fn options_and_unsupported_calls_follow_posix_conventions() {
     assert_eq!(pd.sockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF), 16_384);
     assert_eq!(set(libc::IPPROTO_TCP, libc::TCP_MAXSEG, &536), 0);
     assert_eq!(pd.sockopt(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG), 536);
+    // As Linux: the socket's own value, 0 until set (then the sysctl's).
+    assert_eq!(
+        pd.sockopt(fd, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+        0
+    );
+    assert_eq!(set(libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, &4000), 0);
+    assert_eq!(
+        pd.sockopt(fd, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+        4000
+    );
     assert_eq!(
         (set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, &one), errno()),
         (-1, libc::ENOPROTOOPT)
