@@ -7,7 +7,7 @@
 #[path = "common/counting.rs"]
 mod counting;
 
-use counting::ALLOCS;
+use counting::{ALLOCS, BIG, BIG_ALLOCS};
 use std::io::{Read, Write};
 use std::net::SocketAddrV4;
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,11 +19,15 @@ use xdptcp_tools::topology::Topology;
 const BYTES: usize = 64 << 20;
 const CHUNKS: usize = BYTES / (64 * 1024);
 
-/// Allocations while `f` runs (every thread of the process counts).
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Relaxed);
+/// Allocations while `f` runs, all and those of at least `BIG` bytes
+/// (every thread of the process counts).
+fn allocations(f: impl FnOnce()) -> (usize, usize) {
+    let before = (ALLOCS.load(Relaxed), BIG_ALLOCS.load(Relaxed));
     f();
-    ALLOCS.load(Relaxed) - before
+    (
+        ALLOCS.load(Relaxed) - before.0,
+        BIG_ALLOCS.load(Relaxed) - before.1,
+    )
 }
 
 #[test]
@@ -87,18 +91,29 @@ fn socket_api_chunks_are_recycled_not_allocated() {
     // Warm up again: the received chunks' pool fills.
     read_until(8 << 20, &mut got);
     let received = allocations(|| read_until(BYTES, &mut got));
-    println!("{CHUNKS} chunks each way (less the warm-up): {sent} allocations writing, {received} reading");
-    // Fewer than one per two chunks, and falling as the transfer goes on
-    // (66, 42, 24, 14, 8 per 8 MiB in one run): the timer wheel's slots
-    // (7 levels of 64) each allocate once, the first time a timer lands
-    // in them, and the connection's buffers grow. Before chunks were recycled (and timer lists emptied
-    // in place) it was 88,801 and 15,677.
+    let ((sent, sent_big), (received, received_big)) = (sent, received);
+    println!(
+        "{CHUNKS} chunks each way (less the warm-up): {sent} allocations writing \
+         ({sent_big} of {BIG} bytes or more), {received} reading ({received_big})"
+    );
+    // Chunks (and the old per-piece copies) are the allocations of 4 KiB
+    // and more: a few, not one per chunk. Before chunks were recycled it
+    // was 88,801 allocations writing and 15,677 reading in all.
     assert!(
-        sent < CHUNKS / 2,
-        "{sent} allocations writing {CHUNKS} chunks"
+        sent_big < 64,
+        "{sent_big} large allocations writing {CHUNKS} chunks"
     );
     assert!(
-        received < CHUNKS / 2,
+        received_big < 64,
+        "{received_big} large allocations reading {CHUNKS} chunks"
+    );
+    // All allocations: fewer than one per chunk, and falling as the
+    // transfer goes on (66, 42, 24, 14, 8 per 8 MiB in one run): the
+    // timer wheel's slots (7 levels of 64) each allocate once, the first
+    // time a timer lands in them, and the connection's buffers grow.
+    assert!(sent < CHUNKS, "{sent} allocations writing {CHUNKS} chunks");
+    assert!(
+        received < CHUNKS,
         "{received} allocations reading {CHUNKS} chunks"
     );
     drop(s);

@@ -12,20 +12,30 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 struct Counting;
 
 pub static LIVE: AtomicUsize = AtomicUsize::new(0);
-/// Allocations made (calls of alloc, alloc_zeroed and realloc).
+/// Allocations made (calls of alloc, alloc_zeroed and realloc), and
+/// those of at least `BIG` bytes.
 pub static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+pub static BIG_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+pub const BIG: usize = 4096;
+
+fn count(size: usize) {
+    ALLOCS.fetch_add(1, Relaxed);
+    if size >= BIG {
+        BIG_ALLOCS.fetch_add(1, Relaxed);
+    }
+}
 
 // SAFETY: every call is passed to mimalloc unchanged; the
 // counter is only arithmetic on the sizes.
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Relaxed);
-        ALLOCS.fetch_add(1, Relaxed);
+        count(l.size());
         unsafe { mimalloc::MiMalloc.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Relaxed);
-        ALLOCS.fetch_add(1, Relaxed);
+        count(l.size());
         unsafe { mimalloc::MiMalloc.alloc_zeroed(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
@@ -34,7 +44,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new, Relaxed);
-        ALLOCS.fetch_add(1, Relaxed);
+        count(new);
         LIVE.fetch_sub(l.size(), Relaxed);
         unsafe { mimalloc::MiMalloc.realloc(p, l, new) }
     }
