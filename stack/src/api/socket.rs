@@ -62,6 +62,23 @@ impl Pool {
     }
 }
 
+/// A stream's two pools: received chunks (always `CHUNK` long) and written
+/// ones (as long as what they hold), each as large as its channel can
+/// hold, plus the chunks in hand at either end.
+struct Chunks {
+    rx: Pool,
+    tx: Pool,
+}
+
+impl Default for Chunks {
+    fn default() -> Self {
+        Chunks {
+            rx: Pool::new(CHANNEL_CHUNKS + 1),
+            tx: Pool::new(OUT_CHUNKS + 2),
+        }
+    }
+}
+
 enum Outgoing {
     Data(Vec<u8>),
     /// shutdown(Write): FIN after what was queued.
@@ -239,8 +256,8 @@ pub struct TcpStream {
     peer: SocketAddrV4,
     incoming: Receiver<Incoming>,
     outgoing: Option<Sender<Outgoing>>,
-    /// Received bytes not yet handed to `read`.
-    /// The chunk being read: its bytes `at..filled` are unread.
+    /// The chunk being read: its bytes `at..filled` are not yet handed to
+    /// `read`.
     leftover: Vec<u8>,
     filled: usize,
     at: usize,
@@ -251,11 +268,9 @@ pub struct TcpStream {
 }
 
 /// What the application and its core share of one stream.
+#[derive(Default)]
 struct Shared {
-    /// Received chunks (always `CHUNK` long) and written ones (as long as
-    /// what they hold).
-    rx_chunks: Pool,
-    tx_chunks: Pool,
+    chunks: Chunks,
     nodelay: AtomicBool,
     /// The `TcpStream` was dropped.
     dropped: AtomicBool,
@@ -470,7 +485,7 @@ impl TcpStream {
                 }
                 Ok((v, n)) => {
                     let read = std::mem::replace(&mut self.leftover, v);
-                    self.shared.rx_chunks.give(read);
+                    self.shared.chunks.rx.give(read);
                     (self.at, self.filled) = (0, n);
                 }
                 Err(k) => return Err(k.into()),
@@ -503,7 +518,7 @@ impl TcpStream {
             let n = (data.len() - done).min(CHUNK).min(room.max(MIN_PIECE));
             let out = self.outgoing.as_ref().ok_or(ErrorKind::BrokenPipe)?;
             sh.queued.fetch_add(n, Ordering::AcqRel);
-            let mut chunk = sh.tx_chunks.take();
+            let mut chunk = sh.chunks.tx.take();
             chunk.clear();
             chunk.extend_from_slice(&data[done..done + n]);
             let msg = Outgoing::Data(chunk);
@@ -568,20 +583,7 @@ struct Pipe {
 fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
     let (in_tx, in_rx) = bounded(CHANNEL_CHUNKS);
     let (out_tx, out_rx) = bounded(OUT_CHUNKS);
-    let shared = Arc::new(Shared {
-        rx_chunks: Pool::new(CHANNEL_CHUNKS + 1),
-        tx_chunks: Pool::new(OUT_CHUNKS + 2),
-        nodelay: AtomicBool::default(),
-        dropped: AtomicBool::default(),
-        limit: AtomicUsize::default(),
-        queued: AtomicUsize::default(),
-        room: AtomicUsize::default(),
-        broken: AtomicBool::default(),
-        waiting: AtomicBool::default(),
-        writer: std::sync::Mutex::default(),
-        poked: AtomicBool::default(),
-        visit: std::sync::OnceLock::default(),
-    });
+    let shared = Arc::new(Shared::default());
     shared.room.store(room, Ordering::Release);
     (
         Pipe {
@@ -795,15 +797,15 @@ fn visit_stream(
     // dropped stream are read and discarded).
     // Read straight into a chunk from the stream's pool.
     while dropped || !p.incoming.is_full() {
-        let mut chunk = p.shared.rx_chunks.take();
+        let mut chunk = p.shared.chunks.rx.take();
         match c.recv(&mut chunk) {
             Ok(0) | Err(_) => {
-                p.shared.rx_chunks.give(chunk);
+                p.shared.chunks.rx.give(chunk);
                 break;
             }
             Ok(_) if dropped => {
                 *busy = true;
-                p.shared.rx_chunks.give(chunk);
+                p.shared.chunks.rx.give(chunk);
             }
             Ok(n) => {
                 *busy = true;
@@ -855,7 +857,7 @@ fn visit_stream(
                 *busy = true;
                 if *at == v.len() {
                     let (written, _) = p.pending.take().expect("set above");
-                    p.shared.tx_chunks.give(written);
+                    p.shared.chunks.tx.give(written);
                 }
             }
             _ => break,

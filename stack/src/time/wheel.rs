@@ -139,8 +139,8 @@ impl<K> TimerWheel<K> {
     pub fn advance(&mut self, now: Instant, mut fire: impl FnMut(Instant, K)) {
         let now_tick = now.as_nanos() / 1_000;
         self.len -= self.due.len();
-        // Lists are emptied in place, not replaced: they keep their
-        // capacity, so a steady state of timers allocates nothing.
+        // Lists are emptied in place and kept (up to `KEEP_CAPACITY`), so
+        // a steady state of timers allocates nothing.
         let mut due = std::mem::take(&mut self.due);
         for (deadline, key) in due.drain(..) {
             fire(deadline, key);

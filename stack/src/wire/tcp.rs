@@ -221,19 +221,23 @@ impl TcpOptions {
 
     /// Writes the options in the layout Linux uses; returns the padded length.
     pub fn emit(&self, b: &mut [u8]) -> Result<usize, WireError> {
+        if self.only_timestamps() {
+            // The common case, written at once: NOP NOP TS (or nothing).
+            let Some((val, ecr)) = self.timestamps else {
+                return Ok(0);
+            };
+            let b = b.get_mut(..12).ok_or(WireError::BufferTooSmall)?;
+            b[..4].copy_from_slice(&[1, 1, 8, 10]);
+            b[4..8].copy_from_slice(&val.to_be_bytes());
+            b[8..12].copy_from_slice(&ecr.to_be_bytes());
+            return Ok(12);
+        }
         let len = self.encoded_len();
         if len > MAX_OPTIONS_LEN {
             return Err(WireError::BadOption);
         }
         if b.len() < len {
             return Err(WireError::BufferTooSmall);
-        }
-        if let (Some((val, ecr)), true) = (self.timestamps, self.only_timestamps()) {
-            // The common case, written at once: NOP NOP TS.
-            b[..4].copy_from_slice(&[1, 1, 8, 10]);
-            b[4..8].copy_from_slice(&val.to_be_bytes());
-            b[8..12].copy_from_slice(&ecr.to_be_bytes());
-            return Ok(12);
         }
         let mut i = 0;
         let mut put = |bytes: &[u8]| {
