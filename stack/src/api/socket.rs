@@ -90,6 +90,8 @@ enum Command {
         port: u16,
         backlog: usize,
         accepted: Sender<io::Result<TcpStream>>,
+        /// Answered once the core listens (or cannot).
+        ready: Sender<io::Result<()>>,
     },
     Connect {
         to: SocketAddrV4,
@@ -124,6 +126,9 @@ pub struct Stack {
 /// How long the socket API's applications take between turns, for the
 /// automatic unsent bound (`Config::application_turn`).
 pub const SOCKET_APPLICATION_TURN: Duration = Duration::from_micros(200);
+
+/// How long `TcpListener::bind` waits for the cores to listen.
+const BIND_WAIT: Duration = Duration::from_secs(10);
 
 /// How long dropping the stack waits for closed streams to deliver.
 const LINGER: Duration = Duration::from_secs(5);
@@ -199,16 +204,39 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Listens on `port` of the stack's address, on every core.
+    /// Listens on `port` of the stack's address, on every core; returns
+    /// once every core listens (as listen(2) does, so a connection made
+    /// right after finds the port open), or with `AddrInUse`.
     pub fn bind(stack: &Stack, port: u16) -> io::Result<TcpListener> {
         let (tx, rx) = unbounded();
+        let (ready_tx, ready_rx) = bounded(stack.commands.len());
         for c in &stack.commands {
             let cmd = Command::Listen {
                 port,
                 backlog: 1024,
                 accepted: tx.clone(),
+                ready: ready_tx.clone(),
             };
             c.send(cmd).map_err(|_| Stack::stopped())?;
+        }
+        let mut listening = 0;
+        let mut failed = None;
+        for _ in &stack.commands {
+            match ready_rx.recv_timeout(BIND_WAIT) {
+                Ok(Ok(())) => listening += 1,
+                Ok(Err(e)) => failed = Some(e),
+                Err(_) => failed = Some(Stack::stopped()),
+            }
+        }
+        if let Some(e) = failed {
+            // Cores listen in the same order, so they all fail alike (the
+            // port is another listener's, left alone); undo any that did not.
+            if listening > 0 {
+                for c in &stack.commands {
+                    let _ = c.send(Command::Unlisten { port });
+                }
+            }
+            return Err(e);
         }
         Ok(TcpListener {
             port,
@@ -664,13 +692,15 @@ impl CoreApp for SocketCore {
                     port,
                     backlog,
                     accepted,
+                    ready,
                 }) => match iface.listen(port, None, backlog) {
                     Ok(()) => {
                         self.listeners.insert(port, accepted);
+                        let _ = ready.send(Ok(()));
                     }
                     Err(e) => {
                         let _ =
-                            accepted.send(Err(io::Error::new(ErrorKind::AddrInUse, e.to_string())));
+                            ready.send(Err(io::Error::new(ErrorKind::AddrInUse, e.to_string())));
                     }
                 },
                 Ok(Command::Unlisten { port }) => {
