@@ -155,11 +155,10 @@ impl Handler for EchoClient {
             return;
         };
         let want = self.size - r.received;
-        let (a, b) = s.data();
-        let n = (a.len() + b.len()).min(want);
-        let bad = a
-            .iter()
-            .chain(b)
+        let n = s.data_len().min(want);
+        let bad = s
+            .data()
+            .flatten()
             .take(n)
             .enumerate()
             .find(|&(j, &byte)| byte != pattern(r.k, r.round, r.received + j));

@@ -255,10 +255,9 @@ impl Handler for SendApp {
     /// stop there rather than send the rest for nothing.
     fn on_readable(&mut self, s: &mut Stream<'_>) {
         self.rtt.note(s);
-        let (a, b) = s.data();
-        let n = a.len() + b.len();
+        let n = s.data_len();
         let room = 4096usize.saturating_sub(self.reply.len());
-        self.reply.extend(a.iter().chain(b).take(room));
+        self.reply.extend(s.data().flatten().take(room));
         s.consume(n);
         if let Some(why) = self
             .receiver_failure()
@@ -511,15 +510,14 @@ impl Handler for RecvApp {
             Err(e) => self.refuse(s, format!("creating the output: {e}")),
         }
     }
-    /// Received bytes go from the connection's ring straight to the output
-    /// (and after a failure, nowhere).
+    /// Received bytes go from where they arrived (a kept frame or the
+    /// connection's ring) straight to the output (after a failure, nowhere).
     fn on_readable(&mut self, s: &mut Stream<'_>) {
-        let (a, b) = s.data();
-        let n = a.len() + b.len();
+        let n = s.data_len();
         if self.outcome.is_some() {
             return s.consume(n);
         }
-        let r = self.take(a).and_then(|()| self.take(b));
+        let r = s.data().try_for_each(|part| self.take(part));
         s.consume(n);
         if let Err(e) = r {
             self.refuse(s, e);

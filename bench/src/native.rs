@@ -171,10 +171,9 @@ impl Handler for BulkEnd {
     fn on_readable(&mut self, s: &mut Stream<'_>) {
         let now = Instant::now();
         self.first.get_or_insert(now);
-        let (a, b) = s.data();
-        let n = a.len() + b.len();
+        let n = s.data_len();
         if let Some(base) = self.stamp {
-            for part in [a, b] {
+            for part in s.data() {
                 let mut rest = part;
                 while !rest.is_empty() {
                     if self.at < 8 {

@@ -480,8 +480,7 @@ impl Host {
             return Done(Ok(0));
         }
         if c.recv_queue() > 0 {
-            let (a, b) = c.recv_peek();
-            let mut src = a.iter().chain(b.iter());
+            let mut src = c.recv_parts().flatten();
             let mut n = 0;
             for buf in bufs.iter_mut() {
                 for byte in buf.iter_mut() {
@@ -494,6 +493,7 @@ impl Host {
                     }
                 }
             }
+            drop(src);
             if !peek {
                 c.recv_consume(n);
             }

@@ -107,6 +107,7 @@ fn a_hostile_sack_pattern_neither_grows_the_record_nor_the_work_per_ack() {
             ..Default::default()
         },
         payload: &[],
+        lent: None,
     };
     a.on_segment(&synack, now);
     assert_eq!(a.state(), State::Established);
@@ -196,6 +197,7 @@ fn a_hostile_sack_pattern_neither_grows_the_record_nor_the_work_per_ack() {
                 urgent: 0,
                 options,
                 payload: &[],
+                lent: None,
             };
             let before = a.sent_record_work().1;
             a.on_segment(&ack, now);

@@ -421,6 +421,7 @@ fn inject_dsack(p: &mut Pair, seq: SeqNum) {
         urgent: 0,
         options,
         payload: &[],
+        lent: None,
     };
     p.a.on_segment(&seg, now);
 }

@@ -81,11 +81,10 @@ impl Handler for Client {
         self.push(s);
     }
     fn on_readable(&mut self, s: &mut Stream<'_>) {
-        let (a, b) = s.data();
-        for (k, &x) in a.iter().chain(b).enumerate() {
+        for (k, &x) in s.data().flatten().enumerate() {
             assert_eq!(x, byte(self.back + k), "echoed byte {}", self.back + k);
         }
-        let n = a.len() + b.len();
+        let n = s.data_len();
         self.back += n;
         s.consume(n);
     }
@@ -252,10 +251,10 @@ impl Handler for BatchReader {
         if !self.reading {
             return;
         }
-        let (a, b) = s.data();
-        self.got.extend_from_slice(a);
-        self.got.extend_from_slice(b);
-        let n = a.len() + b.len();
+        for part in s.data() {
+            self.got.extend_from_slice(part);
+        }
+        let n = s.data_len();
         s.consume(n);
     }
     fn on_eof(&mut self, _s: &mut Stream<'_>) {

@@ -278,6 +278,7 @@ impl Run {
             urgent: 0,
             options,
             payload: &payload,
+            lent: None,
         };
         let bytes_before_base = self.base().is_some_and(|b| SeqNum(near_seq) < b);
         if bytes_before_base {

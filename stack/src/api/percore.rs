@@ -77,13 +77,13 @@ impl Stream<'_> {
     pub fn peer(&self) -> SocketAddrV4 {
         self.peer
     }
-    /// Received bytes in place (two slices when the ring wraps).
-    pub fn data(&self) -> (&[u8], &[u8]) {
-        self.conn.recv_peek()
+    /// Received bytes in place and in order: a part per frame the stack
+    /// kept where it arrived, then up to two from the receive ring.
+    pub fn data(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.conn.recv_parts()
     }
     pub fn data_len(&self) -> usize {
-        let (a, b) = self.conn.recv_peek();
-        a.len() + b.len()
+        self.conn.recv_queue()
     }
     /// Releases the first `n` received bytes (opening the window).
     pub fn consume(&mut self, n: usize) {

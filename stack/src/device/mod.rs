@@ -3,16 +3,20 @@
 //! that wrap any device (pcap capture).
 //!
 //! Frames are lent, not returned: `receive` shows each frame in place and
-//! takes it back when the callback returns; `transmit` lends a buffer that
-//! the callback fills. The interface never owns frame memory, so a device
-//! backed by UMEM can hand out its own frames without a copy.
+//! takes it back when the callback returns, unless the stack kept it
+//! (`receive_lent`, see `lend.rs`: in-order payload stays in its frame
+//! until the application reads it); `transmit` lends a buffer that the
+//! callback fills. A device backed by UMEM hands out its own frames
+//! without a copy.
 
 pub mod afxdp;
+pub mod lend;
 pub mod pcap;
 pub mod rng;
 pub mod sim;
 
 use crate::time::Instant;
+pub use lend::{FramePool, Kept, RxFrame};
 
 pub trait Device {
     /// Largest IP packet the device carries (Ethernet header excluded).
@@ -21,6 +25,18 @@ pub trait Device {
     /// Hands up to `budget` received frames to `rx`, one at a time, each
     /// borrowed in place. Returns how many were handed over.
     fn receive(&mut self, now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize;
+
+    /// As `receive`, with frames the stack may keep past the callback
+    /// (`RxFrame::keep`) instead of copying their payload. Devices with a
+    /// frame pool override it; the default lends frames that cannot be kept.
+    fn receive_lent(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        rx: &mut dyn FnMut(&RxFrame<'_>),
+    ) -> usize {
+        self.receive(now, budget, &mut |bytes| rx(&RxFrame::copied(bytes)))
+    }
 
     /// Lends up to `budget` transmit buffers of at least `mtu() + 14` bytes.
     /// `tx` fills one and returns the frame length, or `None` when it has

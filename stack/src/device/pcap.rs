@@ -68,6 +68,19 @@ impl<D: Device, W: Write> Device for PcapCapture<D, W> {
         })
     }
 
+    fn receive_lent(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        rx: &mut dyn FnMut(&super::RxFrame<'_>),
+    ) -> usize {
+        let (out, error) = (&mut self.out, &mut self.error);
+        self.inner.receive_lent(now, budget, &mut |frame| {
+            Self::record(out, error, now, frame.bytes());
+            rx(frame)
+        })
+    }
+
     fn transmit(
         &mut self,
         now: Instant,

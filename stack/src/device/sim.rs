@@ -8,13 +8,19 @@
 //! held back (reordering). Frames are delivered in order of arrival time.
 
 use super::rng::SimRng;
-use super::Device;
+use super::{Device, FramePool, RxFrame};
 use crate::time::Instant;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Frames of a port's receive pool (its stand-in for a UMEM), and how many
+/// the stack may keep at once.
+const POOL_FRAMES: usize = 512;
+const POOL_KEEP: usize = POOL_FRAMES / 2;
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -180,8 +186,13 @@ pub fn link(cfg: LinkConfig, seed: u64) -> (SimPort, SimPort) {
         SimPort {
             shared: shared.clone(),
             dir: 0,
+            frames: None,
         },
-        SimPort { shared, dir: 1 },
+        SimPort {
+            shared,
+            dir: 1,
+            frames: None,
+        },
     )
 }
 
@@ -190,9 +201,41 @@ pub fn link(cfg: LinkConfig, seed: u64) -> (SimPort, SimPort) {
 pub struct SimPort {
     shared: Rc<RefCell<Shared>>,
     dir: usize,
+    /// Received frames are copied into this pool's frames so the stack can
+    /// keep them, as it keeps AF_XDP's (made on first use).
+    frames: Option<PortPool>,
+}
+
+struct PortPool {
+    pool: Arc<FramePool>,
+    frame_size: usize,
+    free: Vec<u64>,
 }
 
 impl SimPort {
+    /// Frames the stack keeps right now (payload not yet read).
+    pub fn kept_frames(&self) -> usize {
+        self.frames.as_ref().map_or(0, |p| p.pool.kept())
+    }
+
+    /// The most frames the stack may keep at once.
+    pub fn keep_budget(&self) -> usize {
+        POOL_KEEP
+    }
+
+    /// The next frame due by `now`.
+    fn next_frame(&self, now: Instant) -> Option<Vec<u8>> {
+        let mut s = self.shared.borrow_mut();
+        let pipe = &mut s.pipes[1 - self.dir];
+        match pipe.in_flight.peek() {
+            Some(Reverse((at, _, _))) if *at <= now => {}
+            _ => return None,
+        }
+        let Reverse((_, _, frame)) = pipe.in_flight.pop().expect("peeked");
+        pipe.stats.frames_delivered += 1;
+        Some(frame)
+    }
+
     /// Statistics of the frames this port sent.
     pub fn tx_stats(&self) -> PipeStats {
         self.shared.borrow().pipes[self.dir].stats.clone()
@@ -217,18 +260,54 @@ impl Device for SimPort {
     fn receive(&mut self, now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {
         let mut n = 0;
         while n < budget {
-            let frame = {
-                let mut s = self.shared.borrow_mut();
-                let pipe = &mut s.pipes[1 - self.dir];
-                match pipe.in_flight.peek() {
-                    Some(Reverse((at, _, _))) if *at <= now => {}
-                    _ => break,
-                }
-                let Reverse((_, _, frame)) = pipe.in_flight.pop().expect("peeked");
-                pipe.stats.frames_delivered += 1;
-                frame
+            let Some(frame) = self.next_frame(now) else {
+                break;
             };
             rx(&frame);
+            self.shared.borrow_mut().pool.push(frame);
+            n += 1;
+        }
+        n
+    }
+
+    fn receive_lent(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        rx: &mut dyn FnMut(&RxFrame<'_>),
+    ) -> usize {
+        let frame_size = self.mtu() + 14;
+        let p = self.frames.get_or_insert_with(|| PortPool {
+            pool: FramePool::heap(POOL_FRAMES, frame_size, POOL_KEEP),
+            frame_size,
+            free: (0..POOL_FRAMES as u64)
+                .map(|i| i * frame_size as u64)
+                .collect(),
+        });
+        let free = &mut p.free;
+        p.pool.take_returned(|addr| free.push(addr));
+        let mut n = 0;
+        while n < budget {
+            let Some(frame) = self.next_frame(now) else {
+                break;
+            };
+            let p = self.frames.as_mut().expect("made above");
+            match p.free.pop() {
+                Some(addr) if frame.len() <= p.frame_size => {
+                    // SAFETY: a frame from our free list: not kept, ours.
+                    let bytes = unsafe { p.pool.bytes_mut(addr, frame.len()) };
+                    bytes.copy_from_slice(&frame);
+                    let lent = RxFrame::in_pool(bytes, &p.pool, addr);
+                    rx(&lent);
+                    if !lent.was_kept() {
+                        p.free.push(addr);
+                    }
+                }
+                other => {
+                    p.free.extend(other);
+                    rx(&RxFrame::copied(&frame));
+                }
+            }
             self.shared.borrow_mut().pool.push(frame);
             n += 1;
         }

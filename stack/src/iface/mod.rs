@@ -13,7 +13,7 @@ pub mod syn_cookie;
 pub mod tcp_table;
 mod time_waits;
 
-use crate::device::Device;
+use crate::device::{Device, RxFrame};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::time_wait::TimeWaitReply;
 use crate::tcp::{reset, Config, Connection, SeqNum, Transmit};
@@ -449,7 +449,7 @@ impl Interface {
     pub fn receive(&mut self, now: Instant, dev: &mut dyn Device) -> bool {
         let mut taken = 0;
         while taken < RX_BUDGET {
-            let n = dev.receive(now, BATCH, &mut |frame| self.ingress(frame, now));
+            let n = dev.receive_lent(now, BATCH, &mut |frame| self.ingress(frame, now));
             taken += n;
             if n < BATCH {
                 break;
@@ -568,9 +568,9 @@ impl Interface {
 
     // ---- ingress ---------------------------------------------------------
 
-    fn ingress(&mut self, frame: &[u8], now: Instant) {
+    fn ingress(&mut self, frame: &RxFrame<'_>, now: Instant) {
         self.stats.rx_frames += 1;
-        let eth = match EthernetFrame::parse(frame) {
+        let eth = match EthernetFrame::parse(frame.bytes()) {
             Ok(e) => e,
             Err(e) => return self.count_error(e),
         };
@@ -580,7 +580,7 @@ impl Interface {
         }
         match eth.ethertype {
             ethernet::ETHERTYPE_ARP => self.ingress_arp(eth.payload, now),
-            ethernet::ETHERTYPE_IPV4 => self.ingress_ipv4(eth.src, eth.payload, now),
+            ethernet::ETHERTYPE_IPV4 => self.ingress_ipv4(eth.src, eth.payload, frame, now),
             _ => self.stats.rx_unsupported += 1,
         }
     }
@@ -622,7 +622,13 @@ impl Interface {
         }
     }
 
-    fn ingress_ipv4(&mut self, src_mac: MacAddr, payload: &[u8], now: Instant) {
+    fn ingress_ipv4(
+        &mut self,
+        src_mac: MacAddr,
+        payload: &[u8],
+        frame: &RxFrame<'_>,
+        now: Instant,
+    ) {
         let ip = match Ipv4Packet::parse(payload) {
             Ok(p) => p,
             Err(e) => return self.count_error(e),
@@ -658,7 +664,10 @@ impl Interface {
                 Err(e) => self.count_error(e),
             },
             ipv4::PROTO_TCP => match TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))) {
-                Ok(seg) => self.ingress_tcp(src_mac, ip.src, &seg, now),
+                Ok(mut seg) => {
+                    seg.lent = Some(frame);
+                    self.ingress_tcp(src_mac, ip.src, &seg, now)
+                }
                 Err(WireError::BadChecksum)
                     if tcpwire::is_partial_checksum(ip.payload, ip.src, ip.dst) =>
                 {
@@ -668,7 +677,10 @@ impl Interface {
                         return;
                     }
                     match TcpSegment::parse(ip.payload, None) {
-                        Ok(seg) => self.ingress_tcp(src_mac, ip.src, &seg, now),
+                        Ok(mut seg) => {
+                            seg.lent = Some(frame);
+                            self.ingress_tcp(src_mac, ip.src, &seg, now)
+                        }
                         Err(e) => self.count_error(e),
                     }
                 }
@@ -903,6 +915,7 @@ impl Interface {
                 ..Default::default()
             },
             payload: &[],
+            lent: None,
         };
         conn.on_segment(&syn, now);
         // The SYN-ACK this stands for went out already, as the cookie.

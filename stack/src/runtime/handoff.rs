@@ -12,7 +12,7 @@
 //! queue, no frame takes this path.
 
 use super::steer::{classify, Steer};
-use crate::device::Device;
+use crate::device::{Device, RxFrame};
 use crate::time::Instant;
 use crossbeam::queue::ArrayQueue;
 use std::collections::VecDeque;
@@ -124,13 +124,24 @@ impl<D: Device> Device for Steered<D> {
     }
 
     fn receive(&mut self, now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {
+        self.receive_lent(now, budget, &mut |f| rx(f.bytes()))
+    }
+
+    fn receive_lent(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        rx: &mut dyn FnMut(&RxFrame<'_>),
+    ) -> usize {
         self.flush_backlog();
         let mut n = 0;
         while n < budget {
             let Some(f) = self.inboxes[self.me].pop() else {
                 break;
             };
-            rx(&f);
+            // A copy from another core's device: read in the callback, then
+            // back to the shared pool (kept frames are the device's own).
+            rx(&RxFrame::copied(&f));
             self.stats.taken_over += 1;
             // Back for any core to use (dropped if the pool is full).
             let _ = self.pool.push(f);
@@ -146,16 +157,22 @@ impl<D: Device> Device for Steered<D> {
             stats,
             ..
         } = self;
-        n += inner.receive(now, budget - n, &mut |frame| match classify(frame, cores) {
-            Steer::Owner(c) if c != me => pass_on(frame, c, inboxes, backlog, pool, stats),
-            Steer::Everyone => {
-                for c in (0..cores).filter(|&c| c != me) {
-                    pass_on(frame, c, inboxes, backlog, pool, stats);
+        n += inner.receive_lent(
+            now,
+            budget - n,
+            &mut |frame| match classify(frame.bytes(), cores) {
+                Steer::Owner(c) if c != me => {
+                    pass_on(frame.bytes(), c, inboxes, backlog, pool, stats)
                 }
-                rx(frame);
-            }
-            _ => rx(frame),
-        });
+                Steer::Everyone => {
+                    for c in (0..cores).filter(|&c| c != me) {
+                        pass_on(frame.bytes(), c, inboxes, backlog, pool, stats);
+                    }
+                    rx(frame);
+                }
+                _ => rx(frame),
+            },
+        );
         n
     }
 

@@ -7,6 +7,7 @@ use super::config::Config;
 use super::congestion::CongestionControl;
 use super::congestion::Saved;
 use super::rack::Rack;
+use super::recv_buffer::RecvBuffer;
 use super::ring::Ring;
 use super::rtt::RttEstimator;
 use super::sent::SentQueue;
@@ -180,7 +181,7 @@ pub struct Connection {
     /// Right edge of the window we last advertised; it never moves left.
     pub(super) rcv_adv: SeqNum,
     pub(super) rcv_shift: u8,
-    pub(super) recv_buf: Ring,
+    pub(super) recv_buf: RecvBuffer,
     pub(super) assembler: Assembler,
     /// Sequence number of the peer's FIN once seen (possibly out of order).
     pub(super) peer_fin: Option<SeqNum>,
@@ -349,7 +350,7 @@ impl Connection {
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
             rcv_shift: 0,
-            recv_buf: Ring::new(cfg.recv_buffer),
+            recv_buf: RecvBuffer::new(cfg.recv_buffer),
             assembler: Assembler::default(),
             peer_fin: None,
             fin_received: false,
@@ -500,13 +501,19 @@ impl Connection {
         }
     }
 
-    /// The received in-order bytes, in place (two slices when the ring
-    /// wraps), without copying them out; `recv_consume` releases them.
-    pub fn recv_peek(&self) -> (&[u8], &[u8]) {
-        self.recv_buf.slices(0, self.recv_buf.len())
+    /// The received in-order bytes, in place and in order, without copying
+    /// them out: a part per frame kept where it arrived, then up to two
+    /// from the ring (`recv_buffer.rs`); `recv_consume` releases them.
+    pub fn recv_parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.recv_buf.parts()
     }
 
-    /// Releases the first `n` bytes shown by `recv_peek`.
+    /// Received frames whose payload waits in place, unread.
+    pub fn recv_held_frames(&self) -> usize {
+        self.recv_buf.held_frames()
+    }
+
+    /// Releases the first `n` bytes shown by `recv_parts`.
     pub fn recv_consume(&mut self, n: usize) {
         let n = n.min(self.recv_buf.len());
         if n == 0 {
@@ -572,8 +579,13 @@ impl Connection {
         if n == 0 {
             return Ok(0);
         }
-        let (a, b) = self.recv_buf.slices(0, n);
-        let pushed = self.send_buf.push(a) + self.send_buf.push(b);
+        let mut pushed = 0;
+        for p in self.recv_buf.parts() {
+            pushed += self.send_buf.push(&p[..p.len().min(n - pushed)]);
+            if pushed == n {
+                break;
+            }
+        }
         debug_assert_eq!(pushed, n, "send_capacity promised room");
         self.mark_push();
         self.recv_consume(n);
@@ -582,7 +594,7 @@ impl Connection {
 
     /// Reads in-order data. `Ok(0)` means the peer closed its side.
     pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, TcpError> {
-        let n = self.recv_buf.copy_out(0, out);
+        let n = self.recv_buf.copy_out(out);
         if n > 0 {
             self.recv_consume(n);
             return Ok(n);
@@ -1002,7 +1014,7 @@ impl Connection {
         // pointed into (found by the fuzzer: they outlived the ring).
         self.assembler = Assembler::default();
         if self.recv_buf.is_empty() {
-            self.recv_buf = Ring::new(0);
+            self.recv_buf = RecvBuffer::new(0);
         }
         self.return_growth();
     }

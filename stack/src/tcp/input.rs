@@ -4,6 +4,7 @@
 use super::congestion::AckSample;
 use super::connection::{ConnError, Connection, Event};
 use super::{SeqNum, State};
+use crate::device::RxFrame;
 use crate::time::Instant;
 use crate::wire::tcp::{Flags, TcpOptions, TcpSegment};
 
@@ -272,7 +273,7 @@ impl Connection {
             self.peer_fin = Some(start + data.len() as u32);
         }
         if !data.is_empty() && self.state.can_receive_data() {
-            self.receive_data(start, data, now);
+            self.receive_data(start, data, seg.lent, now);
         }
 
         // Eighth check: FIN, once everything before it has arrived.
@@ -782,14 +783,37 @@ impl Connection {
         self.counters.undone_recoveries += 1;
     }
 
-    fn receive_data(&mut self, start: SeqNum, data: &[u8], now: Instant) {
+    fn receive_data(
+        &mut self,
+        start: SeqNum,
+        data: &[u8],
+        lent: Option<&RxFrame<'_>>,
+        now: Instant,
+    ) {
         let offset = (start - self.rcv_nxt) as usize;
         let end = self.recv_buf.len() + offset;
         let had_holes = !self.assembler.is_empty();
         if offset == 0 {
-            let n = self.recv_buf.write_at(end, data);
+            // In-order payload stays in its frame when the device lets us
+            // keep it and nothing waits in the ring (`recv_buffer.rs`):
+            // one copy fewer, the application reads it where it arrived.
+            let kept = match lent {
+                Some(f) if self.recv_buf.may_hold(had_holes) => f.keep(data),
+                _ => None,
+            };
+            let n = match kept {
+                Some(k) => {
+                    self.recv_buf.hold(k);
+                    self.counters.bytes_received_in_place += data.len() as u64;
+                    data.len()
+                }
+                None => {
+                    let n = self.recv_buf.write_at(end, data);
+                    self.recv_buf.commit(n);
+                    n
+                }
+            };
             self.rcv_space.arrived += n as u64;
-            self.recv_buf.commit(n);
             self.rcv_nxt += n as u32;
             self.assembler.shift(n as u32);
             let more = self.assembler.take_front();

@@ -19,6 +19,7 @@ mod quickack;
 mod rack;
 pub mod rate;
 mod recovery;
+pub mod recv_buffer;
 pub mod reset;
 pub mod ring;
 pub mod rtt;

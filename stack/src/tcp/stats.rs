@@ -11,6 +11,9 @@ pub struct Counters {
     pub bytes_retransmitted: u64,
     /// Payload bytes delivered in order to the receive buffer.
     pub bytes_received: u64,
+    /// Of those, bytes left in the frame they arrived in (read in place,
+    /// never copied into the receive ring).
+    pub bytes_received_in_place: u64,
     pub segments_sent: u64,
     pub segments_received: u64,
     /// Segments carrying retransmitted sequence space.

@@ -170,6 +170,7 @@ mod tests {
                 ..Default::default()
             },
             payload: &[],
+            lent: None,
         }
     }
 

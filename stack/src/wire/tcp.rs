@@ -1,6 +1,7 @@
 //! TCP header and options (RFC 9293 section 3.1, RFC 7323, RFC 2018).
 
 use super::{be16, be32, checksum, WireError};
+use crate::device::RxFrame;
 use std::net::Ipv4Addr;
 
 pub const MIN_HEADER_LEN: usize = 20;
@@ -301,6 +302,10 @@ pub struct TcpSegment<'a> {
     pub urgent: u16,
     pub options: TcpOptions,
     pub payload: &'a [u8],
+    /// The received frame the segment lies in, when the device lets the
+    /// connection keep it instead of copying the payload (set by the
+    /// interface; `None` from `parse`).
+    pub lent: Option<&'a RxFrame<'a>>,
 }
 
 impl<'a> TcpSegment<'a> {
@@ -332,6 +337,7 @@ impl<'a> TcpSegment<'a> {
             urgent: be16(b, 18),
             options: TcpOptions::parse(&b[MIN_HEADER_LEN..off])?,
             payload: &b[off..],
+            lent: None,
         })
     }
 }

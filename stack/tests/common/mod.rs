@@ -238,5 +238,6 @@ pub fn segment(seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> TcpSegment<'
         urgent: 0,
         options: TcpOptions::default(),
         payload,
+        lent: None,
     }
 }

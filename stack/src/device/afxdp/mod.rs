@@ -7,10 +7,12 @@
 //! ```
 //!
 //! Every frame is always in exactly one place: the fill ring, the RX ring,
-//! the TX ring, the completion ring or our free list, so none leaks
-//! (`free_frames` lets a test check). Received frames are lent to the stack
-//! in place and go back to the fill ring when the callback returns;
-//! transmit frames are built in place in UMEM.
+//! the TX ring, the completion ring, our free list or kept by the stack, so
+//! none leaks (`free_frames`, `fill_frames` and `kept_frames` let a test
+//! check). Received frames are lent to the stack in place and go back to
+//! the fill ring when the callback returns, or, when the stack keeps one
+//! (in-order payload read later in place, `device/lend.rs`), once its
+//! application has read it; transmit frames are built in place in UMEM.
 //!
 //! Our own small layer over the syscalls rather than a crate: the
 //! maintained Rust AF_XDP crates wrap libxdp/libbpf (C libraries and a BPF
@@ -20,7 +22,7 @@
 mod bpf;
 pub mod ring;
 
-use super::Device;
+use super::{Device, FramePool, RxFrame};
 use crate::time::Instant;
 use ring::Ring;
 use std::ffi::CString;
@@ -48,6 +50,10 @@ const XDP_PKT_CONTD: u32 = 1;
 const MAX_ASSEMBLED: usize = 65_535 + 14;
 /// The largest IP packet we send in pieces: a 9000-byte jumbo frame.
 const MAX_TX_MTU: usize = 9_000;
+/// At most a quarter of the UMEM's frames may be kept by the stack (read
+/// in place later): half is the fill ring's, so it never falls below a
+/// quarter, whatever a slow reader holds.
+const KEEP_SHARE: u32 = 4;
 const PGOFF_RX: i64 = 0;
 const PGOFF_TX: i64 = 0x8000_0000;
 const PGOFF_FILL: i64 = 0x1_0000_0000;
@@ -296,6 +302,13 @@ impl Mapping {
     }
 }
 
+// SAFETY: a mapping is plain memory (or ring memory shared with the
+// kernel) that we unmap once; who reads or writes it is governed by the
+// rings' protocol, not by which thread holds this handle.
+unsafe impl Send for Mapping {}
+// SAFETY: as above: the handle itself offers only its address and length.
+unsafe impl Sync for Mapping {}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: we mapped exactly this range and nothing refers to it any
@@ -316,7 +329,10 @@ pub struct AfXdp {
     // socket before the UMEM it uses, the XDP link last of all.
     _ring_maps: Vec<Mapping>,
     sock: OwnedFd,
-    umem: Mapping,
+    /// The UMEM, as a pool whose received frames the stack may keep until
+    /// its application has read them (they come home to the fill ring).
+    umem: Arc<FramePool>,
+    umem_len: usize,
     /// Shared by the sockets of all queues of the interface.
     _xdp: Arc<bpf::XdpRedirect>,
     /// Bound in zero-copy mode (the driver uses our UMEM directly).
@@ -461,9 +477,20 @@ impl AfXdp {
         // SAFETY: `fd` is a fresh descriptor we own.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
         let umem_len = cfg.frames as usize * cfg.frame_size as usize;
-        let umem = Mapping::map(-1, umem_len, 0, "allocating the UMEM")?;
+        let mapping = Mapping::map(-1, umem_len, 0, "allocating the UMEM")?;
+        let umem_ptr = mapping.ptr;
+        // SAFETY: the mapping is `umem_len` bytes, owned by the pool.
+        let umem = unsafe {
+            FramePool::over(
+                umem_ptr,
+                umem_len,
+                cfg.frames as usize,
+                (cfg.frames / KEEP_SHARE) as usize,
+                Box::new(mapping),
+            )
+        };
         let reg = UmemReg {
-            addr: umem.ptr as u64,
+            addr: umem_ptr as u64,
             len: umem_len as u64,
             chunk_size: cfg.frame_size,
             headroom: 0,
@@ -643,6 +670,7 @@ impl AfXdp {
             _ring_maps: vec![fm, cm, rm, tm],
             sock,
             umem,
+            umem_len,
             _xdp: xdp,
             zero_copy,
             multi_buffer,
@@ -692,14 +720,31 @@ impl AfXdp {
     }
 
     fn frame(&mut self, addr: u64, len: usize) -> &mut [u8] {
-        assert!(
-            addr as usize + len <= self.umem.len,
-            "frame outside the UMEM"
-        );
-        // SAFETY: the range lies inside the UMEM (checked) and the frame is
-        // ours: it came off the RX ring or our free list, so the kernel is
-        // not using it until we hand it back.
-        unsafe { std::slice::from_raw_parts_mut(self.umem.ptr.add(addr as usize), len) }
+        // SAFETY: the frame is ours: it came off the RX ring or our free
+        // list, so neither the kernel nor a `Kept` uses it until we hand it
+        // on (the pool checks the range).
+        unsafe { self.umem.bytes_mut(addr, len) }
+    }
+
+    /// Frames the stack keeps right now (payload not yet read).
+    pub fn kept_frames(&self) -> usize {
+        self.umem.kept()
+    }
+
+    /// The kept frames that came home, back to the fill ring (or the free
+    /// list when it is full).
+    fn take_home(&mut self) {
+        let (fill, free) = (&mut self.fill, &mut self.free);
+        let mut any = false;
+        self.umem.take_returned(|addr| {
+            if !fill.push(addr) {
+                free.push(addr);
+            }
+            any = true;
+        });
+        if any {
+            fill.submit();
+        }
     }
 
     fn kick(&self) {
@@ -748,14 +793,24 @@ impl Device for AfXdp {
         self.wait(max.as_millis().clamp(1, i32::MAX as u128) as i32);
     }
 
-    fn receive(&mut self, _now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {
+    fn receive(&mut self, now: Instant, budget: usize, rx: &mut dyn FnMut(&[u8])) -> usize {
+        self.receive_lent(now, budget, &mut |f| rx(f.bytes()))
+    }
+
+    fn receive_lent(
+        &mut self,
+        _now: Instant,
+        budget: usize,
+        rx: &mut dyn FnMut(&RxFrame<'_>),
+    ) -> usize {
+        self.take_home();
         // `n` counts descriptors (the budget), `frames` what was handed
         // over: a multi-buffer frame takes several descriptors.
         let (mut n, mut frames) = (0, 0);
         while n < budget {
             let Some(d) = self.rx.pop() else { break };
             n += 1;
-            let Some((base, len)) = rx_range(&d, self.cfg.frame_size, self.umem.len as u64) else {
+            let Some((base, len)) = rx_range(&d, self.cfg.frame_size, self.umem_len as u64) else {
                 // Not a frame of ours: nothing to read, nothing to give back.
                 self.rx_invalid += 1;
                 continue;
@@ -770,15 +825,23 @@ impl Device for AfXdp {
                 }
                 if d.options & XDP_PKT_CONTD == 0 {
                     if !std::mem::take(&mut self.oversized) {
-                        rx(&whole);
+                        rx(&RxFrame::copied(&whole));
                         frames += 1;
                     }
                     whole.clear();
                 }
                 self.assembling = whole;
             } else {
-                rx(&self.frame(d.addr, len)[..]);
+                // SAFETY: the frame came off the RX ring, so it is ours
+                // until it goes back to the fill ring or, kept, comes home.
+                let bytes = unsafe { self.umem.bytes_mut(d.addr, len) };
+                let frame = RxFrame::in_pool(bytes, &self.umem, base);
+                rx(&frame);
                 frames += 1;
+                if frame.was_kept() {
+                    // Back to the fill ring once its payload is read.
+                    continue;
+                }
             }
             // Straight back to the fill ring: it has room, since the frame
             // just left the kernel's side.
