@@ -19,6 +19,10 @@ mod kernel_peer;
 use kernel_peer::start_server;
 
 fn stack(t: &Topology) -> (Interface, AfXdp) {
+    stack_with(t, Config::default())
+}
+
+fn stack_with(t: &Topology, tcp: Config) -> (Interface, AfXdp) {
     t.enter_ours().expect("enter our namespace");
     let cfg = AfXdpConfig {
         addresses: vec![t.our_ip()],
@@ -31,7 +35,7 @@ fn stack(t: &Topology) -> (Interface, AfXdp) {
         prefix_len: 24,
         gateway: None,
         isn_secret: [9; 16],
-        tcp: Config::default(),
+        tcp,
         rx_checksum: RxChecksum::Verify,
     });
     (iface, dev)
@@ -263,6 +267,124 @@ fn kernel_client_to_our_server() {
             size >> 20,
             size as f64 * 8.0 / secs / 1e6
         );
+    })
+    .join()
+    .unwrap();
+}
+
+/// The kernel sends 64 MiB to a reader that is slow for the first 16 MiB
+/// (16 KiB per millisecond, behind a 4 MiB window), then fast. In-order
+/// payload stays in its UMEM frame until read; the slow reader takes the
+/// stack to its budget of kept frames and no further (the rest is copied),
+/// so the kernel never finds the fill ring empty. Once all is read, every
+/// frame is back where it started and the digest matches.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
+    xdptcp_tools::topology::require_root();
+    let t = std::sync::Arc::new(Topology::create("rp", 226, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let size: usize = 64 << 20;
+        let slow_until = 16 << 20;
+        let tcp = Config {
+            recv_buffer: 4 << 20,
+            autotune: false,
+            ..Config::default()
+        };
+        let (mut iface, mut dev) = stack_with(&t2, tcp);
+        let start = StdInstant::now();
+        iface.listen(5010, None, 4).unwrap();
+        quiesce(&mut iface, &mut dev, start);
+        let free_at_start = dev.free_frames();
+        let client = t2
+            .peer_cmd(&[
+                "python3",
+                "-c",
+                &format!(
+                    "import socket,hashlib\n\
+                     d=bytes((i*31+i//1013)%256 for i in range(1<<20))\n\
+                     h=hashlib.sha256()\n\
+                     s=socket.create_connection(('{}',5010))\n\
+                     for _ in range({}):\n  s.sendall(d);h.update(d)\n\
+                     s.shutdown(socket.SHUT_WR)\n\
+                     while s.recv(4096): pass\n\
+                     print(h.hexdigest(),flush=True)",
+                    t2.our_ip(),
+                    size >> 20
+                ),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 client");
+        let (mut conn, mut got, mut hash) = (None, 0usize, Sha256::new());
+        let mut buf = vec![0u8; 1 << 16];
+        let mut most_kept = 0usize;
+        let mut slow_tick = StdInstant::now();
+        let in_place = loop {
+            iface.poll(now(start), &mut dev);
+            most_kept = most_kept.max(dev.kept_frames());
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "stuck at {got} bytes"
+            );
+            if conn.is_none() {
+                conn = iface.accept(5010).unwrap();
+            }
+            let Some(c) = conn.and_then(|h| iface.tcp(h)) else {
+                continue;
+            };
+            let want = if got < slow_until {
+                if slow_tick.elapsed() < Duration::from_millis(1) {
+                    0
+                } else {
+                    slow_tick = StdInstant::now();
+                    16 << 10
+                }
+            } else {
+                buf.len()
+            };
+            if want > 0 {
+                match c.recv(&mut buf[..want]) {
+                    Ok(0) => {
+                        c.close();
+                        break c.snapshot().counters.bytes_received_in_place;
+                    }
+                    Ok(n) => {
+                        hash.update(&buf[..n]);
+                        got += n;
+                    }
+                    Err(TcpError::WouldBlock) => {}
+                    Err(e) => panic!("recv after {got} bytes: {e}"),
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "stuck at {got} bytes"
+            );
+        };
+        // Our FIN out and acknowledged: the client waits for it.
+        while iface.tcp(conn.unwrap()).is_some_and(|c| c.state() != State::Closed) {
+            iface.poll(now(start), &mut dev);
+            assert!(start.elapsed() < Duration::from_secs(60), "close hangs");
+        }
+        let out = client.wait_with_output().unwrap();
+        let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(got, size);
+        assert_eq!(format!("{:x}", hash.finalize()), theirs, "byte-exact");
+        iface.release(conn.unwrap());
+        quiesce(&mut iface, &mut dev, start);
+        let st = dev.kernel_stats().expect("XDP_STATISTICS");
+        eprintln!(
+            "slow reader: {in_place} of {size} bytes read in place; at most {most_kept} frames kept (budget {}); kernel: {st:?}",
+            dev.keep_budget()
+        );
+        assert_eq!(most_kept, dev.keep_budget(), "the slow reader reached the budget");
+        assert!(in_place > 0 && in_place < size as u64, "both paths used");
+        assert_eq!(st.rx_fill_ring_empty_descs, 0, "the fill ring never ran dry");
+        assert_eq!(dev.kept_frames(), 0, "every kept frame came home");
+        assert_eq!(dev.free_frames(), free_at_start, "frames leaked or duplicated");
+        assert_eq!(dev.free_frames() + dev.fill_frames(), dev.total_frames());
     })
     .join()
     .unwrap();

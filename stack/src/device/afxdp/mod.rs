@@ -39,6 +39,7 @@ const XDP_TX_RING: libc::c_int = 3;
 const XDP_UMEM_REG: libc::c_int = 4;
 const XDP_UMEM_FILL_RING: libc::c_int = 5;
 const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
+const XDP_STATISTICS: libc::c_int = 7;
 const XDP_COPY: u16 = 1 << 1;
 const XDP_ZEROCOPY: u16 = 1 << 2;
 const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
@@ -65,6 +66,21 @@ pub struct XdpDesc {
     pub addr: u64,
     pub len: u32,
     pub options: u32,
+}
+
+/// The kernel's per-socket counters (`struct xdp_statistics`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct XdpStatistics {
+    /// Frames dropped for reasons other than the two below.
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because our RX ring was full (we were too slow).
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty: no frame to receive into.
+    pub rx_fill_ring_empty_descs: u64,
+    pub tx_ring_empty_descs: u64,
 }
 
 #[repr(C)]
@@ -729,6 +745,33 @@ impl AfXdp {
     /// Frames the stack keeps right now (payload not yet read).
     pub fn kept_frames(&self) -> usize {
         self.umem.kept()
+    }
+
+    /// The most frames the stack may keep at once.
+    pub fn keep_budget(&self) -> usize {
+        self.umem.budget()
+    }
+
+    /// The kernel's counters for this socket (`XDP_STATISTICS`).
+    pub fn kernel_stats(&self) -> io::Result<XdpStatistics> {
+        let mut st = XdpStatistics::default();
+        let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
+        // SAFETY: `st` is writable and `len` is its size; the kernel
+        // writes at most `len` bytes (fewer on kernels with fewer fields,
+        // which then read 0).
+        let r = unsafe {
+            libc::getsockopt(
+                self.sock.as_raw_fd(),
+                SOL_XDP,
+                XDP_STATISTICS,
+                (&mut st as *mut XdpStatistics).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
     }
 
     /// The kept frames that came home, back to the fill ring (or the free
