@@ -1,23 +1,25 @@
 //! Two established connections joined back to back through the wire
 //! format, for measuring the sans-IO path per segment (criterion bench
-//! and the callgrind example share it).
+//! and the callgrind example share it). Segments are built into frames of
+//! a pool, as a device's UMEM, so the receiver may keep in-order payload
+//! in place (`device/lend.rs`) as it does on AF_XDP.
 
-use xdptcp::tcp::{Config, Connection, SeqNum, State, Transmit, UnsentLimit};
+use std::sync::Arc;
+use xdptcp::device::{FramePool, RxFrame};
+use xdptcp::tcp::{Config, Connection, SeqNum, State, UnsentLimit};
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::TcpSegment;
 
 pub const MSS: usize = 1448;
-
-/// One segment as bytes on the wire (header, options, payload).
-pub fn encode(c: &Connection, t: &Transmit, buf: &mut Vec<u8>) {
-    c.segment_bytes(t, buf);
-}
+const FRAMES: usize = 1024;
+const FRAME: usize = 2048;
 
 pub struct Pair {
     pub a: Connection,
     pub b: Connection,
     pub now: Instant,
-    wire: Vec<u8>,
+    pool: Arc<FramePool>,
+    free: Vec<u64>,
     scratch: Vec<u8>,
 }
 
@@ -43,7 +45,8 @@ impl Pair {
             a: Connection::connect(cfg.clone(), SeqNum(1)),
             b: Connection::listen(cfg, SeqNum(1_000_000)),
             now: Instant::from_millis(1),
-            wire: Vec::new(),
+            pool: FramePool::heap(FRAMES, FRAME, FRAMES / 2),
+            free: (0..FRAMES as u64).map(|i| i * FRAME as u64).collect(),
             scratch: vec![0u8; 64 * 1024],
         };
         for _ in 0..10 {
@@ -58,6 +61,8 @@ impl Pair {
     /// Delivers everything one side has to send to the other.
     fn flush(&mut self, from_a: bool) -> usize {
         let mut n = 0;
+        let free = &mut self.free;
+        self.pool.take_returned(|addr| free.push(addr));
         loop {
             let (src, dst) = if from_a {
                 (&mut self.a, &mut self.b)
@@ -67,9 +72,17 @@ impl Pair {
             let Some(t) = src.poll_transmit(self.now) else {
                 return n;
             };
-            encode(src, &t, &mut self.wire);
-            let seg = TcpSegment::parse(&self.wire, None).expect("parses");
+            let addr = self.free.pop().expect("frames kept within the budget");
+            // SAFETY: a frame of our free list: nobody else uses it.
+            let frame = unsafe { self.pool.bytes_mut(addr, FRAME) };
+            let len = src.segment_into(&t, frame);
+            let lent = RxFrame::in_pool(&frame[..len], &self.pool, addr);
+            let mut seg = TcpSegment::parse(lent.bytes(), None).expect("parses");
+            seg.lent = Some(&lent);
             dst.on_segment(&seg, self.now);
+            if !lent.was_kept() {
+                self.free.push(addr);
+            }
             n += 1;
         }
     }

@@ -46,6 +46,15 @@ impl Connection {
     /// connection (tests, benchmarks, the fuzzer) that join two through
     /// the wire format without an interface.
     pub fn segment_bytes(&self, t: &Transmit, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.resize(crate::wire::tcp::MAX_HEADER_LEN + t.payload_len, 0);
+        let n = self.segment_into(t, buf);
+        buf.truncate(n);
+    }
+
+    /// As `segment_bytes`, into a buffer of at least the segment's length
+    /// (a frame of a pool); returns that length.
+    pub fn segment_into(&self, t: &Transmit, buf: &mut [u8]) -> usize {
         let h = crate::wire::tcp::TcpHeader {
             src_port: 1,
             dst_port: 2,
@@ -55,12 +64,11 @@ impl Connection {
             window: t.window,
             options: t.options,
         };
-        buf.clear();
-        buf.resize(h.header_len(), 0);
-        h.emit(buf).expect("a header fits the buffer sized for it");
+        let hl = h.emit(buf).expect("a header fits the buffer");
         let (a, b) = self.payload(t);
-        buf.extend_from_slice(a);
-        buf.extend_from_slice(b);
+        buf[hl..hl + a.len()].copy_from_slice(a);
+        buf[hl + a.len()..hl + a.len() + b.len()].copy_from_slice(b);
+        hl + a.len() + b.len()
     }
 
     fn next_transmit(&mut self, now: Instant) -> Option<Transmit> {

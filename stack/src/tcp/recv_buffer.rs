@@ -107,15 +107,18 @@ impl RecvBuffer {
     /// Copies unread bytes into `out`; returns the count.
     pub fn copy_out(&self, out: &mut [u8]) -> usize {
         let mut n = 0;
-        for p in self.parts() {
-            let k = p.len().min(out.len() - n);
-            out[n..n + k].copy_from_slice(&p[..k]);
-            n += k;
+        let mut skip = self.front;
+        for k in &self.held {
+            let p = &k[skip..];
+            skip = 0;
+            let m = p.len().min(out.len() - n);
+            out[n..n + m].copy_from_slice(&p[..m]);
+            n += m;
             if n == out.len() {
-                break;
+                return n;
             }
         }
-        n
+        n + self.ring.copy_out(0, &mut out[n..])
     }
 
     /// Drops `n` bytes from the front; kept frames wholly read go home.

@@ -5,6 +5,8 @@ use crate::device::RxFrame;
 use std::net::Ipv4Addr;
 
 pub const MIN_HEADER_LEN: usize = 20;
+/// A header with the most options the data offset can say (15 words).
+pub const MAX_HEADER_LEN: usize = 60;
 pub const MAX_OPTIONS_LEN: usize = 40;
 /// At most four SACK blocks fit in 40 option bytes (three with timestamps).
 pub const MAX_SACK_BLOCKS: usize = 4;
