@@ -13,7 +13,7 @@ use xdptcp::iface::{IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::{Config, State, TcpError};
 use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::MacAddr;
-use xdptcp_tools::topology::Topology;
+use xdptcp_tools::topology::{Spec, Topology};
 
 mod kernel_peer;
 use kernel_peer::start_server;
@@ -267,6 +267,101 @@ fn kernel_client_to_our_server() {
             size >> 20,
             size as f64 * 8.0 / secs / 1e6
         );
+    })
+    .join()
+    .unwrap();
+}
+
+/// Jumbo frames (MTU 9000) over 2 KiB UMEM frames: each of our full-sized
+/// segments is built in place across a run of five adjacent frames and
+/// leaves as five pieces (one copy of the payload, no scratch buffer).
+/// 32 MiB to a kernel server, its digest checked; then every frame, runs
+/// included, is back where it started.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn jumbo_frames_are_built_in_place_across_runs_of_frames() {
+    xdptcp_tools::topology::require_root();
+    let spec = Spec {
+        subnet: 239,
+        mtu: 9000,
+        ..Default::default()
+    };
+    let t = std::sync::Arc::new(Topology::create_spec("jr", spec).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        let size: usize = 32 << 20;
+        let (mut server, mut server_out) = start_server(
+            &t2,
+            "import socket,hashlib\n\
+                 s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                 s.bind(('0.0.0.0',5011));s.listen();print('ready',flush=True)\n\
+                 c,_=s.accept();h=hashlib.sha256()\n\
+                 while True:\n  b=c.recv(1<<20)\n  if not b: break\n  h.update(b)\n\
+                 c.sendall(h.hexdigest().encode());c.close()",
+        );
+        let tcp = Config {
+            mss: 9000 - 40,
+            ..Config::default()
+        };
+        let (mut iface, mut dev) = stack_with(&t2, tcp);
+        let start = StdInstant::now();
+        quiesce(&mut iface, &mut dev, start);
+        let free_at_start = dev.free_frames();
+        assert_eq!(free_at_start + dev.fill_frames(), dev.total_frames());
+        let h = iface
+            .connect(SocketAddrV4::new(t2.peer_ip(), 5011), None, now(start))
+            .unwrap();
+        let data: Vec<u8> = (0..size).map(|i| (i * 11 + i / 8191) as u8).collect();
+        let (mut sent, mut closed, mut reply) = (0, false, Vec::new());
+        let mut buf = [0u8; 256];
+        let mut mss = 0;
+        loop {
+            iface.poll(now(start), &mut dev);
+            let c = iface.tcp(h).unwrap();
+            if let Some(e) = c.error() {
+                panic!("connection failed: {e:?}");
+            }
+            if c.state() != State::SynSent {
+                mss = c.snapshot().mss;
+                while sent < size {
+                    match c.send(&data[sent..]) {
+                        Ok(n) if n > 0 => sent += n,
+                        _ => break,
+                    }
+                }
+                if sent == size && !closed {
+                    c.close();
+                    closed = true;
+                }
+            }
+            match c.recv(&mut buf) {
+                Ok(0) if c.at_eof() => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(TcpError::WouldBlock) => {}
+                Err(e) => panic!("recv: {e}"),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "transfer hangs at {sent} bytes"
+            );
+        }
+        assert_eq!(mss, 8948, "jumbo segments (9000 - 40 - 12 of timestamps)");
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            format!("{:x}", Sha256::digest(&data)),
+            "the kernel received exactly our bytes"
+        );
+        assert!(server.wait().unwrap().success());
+        let mut rest = String::new();
+        server_out.read_to_string(&mut rest).unwrap();
+        iface.release(h);
+        quiesce(&mut iface, &mut dev, start);
+        assert_eq!(
+            dev.free_frames(),
+            free_at_start,
+            "frames leaked or duplicated"
+        );
+        assert_eq!(dev.free_frames() + dev.fill_frames(), dev.total_frames());
     })
     .join()
     .unwrap();

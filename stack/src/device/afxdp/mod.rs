@@ -21,10 +21,12 @@
 
 mod bpf;
 pub mod ring;
+mod runs;
 
 use super::{Device, FramePool, RxFrame};
 use crate::time::Instant;
 use ring::Ring;
+use runs::TxRuns;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
@@ -357,9 +359,9 @@ pub struct AfXdp {
     pub multi_buffer: bool,
     /// The pieces of a multi-buffer frame received so far.
     assembling: Vec<u8>,
-    /// Where a frame larger than a UMEM frame is built before it is
-    /// copied out in pieces.
-    tx_scratch: Vec<u8>,
+    /// When frames are larger than a UMEM frame: the transmit frames, as
+    /// runs of adjacent UMEM frames that a jumbo frame is built across.
+    runs: Option<TxRuns>,
     /// The frame being assembled outgrew `MAX_ASSEMBLED`: it is dropped.
     oversized: bool,
     /// How long binding waited for the kernel to release the queue.
@@ -586,6 +588,19 @@ impl AfXdp {
             }
         }
         fill.submit();
+        // Frames larger than a UMEM frame: the transmit half becomes runs
+        // of adjacent frames (the addresses left in `free` are the lowest,
+        // in order), each built in place as one contiguous frame.
+        let runs = (cfg.mtu + 14 > cfg.frame_size as usize).then(|| {
+            let per_run = (cfg.mtu + 14).div_ceil(cfg.frame_size as usize);
+            let n = free.len() / per_run;
+            debug_assert!(free[..n * per_run]
+                .iter()
+                .enumerate()
+                .all(|(i, &a)| a == i as u64 * u64::from(cfg.frame_size)));
+            free.drain(..n * per_run);
+            TxRuns::new(0, n, per_run, u64::from(cfg.frame_size))
+        });
 
         // A queue stays bound for a while after its last socket closed,
         // even when everything of ours is closed (the runtime joins its
@@ -691,7 +706,7 @@ impl AfXdp {
             zero_copy,
             multi_buffer,
             assembling: Vec::new(),
-            tx_scratch: Vec::new(),
+            runs,
             oversized: false,
             bind_wait: waited,
             rx_frames: 0,
@@ -703,7 +718,7 @@ impl AfXdp {
     /// Frames held by us right now (free list), for leak checks: with no
     /// traffic in flight it returns to its value after `open`.
     pub fn free_frames(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.runs.as_ref().map_or(0, TxRuns::free_frames)
     }
 
     /// Frames waiting in the fill ring for the kernel to receive into.
@@ -720,7 +735,12 @@ impl AfXdp {
     /// looked full (the kernel publishes what it consumed lazily), keeping
     /// half of the UMEM for receiving.
     fn top_up_fill(&mut self) {
-        let reserve = (self.cfg.frames / 2) as usize;
+        // Transmit takes from the free list unless it has runs of its own.
+        let reserve = if self.runs.is_some() {
+            0
+        } else {
+            (self.cfg.frames / 2) as usize
+        };
         let mut n = 0;
         while self.free.len() > reserve {
             let addr = self.free.pop().expect("len > reserve");
@@ -807,7 +827,11 @@ impl AfXdp {
     fn reclaim(&mut self) {
         let mut any = false;
         while let Some(addr) = self.completion.pop() {
-            self.free.push(addr - addr % u64::from(self.cfg.frame_size));
+            let base = addr - addr % u64::from(self.cfg.frame_size);
+            match &mut self.runs {
+                Some(r) if r.owns(base) => r.completed(base),
+                _ => self.free.push(base),
+            }
             any = true;
         }
         if any {
@@ -966,10 +990,10 @@ impl AfXdp {
         n
     }
 
-    /// Jumbo frames (multi-buffer): each built in a scratch buffer, then
-    /// copied into as many UMEM frames as it needs, every descriptor but
-    /// the last marked XDP_PKT_CONTD. The copy costs less than the
-    /// per-packet work it saves.
+    /// Jumbo frames (multi-buffer): each built in place across a run of
+    /// adjacent UMEM frames (`runs.rs`), then sent as one descriptor per
+    /// UMEM frame, every one but the last marked XDP_PKT_CONTD. One copy
+    /// of the payload, as for frames that fit one UMEM frame.
     fn transmit_in_pieces(
         &mut self,
         budget: usize,
@@ -977,30 +1001,36 @@ impl AfXdp {
     ) -> usize {
         let size = self.cfg.frame_size as usize;
         let most = self.cfg.mtu + 14;
+        let Some(runs) = self.runs.as_mut() else {
+            return 0;
+        };
         let need = most.div_ceil(size);
-        let mut scratch = std::mem::take(&mut self.tx_scratch);
-        scratch.resize(most, 0);
+        debug_assert!(runs.run_bytes() >= most);
         let mut n = 0;
-        while n < budget && self.tx.has_room(need as u32) && self.free.len() >= need {
-            let Some(len) = tx(&mut scratch) else { break };
-            let pieces = scratch[..len.min(most)].chunks(size);
-            let last = pieces.len().saturating_sub(1);
-            for (k, piece) in pieces.enumerate() {
-                let addr = self.free.pop().expect("counted above");
-                self.frame(addr, piece.len()).copy_from_slice(piece);
+        while n < budget && self.tx.has_room(need as u32) {
+            let Some(base) = runs.take() else { break };
+            // SAFETY: a free run is ours: none of its frames is with the
+            // kernel or kept (runs are never lent for receiving).
+            let buf = unsafe { self.umem.bytes_mut(base, most) };
+            let Some(len) = tx(buf) else {
+                runs.put_back(base);
+                break;
+            };
+            let len = len.min(most);
+            let pieces = len.div_ceil(size).max(1);
+            for k in 0..pieces {
+                let at = k * size;
                 let d = XdpDesc {
-                    addr,
-                    len: piece.len() as u32,
-                    options: if k < last { XDP_PKT_CONTD } else { 0 },
+                    addr: base + at as u64,
+                    len: (len - at).min(size) as u32,
+                    options: if k + 1 < pieces { XDP_PKT_CONTD } else { 0 },
                 };
-                if !self.tx.push(d) {
-                    // Not reached (room was counted); the frame is kept.
-                    self.free.push(addr);
-                }
+                let pushed = self.tx.push(d);
+                debug_assert!(pushed, "room was counted");
             }
+            runs.sent(base, pieces as u32);
             n += 1;
         }
-        self.tx_scratch = scratch;
         n
     }
 }
