@@ -1,7 +1,14 @@
-//! TCP Fast Open, the server's side (RFC 7413): a client that holds a
-//! cookie from an earlier connection sends data on its SYN, and we hand
-//! that data to the application at once instead of a round trip later.
+//! TCP Fast Open (RFC 7413): a client that holds a cookie from an earlier
+//! connection sends data on its SYN, and the server hands that data to its
+//! application at once instead of a round trip later.
 //!
+//! The client's side: the SYN carries a cached cookie and as much queued
+//! data as the SYN may (`fast_open_client`), or asks for a cookie; the
+//! cookie a SYN-ACK gives is taken by the interface for its cache
+//! (`iface/fast_open_cache.rs`). Data the SYN-ACK does not acknowledge is
+//! sent again at once after the handshake (4.2.1), as Linux does.
+//!
+//! The server's side:
 //! The cookie is a keyed hash of the client's and our address (4.1.2):
 //! SipHash-2-4 over the two IPv4 addresses, 8 bytes, as Linux makes it,
 //! so that a key set as on a Linux server gives the same cookies. The
@@ -34,11 +41,83 @@ pub(super) struct FastOpenState {
     /// The cookie our SYN-ACK gives the client (it asked, or its cookie
     /// was not valid).
     pub reply: Option<FastOpen>,
-    /// Data came on the SYN and was taken (Linux's TCPI_OPT_SYN_DATA).
+    /// Data came on the SYN and was taken, or (client) the SYN-ACK
+    /// acknowledged the data our SYN carried (Linux's TCPI_OPT_SYN_DATA).
     pub syn_data: bool,
+    /// An active open with Fast Open.
+    pub client: Option<FastOpenClient>,
+}
+
+/// Where an active connection stands with Fast Open.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FastOpenClient {
+    /// The cookie the SYN carries with data; `None` asks for one.
+    pub cookie: Option<FastOpen>,
+    /// At most this much data rides on the SYN.
+    pub syn_room: u32,
+    /// What the SYN-ACK gave: a cookie and the server's MSS, for the
+    /// interface's cache.
+    pub received: Option<(FastOpen, Option<u16>)>,
 }
 
 impl Connection {
+    /// Opens with Fast Open (call before the SYN goes out): the SYN
+    /// carries `cookie` and up to `syn_room` bytes of what is queued by
+    /// then; without a cookie it asks the server for one.
+    pub fn fast_open_client(&mut self, cookie: Option<FastOpen>, syn_room: u32) {
+        self.fast_open.client = Some(FastOpenClient {
+            cookie,
+            syn_room,
+            received: None,
+        });
+    }
+
+    /// The cookie (and the server's MSS) a SYN-ACK gave, once.
+    pub fn take_fast_open_cookie(&mut self) -> Option<(FastOpen, Option<u16>)> {
+        self.fast_open.client.as_mut()?.received.take()
+    }
+
+    /// The SYN's Fast Open option and how much data it carries: only the
+    /// first SYN carries data (a retransmitted one goes without, as
+    /// Linux's; the data follows the handshake).
+    pub(super) fn syn_fast_open(&self) -> Option<(FastOpen, u32)> {
+        let c = self.fast_open.client?;
+        match c.cookie {
+            Some(cookie) => {
+                let first = self.snd_max == self.iss;
+                let data = if first {
+                    (self.send_buf.len() as u32).min(c.syn_room)
+                } else {
+                    0
+                };
+                Some((cookie, data))
+            }
+            None => Some((FastOpen::request(false), 0)),
+        }
+    }
+
+    /// The SYN-ACK to our Fast Open SYN arrived (its ACK taken): keep the
+    /// cookie it gives, and send again at once whatever of the SYN's data
+    /// it does not acknowledge (RFC 7413 4.2.1).
+    pub(super) fn on_fast_open_syn_ack(&mut self, options: &crate::wire::tcp::TcpOptions) {
+        let Some(c) = self.fast_open.client.as_mut() else {
+            return;
+        };
+        if let Some(fo) = options.fast_open.filter(|f| f.cookie() != Some(&[])) {
+            c.received = Some((fo, options.mss));
+        }
+        if self.snd_max > self.iss + 1 {
+            if self.snd_una == self.snd_max {
+                self.fast_open.syn_data = true;
+            } else {
+                // Never recorded as sent (a SYN is not in the sent queue):
+                // it goes out as new data.
+                self.snd_nxt = self.snd_una;
+                self.snd_max = self.snd_una;
+            }
+        }
+    }
+
     /// The interface found the SYN's cookie valid (call before feeding
     /// the SYN to this listening connection).
     pub fn accept_fast_open(&mut self) {

@@ -69,6 +69,7 @@ impl Connection {
         self.accept_peer_syn(seg, now);
         if f.ack() {
             self.take_ack(ack, now);
+            self.on_fast_open_syn_ack(&seg.options);
         }
         if self.syn_acked() {
             self.state = self.established_or_closing();

@@ -266,9 +266,13 @@ impl Connection {
                 State::SynSent => self.cfg.sack,
                 _ => self.sack_ok,
             };
+            let mut payload_len = 0;
             if self.state != State::SynSent {
                 flags |= Flags::ACK;
                 options.fast_open = self.fast_open.reply;
+            } else if let Some((fo, data)) = self.syn_fast_open() {
+                options.fast_open = Some(fo);
+                payload_len = data as usize;
             }
             // The window in a SYN is never scaled.
             let window = self.recv_buf.free().min(65_535) as u16;
@@ -279,7 +283,7 @@ impl Connection {
                 window,
                 options,
                 payload_offset: 0,
-                payload_len: 0,
+                payload_len,
             };
         }
         let offset = seq - self.send_buf_seq;
