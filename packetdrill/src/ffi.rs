@@ -519,6 +519,38 @@ unsafe extern "C" fn pd_write(
     unsafe { pd_send(ud, fd, buf, count, 0) }
 }
 
+/// `sendto`/`sendmsg` with MSG_FASTOPEN: opens the connection with Fast
+/// Open when the socket is not connected yet. As Linux: a non-blocking
+/// caller gets what the SYN carries, or EINPROGRESS when it carries
+/// nothing; a blocking one waits for the handshake and queues the rest.
+fn send_fast_open(
+    s: &Shared,
+    fd: c_int,
+    to: SocketAddrV4,
+    data: &[u8],
+    flags: c_int,
+) -> Result<ssize_t, c_int> {
+    let flags = flags & !libc::MSG_FASTOPEN;
+    let Some(on_syn) = s.with(|h| h.connect_fast_open(fd, to, data))? else {
+        // Connected already: the flag is ignored.
+        return send_all(s, fd, data, flags);
+    };
+    let nonblocking = s.with(|h| h.is_nonblocking(fd))? || flags & libc::MSG_DONTWAIT != 0;
+    if nonblocking {
+        return if on_syn > 0 {
+            Ok(on_syn as ssize_t)
+        } else {
+            Err(libc::EINPROGRESS)
+        };
+    }
+    s.blocking(|h| h.connect(fd, to))?;
+    if on_syn == data.len() {
+        return Ok(on_syn as ssize_t);
+    }
+    let rest = send_all(s, fd, &data[on_syn..], flags)?;
+    Ok(on_syn as ssize_t + rest)
+}
+
 unsafe extern "C" fn pd_writev(ud: *mut c_void, fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     let s = unsafe { shared(ud) };
     // SAFETY: writev(2)'s contract on iov.
@@ -552,9 +584,24 @@ unsafe extern "C" fn pd_sendto(
     buf: *const c_void,
     len: size_t,
     flags: c_int,
-    _to: *const sockaddr,
-    _tolen: socklen_t,
+    to: *const sockaddr,
+    tolen: socklen_t,
 ) -> ssize_t {
+    if flags & libc::MSG_FASTOPEN != 0 {
+        let s = unsafe { shared(ud) };
+        return call(-1, || {
+            // SAFETY: sendto(2)'s contract on `to` and `buf`.
+            let to = unsafe { read_addr(to, tolen)? };
+            let data = if len == 0 {
+                &[][..]
+            } else if buf.is_null() {
+                return Err(libc::EFAULT);
+            } else {
+                unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
+            };
+            send_fast_open(s, fd, to, data, flags)
+        });
+    }
     // On a connected stream socket the address is ignored, as in Linux.
     unsafe { pd_send(ud, fd, buf, len, flags) }
 }
@@ -573,6 +620,11 @@ unsafe extern "C" fn pd_sendmsg(
         // SAFETY: sendmsg(2)'s contract.
         let m = unsafe { &*msg };
         let data = unsafe { iov_gather(m.msg_iov, m.msg_iovlen as c_int)? };
+        if flags & libc::MSG_FASTOPEN != 0 {
+            // SAFETY: sendmsg(2)'s contract on msg_name.
+            let to = unsafe { read_addr(m.msg_name.cast(), m.msg_namelen)? };
+            return send_fast_open(s, fd, to, &data, flags);
+        }
         send_all(s, fd, &data, flags)
     })
 }

@@ -455,6 +455,33 @@ impl Host {
         }
     }
 
+    /// `sendto(MSG_FASTOPEN)` on a socket not yet connected: opens with
+    /// Fast Open, the SYN carrying what of `data` it may (a cookie cached
+    /// for the server) or asking for a cookie. Returns how many bytes the
+    /// SYN carries; `None` when the socket is connected already (the flag
+    /// is then ignored, as Linux does).
+    pub fn connect_fast_open(
+        &mut self,
+        fd: c_int,
+        to: SocketAddrV4,
+        data: &[u8],
+    ) -> Result<Option<usize>, c_int> {
+        match self.sock(fd)?.kind {
+            Kind::Listening { .. } => return Err(libc::EISCONN),
+            Kind::Conn(_) => return Ok(None),
+            Kind::Fresh => {}
+        }
+        let cfg = self.config_for(fd)?;
+        match self.iface.connect_fast_open(to, Some(cfg), data, self.now) {
+            Ok((h, taken)) => {
+                self.sock(fd)?.kind = Kind::Conn(h);
+                Ok(Some(taken))
+            }
+            Err(xdptcp::iface::IfaceError::NoRoute(_)) => Err(libc::ENETUNREACH),
+            Err(_) => Err(libc::EADDRNOTAVAIL),
+        }
+    }
+
     /// Reads into `bufs` in order; `peek` leaves the data queued.
     pub fn recv(
         &mut self,

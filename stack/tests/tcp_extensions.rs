@@ -597,3 +597,28 @@ fn without_a_valid_cookie_the_syn_data_waits_and_the_syn_ack_offers_a_cookie() {
     assert_eq!(c.recv_queue(), 0);
     assert!(!c.is_fast_open_child());
 }
+
+#[test]
+fn a_fast_open_client_syn_carries_its_cookie_and_data_and_takes_data_on_the_syn_ack() {
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
+    c.fast_open_client(Some(cookie), 1000);
+    assert_eq!(c.send(&[5u8; 1500]).unwrap(), 1500);
+    let out = drain(&mut c, t(0));
+    assert_eq!(out.len(), 1, "only the SYN before the handshake: {out:?}");
+    assert!(out[0].flags.syn());
+    assert_eq!(out[0].options.fast_open, Some(cookie));
+    assert_eq!(out[0].payload_len, 1000, "as much as the SYN may carry");
+    // The server acknowledges the SYN's data and answers on its SYN-ACK.
+    let mut synack = seg(PEER, ISS + 1001, Flags::SYN | Flags::ACK, None, b"hello");
+    synack.options.mss = Some(1460);
+    c.on_segment(&synack, t(1));
+    assert_eq!(c.state(), State::Established);
+    let mut buf = [0u8; 16];
+    assert_eq!(c.recv(&mut buf).unwrap(), 5, "the SYN-ACK's data is read");
+    assert_eq!(&buf[..5], b"hello");
+    let out = drain(&mut c, t(1));
+    assert_eq!(out[0].ack, SeqNum(PEER + 6));
+    assert_eq!((out[0].seq, out[0].payload_len), (SeqNum(ISS + 1001), 500));
+    assert_eq!(c.take_fast_open_cookie(), Some((None, Some(1460))));
+}

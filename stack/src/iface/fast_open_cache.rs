@@ -12,7 +12,8 @@ const CAPACITY: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CachedCookie {
-    pub cookie: FastOpen,
+    /// `None` while a server only told its MSS.
+    pub cookie: Option<FastOpen>,
     /// The server's MSS, when its SYN-ACK announced one.
     pub mss: Option<u16>,
 }
@@ -29,10 +30,18 @@ impl FastOpenCache {
         self.entries.get(&server).copied()
     }
 
-    /// Records what `server`'s SYN-ACK gave; the cookie replaces an
-    /// older one, as a server may rotate its key.
+    /// Records what `server`'s SYN-ACK gave: a new cookie replaces an
+    /// older one (a server may rotate its key), a SYN-ACK without one
+    /// leaves it; the MSS is the latest announced.
     pub fn insert(&mut self, server: Ipv4Addr, entry: CachedCookie) {
-        if self.entries.insert(server, entry).is_none() {
+        let merged = match self.entries.get(&server) {
+            Some(old) => CachedCookie {
+                cookie: entry.cookie.or(old.cookie),
+                mss: entry.mss.or(old.mss),
+            },
+            None => entry,
+        };
+        if self.entries.insert(server, merged).is_none() {
             self.order.push_back(server);
             if self.order.len() > CAPACITY {
                 if let Some(old) = self.order.pop_front() {
@@ -65,16 +74,23 @@ mod tests {
         let mut c = FastOpenCache::default();
         let a = Ipv4Addr::new(10, 0, 0, 1);
         let one = CachedCookie {
-            cookie: FastOpen::with_cookie(&[1, 2, 3, 4], false),
+            cookie: Some(FastOpen::with_cookie(&[1, 2, 3, 4], false)),
             mss: Some(1460),
         };
         let two = CachedCookie {
-            cookie: FastOpen::with_cookie(&[5, 6, 7, 8], false),
+            cookie: Some(FastOpen::with_cookie(&[5, 6, 7, 8], false)),
             mss: Some(940),
         };
         c.insert(a, one);
         c.insert(a, two);
         assert_eq!(c.get(a), Some(two));
+        let mss_only = CachedCookie {
+            cookie: None,
+            mss: Some(536),
+        };
+        c.insert(a, mss_only);
+        assert_eq!(c.get(a).unwrap().cookie, two.cookie, "the cookie stays");
+        assert_eq!(c.get(a).unwrap().mss, Some(536));
         for i in 0..CAPACITY as u32 + 10 {
             c.insert(Ipv4Addr::from(0x0b00_0000 + i), one);
         }

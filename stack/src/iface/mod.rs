@@ -8,6 +8,7 @@
 //! then drains those replies and the connections into the device.
 
 pub mod fast_open_cache;
+use fast_open_cache::CachedCookie;
 pub mod neighbor;
 pub mod stats;
 pub mod syn_cookie;
@@ -406,13 +407,16 @@ impl Interface {
         let cached = self.fast_open_cookies.get(*remote.ip());
         let conn = &mut self.tcp.get_mut(h).expect("just inserted").conn;
         let taken = match cached {
-            Some(c) => {
-                let room = c.mss.map_or(ours, u32::from).min(ours).saturating_sub(40);
-                conn.fast_open_client(Some(c.cookie), room);
+            Some(CachedCookie {
+                cookie: Some(cookie),
+                mss,
+            }) => {
+                let room = mss.map_or(ours, u32::from).min(ours).saturating_sub(40);
+                conn.fast_open_client(Some(cookie), room);
                 conn.send(&data[..data.len().min(room as usize)])
                     .unwrap_or(0)
             }
-            None => {
+            _ => {
                 conn.fast_open_client(None, 0);
                 0
             }
@@ -782,7 +786,7 @@ impl Interface {
                 e.conn.on_segment(seg, now);
                 if seg.flags.syn() {
                     if let Some((cookie, mss)) = e.conn.take_fast_open_cookie() {
-                        let entry = fast_open_cache::CachedCookie { cookie, mss };
+                        let entry = CachedCookie { cookie, mss };
                         self.fast_open_cookies.insert(src, entry);
                     }
                 }

@@ -55,9 +55,9 @@ pub(super) struct FastOpenClient {
     pub cookie: Option<FastOpen>,
     /// At most this much data rides on the SYN.
     pub syn_room: u32,
-    /// What the SYN-ACK gave: a cookie and the server's MSS, for the
-    /// interface's cache.
-    pub received: Option<(FastOpen, Option<u16>)>,
+    /// What the SYN-ACK gave, for the interface's cache: a valid cookie
+    /// (if any) and the server's MSS (if announced).
+    pub received: Option<(Option<FastOpen>, Option<u16>)>,
 }
 
 impl Connection {
@@ -72,26 +72,24 @@ impl Connection {
         });
     }
 
-    /// The cookie (and the server's MSS) a SYN-ACK gave, once.
-    pub fn take_fast_open_cookie(&mut self) -> Option<(FastOpen, Option<u16>)> {
+    /// What a SYN-ACK gave a Fast Open connection, once: a valid cookie
+    /// (if any) and the server's MSS (if announced), as Linux caches both
+    /// (the MSS also from a SYN-ACK without a cookie).
+    pub fn take_fast_open_cookie(&mut self) -> Option<(Option<FastOpen>, Option<u16>)> {
         self.fast_open.client.as_mut()?.received.take()
     }
 
-    /// The SYN's Fast Open option and how much data it carries: only the
-    /// first SYN carries data (a retransmitted one goes without, as
-    /// Linux's; the data follows the handshake).
+    /// The SYN's Fast Open option and how much data it carries. Only the
+    /// first SYN has either: a retransmitted SYN is a plain one, as
+    /// Linux's (the server or a middlebox may have dropped the first for
+    /// its option or data); the data follows the handshake.
     pub(super) fn syn_fast_open(&self) -> Option<(FastOpen, u32)> {
         let c = self.fast_open.client?;
+        if self.snd_max != self.iss {
+            return None;
+        }
         match c.cookie {
-            Some(cookie) => {
-                let first = self.snd_max == self.iss;
-                let data = if first {
-                    (self.send_buf.len() as u32).min(c.syn_room)
-                } else {
-                    0
-                };
-                Some((cookie, data))
-            }
+            Some(cookie) => Some((cookie, (self.send_buf.len() as u32).min(c.syn_room))),
             None => Some((FastOpen::request(false), 0)),
         }
     }
@@ -103,9 +101,8 @@ impl Connection {
         let Some(c) = self.fast_open.client.as_mut() else {
             return;
         };
-        if let Some(fo) = options.fast_open.filter(|f| f.cookie() != Some(&[])) {
-            c.received = Some((fo, options.mss));
-        }
+        let cookie = options.fast_open.filter(|f| f.cookie() != Some(&[]));
+        c.received = Some((cookie, options.mss));
         if self.snd_max > self.iss + 1 {
             if self.snd_una == self.snd_max {
                 self.fast_open.syn_data = true;

@@ -76,6 +76,13 @@ impl Connection {
             self.peer_alive(now);
             self.push_event(Event::Connected);
             self.ack_pending = true;
+            // Data on the SYN-ACK (a Fast Open server answering at once,
+            // RFC 7413 4.2.2; RFC 9293 lets any SYN carry text).
+            if !seg.payload.is_empty() && self.state.can_receive_data() {
+                let room = self.recv_buf.free().min(seg.payload.len());
+                let start = self.rcv_nxt;
+                self.receive_data(start, &seg.payload[..room], None, now);
+            }
         } else {
             // Simultaneous open: answer with SYN-ACK from the same ISS.
             self.state = State::SynReceived;
