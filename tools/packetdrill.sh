@@ -32,7 +32,7 @@ export KERNEL=${KERNEL:-0}
 so_args=()
 if [[ $KERNEL != 1 ]]; then
     (cd "$root" && cargo build --release -q -p xdptcp-packetdrill)
-    so="$root/target/release/libxdptcp_packetdrill.so"
+    so="$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release/libxdptcp_packetdrill.so"
     so_args=(--so_filename="$so" --so_flags=sysctls=1)
     # Preloaded too: packetdrill reads TCP_INFO for a script's %{ }% lines
     # with the real getsockopt, which the adapter answers for its sockets.

@@ -304,15 +304,24 @@ pub fn rr(bed: &Bed, size: usize, count: u32, port: u16) -> Result<(Histogram<u6
     Ok((c.latency, per_sec))
 }
 
+/// The key the crr server makes Fast Open cookies with.
+const FAST_OPEN_KEY: [u8; 16] = *b"xdptcp-bench-tfo";
+
 /// The crr server: answers one 64-byte request and closes.
 struct CrrServer {
     port: u16,
+    fast_open: bool,
     errors: Vec<String>,
 }
 
 impl Handler for CrrServer {
     fn on_start(&mut self, cx: &mut Ctx<'_>) {
-        if let Err(e) = cx.listen(self.port, 1024) {
+        let r = if self.fast_open {
+            cx.listen_fast_open(self.port, 1024, FAST_OPEN_KEY)
+        } else {
+            cx.listen(self.port, 1024)
+        };
+        if let Err(e) = r {
             self.errors.push(e.to_string());
         }
     }
@@ -333,6 +342,11 @@ impl Handler for CrrServer {
 /// The crr client: one connection at a time, until `count` or `limit`.
 struct CrrClient {
     to: SocketAddrV4,
+    /// Open with Fast Open: the request rides on the SYN once a cookie
+    /// is cached (from the first connection on).
+    fast_open: bool,
+    /// Bytes of the request the SYN carried.
+    on_syn: usize,
     count: u64,
     limit: Duration,
     t0: Option<Instant>,
@@ -356,8 +370,17 @@ impl Handler for CrrClient {
             self.ended = Some(Instant::now());
             return false;
         }
-        match cx.connect(self.to) {
-            Ok(h) => self.current = Some((h, Instant::now())),
+        let start = Instant::now();
+        let opened = if self.fast_open {
+            cx.connect_fast_open(self.to, &REQUEST)
+        } else {
+            cx.connect(self.to).map(|h| (h, 0))
+        };
+        match opened {
+            Ok((h, on_syn)) => {
+                self.current = Some((h, start));
+                self.on_syn = on_syn;
+            }
             Err(e) => self.errors.push(format!("connect: {e}")),
         }
         self.got = 0;
@@ -365,7 +388,7 @@ impl Handler for CrrClient {
     }
     fn on_connected(&mut self, s: &mut Stream<'_>) {
         s.set_nodelay(true);
-        s.send(&[7u8; 64]);
+        s.send(&REQUEST[self.on_syn..]);
     }
     fn on_readable(&mut self, s: &mut Stream<'_>) {
         let n = s.data_len();
@@ -396,19 +419,26 @@ impl Handler for CrrClient {
     }
 }
 
+const REQUEST: [u8; 64] = [7u8; 64];
+
 /// Connect/request/response/close: (latency, connections per second).
+/// With `fast_open` (RFC 7413) the request rides on the SYN.
 pub fn crr(
     bed: &Bed,
     count: u64,
     limit: Duration,
     port: u16,
+    fast_open: bool,
 ) -> Result<(Histogram<u64>, f64), String> {
     let server = CrrServer {
         port,
+        fast_open,
         errors: Vec::new(),
     };
     let client = CrrClient {
         to: bed.server_addr(port),
+        fast_open,
+        on_syn: 0,
         count,
         limit,
         t0: None,

@@ -300,16 +300,38 @@ pub fn rr(
     })
 }
 
+/// Turns TCP Fast Open on, client and server, in the calling thread's
+/// network namespace (net.ipv4.tcp_fastopen = 3).
+fn enable_fast_open() -> Result<(), String> {
+    std::fs::write("/proc/sys/net/ipv4/tcp_fastopen", "3")
+        .map_err(|e| format!("net.ipv4.tcp_fastopen: {e}"))
+}
+
 /// Connect, one 64-byte request and response, close; repeated `count`
 /// times or for `limit`. The server closes first, so TIME-WAIT stays on
-/// its side, as with a web server.
-pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTrips, String> {
+/// its side, as with a web server. With `fast_open` (kernel at both ends
+/// only) the request rides on the SYN (RFC 7413).
+pub fn crr(
+    bed: &Bed,
+    count: u64,
+    limit: Duration,
+    port: u16,
+    fast_open: bool,
+) -> Result<RoundTrips, String> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let done = &done;
         let server = s.spawn(move || -> Result<(), String> {
+            if fast_open {
+                bed.enter_server().map_err(|e| e.to_string())?;
+                enable_fast_open()?;
+            }
             let l = serve(bed, port, ready_tx)?;
+            if fast_open {
+                l.set_fast_open(1024)
+                    .map_err(|e| format!("TCP_FASTOPEN: {e}"))?;
+            }
             let mut buf = [0u8; 64];
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let Ok(mut c) = l.accept(KernelSocket::Big) else {
@@ -323,6 +345,9 @@ pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTri
         });
         ready(&ready_rx)?;
         bed.enter_client().map_err(|e| e.to_string())?;
+        if fast_open {
+            enable_fast_open()?;
+        }
         let mut h = histogram();
         let msg = [7u8; 64];
         let mut back = [0u8; 64];
@@ -331,10 +356,18 @@ pub fn crr(bed: &Bed, count: u64, limit: Duration, port: u16) -> Result<RoundTri
         let mut run = || -> Result<(), String> {
             while n < count && t0.elapsed() < limit {
                 let start = Instant::now();
-                let mut c = bed
-                    .connect(port, KernelSocket::Big)
-                    .map_err(|e| format!("connect {n}: {e}"))?;
-                c.write_all(&msg).map_err(|e| e.to_string())?;
+                let mut c: Box<dyn Stream> = if fast_open {
+                    Box::new(
+                        bed.connect_fast_open(port, &msg)
+                            .map_err(|e| format!("connect {n}: {e}"))?,
+                    )
+                } else {
+                    let mut c = bed
+                        .connect(port, KernelSocket::Big)
+                        .map_err(|e| format!("connect {n}: {e}"))?;
+                    c.write_all(&msg).map_err(|e| e.to_string())?;
+                    c
+                };
                 c.read_exact(&mut back).map_err(|e| e.to_string())?;
                 while c.read(&mut back).map_err(|e| e.to_string())? > 0 {}
                 drop(c);

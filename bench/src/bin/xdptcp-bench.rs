@@ -293,24 +293,30 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
                 }
             }
         }
-        if let Some(c) = attempt(r, &format!("{p}: crr"), || {
-            scenario::crr(&bed, plan.crr_count, plan.bulk * 5, PORT + 3)
-        }) {
-            r.add("crr", p, "connections", "1/s", c.per_sec);
-            r.add(
-                "crr",
-                p,
-                "p50",
-                "us",
-                c.latency.value_at_quantile(0.5) as f64 / 1e3,
-            );
-            r.add(
-                "crr",
-                p,
-                "p99",
-                "us",
-                c.latency.value_at_quantile(0.99) as f64 / 1e3,
-            );
+        // Fast Open needs the kernel at both ends here (ours at both ends
+        // runs natively, below).
+        let kernel_both = p == "kernel-kernel";
+        for fast_open in [false, true].into_iter().filter(|&on| !on || kernel_both) {
+            let s = if fast_open { "crr fast open" } else { "crr" };
+            if let Some(c) = attempt(r, &format!("{p}: {s}"), || {
+                scenario::crr(&bed, plan.crr_count, plan.bulk * 5, PORT + 3, fast_open)
+            }) {
+                r.add(s, p, "connections", "1/s", c.per_sec);
+                r.add(
+                    s,
+                    p,
+                    "p50",
+                    "us",
+                    c.latency.value_at_quantile(0.5) as f64 / 1e3,
+                );
+                r.add(
+                    s,
+                    p,
+                    "p99",
+                    "us",
+                    c.latency.value_at_quantile(0.99) as f64 / 1e3,
+                );
+            }
         }
     }
     // The kernel as users get it: default offloads (TSO/GRO, 64 KB).
@@ -381,18 +387,15 @@ fn native_round(plan: &Plan, r: &mut Report, bed: &Bed, p: &str, last: bool) {
             }
         }
     }
-    if let Some((h, per_sec)) = attempt(r, &format!("{p}: crr"), || {
-        native::crr(bed, plan.crr_count, plan.bulk * 5, PORT + 3)
-    }) {
-        r.add("crr", p, "connections", "1/s", per_sec);
-        r.add("crr", p, "p50", "us", h.value_at_quantile(0.5) as f64 / 1e3);
-        r.add(
-            "crr",
-            p,
-            "p99",
-            "us",
-            h.value_at_quantile(0.99) as f64 / 1e3,
-        );
+    for fast_open in [false, true] {
+        let s = if fast_open { "crr fast open" } else { "crr" };
+        if let Some((h, per_sec)) = attempt(r, &format!("{p}: {s}"), || {
+            native::crr(bed, plan.crr_count, plan.bulk * 5, PORT + 3, fast_open)
+        }) {
+            r.add(s, p, "connections", "1/s", per_sec);
+            r.add(s, p, "p50", "us", h.value_at_quantile(0.5) as f64 / 1e3);
+            r.add(s, p, "p99", "us", h.value_at_quantile(0.99) as f64 / 1e3);
+        }
     }
 }
 
@@ -441,7 +444,7 @@ fn bulk_all(plan: &Plan, r: &mut Report, bed: &Bed, p: &str) {
 /// The ratios the report leads with: (name, ours, theirs, meaning), each
 /// figure as (scenario, pairing, metric).
 type Fig = (&'static str, &'static str, &'static str);
-const RATIOS: [(&str, Fig, Fig, &str); 11] = [
+const RATIOS: [(&str, Fig, Fig, &str); 12] = [
     (
         "bulk_vs_line_rate",
         ("bulk 1 flow up", XX, "goodput"),
@@ -507,6 +510,12 @@ const RATIOS: [(&str, Fig, Fig, &str); 11] = [
         ("crr", XX, "connections"),
         ("crr", "kernel-kernel", "connections"),
         "connections per second, ours / kernel (higher is better)",
+    ),
+    (
+        "crr_fast_open_vs_kernel",
+        ("crr fast open", XX, "connections"),
+        ("crr fast open", "kernel-kernel", "connections"),
+        "connections per second with TCP Fast Open, ours / kernel (higher is better)",
     ),
 ];
 const XX: &str = "xdptcp-xdptcp";

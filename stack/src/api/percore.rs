@@ -44,6 +44,37 @@ impl Ctx<'_> {
         Ok(h)
     }
 
+    /// Listens on `port` with TCP Fast Open (RFC 7413): clients that hold
+    /// a cookie made with `key` may send their request on the SYN.
+    pub fn listen_fast_open(
+        &mut self,
+        port: u16,
+        backlog: usize,
+        key: [u8; 16],
+    ) -> Result<(), crate::iface::IfaceError> {
+        let cfg = crate::tcp::Config {
+            fast_open_key: Some(key),
+            ..self.iface.config().tcp.clone()
+        };
+        self.iface.listen(port, Some(cfg), backlog)?;
+        self.listening.push(port);
+        Ok(())
+    }
+
+    /// Opens a connection with TCP Fast Open: the SYN carries what fits
+    /// of `data` when this core holds a cookie from the server, and asks
+    /// for one otherwise. Returns the handle and how many bytes of `data`
+    /// the SYN carries (send the rest from `on_connected`).
+    pub fn connect_fast_open(
+        &mut self,
+        to: SocketAddrV4,
+        data: &[u8],
+    ) -> Result<(Handle, usize), crate::iface::IfaceError> {
+        let (h, n) = self.iface.connect_fast_open(to, None, data, self.now)?;
+        self.opened.push(h);
+        Ok((h, n))
+    }
+
     /// A connection of this core, outside its callbacks (for example to
     /// send on one connection what arrived on another).
     pub fn stream(&mut self, h: Handle) -> Option<Stream<'_>> {
