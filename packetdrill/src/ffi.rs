@@ -565,17 +565,25 @@ unsafe extern "C" fn pd_send(
     flags: c_int,
 ) -> ssize_t {
     let s = unsafe { shared(ud) };
+    // SAFETY: send(2)'s contract: buf readable for len bytes.
     call(-1, || {
-        let data = if len == 0 {
-            &[][..]
-        } else if buf.is_null() {
-            return Err(libc::EFAULT);
-        } else {
-            // SAFETY: send(2)'s contract: buf readable for len bytes.
-            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
-        };
-        send_all(s, fd, data, flags)
+        send_all(s, fd, unsafe { send_buf(buf, len)? }, flags)
     })
+}
+
+/// A send call's buffer: empty when `len` is 0, EFAULT when null.
+///
+/// # Safety
+/// `buf` readable for `len` bytes when not null (send(2)'s contract).
+unsafe fn send_buf<'a>(buf: *const c_void, len: size_t) -> Result<&'a [u8], c_int> {
+    if len == 0 {
+        Ok(&[])
+    } else if buf.is_null() {
+        Err(libc::EFAULT)
+    } else {
+        // SAFETY: the caller's contract.
+        Ok(unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) })
+    }
 }
 
 unsafe extern "C" fn pd_sendto(
@@ -592,14 +600,7 @@ unsafe extern "C" fn pd_sendto(
         return call(-1, || {
             // SAFETY: sendto(2)'s contract on `to` and `buf`.
             let to = unsafe { read_addr(to, tolen)? };
-            let data = if len == 0 {
-                &[][..]
-            } else if buf.is_null() {
-                return Err(libc::EFAULT);
-            } else {
-                unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
-            };
-            send_fast_open(s, fd, to, data, flags)
+            send_fast_open(s, fd, to, unsafe { send_buf(buf, len)? }, flags)
         });
     }
     // On a connected stream socket the address is ignored, as in Linux.

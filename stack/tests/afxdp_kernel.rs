@@ -45,6 +45,50 @@ fn now(start: StdInstant) -> Instant {
     Instant::from_nanos(start.elapsed().as_nanos() as u64)
 }
 
+/// Sends `data` on the connection `h` once it is open, closes, and reads
+/// what the peer answers until its FIN. Returns the answer and the MSS
+/// the connection ended up with.
+fn send_and_read_reply(
+    iface: &mut Interface,
+    dev: &mut AfXdp,
+    h: xdptcp::iface::Handle,
+    data: &[u8],
+    start: StdInstant,
+) -> (Vec<u8>, u32) {
+    let (mut sent, mut closed, mut reply, mut mss) = (0, false, Vec::new(), 0);
+    let mut buf = [0u8; 4096];
+    loop {
+        iface.poll(now(start), dev);
+        let c = iface.tcp(h).unwrap();
+        if let Some(e) = c.error() {
+            panic!("connection failed: {e:?}");
+        }
+        if c.state() != State::SynSent {
+            mss = c.snapshot().mss;
+            while sent < data.len() {
+                match c.send(&data[sent..]) {
+                    Ok(n) if n > 0 => sent += n,
+                    _ => break,
+                }
+            }
+            if sent == data.len() && !closed {
+                c.close();
+                closed = true;
+            }
+        }
+        match c.recv(&mut buf) {
+            Ok(0) if c.at_eof() => return (reply, mss),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(TcpError::WouldBlock) => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "transfer hangs at {sent} bytes"
+        );
+    }
+}
+
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn kernel_pings_our_stack() {
@@ -120,37 +164,7 @@ fn our_client_to_kernel_server() {
             .connect(SocketAddrV4::new(t2.peer_ip(), 5001), None, now(start))
             .unwrap();
         let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
-        let (mut sent, mut closed, mut reply) = (0, false, Vec::new());
-        let mut buf = [0u8; 4096];
-        loop {
-            iface.poll(now(start), &mut dev);
-            let c = iface.tcp(h).unwrap();
-            if let Some(e) = c.error() {
-                panic!("connection failed: {e:?}");
-            }
-            if c.state() != State::SynSent {
-                while sent < size {
-                    match c.send(&data[sent..]) {
-                        Ok(n) if n > 0 => sent += n,
-                        _ => break,
-                    }
-                }
-                if sent == size && !closed {
-                    c.close();
-                    closed = true;
-                }
-            }
-            match c.recv(&mut buf) {
-                Ok(0) if c.at_eof() => break,
-                Ok(n) => reply.extend_from_slice(&buf[..n]),
-                Err(TcpError::WouldBlock) => {}
-                Err(e) => panic!("recv: {e}"),
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "transfer hangs at {sent} bytes"
-            );
-        }
+        let (reply, _) = send_and_read_reply(&mut iface, &mut dev, h, &data, start);
         let secs = start.elapsed().as_secs_f64();
         let want = format!("{:x}", Sha256::digest(&data));
         assert_eq!(
@@ -312,39 +326,7 @@ fn jumbo_frames_are_built_in_place_across_runs_of_frames() {
             .connect(SocketAddrV4::new(t2.peer_ip(), 5011), None, now(start))
             .unwrap();
         let data: Vec<u8> = (0..size).map(|i| (i * 11 + i / 8191) as u8).collect();
-        let (mut sent, mut closed, mut reply) = (0, false, Vec::new());
-        let mut buf = [0u8; 256];
-        let mut mss = 0;
-        loop {
-            iface.poll(now(start), &mut dev);
-            let c = iface.tcp(h).unwrap();
-            if let Some(e) = c.error() {
-                panic!("connection failed: {e:?}");
-            }
-            if c.state() != State::SynSent {
-                mss = c.snapshot().mss;
-                while sent < size {
-                    match c.send(&data[sent..]) {
-                        Ok(n) if n > 0 => sent += n,
-                        _ => break,
-                    }
-                }
-                if sent == size && !closed {
-                    c.close();
-                    closed = true;
-                }
-            }
-            match c.recv(&mut buf) {
-                Ok(0) if c.at_eof() => break,
-                Ok(n) => reply.extend_from_slice(&buf[..n]),
-                Err(TcpError::WouldBlock) => {}
-                Err(e) => panic!("recv: {e}"),
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "transfer hangs at {sent} bytes"
-            );
-        }
+        let (reply, mss) = send_and_read_reply(&mut iface, &mut dev, h, &data, start);
         assert_eq!(mss, 8948, "jumbo segments (9000 - 40 - 12 of timestamps)");
         assert_eq!(
             String::from_utf8_lossy(&reply),
@@ -367,12 +349,14 @@ fn jumbo_frames_are_built_in_place_across_runs_of_frames() {
     .unwrap();
 }
 
-/// The kernel sends 64 MiB to a reader that is slow for the first 16 MiB
-/// (16 KiB per millisecond, behind a 4 MiB window), then fast. In-order
+/// The kernel sends 64 MiB to a reader that is slow for the first 8 MiB
+/// (4 KiB per millisecond, behind an 8 MiB window), then fast. In-order
 /// payload stays in its UMEM frame until read; the slow reader takes the
-/// stack to its budget of kept frames and no further (the rest is copied),
-/// so the kernel never finds the fill ring empty. Once all is read, every
-/// frame is back where it started and the digest matches.
+/// stack to its budget of kept frames and no further (the rest is copied).
+/// Meanwhile the core stalls now and then (20 ms without polling, as a
+/// preempted core would), so the kernel's RX ring backs up with frames
+/// too: the kernel must still never find the fill ring empty. Once all is
+/// read, every frame is back where it started and the digest matches.
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
@@ -381,9 +365,9 @@ fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
     let t2 = t.clone();
     std::thread::spawn(move || {
         let size: usize = 64 << 20;
-        let slow_until = 16 << 20;
+        let slow_until = 8 << 20;
         let tcp = Config {
-            recv_buffer: 4 << 20,
+            recv_buffer: 8 << 20,
             autotune: false,
             ..Config::default()
         };
@@ -416,6 +400,7 @@ fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
         let mut buf = vec![0u8; 1 << 16];
         let mut most_kept = 0usize;
         let mut slow_tick = StdInstant::now();
+        let mut stalled: Option<StdInstant> = None;
         let in_place = loop {
             iface.poll(now(start), &mut dev);
             most_kept = most_kept.max(dev.kept_frames());
@@ -430,11 +415,16 @@ fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
                 continue;
             };
             let want = if got < slow_until {
+                let due = stalled.is_none_or(|t| t.elapsed() > Duration::from_millis(100));
+                if dev.kept_frames() == dev.keep_budget() && due {
+                    std::thread::sleep(Duration::from_millis(20));
+                    stalled = Some(StdInstant::now());
+                }
                 if slow_tick.elapsed() < Duration::from_millis(1) {
                     0
                 } else {
                     slow_tick = StdInstant::now();
-                    16 << 10
+                    4 << 10
                 }
             } else {
                 buf.len()

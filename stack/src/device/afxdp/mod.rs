@@ -54,8 +54,9 @@ const MAX_ASSEMBLED: usize = 65_535 + 14;
 /// The largest IP packet we send in pieces: a 9000-byte jumbo frame.
 const MAX_TX_MTU: usize = 9_000;
 /// At most a quarter of the UMEM's frames may be kept by the stack (read
-/// in place later): half is the fill ring's, so it never falls below a
-/// quarter, whatever a slow reader holds.
+/// in place later); the transmit half lends the fill ring one frame for
+/// each kept (`top_up_fill`), so whatever a slow reader holds, receiving
+/// has as many frames as without keeping.
 const KEEP_SHARE: u32 = 4;
 const PGOFF_RX: i64 = 0;
 const PGOFF_TX: i64 = 0x8000_0000;
@@ -733,13 +734,16 @@ impl AfXdp {
 
     /// Gives the fill ring back the frames it lent to the free list when it
     /// looked full (the kernel publishes what it consumed lazily), keeping
-    /// half of the UMEM for receiving.
+    /// half of the UMEM for receiving; the transmit half lends the
+    /// receiving half one frame for each the stack keeps, so kept frames
+    /// never leave the kernel short of frames to receive into (the RX
+    /// ring's backlog needs them too).
     fn top_up_fill(&mut self) {
         // Transmit takes from the free list unless it has runs of its own.
         let reserve = if self.runs.is_some() {
             0
         } else {
-            (self.cfg.frames / 2) as usize
+            ((self.cfg.frames / 2) as usize).saturating_sub(self.umem.kept())
         };
         let mut n = 0;
         while self.free.len() > reserve {
@@ -920,9 +924,8 @@ impl Device for AfXdp {
             self.rx.release();
             self.fill.submit();
             self.rx_frames += frames as u64;
-        } else {
-            self.top_up_fill();
         }
+        self.top_up_fill();
         if self.fill.needs_wakeup() {
             self.wait(0);
         }
