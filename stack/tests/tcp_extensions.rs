@@ -622,3 +622,31 @@ fn a_fast_open_client_syn_carries_its_cookie_and_data_and_takes_data_on_the_syn_
     assert_eq!((out[0].seq, out[0].payload_len), (SeqNum(ISS + 1001), 500));
     assert_eq!(c.take_fast_open_cookie(), Some((None, Some(1460))));
 }
+
+#[test]
+fn a_syn_ack_that_leaves_the_syn_data_unacknowledged_still_times_the_handshake() {
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
+    c.fast_open_client(Some(cookie), 1000);
+    c.send(&[5u8; 700]).unwrap();
+    let out = drain(&mut c, t(0));
+    assert_eq!(out[0].payload_len, 700);
+    // 5 ms later the server acknowledges only the SYN (no Fast Open).
+    let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, None, &[]);
+    synack.options.mss = Some(1460);
+    c.on_segment(&synack, t(5));
+    let snap = c.snapshot();
+    assert_eq!(
+        snap.srtt,
+        Some(std::time::Duration::from_millis(5)),
+        "the SYN's own ACK times the handshake"
+    );
+    let out = drain(&mut c, t(5));
+    let data: Vec<_> = out.iter().filter(|s| s.payload_len > 0).collect();
+    assert_eq!((data[0].seq, data[0].payload_len), (SeqNum(ISS + 1), 700));
+    assert_eq!(
+        c.snapshot().counters.bytes_sent,
+        700,
+        "sent again, counted once"
+    );
+}

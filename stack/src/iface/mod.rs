@@ -8,7 +8,6 @@
 //! then drains those replies and the connections into the device.
 
 pub mod fast_open_cache;
-use fast_open_cache::CachedCookie;
 pub mod neighbor;
 pub mod stats;
 pub mod syn_cookie;
@@ -27,6 +26,7 @@ use crate::wire::icmp::{self, IcmpEcho};
 use crate::wire::ipv4::{self, Ipv4Header, Ipv4Packet};
 use crate::wire::tcp::{self as tcpwire, Flags, TcpHeader, TcpSegment};
 use crate::wire::WireError;
+use fast_open_cache::CachedCookie;
 use neighbor::{NeighborCache, Resolution};
 pub use stats::IfaceStats;
 use std::collections::VecDeque;

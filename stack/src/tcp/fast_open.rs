@@ -8,9 +8,9 @@
 //! (`iface/fast_open_cache.rs`). Data the SYN-ACK does not acknowledge is
 //! sent again at once after the handshake (4.2.1), as Linux does.
 //!
-//! The server's side:
-//! The cookie is a keyed hash of the client's and our address (4.1.2):
-//! SipHash-2-4 over the two IPv4 addresses, 8 bytes, as Linux makes it,
+//! The server's side: the cookie is a keyed hash of the client's and our
+//! address (4.1.2): SipHash-2-4 over the two IPv4 addresses, 8 bytes, as
+//! Linux makes it,
 //! so that a key set as on a Linux server gives the same cookies. The
 //! interface checks the cookie of a SYN to a listener with a key
 //! (`Config::fast_open_key`); this file is what the connection does then:
@@ -108,7 +108,8 @@ impl Connection {
                 self.fast_open.syn_data = true;
             } else {
                 // Never recorded as sent (a SYN is not in the sent queue):
-                // it goes out as new data.
+                // it goes out as new data, and is counted once.
+                self.counters.bytes_sent -= u64::from(self.snd_max - self.snd_una);
                 self.snd_nxt = self.snd_una;
                 self.snd_max = self.snd_una;
             }

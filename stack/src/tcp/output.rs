@@ -458,7 +458,10 @@ impl Connection {
         } else {
             self.counters.bytes_sent += t.payload_len as u64;
             if self.rtt_probe.is_none() && seq_len > 0 {
-                self.rtt_probe = Some((end, now));
+                // A SYN is timed to its own ACK, data on it or not (the
+                // data of a Fast Open SYN may be acknowledged later).
+                let timed = if t.flags.syn() { t.seq + 1 } else { end };
+                self.rtt_probe = Some((timed, now));
             }
         }
         self.snd_nxt = end;
