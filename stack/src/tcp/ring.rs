@@ -1,21 +1,39 @@
-//! A fixed-capacity byte ring. The send buffer uses it for queued and
+//! A bounded byte ring. The send buffer uses it for queued and
 //! unacknowledged bytes; the receive buffer for in-order bytes the user has
 //! not read yet, with out-of-order bytes parked beyond the end (see
 //! [`super::assembler`]) so they need no second buffer.
+//!
+//! Its capacity is a promise (what the window offers), not an allocation:
+//! memory is allocated as bytes arrive, doubling up to the capacity. A
+//! connection that carries a 64-byte request costs a few KiB, not two
+//! zeroed 256 KiB buffers (which glibc's allocator serves from the heap
+//! with a memset once its mmap threshold has risen: 100 us and more per
+//! connection, measured).
+
+/// The first allocation of a ring that receives anything.
+const FIRST_ALLOCATION: usize = 4096;
 
 pub struct Ring {
     buf: Box<[u8]>,
     head: usize,
     len: usize,
+    /// The most bytes the ring will hold (committed and parked).
+    capacity: usize,
 }
 
 impl Ring {
     pub fn new(capacity: usize) -> Self {
         Ring {
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf: Box::default(),
             head: 0,
             len: 0,
+            capacity,
         }
+    }
+
+    /// Bytes allocated now (at most `capacity`).
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
     }
 
     pub fn len(&self) -> usize {
@@ -25,10 +43,10 @@ impl Ring {
         self.len == 0
     }
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.capacity
     }
     pub fn free(&self) -> usize {
-        self.buf.len() - self.len
+        self.capacity - self.len
     }
 
     fn phys(&self, offset: usize) -> usize {
@@ -44,11 +62,15 @@ impl Ring {
     /// Copies `data` to logical `offset` (counted from the read position),
     /// possibly past the committed end. Returns how many bytes fit.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
-        let cap = self.buf.len();
-        if offset >= cap {
+        if offset >= self.capacity {
             return 0;
         }
-        let n = data.len().min(cap - offset);
+        let n = data.len().min(self.capacity - offset);
+        if offset + n > self.buf.len() {
+            let want = (offset + n).max(2 * self.buf.len()).max(FIRST_ALLOCATION);
+            self.reallocate(want.min(self.capacity));
+        }
+        let cap = self.buf.len();
         let start = self.phys(offset);
         let first = n.min(cap - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
@@ -87,15 +109,20 @@ impl Ring {
         n
     }
 
-    /// Grows the ring to `capacity` bytes, keeping every byte at its
-    /// logical offset, parked ones past the end included (buffer
-    /// autotuning). One copy of the old contents.
+    /// Grows the ring's capacity to `capacity` bytes (buffer autotuning);
+    /// memory follows as bytes arrive.
     pub fn grow(&mut self, capacity: usize) {
+        self.capacity = self.capacity.max(capacity);
+    }
+
+    /// Moves the bytes to an allocation of `size`, each at its logical
+    /// offset, parked ones past the end included. One copy.
+    fn reallocate(&mut self, size: usize) {
         let old = self.buf.len();
-        if capacity <= old {
+        if size <= old {
             return;
         }
-        let mut buf = vec![0u8; capacity].into_boxed_slice();
+        let mut buf = vec![0u8; size].into_boxed_slice();
         let first = old - self.head;
         buf[..first].copy_from_slice(&self.buf[self.head..]);
         buf[first..old].copy_from_slice(&self.buf[..self.head]);
@@ -116,6 +143,21 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_allocated_as_bytes_arrive_up_to_the_capacity() {
+        let mut r = Ring::new(256 << 10);
+        assert_eq!(r.allocated(), 0, "a promise, not an allocation");
+        assert_eq!(r.push(&[1u8; 64]), 64);
+        assert_eq!(r.allocated(), FIRST_ALLOCATION);
+        r.write_at(100_000, b"parked");
+        assert!(r.allocated() >= 100_006 && r.allocated() <= 256 << 10);
+        assert_eq!(r.push(&vec![2u8; 300 << 10]), (256 << 10) - 64);
+        assert_eq!(r.allocated(), 256 << 10, "never past the capacity");
+        let mut out = [0u8; 4];
+        r.copy_out(100_000, &mut out);
+        assert_eq!(out, [2; 4], "the parked bytes were overwritten in order");
+    }
 
     #[test]
     fn wraps_and_reads_back() {
