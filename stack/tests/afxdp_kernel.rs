@@ -45,6 +45,30 @@ fn now(start: StdInstant) -> Instant {
     Instant::from_nanos(start.elapsed().as_nanos() as u64)
 }
 
+/// A kernel client (python3 in the peer's namespace) that connects to our
+/// `port`, sends `mib` MiB of a pattern, waits for our FIN and prints the
+/// SHA-256 of what it sent.
+fn kernel_sender(t: &Topology, port: u16, mib: usize) -> std::process::Child {
+    t.peer_cmd(&[
+        "python3",
+        "-c",
+        &format!(
+            "import socket,hashlib\n\
+             d=bytes((i*13+i//977)%256 for i in range(1<<20))\n\
+             h=hashlib.sha256()\n\
+             s=socket.create_connection(('{}',{port}))\n\
+             for _ in range({mib}):\n  s.sendall(d);h.update(d)\n\
+             s.shutdown(socket.SHUT_WR)\n\
+             while s.recv(4096): pass\n\
+             print(h.hexdigest(),flush=True)",
+            t.our_ip(),
+        ),
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("python3 client")
+}
+
 /// Sends `data` on the connection `h` once it is open, closes, and reads
 /// what the peer answers until its FIN. Returns the answer and the MSS
 /// the connection ended up with.
@@ -204,26 +228,7 @@ fn kernel_client_to_our_server() {
         let (mut iface, mut dev) = stack(&t2);
         let free_at_start = dev.free_frames();
         iface.listen(5002, None, 8).unwrap();
-        let client = t2
-            .peer_cmd(&[
-                "python3",
-                "-c",
-                &format!(
-                    "import socket,hashlib\n\
-                     d=bytes((i*13+i//977)%256 for i in range(1<<20))\n\
-                     h=hashlib.sha256()\n\
-                     s=socket.create_connection(('{}',5002))\n\
-                     for _ in range({}):\n  s.sendall(d);h.update(d)\n\
-                     s.shutdown(socket.SHUT_WR)\n\
-                     while s.recv(4096): pass\n\
-                     print(h.hexdigest(),flush=True)",
-                    t2.our_ip(),
-                    size >> 20
-                ),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 client");
+        let client = kernel_sender(&t2, 5002, size >> 20);
         let start = StdInstant::now();
         let mut conn = None;
         let (mut got, mut hash) = (0usize, Sha256::new());
@@ -376,26 +381,7 @@ fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
         iface.listen(5010, None, 4).unwrap();
         quiesce(&mut iface, &mut dev, start);
         let free_at_start = dev.free_frames();
-        let client = t2
-            .peer_cmd(&[
-                "python3",
-                "-c",
-                &format!(
-                    "import socket,hashlib\n\
-                     d=bytes((i*31+i//1013)%256 for i in range(1<<20))\n\
-                     h=hashlib.sha256()\n\
-                     s=socket.create_connection(('{}',5010))\n\
-                     for _ in range({}):\n  s.sendall(d);h.update(d)\n\
-                     s.shutdown(socket.SHUT_WR)\n\
-                     while s.recv(4096): pass\n\
-                     print(h.hexdigest(),flush=True)",
-                    t2.our_ip(),
-                    size >> 20
-                ),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 client");
+        let client = kernel_sender(&t2, 5010, size >> 20);
         let (mut conn, mut got, mut hash) = (None, 0usize, Sha256::new());
         let mut buf = vec![0u8; 1 << 16];
         let mut most_kept = 0usize;
