@@ -353,6 +353,10 @@ fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t,
             Err(_) if sent > 0 => return Ok(sent as ssize_t),
             Err(e) => return Err(e),
         }
+        if sent == data.len() && flags & libc::MSG_EOR != 0 {
+            // The write ended a record only if all of it was taken (Linux).
+            s.with(|h| h.end_record(fd))?;
+        }
         // A non-blocking socket takes what fits once; a blocking one
         // returns when all is queued.
         let done = sent == data.len() || dontwait;

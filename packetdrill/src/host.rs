@@ -568,6 +568,13 @@ impl Host {
         }
     }
 
+    /// MSG_EOR: what is queued on `fd` ends a record.
+    pub fn end_record(&mut self, fd: c_int) -> Result<(), c_int> {
+        let h = self.conn_handle(fd)?;
+        self.conn(h)?.end_record();
+        Ok(())
+    }
+
     pub fn close(&mut self, fd: c_int) -> Result<(), c_int> {
         let s = self.sockets.remove(&fd).ok_or(libc::EBADF)?;
         // SAFETY: `fd` is the eventfd `new_fd` opened for this socket.

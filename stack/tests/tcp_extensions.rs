@@ -555,6 +555,129 @@ fn psh_marks_the_segment_that_ends_each_write() {
     );
 }
 
+/// A passive connection whose handshake took `rtt_us` (its first RTT
+/// sample), Nagle off, CUBIC (Linux's default, unpaced), with `bytes`
+/// written in one write.
+fn established_after(rtt_us: u64, bytes: usize) -> Connection {
+    let mut c = Connection::listen(
+        Config {
+            nagle: false,
+            congestion: Algorithm::Cubic,
+            unsent_limit: xdptcp::tcp::UnsentLimit::Off,
+            ..Config::default()
+        },
+        SeqNum(ISS),
+    );
+    let mut syn = seg(PEER, 0, Flags::SYN, None, &[]);
+    syn.options.mss = Some(1460);
+    c.on_segment(&syn, Instant::from_micros(0));
+    drain(&mut c, Instant::from_micros(0));
+    let now = Instant::from_micros(rtt_us);
+    c.on_segment(&seg(PEER + 1, ISS + 1, Flags::ACK, None, &[]), now);
+    assert_eq!(c.state(), State::Established);
+    assert_eq!(c.send(&vec![7u8; bytes]).unwrap(), bytes);
+    c
+}
+
+/// The indices of the data segments `drain` sends now that carry PSH.
+fn pushed(c: &mut Connection, now: Instant) -> (usize, Vec<usize>) {
+    let data: Vec<_> = drain(c, now)
+        .into_iter()
+        .filter(|s| s.payload_len > 0)
+        .collect();
+    let psh = (0..data.len()).filter(|&i| data[i].flags.psh()).collect();
+    (data.len(), psh)
+}
+
+#[test]
+fn psh_ends_each_burst_linux_would_hand_to_its_device_as_one_packet() {
+    // At 100 ms RTT Linux's pacing rate gives bursts (TSO packets) of two
+    // segments, and it forces PSH on the last segment of each: the
+    // initial window of ten goes out as five pairs, none ending a write.
+    let mut c = established_after(100_000, 20 * 1460);
+    let now = Instant::from_micros(100_000);
+    assert_eq!(pushed(&mut c, now), (10, vec![1, 3, 5, 7, 9]));
+    // An ACK for one segment lets two more go (slow start): one burst.
+    let mss = c.snapshot().mss;
+    let later = Instant::from_micros(200_000);
+    c.on_segment(&seg(PEER + 1, ISS + 1 + mss, Flags::ACK, None, &[]), later);
+    assert_eq!(pushed(&mut c, later), (2, vec![1]));
+
+    // At 100 us the bursts are 64 KiB: the window of ten is one burst,
+    // marked at its end only.
+    let mut c = established_after(100, 20 * 1460);
+    assert_eq!(pushed(&mut c, Instant::from_micros(100)), (10, vec![9]));
+
+    // A lone segment is no burst: with room for one more segment only,
+    // the one that goes carries no PSH (it ends no write either).
+    let mut c = established_after(100_000, 20 * 1460);
+    pushed(&mut c, now);
+    let half = mss / 2;
+    c.on_segment(&seg(PEER + 1, ISS + 1 + half, Flags::ACK, None, &[]), later);
+    let (n, psh) = pushed(&mut c, later);
+    assert!(n <= 1 && psh.is_empty(), "{n} segments, PSH on {psh:?}");
+}
+
+#[test]
+fn no_segment_crosses_the_end_of_a_record_and_nagle_does_not_hold_one_cut_there() {
+    let mut c = established_with_ts(Config {
+        congestion: Algorithm::Cubic,
+        ..Config::default()
+    });
+    c.on_segment(&seg(PEER + 1, ISS + 1, Flags::ACK, Some(102), &[]), t(2));
+    // Records of 2,000 and 400 bytes (MSG_EOR), then a plain 3,000.
+    c.send(&[1u8; 2000]).unwrap();
+    c.end_record();
+    c.send(&[2u8; 400]).unwrap();
+    c.end_record();
+    c.send(&[3u8; 3000]).unwrap();
+    let data: Vec<_> = drain(&mut c, t(3))
+        .into_iter()
+        .filter(|s| s.payload_len > 0)
+        .map(|s| (s.seq.0 - ISS - 1, s.payload_len, s.flags.psh()))
+        .collect();
+    // Each record ends a segment (with PSH); the short ones go at once
+    // although data is in flight, since more follows them. The last
+    // 104 bytes wait for Nagle (the tail of the queue, as Linux's).
+    assert_eq!(
+        data,
+        vec![
+            (0, 1448, false),
+            (1448, 552, true),
+            (2000, 400, true),
+            (2400, 1448, false),
+            (3848, 1448, true)
+        ]
+    );
+    // A timeout resends from SND.UNA: the first record's end still cuts.
+    // (A tail loss probe may come first: the timers run until it does.)
+    let mut resent = Vec::new();
+    let mut rto = t(3);
+    for _ in 0..5 {
+        rto = c.poll_timeout().unwrap();
+        c.handle_timeout(rto);
+        resent = drain(&mut c, rto)
+            .into_iter()
+            .filter(|s| s.payload_len > 0)
+            .map(|s| (s.seq.0 - ISS - 1, s.payload_len))
+            .collect();
+        if resent.first().is_some_and(|s| s.0 == 0) {
+            break;
+        }
+    }
+    assert_eq!(resent, vec![(0, 1448)]);
+    c.on_segment(
+        &seg(PEER + 1, ISS + 1 + 1448, Flags::ACK, Some(103), &[]),
+        rto,
+    );
+    let resent: Vec<_> = drain(&mut c, rto)
+        .into_iter()
+        .filter(|s| s.payload_len > 0)
+        .map(|s| (s.seq.0 - ISS - 1, s.payload_len))
+        .collect();
+    assert_eq!(resent.first(), Some(&(1448, 552)));
+}
+
 #[test]
 fn a_fast_open_syn_with_a_valid_cookie_delivers_its_data_and_the_server_may_answer_at_once() {
     let mut c = Connection::listen(Config::default(), SeqNum(ISS));

@@ -300,6 +300,11 @@ pub struct Connection {
     /// Sequence numbers just past the end of recent application writes
     /// (`push.rs`).
     pub(super) push_marks: std::collections::VecDeque<SeqNum>,
+    /// Ends of records (`end_record`, MSG_EOR): no segment crosses one
+    /// (`push.rs`).
+    pub(super) record_ends: std::collections::VecDeque<SeqNum>,
+    /// New-data segments sent so far in the current burst (`push.rs`).
+    pub(super) burst_segs: u32,
     /// Passive Fast Open (`fast_open.rs`).
     pub(super) fast_open: super::fast_open::FastOpenState,
     /// A writer was turned away (send buffer or unsent limit), and room
@@ -418,6 +423,8 @@ impl Connection {
             fin_wait2_since: None,
             orphan_probes: 0,
             push_marks: std::collections::VecDeque::new(),
+            record_ends: std::collections::VecDeque::new(),
+            burst_segs: 0,
             send_blocked: false,
             writable_again: false,
             last_rtt: std::time::Duration::ZERO,
@@ -1008,6 +1015,7 @@ impl Connection {
         self.send_buf_seq += self.send_buf.len() as u32;
         self.send_buf = Ring::new(0);
         self.push_marks = Default::default();
+        self.record_ends = Default::default();
         self.sent = SentQueue::default();
         // Nothing past the peer's FIN can arrive in order: out-of-order
         // ranges recorded beyond it are dropped with the buffer they

@@ -19,6 +19,9 @@ impl Connection {
             self.eff_mss = self.negotiated_mss;
         }
         let mut t = self.next_transmit(now);
+        if t.is_none() {
+            self.end_burst();
+        }
         if let Some(t) = &mut t {
             self.stamp(t, now);
             self.counters.segments_sent += 1;
@@ -288,9 +291,14 @@ impl Connection {
         }
         let offset = seq - self.send_buf_seq;
         let available = (self.send_buf.len() as u32).saturating_sub(offset);
-        let len = available.min(max_data);
+        let mut len = available.min(max_data);
+        let mut ends_record = false;
+        if let Some(end) = self.record_end_after(seq) {
+            ends_record = end - seq <= len;
+            len = len.min(end - seq);
+        }
         let mut flags = Flags::ACK;
-        if len > 0 && (len == available || self.ends_a_write(seq, len)) {
+        if len > 0 && (len == available || ends_record || self.ends_a_write(seq, len)) {
             flags |= Flags::PSH;
         }
         if self.fin_seq() == Some(seq + len) {
@@ -379,11 +387,29 @@ impl Connection {
         if len > 0 && flight == 0 && !retransmission {
             self.restart_after_idle(now);
         }
+        let mut t = t;
         if len > 0 {
             self.note_data_sent_for_quick_ack(now);
+            if !retransmission {
+                let more = self.more_sendable_after(len, flight);
+                if self.ends_a_burst(t.flags.psh(), more) {
+                    t.flags |= Flags::PSH;
+                }
+            }
         }
         self.advance(&t, now);
         Some(t)
+    }
+
+    /// Could another new segment go right after `len` more bytes leave,
+    /// `flight` being in flight before them? (Nagle and the windows; for
+    /// where bursts end.)
+    fn more_sendable_after(&self, len: u32, flight: u32) -> bool {
+        let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
+        let room = window.saturating_sub(flight + len);
+        let queued = (self.send_buf_seq + self.send_buf.len() as u32) - (self.snd_nxt + len);
+        let next = room.min(queued).min(self.eff_mss);
+        next > 0 && (next == self.eff_mss || (next == queued && !self.cfg.nagle))
     }
 
     /// RFC 5681 4.1 and RFC 7661: after an idle period (nothing in flight
@@ -430,8 +456,10 @@ impl Connection {
     fn sender_sws_allows(&self, len: u32, flight: u32) -> bool {
         let offset = self.snd_nxt - self.send_buf_seq;
         let queued = self.send_buf.len() as u32 - offset;
+        let ends_record = self.record_end_after(self.snd_nxt) == Some(self.snd_nxt + len);
         len >= self.eff_mss
             || (len == queued && (!self.cfg.nagle || flight == 0))
+            || (len < queued && ends_record)
             || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2)
     }
 
