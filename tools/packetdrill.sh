@@ -51,6 +51,24 @@ while IFS= read -r script; do
     rel=${script#"$corpus"/}
     [[ -z $filter || $rel == *"$filter"* ]] || continue
     log="$out/${rel//\//_}.log"
+    # A script that names its own addresses in its header (Fast Open
+    # cookies hash them) gets them: packetdrill lets the command line win
+    # over the header, so ours are left out and the adapter is told.
+    script_args=("${args[@]}")
+    script_so=("${so_args[@]}")
+    local_ip=$(sed -n 's/^--local_ip=\([0-9.]*\).*/\1/p' "$script" | head -1)
+    remote_ip=$(sed -n 's/^--remote_ip=\([0-9.]*\).*/\1/p' "$script" | head -1)
+    if [[ -n $local_ip || -n $remote_ip ]]; then
+        script_args=()
+        for a in "${args[@]}"; do
+            [[ -n $local_ip && $a == --local_ip=* ]] && continue
+            [[ -n $remote_ip && $a == --remote_ip=* ]] && continue
+            script_args+=("$a")
+        done
+        if [[ -n $local_ip && $KERNEL != 1 ]]; then
+            script_so=(--so_filename="$so" --so_flags=sysctls=1,local_ip=$local_ip)
+        fi
+    fi
     set +e
     # packetdrill makes tun0 itself against the kernel; for the adapter a
     # dummy one lets defaults.sh's `tc qdisc ... dev tun0` succeed.
@@ -59,7 +77,7 @@ while IFS= read -r script; do
         if [[ $KERNEL != 1 ]]; then
             ip tuntap add dev tun0 mode tun 2>/dev/null && ip link set tun0 up
         fi
-        exec "$@"' _ "$pd" "${so_args[@]}" "${args[@]}" "$(basename "$script")") >"$log" 2>&1
+        exec "$@"' _ "$pd" "${script_so[@]}" "${script_args[@]}" "$(basename "$script")") >"$log" 2>&1
     rc=$?
     set -e
     first=$(grep -m1 -E 'error|Error|failed|expected|ENOSYS|not supported|unknown' "$log" || true)
