@@ -6,7 +6,7 @@
 //! host sits behind a mutex, and a call that would block waits on a
 //! condition variable that every other call signals.
 
-use crate::host::{Host, Step};
+use crate::host::{Host, Step, TCP_INQ};
 use libc::{
     c_int, c_long, c_longlong, c_uint, c_ulong, c_void, iovec, msghdr, nfds_t, pollfd, size_t,
     sockaddr, sockaddr_in, socklen_t, ssize_t, timeval, useconds_t,
@@ -345,6 +345,16 @@ fn recv_into(
 }
 
 fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t, c_int> {
+    let n = send_queued(s, fd, data, flags)?;
+    // One zero-copy id per call that queued bytes (Linux gives a failed
+    // call's id back).
+    if n > 0 && flags & libc::MSG_ZEROCOPY != 0 {
+        s.with(|h| h.zerocopy_sent(fd))?;
+    }
+    Ok(n)
+}
+
+fn send_queued(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t, c_int> {
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
     let mut sent = 0;
     loop {
@@ -505,13 +515,76 @@ unsafe extern "C" fn pd_recvmsg(
         }
         // SAFETY: recvmsg(2)'s contract: msg and its iovecs are valid.
         let m = unsafe { &mut *msg };
+        m.msg_namelen = 0;
+        if flags & libc::MSG_ERRQUEUE != 0 {
+            // Never blocks; the data part of a completion is empty.
+            let (lo, hi) = s.with(|h| h.take_completion(fd))?;
+            let mut ee: ErrQueueEntry = unsafe { std::mem::zeroed() };
+            ee.ee.ee_origin = SO_EE_ORIGIN_ZEROCOPY;
+            ee.ee.ee_code = SO_EE_CODE_ZEROCOPY_COPIED;
+            ee.ee.ee_info = lo;
+            ee.ee.ee_data = hi;
+            m.msg_flags = libc::MSG_ERRQUEUE;
+            // SAFETY: as above, msg_control holds msg_controllen bytes.
+            unsafe { put_cmsg(m, libc::SOL_IP, libc::IP_RECVERR, as_bytes(&ee)) };
+            return Ok(0);
+        }
         let bufs = unsafe { iov_mut(m.msg_iov, m.msg_iovlen as c_int)? };
         let n = recv_into(s, fd, bufs, flags)?;
-        m.msg_namelen = 0;
-        m.msg_controllen = 0;
         m.msg_flags = 0;
+        match s.with(|h| h.inq_hint(fd))? {
+            // SAFETY: as above.
+            Some(inq) => unsafe { put_cmsg(m, libc::SOL_TCP, TCP_INQ, &inq.to_ne_bytes()) },
+            None => m.msg_controllen = 0,
+        }
         Ok(n)
     })
+}
+
+/// What Linux's IP_RECVERR control message carries: the error, then the
+/// address of whoever reported it (none for a completion).
+#[repr(C)]
+struct ErrQueueEntry {
+    ee: libc::sock_extended_err,
+    offender: sockaddr_in,
+}
+
+const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
+
+fn as_bytes(e: &ErrQueueEntry) -> &[u8] {
+    // SAFETY: plain C data, read as the bytes it is made of.
+    unsafe {
+        std::slice::from_raw_parts(
+            (e as *const ErrQueueEntry).cast::<u8>(),
+            std::mem::size_of::<ErrQueueEntry>(),
+        )
+    }
+}
+
+/// Writes one control message into `m`'s control buffer (MSG_CTRUNC when
+/// it does not fit) and sets msg_controllen to what was written.
+///
+/// # Safety
+/// `m.msg_control` is null or writable for `m.msg_controllen` bytes.
+unsafe fn put_cmsg(m: &mut msghdr, level: c_int, ty: c_int, data: &[u8]) {
+    let space = unsafe { libc::CMSG_SPACE(data.len() as u32) } as usize;
+    if m.msg_control.is_null() || m.msg_controllen < space {
+        m.msg_flags |= libc::MSG_CTRUNC;
+        m.msg_controllen = 0;
+        return;
+    }
+    // SAFETY: the buffer holds `space` bytes (checked above), and the
+    // CMSG_ macros stay within it.
+    unsafe {
+        std::ptr::write_bytes(m.msg_control.cast::<u8>(), 0, space);
+        let c = libc::CMSG_FIRSTHDR(m);
+        (*c).cmsg_level = level;
+        (*c).cmsg_type = ty;
+        (*c).cmsg_len = libc::CMSG_LEN(data.len() as u32) as _;
+        std::ptr::copy_nonoverlapping(data.as_ptr(), libc::CMSG_DATA(c), data.len());
+    }
+    m.msg_controllen = space as _;
 }
 
 unsafe extern "C" fn pd_write(
@@ -540,19 +613,24 @@ fn send_fast_open(
         return send_all(s, fd, data, flags);
     };
     let nonblocking = s.with(|h| h.is_nonblocking(fd))? || flags & libc::MSG_DONTWAIT != 0;
-    if nonblocking {
-        return if on_syn > 0 {
-            Ok(on_syn as ssize_t)
+    let n = if nonblocking {
+        if on_syn == 0 {
+            return Err(libc::EINPROGRESS);
+        }
+        on_syn as ssize_t
+    } else {
+        s.blocking(|h| h.connect(fd, to))?;
+        let rest = if on_syn == data.len() {
+            0
         } else {
-            Err(libc::EINPROGRESS)
+            send_queued(s, fd, &data[on_syn..], flags)?
         };
+        on_syn as ssize_t + rest
+    };
+    if n > 0 && flags & libc::MSG_ZEROCOPY != 0 {
+        s.with(|h| h.zerocopy_sent(fd))?;
     }
-    s.blocking(|h| h.connect(fd, to))?;
-    if on_syn == data.len() {
-        return Ok(on_syn as ssize_t);
-    }
-    let rest = send_all(s, fd, &data[on_syn..], flags)?;
-    Ok(on_syn as ssize_t + rest)
+    Ok(n)
 }
 
 unsafe extern "C" fn pd_writev(ud: *mut c_void, fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
@@ -886,28 +964,84 @@ unsafe extern "C" fn pd_gettimeofday(ud: *mut c_void, tv: *mut timeval, _tz: *mu
     })
 }
 
-unsafe extern "C" fn pd_epoll_create(_ud: *mut c_void, _size: c_int) -> c_int {
-    call(-1, || Err::<c_int, _>(libc::ENOSYS))
+unsafe extern "C" fn pd_epoll_create(ud: *mut c_void, size: c_int) -> c_int {
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        if size <= 0 {
+            return Err(libc::EINVAL);
+        }
+        s.socket_call(|h| h.epoll_create())
+    })
 }
 
 unsafe extern "C" fn pd_epoll_ctl(
-    _ud: *mut c_void,
-    _epfd: c_int,
-    _op: c_int,
-    _fd: c_int,
-    _ev: *mut c_void,
+    ud: *mut c_void,
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut c_void,
 ) -> c_int {
-    call(-1, || Err::<c_int, _>(libc::ENOSYS))
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        let ev = ev.cast::<libc::epoll_event>();
+        let (events, data) = if op == libc::EPOLL_CTL_DEL {
+            (0, 0)
+        } else if ev.is_null() {
+            return Err(libc::EFAULT);
+        } else {
+            // SAFETY: epoll_ctl(2)'s contract: ev readable (packed struct).
+            let e = unsafe { std::ptr::read_unaligned(ev) };
+            (e.events, e.u64)
+        };
+        s.socket_call(|h| h.epoll_ctl(epfd, op, fd, events, data))?;
+        Ok(0)
+    })
 }
 
 unsafe extern "C" fn pd_epoll_wait(
-    _ud: *mut c_void,
-    _epfd: c_int,
-    _ev: *mut c_void,
-    _max: c_int,
-    _t: c_int,
+    ud: *mut c_void,
+    epfd: c_int,
+    ev: *mut c_void,
+    max: c_int,
+    timeout: c_int,
 ) -> c_int {
-    call(-1, || Err::<c_int, _>(libc::ENOSYS))
+    let s = unsafe { shared(ud) };
+    call(-1, || {
+        let max = usize::try_from(max)
+            .ok()
+            .filter(|m| *m > 0)
+            .ok_or(libc::EINVAL)?;
+        if ev.is_null() {
+            return Err(libc::EFAULT);
+        }
+        let mut deadline: Option<Instant> = None;
+        let got = s.blocking(|h| {
+            let got = match h.epoll_wait(epfd, max) {
+                Ok(g) => g,
+                Err(e) => return Step::Done(Err(e)),
+            };
+            let deadline = *deadline.get_or_insert_with(|| {
+                h.now
+                    + Duration::from_millis(u64::try_from(timeout).unwrap_or(u64::MAX / 2_000_000))
+            });
+            if !got.is_empty() || timeout == 0 || (timeout > 0 && h.now >= deadline) {
+                Step::Done(Ok(got))
+            } else {
+                Step::Wait
+            }
+        })?;
+        let out = ev.cast::<libc::epoll_event>();
+        for (i, (events, data)) in got.iter().enumerate() {
+            let e = libc::epoll_event {
+                events: *events,
+                u64: *data,
+            };
+            // SAFETY: epoll_wait(2)'s contract: ev holds `max` entries,
+            // and `got` has at most `max`.
+            unsafe { std::ptr::write_unaligned(out.add(i), e) };
+        }
+        Ok(got.len() as c_int)
+    })
 }
 
 unsafe extern "C" fn pd_pipe(_ud: *mut c_void, _fds: *mut c_int) -> c_int {

@@ -7,8 +7,10 @@
 //! (packetdrill's main thread, injecting packets and moving the clock) to
 //! change something, and asks again.
 
+use crate::epoll::{Epoll, Facts, Signals, Wakes};
 use crate::flags::Flags;
 use crate::wire::{Wire, OUR_MAC};
+use crate::zerocopy::ZeroCopy;
 use libc::c_int;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddrV4;
@@ -47,7 +49,16 @@ struct Options {
     fast_open_key: Option<[u8; 16]>,
     /// TCP_FASTOPEN (or a key) was set on this socket.
     fast_open: bool,
+    /// SO_ZEROCOPY: MSG_ZEROCOPY sends report their completions.
+    zerocopy: bool,
+    /// TCP_INQ: recvmsg says how many bytes are left to read.
+    inq: bool,
+    /// SO_MARK.
+    mark: u32,
 }
+
+/// Linux's TCP_INQ and its control message type (not in the libc crate).
+pub const TCP_INQ: c_int = 36;
 
 /// TCP_NOTSENT_LOWAT's value as the stack's bound (u32::MAX: none; 0:
 /// the sysctl's default, none).
@@ -66,6 +77,7 @@ enum Kind {
         ready: VecDeque<Handle>,
     },
     Conn(Handle),
+    Epoll(Epoll),
 }
 
 struct Socket {
@@ -76,6 +88,27 @@ struct Socket {
     shut_read: bool,
     /// SO_ERROR reports a failure once.
     error_reported: bool,
+    /// Bytes queued on the connection so far (zero-copy ids end at these
+    /// offsets).
+    written: u64,
+    zerocopy: ZeroCopy,
+    signals: Signals,
+}
+
+impl Socket {
+    fn new(kind: Kind, nonblocking: bool, opts: Options) -> Socket {
+        Socket {
+            kind,
+            nonblocking,
+            bound: None,
+            opts,
+            shut_read: false,
+            error_reported: false,
+            written: 0,
+            zerocopy: ZeroCopy::default(),
+            signals: Signals::default(),
+        }
+    }
 }
 
 pub struct Host {
@@ -242,6 +275,7 @@ impl Host {
             Kind::Conn(h) => Ok(h),
             Kind::Listening { .. } => Err(libc::EINVAL),
             Kind::Fresh => Err(libc::ENOTCONN),
+            Kind::Epoll(_) => Err(libc::ENOTSOCK),
         }
     }
 
@@ -296,14 +330,11 @@ impl Host {
         if ty & 0xf != libc::SOCK_STREAM {
             return Err(libc::ESOCKTNOSUPPORT);
         }
-        self.new_fd(Socket {
-            kind: Kind::Fresh,
-            nonblocking: ty & libc::SOCK_NONBLOCK != 0,
-            bound: None,
-            opts: Options::default(),
-            shut_read: false,
-            error_reported: false,
-        })
+        self.new_fd(Socket::new(
+            Kind::Fresh,
+            ty & libc::SOCK_NONBLOCK != 0,
+            Options::default(),
+        ))
     }
 
     pub fn bind(&mut self, fd: c_int, addr: SocketAddrV4) -> Result<(), c_int> {
@@ -334,7 +365,7 @@ impl Host {
         let s = self.sock(fd)?;
         match s.kind {
             Kind::Listening { .. } => return Ok(()),
-            Kind::Conn(_) => return Err(libc::EINVAL),
+            Kind::Conn(_) | Kind::Epoll(_) => return Err(libc::EINVAL),
             Kind::Fresh => {}
         }
         let cfg = self.config_for(fd)?;
@@ -397,18 +428,14 @@ impl Host {
             };
         };
         let t = self.iface.tuple(h).expect("a connection from the backlog");
-        let nodelay = self.sock(fd).map(|s| s.opts.nodelay).unwrap_or(false);
-        let fd = self.new_fd(Socket {
-            kind: Kind::Conn(h),
-            nonblocking: false,
-            bound: None,
-            opts: Options {
-                nodelay,
-                ..Options::default()
-            },
-            shut_read: false,
-            error_reported: false,
+        // As Linux's clone of the listener: these options carry over.
+        let opts = self.sock(fd).map_or(Options::default(), |s| Options {
+            nodelay: s.opts.nodelay,
+            zerocopy: s.opts.zerocopy,
+            inq: s.opts.inq,
+            ..Options::default()
         });
+        let fd = self.new_fd(Socket::new(Kind::Conn(h), false, opts));
         Done(fd.map(|fd| (fd, SocketAddrV4::new(t.remote_ip, t.remote_port))))
     }
 
@@ -420,6 +447,7 @@ impl Host {
         let nonblocking = s.nonblocking;
         match s.kind {
             Kind::Listening { .. } => return fail(libc::EISCONN),
+            Kind::Epoll(_) => return fail(libc::ENOTSOCK),
             Kind::Conn(h) => {
                 let Some(c) = self.iface.tcp_ref(h) else {
                     return fail(libc::EBADF);
@@ -468,13 +496,16 @@ impl Host {
     ) -> Result<Option<usize>, c_int> {
         match self.sock(fd)?.kind {
             Kind::Listening { .. } => return Err(libc::EISCONN),
+            Kind::Epoll(_) => return Err(libc::ENOTSOCK),
             Kind::Conn(_) => return Ok(None),
             Kind::Fresh => {}
         }
         let cfg = self.config_for(fd)?;
         match self.iface.connect_fast_open(to, Some(cfg), data, self.now) {
             Ok((h, taken)) => {
-                self.sock(fd)?.kind = Kind::Conn(h);
+                let s = self.sock(fd)?;
+                s.kind = Kind::Conn(h);
+                s.written += taken as u64;
                 Ok(Some(taken))
             }
             Err(xdptcp::iface::IfaceError::NoRoute(_)) => Err(libc::ENETUNREACH),
@@ -557,7 +588,19 @@ impl Host {
             return Done(Ok(0));
         }
         let handshaking = matches!(c.state(), State::SynSent | State::SynReceived);
-        match c.send(data) {
+        let r = c.send(data);
+        if let Ok(s) = self.sock(fd) {
+            match r {
+                Ok(n) if n == data.len() => s.written += n as u64,
+                Ok(n) => {
+                    s.written += n as u64;
+                    s.signals.write_blocked();
+                }
+                Err(TcpError::WouldBlock) => s.signals.write_blocked(),
+                Err(_) => {}
+            }
+        }
+        match r {
             Ok(n) => Done(Ok(n)),
             Err(TcpError::WouldBlock) if nonblocking => fail(libc::EAGAIN),
             Err(TcpError::WouldBlock) => Wait,
@@ -586,7 +629,7 @@ impl Host {
     /// What closing a socket does to the stack.
     fn end(&mut self, s: Socket) {
         match s.kind {
-            Kind::Fresh => {}
+            Kind::Fresh | Kind::Epoll(_) => {}
             Kind::Listening { port, ready } => {
                 self.iface.unlisten(port);
                 for h in ready {
@@ -713,6 +756,9 @@ impl Host {
             (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
                 snap.as_ref().map_or(u32::from(cfg.mss), |n| n.mss) as c_int
             }
+            (libc::SOL_SOCKET, libc::SO_ZEROCOPY) => s.opts.zerocopy as c_int,
+            (libc::SOL_SOCKET, libc::SO_MARK) => s.opts.mark as c_int,
+            (libc::IPPROTO_TCP, TCP_INQ) => s.opts.inq as c_int,
             _ => return Err(libc::ENOPROTOOPT),
         };
         Ok(v.to_ne_bytes().to_vec())
@@ -737,6 +783,11 @@ impl Host {
         };
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_REUSEADDR) => self.sock(fd)?.opts.reuse_addr = int()? != 0,
+            (libc::SOL_SOCKET, libc::SO_ZEROCOPY) => self.sock(fd)?.opts.zerocopy = int()? != 0,
+            // Packet marks steer routing and filters, neither of which the
+            // adapter's one wire has: kept, to read back.
+            (libc::SOL_SOCKET, libc::SO_MARK) => self.sock(fd)?.opts.mark = int()? as u32,
+            (libc::IPPROTO_TCP, TCP_INQ) => self.sock(fd)?.opts.inq = int()? != 0,
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                 self.sock(fd)?.opts.recv_buffer =
                     Some(usize::try_from(int()?).map_err(|_| libc::EINVAL)?.max(2048))
@@ -807,6 +858,7 @@ impl Host {
         let kind = match self.sock(fd) {
             Ok(s) => match s.kind {
                 Kind::Fresh => return libc::POLLOUT | libc::POLLHUP,
+                Kind::Epoll(_) => return 0,
                 Kind::Listening { .. } => None,
                 Kind::Conn(h) => Some((h, s.shut_read)),
             },
@@ -817,11 +869,138 @@ impl Host {
                 Ok(true) => libc::POLLIN | libc::POLLRDNORM,
                 _ => 0,
             },
-            Some((h, shut_read)) => self
-                .iface
-                .tcp_ref(h)
-                .map_or(libc::POLLNVAL, |c| conn_events(c, shut_read)),
+            Some((h, shut_read)) => {
+                let ev = self
+                    .iface
+                    .tcp_ref(h)
+                    .map_or(libc::POLLNVAL, |c| conn_events(c, shut_read));
+                // A completion waiting on the error queue is an error
+                // event, as any queued error is on Linux.
+                if self.refresh_zerocopy(fd) {
+                    ev | libc::POLLERR
+                } else {
+                    ev
+                }
+            }
         }
+    }
+
+    // ---- zero-copy completions, TCP_INQ, epoll --------------------------
+
+    /// Moves the sends the peer has acknowledged to the error queue; true
+    /// if it holds a completion.
+    fn refresh_zerocopy(&mut self, fd: c_int) -> bool {
+        let Some(s) = self.sockets.get_mut(&fd) else {
+            return false;
+        };
+        if let Kind::Conn(h) = s.kind {
+            // A connection gone (or reset) holds nothing: its buffers were
+            // freed, which completes its sends as it does on Linux.
+            let unacked = self.iface.tcp_ref(h).map_or(0, |c| c.send_queue()) as u64;
+            s.zerocopy.acked(s.written.saturating_sub(unacked));
+        }
+        s.zerocopy.has_unread()
+    }
+
+    /// A send with MSG_ZEROCOPY queued bytes: it takes the next id if the
+    /// socket has SO_ZEROCOPY (Linux ignores the flag otherwise).
+    pub fn zerocopy_sent(&mut self, fd: c_int) -> Result<(), c_int> {
+        let s = self.sock(fd)?;
+        if s.opts.zerocopy {
+            s.zerocopy.sent(s.written);
+        }
+        Ok(())
+    }
+
+    /// recvmsg(MSG_ERRQUEUE): the oldest range of completed ids.
+    pub fn take_completion(&mut self, fd: c_int) -> Result<(u32, u32), c_int> {
+        self.refresh_zerocopy(fd);
+        self.sock(fd)?.zerocopy.take().ok_or(libc::EAGAIN)
+    }
+
+    /// TCP_INQ's hint after a read: the bytes left to read, or 1 when none
+    /// are left and the peer has closed (keep reading: EOF is next).
+    pub fn inq_hint(&mut self, fd: c_int) -> Result<Option<c_int>, c_int> {
+        if !self.sock(fd)?.opts.inq {
+            return Ok(None);
+        }
+        let h = self.conn_handle(fd)?;
+        let c = self.conn(h)?;
+        let left = c.recv_queue() as c_int;
+        Ok(Some(if left == 0 && c.at_eof() { 1 } else { left }))
+    }
+
+    /// A socket's wake-ups so far and its poll mask (epoll.rs); None when
+    /// `fd` is not an open socket.
+    fn wakes_and_mask(&mut self, fd: c_int) -> Option<(Wakes, u32)> {
+        let mask = self.poll_events(fd);
+        let acceptable = match &self.sockets.get(&fd)?.kind {
+            Kind::Listening { ready, .. } => ready.len(),
+            Kind::Epoll(_) => return None,
+            _ => 0,
+        };
+        let s = self.sockets.get(&fd)?;
+        let conn = match s.kind {
+            Kind::Conn(h) => self.iface.tcp_ref(h),
+            _ => None,
+        };
+        let facts = Facts {
+            received: conn.map_or(0, |c| c.counters().bytes_received),
+            fin: conn.is_some_and(|c| c.at_eof()),
+            acceptable,
+            completions: s.zerocopy.completions(),
+            state: conn.map(|c| c.state()),
+            failed: conn.is_some_and(|c| c.error().is_some()),
+            writable: mask & libc::POLLOUT != 0,
+        };
+        let wakes = self.sockets.get_mut(&fd)?.signals.observe(facts);
+        Some((wakes, mask as u16 as u32))
+    }
+
+    pub fn epoll_create(&mut self) -> Result<c_int, c_int> {
+        self.new_fd(Socket::new(
+            Kind::Epoll(Epoll::default()),
+            false,
+            Options::default(),
+        ))
+    }
+
+    pub fn epoll_ctl(
+        &mut self,
+        epfd: c_int,
+        op: c_int,
+        fd: c_int,
+        events: u32,
+        data: u64,
+    ) -> Result<(), c_int> {
+        if !matches!(self.sock(epfd)?.kind, Kind::Epoll(_)) {
+            return Err(libc::EINVAL);
+        }
+        if fd == epfd {
+            return Err(libc::EINVAL);
+        }
+        let now = self.wakes_and_mask(fd).ok_or(libc::EBADF)?;
+        match &mut self.sock(epfd)?.kind {
+            Kind::Epoll(ep) => ep.ctl(op, fd, events, data, now),
+            _ => Err(libc::EINVAL),
+        }
+    }
+
+    /// One look for `epoll_wait`: the (events, data) of up to `max` items.
+    pub fn epoll_wait(&mut self, epfd: c_int, max: usize) -> Result<Vec<(u32, u64)>, c_int> {
+        let mut ep = match &mut self.sock(epfd)?.kind {
+            Kind::Epoll(ep) => std::mem::take(ep),
+            _ => return Err(libc::EINVAL),
+        };
+        let out = ep.wait(max, |fd| self.wakes_and_mask(fd));
+        if let Ok(Socket {
+            kind: Kind::Epoll(slot),
+            ..
+        }) = self.sock(epfd)
+        {
+            *slot = ep;
+        }
+        Ok(out)
     }
 }
 

@@ -12,15 +12,18 @@
 //!
 //! - `flags.rs`: `--so_flags`, the stack's settings for a script.
 //! - `wire.rs`: raw IPv4 in and out of the stack's Ethernet device.
-//! - `host.rs`: the interface, the clock and the socket calls.
+//! - `host.rs`: the interface, the clock and the socket calls;
+//!   `epoll.rs` and `zerocopy.rs`: epoll items, MSG_ZEROCOPY completions.
 //! - `ffi.rs`: the C table and its callbacks; `variadic.c`: fcntl, ioctl.
 
+pub mod epoll;
 pub mod ffi;
 pub mod flags;
 pub mod host;
 pub mod linux_info;
 pub mod sysctls;
 pub mod wire;
+pub mod zerocopy;
 
 use std::ffi::{c_char, CStr};
 

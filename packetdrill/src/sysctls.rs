@@ -11,6 +11,8 @@ use xdptcp::tcp::Config;
 /// listener without the TCP_FASTOPEN option.
 const TFO_SERVER_ENABLE: u32 = 0x2;
 const TFO_SERVER_WO_SOCKOPT: u32 = 0x400;
+/// ... and SYN data taken without a cookie.
+const TFO_SERVER_COOKIE_NOT_REQD: u32 = 0x200;
 
 /// Applies the namespace's sysctls to `cfg`; `fast_open_asked`: the
 /// socket set TCP_FASTOPEN (or a key).
@@ -41,6 +43,7 @@ fn apply_from(cfg: &mut Config, fast_open_asked: bool, read: impl Fn(&str) -> Op
     if let Some(bits) = read_u32("tcp_fastopen") {
         let on =
             bits & TFO_SERVER_ENABLE != 0 && (bits & TFO_SERVER_WO_SOCKOPT != 0 || fast_open_asked);
+        cfg.fast_open_without_cookie = bits & TFO_SERVER_COOKIE_NOT_REQD != 0;
         if !on {
             cfg.fast_open_key = None;
         } else if !fast_open_asked || cfg.fast_open_key.is_none() {
@@ -83,6 +86,8 @@ mod tests {
         assert_eq!(c.fast_open_key, None);
         let c = with(&[("tcp_fastopen", "0x3")], true);
         assert!(c.fast_open_key.is_some());
+        assert!(!c.fast_open_without_cookie);
+        assert!(with(&[("tcp_fastopen", "0x202")], true).fast_open_without_cookie);
         // Client-only: no server side at all.
         assert_eq!(with(&[("tcp_fastopen", "1")], true).fast_open_key, None);
     }

@@ -677,10 +677,6 @@ fn options_and_unsupported_calls_follow_posix_conventions() {
         (-1, libc::ENOSYS)
     );
     assert_eq!(
-        (unsafe { (i.epoll_create.unwrap())(pd.ud(), 1) }, errno()),
-        (-1, libc::ENOSYS)
-    );
-    assert_eq!(
         (
             unsafe { (i.ioctl.unwrap())(pd.ud(), 99, libc::FIONREAD, &mut fds[0] as *mut c_int) },
             errno()
@@ -854,4 +850,192 @@ fn fast_open_takes_syn_data_with_a_valid_cookie_and_offers_one_otherwise() {
         sa.raw_options.windows(12).find(|w| w[0] == 254),
         Some(&fo(&cookie)[..])
     );
+}
+
+/// What recvmsg returned, its msg_flags, and the control message's level,
+/// type and data, if one came.
+type Received = (isize, c_int, Option<(c_int, c_int, Vec<u8>)>);
+
+impl Pd {
+    fn set_int(&self, fd: c_int, level: c_int, name: c_int, v: c_int) {
+        let r = unsafe {
+            (self.ifc.setsockopt.unwrap())(
+                self.ud(),
+                fd,
+                level,
+                name,
+                (&v as *const c_int).cast(),
+                4,
+            )
+        };
+        assert_eq!(r, 0, "setsockopt({level}, {name}): errno {}", errno());
+    }
+
+    fn accept(&self, lfd: c_int) -> c_int {
+        let fd = unsafe {
+            (self.ifc.accept.unwrap())(self.ud(), lfd, std::ptr::null_mut(), std::ptr::null_mut())
+        };
+        assert!(fd >= 0, "accept: errno {}", errno());
+        fd
+    }
+
+    /// recvmsg with room for one control message.
+    fn recvmsg(&self, fd: c_int, buf: &mut [u8], flags: c_int) -> Received {
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control.as_mut_ptr().cast();
+        m.msg_controllen = std::mem::size_of_val(&control);
+        let r = unsafe { (self.ifc.recvmsg.unwrap())(self.ud(), fd, &mut m, flags) };
+        let cmsg = unsafe {
+            let c = libc::CMSG_FIRSTHDR(&m);
+            (r >= 0 && !c.is_null()).then(|| {
+                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = std::slice::from_raw_parts(libc::CMSG_DATA(c), len).to_vec();
+                ((*c).cmsg_level, (*c).cmsg_type, data)
+            })
+        };
+        (r, m.msg_flags, cmsg)
+    }
+}
+
+/// MSG_ZEROCOPY on a socket with SO_ZEROCOPY (set on the listener, kept
+/// by the accepted socket): each send's completion reaches the error
+/// queue once the peer has acknowledged all of it, as a range of ids
+/// (consecutive completions not yet read join one range), with POLLERR
+/// while one waits; recvmsg(MSG_ERRQUEUE) never blocks.
+#[test]
+fn zero_copy_sends_complete_on_the_error_queue_once_acknowledged() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 1);
+    pd.set_int(lfd, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1);
+    let iss = handshake_in(&pd, 40_400, true);
+    let fd = pd.accept(lfd);
+    assert_eq!(pd.sockopt(fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY), 1);
+    let send = |n: usize| unsafe {
+        let data = vec![5u8; n];
+        (pd.ifc.send.unwrap())(pd.ud(), fd, data.as_ptr().cast(), n, libc::MSG_ZEROCOPY)
+    };
+    let errqueue = || pd.recvmsg(fd, &mut [], libc::MSG_ERRQUEUE);
+    let completion = |lo: u32, hi: u32| {
+        let (r, flags, cmsg) = errqueue();
+        assert_eq!((r, flags), (0, libc::MSG_ERRQUEUE));
+        let (level, ty, data) = cmsg.expect("a control message");
+        assert_eq!(
+            (level, ty, data.len()),
+            (libc::SOL_IP, libc::IP_RECVERR, 32)
+        );
+        let word = |i: usize| u32::from_ne_bytes(data[i..i + 4].try_into().unwrap());
+        // ee_errno, then origin 5 (zero-copy), type 0, code 1 (copied).
+        assert_eq!((word(0), &data[4..8]), (0, &[5u8, 0, 1, 0][..]));
+        assert_eq!((word(8), word(12)), (lo, hi));
+    };
+
+    assert_eq!(send(1976), 1976);
+    for _ in 0..2 {
+        // MSS 1000 less 12 bytes of timestamps.
+        assert_eq!(pd.sniff().expect("data").payload.len(), 988);
+    }
+    assert_eq!(
+        (errqueue().0, errno()),
+        (-1, libc::EAGAIN),
+        "nothing acknowledged yet"
+    );
+    assert_eq!(pd.poll(fd, libc::POLLOUT, 0).1 & libc::POLLERR, 0);
+    pd.inject(seg(40_400, 1, iss + 1 + 988, same), &[]);
+    assert_eq!(
+        (errqueue().0, errno()),
+        (-1, libc::EAGAIN),
+        "half acknowledged"
+    );
+    pd.inject(seg(40_400, 1, iss + 1 + 1976, same), &[]);
+    assert_eq!(
+        pd.poll(fd, libc::POLLOUT, 0).1 & libc::POLLERR,
+        libc::POLLERR
+    );
+    completion(0, 0);
+    assert_eq!(pd.poll(fd, libc::POLLOUT, 0).1 & libc::POLLERR, 0);
+
+    let mut acked = 1976;
+    for _ in 0..2 {
+        assert_eq!(send(10), 10);
+        assert_eq!(pd.sniff().expect("data").payload.len(), 10);
+        acked += 10;
+        pd.inject(seg(40_400, 1, iss + 1 + acked, same), &[]);
+    }
+    completion(1, 2);
+    assert_eq!((errqueue().0, errno()), (-1, libc::EAGAIN));
+}
+
+/// epoll: an edge-triggered item reports the socket's whole mask once per
+/// arrival, a level-triggered one on every wait; with TCP_INQ each
+/// recvmsg says how many bytes are left, 1 once only the FIN is. The data
+/// comes as one 5,000-byte packet, larger than the MTU, as Linux's TCP
+/// sees them behind GRO.
+#[test]
+fn epoll_edges_and_tcp_inq_hints_follow_linux() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 1);
+    let iss = handshake_in(&pd, 40_500, true);
+    let fd = pd.accept(lfd);
+    pd.set_int(fd, libc::IPPROTO_TCP, 36, 1); // TCP_INQ
+    let ep = unsafe { (pd.ifc.epoll_create.unwrap())(pd.ud(), 1) };
+    assert!(ep >= 0, "epoll_create: errno {}", errno());
+    let (inn, out, et) = (
+        libc::EPOLLIN as u32,
+        libc::EPOLLOUT as u32,
+        libc::EPOLLET as u32,
+    );
+    let add = |fd: c_int, events: u32, data: u64| {
+        let mut e = libc::epoll_event { events, u64: data };
+        let r = unsafe {
+            (pd.ifc.epoll_ctl.unwrap())(
+                pd.ud(),
+                ep,
+                libc::EPOLL_CTL_ADD,
+                fd,
+                (&mut e as *mut libc::epoll_event).cast(),
+            )
+        };
+        assert_eq!(r, 0, "epoll_ctl: errno {}", errno());
+    };
+    let wait = || {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        let n = unsafe { (pd.ifc.epoll_wait.unwrap())(pd.ud(), ep, evs.as_mut_ptr().cast(), 4, 0) };
+        assert!(n >= 0, "epoll_wait: errno {}", errno());
+        evs[..n as usize]
+            .iter()
+            .map(|e| (e.events, e.u64))
+            .collect::<Vec<_>>()
+    };
+    add(fd, inn | out | et, 1);
+    assert_eq!(wait(), [(out, 1)]);
+    assert_eq!(wait(), []);
+    add(lfd, inn, 2);
+    assert_eq!(wait(), [], "a listener with nothing to accept");
+
+    pd.inject(seg(40_500, 1, iss + 1, |s| s.psh()), &[7u8; 5000]);
+    assert_eq!(pd.sniff().expect("an ACK").ack, 5001);
+    assert_eq!(wait(), [(inn | out, 1)]);
+    assert_eq!(wait(), [], "once per arrival");
+
+    let inq = |got: Received| {
+        let (_, _, data) = got
+            .2
+            .filter(|c| (c.0, c.1) == (libc::SOL_TCP, 36))
+            .expect("TCP_CM_INQ");
+        c_int::from_ne_bytes(data[..4].try_into().unwrap())
+    };
+    let mut buf = [0u8; 2000];
+    assert_eq!(inq(pd.recvmsg(fd, &mut buf, 0)), 3000);
+    assert_eq!(wait(), [], "reading is no arrival");
+    pd.inject(seg(40_500, 5001, iss + 1, |s| s.fin()), &[]);
+    assert_eq!(wait(), [(inn | out, 1)]);
+    let mut buf = [0u8; 4000];
+    assert_eq!(inq(pd.recvmsg(fd, &mut buf, 0)), 1, "only the FIN is left");
 }

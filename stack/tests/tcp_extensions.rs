@@ -372,6 +372,33 @@ fn rfc5961_challenge_acks_are_rate_limited_and_exact_rst_closes() {
 }
 
 #[test]
+fn reading_sends_no_window_update_when_the_window_field_cannot_grow() {
+    // No window scaling: the field says at most 65,535 bytes, and our
+    // 256 KiB buffer keeps it there, so a read opens nothing the peer
+    // could see (Linux compares the window it could advertise).
+    let mut c = established_with_ts(Config::default());
+    assert!(c.snapshot().recv_buffer > 2 * 65_535);
+    c.on_segment(
+        &seg(
+            PEER + 1,
+            ISS + 1,
+            Flags::ACK | Flags::PSH,
+            Some(102),
+            &[9u8; 1000],
+        ),
+        t(10),
+    );
+    let out = drain(&mut c, t(10));
+    assert_eq!((out.len(), out[0].window), (1, 65_535));
+    c.recv_consume(1000);
+    let out = drain(&mut c, t(20));
+    assert!(
+        out.is_empty(),
+        "a window update that changes nothing: {out:?}"
+    );
+}
+
+#[test]
 fn quick_acks_first_then_delayed_acks_wait_40_ms_for_one_segment_but_not_for_two() {
     let mut c = established_with_ts(Config::default());
     // Quick-ACK mode: the first data segments are acknowledged at once,

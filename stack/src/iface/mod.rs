@@ -827,8 +827,12 @@ impl Interface {
                 now,
             );
             let key = cfg.fast_open_key;
+            let no_cookie = key.is_some() && cfg.fast_open_without_cookie;
             let mut conn = self.passive_conn(cfg, iss, src);
-            if let (Some(key), Some(asked)) = (key, seg.options.fast_open) {
+            if no_cookie && !seg.payload.is_empty() {
+                // No cookie needed: the data is taken, none is offered.
+                conn.accept_fast_open();
+            } else if let (Some(key), Some(asked)) = (key, seg.options.fast_open) {
                 let valid = crate::tcp::fast_open::cookie(&key, src, self.cfg.ip);
                 if asked.cookie() == Some(&valid[..]) {
                     conn.accept_fast_open();

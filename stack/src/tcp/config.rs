@@ -88,6 +88,10 @@ pub struct Config {
     /// TCP Fast Open on a listener (RFC 7413, `fast_open.rs`): the key its
     /// cookies are made with. None: off (the default, as in Linux).
     pub fast_open_key: Option<[u8; 16]>,
+    /// With a key: take the data of every SYN, cookie or not (Linux's
+    /// `tcp_fastopen` 0x200, for servers whose clients are known and whose
+    /// requests are safe to see twice). Off by default.
+    pub fast_open_without_cookie: bool,
 }
 
 /// Keepalive timing: after `idle` without anything received, send a probe
@@ -144,6 +148,7 @@ impl Default for Config {
             unsent_limit: super::unsent::UnsentLimit::Auto,
             application_turn: super::unsent::AUTO_TIME,
             fast_open_key: None,
+            fast_open_without_cookie: false,
         }
     }
 }

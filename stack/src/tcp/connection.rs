@@ -533,8 +533,9 @@ impl Connection {
             self.shed_buffers();
         }
         // Tell the sender about a window that opened a lot: at least
-        // doubled and by a full segment (receiver-side SWS avoidance).
-        let new_window = self.recv_buf.free() as u32;
+        // doubled and by a full segment (receiver-side SWS avoidance), as
+        // far as the window field can say it (65,535 scaled).
+        let new_window = (self.recv_buf.free() as u32).min(65_535 << self.rcv_shift);
         if self.state.can_receive_data()
             && new_window >= 2 * old_window
             && new_window - old_window >= self.eff_mss
