@@ -133,10 +133,11 @@ fn errno_of(e: ConnError) -> c_int {
     }
 }
 
-/// What `poll` reports for one connection.
-fn conn_events(c: &Connection, shut_read: bool) -> i16 {
+/// What `poll` reports for one connection; an error already reported to
+/// a call no longer shows.
+fn conn_events(c: &Connection, shut_read: bool, error_reported: bool) -> i16 {
     let mut ev = 0;
-    if c.error().is_some() {
+    if c.error().is_some() && !error_reported {
         ev |= libc::POLLERR;
     }
     if c.recv_queue() > 0 || c.at_eof() || shut_read || c.error().is_some() {
@@ -561,11 +562,22 @@ impl Host {
             return Done(Ok(0));
         }
         match (c.error(), c.state()) {
-            (Some(e), _) => fail(errno_of(e)),
+            (Some(e), _) => match self.report_error(fd, e) {
+                Some(errno) => fail(errno),
+                // Reported once already: a closed socket reads EOF.
+                None => Done(Ok(0)),
+            },
             (None, State::Closed) => Done(Ok(0)),
             _ if nonblocking => fail(libc::EAGAIN),
             _ => Wait,
         }
+    }
+
+    /// A connection's failure is reported once, by whichever call comes
+    /// first (Linux clears `sk_err` as it reports it); None afterwards.
+    fn report_error(&mut self, fd: c_int, e: ConnError) -> Option<c_int> {
+        let s = self.sock(fd).ok()?;
+        (!std::mem::replace(&mut s.error_reported, true)).then(|| errno_of(e))
     }
 
     /// Queues what fits of `data`. Blocking sockets wait for room (the
@@ -604,7 +616,8 @@ impl Host {
             Ok(n) => Done(Ok(n)),
             Err(TcpError::WouldBlock) if nonblocking => fail(libc::EAGAIN),
             Err(TcpError::WouldBlock) => Wait,
-            Err(TcpError::Failed(e)) => fail(errno_of(e)),
+            // After the failure was reported: the socket is shut (EPIPE).
+            Err(TcpError::Failed(e)) => fail(self.report_error(fd, e).unwrap_or(libc::EPIPE)),
             Err(TcpError::InvalidState(_)) if handshaking && nonblocking => fail(libc::EAGAIN),
             Err(TcpError::InvalidState(_)) if handshaking => Wait,
             Err(TcpError::InvalidState(_)) => fail(libc::EPIPE),
@@ -860,7 +873,7 @@ impl Host {
                 Kind::Fresh => return libc::POLLOUT | libc::POLLHUP,
                 Kind::Epoll(_) => return 0,
                 Kind::Listening { .. } => None,
-                Kind::Conn(h) => Some((h, s.shut_read)),
+                Kind::Conn(h) => Some((h, s.shut_read, s.error_reported)),
             },
             Err(_) => return libc::POLLNVAL,
         };
@@ -869,11 +882,11 @@ impl Host {
                 Ok(true) => libc::POLLIN | libc::POLLRDNORM,
                 _ => 0,
             },
-            Some((h, shut_read)) => {
+            Some((h, shut_read, reported)) => {
                 let ev = self
                     .iface
                     .tcp_ref(h)
-                    .map_or(libc::POLLNVAL, |c| conn_events(c, shut_read));
+                    .map_or(libc::POLLNVAL, |c| conn_events(c, shut_read, reported));
                 // A completion waiting on the error queue is an error
                 // event, as any queued error is on Linux.
                 if self.refresh_zerocopy(fd) {

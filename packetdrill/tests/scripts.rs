@@ -1039,3 +1039,26 @@ fn epoll_edges_and_tcp_inq_hints_follow_linux() {
     let mut buf = [0u8; 4000];
     assert_eq!(inq(pd.recvmsg(fd, &mut buf, 0)), 1, "only the FIN is left");
 }
+
+/// A reset is reported once, to the first call that meets it (Linux
+/// clears `sk_err` as it reports it): here a write; the data that came
+/// before it is still read, then EOF, and poll no longer says POLLERR.
+#[test]
+fn a_reset_is_reported_once_then_the_socket_reads_eof() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 1);
+    let iss = handshake_in(&pd, 40_600, true);
+    let fd = pd.accept(lfd);
+    pd.inject(seg(40_600, 1, iss + 1, |s| s.psh()), b"0123456789");
+    assert_eq!(pd.sniff().expect("an ACK").ack, 11);
+    pd.inject(seg(40_600, 11, iss + 1, |s| s.rst()), &[]);
+    assert_eq!(
+        pd.poll(fd, libc::POLLIN, 0).1 & libc::POLLERR,
+        libc::POLLERR
+    );
+    assert_eq!((pd.write(fd, b"x"), errno()), (-1, libc::ECONNRESET));
+    assert_eq!(pd.poll(fd, libc::POLLIN, 0).1 & libc::POLLERR, 0);
+    assert_eq!(pd.read(fd, 100).unwrap(), b"0123456789");
+    assert_eq!(pd.read(fd, 100), Ok(Vec::new()));
+    assert_eq!((pd.write(fd, b"x"), errno()), (-1, libc::EPIPE));
+}

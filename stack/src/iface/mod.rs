@@ -335,20 +335,18 @@ impl Interface {
         }
     }
 
-    /// An established connection from the listener's backlog, if any.
+    /// A connection from the listener's backlog whose handshake is done (or
+    /// a Fast Open child), if any; it may have been reset since.
     pub fn accept(&mut self, port: u16) -> Result<Option<Handle>, IfaceError> {
         let l = self
             .tcp
             .listeners
             .get(&port)
             .ok_or(IfaceError::NotListening(port))?;
-        let ready = l.backlog.iter().position(|h| {
-            self.tcp.get(*h).is_some_and(|e| {
-                e.conn.state().is_synchronized()
-                    || e.conn.is_fast_open_child()
-                        && e.conn.state() == crate::tcp::State::SynReceived
-            })
-        });
+        let ready = l
+            .backlog
+            .iter()
+            .position(|h| self.tcp.get(*h).is_some_and(|e| e.conn.is_acceptable()));
         let Some(i) = ready else { return Ok(None) };
         let l = self.tcp.listeners.get_mut(&port).expect("checked");
         let h = l.backlog.remove(i).expect("index from position");

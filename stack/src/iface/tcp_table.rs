@@ -158,7 +158,7 @@ impl TcpTable {
 
     /// Removes connections (among those touched lately) that are finished:
     /// closed and released by the user, or spawned by a listener and closed
-    /// before being accepted, or returned to LISTEN by a reset. Released
+    /// before its handshake was done, or returned to LISTEN by a reset. Released
     /// ones in TIME-WAIT with nothing left to send become compact records
     /// (at most `max_time_wait`); returns how many older records that
     /// recycled.
@@ -169,7 +169,11 @@ impl TcpTable {
         for h in candidates.drain(..) {
             let Some(e) = self.get(h) else { continue };
             let st = e.conn.state();
-            let done = (st == State::Closed && (e.released || e.in_backlog))
+            // A reset connection still waiting for accept stays (accept
+            // returns it closed, with its data), unless it never was
+            // acceptable.
+            let done = (st == State::Closed
+                && (e.released || (e.in_backlog && !e.conn.is_acceptable())))
                 || (st == State::Listen && e.in_backlog);
             let record = (e.released && !e.queued)
                 .then(|| e.conn.time_wait_record())

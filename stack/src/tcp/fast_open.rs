@@ -132,6 +132,13 @@ impl Connection {
         self.fast_open.child
     }
 
+    /// A passive connection the application may accept: its handshake
+    /// done, or a Fast Open child (accepted at its SYN). It stays
+    /// acceptable when reset, as Linux's accept queue keeps such sockets.
+    pub fn is_acceptable(&self) -> bool {
+        self.syn_acked() || self.fast_open.child
+    }
+
     /// Data carried on a SYN whose cookie was valid (RFC 7413 4.2.2).
     pub(super) fn take_syn_data(&mut self, payload: &[u8]) {
         if !self.fast_open.child || payload.is_empty() {

@@ -314,6 +314,9 @@ impl Connection {
 
     fn on_valid_reset(&mut self) {
         match self.state {
+            // A Fast Open child has been handed to the application: it
+            // is reset, as an established connection is.
+            State::SynReceived if self.is_fast_open_child() => self.fail(ConnError::Reset),
             State::SynReceived if self.passive => {
                 // Back to LISTEN: forget the half-open connection.
                 self.state = State::Listen;
