@@ -6,7 +6,7 @@
 //! host sits behind a mutex, and a call that would block waits on a
 //! condition variable that every other call signals.
 
-use crate::host::{Host, Step, TCP_INQ};
+use crate::host::{Host, Sniff, Step, TCP_INQ};
 use libc::{
     c_int, c_long, c_longlong, c_uint, c_ulong, c_void, iovec, msghdr, nfds_t, pollfd, size_t,
     sockaddr, sockaddr_in, socklen_t, ssize_t, timeval, useconds_t,
@@ -155,7 +155,13 @@ impl Shared {
             self.changed.notify_all();
             match step {
                 Step::Done(r) => return r,
-                Step::Wait => host = self.changed.wait(host).unwrap_or_else(|e| e.into_inner()),
+                Step::Wait => {
+                    // This call has seen everything so far.
+                    host.news = false;
+                    host.waiting += 1;
+                    host = self.changed.wait(host).unwrap_or_else(|e| e.into_inner());
+                    host.waiting -= 1;
+                }
             }
         }
     }
@@ -164,6 +170,49 @@ impl Shared {
     fn socket_call<T>(&self, f: impl FnOnce(&mut Host) -> Result<T, c_int>) -> Result<T, c_int> {
         self.check_flags()?;
         self.with(f)
+    }
+
+    /// The next packet the stack sends, moving the virtual clock from
+    /// timer to timer until it sends one. A call blocked in packetdrill's
+    /// other thread may be about to queue one (a blocking sendto once the
+    /// handshake is done): after each change it gets to look before the
+    /// clock moves on, and with no timer left its wake-up is waited for, a
+    /// moment of real time, before the answer is "none".
+    fn next_packet(&self) -> Option<(Vec<u8>, Instant)> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        let mut host = self.lock();
+        for _ in 0..crate::host::MAX_STEPS {
+            if host.waiting > 0 && host.news {
+                host.news = false;
+                self.changed.notify_all();
+                host = self
+                    .changed
+                    .wait_timeout(host, std::time::Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
+            }
+            match host.sniff_step() {
+                Sniff::Packet(p, at) => {
+                    drop(host);
+                    self.changed.notify_all();
+                    return Some((p, at));
+                }
+                Sniff::Moved => {}
+                Sniff::Nothing => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    host = self
+                        .changed
+                        .wait_timeout(host, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        None
     }
 
     fn check_flags(&self) -> Result<(), c_int> {
@@ -910,7 +959,7 @@ unsafe extern "C" fn pd_netdev_receive(
         if buf.is_null() || count.is_null() {
             return Err(libc::EFAULT);
         }
-        let next = s.with(|h| Ok(h.next_packet()))?;
+        let next = s.next_packet();
         // SAFETY: packetdrill passes a buffer of *count bytes and valid
         // out-pointers.
         unsafe {

@@ -23,7 +23,7 @@ use xdptcp::time::Instant;
 const MAX_FDS: usize = 1024;
 /// Timer work done at its own instant, at most this many times per clock
 /// move; past it the clock jumps (a guard, never reached by a script).
-const MAX_STEPS: usize = 200_000;
+pub const MAX_STEPS: usize = 200_000;
 const FIRST_AUTO_PORT: u16 = 32_768;
 
 pub enum Step<T> {
@@ -111,8 +111,22 @@ impl Socket {
     }
 }
 
+/// What `sniff_step` found.
+pub enum Sniff {
+    Packet(Vec<u8>, Instant),
+    /// None yet; the clock moved to the stack's next timer.
+    Moved,
+    /// None, and no timer left.
+    Nothing,
+}
+
 pub struct Host {
     pub now: Instant,
+    /// Calls blocked in packetdrill's other thread (ffi.rs), and whether
+    /// anything changed since they last looked: they look before the
+    /// clock moves on.
+    pub waiting: usize,
+    pub news: bool,
     pub flags: Flags,
     iface: Interface,
     wire: Wire,
@@ -173,6 +187,8 @@ impl Host {
         Host {
             // Away from zero so that nothing mistakes the start for "unset".
             now: Instant::from_millis(1_000),
+            waiting: 0,
+            news: false,
             wire: Wire::new(flags.mtu),
             iface: Interface::new(cfg),
             flags,
@@ -187,6 +203,7 @@ impl Host {
     pub fn pump(&mut self) {
         for _ in 0..64 {
             let moved = self.iface.poll(self.now, &mut self.wire);
+            self.news |= moved;
             if !moved && !self.wire.has_inbound() {
                 break;
             }
@@ -199,6 +216,7 @@ impl Host {
         for _ in 0..MAX_STEPS {
             match self.iface.poll_at() {
                 Some(at) if at <= to => {
+                    self.news = true;
                     self.now = self
                         .now
                         .max(at.max(self.now + Duration::from_micros(1)).min(to));
@@ -210,6 +228,7 @@ impl Host {
                 _ => break,
             }
         }
+        self.news |= to > self.now;
         self.now = self.now.max(to);
         self.pump();
     }
@@ -220,19 +239,20 @@ impl Host {
         Ok(())
     }
 
-    /// The next packet the stack sends, moving the clock to the instant it
-    /// sends it if it has none now; `None` if it has nothing to send ever
-    /// (no timer left).
-    pub fn next_packet(&mut self) -> Option<(Vec<u8>, Instant)> {
+    /// One step towards the next packet the stack sends: the packet if it
+    /// has one now, else the clock moved to its next timer.
+    pub fn sniff_step(&mut self) -> Sniff {
         self.pump();
-        for _ in 0..MAX_STEPS {
-            if let Some(p) = self.wire.next_outbound() {
-                return Some(p);
-            }
-            let at = self.iface.poll_at()?;
-            self.advance_to(at.max(self.now + Duration::from_micros(1)));
+        if let Some((p, at)) = self.wire.next_outbound() {
+            return Sniff::Packet(p, at);
         }
-        self.wire.next_outbound()
+        match self.iface.poll_at() {
+            Some(at) => {
+                self.advance_to(at.max(self.now + Duration::from_micros(1)));
+                Sniff::Moved
+            }
+            None => Sniff::Nothing,
+        }
     }
 
     pub fn has_packet(&self) -> bool {

@@ -371,6 +371,42 @@ fn rfc5961_challenge_acks_are_rate_limited_and_exact_rst_closes() {
     assert_eq!(c.error(), Some(ConnError::Reset));
 }
 
+/// A client whose request waits as the SYN-ACK arrives, and whether the
+/// answer (20 ms later) was acknowledged at once.
+fn answer_acked_at_once(write_before_syn_ack: bool) -> bool {
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    drain(&mut c, t(0));
+    if write_before_syn_ack {
+        c.send(b"request").unwrap();
+    }
+    let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, Some(100), &[]);
+    synack.options.mss = Some(1460);
+    c.on_segment(&synack, t(10));
+    if !write_before_syn_ack {
+        assert_eq!(drain(&mut c, t(10)).len(), 1, "the handshake's ACK");
+        c.send(b"request").unwrap();
+    }
+    let out = drain(&mut c, t(10));
+    assert_eq!((out.len(), out[0].payload_len), (1, 7), "the request, with the ACK");
+    c.on_segment(
+        &seg(PEER + 1, ISS + 8, Flags::ACK | Flags::PSH, Some(101), b"answer"),
+        t(30),
+    );
+    !drain(&mut c, t(30)).is_empty()
+}
+
+#[test]
+fn a_client_whose_request_carries_the_handshake_ack_delays_the_answers_ack() {
+    // As Linux: a write waiting at the SYN-ACK defers the handshake's ACK
+    // to its data and starts the delayed-ACK clock (tcp_enter_quickack_mode
+    // with the SYN-ACK as the last thing heard), so the request is a reply
+    // and the answer's ACK waits to ride on the next one (ping-pong).
+    assert!(!answer_acked_at_once(true));
+    // A bare ACK first: Linux's clock is not started, the answer is the
+    // connection's first data and is acknowledged at once (quick ACK).
+    assert!(answer_acked_at_once(false));
+}
+
 #[test]
 fn reading_sends_no_window_update_when_the_window_field_cannot_grow() {
     // No window scaling: the field says at most 65,535 bytes, and our

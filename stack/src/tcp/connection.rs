@@ -245,6 +245,9 @@ pub struct Connection {
     pub(super) quick_acks: u32,
     pub(super) pingpong: bool,
     pub(super) last_data_recv: Option<Instant>,
+    /// When data or the SYN-ACK last came from the peer (Linux's
+    /// `lrcvtime`): what we send soon after it is a reply (`quickack.rs`).
+    pub(super) last_heard: Option<Instant>,
     pub(super) keepalive_at: Option<Instant>,
     pub(super) keepalive_probes: u32,
     pub(super) keepalive_pending: bool,
@@ -394,6 +397,7 @@ impl Connection {
             quick_acks: 0,
             pingpong: false,
             last_data_recv: None,
+            last_heard: None,
             keepalive_at: None,
             keepalive_probes: 0,
             keepalive_pending: false,

@@ -73,6 +73,7 @@ impl Connection {
         }
         if self.syn_acked() {
             self.state = self.established_or_closing();
+            self.last_heard = Some(now);
             self.peer_alive(now);
             self.push_event(Event::Connected);
             self.ack_pending = true;

@@ -28,6 +28,9 @@ impl Connection {
             if t.flags.ack() && !t.flags.rst() {
                 self.last_ack_sent = t.ack;
             }
+            if t.flags == Flags::ACK && t.payload_len == 0 {
+                self.note_bare_ack_sent();
+            }
             if t.flags.ack() && t.ack == self.rcv_nxt {
                 // This segment carries the latest ACK and window.
                 self.ack_pending = false;

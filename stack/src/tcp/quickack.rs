@@ -6,8 +6,9 @@
 //! at once: as many as half the receive window in segments, between 2
 //! and 16 (Linux's `tcp_incr_quickack`).
 //!
-//! A conversation ("ping-pong": we answer within the delayed-ACK time of
-//! receiving) ends quick-ACK mode, since our reply carries the ACK; it
+//! A conversation ("ping-pong": we send within the delayed-ACK time of
+//! receiving data, or of the SYN-ACK when our first data carries the
+//! handshake's ACK) ends quick-ACK mode, since our reply carries the ACK; it
 //! resumes when the delayed-ACK timer fires before a reply did.
 
 use super::connection::Connection;
@@ -23,6 +24,7 @@ impl Connection {
             .last_data_recv
             .is_none_or(|t| now.saturating_since(t) > self.rtt.rto());
         self.last_data_recv = Some(now);
+        self.last_heard = Some(now);
         if idle {
             let window = self.rcv_adv.0.wrapping_sub(self.rcv_nxt.0);
             let segments = window / (2 * self.eff_mss.max(1));
@@ -35,13 +37,25 @@ impl Connection {
         true
     }
 
-    /// We send data: a reply soon after data arrived carries its ACK.
+    /// We send data: a reply soon after data (or the handshake's end)
+    /// arrived carries its ACK.
     pub(super) fn note_data_sent_for_quick_ack(&mut self, now: Instant) {
         if self
-            .last_data_recv
+            .last_heard
             .is_some_and(|t| now.saturating_since(t) < self.cfg.delayed_ack)
         {
             self.pingpong = true;
+        }
+    }
+
+    /// A bare ACK went out. Before any data arrived, that was the
+    /// handshake's own ACK: the SYN-ACK found no write waiting, so what we
+    /// send next is not a reply (Linux's delayed-ACK clock is not started
+    /// then; only a write waiting at the SYN-ACK, whose data carries the
+    /// ACK, starts it).
+    pub(super) fn note_bare_ack_sent(&mut self) {
+        if self.last_data_recv.is_none() {
+            self.last_heard = None;
         }
     }
 
