@@ -387,9 +387,19 @@ fn answer_acked_at_once(write_before_syn_ack: bool) -> bool {
         c.send(b"request").unwrap();
     }
     let out = drain(&mut c, t(10));
-    assert_eq!((out.len(), out[0].payload_len), (1, 7), "the request, with the ACK");
+    assert_eq!(
+        (out.len(), out[0].payload_len),
+        (1, 7),
+        "the request, with the ACK"
+    );
     c.on_segment(
-        &seg(PEER + 1, ISS + 8, Flags::ACK | Flags::PSH, Some(101), b"answer"),
+        &seg(
+            PEER + 1,
+            ISS + 8,
+            Flags::ACK | Flags::PSH,
+            Some(101),
+            b"answer",
+        ),
         t(30),
     );
     !drain(&mut c, t(30)).is_empty()
