@@ -55,6 +55,13 @@ struct Options {
     inq: bool,
     /// SO_MARK.
     mark: u32,
+    /// TCP_USER_TIMEOUT, in milliseconds (0: none).
+    user_timeout_ms: u32,
+}
+
+/// TCP_USER_TIMEOUT's milliseconds as the stack's setting (0: none).
+fn user_timeout(ms: u32) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(u64::from(ms)))
 }
 
 /// Linux's TCP_INQ and its control message type (not in the libc crate).
@@ -315,6 +322,7 @@ impl Host {
             cfg.recv_buffer = n;
             cfg.autotune = false;
         }
+        cfg.user_timeout = user_timeout(opts.user_timeout_ms);
         if let Some(n) = opts.send_buffer {
             cfg.send_buffer = n;
             cfg.autotune = false;
@@ -454,6 +462,7 @@ impl Host {
             nodelay: s.opts.nodelay,
             zerocopy: s.opts.zerocopy,
             inq: s.opts.inq,
+            user_timeout_ms: s.opts.user_timeout_ms,
             ..Options::default()
         });
         let fd = self.new_fd(Socket::new(Kind::Conn(h), false, opts));
@@ -792,6 +801,7 @@ impl Host {
             (libc::SOL_SOCKET, libc::SO_ZEROCOPY) => s.opts.zerocopy as c_int,
             (libc::SOL_SOCKET, libc::SO_MARK) => s.opts.mark as c_int,
             (libc::IPPROTO_TCP, TCP_INQ) => s.opts.inq as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => s.opts.user_timeout_ms as c_int,
             _ => return Err(libc::ENOPROTOOPT),
         };
         Ok(v.to_ne_bytes().to_vec())
@@ -821,6 +831,13 @@ impl Host {
             // adapter's one wire has: kept, to read back.
             (libc::SOL_SOCKET, libc::SO_MARK) => self.sock(fd)?.opts.mark = int()? as u32,
             (libc::IPPROTO_TCP, TCP_INQ) => self.sock(fd)?.opts.inq = int()? != 0,
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => {
+                let ms = u32::try_from(int()?).map_err(|_| libc::EINVAL)?;
+                self.sock(fd)?.opts.user_timeout_ms = ms;
+                if let Some(h) = handle {
+                    self.conn(h)?.set_user_timeout(user_timeout(ms));
+                }
+            }
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                 self.sock(fd)?.opts.recv_buffer =
                     Some(usize::try_from(int()?).map_err(|_| libc::EINVAL)?.max(2048))

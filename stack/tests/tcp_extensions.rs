@@ -512,6 +512,61 @@ fn quick_acks_first_then_delayed_acks_wait_40_ms_for_one_segment_but_not_for_two
     );
 }
 
+/// When the connection gives up on data the peer never acknowledges,
+/// after the handshake at t(1) and a write at t(10).
+fn gives_up_at(user_timeout: Option<std::time::Duration>) -> Option<Instant> {
+    let mut c = established_with_ts(Config {
+        user_timeout,
+        ..Config::default()
+    });
+    c.send(&[1u8; 100]).unwrap();
+    drain(&mut c, t(10));
+    while let Some(now) = c.poll_timeout() {
+        if now > t(600_000) {
+            break;
+        }
+        c.handle_timeout(now);
+        drain(&mut c, now);
+        if c.error().is_some() {
+            assert_eq!(c.error(), Some(ConnError::TimedOut));
+            return Some(now);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_user_timeout_ends_a_connection_whose_data_stays_unacknowledged_that_long() {
+    // RFC 9293 3.10.8 (RFC 5482 for the option): 3 s after the data went
+    // out, not after 15 backed-off retransmissions (minutes).
+    let at = gives_up_at(Some(std::time::Duration::from_secs(3))).expect("gave up");
+    assert_eq!(
+        at,
+        t(3_010),
+        "on time: the last timeout is cut to the deadline"
+    );
+    let default = gives_up_at(None).expect("gave up");
+    assert!(default > t(100_000), "retries alone: {default:?}");
+}
+
+#[test]
+fn data_arriving_after_the_user_closed_for_good_is_answered_with_a_reset() {
+    // RFC 1122 4.2.2.13: new data after CLOSE SHOULD draw a RST (nobody
+    // will read it); as Linux, in FIN-WAIT-1/2, the RST at the segment's
+    // ACK number, and the connection ends.
+    let mut c = established_with_ts(Config::default());
+    c.close();
+    c.orphan();
+    let fin = drain(&mut c, t(5));
+    assert!(fin[0].flags.fin());
+    c.on_segment(&seg(PEER + 1, ISS + 1, Flags::ACK, Some(102), b"x"), t(6));
+    let out = drain(&mut c, t(6));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].flags.rst() && !out[0].flags.ack());
+    assert_eq!(out[0].seq, SeqNum(ISS + 1));
+    assert_eq!(c.state(), State::Closed);
+}
+
 fn keepalive_cfg() -> Config {
     Config {
         keepalive: Some(Keepalive {
@@ -597,8 +652,11 @@ fn tail_loss_probe_repairs_a_lost_last_segment_before_the_rto() {
     );
     let c = p.a.counters();
     assert_eq!((c.tail_loss_probes, c.rto_expirations), (1, 0), "{c:?}");
+    // With one segment left in flight the probe waits 2*SRTT plus the
+    // peer's worst-case delayed ACK, 200 ms (RFC 8985 7.2, as Linux); the
+    // timeout would have come later and collapsed cwnd.
     assert!(
-        p.now - start < Duration::from_millis(200),
+        p.now - start < Duration::from_millis(300),
         "took {:?}",
         p.now - start
     );

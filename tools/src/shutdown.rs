@@ -85,6 +85,18 @@ extern "C" fn handle(_sig: i32) {
     unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
 }
 
+/// Called by a program about to exit on its own: if a signal came, the
+/// failure it is about to report is most likely the clean-up's doing (the
+/// namespaces under it are going), so it waits for the clean-up to exit
+/// with 130 instead.
+pub fn wait_if_signalled() {
+    if SIGNALLED.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 /// A temporary file (or directory, with what is in it) to remove if a
 /// signal stops the program (its owner removes it otherwise, and calls
 /// `keep_on_signal`).

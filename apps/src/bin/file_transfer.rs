@@ -201,6 +201,7 @@ fn main() -> ExitCode {
 }
 
 fn exit(r: Result<bool, String>) -> ExitCode {
+    xdptcp_tools::shutdown::wait_if_signalled();
     match r {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

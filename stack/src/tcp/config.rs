@@ -24,6 +24,10 @@ pub struct Config {
     /// Consecutive retransmission timeouts (or unanswered window probes)
     /// before the connection is given up with a time-out error.
     pub max_retries: u32,
+    /// The user timeout (RFC 9293 3.10.8, Linux's TCP_USER_TIMEOUT): data
+    /// unacknowledged this long since it was sent ends the connection
+    /// with a time-out, whatever the retries. None: retries alone.
+    pub user_timeout: Option<Duration>,
     /// SYN or SYN-ACK retransmissions before an open is given up.
     pub max_syn_retries: u32,
     /// How long TIME-WAIT lasts: 2*MSL.
@@ -126,6 +130,7 @@ impl Default for Config {
             max_rto: Duration::from_secs(60),
             clock_granularity: Duration::from_millis(1),
             max_retries: 15,
+            user_timeout: None,
             max_syn_retries: 6,
             time_wait: Duration::from_secs(60),
             nagle: true,

@@ -17,6 +17,9 @@ use crate::time::{earliest, Instant};
 use crate::wire::tcp::{Flags, TcpOptions};
 use std::fmt;
 
+/// The longest a peer may delay an ACK (RFC 8985 7.2's WCDelAckT).
+const WORST_CASE_DELAYED_ACK: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Why a connection failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnError {
@@ -194,6 +197,9 @@ pub struct Connection {
     pub(super) persist_backoff: u32,
     pub(super) probes_unanswered: u32,
     pub(super) retries: u32,
+    /// With a user timeout: when unacknowledged data has waited that long
+    /// since it was sent (set at its first timeout).
+    pub(super) give_up_at: Option<Instant>,
     pub(super) rtt: RttEstimator,
     /// The one segment being timed (its end, its send time); Karn's rule
     /// clears it whenever anything is retransmitted.
@@ -368,6 +374,7 @@ impl Connection {
             persist_backoff: 0,
             probes_unanswered: 0,
             retries: 0,
+            give_up_at: None,
             rtt,
             rtt_probe: None,
             cc,
@@ -551,6 +558,14 @@ impl Connection {
     /// True once the peer's FIN was received and all data before it read.
     pub fn at_eof(&self) -> bool {
         self.fin_received && self.recv_buf.is_empty()
+    }
+
+    /// Sets the user timeout (`Config::user_timeout`) from now on.
+    pub fn set_user_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.cfg.user_timeout = timeout;
+        if timeout.is_none() {
+            self.give_up_at = None;
+        }
     }
 
     pub fn set_nodelay(&mut self, nodelay: bool) {
@@ -770,7 +785,11 @@ impl Connection {
             self.abort();
             return;
         }
-        if self.rto_at.is_some_and(|t| t <= now) {
+        // A probe due no later than the RTO goes in its place.
+        let probe_first = self
+            .tlp_at
+            .is_some_and(|t| t <= now && self.rto_at.is_none_or(|rto| t <= rto));
+        if !probe_first && self.rto_at.is_some_and(|t| t <= now) {
             self.rto_at = None;
             self.tlp_at = None;
             self.on_retransmission_timeout(now);
@@ -846,12 +865,17 @@ impl Connection {
         }
         let mut pto = (srtt * 2).max(std::time::Duration::from_millis(10));
         if self.snd_max - self.snd_una <= self.eff_mss {
-            pto += self.cfg.delayed_ack;
+            // One segment out: its ACK may wait for the peer's delayed-ACK
+            // timer, at worst 200 ms (RFC 8985 7.2's WCDelAckT, Linux's
+            // TCP_RTO_MIN).
+            pto += WORST_CASE_DELAYED_ACK;
         }
-        let at = now + pto;
-        if self.rto_at.is_none_or(|rto| at < rto) {
-            self.tlp_at = Some(at);
-        }
+        // Never later than the RTO: a probe due after it goes in its place
+        // (RFC 8985 7.2), without the timeout's backoff and cwnd collapse.
+        // (The RTO about to be armed if none is.)
+        let rto = self.rto_at.unwrap_or(now + self.rtt.rto());
+        let at = rto.min(now + pto);
+        self.tlp_at = Some(at);
     }
 
     /// Returns true if the connection failed.
@@ -882,6 +906,16 @@ impl Connection {
     }
 
     fn on_retransmission_timeout(&mut self, now: Instant) {
+        if let Some(timeout) = self.cfg.user_timeout {
+            // The data went out one RTO ago (the timeout that expired).
+            let deadline = *self
+                .give_up_at
+                .get_or_insert_with(|| now + timeout.saturating_sub(self.rtt.rto()));
+            if now >= deadline {
+                self.fail(ConnError::TimedOut);
+                return;
+            }
+        }
         self.retries += 1;
         let syn_phase = !self.syn_acked;
         let limit = if syn_phase {
@@ -954,6 +988,11 @@ impl Connection {
         if self.snd_nxt > self.snd_una {
             if self.rto_at.is_none() {
                 self.rto_at = Some(now + self.rtt.rto());
+            }
+            // No timeout past the user timeout's deadline: it ends on time
+            // (as Linux's tcp_clamp_rto_to_user_timeout).
+            if let (Some(at), Some(end)) = (self.rto_at, self.give_up_at) {
+                self.rto_at = Some(at.min(end.max(now)));
             }
             if self.recovery.loss() || self.tlp_end.is_some() {
                 self.tlp_at = None;

@@ -281,6 +281,17 @@ impl Connection {
         if fin {
             self.peer_fin = Some(start + data.len() as u32);
         }
+        if !data.is_empty()
+            && self.orphaned
+            && matches!(self.state, State::FinWait1 | State::FinWait2)
+        {
+            // New data after the user closed for good: nobody will read
+            // it, so say so (RFC 1122 4.2.2.13; Linux, at the segment's
+            // ACK number) and end the connection.
+            self.rst_pending = Some(self.reset_for_ack(seg));
+            self.enter_closed(Some(ConnError::Reset));
+            return;
+        }
         if !data.is_empty() && self.state.can_receive_data() {
             self.receive_data(start, data, seg.lent, now);
         }
@@ -520,6 +531,7 @@ impl Connection {
             self.snd_nxt = ack;
         }
         self.retries = 0;
+        self.give_up_at = None;
         if self.recovery.loss() && ack >= self.recover {
             // Everything outstanding at the timeout is acknowledged.
             self.end_episode();
