@@ -317,6 +317,25 @@ unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Result<SocketAddrV
     ))
 }
 
+/// A Fast Open send's address: AF_UNSPEC is EOPNOTSUPP there (Linux).
+///
+/// # Safety
+/// As `read_addr`.
+unsafe fn read_fast_open_addr(
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> Result<SocketAddrV4, c_int> {
+    if !addr.is_null() && len as usize >= std::mem::size_of::<libc::sa_family_t>() {
+        // SAFETY: non-null and long enough for the family (checked above).
+        let family = unsafe { std::ptr::read_unaligned(addr.cast::<libc::sa_family_t>()) };
+        if c_int::from(family) == libc::AF_UNSPEC {
+            return Err(libc::EOPNOTSUPP);
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { read_addr(addr, len) }
+}
+
 /// # Safety
 /// `addr` null, or writable for `*len` bytes with `len` valid.
 unsafe fn write_addr(addr: *mut sockaddr, len: *mut socklen_t, a: SocketAddrV4) {
@@ -394,6 +413,10 @@ fn recv_into(
 }
 
 fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t, c_int> {
+    if let Some(to) = s.with(|h| h.take_deferred(fd))? {
+        // The first write after a connect TCP_FASTOPEN_CONNECT deferred.
+        return send_fast_open(s, fd, to, data, flags);
+    }
     let n = send_queued(s, fd, data, flags)?;
     // One zero-copy id per call that queued bytes (Linux gives a failed
     // call's id back).
@@ -404,6 +427,19 @@ fn send_all(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t,
 }
 
 fn send_queued(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t, c_int> {
+    // A blocking write during the handshake queues at once, so that its
+    // first segment carries the handshake's ACK (Linux's writer waits
+    // with sk_write_pending, which defers that ACK), and returns once
+    // the connection is up.
+    let opening = s.with(|h| h.is_opening(fd))?;
+    let n = send_loop(s, fd, data, flags)?;
+    if opening && n > 0 {
+        s.blocking(|h| h.wait_connected(fd))?;
+    }
+    Ok(n)
+}
+
+fn send_loop(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t, c_int> {
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
     let mut sent = 0;
     loop {
@@ -668,12 +704,13 @@ fn send_fast_open(
         }
         on_syn as ssize_t
     } else {
-        s.blocking(|h| h.connect(fd, to))?;
+        // The rest queues now and rides the handshake's ACK.
         let rest = if on_syn == data.len() {
             0
         } else {
             send_queued(s, fd, &data[on_syn..], flags)?
         };
+        s.blocking(|h| h.wait_connected(fd))?;
         on_syn as ssize_t + rest
     };
     if n > 0 && flags & libc::MSG_ZEROCOPY != 0 {
@@ -730,7 +767,7 @@ unsafe extern "C" fn pd_sendto(
         let s = unsafe { shared(ud) };
         return call(-1, || {
             // SAFETY: sendto(2)'s contract on `to` and `buf`.
-            let to = unsafe { read_addr(to, tolen)? };
+            let to = unsafe { read_fast_open_addr(to, tolen)? };
             send_fast_open(s, fd, to, unsafe { send_buf(buf, len)? }, flags)
         });
     }
@@ -754,7 +791,7 @@ unsafe extern "C" fn pd_sendmsg(
         let data = unsafe { iov_gather(m.msg_iov, m.msg_iovlen as c_int)? };
         if flags & libc::MSG_FASTOPEN != 0 {
             // SAFETY: sendmsg(2)'s contract on msg_name.
-            let to = unsafe { read_addr(m.msg_name.cast(), m.msg_namelen)? };
+            let to = unsafe { read_fast_open_addr(m.msg_name.cast(), m.msg_namelen)? };
             return send_fast_open(s, fd, to, &data, flags);
         }
         send_all(s, fd, &data, flags)

@@ -57,6 +57,11 @@ struct Options {
     mark: u32,
     /// TCP_USER_TIMEOUT, in milliseconds (0: none).
     user_timeout_ms: u32,
+    /// TCP_FASTOPEN_CONNECT: `connect` with a cookie cached returns at
+    /// once, and the first write sends the SYN with its data.
+    fast_open_connect: bool,
+    /// TCP_SYNCNT: SYN retransmissions before giving up.
+    syn_retries: Option<u32>,
 }
 
 /// TCP_USER_TIMEOUT's milliseconds as the stack's setting (0: none).
@@ -100,6 +105,9 @@ struct Socket {
     written: u64,
     zerocopy: ZeroCopy,
     signals: Signals,
+    /// A connect deferred by TCP_FASTOPEN_CONNECT: the first write opens
+    /// the connection to this address.
+    deferred: Option<SocketAddrV4>,
 }
 
 impl Socket {
@@ -114,6 +122,7 @@ impl Socket {
             written: 0,
             zerocopy: ZeroCopy::default(),
             signals: Signals::default(),
+            deferred: None,
         }
     }
 }
@@ -330,6 +339,9 @@ impl Host {
         if let Some(m) = opts.mss {
             cfg.mss = m;
         }
+        if let Some(n) = opts.syn_retries {
+            cfg.max_syn_retries = n;
+        }
         if let Some(a) = opts.congestion {
             cfg.congestion = a;
         }
@@ -493,6 +505,12 @@ impl Host {
             }
             Kind::Fresh => {}
         }
+        if s.deferred.is_some() {
+            return fail(libc::EISCONN);
+        }
+        if s.opts.fast_open_connect {
+            return self.connect_deferred(fd, to, nonblocking);
+        }
         let cfg = match self.config_for(fd) {
             Ok(c) => c,
             Err(e) => return fail(e),
@@ -513,6 +531,31 @@ impl Host {
         }
     }
 
+    /// `connect` with TCP_FASTOPEN_CONNECT (Linux's deferred connect):
+    /// with a cookie cached for the server (or cookies not required) it
+    /// returns at once and the first write sends the SYN with its data;
+    /// otherwise the SYN goes now, asking for a cookie.
+    fn connect_deferred(&mut self, fd: c_int, to: SocketAddrV4, nonblocking: bool) -> Step<()> {
+        let client = crate::sysctls::fast_open_client(self.flags.sysctls);
+        if client.no_cookie || self.iface.fast_open_cookie_cached(*to.ip()) {
+            if let Ok(s) = self.sock(fd) {
+                s.deferred = Some(to);
+            }
+            return Done(Ok(()));
+        }
+        match self.connect_fast_open(fd, to, &[]) {
+            Ok(_) if nonblocking => fail(libc::EINPROGRESS),
+            Ok(_) => Wait,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// The address of a connect that TCP_FASTOPEN_CONNECT deferred, now
+    /// taken by the write that opens the connection.
+    pub fn take_deferred(&mut self, fd: c_int) -> Result<Option<SocketAddrV4>, c_int> {
+        Ok(self.sock(fd)?.deferred.take())
+    }
+
     /// `sendto(MSG_FASTOPEN)` on a socket not yet connected: opens with
     /// Fast Open, the SYN carrying what of `data` it may (a cookie cached
     /// for the server) or asking for a cookie. Returns how many bytes the
@@ -524,10 +567,21 @@ impl Host {
         to: SocketAddrV4,
         data: &[u8],
     ) -> Result<Option<usize>, c_int> {
+        if !crate::sysctls::fast_open_client(self.flags.sysctls).enabled {
+            return Err(libc::EOPNOTSUPP);
+        }
         match self.sock(fd)?.kind {
             Kind::Listening { .. } => return Err(libc::EISCONN),
             Kind::Epoll(_) => return Err(libc::ENOTSOCK),
-            Kind::Conn(_) => return Ok(None),
+            Kind::Conn(h) => {
+                // Linux: a second Fast Open while the SYN is out.
+                let opening = matches!(self.conn(h)?.state(), State::SynSent);
+                return if opening {
+                    Err(libc::EALREADY)
+                } else {
+                    Ok(None)
+                };
+            }
             Kind::Fresh => {}
         }
         let cfg = self.config_for(fd)?;
@@ -535,6 +589,7 @@ impl Host {
             Ok((h, taken)) => {
                 let s = self.sock(fd)?;
                 s.kind = Kind::Conn(h);
+                s.deferred = None;
                 s.written += taken as u64;
                 Ok(Some(taken))
             }
@@ -629,6 +684,10 @@ impl Host {
             return Done(Ok(0));
         }
         let handshaking = matches!(c.state(), State::SynSent | State::SynReceived);
+        if c.state() == State::SynSent && nonblocking {
+            // Linux: no writes before the handshake ends (sk_stream_wait_connect).
+            return fail(libc::EAGAIN);
+        }
         let r = c.send(data);
         if let Ok(s) = self.sock(fd) {
             match r {
@@ -650,6 +709,31 @@ impl Host {
             Err(TcpError::InvalidState(_)) if handshaking && nonblocking => fail(libc::EAGAIN),
             Err(TcpError::InvalidState(_)) if handshaking => Wait,
             Err(TcpError::InvalidState(_)) => fail(libc::EPIPE),
+        }
+    }
+
+    /// The socket's active open is under way (SYN-SENT).
+    pub fn is_opening(&mut self, fd: c_int) -> Result<bool, c_int> {
+        match self.sock(fd)?.kind {
+            Kind::Conn(h) => Ok(self.conn(h)?.state() == State::SynSent),
+            _ => Ok(false),
+        }
+    }
+
+    /// Waits for the handshake's end; its failure as an errno.
+    pub fn wait_connected(&mut self, fd: c_int) -> Step<()> {
+        let h = match self.conn_handle(fd) {
+            Ok(h) => h,
+            Err(e) => return fail(e),
+        };
+        let c = match self.conn(h) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        match (c.state(), c.error()) {
+            (_, Some(e)) => fail(self.report_error(fd, e).unwrap_or(libc::EPIPE)),
+            (State::SynSent, _) => Wait,
+            _ => Done(Ok(())),
         }
     }
 
@@ -802,6 +886,8 @@ impl Host {
             (libc::SOL_SOCKET, libc::SO_MARK) => s.opts.mark as c_int,
             (libc::IPPROTO_TCP, TCP_INQ) => s.opts.inq as c_int,
             (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => s.opts.user_timeout_ms as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT) => s.opts.fast_open_connect as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => s.opts.syn_retries.unwrap_or(6) as c_int,
             _ => return Err(libc::ENOPROTOOPT),
         };
         Ok(v.to_ne_bytes().to_vec())
@@ -868,6 +954,23 @@ impl Host {
                 let s = self.sock(fd)?;
                 s.opts.fast_open = true;
                 s.opts.fast_open_key = s.opts.fast_open_key.or(default);
+            }
+            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT) => {
+                let on = int()? != 0;
+                if on && !crate::sysctls::fast_open_client(self.flags.sysctls).enabled {
+                    return Err(libc::EOPNOTSUPP);
+                }
+                self.sock(fd)?.opts.fast_open_connect = on;
+            }
+            (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => {
+                let n = u32::try_from(int()?)
+                    .ok()
+                    .filter(|n| (1..=127).contains(n))
+                    .ok_or(libc::EINVAL)?;
+                self.sock(fd)?.opts.syn_retries = Some(n);
+                if let Some(h) = handle {
+                    self.conn(h)?.set_syn_retries(n);
+                }
             }
             (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_KEY) => {
                 let key: [u8; 16] = value.get(..16).ok_or(libc::EINVAL)?.try_into().expect("16");

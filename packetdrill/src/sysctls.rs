@@ -14,6 +14,38 @@ const TFO_SERVER_WO_SOCKOPT: u32 = 0x400;
 /// ... and SYN data taken without a cookie.
 const TFO_SERVER_COOKIE_NOT_REQD: u32 = 0x200;
 
+/// Linux's `tcp_fastopen` client bits: Fast Open on, and SYN data sent
+/// without a cookie.
+const TFO_CLIENT_ENABLE: u32 = 0x1;
+const TFO_CLIENT_NO_COOKIE: u32 = 0x4;
+
+/// The client side of Fast Open as the namespace's `tcp_fastopen` sets it
+/// (Linux's default, 1, when the adapter does not follow sysctls).
+pub struct FastOpenClient {
+    pub enabled: bool,
+    pub no_cookie: bool,
+}
+
+pub fn fast_open_client(follow_sysctls: bool) -> FastOpenClient {
+    let bits = follow_sysctls
+        .then(|| std::fs::read_to_string("/proc/sys/net/ipv4/tcp_fastopen").ok())
+        .flatten()
+        .and_then(|v| parse_u32(v.trim()))
+        .unwrap_or(TFO_CLIENT_ENABLE);
+    FastOpenClient {
+        enabled: bits & TFO_CLIENT_ENABLE != 0,
+        no_cookie: bits & TFO_CLIENT_NO_COOKIE != 0,
+    }
+}
+
+/// A sysctl's number, decimal or 0x-prefixed hexadecimal.
+fn parse_u32(v: &str) -> Option<u32> {
+    match v.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
 /// Applies the namespace's sysctls to `cfg`; `fast_open_asked`: the
 /// socket set TCP_FASTOPEN (or a key).
 pub fn apply(cfg: &mut Config, fast_open_asked: bool) {
@@ -24,13 +56,7 @@ pub fn apply(cfg: &mut Config, fast_open_asked: bool) {
 
 fn apply_from(cfg: &mut Config, fast_open_asked: bool, read: impl Fn(&str) -> Option<String>) {
     let read = |name: &str| read(name).map(|s| s.trim().to_string());
-    let read_u32 = |name: &str| {
-        let v = read(name)?;
-        match v.strip_prefix("0x") {
-            Some(hex) => u32::from_str_radix(hex, 16).ok(),
-            None => v.parse().ok(),
-        }
-    };
+    let read_u32 = |name: &str| parse_u32(&read(name)?);
     if let Some(v) = read_u32("tcp_timestamps") {
         cfg.timestamps = v != 0;
     }

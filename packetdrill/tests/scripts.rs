@@ -1068,3 +1068,79 @@ fn a_reset_is_reported_once_then_the_socket_reads_eof() {
     assert_eq!(pd.read(fd, 100), Ok(Vec::new()));
     assert_eq!((pd.write(fd, b"x"), errno()), (-1, libc::EPIPE));
 }
+
+impl Pd {
+    fn connect_to(&self, fd: c_int, port: u16) -> Result<(), c_int> {
+        let sin = sockaddr(REMOTE, port);
+        let r = unsafe {
+            (self.ifc.connect.unwrap())(self.ud(), fd, (&sin as *const sockaddr_in).cast(), SIN_LEN)
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    }
+
+    fn nonblocking_socket(&self) -> c_int {
+        unsafe {
+            (self.ifc.socket.unwrap())(
+                self.ud(),
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+                0,
+            )
+        }
+    }
+}
+
+#[test]
+fn fast_open_connect_defers_the_syn_to_the_first_write_once_a_cookie_is_cached() {
+    let pd = Pd::new("");
+    // No cookie yet: connect asks for one at once (EINPROGRESS).
+    let fd = pd.nonblocking_socket();
+    pd.set_int(fd, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT, 1);
+    assert_eq!(pd.connect_to(fd, 8080), Err(libc::EINPROGRESS));
+    let s = pd.sniff().expect("a SYN");
+    assert!(s.syn && s.payload.is_empty());
+    assert!(
+        s.raw_options.windows(2).any(|w| w == [34, 2]),
+        "a cookie request: {:?}",
+        s.raw_options
+    );
+    let port = s.src_port;
+    let iss = s.seq;
+    pd.inject(
+        move |b| {
+            // MSS 1460, Fast Open with the cookie ab cd 12 34.
+            let o = [2u8, 4, 0x05, 0xb4, 34, 6, 0xab, 0xcd, 0x12, 0x34, 1, 1];
+            b.tcp(8080, port, 0, 65535)
+                .syn()
+                .ack(iss.wrapping_add(1))
+                .options_raw(&o)
+                .unwrap()
+        },
+        &[],
+    );
+    assert!(pd.sniff().expect("the handshake's ACK").ack_flag);
+    assert_eq!(pd.close(fd), 0);
+    while pd.sniff().is_some_and(|s| !s.fin) {}
+
+    // A cookie cached: connect returns at once and sends nothing ...
+    let fd = pd.nonblocking_socket();
+    pd.set_int(fd, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT, 1);
+    assert_eq!(pd.connect_to(fd, 8081), Ok(()));
+    assert_eq!(pd.connect_to(fd, 8081), Err(libc::EISCONN));
+    // ... the first write sends the SYN with the cookie and the data ...
+    assert_eq!(pd.write(fd, &[7u8; 100]), 100);
+    let s = pd.sniff().expect("a SYN with data");
+    assert!(s.syn, "{s:?}");
+    assert_eq!(s.payload, vec![7u8; 100]);
+    assert!(s
+        .raw_options
+        .windows(6)
+        .any(|w| w == [34, 6, 0xab, 0xcd, 0x12, 0x34]));
+    // ... and no more writes until the handshake ends (Linux).
+    assert_eq!(pd.write(fd, b"more"), -1);
+    assert_eq!(errno(), libc::EAGAIN);
+}

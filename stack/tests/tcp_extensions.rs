@@ -904,3 +904,40 @@ fn a_syn_ack_that_leaves_the_syn_data_unacknowledged_still_times_the_handshake()
         "sent again, counted once"
     );
 }
+
+#[test]
+fn a_fast_open_client_whose_rest_rides_the_handshake_ack_delays_the_answers_ack() {
+    // The Fast Open form of the ping-pong above (packetdrill's
+    // blocking-connect-bypass): the SYN carries 900 bytes, a blocking
+    // write waits at the SYN-ACK with 1,000 more, whose segment carries
+    // the handshake's ACK; the answer's ACK then waits.
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
+    c.fast_open_client(Some(cookie), 900);
+    assert_eq!(c.send(&[5u8; 1900]).unwrap(), 1900);
+    let out = drain(&mut c, t(0));
+    assert_eq!(out[0].payload_len, 900);
+    let mut synack = seg(PEER, ISS + 901, Flags::SYN | Flags::ACK, Some(100), &[]);
+    synack.options.mss = Some(1460);
+    c.on_segment(&synack, t(20));
+    let out = drain(&mut c, t(20));
+    assert_eq!(
+        (out.len(), out[0].seq, out[0].payload_len),
+        (1, SeqNum(ISS + 901), 1000),
+        "the rest, with the ACK: {out:?}"
+    );
+    c.on_segment(
+        &seg(
+            PEER + 1,
+            ISS + 1901,
+            Flags::ACK | Flags::PSH,
+            Some(101),
+            &[1u8; 500],
+        ),
+        t(40),
+    );
+    let mut buf = [0u8; 4096];
+    assert_eq!(c.recv(&mut buf).unwrap(), 500);
+    let out = drain(&mut c, t(40));
+    assert!(out.is_empty(), "the answer's ACK waits: {out:?}");
+}

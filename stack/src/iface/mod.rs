@@ -422,6 +422,18 @@ impl Interface {
         Ok((h, taken))
     }
 
+    /// Whether a Fast Open cookie from `server` is cached (a connection to
+    /// it may then send data on its SYN).
+    pub fn fast_open_cookie_cached(&self, server: std::net::Ipv4Addr) -> bool {
+        matches!(
+            self.fast_open_cookies.get(server),
+            Some(CachedCookie {
+                cookie: Some(_),
+                ..
+            })
+        )
+    }
+
     /// Forgets the Fast Open cookies servers gave (Linux: flushing
     /// `ip tcp_metrics`).
     pub fn forget_fast_open_cookies(&mut self) {

@@ -568,6 +568,12 @@ impl Connection {
         }
     }
 
+    /// Sets how many times the SYN is sent again before giving up
+    /// (`Config::max_syn_retries`, Linux's TCP_SYNCNT).
+    pub fn set_syn_retries(&mut self, n: u32) {
+        self.cfg.max_syn_retries = n;
+    }
+
     pub fn set_nodelay(&mut self, nodelay: bool) {
         self.cfg.nagle = !nodelay;
     }
