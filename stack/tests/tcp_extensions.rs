@@ -941,3 +941,60 @@ fn a_fast_open_client_whose_rest_rides_the_handshake_ack_delays_the_answers_ack(
     let out = drain(&mut c, t(40));
     assert!(out.is_empty(), "the answer's ACK waits: {out:?}");
 }
+
+#[test]
+fn syn_data_sent_again_after_the_syn_ack_is_no_reply_so_the_answer_is_acked_at_once() {
+    // packetdrill's syn-data-only-syn-acked: the server acknowledges only
+    // the SYN; its 700 bytes go again at once with the handshake's ACK.
+    // No write waited behind them, so Linux's delayed-ACK clock never
+    // started: the server's answer is acknowledged at once (quick ACK).
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
+    c.fast_open_client(Some(cookie), 1000);
+    c.send(&[5u8; 700]).unwrap();
+    assert_eq!(drain(&mut c, t(0))[0].payload_len, 700);
+    let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, Some(100), &[]);
+    synack.options.mss = Some(1040);
+    c.on_segment(&synack, t(20));
+    let out = drain(&mut c, t(20));
+    assert_eq!(
+        (out.len(), out[0].seq, out[0].payload_len),
+        (1, SeqNum(ISS + 1), 700),
+        "the SYN's data again, with the ACK: {out:?}"
+    );
+    c.on_segment(
+        &seg(
+            PEER + 1,
+            ISS + 701,
+            Flags::ACK | Flags::PSH,
+            Some(101),
+            &[1u8; 1000],
+        ),
+        t(20),
+    );
+    let out = drain(&mut c, t(20));
+    assert_eq!(out.len(), 1, "the answer acknowledged at once: {out:?}");
+    assert_eq!(out[0].ack, SeqNum(PEER + 1001));
+}
+
+#[test]
+fn info_counts_delivered_segments_with_the_handshake_as_one() {
+    // Linux's tcpi_delivered: segments, the SYN-ACK counted once acked.
+    let mut c = established_with_ts(Config::default());
+    assert_eq!(c.info(t(1)).delivered, 1, "the handshake");
+    let mss = c.snapshot().mss as usize;
+    c.send(&vec![3u8; 2 * mss]).unwrap();
+    let out = drain(&mut c, t(2));
+    assert_eq!(out.len(), 2);
+    c.on_segment(
+        &seg(
+            PEER + 1,
+            ISS + 1 + 2 * mss as u32,
+            Flags::ACK,
+            Some(102),
+            &[],
+        ),
+        t(12),
+    );
+    assert_eq!(c.info(t(12)).delivered, 3, "two segments more, not bytes");
+}

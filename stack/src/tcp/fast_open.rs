@@ -97,9 +97,13 @@ impl Connection {
     /// The SYN-ACK to our Fast Open SYN arrived (its ACK taken): keep the
     /// cookie it gives, and send again at once whatever of the SYN's data
     /// it does not acknowledge (RFC 7413 4.2.1).
-    pub(super) fn on_fast_open_syn_ack(&mut self, options: &crate::wire::tcp::TcpOptions) {
+    ///
+    /// Returns true when what follows is only the SYN's data sent again:
+    /// no write waits behind it, so (as Linux, whose delayed-ACK clock
+    /// only a waiting writer starts) it is not a reply.
+    pub(super) fn on_fast_open_syn_ack(&mut self, options: &crate::wire::tcp::TcpOptions) -> bool {
         let Some(c) = self.fast_open.client.as_mut() else {
-            return;
+            return false;
         };
         let cookie = options.fast_open.filter(|f| f.cookie() != Some(&[]));
         c.received = Some((cookie, options.mss));
@@ -109,11 +113,14 @@ impl Connection {
             } else {
                 // Never recorded as sent (a SYN is not in the sent queue):
                 // it goes out as new data, and is counted once.
-                self.counters.bytes_sent -= u64::from(self.snd_max - self.snd_una);
+                let syn_data = self.snd_max - self.snd_una;
+                self.counters.bytes_sent -= u64::from(syn_data);
                 self.snd_nxt = self.snd_una;
                 self.snd_max = self.snd_una;
+                return self.send_buf.len() as u32 <= syn_data;
             }
         }
+        false
     }
 
     /// The interface found the SYN's cookie valid (call before feeding

@@ -69,6 +69,8 @@ pub struct Info {
     pub segs_out: u64,
     pub segs_in: u64,
     pub notsent_bytes: u32,
+    /// Segments delivered (acknowledged or SACKed), the handshake's SYN
+    /// counted as one once acknowledged (as Linux's tcpi_delivered).
     pub delivered: u64,
     pub bytes_sent: u64,
     pub bytes_retrans: u64,
@@ -129,7 +131,7 @@ impl Connection {
             segs_out: self.counters.segments_sent,
             segs_in: self.counters.segments_received,
             notsent_bytes: self.unsent() as u32,
-            delivered: self.rate.delivered(),
+            delivered: self.rate.delivered_segments() + u64::from(self.syn_acked()),
             bytes_sent: self.counters.bytes_sent + self.counters.bytes_retransmitted,
             bytes_retrans: self.counters.bytes_retransmitted,
             dsack_dups: self.counters.dsacks_received,

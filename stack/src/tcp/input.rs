@@ -67,13 +67,14 @@ impl Connection {
             return;
         }
         self.accept_peer_syn(seg, now);
+        let mut only_syn_data_resent = false;
         if f.ack() {
             self.take_ack(ack, now);
-            self.on_fast_open_syn_ack(&seg.options);
+            only_syn_data_resent = self.on_fast_open_syn_ack(&seg.options);
         }
         if self.syn_acked() {
             self.state = self.established_or_closing();
-            self.last_heard = Some(now);
+            self.last_heard = (!only_syn_data_resent).then_some(now);
             self.peer_alive(now);
             self.push_event(Event::Connected);
             self.ack_pending = true;

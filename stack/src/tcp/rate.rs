@@ -71,6 +71,8 @@ impl RateSample {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeliveredNow {
     pub bytes: u32,
+    /// Records (segments as sent) delivered.
+    pub segments: u32,
     /// (sent at, retransmissions, its `TxRate`)
     pub newest: Option<(Instant, u32, TxRate)>,
 }
@@ -79,6 +81,7 @@ impl DeliveredNow {
     /// A record of `bytes`, sent at `at`, was delivered.
     pub fn note(&mut self, bytes: u32, at: Instant, rexmits: u32, tx: TxRate) {
         self.bytes += bytes;
+        self.segments += 1;
         if self.newest.is_none_or(|(t, _, n)| {
             tx.delivered > n.delivered || (tx.delivered == n.delivered && at >= t)
         }) {
@@ -90,6 +93,8 @@ impl DeliveredNow {
 #[derive(Debug, Clone)]
 pub struct RateSampler {
     delivered: u64,
+    /// Segments delivered (Linux's `tp->delivered`, tcpi_delivered).
+    delivered_segments: u64,
     delivered_at: Instant,
     first_sent_at: Instant,
     /// While set, segments are marked app-limited: the delivered count at
@@ -101,6 +106,7 @@ impl RateSampler {
     pub fn new(now: Instant) -> Self {
         RateSampler {
             delivered: 0,
+            delivered_segments: 0,
             delivered_at: now,
             first_sent_at: now,
             app_limited_until: None,
@@ -110,6 +116,11 @@ impl RateSampler {
     /// Bytes delivered so far.
     pub fn delivered(&self) -> u64 {
         self.delivered
+    }
+
+    /// Segments delivered so far.
+    pub fn delivered_segments(&self) -> u64 {
+        self.delivered_segments
     }
 
     /// A segment leaves at `now`; `idle` when nothing else is in flight,
@@ -138,6 +149,7 @@ impl RateSampler {
     pub fn on_ack(&mut self, d: DeliveredNow, now: Instant) -> Option<RateSample> {
         let (sent_at, rexmits, tx) = d.newest?;
         self.delivered += u64::from(d.bytes);
+        self.delivered_segments += u64::from(d.segments);
         self.delivered_at = now;
         if self.app_limited_until.is_some_and(|u| self.delivered > u) {
             self.app_limited_until = None;
