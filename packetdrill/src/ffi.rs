@@ -215,6 +215,31 @@ impl Shared {
         None
     }
 
+    /// Moves the virtual clock to `to`, after a call blocked in
+    /// packetdrill's other thread has looked at what changed (so a call
+    /// the last packet unblocked returns at that packet's time).
+    fn advance_clock(&self, to: impl FnOnce(&Host) -> Instant) -> Instant {
+        let mut host = self.lock();
+        let mut looks = 0;
+        while host.waiting > 0 && host.news && looks < 4 {
+            looks += 1;
+            host.news = false;
+            self.changed.notify_all();
+            host = self
+                .changed
+                .wait_timeout(host, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let to = to(&host);
+        host.advance_to(to);
+        host.pump();
+        let now = host.now;
+        drop(host);
+        self.changed.notify_all();
+        now
+    }
+
     fn check_flags(&self) -> Result<(), c_int> {
         self.flags_error
             .as_ref()
@@ -1019,11 +1044,8 @@ unsafe extern "C" fn pd_netdev_receive(
 unsafe extern "C" fn pd_usleep(ud: *mut c_void, usec: useconds_t) -> c_int {
     let s = unsafe { shared(ud) };
     call(-1, || {
-        s.with(|h| {
-            let to = h.now + Duration::from_micros(u64::from(usec));
-            h.advance_to(to);
-            Ok(0)
-        })
+        s.advance_clock(|h| h.now + Duration::from_micros(u64::from(usec)));
+        Ok(0)
     })
 }
 
@@ -1035,11 +1057,7 @@ unsafe extern "C" fn pd_gettimeofday(ud: *mut c_void, tv: *mut timeval, _tz: *mu
         }
         // packetdrill spins on the clock while it waits: each reading moves
         // it on by a tick, so waiting ends and the stack's timers run.
-        let now = s.with(|h| {
-            let to = h.now + h.flags.tick;
-            h.advance_to(to);
-            Ok(h.now)
-        })?;
+        let now = s.advance_clock(|h| h.now + h.flags.tick);
         let us = EPOCH_USECS + now.as_micros();
         // SAFETY: gettimeofday(2)'s contract: tv writable.
         unsafe {
@@ -1189,4 +1207,72 @@ pub unsafe extern "C" fn getsockopt(
     }
     // SAFETY: `real` is libc's getsockopt, of this signature.
     unsafe { std::mem::transmute::<usize, Real>(real)(fd, level, name, val, len) }
+}
+
+/// The adapter whose socket `fd` is, if any (the preloaded calls below).
+fn owner_of(fd: c_int) -> Option<&'static Shared> {
+    let live: Vec<usize> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    live.into_iter()
+        // SAFETY: registered in `fill`, removed in `pd_free` before the
+        // Box is dropped; packetdrill makes no calls after freeing it.
+        .map(|p| unsafe { &*(p as *const Shared) })
+        .find(|s| s.lock().owns(fd))
+}
+
+/// sendfile(2) for the whole process when this library is preloaded:
+/// packetdrill runs a script's `sendfile` with the real call on the live
+/// descriptor, one of our eventfds for our sockets. For those the file's
+/// bytes are read here and sent through the stack (a copy: our send path
+/// copies anyway); every other descriptor goes to libc's.
+///
+/// # Safety
+/// sendfile(2)'s contract.
+#[no_mangle]
+pub unsafe extern "C" fn sendfile(
+    out_fd: c_int,
+    in_fd: c_int,
+    offset: *mut libc::off_t,
+    count: size_t,
+) -> ssize_t {
+    let Some(s) = owner_of(out_fd) else {
+        type Real = unsafe extern "C" fn(c_int, c_int, *mut libc::off_t, size_t) -> ssize_t;
+        static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let real = *REAL.get_or_init(|| {
+            // SAFETY: a NUL-terminated name; RTLD_NEXT finds libc's symbol.
+            unsafe { libc::dlsym(libc::RTLD_NEXT, c"sendfile".as_ptr()) as usize }
+        });
+        if real == 0 {
+            set_errno(libc::ENOSYS);
+            return -1;
+        }
+        // SAFETY: `real` is libc's sendfile, of this signature.
+        return unsafe { std::mem::transmute::<usize, Real>(real)(out_fd, in_fd, offset, count) };
+    };
+    call(-1, || {
+        let mut buf = vec![0u8; count.min(1 << 20)];
+        // SAFETY: buf is writable for its length; offset, when not null,
+        // points to the caller's off_t (sendfile(2)'s contract).
+        let n = unsafe {
+            if offset.is_null() {
+                libc::read(in_fd, buf.as_mut_ptr().cast(), buf.len())
+            } else {
+                libc::pread(in_fd, buf.as_mut_ptr().cast(), buf.len(), *offset)
+            }
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO));
+        }
+        let sent = send_all(s, out_fd, &buf[..n as usize], 0)?;
+        if !offset.is_null() {
+            // SAFETY: as above.
+            unsafe { *offset += sent as libc::off_t };
+        } else if (sent as isize) < n {
+            // What was read but not sent goes back to the file's offset.
+            // SAFETY: lseek takes no pointers.
+            unsafe { libc::lseek(in_fd, (sent as isize - n) as libc::off_t, libc::SEEK_CUR) };
+        }
+        Ok(sent)
+    })
 }

@@ -1144,3 +1144,25 @@ fn fast_open_connect_defers_the_syn_to_the_first_write_once_a_cookie_is_cached()
     assert_eq!(pd.write(fd, b"more"), -1);
     assert_eq!(errno(), libc::EAGAIN);
 }
+
+#[test]
+fn a_preloaded_sendfile_sends_a_files_bytes_through_the_stack() {
+    // packetdrill runs `sendfile` with the real call on our descriptor;
+    // preloaded, the adapter answers for its sockets.
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 4);
+    handshake_in(&pd, 40_400, true);
+    let fd = pd.accept(lfd);
+    let path = std::env::temp_dir().join(format!("xdptcp-sendfile-{}", std::process::id()));
+    std::fs::write(&path, b"0123456789").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    type SendFile = unsafe extern "C" fn(c_int, c_int, *mut libc::off_t, usize) -> isize;
+    let sendfile: Symbol<SendFile> = unsafe { pd._lib.get(b"sendfile") }.unwrap();
+    let mut offset: libc::off_t = 2;
+    use std::os::fd::AsRawFd;
+    let n = unsafe { sendfile(fd, file.as_raw_fd(), &mut offset, 5) };
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!((n, offset), (5, 7), "errno {}", errno());
+    let s = pd.sniff().expect("the file's bytes");
+    assert_eq!(s.payload, b"23456");
+}

@@ -998,3 +998,123 @@ fn info_counts_delivered_segments_with_the_handshake_as_one() {
     );
     assert_eq!(c.info(t(12)).delivered, 3, "two segments more, not bytes");
 }
+
+#[test]
+fn nagle_in_minshalls_form_holds_a_short_segment_only_behind_another_short_one() {
+    // As Linux (tcp_minshall_check): a short tail after full segments goes
+    // at once; a second short segment waits while the first is
+    // unacknowledged (RFC 896's one small segment per round trip).
+    let mut c = established_with_ts(Config::default());
+    let mss = c.snapshot().mss as usize;
+    c.send(&vec![1u8; mss + 100]).unwrap();
+    let out = drain(&mut c, t(2));
+    let lens: Vec<_> = out.iter().map(|s| s.payload_len).collect();
+    assert_eq!(
+        lens,
+        vec![mss, 100],
+        "the short tail goes with the full one"
+    );
+    c.send(&[2u8; 50]).unwrap();
+    assert!(
+        drain(&mut c, t(3)).is_empty(),
+        "held behind the unacknowledged short segment"
+    );
+    let acked = ISS + 1 + mss as u32 + 100;
+    c.on_segment(&seg(PEER + 1, acked, Flags::ACK, Some(102), &[]), t(12));
+    let out = drain(&mut c, t(12));
+    assert_eq!(
+        (out.len(), out[0].payload_len),
+        (1, 50),
+        "sent once acknowledged"
+    );
+}
+
+#[test]
+fn syn_data_sent_again_keeps_its_own_segment() {
+    // Linux resends the SYN's data as the buffer it was, whatever MSS the
+    // SYN-ACK announced; what follows starts a new segment.
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
+    c.fast_open_client(Some(cookie), 1420);
+    c.send(&[5u8; 6000]).unwrap();
+    assert_eq!(drain(&mut c, t(0))[0].payload_len, 1420);
+    let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, Some(100), &[]);
+    synack.options.mss = Some(1460);
+    synack.window = 65_535;
+    c.on_segment(&synack, t(20));
+    let out = drain(&mut c, t(20));
+    let full = c.snapshot().mss as usize;
+    assert_eq!(out[0].payload_len, 1420, "{out:?}");
+    assert_eq!((out[1].seq, out[1].payload_len), (SeqNum(ISS + 1421), full));
+}
+
+/// Packetdrill's limited-transmit scripts: ten segments out, two duplicate
+/// ACKs (each lets one new segment out, RFC 3042), then an ACK of the
+/// first three. Returns how many segments that ACK lets out.
+fn sent_after_reordering_is_resolved(sack: bool) -> usize {
+    let cfg = Config {
+        congestion: Algorithm::Cubic,
+        unsent_limit: xdptcp::tcp::UnsentLimit::Off,
+        ..Config::default()
+    };
+    let mut c = Connection::listen(cfg, SeqNum(ISS));
+    let mut syn = seg(PEER, 0, Flags::SYN, None, &[]);
+    syn.options.mss = Some(1000);
+    syn.options.sack_permitted = sack;
+    c.on_segment(&syn, t(0));
+    drain(&mut c, t(0));
+    c.on_segment(&seg(PEER + 1, ISS + 1, Flags::ACK, None, &[]), t(100));
+    c.send(&[7u8; 15_000]).unwrap();
+    let out = drain(&mut c, t(100));
+    assert_eq!(out.len(), 10, "the initial window");
+    for (i, right) in [(0u32, 2001u32), (1, 3001)] {
+        let mut dup = seg(PEER + 1, ISS + 1, Flags::ACK, None, &[]);
+        if sack {
+            dup.options.sack_blocks[0] = (ISS + 1001, ISS + right);
+            dup.options.sack_count = 1;
+        }
+        let now = t(210 + 10 * u64::from(i));
+        c.on_segment(&dup, now);
+        assert_eq!(drain(&mut c, now).len(), 1, "limited transmit {i}");
+    }
+    c.on_segment(&seg(PEER + 1, ISS + 3001, Flags::ACK, None, &[]), t(230));
+    drain(&mut c, t(230)).len()
+}
+
+#[test]
+fn segments_a_duplicate_ack_stood_for_raise_cwnd_once_not_again_when_acked() {
+    // As Linux: the ACK of 1:3001 newly delivers one segment (the other
+    // two were SACKed, or stood for by duplicate ACKs, and raised no
+    // cwnd then), so slow start's cwnd goes 10 -> 11; with 9 in flight,
+    // two go out.
+    assert_eq!(sent_after_reordering_is_resolved(true), 2, "with SACK");
+    assert_eq!(sent_after_reordering_is_resolved(false), 2, "without SACK");
+}
+
+#[test]
+fn an_aborts_reset_carries_timestamps_but_a_reply_reset_does_not() {
+    // Linux's active reset (close with unread data) has the option, with
+    // the clock read as it leaves (packetdrill's ts_recent/reset_tsval).
+    let mut c = established_with_ts(Config::default());
+    c.on_segment(
+        &seg(PEER + 1, ISS + 1, Flags::ACK, Some(201), b"unread"),
+        t(2),
+    );
+    let ack = drain(&mut c, t(2));
+    let (tsval_then, _) = ack[0].options.timestamps.unwrap();
+    c.abort();
+    let out = drain(&mut c, t(1002));
+    assert!(out[0].flags.rst(), "{out:?}");
+    let (tsval, ecr) = out[0].options.timestamps.expect("timestamps on the reset");
+    assert_eq!((tsval.wrapping_sub(tsval_then), ecr), (1000, 201));
+    // A segment for a closed connection draws a reset without options.
+    c.on_segment(
+        &seg(PEER + 7, ISS + 1, Flags::ACK, Some(202), b"late"),
+        t(1003),
+    );
+    let out = drain(&mut c, t(1003));
+    assert!(
+        out.iter().all(|s| s.options.timestamps.is_none()),
+        "{out:?}"
+    );
+}

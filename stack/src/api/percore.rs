@@ -397,8 +397,12 @@ fn visit_one<H: Handler>(
     }
     if t.established {
         if s.data_len() > 0 {
+            let before = (s.data_len(), s.conn.send_queue(), s.conn.state());
             handler.on_readable(s);
-            *busy = true;
+            // Work only if the handler took, wrote or closed something: one
+            // waiting for room leaves all as it was (it is visited again
+            // next loop), and the loop may then wait or move the clock.
+            *busy |= (s.data_len(), s.conn.send_queue(), s.conn.state()) != before;
         }
         if t.want_write && s.send_capacity() > 0 {
             t.want_write = false;

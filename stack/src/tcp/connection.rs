@@ -314,6 +314,9 @@ pub struct Connection {
     pub(super) record_ends: std::collections::VecDeque<SeqNum>,
     /// New-data segments sent so far in the current burst (`push.rs`).
     pub(super) burst_segs: u32,
+    /// The end of the last short segment of new data sent (Minshall's
+    /// Nagle, `output.rs`).
+    pub(super) snd_sml: SeqNum,
     /// Passive Fast Open (`fast_open.rs`).
     pub(super) fast_open: super::fast_open::FastOpenState,
     /// A writer was turned away (send buffer or unsent limit), and room
@@ -436,6 +439,7 @@ impl Connection {
             push_marks: std::collections::VecDeque::new(),
             record_ends: std::collections::VecDeque::new(),
             burst_segs: 0,
+            snd_sml: iss,
             send_blocked: false,
             writable_again: false,
             last_rtt: std::time::Duration::ZERO,
@@ -727,7 +731,14 @@ impl Connection {
         ) {
             // RFC 9293 3.10.4 asks for <SEQ=SND.NXT><CTL=RST>; the ACK of
             // what we received rides along, as Linux sends it.
-            self.rst_pending = Some(self.control(self.snd_max, Flags::RST | Flags::ACK));
+            let mut rst = self.control(self.snd_max, Flags::RST | Flags::ACK);
+            // Our own reset carries timestamps, as Linux's active reset
+            // (its TSval is read when it leaves, in `stamp`); a reset that
+            // answers a segment does not.
+            if self.ts_ok {
+                rst.options.timestamps = Some((0, self.ts_recent));
+            }
+            self.rst_pending = Some(rst);
         }
         self.enter_closed(None);
     }

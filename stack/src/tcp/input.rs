@@ -564,7 +564,18 @@ impl Connection {
         } else if self.syn_acked() && acked > 0 && flight_before > 0 {
             let divisor = self.hystart_on_ack(rtt_sample);
             if self.cwnd_limited() {
-                self.cc.on_ack(acked / divisor, now, self.rtt.srtt());
+                // What this ACK newly delivered, as Linux's acked_sacked:
+                // bytes SACKed by earlier ACKs, which raised no cwnd then
+                // (no data was acknowledged), do not raise it now either.
+                // Without SACK each duplicate ACK stood for one segment
+                // delivered (Linux's reno sacked_out): the same holds.
+                let delivered = if self.sack_ok {
+                    self.sent.delivered_bytes()
+                } else {
+                    let dup = self.dup_acks * self.eff_mss;
+                    acked.saturating_sub(dup).max(acked.min(self.eff_mss))
+                };
+                self.cc.on_ack(delivered / divisor, now, self.rtt.srtt());
                 self.autotune_send();
             }
         }

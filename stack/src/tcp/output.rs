@@ -393,6 +393,9 @@ impl Connection {
         let mut t = t;
         if len > 0 {
             self.note_data_sent_for_quick_ack(now);
+            if !retransmission && len < self.eff_mss && !self.is_syn_data_again(t.seq) {
+                self.snd_sml = t.seq + len;
+            }
             if !retransmission {
                 let more = self.more_sendable_after(len, flight);
                 if self.ends_a_burst(t.flags.psh(), more) {
@@ -412,7 +415,19 @@ impl Connection {
         let room = window.saturating_sub(flight + len);
         let queued = (self.send_buf_seq + self.send_buf.len() as u32) - (self.snd_nxt + len);
         let next = room.min(queued).min(self.eff_mss);
-        next > 0 && (next == self.eff_mss || (next == queued && !self.cfg.nagle))
+        // A short tail may follow unless Nagle holds it; this segment,
+        // if short, would be the unacknowledged short one.
+        let short_out = len < self.eff_mss || self.short_segment_out();
+        next > 0 && (next == self.eff_mss || (next == queued && (!self.cfg.nagle || !short_out)))
+    }
+
+    /// Minshall's Nagle, as Linux (`tcp_minshall_check`): a short segment
+    /// of new data sent earlier is still unacknowledged. Only then is a
+    /// short segment held while data is in flight: one small segment per
+    /// round trip, as Nagle's own rule (RFC 896), but a short tail after
+    /// full segments, or after the SYN's data, goes at once.
+    fn short_segment_out(&self) -> bool {
+        self.snd_sml > self.snd_una && self.snd_sml <= self.snd_nxt
     }
 
     /// RFC 5681 4.1 and RFC 7661: after an idle period (nothing in flight
@@ -455,13 +470,14 @@ impl Connection {
         self.dup_acks.min(2) * self.eff_mss
     }
 
-    /// Sender-side SWS avoidance with Nagle (RFC 9293 3.8.6.2.1, RFC 896).
+    /// Sender-side SWS avoidance with Nagle (RFC 9293 3.8.6.2.1, RFC 896,
+    /// in Minshall's form).
     fn sender_sws_allows(&self, len: u32, flight: u32) -> bool {
         let offset = self.snd_nxt - self.send_buf_seq;
         let queued = self.send_buf.len() as u32 - offset;
         let ends_record = self.record_end_after(self.snd_nxt) == Some(self.snd_nxt + len);
         len >= self.eff_mss
-            || (len == queued && (!self.cfg.nagle || flight == 0))
+            || (len == queued && (!self.cfg.nagle || flight == 0 || !self.short_segment_out()))
             || (len < queued && ends_record)
             || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2)
     }

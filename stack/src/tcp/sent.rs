@@ -140,6 +140,12 @@ impl SentQueue {
         std::mem::take(&mut self.lost_since)
     }
 
+    /// Bytes the ACK being processed delivered so far (acknowledged or
+    /// SACKed for the first time).
+    pub fn delivered_bytes(&self) -> u32 {
+        self.delivered_now.bytes
+    }
+
     /// What the ACKs and SACKs since the last call delivered.
     pub fn take_delivered(&mut self) -> DeliveredNow {
         std::mem::take(&mut self.delivered_now)

@@ -28,6 +28,10 @@ impl Connection {
     /// (or offered, on our SYN). Resets carry none.
     pub(super) fn stamp(&self, t: &mut Transmit, now: Instant) {
         if t.flags.rst() {
+            // Only an abort's reset has the option (see `abort`).
+            if let Some((_, ecr)) = t.options.timestamps {
+                t.options.timestamps = Some((self.ts_now(now), ecr));
+            }
             return;
         }
         let our_syn = t.flags.syn() && !t.flags.ack();
