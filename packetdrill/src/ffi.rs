@@ -468,7 +468,8 @@ fn send_loop(s: &Shared, fd: c_int, data: &[u8], flags: c_int) -> Result<ssize_t
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
     let mut sent = 0;
     loop {
-        match s.blocking(|h| h.send(fd, &data[sent..], dontwait)) {
+        let more = flags & libc::MSG_MORE != 0;
+        match s.blocking(|h| h.send(fd, &data[sent..], dontwait, more)) {
             Ok(n) => sent += n,
             Err(_) if sent > 0 => return Ok(sent as ssize_t),
             Err(e) => return Err(e),

@@ -62,6 +62,8 @@ struct Options {
     fast_open_connect: bool,
     /// TCP_SYNCNT: SYN retransmissions before giving up.
     syn_retries: Option<u32>,
+    /// TCP_CORK.
+    cork: bool,
 }
 
 /// TCP_USER_TIMEOUT's milliseconds as the stack's setting (0: none).
@@ -666,7 +668,8 @@ impl Host {
 
     /// Queues what fits of `data`. Blocking sockets wait for room (the
     /// caller repeats with the rest until all is queued, as send(2) does).
-    pub fn send(&mut self, fd: c_int, data: &[u8], dontwait: bool) -> Step<usize> {
+    /// `more`: MSG_MORE (a short segment waits for what follows).
+    pub fn send(&mut self, fd: c_int, data: &[u8], dontwait: bool, more: bool) -> Step<usize> {
         let h = match self.conn_handle(fd) {
             Ok(h) => h,
             Err(libc::ENOTCONN) => return fail(libc::EPIPE),
@@ -688,7 +691,11 @@ impl Host {
             // Linux: no writes before the handshake ends (sk_stream_wait_connect).
             return fail(libc::EAGAIN);
         }
-        let r = c.send(data);
+        let r = if more {
+            c.send_more(data)
+        } else {
+            c.send(data)
+        };
         if let Ok(s) = self.sock(fd) {
             match r {
                 Ok(n) if n == data.len() => s.written += n as u64,
@@ -887,6 +894,7 @@ impl Host {
             (libc::IPPROTO_TCP, TCP_INQ) => s.opts.inq as c_int,
             (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => s.opts.user_timeout_ms as c_int,
             (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT) => s.opts.fast_open_connect as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_CORK) => s.opts.cork as c_int,
             (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => s.opts.syn_retries.unwrap_or(6) as c_int,
             _ => return Err(libc::ENOPROTOOPT),
         };
@@ -961,6 +969,13 @@ impl Host {
                     return Err(libc::EOPNOTSUPP);
                 }
                 self.sock(fd)?.opts.fast_open_connect = on;
+            }
+            (libc::IPPROTO_TCP, libc::TCP_CORK) => {
+                let on = int()? != 0;
+                self.sock(fd)?.opts.cork = on;
+                if let Some(h) = handle {
+                    self.conn(h)?.set_cork(on);
+                }
             }
             (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => {
                 let n = u32::try_from(int()?)

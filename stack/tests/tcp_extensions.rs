@@ -1118,3 +1118,41 @@ fn an_aborts_reset_carries_timestamps_but_a_reply_reset_does_not() {
         "{out:?}"
     );
 }
+
+#[test]
+fn msg_more_and_a_cork_hold_short_segments_until_lifted_or_the_timer() {
+    let cfg = Config {
+        nagle: false,
+        ..Config::default()
+    };
+    let mut c = established_with_ts(cfg);
+    // MSG_MORE: a short write waits for what follows...
+    c.send_more(b"header:").unwrap();
+    assert!(drain(&mut c, t(2)).is_empty(), "held for more");
+    // ... and a plain write sends both, with PSH.
+    c.send(b"body").unwrap();
+    let out = drain(&mut c, t(3));
+    assert_eq!((out.len(), out[0].payload_len), (1, 11));
+    assert!(out[0].flags.psh());
+    c.on_segment(&seg(PEER + 1, ISS + 12, Flags::ACK, Some(102), &[]), t(13));
+    // A cork holds until lifted.
+    c.set_cork(true);
+    c.send(b"ab").unwrap();
+    c.send(b"cd").unwrap();
+    assert!(drain(&mut c, t(14)).is_empty(), "corked");
+    c.set_cork(false);
+    let out = drain(&mut c, t(15));
+    assert_eq!((out.len(), out[0].payload_len), (1, 4));
+    c.on_segment(&seg(PEER + 1, ISS + 16, Flags::ACK, Some(103), &[]), t(25));
+    // Forgotten: with nothing in flight, the persist timer (an RTO)
+    // sends what is held, with PSH.
+    c.set_cork(true);
+    c.send_more(b"late").unwrap();
+    assert!(drain(&mut c, t(26)).is_empty());
+    let due = c.poll_timeout().expect("the persist timer");
+    assert!(due >= t(226), "{due:?}");
+    c.handle_timeout(due);
+    let out = drain(&mut c, due);
+    assert_eq!((out.len(), out[0].payload_len), (1, 4));
+    assert!(out[0].flags.psh());
+}

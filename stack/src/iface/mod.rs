@@ -1076,6 +1076,12 @@ impl Interface {
             let e = self.tcp.get_mut(h).expect("present");
             let Some(mut t) = e.conn.poll_transmit(now) else {
                 e.queued = false;
+                // Holding data back may have started a timer (a cork's).
+                let timer = e.conn.poll_timeout();
+                if timer.is_some_and(|t| e.timer.is_none_or(|old| t < old)) {
+                    self.tcp.mark_dirty(h);
+                }
+                let e = self.tcp.get_mut(h).expect("present");
                 // Sending made room for a writer that was turned away.
                 if e.conn.take_writable_again() {
                     self.tcp.note_activity(h);

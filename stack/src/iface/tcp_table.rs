@@ -132,6 +132,16 @@ impl TcpTable {
     }
 
     /// Something other than the application changed `h`.
+    /// Marks `h`'s timers for a resync without queueing it to send.
+    pub fn mark_dirty(&mut self, h: Handle) {
+        if let Some(e) = self.slots.get_mut(h.0).and_then(Option::as_mut) {
+            if !e.dirty {
+                e.dirty = true;
+                self.dirty.push(h);
+            }
+        }
+    }
+
     pub fn note_activity(&mut self, h: Handle) {
         if !self.tracking {
             return;

@@ -314,6 +314,8 @@ pub struct Connection {
     pub(super) record_ends: std::collections::VecDeque<SeqNum>,
     /// New-data segments sent so far in the current burst (`push.rs`).
     pub(super) burst_segs: u32,
+    /// TCP_CORK and MSG_MORE (`cork.rs`).
+    pub(super) cork: super::cork::Cork,
     /// The end of the last short segment of new data sent (Minshall's
     /// Nagle, `output.rs`).
     pub(super) snd_sml: SeqNum,
@@ -439,6 +441,7 @@ impl Connection {
             push_marks: std::collections::VecDeque::new(),
             record_ends: std::collections::VecDeque::new(),
             burst_segs: 0,
+            cork: Default::default(),
             snd_sml: iss,
             send_blocked: false,
             writable_again: false,
@@ -580,6 +583,10 @@ impl Connection {
 
     pub fn set_nodelay(&mut self, nodelay: bool) {
         self.cfg.nagle = !nodelay;
+        if nodelay {
+            // As Linux: setting it sends what Nagle or a cork holds.
+            self.flush_cork();
+        }
     }
 
     /// Queues data; returns how much fit in the send buffer.
@@ -595,6 +602,7 @@ impl Connection {
         if !self.state.can_send_data() || self.fin_queued {
             return Err(TcpError::InvalidState(self.state));
         }
+        self.cork_on_write();
         let room = self.unsent_room();
         let n = self.send_buf.push(&data[..data.len().min(room)]);
         if n > 0 {

@@ -16,6 +16,7 @@ impl Connection {
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>, now: Instant) {
         self.counters.segments_received += 1;
         self.seg_ts = seg.options.timestamps;
+        self.cork_on_input();
         match self.state {
             State::Closed => {}
             State::Listen => self.on_segment_listen(seg, now),

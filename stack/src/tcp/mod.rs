@@ -6,6 +6,7 @@ pub mod autotune;
 pub mod config;
 pub mod congestion;
 pub mod connection;
+mod cork;
 pub mod fast_open;
 mod hystart;
 pub mod info;

@@ -21,6 +21,7 @@ impl Connection {
         let mut t = self.next_transmit(now);
         if t.is_none() {
             self.end_burst();
+            self.cork_pass_done();
         }
         if let Some(t) = &mut t {
             self.stamp(t, now);
@@ -301,7 +302,8 @@ impl Connection {
             len = len.min(end - seq);
         }
         let mut flags = Flags::ACK;
-        if len > 0 && (len == available || ends_record || self.ends_a_write(seq, len)) {
+        let empties = len == available && !self.cork_suppresses_push(seq + len);
+        if len > 0 && (empties || ends_record || self.ends_a_write(seq, len)) {
             flags |= Flags::PSH;
         }
         if self.fin_seq() == Some(seq + len) {
@@ -384,6 +386,9 @@ impl Connection {
             return None;
         }
         let retransmission = self.snd_nxt < self.snd_max;
+        if len > 0 && !retransmission && !fin && self.cork_holds(len) {
+            return None;
+        }
         if len > 0 && !retransmission && !fin && !self.sender_sws_allows(len, flight) {
             return None;
         }
@@ -562,7 +567,12 @@ impl Connection {
             // SWS override (RFC 9293 3.8.6.2.1): the window is open but too
             // small for a full segment; after the timeout send what fits.
             let usable = self.snd_wnd - (self.snd_nxt - self.snd_una);
-            let t = self.segment_at(self.snd_nxt, usable.min(self.eff_mss));
+            let mut t = self.segment_at(self.snd_nxt, usable.min(self.eff_mss));
+            // As Linux's probe timer (tcp_write_wakeup): held data goes
+            // now, pushed.
+            if t.payload_len > 0 {
+                t.flags |= Flags::PSH;
+            }
             self.advance(&t, now);
             return Some(t);
         }
