@@ -34,6 +34,7 @@ pub fn tcp_info(i: &Info) -> [u8; TCP_INFO_LEN] {
     b[1] = match i.ca_state {
         CaState::Open => 0,
         CaState::Disorder => 1,
+        CaState::Cwr => 2,
         CaState::Recovery => 3,
         CaState::Loss => 4,
     };

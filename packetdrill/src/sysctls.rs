@@ -1,7 +1,7 @@
 //! With `--so_flags=sysctls=1` (as `tools/packetdrill.sh` runs scripts,
 //! each in a network namespace of its own), the stack follows the TCP
 //! sysctls a script's init command set in its namespace, as Linux would:
-//! timestamps, SACK, window scaling and Fast Open's server side and key.
+//! timestamps, SACK, window scaling, ECN and Fast Open's server side and key.
 //! Read when a socket listens or connects, after the init command ran.
 
 use crate::flags::parse_fast_open_key;
@@ -65,6 +65,14 @@ fn apply_from(cfg: &mut Config, fast_open_asked: bool, read: impl Fn(&str) -> Op
     }
     if let Some(v) = read_u32("tcp_window_scaling") {
         cfg.window_scaling = v != 0;
+    }
+    if let Some(v) = read_u32("tcp_ecn") {
+        use xdptcp::tcp::ecn::Ecn;
+        cfg.ecn = match v {
+            0 => Ecn::Off,
+            1 => Ecn::Request,
+            _ => Ecn::Accept,
+        };
     }
     if let Some(bits) = read_u32("tcp_fastopen") {
         let on =

@@ -68,6 +68,7 @@ fn rebuild(p: &Parsed<'_>) -> Vec<u8> {
         ident: p.ip.ident,
         dont_fragment: p.ip.dont_fragment,
         payload_len: tcp_len as u16,
+        tos: 0,
     }
     .emit(&mut f[14..])
     .unwrap();

@@ -1156,3 +1156,104 @@ fn msg_more_and_a_cork_hold_short_segments_until_lifted_or_the_timer() {
     assert_eq!((out.len(), out[0].payload_len), (1, 4));
     assert!(out[0].flags.psh());
 }
+
+#[test]
+fn ecn_is_negotiated_marks_new_data_and_a_ce_mark_costs_cwnd_once_without_a_resend() {
+    use xdptcp::tcp::ecn::Ecn;
+    let ecn = |ecn| Config {
+        ecn,
+        congestion: Algorithm::Cubic,
+        unsent_limit: xdptcp::tcp::UnsentLimit::Off,
+        ..Config::default()
+    };
+    // The client asks (SYN with ECE and CWR), the server agrees (ECE).
+    let mut client = Connection::connect(ecn(Ecn::Request), SeqNum(ISS));
+    let syn = drain(&mut client, t(0));
+    assert!(syn[0].flags.contains(Flags::ECE | Flags::CWR), "{syn:?}");
+    let mut server = Connection::listen(ecn(Ecn::Accept), SeqNum(PEER));
+    server.on_segment(
+        &seg(ISS, 0, Flags::SYN | Flags::ECE | Flags::CWR, None, &[]),
+        t(0),
+    );
+    let synack = drain(&mut server, t(0));
+    assert!(
+        synack[0].flags.ece() && !synack[0].flags.cwr(),
+        "{synack:?}"
+    );
+    // Without asking, a client gets no ECN from the same server.
+    let mut plain = Connection::listen(ecn(Ecn::Accept), SeqNum(PEER));
+    plain.on_segment(&seg(ISS, 0, Flags::SYN, None, &[]), t(0));
+    assert!(!drain(&mut plain, t(0))[0].flags.ece());
+
+    client.on_segment(
+        &seg(
+            PEER,
+            ISS + 1,
+            Flags::SYN | Flags::ACK | Flags::ECE,
+            None,
+            &[],
+        ),
+        t(10),
+    );
+    assert!(client.ecn_ok());
+    let ack = drain(&mut client, t(10));
+    assert!(!ack[0].ect, "a pure ACK is not ECN-capable");
+    client.send(&[1u8; 20_000]).unwrap();
+    let data = drain(&mut client, t(11));
+    assert!(data.iter().all(|s| s.ect), "new data is sent ECT(0)");
+    let cwnd = client.snapshot().cwnd;
+
+    // The server receives a CE-marked segment: its ACKs echo ECE until
+    // a segment with CWR arrives.
+    server.on_segment(&seg(ISS + 1, PEER + 1, Flags::ACK, None, &[]), t(10));
+    server.note_congestion_experienced();
+    server.on_segment(
+        &seg(ISS + 1, PEER + 1, Flags::ACK, None, &[1u8; 1000]),
+        t(11),
+    );
+    let echo = drain(&mut server, t(11));
+    assert!(echo[0].flags.ece(), "an ACK at once, with ECE: {echo:?}");
+
+    // The client reduces once for the window, resends nothing, and its
+    // next new data carries CWR.
+    let acked = ISS + 1 + data[0].payload_len as u32;
+    client.on_segment(
+        &seg(PEER + 1, acked, Flags::ACK | Flags::ECE, None, &[]),
+        t(20),
+    );
+    let after = client.snapshot();
+    assert!(after.cwnd < cwnd, "{} -> {}", cwnd, after.cwnd);
+    assert_eq!(after.counters.ecn_reductions, 1);
+    assert_eq!(after.counters.retransmits, 0);
+    // More of the window acknowledged, still with ECE: no second cut;
+    // the flight now has room, and the first new segment carries CWR.
+    let acked2 = acked + data[1..5].iter().map(|s| s.payload_len as u32).sum::<u32>();
+    client.on_segment(
+        &seg(PEER + 1, acked2, Flags::ACK | Flags::ECE, None, &[]),
+        t(21),
+    );
+    assert_eq!(
+        client.snapshot().counters.ecn_reductions,
+        1,
+        "once per window"
+    );
+    let next = drain(&mut client, t(21));
+    assert!(next[0].flags.cwr() && next[0].ect, "{next:?}");
+    assert!(next.iter().skip(1).all(|s| !s.flags.cwr()));
+
+    server.on_segment(
+        &seg(
+            ISS + 1001,
+            PEER + 1,
+            Flags::ACK | Flags::CWR,
+            None,
+            &[2u8; 10],
+        ),
+        t(21),
+    );
+    let quiet = drain(&mut server, t(70));
+    assert!(
+        quiet.iter().all(|s| !s.flags.ece()),
+        "CWR ends the echo: {quiet:?}"
+    );
+}

@@ -94,7 +94,7 @@ proptest! {
 
     #[test]
     fn ipv4_roundtrips(src in ip(), dst in ip(), protocol: u8, ttl: u8, ident: u16, df: bool, payload in proptest::collection::vec(any::<u8>(), 0..100)) {
-        let h = Ipv4Header { src, dst, protocol, ttl, ident, dont_fragment: df, payload_len: payload.len() as u16 };
+        let h = Ipv4Header { src, dst, protocol, ttl, ident, dont_fragment: df, payload_len: payload.len() as u16, tos: 0 };
         let mut b = vec![0u8; 20];
         prop_assert_eq!(h.emit(&mut b).unwrap(), 20);
         b.extend_from_slice(&payload);
@@ -382,7 +382,7 @@ proptest! {
         let before = i.stats().icmp_echo_answered;
         let mut f = vec![0u8; 42];
         ethernet::emit(&mut f, US_MAC, PEER_MAC, ethernet::ETHERTYPE_IPV4).unwrap();
-        Ipv4Header { src: PEER, dst: US, protocol: 1, ttl: 64, ident: 9, dont_fragment: false, payload_len: 8 }.emit(&mut f[14..]).unwrap();
+        Ipv4Header { src: PEER, dst: US, protocol: 1, ttl: 64, ident: 9, dont_fragment: false, payload_len: 8, tos: 0 }.emit(&mut f[14..]).unwrap();
         IcmpEcho { kind: 8, ident: 1, seq: 1, data: &[] }.emit(&mut f[34..]).unwrap();
         dev.rx.push(f);
         i.poll(Instant::from_millis(3), &mut dev);

@@ -724,7 +724,7 @@ impl Interface {
             ipv4::PROTO_TCP => match TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))) {
                 Ok(mut seg) => {
                     seg.lent = Some(frame);
-                    self.ingress_tcp(src_mac, ip.src, &seg, now)
+                    self.ingress_tcp(src_mac, ip.src, &seg, ip.ecn == CE, now)
                 }
                 Err(WireError::BadChecksum)
                     if tcpwire::is_partial_checksum(ip.payload, ip.src, ip.dst) =>
@@ -737,7 +737,7 @@ impl Interface {
                     match TcpSegment::parse(ip.payload, None) {
                         Ok(mut seg) => {
                             seg.lent = Some(frame);
-                            self.ingress_tcp(src_mac, ip.src, &seg, now)
+                            self.ingress_tcp(src_mac, ip.src, &seg, ip.ecn == CE, now)
                         }
                         Err(e) => self.count_error(e),
                     }
@@ -772,7 +772,15 @@ impl Interface {
         }
     }
 
-    fn ingress_tcp(&mut self, src_mac: MacAddr, src: Ipv4Addr, seg: &TcpSegment<'_>, now: Instant) {
+    /// `ce`: the IP header said congestion experienced (ECN).
+    fn ingress_tcp(
+        &mut self,
+        src_mac: MacAddr,
+        src: Ipv4Addr,
+        seg: &TcpSegment<'_>,
+        ce: bool,
+        now: Instant,
+    ) {
         self.stats.tcp_segments_in += 1;
         self.stats.tcp_data_segments_in += u64::from(!seg.payload.is_empty());
         let tuple = Tuple {
@@ -793,6 +801,9 @@ impl Interface {
                 self.stats.tcp_time_wait_reused += 1;
                 self.tcp.remove(h);
             } else if let Some(e) = self.tcp.touch(h) {
+                if ce {
+                    e.conn.note_congestion_experienced();
+                }
                 e.conn.on_segment(seg, now);
                 if seg.flags.syn() {
                     if let Some((cookie, mss)) = e.conn.take_fast_open_cookie() {
@@ -1258,10 +1269,16 @@ fn build_icmp(
         ident,
         dont_fragment: false,
         payload_len: n as u16,
+        tos: 0,
     };
     hdr.emit(&mut buf[ip_at..])?;
     Ok(body_at + n)
 }
+
+/// The ECN field's ECT(0) codepoint (RFC 3168 5), as Linux sends it.
+const ECT0: u8 = 0x02;
+/// ... and CE, congestion experienced.
+const CE: u8 = 0x03;
 
 /// Builds Ethernet + IPv4 + TCP + payload in place; the payload is copied
 /// once, straight from the send buffer into the frame.
@@ -1301,6 +1318,7 @@ fn build_tcp_frame(
         ident,
         dont_fragment: true,
         payload_len: (total - tcp_at) as u16,
+        tos: if t.ect { ECT0 } else { 0 },
     };
     ip.emit(&mut buf[ip_at..])?;
     Ok(total)

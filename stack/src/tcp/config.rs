@@ -96,6 +96,8 @@ pub struct Config {
     /// `tcp_fastopen` 0x200, for servers whose clients are known and whose
     /// requests are safe to see twice). Off by default.
     pub fast_open_without_cookie: bool,
+    /// ECN (RFC 3168, `ecn.rs`): agree when the peer asks, by default.
+    pub ecn: super::ecn::Ecn,
 }
 
 /// Keepalive timing: after `idle` without anything received, send a probe
@@ -154,6 +156,7 @@ impl Default for Config {
             application_turn: super::unsent::AUTO_TIME,
             fast_open_key: None,
             fast_open_without_cookie: false,
+            ecn: super::ecn::Ecn::default(),
         }
     }
 }

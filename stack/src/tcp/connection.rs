@@ -128,6 +128,8 @@ pub struct Transmit {
     pub options: TcpOptions,
     pub(super) payload_offset: usize,
     pub payload_len: usize,
+    /// Send with ECT(0) in the IP header (ECN, `ecn.rs`).
+    pub ect: bool,
 }
 
 impl Transmit {
@@ -142,6 +144,7 @@ impl Transmit {
             options: TcpOptions::default(),
             payload_offset: 0,
             payload_len: 0,
+            ect: false,
         }
     }
 }
@@ -316,6 +319,8 @@ pub struct Connection {
     pub(super) burst_segs: u32,
     /// TCP_CORK and MSG_MORE (`cork.rs`).
     pub(super) cork: super::cork::Cork,
+    /// ECN (`ecn.rs`).
+    pub(super) ecn: super::ecn::EcnState,
     /// The end of the last short segment of new data sent (Minshall's
     /// Nagle, `output.rs`).
     pub(super) snd_sml: SeqNum,
@@ -442,6 +447,7 @@ impl Connection {
             record_ends: std::collections::VecDeque::new(),
             burst_segs: 0,
             cork: Default::default(),
+            ecn: Default::default(),
             snd_sml: iss,
             send_blocked: false,
             writable_again: false,

@@ -19,6 +19,8 @@ pub enum CaState {
     Open,
     /// Duplicate ACKs or SACKs seen, no loss called yet.
     Disorder,
+    /// cwnd being reduced for an ECN mark.
+    Cwr,
     Recovery,
     /// After a retransmission timeout.
     Loss,
@@ -91,6 +93,8 @@ impl Connection {
             CaState::Loss
         } else if self.recovery.fast() {
             CaState::Recovery
+        } else if self.ecn_reducing() {
+            CaState::Cwr
         } else if self.dup_acks > 0 || self.sent.sacked_bytes() > 0 {
             CaState::Disorder
         } else {

@@ -17,6 +17,7 @@ impl Connection {
         self.counters.segments_received += 1;
         self.seg_ts = seg.options.timestamps;
         self.cork_on_input();
+        self.ecn_on_segment(seg.flags);
         match self.state {
             State::Closed => {}
             State::Listen => self.on_segment_listen(seg, now),
@@ -106,6 +107,7 @@ impl Connection {
     /// Records the peer's SYN: its ISN, MSS and options. An option is in
     /// use only if both SYNs carry it (RFC 7323 2.2, 3.2; RFC 2018 2).
     fn accept_peer_syn(&mut self, seg: &TcpSegment<'_>, now: Instant) {
+        self.ecn_on_syn(seg.flags, seg.flags.ack());
         self.irs = SeqNum(seg.seq);
         self.rcv_nxt = self.irs + 1;
         self.rcv_adv = self.rcv_nxt;
@@ -451,6 +453,9 @@ impl Connection {
                 self.prr_on_ack(delivered);
             }
         }
+        if seg.flags.ece() && !seg.flags.syn() {
+            self.ecn_on_ece(now);
+        }
         self.sample_delivery(prior_inflight, now);
         // Window update, guarded against old segments (SND.WL1/WL2).
         if ack >= una_before && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
@@ -562,7 +567,7 @@ impl Connection {
                 self.rexmit_pending = true;
                 self.rto_at = Some(now + self.rtt.rto());
             }
-        } else if self.syn_acked() && acked > 0 && flight_before > 0 {
+        } else if self.syn_acked() && acked > 0 && flight_before > 0 && !self.ecn_reducing() {
             let divisor = self.hystart_on_ack(rtt_sample);
             if self.cwnd_limited() {
                 // What this ACK newly delivered, as Linux's acked_sacked:

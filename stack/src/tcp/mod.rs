@@ -7,6 +7,7 @@ pub mod config;
 pub mod congestion;
 pub mod connection;
 mod cork;
+pub mod ecn;
 pub mod fast_open;
 mod hystart;
 pub mod info;

@@ -24,6 +24,8 @@ impl Connection {
             self.cork_pass_done();
         }
         if let Some(t) = &mut t {
+            // ECE while echoing (new data got ECT and CWR in send_new).
+            self.ecn_mark(t, false);
             self.stamp(t, now);
             self.counters.segments_sent += 1;
             if t.flags.ack() && !t.flags.rst() {
@@ -274,6 +276,7 @@ impl Connection {
                 _ => self.sack_ok,
             };
             let mut payload_len = 0;
+            flags |= self.ecn_syn_flags(self.state != State::SynSent);
             if self.state != State::SynSent {
                 flags |= Flags::ACK;
                 options.fast_open = self.fast_open.reply;
@@ -291,6 +294,7 @@ impl Connection {
                 options,
                 payload_offset: 0,
                 payload_len,
+                ect: false,
             };
         }
         let offset = seq - self.send_buf_seq;
@@ -330,6 +334,7 @@ impl Connection {
             options: TcpOptions::default(),
             payload_offset: 0,
             payload_len: 0,
+            ect: false,
         }
     }
 
@@ -401,6 +406,7 @@ impl Connection {
             if !retransmission && len < self.eff_mss && !self.is_syn_data_again(t.seq) {
                 self.snd_sml = t.seq + len;
             }
+            self.ecn_mark(&mut t, !retransmission);
             if !retransmission {
                 let more = self.more_sendable_after(len, flight);
                 if self.ends_a_burst(t.flags.psh(), more) {

@@ -43,6 +43,8 @@ pub struct Counters {
     pub tail_loss_probes: u64,
     /// Segments RACK marked lost (RFC 8985), lost retransmissions included.
     pub rack_lost_segments: u64,
+    /// cwnd reductions for ECN marks (RFC 3168 6.1.2).
+    pub ecn_reductions: u64,
     /// Loss responses undone because the loss proved spurious (timestamps,
     /// D-SACK or F-RTO).
     pub undone_recoveries: u64,

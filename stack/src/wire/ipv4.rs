@@ -16,6 +16,8 @@ pub struct Ipv4Packet<'a> {
     pub ttl: u8,
     pub ident: u16,
     pub dont_fragment: bool,
+    /// The ECN field (RFC 3168 5): 0 not ECN-capable, 1 and 2 ECT, 3 CE.
+    pub ecn: u8,
     /// More-fragments set or a non-zero offset: part of a fragmented datagram.
     pub is_fragment: bool,
     /// The payload, trimmed to the header's total length (Ethernet pads short frames).
@@ -49,6 +51,7 @@ impl<'a> Ipv4Packet<'a> {
             ttl: b[8],
             ident: be16(b, 4),
             dont_fragment: frag & 0x4000 != 0,
+            ecn: b[1] & 0x03,
             is_fragment: frag & 0x2000 != 0 || frag & 0x1fff != 0,
             payload: &b[ihl..total],
         })
@@ -65,6 +68,8 @@ pub struct Ipv4Header {
     pub ident: u16,
     pub dont_fragment: bool,
     pub payload_len: u16,
+    /// The type-of-service byte: DSCP and the ECN field (ECT(0) is 0x02).
+    pub tos: u8,
 }
 
 impl Ipv4Header {
@@ -78,7 +83,7 @@ impl Ipv4Header {
             .checked_add(MIN_HEADER_LEN as u16)
             .ok_or(WireError::BadLength)?;
         b[0] = 0x45;
-        b[1] = 0;
+        b[1] = self.tos;
         b[2..4].copy_from_slice(&total.to_be_bytes());
         b[4..6].copy_from_slice(&self.ident.to_be_bytes());
         let flags: u16 = if self.dont_fragment { 0x4000 } else { 0 };

@@ -22,6 +22,10 @@ impl Flags {
     pub const PSH: Flags = Flags(0x08);
     pub const ACK: Flags = Flags(0x10);
     pub const URG: Flags = Flags(0x20);
+    /// ECN-Echo (RFC 3168).
+    pub const ECE: Flags = Flags(0x40);
+    /// Congestion Window Reduced (RFC 3168).
+    pub const CWR: Flags = Flags(0x80);
 
     pub fn fin(self) -> bool {
         self.0 & 0x01 != 0
@@ -37,6 +41,12 @@ impl Flags {
     }
     pub fn ack(self) -> bool {
         self.0 & 0x10 != 0
+    }
+    pub fn ece(self) -> bool {
+        self.0 & 0x40 != 0
+    }
+    pub fn cwr(self) -> bool {
+        self.0 & 0x80 != 0
     }
     pub fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0

@@ -95,6 +95,7 @@ pub fn frame_from(src: Ipv4Addr, h: &TcpHeader, payload: &[u8]) -> Vec<u8> {
         ident: 1,
         dont_fragment: true,
         payload_len: tcp_len as u16,
+        tos: 0,
     }
     .emit(&mut f[14..])
     .unwrap();
