@@ -64,11 +64,28 @@ struct Options {
     syn_retries: Option<u32>,
     /// TCP_CORK.
     cork: bool,
+    /// SO_KEEPALIVE, and TCP_KEEPIDLE, _KEEPINTVL, _KEEPCNT when set.
+    keepalive: bool,
+    keep_idle: Option<u32>,
+    keep_interval: Option<u32>,
+    keep_count: Option<u32>,
 }
 
 /// TCP_USER_TIMEOUT's milliseconds as the stack's setting (0: none).
 fn user_timeout(ms: u32) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(u64::from(ms)))
+}
+
+/// The keepalive timings a socket's options give (Linux's defaults for
+/// those not set), or none while SO_KEEPALIVE is off.
+fn keepalive(o: &Options) -> Option<xdptcp::tcp::Keepalive> {
+    let d = xdptcp::tcp::Keepalive::default();
+    let secs = |v: Option<u32>, d: Duration| v.map_or(d, |s| Duration::from_secs(u64::from(s)));
+    o.keepalive.then(|| xdptcp::tcp::Keepalive {
+        idle: secs(o.keep_idle, d.idle),
+        interval: secs(o.keep_interval, d.interval),
+        count: o.keep_count.unwrap_or(d.count),
+    })
 }
 
 /// Linux's TCP_INQ and its control message type (not in the libc crate).
@@ -344,6 +361,7 @@ impl Host {
         if let Some(n) = opts.syn_retries {
             cfg.max_syn_retries = n;
         }
+        cfg.keepalive = keepalive(opts);
         if let Some(a) = opts.congestion {
             cfg.congestion = a;
         }
@@ -895,6 +913,10 @@ impl Host {
             (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => s.opts.user_timeout_ms as c_int,
             (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT) => s.opts.fast_open_connect as c_int,
             (libc::IPPROTO_TCP, libc::TCP_CORK) => s.opts.cork as c_int,
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.opts.keepalive as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => s.opts.keep_idle.unwrap_or(7200) as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => s.opts.keep_interval.unwrap_or(75) as c_int,
+            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => s.opts.keep_count.unwrap_or(9) as c_int,
             (libc::IPPROTO_TCP, libc::TCP_SYNCNT) => s.opts.syn_retries.unwrap_or(6) as c_int,
             _ => return Err(libc::ENOPROTOOPT),
         };
@@ -969,6 +991,25 @@ impl Host {
                     return Err(libc::EOPNOTSUPP);
                 }
                 self.sock(fd)?.opts.fast_open_connect = on;
+            }
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+            | (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE)
+            | (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL)
+            | (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => {
+                let v = int()?;
+                let positive = u32::try_from(v).ok().filter(|v| (1..=32_767).contains(v));
+                let o = &mut self.sock(fd)?.opts;
+                match name {
+                    libc::SO_KEEPALIVE => o.keepalive = v != 0,
+                    libc::TCP_KEEPIDLE => o.keep_idle = Some(positive.ok_or(libc::EINVAL)?),
+                    libc::TCP_KEEPINTVL => o.keep_interval = Some(positive.ok_or(libc::EINVAL)?),
+                    _ => o.keep_count = Some(positive.filter(|c| *c <= 127).ok_or(libc::EINVAL)?),
+                }
+                let ka = keepalive(o);
+                if let Some(h) = handle {
+                    let now = self.now;
+                    self.conn(h)?.set_keepalive(ka, now);
+                }
             }
             (libc::IPPROTO_TCP, libc::TCP_CORK) => {
                 let on = int()? != 0;

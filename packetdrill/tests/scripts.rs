@@ -1166,3 +1166,34 @@ fn a_preloaded_sendfile_sends_a_files_bytes_through_the_stack() {
     let s = pd.sniff().expect("the file's bytes");
     assert_eq!(s.payload, b"23456");
 }
+
+#[test]
+fn keepalive_options_start_probes_on_a_live_connection() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 4);
+    let iss = handshake_in(&pd, 40_500, true);
+    let fd = pd.accept(lfd);
+    let start = pd.now();
+    pd.set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    pd.set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 5);
+    pd.set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 2);
+    assert_eq!(pd.sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 5);
+    assert_eq!(
+        pd.sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+        9,
+        "Linux's default"
+    );
+    let probe = pd.sniff().expect("a keepalive probe");
+    assert_eq!(
+        (probe.seq, probe.payload.len()),
+        (iss, 0),
+        "one below SND.UNA"
+    );
+    assert!(
+        (probe.at_us - start - 5_000_000).abs() < 10_000,
+        "{}",
+        probe.at_us - start
+    );
+    let again = pd.sniff().expect("the next probe");
+    assert!((again.at_us - probe.at_us - 2_000_000).abs() < 10_000);
+}

@@ -909,6 +909,17 @@ impl Connection {
         self.tlp_at = Some(at);
     }
 
+    /// Turns keepalive on with these timings, or off (SO_KEEPALIVE and
+    /// TCP_KEEPIDLE, _KEEPINTVL, _KEEPCNT on a live socket): the idle clock
+    /// starts again from `now`.
+    pub fn set_keepalive(&mut self, keepalive: Option<super::config::Keepalive>, now: Instant) {
+        self.cfg.keepalive = keepalive;
+        self.keepalive_probes = 0;
+        self.keepalive_at = keepalive
+            .filter(|_| self.state.is_synchronized())
+            .map(|ka| now + ka.idle);
+    }
+
     /// Returns true if the connection failed.
     fn on_keepalive_timer(&mut self, now: Instant) -> bool {
         let Some(ka) = self.cfg.keepalive else {
