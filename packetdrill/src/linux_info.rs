@@ -60,8 +60,8 @@ pub fn tcp_info(i: &Info) -> [u8; TCP_INFO_LEN] {
         0, // fackets: gone from Linux
         i.last_data_sent.map_or(0, ms),
         0, // last_ack_sent: "not remembered" in Linux either
-        0, // last_data_recv
-        0, // last_ack_recv
+        i.last_data_recv.map_or(0, ms),
+        i.last_ack_recv.map_or(0, ms),
         i.pmtu,
         i.rcv_space, // rcv_ssthresh
         us(i.rtt),

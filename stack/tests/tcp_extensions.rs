@@ -1257,3 +1257,21 @@ fn ecn_is_negotiated_marks_new_data_and_a_ce_mark_costs_cwnd_once_without_a_rese
         "CWR ends the echo: {quiet:?}"
     );
 }
+
+#[test]
+fn info_says_when_data_and_acks_last_arrived() {
+    // Linux's tcpi_last_data_recv counts from the handshake's end until
+    // data comes (packetdrill's tcp-info-last_data_recv).
+    let mut c = established_with_ts(Config::default());
+    let ms = |d: Option<Duration>| d.map(|d| d.as_millis());
+    let i = c.info(t(1001));
+    assert_eq!(
+        (ms(i.last_data_recv), ms(i.last_ack_recv)),
+        (Some(1000), Some(1000))
+    );
+    c.on_segment(
+        &seg(PEER + 1, ISS + 1, Flags::ACK, Some(102), b"data"),
+        t(1001),
+    );
+    assert_eq!(ms(c.info(t(1005)).last_data_recv), Some(4));
+}

@@ -299,6 +299,11 @@ pub struct Connection {
     pub(super) hystart: super::hystart::HyStart,
     /// When data last left (for the restart after idle).
     pub(super) last_data_sent: Option<Instant>,
+    /// When data last arrived, or the handshake ended (Linux's lrcvtime,
+    /// for TCP_INFO).
+    pub(super) last_data_recv_at: Option<Instant>,
+    /// When an ACK last arrived (Linux's rcv_tstamp, for TCP_INFO).
+    pub(super) last_ack_recv_at: Option<Instant>,
     pub(super) buffer_grown: usize,
     /// The largest send and receive buffers so far (for the snapshot).
     pub(super) buffers_reached: (usize, usize),
@@ -438,6 +443,8 @@ impl Connection {
             rcv_space: Default::default(),
             hystart: Default::default(),
             last_data_sent: None,
+            last_data_recv_at: None,
+            last_ack_recv_at: None,
             buffer_grown: 0,
             buffers_reached: (cfg.send_buffer, cfg.recv_buffer),
             orphaned: false,

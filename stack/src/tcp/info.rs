@@ -53,6 +53,10 @@ pub struct Info {
     pub lost: u32,
     /// Since the last data was sent (None if never).
     pub last_data_sent: Option<Duration>,
+    /// Since data last arrived, or the handshake ended (None before).
+    pub last_data_recv: Option<Duration>,
+    /// Since an ACK last arrived (None if never).
+    pub last_ack_recv: Option<Duration>,
     pub pmtu: u32,
     pub rtt: Duration,
     pub rttvar: Duration,
@@ -119,6 +123,8 @@ impl Connection {
             sacked: segs(self.sent.sacked_bytes()),
             lost: segs(self.sent.lost_bytes()),
             last_data_sent: self.last_data_sent.map(|t| now.saturating_since(t)),
+            last_data_recv: self.last_data_recv_at.map(|t| now.saturating_since(t)),
+            last_ack_recv: self.last_ack_recv_at.map(|t| now.saturating_since(t)),
             pmtu: mss + 40,
             rtt: self.rtt.srtt().unwrap_or_default(),
             rttvar: self.rtt.rttvar(),

@@ -76,6 +76,7 @@ impl Connection {
         }
         if self.syn_acked() {
             self.state = self.established_or_closing();
+            self.last_data_recv_at = Some(now);
             self.last_heard = (!only_syn_data_resent).then_some(now);
             self.peer_alive(now);
             self.push_event(Event::Connected);
@@ -190,7 +191,7 @@ impl Connection {
                 // their SYN retries ran out.)
                 self.update_ts_recent(seq, now);
                 self.peer_alive(now);
-                self.complete_handshake(seg, seq + 1, ack);
+                self.complete_handshake(seg, seq + 1, ack, now);
                 self.on_ack_field(seg, now);
                 self.ack_pending = true;
                 return;
@@ -259,7 +260,7 @@ impl Connection {
         self.update_ts_recent(seq, now);
         self.peer_alive(now);
         if self.state == State::SynReceived {
-            self.complete_handshake(seg, seq, ack);
+            self.complete_handshake(seg, seq, ack, now);
         }
         if !self.on_ack_field(seg, now) {
             return;
@@ -307,8 +308,9 @@ impl Connection {
     }
 
     /// SYN-RECEIVED -> ESTABLISHED (or FIN-WAIT-1): our SYN is acknowledged.
-    fn complete_handshake(&mut self, seg: &TcpSegment<'_>, seq: SeqNum, ack: SeqNum) {
+    fn complete_handshake(&mut self, seg: &TcpSegment<'_>, seq: SeqNum, ack: SeqNum, now: Instant) {
         self.state = self.established_or_closing();
+        self.last_data_recv_at = Some(now);
         self.snd_wnd = u32::from(seg.window) << self.snd_shift;
         self.snd_wl1 = seq;
         self.snd_wl2 = ack;
@@ -414,6 +416,7 @@ impl Connection {
             return false;
         }
         self.probes_unanswered = 0;
+        self.last_ack_recv_at = Some(now);
         let prior_inflight = self.pipe();
         let scaled_window = u32::from(seg.window) << self.snd_shift;
         let advanced = ack > self.snd_una;

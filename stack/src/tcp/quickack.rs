@@ -24,6 +24,7 @@ impl Connection {
             .last_data_recv
             .is_none_or(|t| now.saturating_since(t) > self.rtt.rto());
         self.last_data_recv = Some(now);
+        self.last_data_recv_at = Some(now);
         self.last_heard = Some(now);
         if idle {
             let window = self.rcv_adv.0.wrapping_sub(self.rcv_nxt.0);
