@@ -195,7 +195,9 @@ fn conn_events(c: &Connection, shut_read: bool, error_reported: bool) -> i16 {
     if c.at_eof() {
         ev |= libc::POLLRDHUP;
     }
-    if c.state().is_synchronized() && c.send_capacity() > 0 {
+    // A closed connection is shut both ways (Linux's tcp_done): writable,
+    // in that a write returns at once (with the error).
+    if (c.state().is_synchronized() && c.send_capacity() > 0) || c.state() == State::Closed {
         ev |= libc::POLLOUT | libc::POLLWRNORM;
     }
     if matches!(
@@ -626,6 +628,17 @@ impl Host {
         peek: bool,
         dontwait: bool,
     ) -> Step<usize> {
+        // A connect TCP_FASTOPEN_CONNECT deferred is in SYN-SENT for
+        // Linux: nothing to read yet.
+        if let Ok(s) = self.sock(fd) {
+            if s.deferred.is_some() {
+                return if s.nonblocking || dontwait {
+                    fail(libc::EAGAIN)
+                } else {
+                    Wait
+                };
+            }
+        }
         let h = match self.conn_handle(fd) {
             Ok(h) => h,
             Err(e) => return fail(e),
@@ -1066,6 +1079,9 @@ impl Host {
     pub fn poll_events(&mut self, fd: c_int) -> i16 {
         let kind = match self.sock(fd) {
             Ok(s) => match s.kind {
+                // A connect TCP_FASTOPEN_CONNECT deferred is writable: the
+                // write sends the SYN (Linux's tcp_poll).
+                Kind::Fresh if s.deferred.is_some() => return libc::POLLOUT | libc::POLLWRNORM,
                 Kind::Fresh => return libc::POLLOUT | libc::POLLHUP,
                 Kind::Epoll(_) => return 0,
                 Kind::Listening { .. } => None,
