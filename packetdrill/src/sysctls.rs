@@ -78,6 +78,7 @@ fn apply_from(cfg: &mut Config, fast_open_asked: bool, read: impl Fn(&str) -> Op
         let on =
             bits & TFO_SERVER_ENABLE != 0 && (bits & TFO_SERVER_WO_SOCKOPT != 0 || fast_open_asked);
         cfg.fast_open_without_cookie = bits & TFO_SERVER_COOKIE_NOT_REQD != 0;
+        cfg.fast_open_client_without_cookie = bits & TFO_CLIENT_NO_COOKIE != 0;
         if !on {
             cfg.fast_open_key = None;
         } else if !fast_open_asked || cfg.fast_open_key.is_none() {

@@ -1275,3 +1275,25 @@ fn info_says_when_data_and_acks_last_arrived() {
     );
     assert_eq!(ms(c.info(t(1005)).last_data_recv), Some(4));
 }
+
+#[test]
+fn a_fast_open_client_without_cookies_sends_bare_syn_data_and_keeps_no_unasked_cookie() {
+    // Linux's tcp_fastopen 0x4: data on the SYN, no option at all.
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    c.fast_open_client_without_cookie(900);
+    c.send(&[4u8; 1900]).unwrap();
+    let syn = drain(&mut c, t(0));
+    assert_eq!((syn[0].payload_len, syn[0].options.fast_open), (900, None));
+    let mut synack = seg(PEER, ISS + 901, Flags::SYN | Flags::ACK, None, &[]);
+    synack.options.mss = Some(1460);
+    synack.options.fast_open = Some(xdptcp::wire::tcp::FastOpen::with_cookie(
+        &[1, 2, 3, 4],
+        false,
+    ));
+    c.on_segment(&synack, t(20));
+    assert_eq!(
+        c.take_fast_open_cookie(),
+        Some((None, Some(1460))),
+        "the MSS only"
+    );
+}

@@ -389,7 +389,8 @@ impl Interface {
     /// cached for this server, the SYN carries it and as much of `data` as
     /// fits a SYN (the server's cached MSS, less 40 bytes kept for
     /// options, as Linux); without one, the SYN asks for a cookie and no
-    /// data is taken (send it once connected). Returns the handle and how
+    /// data is taken (send it once connected), unless
+    /// `Config::fast_open_client_without_cookie` sends it bare. Returns the handle and how
     /// many bytes of `data` the SYN carries. A server that ignores Fast
     /// Open acknowledges only the SYN; the data then follows at once.
     pub fn connect_fast_open(
@@ -401,15 +402,24 @@ impl Interface {
     ) -> Result<(Handle, usize), IfaceError> {
         let cfg = cfg.unwrap_or_else(|| self.cfg.tcp.clone());
         let ours = u32::from(cfg.mss);
+        let without_cookie = cfg.fast_open_client_without_cookie;
         let h = self.connect(remote, Some(cfg), now)?;
         let cached = self.fast_open_cookies.get(*remote.ip());
         let conn = &mut self.tcp.get_mut(h).expect("just inserted").conn;
+        // The SYN's room: the server's cached MSS (or ours), less 40 bytes
+        // kept for options, as Linux.
+        let mss = cached.and_then(|c| c.mss).map_or(ours, u32::from).min(ours);
+        let room = mss.saturating_sub(40);
         let taken = match cached {
+            _ if without_cookie => {
+                conn.fast_open_client_without_cookie(room);
+                conn.send(&data[..data.len().min(room as usize)])
+                    .unwrap_or(0)
+            }
             Some(CachedCookie {
                 cookie: Some(cookie),
-                mss,
+                ..
             }) => {
-                let room = mss.map_or(ours, u32::from).min(ours).saturating_sub(40);
                 conn.fast_open_client(Some(cookie), room);
                 conn.send(&data[..data.len().min(room as usize)])
                     .unwrap_or(0)

@@ -96,6 +96,10 @@ pub struct Config {
     /// `tcp_fastopen` 0x200, for servers whose clients are known and whose
     /// requests are safe to see twice). Off by default.
     pub fast_open_without_cookie: bool,
+    /// Fast Open clients send data on the SYN even without a cookie, with
+    /// no option (Linux's `tcp_fastopen` 0x4, for servers known to need
+    /// none). Off by default.
+    pub fast_open_client_without_cookie: bool,
     /// ECN (RFC 3168, `ecn.rs`): agree when the peer asks, by default.
     pub ecn: super::ecn::Ecn,
 }
@@ -156,6 +160,7 @@ impl Default for Config {
             application_turn: super::unsent::AUTO_TIME,
             fast_open_key: None,
             fast_open_without_cookie: false,
+            fast_open_client_without_cookie: false,
             ecn: super::ecn::Ecn::default(),
         }
     }

@@ -53,6 +53,9 @@ pub(super) struct FastOpenState {
 pub(super) struct FastOpenClient {
     /// The cookie the SYN carries with data; `None` asks for one.
     pub cookie: Option<FastOpen>,
+    /// Data on the SYN with no cookie and no option at all (a server
+    /// known to need none: Linux's `tcp_fastopen` 0x4).
+    pub bare: bool,
     /// At most this much data rides on the SYN.
     pub syn_room: u32,
     /// What the SYN-ACK gave, for the interface's cache: a valid cookie
@@ -70,6 +73,7 @@ impl Connection {
     pub fn fast_open_client(&mut self, cookie: Option<FastOpen>, syn_room: u32) {
         self.fast_open.client = Some(FastOpenClient {
             cookie,
+            bare: false,
             syn_room,
             received: None,
             syn_data_resent: false,
@@ -87,14 +91,24 @@ impl Connection {
     /// first SYN has either: a retransmitted SYN is a plain one, as
     /// Linux's (the server or a middlebox may have dropped the first for
     /// its option or data); the data follows the handshake.
-    pub(super) fn syn_fast_open(&self) -> Option<(FastOpen, u32)> {
+    pub(super) fn syn_fast_open(&self) -> Option<(Option<FastOpen>, u32)> {
         let c = self.fast_open.client?;
         if self.snd_max != self.iss {
             return None;
         }
+        let data = (self.send_buf.len() as u32).min(c.syn_room);
         match c.cookie {
-            Some(cookie) => Some((cookie, (self.send_buf.len() as u32).min(c.syn_room))),
-            None => Some((FastOpen::request(false), 0)),
+            _ if c.bare => Some((None, data)),
+            Some(cookie) => Some((Some(cookie), data)),
+            None => Some((Some(FastOpen::request(false)), 0)),
+        }
+    }
+
+    /// Opens with data on the SYN and no cookie (see `FastOpenClient::bare`).
+    pub fn fast_open_client_without_cookie(&mut self, syn_room: u32) {
+        self.fast_open_client(None, syn_room);
+        if let Some(c) = self.fast_open.client.as_mut() {
+            c.bare = true;
         }
     }
 
@@ -109,7 +123,10 @@ impl Connection {
         let Some(c) = self.fast_open.client.as_mut() else {
             return false;
         };
-        let cookie = options.fast_open.filter(|f| f.cookie() != Some(&[]));
+        // A cookie we did not ask for (a bare SYN) is not kept, as Linux.
+        let cookie = options
+            .fast_open
+            .filter(|f| f.cookie() != Some(&[]) && !c.bare);
         c.received = Some((cookie, options.mss));
         if self.snd_max > self.iss + 1 {
             if self.snd_una == self.snd_max {

@@ -281,7 +281,7 @@ impl Connection {
                 flags |= Flags::ACK;
                 options.fast_open = self.fast_open.reply;
             } else if let Some((fo, data)) = self.syn_fast_open() {
-                options.fast_open = Some(fo);
+                options.fast_open = fo;
                 payload_len = data as usize;
             }
             // The window in a SYN is never scaled.
