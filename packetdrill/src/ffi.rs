@@ -120,6 +120,25 @@ pub struct Shared {
     changed: Condvar,
     /// Bad `--so_flags` (said on stderr at init): every socket call fails.
     flags_error: Option<String>,
+    /// Calls inside `blocking`, waiting or not yet (one may be waiting
+    /// for the lock while packetdrill already counts it as blocked).
+    in_calls: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a call into `Shared::in_calls` for as long as it lives.
+struct InCall<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InCall<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InCall(n)
+    }
+}
+
+impl Drop for InCall<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -128,6 +147,7 @@ impl Shared {
             host: Mutex::new(host),
             changed: Condvar::new(),
             flags_error,
+            in_calls: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -148,6 +168,7 @@ impl Shared {
     /// Runs a socket call until it stops asking to wait.
     fn blocking<T>(&self, mut f: impl FnMut(&mut Host) -> Step<T>) -> Result<T, c_int> {
         self.check_flags()?;
+        let _counted = InCall::new(&self.in_calls);
         let mut host = self.lock();
         loop {
             let step = f(&mut host);
@@ -228,6 +249,17 @@ impl Shared {
             host = self
                 .changed
                 .wait_timeout(host, std::time::Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        // A call that has not reached its first look yet (it waits for
+        // the lock) gets it at this time too, briefly.
+        let mut tries = 0;
+        while self.in_calls.load(std::sync::atomic::Ordering::SeqCst) > host.waiting && tries < 10 {
+            tries += 1;
+            host = self
+                .changed
+                .wait_timeout(host, std::time::Duration::from_millis(2))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -1276,4 +1308,43 @@ pub unsafe extern "C" fn sendfile(
         }
         Ok(sent)
     })
+}
+
+/// system(3) for the whole process when this library is preloaded:
+/// packetdrill runs a script's shell commands with it. `ip tcp_metrics
+/// flush` empties Linux's Fast Open cookie cache; after it the stacks
+/// forget theirs too, as Linux would (the command itself still runs).
+///
+/// # Safety
+/// system(3)'s contract.
+#[no_mangle]
+pub unsafe extern "C" fn system(command: *const std::ffi::c_char) -> c_int {
+    type Real = unsafe extern "C" fn(*const std::ffi::c_char) -> c_int;
+    static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let real = *REAL.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; RTLD_NEXT finds libc's symbol.
+        unsafe { libc::dlsym(libc::RTLD_NEXT, c"system".as_ptr()) as usize }
+    });
+    if real == 0 {
+        return -1;
+    }
+    // SAFETY: `real` is libc's system, of this signature.
+    let status = unsafe { std::mem::transmute::<usize, Real>(real)(command) };
+    // SAFETY: a command is a NUL-terminated string (system(3)).
+    let flushes = !command.is_null()
+        && unsafe { std::ffi::CStr::from_ptr(command) }
+            .to_string_lossy()
+            .contains("tcp_metrics flush");
+    if flushes {
+        let live: Vec<usize> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for p in live {
+            // SAFETY: as in `owner_of`.
+            let s = unsafe { &*(p as *const Shared) };
+            let _ = s.with(|h| {
+                h.forget_fast_open_cookies();
+                Ok(())
+            });
+        }
+    }
+    status
 }

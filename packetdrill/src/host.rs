@@ -750,6 +750,11 @@ impl Host {
         }
     }
 
+    /// Forgets the Fast Open cookies servers gave (`ip tcp_metrics flush`).
+    pub fn forget_fast_open_cookies(&mut self) {
+        self.iface.forget_fast_open_cookies();
+    }
+
     /// The socket's active open is under way (SYN-SENT).
     pub fn is_opening(&mut self, fd: c_int) -> Result<bool, c_int> {
         match self.sock(fd)?.kind {

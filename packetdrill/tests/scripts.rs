@@ -1157,6 +1157,16 @@ fn fast_open_connect_defers_the_syn_to_the_first_write_once_a_cookie_is_cached()
     // ... and no more writes until the handshake ends (Linux).
     assert_eq!(pd.write(fd, b"more"), -1);
     assert_eq!(errno(), libc::EAGAIN);
+
+    // A script's `ip tcp_metrics flush` (run by packetdrill with system(3),
+    // preloaded) empties the cookie cache: the next connect asks again.
+    type System = unsafe extern "C" fn(*const c_char) -> c_int;
+    let system: Symbol<System> = unsafe { pd._lib.get(b"system") }.unwrap();
+    let status = unsafe { system(c": ip tcp_metrics flush all".as_ptr()) };
+    assert_eq!(status, 0, "the command itself runs (here a shell no-op)");
+    let fd = pd.nonblocking_socket();
+    pd.set_int(fd, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT, 1);
+    assert_eq!(pd.connect_to(fd, 8082), Err(libc::EINPROGRESS));
 }
 
 #[test]

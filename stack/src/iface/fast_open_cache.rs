@@ -16,6 +16,20 @@ pub struct CachedCookie {
     pub cookie: Option<FastOpen>,
     /// The server's MSS, when its SYN-ACK announced one.
     pub mss: Option<u16>,
+    /// Which option form to ask with, as Linux's `try_exp`: a server that
+    /// ignored a request in RFC 7413's form (kind 34) is asked once in
+    /// the older experimental form (kind 254); if that fails too, RFC
+    /// 7413's form from then on.
+    pub ask: AskWith,
+}
+
+/// See `CachedCookie::ask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AskWith {
+    #[default]
+    Rfc,
+    Experimental,
+    RfcForGood,
 }
 
 #[derive(Default)]
@@ -38,6 +52,7 @@ impl FastOpenCache {
             Some(old) => CachedCookie {
                 cookie: entry.cookie.or(old.cookie),
                 mss: entry.mss.or(old.mss),
+                ask: entry.ask,
             },
             None => entry,
         };
@@ -49,6 +64,26 @@ impl FastOpenCache {
                 }
             }
         }
+    }
+
+    /// What `server`'s SYN-ACK to a Fast Open SYN gave: a cookie (or
+    /// none), its MSS, and so the form to ask with next; `asked`: the form
+    /// of our SYN's option (true: experimental), None for a bare SYN.
+    pub fn learn(
+        &mut self,
+        server: Ipv4Addr,
+        cookie: Option<FastOpen>,
+        mss: Option<u16>,
+        asked: Option<bool>,
+    ) {
+        let old = self.get(server).map_or(AskWith::Rfc, |c| c.ask);
+        let ask = match (cookie, asked, old) {
+            (Some(_), _, _) | (None, None, _) => old,
+            (None, Some(false), AskWith::RfcForGood) => AskWith::RfcForGood,
+            (None, Some(false), _) => AskWith::Experimental,
+            (None, Some(true), _) => AskWith::RfcForGood,
+        };
+        self.insert(server, CachedCookie { cookie, mss, ask });
     }
 
     /// Forgets every cookie.
@@ -76,10 +111,12 @@ mod tests {
         let one = CachedCookie {
             cookie: Some(FastOpen::with_cookie(&[1, 2, 3, 4], false)),
             mss: Some(1460),
+            ask: AskWith::Rfc,
         };
         let two = CachedCookie {
             cookie: Some(FastOpen::with_cookie(&[5, 6, 7, 8], false)),
             mss: Some(940),
+            ask: AskWith::Rfc,
         };
         c.insert(a, one);
         c.insert(a, two);
@@ -87,6 +124,7 @@ mod tests {
         let mss_only = CachedCookie {
             cookie: None,
             mss: Some(536),
+            ask: AskWith::Rfc,
         };
         c.insert(a, mss_only);
         assert_eq!(c.get(a).unwrap().cookie, two.cookie, "the cookie stays");
@@ -96,5 +134,19 @@ mod tests {
         }
         assert_eq!(c.len(), CAPACITY);
         assert_eq!(c.get(a), None, "the oldest went first");
+    }
+
+    #[test]
+    fn a_server_that_ignores_both_option_forms_is_asked_in_rfc_form_for_good() {
+        // As Linux's try_exp: RFC 7413's form, the experimental once, then
+        // RFC 7413's from then on.
+        let mut c = FastOpenCache::default();
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        c.learn(a, None, Some(1460), Some(false));
+        assert_eq!(c.get(a).unwrap().ask, AskWith::Experimental);
+        c.learn(a, None, Some(1460), Some(true));
+        assert_eq!(c.get(a).unwrap().ask, AskWith::RfcForGood);
+        c.learn(a, None, Some(1460), Some(false));
+        assert_eq!(c.get(a).unwrap().ask, AskWith::RfcForGood);
     }
 }

@@ -24,9 +24,9 @@ use crate::wire::arp::{ArpOp, ArpPacket};
 use crate::wire::ethernet::{self, EthernetFrame, MacAddr};
 use crate::wire::icmp::{self, IcmpEcho};
 use crate::wire::ipv4::{self, Ipv4Header, Ipv4Packet};
-use crate::wire::tcp::{self as tcpwire, Flags, TcpHeader, TcpSegment};
+use crate::wire::tcp::{self as tcpwire, FastOpen, Flags, TcpHeader, TcpSegment};
 use crate::wire::WireError;
-use fast_open_cache::CachedCookie;
+use fast_open_cache::{AskWith, CachedCookie};
 use neighbor::{NeighborCache, Resolution};
 pub use stats::IfaceStats;
 use std::collections::VecDeque;
@@ -425,7 +425,9 @@ impl Interface {
                     .unwrap_or(0)
             }
             _ => {
-                conn.fast_open_client(None, 0);
+                // A request, in the form this server may answer.
+                let experimental = cached.is_some_and(|c| c.ask == AskWith::Experimental);
+                conn.fast_open_client(Some(FastOpen::request(experimental)), 0);
                 0
             }
         };
@@ -817,8 +819,8 @@ impl Interface {
                 e.conn.on_segment(seg, now);
                 if seg.flags.syn() {
                     if let Some((cookie, mss)) = e.conn.take_fast_open_cookie() {
-                        let entry = CachedCookie { cookie, mss };
-                        self.fast_open_cookies.insert(src, entry);
+                        let asked = e.conn.fast_open_asked();
+                        self.fast_open_cookies.learn(src, cookie, mss, asked);
                     }
                 }
                 self.tcp.note_activity(h);
@@ -870,7 +872,7 @@ impl Interface {
                 } else {
                     // A request, or a stale or forged cookie: the data
                     // waits for the handshake; the client gets a cookie.
-                    let reply = crate::wire::tcp::FastOpen::with_cookie(&valid, asked.experimental);
+                    let reply = FastOpen::with_cookie(&valid, asked.experimental);
                     conn.offer_fast_open_cookie(reply);
                 }
             }

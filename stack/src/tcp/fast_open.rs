@@ -80,6 +80,18 @@ impl Connection {
         });
     }
 
+    /// The form of our SYN's Fast Open option (true: experimental), None
+    /// without one (a bare SYN): for the cache's choice of form.
+    pub fn fast_open_asked(&self) -> Option<bool> {
+        let c = self.fast_open.client?;
+        // The SYN that drew the SYN-ACK may have been a plain one sent
+        // again (Linux then learns nothing of the option's form).
+        if c.bare || self.counters.rto_expirations > 0 {
+            return None;
+        }
+        Some(c.cookie.is_some_and(|f| f.experimental))
+    }
+
     /// What a SYN-ACK gave a Fast Open connection, once: a valid cookie
     /// (if any) and the server's MSS (if announced), as Linux caches both
     /// (the MSS also from a SYN-ACK without a cookie).
