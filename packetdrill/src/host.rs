@@ -192,7 +192,8 @@ fn conn_events(c: &Connection, shut_read: bool, error_reported: bool) -> i16 {
     if c.recv_queue() > 0 || c.at_eof() || shut_read || c.error().is_some() {
         ev |= libc::POLLIN | libc::POLLRDNORM;
     }
-    if c.at_eof() {
+    // Linux: the peer's FIN shuts reading, unread data or not.
+    if c.peer_closed() {
         ev |= libc::POLLRDHUP;
     }
     // A closed connection is shut both ways (Linux's tcp_done): writable,

@@ -1297,3 +1297,51 @@ fn a_fast_open_client_without_cookies_sends_bare_syn_data_and_keeps_no_unasked_c
         "the MSS only"
     );
 }
+
+#[test]
+fn a_syn_ack_with_data_and_fin_leads_to_close_wait() {
+    // RFC 9293 3.10.7.3: after the SYN, the segment's text and FIN are
+    // processed as in any state (packetdrill's synack-data, Linux).
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    drain(&mut c, t(0));
+    let synack = seg(
+        PEER,
+        ISS + 1,
+        Flags::SYN | Flags::ACK | Flags::FIN,
+        None,
+        b"answer",
+    );
+    c.on_segment(&synack, t(10));
+    assert_eq!(c.state(), State::CloseWait);
+    let mut buf = [0u8; 16];
+    assert_eq!(c.recv(&mut buf).unwrap(), 6);
+    assert!(c.at_eof());
+    let out = drain(&mut c, t(10));
+    assert_eq!(
+        out[0].ack,
+        SeqNum(PEER + 8),
+        "the data and the FIN acknowledged"
+    );
+}
+
+#[test]
+fn a_syn_ack_echoing_a_timestamp_we_never_sent_is_refused_with_a_reset() {
+    // Linux's PAWS check for an active open: the echo must lie between
+    // our first SYN's TSval and now.
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let syn = drain(&mut c, t(0));
+    let (tsval, _) = syn[0].options.timestamps.expect("our SYN has timestamps");
+    let mut bogus = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, None, &[]);
+    bogus.options.timestamps = Some((500, tsval.wrapping_add(9999)));
+    c.on_segment(&bogus, t(10));
+    assert_eq!(c.state(), State::SynSent, "still opening");
+    let out = drain(&mut c, t(10));
+    assert!(
+        out[0].flags.rst() && out[0].seq == SeqNum(ISS + 1),
+        "{out:?}"
+    );
+    let mut good = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, None, &[]);
+    good.options.timestamps = Some((500, tsval));
+    c.on_segment(&good, t(20));
+    assert_eq!(c.state(), State::Established);
+}

@@ -322,6 +322,8 @@ pub struct Connection {
     pub(super) record_ends: std::collections::VecDeque<SeqNum>,
     /// New-data segments sent so far in the current burst (`push.rs`).
     pub(super) burst_segs: u32,
+    /// The TSval of our first SYN (`timestamps.rs`).
+    pub(super) syn_tsval: Option<u32>,
     /// TCP_CORK and MSG_MORE (`cork.rs`).
     pub(super) cork: super::cork::Cork,
     /// ECN (`ecn.rs`).
@@ -453,6 +455,7 @@ impl Connection {
             push_marks: std::collections::VecDeque::new(),
             record_ends: std::collections::VecDeque::new(),
             burst_segs: 0,
+            syn_tsval: None,
             cork: Default::default(),
             ecn: Default::default(),
             snd_sml: iss,
@@ -573,6 +576,11 @@ impl Connection {
         {
             self.ack_pending = true;
         }
+    }
+
+    /// True once the peer's FIN arrived (data before it may be unread).
+    pub fn peer_closed(&self) -> bool {
+        self.fin_received
     }
 
     /// True once the peer's FIN was received and all data before it read.

@@ -64,7 +64,14 @@ impl Connection {
             }
             return;
         }
-        if !f.syn() || f.fin() {
+        if f.ack() && f.syn() && self.syn_ack_echo_is_bogus(seg, now) {
+            self.rst_pending = Some(self.reset_for_ack(seg));
+            self.counters.dropped_segments += 1;
+            return;
+        }
+        // A SYN-ACK may carry a FIN (RFC 9293 3.10.7.3: other controls are
+        // processed after the SYN); a bare SYN with FIN is nonsense.
+        if !f.syn() || (f.fin() && !f.ack()) {
             self.counters.dropped_segments += 1;
             return;
         }
@@ -83,10 +90,16 @@ impl Connection {
             self.ack_pending = true;
             // Data on the SYN-ACK (a Fast Open server answering at once,
             // RFC 7413 4.2.2; RFC 9293 lets any SYN carry text).
+            let mut room = 0;
             if !seg.payload.is_empty() && self.state.can_receive_data() {
-                let room = self.recv_buf.free().min(seg.payload.len());
+                room = self.recv_buf.free().min(seg.payload.len());
                 let start = self.rcv_nxt;
                 self.receive_data(start, &seg.payload[..room], None, now);
+            }
+            // Its FIN counts once everything before it was taken.
+            if f.fin() && room == seg.payload.len() && !self.fin_received {
+                self.peer_fin = Some(self.rcv_nxt);
+                self.on_fin(now);
             }
         } else {
             // Simultaneous open: answer with SYN-ACK from the same ISS.

@@ -7,6 +7,7 @@
 use super::connection::{Connection, Transmit};
 use super::SeqNum;
 use crate::time::Instant;
+use crate::wire::tcp::TcpSegment;
 use std::time::Duration;
 
 /// A TS.Recent older than this no longer protects (RFC 7323 5.5): the
@@ -26,7 +27,7 @@ impl Connection {
 
     /// Adds the timestamp option to an outgoing segment when negotiated
     /// (or offered, on our SYN). Resets carry none.
-    pub(super) fn stamp(&self, t: &mut Transmit, now: Instant) {
+    pub(super) fn stamp(&mut self, t: &mut Transmit, now: Instant) {
         if t.flags.rst() {
             // Only an abort's reset has the option (see `abort`).
             if let Some((_, ecr)) = t.options.timestamps {
@@ -37,8 +38,22 @@ impl Connection {
         let our_syn = t.flags.syn() && !t.flags.ack();
         if (our_syn && self.cfg.timestamps) || self.ts_ok {
             let ecr = if t.flags.ack() { self.ts_recent } else { 0 };
-            t.options.timestamps = Some((self.ts_now(now), ecr));
+            let tsval = self.ts_now(now);
+            t.options.timestamps = Some((tsval, ecr));
+            if our_syn {
+                self.syn_tsval.get_or_insert(tsval);
+            }
         }
+    }
+
+    /// A SYN-ACK echoes a timestamp none of our SYNs sent (before the
+    /// first, or in the future): an old or forged segment, refused with
+    /// a reset as Linux does (its PAWS check for an active open).
+    pub(super) fn syn_ack_echo_is_bogus(&self, seg: &TcpSegment<'_>, now: Instant) -> bool {
+        let (Some(first), Some((_, ecr))) = (self.syn_tsval, seg.options.timestamps) else {
+            return false;
+        };
+        ecr != 0 && ecr.wrapping_sub(first) > self.ts_now(now).wrapping_sub(first)
     }
 
     /// PAWS (5.3 R1): the segment carries a timestamp older than the
