@@ -1345,3 +1345,21 @@ fn a_syn_ack_echoing_a_timestamp_we_never_sent_is_refused_with_a_reset() {
     c.on_segment(&good, t(20));
     assert_eq!(c.state(), State::Established);
 }
+
+#[test]
+fn a_fast_open_syn_too_big_for_the_path_is_sent_again_plain_with_the_paths_mss() {
+    // packetdrill's syn-data-icmp-unreach-frag-needed: a router reports
+    // an MTU of 800 for the SYN with data; Linux sends a plain SYN at
+    // once, announcing 760.
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
+    c.fast_open_client(Some(cookie), 1000);
+    c.send(&[5u8; 1000]).unwrap();
+    assert_eq!(drain(&mut c, t(0))[0].payload_len, 1000);
+    assert!(c.on_path_mtu(800, SeqNum(ISS), t(10)));
+    let again = drain(&mut c, t(10));
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].flags.syn());
+    assert_eq!((again[0].payload_len, again[0].options.mss), (0, Some(760)));
+    assert_eq!(again[0].options.fast_open, None, "a plain SYN");
+}

@@ -716,12 +716,24 @@ impl Connection {
     /// is tried again (`PMTU_RETRY`).
     pub fn on_path_mtu(&mut self, mtu: u16, seq: SeqNum, now: Instant) -> bool {
         let in_flight = self.snd_una <= seq && seq < self.snd_max;
-        if !self.state.is_synchronized() || !in_flight {
-            return false;
-        }
         // 576 is the size every IPv4 host must accept (RFC 791); below it
         // a report is more likely forged than true.
         let mtu = u32::from(mtu).max(576);
+        if self.state == State::SynSent && seq == self.iss && self.snd_max > self.iss + 1 {
+            // Our SYN carried data (Fast Open) and was too big: announce
+            // the path's MSS and send a plain SYN at once, as Linux.
+            let mss = (mtu - 40).min(u32::from(self.cfg.mss)) as u16;
+            if mss >= self.cfg.mss {
+                return false;
+            }
+            self.cfg.mss = mss;
+            self.snd_nxt = self.iss;
+            self.counters.pmtu_reductions += 1;
+            return true;
+        }
+        if !self.state.is_synchronized() || !in_flight {
+            return false;
+        }
         let options = if self.ts_ok { 12 } else { 0 };
         let mss = mtu - 40 - options;
         if mss >= self.eff_mss {
