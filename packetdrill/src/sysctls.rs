@@ -66,6 +66,9 @@ fn apply_from(cfg: &mut Config, fast_open_asked: bool, read: impl Fn(&str) -> Op
     if let Some(v) = read_u32("tcp_window_scaling") {
         cfg.window_scaling = v != 0;
     }
+    if let Some(v) = read_u32("tcp_min_tso_segs") {
+        cfg.min_burst_segments = v.clamp(1, 64);
+    }
     if let Some(v) = read_u32("tcp_ecn") {
         use xdptcp::tcp::ecn::Ecn;
         cfg.ecn = match v {

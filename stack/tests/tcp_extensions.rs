@@ -1363,3 +1363,30 @@ fn a_fast_open_syn_too_big_for_the_path_is_sent_again_plain_with_the_paths_mss()
     assert_eq!((again[0].payload_len, again[0].options.mss), (0, Some(760)));
     assert_eq!(again[0].options.fast_open, None, "a plain SYN");
 }
+
+#[test]
+fn a_burst_is_at_most_half_the_window_and_at_least_the_configured_segments() {
+    // Linux: tcp_min_tso_segs segments per TSO packet at least, and never
+    // more than half of cwnd (tcp_cwnd_test); PSH ends each packet.
+    let cfg = Config {
+        congestion: Algorithm::Cubic,
+        unsent_limit: xdptcp::tcp::UnsentLimit::Off,
+        min_burst_segments: 10,
+        ..Config::default()
+    };
+    let mut c = Connection::listen(cfg, SeqNum(ISS));
+    let mut syn = seg(PEER, 0, Flags::SYN, None, &[]);
+    syn.options.mss = Some(1000);
+    c.on_segment(&syn, t(0));
+    drain(&mut c, t(0));
+    c.on_segment(&seg(PEER + 1, ISS + 1, Flags::ACK, None, &[]), t(100));
+    c.send(&[7u8; 26_000]).unwrap();
+    let out = drain(&mut c, t(100));
+    let psh: Vec<_> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.flags.psh())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!((out.len(), psh), (10, vec![4, 9]), "two bursts of five");
+}

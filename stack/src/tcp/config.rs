@@ -100,6 +100,10 @@ pub struct Config {
     /// no option (Linux's `tcp_fastopen` 0x4, for servers known to need
     /// none). Off by default.
     pub fast_open_client_without_cookie: bool,
+    /// The fewest segments in a burst Linux would hand its device as one
+    /// TSO packet (its `tcp_min_tso_segs`, 2), for where PSH goes
+    /// (`push.rs`).
+    pub min_burst_segments: u32,
     /// ECN (RFC 3168, `ecn.rs`): agree when the peer asks, by default.
     pub ecn: super::ecn::Ecn,
 }
@@ -161,6 +165,7 @@ impl Default for Config {
             fast_open_key: None,
             fast_open_without_cookie: false,
             fast_open_client_without_cookie: false,
+            min_burst_segments: 2,
             ecn: super::ecn::Ecn::default(),
         }
     }

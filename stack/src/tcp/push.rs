@@ -130,6 +130,10 @@ impl Connection {
             }
         }
         let segs = bytes.min(BURST_MAX_BYTES) / u64::from(mss);
-        (segs as u32).max(2)
+        // Linux's tcp_cwnd_test also keeps each packet to half the window,
+        // so that two are in flight.
+        let half_cwnd = (self.cc.cwnd() / mss / 2).max(1);
+        let least = self.cfg.min_burst_segments.max(2);
+        (segs as u32).max(least).min(half_cwnd.max(2))
     }
 }
