@@ -582,12 +582,12 @@ impl Connection {
             self.advance(&t, now);
             return Some(t);
         }
-        let t = self.segment_at(self.snd_nxt, 1);
+        // A zero window: a segment the peer must answer with an ACK that
+        // shows its window. Linux sends no data (the sequence number just
+        // below SND.UNA, as a keepalive probe); a byte beyond the window
+        // (RFC 9293 3.8.6.1) would only be dropped and sent again.
+        let t = self.control(SeqNum(self.snd_una.0.wrapping_sub(1)), Flags::ACK);
         self.counters.window_probes_sent += 1;
-        if t.seq < self.snd_max {
-            self.counters.bytes_retransmitted += 1;
-        }
-        self.snd_max = self.snd_max.max(t.seq + 1);
         self.note_advertised(&t);
         Some(t)
     }
