@@ -174,12 +174,12 @@ fn retransmissions_give_up_with_timed_out_after_backoff() {
         .filter(|(at, a, t)| *a && *at >= start && t.payload_len > 0)
         .map(|(at, _, _)| *at - start)
         .collect();
-    // RTO is 200 ms (the minimum; the measured RTT is 20 ms) and doubles
-    // each time: sends at 0, 0.2, 0.6, 1.4 s; the fourth expiry, at 3 s,
-    // gives up.
+    // RTO is 220 ms (the measured RTT of 20 ms plus the 200 ms minimum of
+    // the variation term, as Linux) and doubles each time: sends at 0,
+    // 0.22, 0.66, 1.54 s; the fourth expiry, at 3.3 s, gives up.
     let ms: Vec<u64> = sends.iter().map(|d| d.as_millis() as u64).collect();
-    assert_eq!(ms, vec![0, 200, 600, 1400], "send times (ms)");
-    assert_eq!(p.now - start, Duration::from_millis(3000));
+    assert_eq!(ms, vec![0, 220, 660, 1540], "send times (ms)");
+    assert_eq!(p.now - start, Duration::from_millis(3300));
     assert_eq!(p.a.counters().retransmits, 3);
     let evs: Vec<Event> = std::iter::from_fn(|| p.a.poll_event()).collect();
     assert!(evs.contains(&Event::Error(ConnError::TimedOut)), "{evs:?}");

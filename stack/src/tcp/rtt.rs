@@ -50,9 +50,13 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(r);
-        let rto = srtt + self.granularity.max(self.rttvar * 4);
-        // 2.4: round up to the minimum; 2.5: a maximum may be placed.
-        self.rto = rto.clamp(self.min_rto, self.max_rto);
+        // 2.4 rounds the RTO up to a minimum; as Linux, the minimum bounds
+        // the variation term instead (RTO = SRTT + max(G, 4 RTTVAR, min)),
+        // so a path with a long, steady RTT keeps its margin: an RTO
+        // never fires sooner than the minimum after the RTT itself.
+        let rto = srtt + self.granularity.max(self.rttvar * 4).max(self.min_rto);
+        // 2.5: a maximum may be placed.
+        self.rto = rto.min(self.max_rto);
         // A fresh sample from new data ends backoff (5.7 collapses it).
         self.backoff = 0;
     }
@@ -123,10 +127,18 @@ mod tests {
     }
 
     #[test]
-    fn minimum_rto_rule_2_4() {
+    fn minimum_rto_bounds_the_variation_term_as_linux() {
+        // 2.4's minimum, applied as Linux applies tcp_rto_min: to the
+        // variation term, so the RTO is never under SRTT + the minimum.
         let mut e = est(1000);
         e.sample(ms(10));
-        assert_eq!(e.rto(), ms(1000), "rounded up to the 1 s minimum");
+        assert_eq!(e.rto(), ms(1010));
+        let mut e = est(200);
+        e.sample(ms(100));
+        for _ in 0..50 {
+            e.sample(ms(100));
+        }
+        assert_eq!(e.rto(), ms(300), "a steady 100 ms path: 100 + 200");
     }
 
     #[test]
@@ -155,6 +167,6 @@ mod tests {
         }
         assert_eq!(e.rto(), ms(60_000), "capped at the maximum");
         e.sample(ms(100));
-        assert_eq!(e.rto(), ms(1000), "a new sample collapses the backoff");
+        assert_eq!(e.rto(), ms(1100), "a new sample collapses the backoff");
     }
 }
