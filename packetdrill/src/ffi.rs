@@ -1197,6 +1197,16 @@ unsafe extern "C" fn pd_splice(
     call(-1, || Err::<ssize_t, _>(libc::ENOSYS))
 }
 
+/// The address of libc's own `name` (the next definition after ours),
+/// looked up once into `cache`; 0 if there is none. The preloaded calls
+/// below hand every descriptor that is not ours to it.
+fn libc_symbol(cache: &std::sync::OnceLock<usize>, name: &std::ffi::CStr) -> usize {
+    *cache.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; RTLD_NEXT finds libc's symbol.
+        unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) as usize }
+    })
+}
+
 /// getsockopt(2) for the whole process when this library is preloaded
 /// (`LD_PRELOAD`, as `tools/packetdrill.sh` runs packetdrill): a script's
 /// `%{ assert tcpi_... }%` lines make packetdrill read TCP_INFO (and
@@ -1230,10 +1240,7 @@ pub unsafe extern "C" fn getsockopt(
     }
     type Real = unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int;
     static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let real = *REAL.get_or_init(|| {
-        // SAFETY: a NUL-terminated name; RTLD_NEXT finds libc's symbol.
-        unsafe { libc::dlsym(libc::RTLD_NEXT, c"getsockopt".as_ptr()) as usize }
-    });
+    let real = libc_symbol(&REAL, c"getsockopt");
     if real == 0 {
         set_errno(libc::ENOSYS);
         return -1;
@@ -1270,10 +1277,7 @@ pub unsafe extern "C" fn sendfile(
     let Some(s) = owner_of(out_fd) else {
         type Real = unsafe extern "C" fn(c_int, c_int, *mut libc::off_t, size_t) -> ssize_t;
         static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let real = *REAL.get_or_init(|| {
-            // SAFETY: a NUL-terminated name; RTLD_NEXT finds libc's symbol.
-            unsafe { libc::dlsym(libc::RTLD_NEXT, c"sendfile".as_ptr()) as usize }
-        });
+        let real = libc_symbol(&REAL, c"sendfile");
         if real == 0 {
             set_errno(libc::ENOSYS);
             return -1;
@@ -1321,10 +1325,7 @@ pub unsafe extern "C" fn sendfile(
 pub unsafe extern "C" fn system(command: *const std::ffi::c_char) -> c_int {
     type Real = unsafe extern "C" fn(*const std::ffi::c_char) -> c_int;
     static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let real = *REAL.get_or_init(|| {
-        // SAFETY: a NUL-terminated name; RTLD_NEXT finds libc's symbol.
-        unsafe { libc::dlsym(libc::RTLD_NEXT, c"system".as_ptr()) as usize }
-    });
+    let real = libc_symbol(&REAL, c"system");
     if real == 0 {
         return -1;
     }
