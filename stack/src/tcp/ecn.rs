@@ -114,19 +114,19 @@ impl Connection {
         self.ecn.reduced_until.is_some_and(|r| self.snd_una < r)
     }
 
-    /// Marks a segment leaving: ECT(0) and CWR on new data, ECE on ACKs
-    /// while echoing.
-    pub(super) fn ecn_mark(&mut self, t: &mut Transmit, new_data: bool) {
-        if !self.ecn.ok || t.flags.syn() {
-            return;
-        }
-        if new_data && t.payload_len > 0 {
+    /// A segment of new data leaving: ECT(0), and CWR once after a cut.
+    pub(super) fn ecn_mark_new_data(&mut self, t: &mut Transmit) {
+        if self.ecn.ok && t.payload_len > 0 && !t.flags.syn() {
             t.ect = true;
             if std::mem::take(&mut self.ecn.cwr_due) {
                 t.flags |= Flags::CWR;
             }
         }
-        if self.ecn.echo && t.flags.ack() && !t.flags.rst() {
+    }
+
+    /// Any segment leaving: ECE on ACKs while echoing a CE mark.
+    pub(super) fn ecn_echo(&self, t: &mut Transmit) {
+        if self.ecn.echo && t.flags.ack() && !t.flags.syn() && !t.flags.rst() {
             t.flags |= Flags::ECE;
         }
     }

@@ -25,7 +25,7 @@ impl Connection {
         }
         if let Some(t) = &mut t {
             // ECE while echoing (new data got ECT and CWR in send_new).
-            self.ecn_mark(t, false);
+            self.ecn_echo(t);
             self.stamp(t, now);
             self.counters.segments_sent += 1;
             if t.flags.ack() && !t.flags.rst() {
@@ -406,8 +406,8 @@ impl Connection {
             if !retransmission && len < self.eff_mss && !self.is_syn_data_again(t.seq) {
                 self.snd_sml = t.seq + len;
             }
-            self.ecn_mark(&mut t, !retransmission);
             if !retransmission {
+                self.ecn_mark_new_data(&mut t);
                 let more = self.more_sendable_after(len, flight);
                 if self.ends_a_burst(t.flags.psh(), more) {
                     t.flags |= Flags::PSH;
