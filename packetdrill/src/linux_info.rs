@@ -56,7 +56,7 @@ pub fn tcp_info(i: &Info) -> [u8; TCP_INFO_LEN] {
         i.unacked,
         i.sacked,
         i.lost,
-        0, // retrans: segments resent and still in flight (not kept)
+        i.retrans,
         0, // fackets: gone from Linux
         i.last_data_sent.map_or(0, ms),
         0, // last_ack_sent: "not remembered" in Linux either

@@ -1390,3 +1390,25 @@ fn a_burst_is_at_most_half_the_window_and_at_least_the_configured_segments() {
         .collect();
     assert_eq!((out.len(), psh), (10, vec![4, 9]), "two bursts of five");
 }
+
+#[test]
+fn syn_data_sent_again_counts_as_retransmitted_until_acknowledged() {
+    // Linux's tcpi_retrans (retrans_out) counts the SYN's data resent
+    // after a SYN-ACK that acknowledged only the SYN.
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
+    c.fast_open_client(Some(cookie), 1000);
+    c.send(&[5u8; 3000]).unwrap();
+    drain(&mut c, t(0));
+    let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, Some(100), &[]);
+    synack.options.mss = Some(1460);
+    c.on_segment(&synack, t(20));
+    let out = drain(&mut c, t(20));
+    assert!(out.len() >= 2, "{out:?}");
+    assert_eq!(c.info(t(20)).retrans, 1, "the SYN's data, sent again");
+    c.on_segment(
+        &seg(PEER + 1, ISS + 1001, Flags::ACK, Some(101), &[]),
+        t(40),
+    );
+    assert_eq!(c.info(t(40)).retrans, 0);
+}

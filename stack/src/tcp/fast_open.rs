@@ -61,9 +61,9 @@ pub(super) struct FastOpenClient {
     /// What the SYN-ACK gave, for the interface's cache: a valid cookie
     /// (if any) and the server's MSS (if announced).
     pub received: Option<(Option<FastOpen>, Option<u16>)>,
-    /// The SYN-ACK left the SYN's data unacknowledged: it goes again as
-    /// the first segment.
-    pub syn_data_resent: bool,
+    /// The SYN-ACK left the SYN's data (up to here) unacknowledged: it
+    /// goes again first, as its own segment.
+    pub syn_data_resent_until: Option<super::SeqNum>,
 }
 
 impl Connection {
@@ -76,7 +76,7 @@ impl Connection {
             bare: false,
             syn_room,
             received: None,
-            syn_data_resent: false,
+            syn_data_resent_until: None,
         });
     }
 
@@ -146,11 +146,11 @@ impl Connection {
             } else {
                 // Never recorded as sent (a SYN is not in the sent queue):
                 // it goes out as new data, and is counted once.
-                c.syn_data_resent = true;
                 let syn_data = self.snd_max - self.snd_una;
                 // Linux sends the SYN's data again as the buffer it was:
                 // a segment of its own, whatever the MSS.
                 let end = self.snd_una + syn_data;
+                c.syn_data_resent_until = Some(end);
                 if self.record_ends.front().is_none_or(|f| *f > end) {
                     self.record_ends.push_front(end);
                 }
@@ -164,9 +164,12 @@ impl Connection {
     }
 
     /// Is the segment at `seq` the SYN's data sent again? (Linux resends
-    /// it outside its Nagle bookkeeping.)
+    /// it outside its Nagle bookkeeping, and counts it as retransmitted.)
     pub(super) fn is_syn_data_again(&self, seq: crate::tcp::SeqNum) -> bool {
-        seq == self.iss + 1 && self.fast_open.client.is_some_and(|c| c.syn_data_resent)
+        self.fast_open
+            .client
+            .and_then(|c| c.syn_data_resent_until)
+            .is_some_and(|end| seq < end)
     }
 
     /// The interface found the SYN's cookie valid (call before feeding

@@ -68,6 +68,8 @@ pub struct Info {
     pub rcv_space: u32,
     /// Segments retransmitted over the connection's life.
     pub total_retrans: u64,
+    /// Segments resent and not yet acknowledged (Linux's retrans_out).
+    pub retrans: u32,
     /// Bytes per second, when the congestion control paces.
     pub pacing_rate: Option<u64>,
     pub bytes_acked: u64,
@@ -134,6 +136,7 @@ impl Connection {
             reordering: self.reordering,
             rcv_space: self.recv_buf.capacity() as u32,
             total_retrans: self.counters.retransmits,
+            retrans: self.sent.resent_in_flight(),
             pacing_rate: self.cc.pacing_rate().map(|r| r as u64),
             // The SYN's sequence number is not data.
             bytes_acked: u64::from(acked.saturating_sub(1)),

@@ -403,7 +403,8 @@ impl Connection {
         let mut t = t;
         if len > 0 {
             self.note_data_sent_for_quick_ack(now);
-            if !retransmission && len < self.eff_mss && !self.is_syn_data_again(t.seq) {
+            let syn_data_again = self.is_syn_data_again(t.seq);
+            if !retransmission && len < self.eff_mss && !syn_data_again {
                 self.snd_sml = t.seq + len;
             }
             if !retransmission {
@@ -415,6 +416,9 @@ impl Connection {
             }
         }
         self.advance(&t, now);
+        if len > 0 && !retransmission && self.is_syn_data_again(t.seq) {
+            self.sent.mark_resent(t.seq);
+        }
         Some(t)
     }
 

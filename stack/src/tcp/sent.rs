@@ -140,6 +140,23 @@ impl SentQueue {
         std::mem::take(&mut self.lost_since)
     }
 
+    /// Records resent and not yet acknowledged or SACKed (Linux's
+    /// retrans_out, for TCP_INFO).
+    pub fn resent_in_flight(&self) -> u32 {
+        self.segs
+            .iter()
+            .filter(|s| s.rexmits > 0 && !s.sacked)
+            .count() as u32
+    }
+
+    /// The record just sent at `start` was data sent before (a SYN's,
+    /// which the sent queue never held): count it as a retransmission.
+    pub fn mark_resent(&mut self, start: SeqNum) {
+        if let Some(s) = self.segs.back_mut().filter(|s| s.start == start) {
+            s.rexmits = s.rexmits.max(1);
+        }
+    }
+
     /// Bytes the ACK being processed delivered so far (acknowledged or
     /// SACKed for the first time).
     pub fn delivered_bytes(&self) -> u32 {
