@@ -204,13 +204,7 @@ impl Shared {
         let mut host = self.lock();
         for _ in 0..crate::host::MAX_STEPS {
             if host.waiting > 0 && host.news {
-                host.news = false;
-                self.changed.notify_all();
-                host = self
-                    .changed
-                    .wait_timeout(host, std::time::Duration::from_millis(50))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                host = self.let_calls_look(host);
                 continue;
             }
             match host.sniff_step() {
@@ -236,6 +230,17 @@ impl Shared {
         None
     }
 
+    /// Wakes the calls blocked in packetdrill's other thread to look at
+    /// what changed, and waits (a moment of real time at most) for one to.
+    fn let_calls_look<'a>(&self, mut host: MutexGuard<'a, Host>) -> MutexGuard<'a, Host> {
+        host.news = false;
+        self.changed.notify_all();
+        self.changed
+            .wait_timeout(host, std::time::Duration::from_millis(50))
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+
     /// Moves the virtual clock to `to`, after a call blocked in
     /// packetdrill's other thread has looked at what changed (so a call
     /// the last packet unblocked returns at that packet's time).
@@ -244,13 +249,7 @@ impl Shared {
         let mut looks = 0;
         while host.waiting > 0 && host.news && looks < 4 {
             looks += 1;
-            host.news = false;
-            self.changed.notify_all();
-            host = self
-                .changed
-                .wait_timeout(host, std::time::Duration::from_millis(50))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            host = self.let_calls_look(host);
         }
         // A call that has not reached its first look yet (it waits for
         // the lock) gets it at this time too, briefly.
