@@ -852,16 +852,27 @@ fn without_a_valid_cookie_the_syn_data_waits_and_the_syn_ack_offers_a_cookie() {
     assert!(!c.is_fast_open_child());
 }
 
+/// The cookie the Fast Open client tests hold for their server.
+fn cached_cookie() -> xdptcp::wire::tcp::FastOpen {
+    xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false)
+}
+
+/// An active open with Fast Open holding `cached_cookie()`, whose SYN may
+/// carry up to `room` bytes.
+fn fast_open_client(room: u32) -> Connection {
+    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
+    c.fast_open_client(Some(cached_cookie()), room);
+    c
+}
+
 #[test]
 fn a_fast_open_client_syn_carries_its_cookie_and_data_and_takes_data_on_the_syn_ack() {
-    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
-    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
-    c.fast_open_client(Some(cookie), 1000);
+    let mut c = fast_open_client(1000);
     assert_eq!(c.send(&[5u8; 1500]).unwrap(), 1500);
     let out = drain(&mut c, t(0));
     assert_eq!(out.len(), 1, "only the SYN before the handshake: {out:?}");
     assert!(out[0].flags.syn());
-    assert_eq!(out[0].options.fast_open, Some(cookie));
+    assert_eq!(out[0].options.fast_open, Some(cached_cookie()));
     assert_eq!(out[0].payload_len, 1000, "as much as the SYN may carry");
     // The server acknowledges the SYN's data and answers on its SYN-ACK.
     let mut synack = seg(PEER, ISS + 1001, Flags::SYN | Flags::ACK, None, b"hello");
@@ -879,9 +890,7 @@ fn a_fast_open_client_syn_carries_its_cookie_and_data_and_takes_data_on_the_syn_
 
 #[test]
 fn a_syn_ack_that_leaves_the_syn_data_unacknowledged_still_times_the_handshake() {
-    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
-    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
-    c.fast_open_client(Some(cookie), 1000);
+    let mut c = fast_open_client(1000);
     c.send(&[5u8; 700]).unwrap();
     let out = drain(&mut c, t(0));
     assert_eq!(out[0].payload_len, 700);
@@ -911,9 +920,7 @@ fn a_fast_open_client_whose_rest_rides_the_handshake_ack_delays_the_answers_ack(
     // blocking-connect-bypass): the SYN carries 900 bytes, a blocking
     // write waits at the SYN-ACK with 1,000 more, whose segment carries
     // the handshake's ACK; the answer's ACK then waits.
-    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
-    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
-    c.fast_open_client(Some(cookie), 900);
+    let mut c = fast_open_client(900);
     assert_eq!(c.send(&[5u8; 1900]).unwrap(), 1900);
     let out = drain(&mut c, t(0));
     assert_eq!(out[0].payload_len, 900);
@@ -948,9 +955,7 @@ fn syn_data_sent_again_after_the_syn_ack_is_no_reply_so_the_answer_is_acked_at_o
     // the SYN; its 700 bytes go again at once with the handshake's ACK.
     // No write waited behind them, so Linux's delayed-ACK clock never
     // started: the server's answer is acknowledged at once (quick ACK).
-    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
-    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
-    c.fast_open_client(Some(cookie), 1000);
+    let mut c = fast_open_client(1000);
     c.send(&[5u8; 700]).unwrap();
     assert_eq!(drain(&mut c, t(0))[0].payload_len, 700);
     let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, Some(100), &[]);
@@ -1033,9 +1038,7 @@ fn nagle_in_minshalls_form_holds_a_short_segment_only_behind_another_short_one()
 fn syn_data_sent_again_keeps_its_own_segment() {
     // Linux resends the SYN's data as the buffer it was, whatever MSS the
     // SYN-ACK announced; what follows starts a new segment.
-    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
-    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
-    c.fast_open_client(Some(cookie), 1420);
+    let mut c = fast_open_client(1420);
     c.send(&[5u8; 6000]).unwrap();
     assert_eq!(drain(&mut c, t(0))[0].payload_len, 1420);
     let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, Some(100), &[]);
@@ -1351,9 +1354,7 @@ fn a_fast_open_syn_too_big_for_the_path_is_sent_again_plain_with_the_paths_mss()
     // packetdrill's syn-data-icmp-unreach-frag-needed: a router reports
     // an MTU of 800 for the SYN with data; Linux sends a plain SYN at
     // once, announcing 760.
-    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
-    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
-    c.fast_open_client(Some(cookie), 1000);
+    let mut c = fast_open_client(1000);
     c.send(&[5u8; 1000]).unwrap();
     assert_eq!(drain(&mut c, t(0))[0].payload_len, 1000);
     assert!(c.on_path_mtu(800, SeqNum(ISS), t(10)));
@@ -1395,9 +1396,7 @@ fn a_burst_is_at_most_half_the_window_and_at_least_the_configured_segments() {
 fn syn_data_sent_again_counts_as_retransmitted_until_acknowledged() {
     // Linux's tcpi_retrans (retrans_out) counts the SYN's data resent
     // after a SYN-ACK that acknowledged only the SYN.
-    let mut c = Connection::connect(Config::default(), SeqNum(ISS));
-    let cookie = xdptcp::wire::tcp::FastOpen::with_cookie(&[9, 8, 7, 6], false);
-    c.fast_open_client(Some(cookie), 1000);
+    let mut c = fast_open_client(1000);
     c.send(&[5u8; 3000]).unwrap();
     drain(&mut c, t(0));
     let mut synack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, Some(100), &[]);
