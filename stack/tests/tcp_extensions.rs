@@ -662,6 +662,33 @@ fn tail_loss_probe_repairs_a_lost_last_segment_before_the_rto() {
     );
 }
 
+/// With several segments out the peer does not delay its ACK, so the
+/// probe waits only 2*SRTT and the timer's granularity, 2 ms (Linux's
+/// TCP_TIMEOUT_MIN): on a 1 ms path that is 4 ms, not a 10 ms floor.
+#[test]
+fn tail_loss_probe_with_several_segments_out_waits_two_rtts_and_2_ms() {
+    let cfg = Config {
+        congestion: Algorithm::Cubic,
+        ..Config::default()
+    };
+    let mut c = Connection::listen(cfg, SeqNum(ISS));
+    let mut syn = seg(PEER, 0, Flags::SYN, None, &[]);
+    syn.options.mss = Some(1460);
+    syn.options.sack_permitted = true;
+    c.on_segment(&syn, t(0));
+    drain(&mut c, t(0));
+    c.on_segment(&seg(PEER + 1, ISS + 1, Flags::ACK, None, &[]), t(1));
+    assert_eq!(c.state(), State::Established);
+    c.send(&[1u8; 5 * 1460]).unwrap();
+    let sent = drain(&mut c, t(1));
+    assert!(sent.len() > 1, "{} segments", sent.len());
+    assert_eq!(c.poll_timeout(), Some(t(1 + 2 + 2)));
+    c.handle_timeout(t(5));
+    let probe = drain(&mut c, t(5));
+    assert_eq!(probe.len(), 1, "one probe");
+    assert_eq!(c.counters().tail_loss_probes, 1);
+}
+
 #[test]
 fn psh_marks_the_segment_that_ends_each_write() {
     let mut c = established_with_ts(Config {

@@ -19,6 +19,8 @@ use std::fmt;
 
 /// The longest a peer may delay an ACK (RFC 8985 7.2's WCDelAckT).
 const WORST_CASE_DELAYED_ACK: std::time::Duration = std::time::Duration::from_millis(200);
+/// Added to a tail loss probe's 2*SRTT when several segments are out.
+const TLP_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Why a connection failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -908,8 +910,9 @@ impl Connection {
         self.update_timers(now);
     }
 
-    /// Arms the tail loss probe at PTO = 2*SRTT (plus the peer's delayed
-    /// ACK when one segment is out), if it would fire before the RTO.
+    /// Arms the tail loss probe at PTO = 2*SRTT plus the peer's delayed
+    /// ACK when one segment is out, plus 2 ms otherwise (as Linux), if it
+    /// would fire before the RTO.
     /// Called when new data is sent or acknowledged; needs SACK to turn
     /// the probe's ACK into recovery, and an RTT measurement.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
@@ -921,13 +924,16 @@ impl Connection {
         {
             return;
         }
-        let mut pto = (srtt * 2).max(std::time::Duration::from_millis(10));
-        if self.snd_max - self.snd_una <= self.eff_mss {
+        let pto = if self.snd_max - self.snd_una <= self.eff_mss {
             // One segment out: its ACK may wait for the peer's delayed-ACK
             // timer, at worst 200 ms (RFC 8985 7.2's WCDelAckT, Linux's
             // TCP_RTO_MIN).
-            pto += WORST_CASE_DELAYED_ACK;
-        }
+            srtt * 2 + WORST_CASE_DELAYED_ACK
+        } else {
+            // Several out: the ACK is not delayed; 2 ms covers the
+            // timer's granularity (Linux's TCP_TIMEOUT_MIN, two jiffies).
+            srtt * 2 + TLP_SLACK
+        };
         // Never later than the RTO: a probe due after it goes in its place
         // (RFC 8985 7.2), without the timeout's backoff and cwnd collapse.
         // (The RTO about to be armed if none is.)
