@@ -10,6 +10,7 @@
 use crate::epoll::{Epoll, Facts, Signals, Wakes};
 use crate::flags::Flags;
 use crate::wire::{Wire, OUR_MAC};
+use crate::write_queue::{size_goal, WriteQueue};
 use crate::zerocopy::ZeroCopy;
 use libc::c_int;
 use std::collections::{BTreeMap, VecDeque};
@@ -91,15 +92,6 @@ fn keepalive(o: &Options) -> Option<xdptcp::tcp::Keepalive> {
 /// Linux's TCP_INQ and its control message type (not in the libc crate).
 pub const TCP_INQ: c_int = 36;
 
-/// TCP_NOTSENT_LOWAT's value as the stack's bound (u32::MAX: none; 0:
-/// the sysctl's default, none).
-fn unsent_limit(n: u32) -> xdptcp::tcp::UnsentLimit {
-    match n {
-        0 | u32::MAX => xdptcp::tcp::UnsentLimit::Off,
-        n => xdptcp::tcp::UnsentLimit::Bytes(n as usize),
-    }
-}
-
 enum Kind {
     Fresh,
     Listening {
@@ -124,6 +116,8 @@ struct Socket {
     written: u64,
     zerocopy: ZeroCopy,
     signals: Signals,
+    /// Linux's skbs, where TCP_NOTSENT_LOWAT cuts writes (`write_queue.rs`).
+    write_queue: WriteQueue,
     /// A connect deferred by TCP_FASTOPEN_CONNECT: the first write opens
     /// the connection to this address.
     deferred: Option<SocketAddrV4>,
@@ -141,6 +135,7 @@ impl Socket {
             written: 0,
             zerocopy: ZeroCopy::default(),
             signals: Signals::default(),
+            write_queue: WriteQueue::default(),
             deferred: None,
         }
     }
@@ -184,7 +179,10 @@ fn errno_of(e: ConnError) -> c_int {
 
 /// What `poll` reports for one connection; an error already reported to
 /// a call no longer shows.
-fn conn_events(c: &Connection, shut_read: bool, error_reported: bool) -> i16 {
+/// `lowat`: TCP_NOTSENT_LOWAT in force, under which Linux's poll says
+/// writable only while unsent bytes are below half of it
+/// (`tcp_stream_memory_free` with `wake`).
+fn conn_events(c: &Connection, shut_read: bool, error_reported: bool, lowat: Option<usize>) -> i16 {
     let mut ev = 0;
     if c.error().is_some() && !error_reported {
         ev |= libc::POLLERR;
@@ -198,7 +196,10 @@ fn conn_events(c: &Connection, shut_read: bool, error_reported: bool) -> i16 {
     }
     // A closed connection is shut both ways (Linux's tcp_done): writable,
     // in that a write returns at once (with the error).
-    if (c.state().is_synchronized() && c.send_capacity() > 0) || c.state() == State::Closed {
+    let below_mark = lowat.is_none_or(|l| c.unsent() * 2 < l);
+    if (c.state().is_synchronized() && c.send_capacity() > 0 && below_mark)
+        || c.state() == State::Closed
+    {
         ev |= libc::POLLOUT | libc::POLLWRNORM;
     }
     if matches!(
@@ -367,9 +368,6 @@ impl Host {
         cfg.keepalive = keepalive(opts);
         if let Some(a) = opts.congestion {
             cfg.congestion = a;
-        }
-        if let Some(n) = opts.notsent_lowat {
-            cfg.unsent_limit = unsent_limit(n);
         }
         if let Some(k) = opts.fast_open_key {
             cfg.fast_open_key = Some(k);
@@ -723,10 +721,16 @@ impl Host {
             // Linux: no writes before the handshake ends (sk_stream_wait_connect).
             return fail(libc::EAGAIN);
         }
-        let r = if more {
-            c.send_more(data)
-        } else {
-            c.send(data)
+        let r = match self.notsent_lowat(fd) {
+            Some(lowat) if !handshaking => self.send_in_skbs(fd, h, data, more, lowat),
+            _ => {
+                let c = self.iface.tcp(h).expect("looked up above");
+                if more {
+                    c.send_more(data)
+                } else {
+                    c.send(data)
+                }
+            }
         };
         if let Ok(s) = self.sock(fd) {
             match r {
@@ -748,6 +752,67 @@ impl Host {
             Err(TcpError::InvalidState(_)) if handshaking && nonblocking => fail(libc::EAGAIN),
             Err(TcpError::InvalidState(_)) if handshaking => Wait,
             Err(TcpError::InvalidState(_)) => fail(libc::EPIPE),
+        }
+    }
+
+    /// TCP_NOTSENT_LOWAT in force on `fd`: the socket's, else the
+    /// namespace's sysctl (Linux's `tcp_notsent_lowat()`); None when off.
+    fn notsent_lowat(&self, fd: c_int) -> Option<usize> {
+        let own = self
+            .sockets
+            .get(&fd)?
+            .opts
+            .notsent_lowat
+            .filter(|&n| n != 0);
+        let lowat = match own {
+            Some(n) => n,
+            None if self.flags.sysctls => crate::sysctls::notsent_lowat()?,
+            None => return None,
+        };
+        (lowat != u32::MAX).then_some(lowat as usize)
+    }
+
+    /// Queues what Linux would take of `data` under a low-water mark:
+    /// skb by skb, sending each one it fills (`write_queue.rs`).
+    fn send_in_skbs(
+        &mut self,
+        fd: c_int,
+        h: Handle,
+        data: &[u8],
+        more: bool,
+        lowat: usize,
+    ) -> Result<usize, TcpError> {
+        let mut done = 0;
+        while let (Some(s), Some(c)) = (self.sockets.get_mut(&fd), self.iface.tcp(h)) {
+            let goal = size_goal(c.send_mss() as usize, c.max_send_window() as usize);
+            let written = s.written + done as u64;
+            let left = data.len() - done;
+            let Some(piece) = s.write_queue.next(written, c.unsent(), goal, lowat, left) else {
+                break;
+            };
+            let piece_data = &data[done..done + piece.len];
+            match if more {
+                c.send_more(piece_data)
+            } else {
+                c.send(piece_data)
+            } {
+                Ok(n) => {
+                    done += n;
+                    if n < piece.len {
+                        break;
+                    }
+                }
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+            if piece.fills {
+                self.pump();
+            }
+        }
+        if done == 0 {
+            Err(TcpError::WouldBlock)
+        } else {
+            Ok(done)
         }
     }
 
@@ -1055,10 +1120,8 @@ impl Host {
             }
             (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => {
                 let n = int()? as u32;
+                // Applied by the adapter as writes come (`send_in_skbs`).
                 self.sock(fd)?.opts.notsent_lowat = Some(n);
-                if let Some(h) = handle {
-                    self.conn(h)?.set_unsent_limit(unsent_limit(n));
-                }
             }
             (libc::IPPROTO_TCP, libc::TCP_CONGESTION) => {
                 let name = std::str::from_utf8(value).map_err(|_| libc::EINVAL)?;
@@ -1101,10 +1164,10 @@ impl Host {
                 _ => 0,
             },
             Some((h, shut_read, reported)) => {
-                let ev = self
-                    .iface
-                    .tcp_ref(h)
-                    .map_or(libc::POLLNVAL, |c| conn_events(c, shut_read, reported));
+                let lowat = self.notsent_lowat(fd);
+                let ev = self.iface.tcp_ref(h).map_or(libc::POLLNVAL, |c| {
+                    conn_events(c, shut_read, reported, lowat)
+                });
                 // A completion waiting on the error queue is an error
                 // event, as any queued error is on Linux.
                 if self.refresh_zerocopy(fd) {

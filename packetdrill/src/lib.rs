@@ -23,6 +23,7 @@ pub mod host;
 pub mod linux_info;
 pub mod sysctls;
 pub mod wire;
+pub mod write_queue;
 pub mod zerocopy;
 
 use std::ffi::{c_char, CStr};

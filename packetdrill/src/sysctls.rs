@@ -38,6 +38,12 @@ pub fn fast_open_client(follow_sysctls: bool) -> FastOpenClient {
     }
 }
 
+/// The namespace's `tcp_notsent_lowat` (Linux's default: none, u32::MAX).
+pub fn notsent_lowat() -> Option<u32> {
+    let v = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_notsent_lowat").ok()?;
+    parse_u32(v.trim())
+}
+
 /// A sysctl's number, decimal or 0x-prefixed hexadecimal.
 fn parse_u32(v: &str) -> Option<u32> {
     match v.strip_prefix("0x") {

@@ -1221,3 +1221,30 @@ fn keepalive_options_start_probes_on_a_live_connection() {
     let again = pd.sniff().expect("the next probe");
     assert!((again.at_us - probe.at_us - 2_000_000).abs() < 10_000);
 }
+
+/// TCP_NOTSENT_LOWAT as Linux applies it to a write: the mark is tested
+/// only where a new skb is needed, each skb filled is sent at once, and
+/// its unsent rest is filled up again (`write_queue.rs`). poll says
+/// writable once unsent bytes are below half the mark.
+#[test]
+fn a_write_under_notsent_lowat_takes_what_linux_would() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 4);
+    handshake_in(&pd, 40_600, true);
+    let fd = pd.accept(lfd);
+    pd.set_int(fd, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, 4000);
+    let fl = unsafe { (pd.ifc.fcntl.unwrap())(pd.ud(), fd, libc::F_GETFL, 0) };
+    assert_eq!(
+        unsafe { (pd.ifc.fcntl.unwrap())(pd.ud(), fd, libc::F_SETFL, fl | libc::O_NONBLOCK) },
+        0
+    );
+    // The peer offered 1000 << 7 = 128,000 bytes: skbs of half that in
+    // whole segments of 988 (MSS 1000 less the timestamps), 64 of them.
+    // The first fills and 10 segments (the initial window) go; its rest
+    // takes 9,880 more; then 63,232 unsent bytes stop the write.
+    let skb = 64 * 988;
+    assert_eq!(pd.write(fd, &vec![1u8; 200_000]), (skb + 10 * 988) as isize);
+    assert_eq!(pd.poll(fd, libc::POLLOUT, 0), (0, 0), "not below the mark");
+    assert_eq!(pd.write(fd, b"x"), -1);
+    assert_eq!(errno(), libc::EAGAIN);
+}

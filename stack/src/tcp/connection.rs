@@ -511,6 +511,16 @@ impl Connection {
         self.send_buf.len()
     }
 
+    /// The largest window the peer offered so far (scaled), and the
+    /// segment size sent now: what Linux sizes its skbs by.
+    pub fn max_send_window(&self) -> u32 {
+        self.max_snd_wnd
+    }
+
+    pub fn send_mss(&self) -> u32 {
+        self.eff_mss
+    }
+
     /// Bytes the connection holds allocated: its buffers (their capacities),
     /// the out-of-order range list and the send record.
     pub fn buffer_capacity(&self) -> usize {
