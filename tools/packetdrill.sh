@@ -12,7 +12,8 @@
 # instead (no adapter), for the comparison. Each script runs in a network
 # namespace of its own (unshare -n, with a dummy tun0 for the corpus's
 # defaults.sh), so its sysctls never touch the host's; needs root.
-# Per-script logs go to $OUT (default /tmp/xdptcp-packetdrill).
+# Per-script logs go to $OUT (default /tmp/xdptcp-packetdrill); PD_ARGS
+# adds packetdrill options (PD_ARGS=-v logs every packet).
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
     sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
@@ -77,7 +78,7 @@ while IFS= read -r script; do
         if [[ $KERNEL != 1 ]]; then
             ip tuntap add dev tun0 mode tun 2>/dev/null && ip link set tun0 up
         fi
-        exec "$@"' _ "$pd" "${script_so[@]}" "${script_args[@]}" "$(basename "$script")") >"$log" 2>&1
+        exec "$@"' _ "$pd" "${script_so[@]}" "${script_args[@]}" ${PD_ARGS:-} "$(basename "$script")") >"$log" 2>&1
     rc=$?
     set -e
     first=$(grep -m1 -E 'error|Error|failed|expected|ENOSYS|not supported|unknown' "$log" || true)

@@ -372,13 +372,15 @@ impl Connection {
             self.snd_nxt = seq.min(self.snd_max);
             max_len = max_len.min(run);
         }
-        let flight = self.snd_nxt - self.snd_una;
+        // Data in flight: not the SYN-ACK of a Fast Open connection still
+        // waiting for the handshake's ACK. The peer's window starts after
+        // our SYN (its receive queue starts there), and the SYN takes no
+        // room in cwnd either, as Linux's child socket counts both from
+        // ISS+1.
+        let flight = self.snd_nxt - self.snd_una - u32::from(!self.syn_acked());
         let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
         let usable = window.saturating_sub(flight);
-        // Data in flight, for Nagle: not the SYN-ACK of a Fast Open
-        // connection still waiting for the handshake's ACK.
-        let data_flight = flight - u32::from(!self.syn_acked());
-        self.send_new(now, usable.min(max_len), data_flight)
+        self.send_new(now, usable.min(max_len), flight)
     }
 
     /// The segment at SND.NXT with at most `max_len` bytes, if sender SWS
