@@ -115,6 +115,10 @@ extern "C" {
     fn xdptcp_pd_ioctl(userdata: *mut c_void, fd: c_int, request: c_ulong, ...) -> c_int;
 }
 
+/// Real time a blocked call that returned gets before the virtual clock
+/// moves on (`advance_clock`).
+const RETURN_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
+
 pub struct Shared {
     host: Mutex<Host>,
     changed: Condvar,
@@ -170,13 +174,20 @@ impl Shared {
         self.check_flags()?;
         let _counted = InCall::new(&self.in_calls);
         let mut host = self.lock();
+        let mut waited = false;
         loop {
             let step = f(&mut host);
             host.pump();
             self.changed.notify_all();
             match step {
-                Step::Done(r) => return r,
+                Step::Done(r) => {
+                    if waited {
+                        host.call_returned = Some(std::time::Instant::now());
+                    }
+                    return r;
+                }
                 Step::Wait => {
+                    waited = true;
                     // This call has seen everything so far.
                     host.news = false;
                     host.waiting += 1;
@@ -244,12 +255,30 @@ impl Shared {
     /// Moves the virtual clock to `to`, after a call blocked in
     /// packetdrill's other thread has looked at what changed (so a call
     /// the last packet unblocked returns at that packet's time).
-    fn advance_clock(&self, to: impl FnOnce(&Host) -> Instant) -> Instant {
+    fn advance_clock(&self, to: impl FnOnce(&Host) -> Instant, sleeping: bool) -> Instant {
         let mut host = self.lock();
         let mut looks = 0;
         while host.waiting > 0 && host.news && looks < 4 {
             looks += 1;
             host = self.let_calls_look(host);
+        }
+        // A blocked call that just returned: packetdrill's thread still
+        // files its result (the new socket of an accept, say), which a
+        // kernel's caller does within microseconds of the packet that woke
+        // it. It can only while packetdrill sleeps (its lock is free then),
+        // so a sleep waits that long in real time, and an event due a few
+        // virtual milliseconds later finds the result filed.
+        while let (true, Some(at)) = (sleeping, host.call_returned) {
+            let left = RETURN_GRACE.saturating_sub(at.elapsed());
+            if left.is_zero() {
+                host.call_returned = None;
+                break;
+            }
+            host = self
+                .changed
+                .wait_timeout(host, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         // A call that has not reached its first look yet (it waits for
         // the lock) gets it at this time too, briefly.
@@ -1076,7 +1105,7 @@ unsafe extern "C" fn pd_netdev_receive(
 unsafe extern "C" fn pd_usleep(ud: *mut c_void, usec: useconds_t) -> c_int {
     let s = unsafe { shared(ud) };
     call(-1, || {
-        s.advance_clock(|h| h.now + Duration::from_micros(u64::from(usec)));
+        s.advance_clock(|h| h.now + Duration::from_micros(u64::from(usec)), true);
         Ok(0)
     })
 }
@@ -1089,7 +1118,7 @@ unsafe extern "C" fn pd_gettimeofday(ud: *mut c_void, tv: *mut timeval, _tz: *mu
         }
         // packetdrill spins on the clock while it waits: each reading moves
         // it on by a tick, so waiting ends and the stack's timers run.
-        let now = s.advance_clock(|h| h.now + h.flags.tick);
+        let now = s.advance_clock(|h| h.now + h.flags.tick, false);
         let us = EPOCH_USECS + now.as_micros();
         // SAFETY: gettimeofday(2)'s contract: tv writable.
         unsafe {

@@ -157,6 +157,8 @@ pub struct Host {
     /// clock moves on.
     pub waiting: usize,
     pub news: bool,
+    /// When a call that had waited last returned (real time).
+    pub call_returned: Option<std::time::Instant>,
     pub flags: Flags,
     iface: Interface,
     wire: Wire,
@@ -228,6 +230,7 @@ impl Host {
             now: Instant::from_millis(1_000),
             waiting: 0,
             news: false,
+            call_returned: None,
             wire: Wire::new(flags.mtu),
             iface: Interface::new(cfg),
             flags,

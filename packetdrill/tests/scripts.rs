@@ -1248,3 +1248,34 @@ fn a_write_under_notsent_lowat_takes_what_linux_would() {
     assert_eq!(pd.write(fd, b"x"), -1);
     assert_eq!(errno(), libc::EAGAIN);
 }
+
+/// packetdrill files what a blocking call returned (an accept's new
+/// socket, which a later `%{ }%` line reads TCP_INFO from) under a lock
+/// its main thread holds except while it sleeps. A call that returned gets
+/// real time in that sleep to file it, as a kernel's caller would within
+/// microseconds of the packet that woke it; the virtual clock's sleep
+/// used to return at once, and the result was filed only after the next
+/// event had already looked for it.
+#[test]
+fn a_returned_blocking_call_is_filed_before_the_next_event() {
+    let pd = Pd::new("");
+    let lfd = pd.listen_on(8080, 1);
+    let filed = std::sync::Arc::new(std::sync::Mutex::new(None::<c_int>));
+    let in_call = filed.clone();
+    let waiter = in_thread(pd.ifc(), move |i| {
+        let fd = unsafe {
+            (i.accept.unwrap())(i.userdata, lfd, std::ptr::null_mut(), std::ptr::null_mut())
+        };
+        *in_call.lock().unwrap() = Some(fd);
+    });
+    let held = filed.lock().unwrap();
+    handshake_in(&pd, 40_700, true);
+    // The next event's wait: clock readings (the accept returns), then a
+    // sleep with the lock released.
+    pd.now();
+    drop(held);
+    unsafe { (pd.ifc.usleep.unwrap())(pd.ud(), 5_000) };
+    let got = *filed.lock().unwrap();
+    assert!(got.is_some_and(|fd| fd >= 0), "filed: {got:?}");
+    waiter.join().unwrap();
+}
