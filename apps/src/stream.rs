@@ -81,6 +81,12 @@ const DIGEST_LEN: usize = digest::LEN;
 /// The receiver hashes in batches this large: BLAKE3 hashes many chunks
 /// at once only when given many.
 const HASH_BATCH: usize = 256 * 1024;
+/// The receiver writes whole pages, so every write starts and ends on a
+/// page boundary of the file: writes of odd sizes leave pages half
+/// written, which the next write must complete, and cost far more (tmpfs
+/// on this machine's kernel, `dd` of 256 KiB writes: 3.1 GB/s, of 262,294
+/// bytes 338 MB/s); disks read back a block half written, too.
+const WRITE_ALIGN: usize = 4096;
 
 /// Where the sender is in a framed stream.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -380,12 +386,15 @@ impl RecvApp {
         };
         if n > 0 {
             if self.staged.is_empty() && n >= HASH_BATCH / 4 {
-                // Large enough to hash well as it is: no copy.
-                self.absorb(&data[..n])?;
+                // Large enough to hash well as it is: no copy but of the
+                // part past the last whole page.
+                let pages = n / WRITE_ALIGN * WRITE_ALIGN;
+                self.absorb(&data[..pages])?;
+                self.staged.extend_from_slice(&data[pages..n]);
             } else {
                 self.staged.extend_from_slice(&data[..n]);
                 if self.staged.len() >= HASH_BATCH {
-                    self.flush_staged()?;
+                    self.flush_staged_pages()?;
                 }
             }
             self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
@@ -400,12 +409,21 @@ impl RecvApp {
         Ok(())
     }
 
-    /// Hashes and writes what is staged.
+    /// Hashes and writes all that is staged (at the end).
     fn flush_staged(&mut self) -> Result<(), String> {
+        self.flush_staged_up_to(self.staged.len())
+    }
+
+    /// Hashes and writes the whole pages staged; the rest stays.
+    fn flush_staged_pages(&mut self) -> Result<(), String> {
+        self.flush_staged_up_to(self.staged.len() / WRITE_ALIGN * WRITE_ALIGN)
+    }
+
+    fn flush_staged_up_to(&mut self, end: usize) -> Result<(), String> {
         let staged = std::mem::take(&mut self.staged);
-        let r = self.absorb(&staged);
+        let r = self.absorb(&staged[..end]);
         self.staged = staged;
-        self.staged.clear();
+        self.staged.drain(..end);
         r
     }
 
@@ -597,5 +615,55 @@ impl NetSetup {
             gateway: self.gateway,
             ..base.iface
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A sink that keeps what it is given, write by write.
+    struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_receiver_writes_whole_pages_until_the_end() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let mut app = RecvApp::new(
+            9,
+            Arc::default(),
+            Arc::new(|| Ok(Box::new(std::io::sink()) as Box<dyn Write + Send>)),
+            false,
+            Some(Algorithm::Blake3),
+            Arc::default(),
+        );
+        app.sink = Some(Box::new(Recorder(writes.clone())));
+        // Segment-sized pieces, then one large piece, then a short tail.
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut at = 0;
+        for len in std::iter::repeat_n(1448, 1000).chain([1_500_000, 48_001]) {
+            let end = (at + len).min(data.len());
+            app.take(&data[at..end]).unwrap();
+            at = end;
+        }
+        app.take(&data[at..]).unwrap();
+        app.flush_staged().unwrap();
+        let writes = writes.lock().unwrap();
+        let (last, whole) = writes.split_last().unwrap();
+        for w in whole {
+            assert_eq!(w.len() % WRITE_ALIGN, 0, "a write of {} bytes", w.len());
+        }
+        assert!(!last.is_empty());
+        assert_eq!(writes.concat(), data, "every byte, in order");
     }
 }
