@@ -430,8 +430,24 @@ impl Connection {
         }
         self.probes_unanswered = 0;
         self.last_ack_recv_at = Some(now);
-        let prior_inflight = self.pipe();
         let scaled_window = u32::from(seg.window) << self.snd_shift;
+        // Header prediction's receiver half (RFC 9293 3.10.7.4's note,
+        // Van Jacobson's): the ACK field of a segment to a side with
+        // nothing outstanding, no loss episode and no news (no SACK
+        // blocks, no ECE) acknowledges nothing; loss detection, the
+        // delivery rate and congestion control have nothing to learn
+        // from it. Only the window may have moved. This is every data
+        // segment a one-way transfer's receiver takes.
+        if ack == self.snd_una
+            && self.snd_max == self.snd_una
+            && !self.recovery.episode()
+            && seg.options.sacks().is_empty()
+            && !seg.flags.ece()
+        {
+            self.update_send_window(seq, ack, scaled_window);
+            return true;
+        }
+        let prior_inflight = self.pipe();
         let advanced = ack > self.snd_una;
         // SACK blocks first (as Linux does): a D-SACK in the ACK that ends
         // a recovery still counts for that recovery.
@@ -473,13 +489,8 @@ impl Connection {
             self.ecn_on_ece(now);
         }
         self.sample_delivery(prior_inflight, now);
-        // Window update, guarded against old segments (SND.WL1/WL2).
-        if ack >= una_before && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack))
-        {
-            self.snd_wnd = scaled_window;
-            self.max_snd_wnd = self.max_snd_wnd.max(scaled_window);
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
+        if ack >= una_before {
+            self.update_send_window(seq, ack, scaled_window);
         }
         match self.state {
             State::FinWait1 if self.fin_acked() => {
@@ -494,6 +505,17 @@ impl Connection {
             _ => {}
         }
         true
+    }
+
+    /// Window update, guarded against old segments (SND.WL1/WL2); the
+    /// caller checked that `ack` is not below SND.UNA as it was.
+    fn update_send_window(&mut self, seq: SeqNum, ack: SeqNum, scaled_window: u32) {
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            self.snd_wnd = scaled_window;
+            self.max_snd_wnd = self.max_snd_wnd.max(scaled_window);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+        }
     }
 
     /// New data was acknowledged up to `ack` (> SND.UNA).
