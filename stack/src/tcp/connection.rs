@@ -947,7 +947,7 @@ impl Connection {
         // Never later than the RTO: a probe due after it goes in its place
         // (RFC 8985 7.2), without the timeout's backoff and cwnd collapse.
         // (The RTO about to be armed if none is.)
-        let rto = self.rto_at.unwrap_or(now + self.rtt.rto());
+        let rto = self.rto_at.unwrap_or_else(|| now + self.rtt.rto());
         let at = rto.min(now + pto);
         self.tlp_at = Some(at);
     }

@@ -23,6 +23,7 @@
 
 use super::connection::Connection;
 use super::seq::SeqNum;
+use std::collections::VecDeque;
 
 /// Linux's largest GSO packet (`GSO_LEGACY_MAX_SIZE`).
 const BURST_MAX_BYTES: u64 = 65_536;
@@ -34,6 +35,20 @@ const MAX_MARKS: usize = 64;
 /// The most record ends remembered; past it the newest replaces the last
 /// (two records then share segments).
 const MAX_RECORDS: usize = 1024;
+
+/// The first of `marks` (ascending) past `seq`. Asked for every segment
+/// sent: the list is usually empty or its front is the answer (the marks
+/// below SND.UNA are pruned), so look there before searching.
+fn first_after(marks: &VecDeque<SeqNum>, seq: SeqNum) -> Option<SeqNum> {
+    match marks.front() {
+        None => None,
+        Some(&m) if m > seq => Some(m),
+        Some(_) => {
+            let i = marks.partition_point(|m| *m <= seq);
+            marks.get(i).copied()
+        }
+    }
+}
 
 impl Connection {
     /// The application's write ended at the buffer's end.
@@ -75,15 +90,12 @@ impl Connection {
 
     /// The first record end past `seq`, if any.
     pub(super) fn record_end_after(&self, seq: SeqNum) -> Option<SeqNum> {
-        let i = self.record_ends.partition_point(|m| *m <= seq);
-        self.record_ends.get(i).copied()
+        first_after(&self.record_ends, seq)
     }
 
     /// Does the segment [seq, seq + len) end a write?
     pub(super) fn ends_a_write(&self, seq: SeqNum, len: u32) -> bool {
-        let end = seq + len;
-        let i = self.push_marks.partition_point(|m| *m <= seq);
-        self.push_marks.get(i).is_some_and(|m| *m <= end)
+        first_after(&self.push_marks, seq).is_some_and(|m| m <= seq + len)
     }
 
     /// Counts a new-data segment into the current burst; true if it ends

@@ -42,11 +42,17 @@ impl Instant {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
+        Instant(self.0.saturating_add(nanos(d)))
     }
+}
+
+/// `d` in nanoseconds, saturating. In 64-bit arithmetic: `as_nanos` is a
+/// 128-bit multiply, and timers add durations to instants for every
+/// segment sent.
+pub fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 impl AddAssign<Duration> for Instant {
@@ -72,3 +78,22 @@ pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 
 pub mod wheel;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanos_match_the_128_bit_count_and_saturate() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::new(3, 999_999_999),
+            Duration::from_secs(18_446_744_073),
+        ] {
+            assert_eq!(u128::from(nanos(d)), d.as_nanos());
+        }
+        assert_eq!(nanos(Duration::MAX), u64::MAX);
+        assert_eq!(Instant(5) + Duration::MAX, Instant(u64::MAX));
+    }
+}
