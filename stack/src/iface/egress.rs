@@ -1,0 +1,205 @@
+//! The transmit half: control replies first, then each ready
+//! connection's segments, built in place in the device's buffers once the
+//! next hop's MAC address is known.
+
+use super::*;
+
+impl Interface {
+    pub(super) fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.cfg.prefix_len))
+            .unwrap_or(0);
+        if u32::from(dst) & mask == u32::from(self.cfg.ip) & mask {
+            Some(dst)
+        } else {
+            self.cfg.gateway
+        }
+    }
+
+    /// Fills `buf` with the next frame to send, if there is one.
+    pub(super) fn egress_one(&mut self, buf: &mut [u8], mtu: usize, now: Instant) -> Option<usize> {
+        if let Some(c) = self.control.pop_front() {
+            return self.build_control(buf, c);
+        }
+        // Each ready connection at most once per call: those waiting for
+        // ARP stay queued and are skipped.
+        for _ in 0..self.tcp.ready.len() {
+            let Some(h) = self.tcp.ready.pop_front() else {
+                break;
+            };
+            let Some(remote_ip) = self.tcp.get(h).map(|e| e.tuple.remote_ip) else {
+                continue;
+            };
+            let Some(hop) = self.next_hop(remote_ip) else {
+                self.stats.no_route += 1;
+                self.tcp.get_mut(h).expect("present").queued = false;
+                continue;
+            };
+            let resolution = self.neighbors.resolve(hop, now);
+            self.stats.arp_limited = self.neighbors.limited;
+            let mac = match resolution {
+                Resolution::Known(mac) => mac,
+                Resolution::Refresh(mac) => {
+                    // Send as usual; the request follows in the next frame.
+                    self.stats.arp_requests_sent += 1;
+                    self.push_control(Control::ArpRequest(hop));
+                    mac
+                }
+                Resolution::Ask => {
+                    self.stats.arp_requests_sent += 1;
+                    self.tcp.ready.push_back(h);
+                    return self.build_control(buf, Control::ArpRequest(hop));
+                }
+                // Leave the segments in the connection until ARP answers.
+                Resolution::Wait => {
+                    self.tcp.ready.push_back(h);
+                    continue;
+                }
+                Resolution::Failed => {
+                    self.tcp.get_mut(h).expect("present").queued = false;
+                    self.neighbor_failed(hop, now);
+                    continue;
+                }
+            };
+            let e = self.tcp.get_mut(h).expect("present");
+            let Some(mut t) = e.conn.poll_transmit(now) else {
+                e.queued = false;
+                // Holding data back may have started a timer (a cork's).
+                let timer = e.conn.poll_timeout();
+                if timer.is_some_and(|t| e.timer.is_none_or(|old| t < old)) {
+                    self.tcp.mark_dirty(h);
+                }
+                let e = self.tcp.get_mut(h).expect("present");
+                // Sending made room for a writer that was turned away.
+                if e.conn.take_writable_again() {
+                    self.tcp.note_activity(h);
+                }
+                continue;
+            };
+            if t.payload_len == 0 && t.flags == Flags::ACK {
+                self.stats.tcp_bare_acks_out += 1;
+            }
+            if let Some(m) = &mut t.options.mss {
+                // Offer no more than the device can receive.
+                *m = (*m).min(mss_for_mtu(mtu));
+            }
+            let tuple = e.tuple;
+            // Stay on a connection while it has data (still queued, so
+            // `touch` only marks its timers for a resync).
+            self.tcp.ready.push_front(h);
+            self.tcp.touch(h);
+            let (src_ip, src_mac) = (self.cfg.ip, self.cfg.mac);
+            self.ip_ident = self.ip_ident.wrapping_add(1);
+            let e = self.tcp.get(h).expect("present");
+            let built = build_tcp_frame(
+                buf,
+                mtu,
+                src_mac,
+                mac,
+                src_ip,
+                self.ip_ident,
+                &tuple,
+                &t,
+                e.conn.payload(&t),
+            );
+            if built.is_ok() {
+                return built.ok();
+            }
+            // A segment the device cannot carry (an MSS configured past its
+            // MTU, or a frame buffer smaller than the MTU) is not lost
+            // unseen: it is counted, and the connection re-cuts what is in
+            // flight to the size that fits, as for a path MTU.
+            self.stats.tx_oversize += 1;
+            let fits = (mtu + ethernet::HEADER_LEN).min(buf.len());
+            let ip_room = (fits - ethernet::HEADER_LEN).min(usize::from(u16::MAX)) as u16;
+            let e = self.tcp.get_mut(h).expect("present");
+            e.conn.on_path_mtu(ip_room, t.seq, now);
+        }
+        None
+    }
+
+    /// ARP for `hop` went unanswered. Connections still opening fail with
+    /// "host unreachable" (as connect(2) does on Linux); the others lose
+    /// what they wanted to send, as on a dead wire, so that their own
+    /// retransmission timers decide when to give up.
+    pub(super) fn neighbor_failed(&mut self, hop: Ipv4Addr, now: Instant) {
+        for i in 0..self.tcp.slots.len() {
+            let Some(remote) = self.tcp.slots[i].as_ref().map(|e| e.tuple.remote_ip) else {
+                continue;
+            };
+            if self.next_hop(remote) != Some(hop) {
+                continue;
+            }
+            let e = self.tcp.touch(Handle(i)).expect("present");
+            let failed = e.conn.state() == crate::tcp::State::SynSent;
+            if failed {
+                e.conn.unreachable();
+            }
+            while e.conn.poll_transmit(now).is_some() {
+                self.stats.tx_dropped_unresolved += 1;
+            }
+            if failed {
+                self.tcp.note_activity(Handle(i));
+            }
+        }
+    }
+
+    pub(super) fn build_control(&mut self, buf: &mut [u8], c: Control) -> Option<usize> {
+        let (me_mac, me_ip) = (self.cfg.mac, self.cfg.ip);
+        let r = match c {
+            Control::ArpRequest(ip) => build_arp(
+                buf,
+                me_mac,
+                MacAddr::BROADCAST,
+                ArpOp::Request,
+                me_ip,
+                MacAddr::ZERO,
+                ip,
+            ),
+            Control::ArpReply { mac, ip } => {
+                build_arp(buf, me_mac, mac, ArpOp::Reply, me_ip, mac, ip)
+            }
+            Control::EchoReply {
+                mac,
+                ip,
+                ident,
+                seq,
+                data,
+            } => {
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                let echo = IcmpEcho {
+                    kind: icmp::ECHO_REPLY,
+                    ident,
+                    seq,
+                    data: &data,
+                };
+                build_icmp(buf, me_mac, mac, me_ip, ip, self.ip_ident, &echo)
+            }
+            Control::Tcp { mac, tuple, t } => self.stateless_tcp(buf, mac, &tuple, &t),
+        };
+        r.ok()
+    }
+
+    /// A TCP segment that belongs to no connection (a reset, a cookie's
+    /// SYN-ACK), without payload.
+    pub(super) fn stateless_tcp(
+        &mut self,
+        buf: &mut [u8],
+        mac: MacAddr,
+        tuple: &Tuple,
+        t: &Transmit,
+    ) -> Result<usize, WireError> {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        build_tcp_frame(
+            buf,
+            usize::MAX,
+            self.cfg.mac,
+            mac,
+            self.cfg.ip,
+            self.ip_ident,
+            tuple,
+            t,
+            (&[], &[]),
+        )
+    }
+}

@@ -1,0 +1,266 @@
+//! The receive half: a frame from the device to whatever it concerns
+//! (ARP, ICMP, a connection, a listener), updating state only; replies
+//! that are not a connection's own go on the control queue for egress.
+
+use super::*;
+
+impl Interface {
+    pub(super) fn ingress(&mut self, frame: &RxFrame<'_>, now: Instant) {
+        self.stats.rx_frames += 1;
+        let eth = match EthernetFrame::parse(frame.bytes()) {
+            Ok(e) => e,
+            Err(e) => return self.count_error(e),
+        };
+        if eth.dst != self.cfg.mac && !eth.dst.is_broadcast() {
+            self.stats.rx_not_for_us += 1;
+            return;
+        }
+        match eth.ethertype {
+            ethernet::ETHERTYPE_ARP => self.ingress_arp(eth.payload, now),
+            ethernet::ETHERTYPE_IPV4 => self.ingress_ipv4(eth.src, eth.payload, frame, now),
+            _ => self.stats.rx_unsupported += 1,
+        }
+    }
+
+    pub(super) fn count_error(&mut self, e: WireError) {
+        match e {
+            WireError::BadChecksum => self.stats.rx_bad_checksum += 1,
+            WireError::Unsupported => self.stats.rx_unsupported += 1,
+            _ => self.stats.rx_malformed += 1,
+        }
+    }
+
+    pub(super) fn push_control(&mut self, c: Control) {
+        if self.control.len() >= MAX_CONTROL {
+            self.stats.control_queue_full += 1;
+            return;
+        }
+        self.control.push_back(c);
+    }
+
+    pub(super) fn ingress_arp(&mut self, payload: &[u8], now: Instant) {
+        let arp = match ArpPacket::parse(payload) {
+            Ok(a) => a,
+            Err(e) => return self.count_error(e),
+        };
+        if arp.target_ip != self.cfg.ip {
+            self.stats.rx_not_for_us += 1;
+            return;
+        }
+        // RFC 826: the sender's mapping is learned before the opcode is looked at.
+        self.neighbors.learn(arp.sender_ip, arp.sender_mac, now);
+        self.stats.arp_limited = self.neighbors.limited;
+        if arp.op == ArpOp::Request {
+            self.stats.arp_requests_answered += 1;
+            self.push_control(Control::ArpReply {
+                mac: arp.sender_mac,
+                ip: arp.sender_ip,
+            });
+        }
+    }
+
+    pub(super) fn ingress_ipv4(
+        &mut self,
+        src_mac: MacAddr,
+        payload: &[u8],
+        frame: &RxFrame<'_>,
+        now: Instant,
+    ) {
+        let ip = match Ipv4Packet::parse(payload) {
+            Ok(p) => p,
+            Err(e) => return self.count_error(e),
+        };
+        if ip.dst != self.cfg.ip {
+            self.stats.rx_not_for_us += 1;
+            return;
+        }
+        if ip.is_fragment {
+            self.stats.rx_fragments_dropped += 1;
+            return;
+        }
+        match ip.protocol {
+            ipv4::PROTO_ICMP if ip.payload.first() == Some(&icmp::DEST_UNREACHABLE) => {
+                match icmp::FragNeeded::parse(ip.payload) {
+                    Ok(f) => self.ingress_frag_needed(&f, now),
+                    Err(e) => self.count_error(e),
+                }
+            }
+            ipv4::PROTO_ICMP => match IcmpEcho::parse(ip.payload) {
+                Ok(echo) if echo.kind == icmp::ECHO_REQUEST => {
+                    self.stats.icmp_echo_answered += 1;
+                    let data = echo.data.to_vec();
+                    self.push_control(Control::EchoReply {
+                        mac: src_mac,
+                        ip: ip.src,
+                        ident: echo.ident,
+                        seq: echo.seq,
+                        data,
+                    });
+                }
+                Ok(_) => self.stats.rx_unsupported += 1,
+                Err(e) => self.count_error(e),
+            },
+            ipv4::PROTO_TCP => match TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))) {
+                Ok(mut seg) => {
+                    seg.lent = Some(frame);
+                    self.ingress_tcp(src_mac, ip.src, &seg, ip.ecn == CE, now)
+                }
+                Err(WireError::BadChecksum)
+                    if tcpwire::is_partial_checksum(ip.payload, ip.src, ip.dst) =>
+                {
+                    self.stats.rx_partial_checksum += 1;
+                    self.stats.partial_checksum_from = Some(ip.src);
+                    if self.cfg.rx_checksum != RxChecksum::TrustPartial {
+                        return;
+                    }
+                    match TcpSegment::parse(ip.payload, None) {
+                        Ok(mut seg) => {
+                            seg.lent = Some(frame);
+                            self.ingress_tcp(src_mac, ip.src, &seg, ip.ecn == CE, now)
+                        }
+                        Err(e) => self.count_error(e),
+                    }
+                }
+                Err(e) => self.count_error(e),
+            },
+            _ => self.stats.rx_unsupported += 1,
+        }
+    }
+
+    /// Path MTU discovery (RFC 1191): a router on the way to a peer cannot
+    /// forward our segments that large. The quoted segment names the
+    /// connection, and its sequence number must be one in flight (RFC
+    /// 5927), so a forged message cannot shrink a connection blindly.
+    pub(super) fn ingress_frag_needed(&mut self, f: &icmp::FragNeeded, now: Instant) {
+        self.stats.icmp_frag_needed += 1;
+        if f.src != self.cfg.ip {
+            return;
+        }
+        let tuple = Tuple {
+            local_port: f.src_port,
+            remote_ip: f.dst,
+            remote_port: f.dst_port,
+        };
+        let Some(&h) = self.tcp.by_tuple.get(&tuple) else {
+            return;
+        };
+        if let Some(e) = self.tcp.touch(h) {
+            if !e.conn.on_path_mtu(f.mtu, SeqNum(f.seq), now) {
+                self.stats.icmp_frag_needed_ignored += 1;
+            }
+        }
+    }
+
+    /// `ce`: the IP header said congestion experienced (ECN).
+    pub(super) fn ingress_tcp(
+        &mut self,
+        src_mac: MacAddr,
+        src: Ipv4Addr,
+        seg: &TcpSegment<'_>,
+        ce: bool,
+        now: Instant,
+    ) {
+        self.stats.tcp_segments_in += 1;
+        self.stats.tcp_data_segments_in += u64::from(!seg.payload.is_empty());
+        let tuple = Tuple {
+            local_port: seg.dst_port,
+            remote_ip: src,
+            remote_port: seg.src_port,
+        };
+        if let Some(&h) = self.tcp.by_tuple.get(&tuple) {
+            let reincarnation = self
+                .tcp
+                .get(h)
+                .is_some_and(|e| e.released && e.conn.accepts_new_incarnation(seg));
+            if reincarnation {
+                // RFC 6191: a SYN that is clearly newer than anything of
+                // the old connection opens a new one on the same 4-tuple
+                // at once, instead of waiting out TIME-WAIT (a Linux
+                // client would answer our ACK with RST and stall).
+                self.stats.tcp_time_wait_reused += 1;
+                self.tcp.remove(h);
+            } else if let Some(e) = self.tcp.touch(h) {
+                if ce {
+                    e.conn.note_congestion_experienced();
+                }
+                e.conn.on_segment(seg, now);
+                if seg.flags.syn() {
+                    if let Some((cookie, mss)) = e.conn.take_fast_open_cookie() {
+                        let asked = e.conn.fast_open_asked();
+                        self.fast_open_cookies.learn(src, cookie, mss, asked);
+                    }
+                }
+                self.tcp.note_activity(h);
+                return;
+            }
+        }
+        match self.tcp.time_waits.on_segment(tuple, seg, now) {
+            None => {}
+            Some(TimeWaitReply::Nothing) => return,
+            Some(TimeWaitReply::Ack(t)) => {
+                return self.push_control(Control::Tcp {
+                    mac: src_mac,
+                    tuple,
+                    t,
+                })
+            }
+            // As for a connection in TIME-WAIT above: the SYN goes on to
+            // the listener.
+            Some(TimeWaitReply::NewIncarnation) => self.stats.tcp_time_wait_reused += 1,
+        }
+        let is_syn = seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst();
+        if let (true, Some(l)) = (is_syn, self.tcp.listeners.get(&seg.dst_port)) {
+            let cfg = l.cfg.clone();
+            if !self.admits(&cfg) {
+                return;
+            }
+            let l = &self.tcp.listeners[&seg.dst_port];
+            if l.backlog.len() >= l.max_backlog {
+                // Full of half-open connections (a flood, most likely):
+                // answer without keeping state.
+                self.send_cookie(src_mac, src, tuple, seg, now);
+                return;
+            }
+            let iss = self.isn.isn(
+                (self.cfg.ip, tuple.local_port),
+                (src, tuple.remote_port),
+                now,
+            );
+            let key = cfg.fast_open_key;
+            let no_cookie = key.is_some() && cfg.fast_open_without_cookie;
+            let mut conn = self.passive_conn(cfg, iss, src);
+            if no_cookie && !seg.payload.is_empty() {
+                // No cookie needed: the data is taken, none is offered.
+                conn.accept_fast_open();
+            } else if let (Some(key), Some(asked)) = (key, seg.options.fast_open) {
+                let valid = crate::tcp::fast_open::cookie(&key, src, self.cfg.ip);
+                if asked.cookie() == Some(&valid[..]) {
+                    conn.accept_fast_open();
+                } else {
+                    // A request, or a stale or forged cookie: the data
+                    // waits for the handshake; the client gets a cookie.
+                    let reply = FastOpen::with_cookie(&valid, asked.experimental);
+                    conn.offer_fast_open_cookie(reply);
+                }
+            }
+            conn.on_segment(seg, now);
+            self.file_in_backlog(tuple, conn);
+            return;
+        }
+        let is_ack = seg.flags.ack() && !seg.flags.syn() && !seg.flags.rst();
+        if is_ack
+            && self.tcp.listeners.contains_key(&seg.dst_port)
+            && self.accept_cookie(src, tuple, seg, now)
+        {
+            return;
+        }
+        if let Some((seq, ack, flags)) = reset::reply_to_unexpected(seg) {
+            self.stats.tcp_resets_sent += 1;
+            self.push_control(Control::Tcp {
+                mac: src_mac,
+                tuple,
+                t: Transmit::bare(seq, ack, flags),
+            });
+        }
+    }
+}
