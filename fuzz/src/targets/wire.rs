@@ -4,6 +4,7 @@ use xdptcp::wire::arp::ArpPacket;
 use xdptcp::wire::ethernet::EthernetFrame;
 use xdptcp::wire::icmp::{FragNeeded, IcmpEcho};
 use xdptcp::wire::ipv4::Ipv4Packet;
+use xdptcp::wire::ipv6::Ipv6Packet;
 use xdptcp::wire::tcp::{TcpOptions, TcpSegment};
 
 pub fn run(data: &[u8]) {
@@ -22,4 +23,9 @@ pub fn run(data: &[u8]) {
         assert!(seg.options.sacks().len() <= 4);
     }
     let _ = TcpOptions::parse(inner.get(20..).unwrap_or(&[]));
+    if let Ok(p) = Ipv6Packet::parse(payload) {
+        // The upper layer lies inside the input, after the extensions.
+        assert!(40 + p.extensions_len + p.payload.len() <= payload.len());
+        let _ = TcpSegment::parse(p.payload, None);
+    }
 }

@@ -1,6 +1,6 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Adds `data` into a running 32-bit one's-complement accumulator.
 /// Odd-length input is padded with a zero byte, as RFC 1071 says.
@@ -107,6 +107,14 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u3
     sum + u32::from(protocol) + u32::from(len)
 }
 
+/// The IPv6 pseudo-header sum for TCP and ICMPv6 (RFC 8200 8.1): both
+/// addresses, the upper-layer length as 32 bits, the next header.
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u32 {
+    let mut sum = accumulate(0, &src.octets());
+    sum = accumulate(sum, &dst.octets());
+    sum + (len >> 16) + (len & 0xffff) + u32::from(next_header)
+}
+
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit field changes from
 /// `old` to `new`, without re-summing the packet: HC' = ~(~HC + ~m + m').
 pub fn update16(check: u16, old: u16, new: u16) -> u16 {
@@ -129,6 +137,23 @@ mod tests {
         // RFC 1071 section 3 example bytes: sum is 0xddf2, checksum its complement.
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn the_ipv6_pseudo_header_sums_as_etherparse_does() {
+        let src = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0xab, 1];
+        let dst = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0xcd, 2];
+        for len in [0usize, 1, 7, 1440, 9000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+            let mut h = etherparse::TcpHeader::new(40_000, 443, 0x0102_0304, 64_000);
+            h.ack = true;
+            h.acknowledgment_number = 0xa0b0_c0d0;
+            let want = h.calc_checksum_ipv6_raw(src, dst, &payload).unwrap();
+            let mut seg = h.to_bytes().to_vec();
+            seg.extend_from_slice(&payload);
+            let pseudo = pseudo_header_v6(src.into(), dst.into(), 6, seg.len() as u32);
+            assert_eq!(finish(accumulate(pseudo, &seg)), want, "{len} bytes");
+        }
     }
 
     #[test]
