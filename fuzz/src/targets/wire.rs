@@ -3,6 +3,7 @@
 use xdptcp::wire::arp::ArpPacket;
 use xdptcp::wire::ethernet::EthernetFrame;
 use xdptcp::wire::icmp::{FragNeeded, IcmpEcho};
+use xdptcp::wire::icmpv6::Icmpv6;
 use xdptcp::wire::ipv4::Ipv4Packet;
 use xdptcp::wire::ipv6::Ipv6Packet;
 use xdptcp::wire::tcp::{TcpOptions, TcpSegment};
@@ -27,5 +28,6 @@ pub fn run(data: &[u8]) {
         // The upper layer lies inside the input, after the extensions.
         assert!(40 + p.extensions_len + p.payload.len() <= payload.len());
         let _ = TcpSegment::parse(p.payload, None);
+        let _ = Icmpv6::parse(p.payload, p.src, p.dst);
     }
 }
