@@ -1,5 +1,6 @@
-//! The ARP neighbour cache: IPv4 address to MAC, with expiry, and limits
-//! on how often we ask.
+//! The neighbour cache: IP address to MAC, with expiry, and limits on how
+//! often we ask. One for ARP (IPv4) and one for Neighbor Discovery (IPv6,
+//! RFC 4861), with the same limits: the key is the address type.
 //!
 //! Under a flood (ARP from thousands of on-link sources, or traffic to
 //! thousands of unresolved addresses) the cache must neither broadcast
@@ -13,6 +14,7 @@
 use crate::time::Instant;
 use crate::wire::ethernet::MacAddr;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -39,11 +41,10 @@ struct Entry {
     used: bool,
 }
 
-#[derive(Default)]
-pub struct NeighborCache {
-    entries: HashMap<Ipv4Addr, Entry>,
+pub struct NeighborCache<A = Ipv4Addr> {
+    entries: HashMap<A, Entry>,
     /// Outstanding resolutions: when we last asked, and how often.
-    asked: HashMap<Ipv4Addr, (Instant, u32)>,
+    asked: HashMap<A, (Instant, u32)>,
     /// The global request budget: the second being counted, and requests
     /// sent in it.
     budget: Option<(Instant, u32)>,
@@ -52,7 +53,19 @@ pub struct NeighborCache {
     /// The last next hop resolved, its MAC, and until when that answer
     /// holds with nothing to check (no refresh due): the frames of a batch
     /// mostly go to one next hop, and this spares two hash lookups each.
-    last: Option<(Ipv4Addr, MacAddr, Instant)>,
+    last: Option<(A, MacAddr, Instant)>,
+}
+
+impl<A> Default for NeighborCache<A> {
+    fn default() -> Self {
+        NeighborCache {
+            entries: HashMap::new(),
+            asked: HashMap::new(),
+            budget: None,
+            limited: 0,
+            last: None,
+        }
+    }
 }
 
 /// What to do about a next hop's MAC address.
@@ -71,15 +84,15 @@ pub enum Resolution {
     Failed,
 }
 
-impl NeighborCache {
-    pub fn lookup(&self, ip: Ipv4Addr, now: Instant) -> Option<MacAddr> {
+impl<A: Copy + Eq + Hash> NeighborCache<A> {
+    pub fn lookup(&self, ip: A, now: Instant) -> Option<MacAddr> {
         match self.entries.get(&ip) {
             Some(e) if e.expires > now => Some(e.mac),
             _ => None,
         }
     }
 
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, now: Instant) {
+    pub fn learn(&mut self, ip: A, mac: MacAddr, now: Instant) {
         self.last = None;
         let used = match self.entries.get(&ip) {
             Some(e) => e.used,
@@ -140,7 +153,7 @@ impl NeighborCache {
     }
 
     /// Looks `ip` up and decides whether to ask for it (and records that).
-    pub fn resolve(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
+    pub fn resolve(&mut self, ip: A, now: Instant) -> Resolution {
         if let Some((last_ip, mac, until)) = self.last {
             if last_ip == ip && now < until {
                 return Resolution::Known(mac);
@@ -275,6 +288,40 @@ mod tests {
             "{asks} requests in 10 s"
         );
         assert!(asks > 0 && c.limited > 0);
+    }
+
+    /// Neighbor Discovery keeps IPv6 neighbours under the same rules:
+    /// asked for at a bounded rate, learned, failed after three requests.
+    #[test]
+    fn ipv6_neighbours_have_the_same_limits() {
+        use std::net::Ipv6Addr;
+        let mut c = NeighborCache::<Ipv6Addr>::default();
+        let t0 = Instant::from_millis(10);
+        let addr = |k: u32| Ipv6Addr::from((0xfd00_u128 << 112) | u128::from(k));
+        let asks = (0..10_000)
+            .filter(|&k| c.resolve(addr(k), t0) == Resolution::Ask)
+            .count();
+        assert_eq!(asks, MAX_REQUESTS_PER_SEC as usize);
+        assert!(c.asked.len() <= MAX_ENTRIES);
+        let mac = MacAddr([2, 0, 0, 0, 0, 7]);
+        c.learn(addr(1), mac, t0);
+        assert_eq!(c.resolve(addr(1), t0), Resolution::Known(mac));
+        // Unanswered: asked again each interval, then it fails.
+        let mut t = t0;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            t += REQUEST_INTERVAL;
+            seen.push(c.resolve(addr(2), t));
+        }
+        assert_eq!(
+            seen,
+            [
+                Resolution::Ask,
+                Resolution::Ask,
+                Resolution::Failed,
+                Resolution::Ask
+            ]
+        );
     }
 
     #[test]
