@@ -7,6 +7,7 @@
 //! hash, which we cannot see or set; frames that land on a core other than
 //! their owner are handed over (see `handoff`).
 
+use crate::wire::HostAddr;
 use std::net::Ipv4Addr;
 
 /// Where a received frame goes.
@@ -20,15 +21,16 @@ pub enum Steer {
     Everyone,
 }
 
-/// The core that owns the flow between `a` and `b`, in either direction.
-pub fn flow_owner(a: (Ipv4Addr, u16), b: (Ipv4Addr, u16), cores: usize) -> usize {
+/// The core that owns the flow between `a` and `b`, in either direction
+/// (addresses of either family: both ends are of one).
+pub fn flow_owner<A: HostAddr>(a: (A, u16), b: (A, u16), cores: usize) -> usize {
     if cores <= 1 {
         return 0;
     }
-    let ips = u64::from(u32::from(a.0) ^ u32::from(b.0));
+    let ips = a.0.fold64() ^ b.0.fold64();
     let ports = u64::from(a.1 ^ b.1);
     // SplitMix64's finaliser spreads the bits of the symmetric key.
-    let mut z = (ips << 16 | ports).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = (ips.rotate_left(16) ^ ports).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
@@ -61,6 +63,45 @@ pub fn classify(frame: &[u8], cores: usize) -> Steer {
                 (1, Some(&3)) if ihl >= 20 => ip
                     .get(ihl + 8..)
                     .map_or(Steer::Here, |quoted| tcp_owner(quoted, cores)),
+                _ => Steer::Here,
+            }
+        }
+        [0x86, 0xdd] => ipv6_owner(&frame[14..], cores),
+        _ => Steer::Here,
+    }
+}
+
+/// The owner of an IPv6 packet: a TCP segment's flow; an ICMPv6 error's,
+/// by the segment it quotes (fixed header and 8 bytes of TCP); every core
+/// for a neighbour advertisement (each keeps its own neighbour cache, as
+/// for ARP replies); anything else stays.
+fn ipv6_owner(b: &[u8], cores: usize) -> Steer {
+    use crate::wire::{icmpv6, ipv6};
+    let Ok(p) = ipv6::Ipv6Packet::parse(b) else {
+        return Steer::Here;
+    };
+    let ports = |t: &[u8]| -> Option<(u16, u16)> {
+        let t = t.get(..4)?;
+        Some((
+            u16::from_be_bytes([t[0], t[1]]),
+            u16::from_be_bytes([t[2], t[3]]),
+        ))
+    };
+    let addr = |a: &[u8]| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(a).expect("16 bytes"));
+    match (p.next_header, p.payload.first().copied()) {
+        (ipv6::NEXT_TCP, _) => match ports(p.payload) {
+            Some((sp, dp)) => Steer::Owner(flow_owner((p.src, sp), (p.dst, dp), cores)),
+            None => Steer::Here,
+        },
+        (ipv6::NEXT_ICMPV6, Some(icmpv6::NEIGHBOR_ADVERT)) => Steer::Everyone,
+        (ipv6::NEXT_ICMPV6, Some(icmpv6::DEST_UNREACHABLE | icmpv6::PACKET_TOO_BIG)) => {
+            let q = &p.payload[icmpv6::HEADER_LEN.min(p.payload.len())..];
+            match (q.get(6), q.get(8..40), ports(q.get(40..).unwrap_or(&[]))) {
+                (Some(&ipv6::NEXT_TCP), Some(a), Some((sp, dp))) => Steer::Owner(flow_owner(
+                    (addr(&a[..16]), sp),
+                    (addr(&a[16..]), dp),
+                    cores,
+                )),
                 _ => Steer::Here,
             }
         }
@@ -157,5 +198,85 @@ mod tests {
         assert_eq!(classify(&f[..q + 10], 4), Steer::Here, "truncated quote");
         f[34] = 8;
         assert_eq!(classify(&f, 4), Steer::Here, "an echo request");
+    }
+
+    #[test]
+    fn ipv6_flows_have_one_owner_from_both_ends_and_spread() {
+        use std::net::Ipv6Addr;
+        let us: Ipv6Addr = "fd00:1::1".parse().unwrap();
+        let peer: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let mut per_core = [0usize; 4];
+        for port in 40_000..44_000u16 {
+            let o = flow_owner((us, port), (peer, 5201), 4);
+            assert_eq!(o, flow_owner((peer, 5201), (us, port), 4));
+            per_core[o] += 1;
+        }
+        assert!(
+            per_core.iter().all(|&n| (800..1200).contains(&n)),
+            "{per_core:?}"
+        );
+    }
+
+    /// An Ethernet frame with an IPv6 packet from `src` to `dst` carrying
+    /// `next` and `payload` (built with etherparse, the oracle).
+    fn ipv6_frame(src: [u8; 16], dst: [u8; 16], next: u8, payload: &[u8]) -> Vec<u8> {
+        let h = etherparse::Ipv6Header {
+            traffic_class: 0,
+            flow_label: Default::default(),
+            payload_length: payload.len() as u16,
+            next_header: etherparse::IpNumber(next),
+            hop_limit: 64,
+            source: src,
+            destination: dst,
+        };
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x86, 0xdd]);
+        f.extend_from_slice(&h.to_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn ipv6_frames_are_steered_by_flow_quote_or_to_everyone() {
+        use std::net::Ipv6Addr;
+        let us: [u8; 16] = "fd00:1::1".parse::<Ipv6Addr>().unwrap().octets();
+        let peer: [u8; 16] = "fd00:1::2".parse::<Ipv6Addr>().unwrap().octets();
+        let tcp = [
+            0x13, 0x89, 0xc0, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 1, 0, 0, 0, 0, 0,
+        ];
+        let want = flow_owner(
+            (Ipv6Addr::from(peer), 5001),
+            (Ipv6Addr::from(us), 0xc000),
+            4,
+        );
+        assert_eq!(
+            classify(&ipv6_frame(peer, us, 6, &tcp), 4),
+            Steer::Owner(want)
+        );
+        // A packet too big from a router, quoting our segment to the peer.
+        let mut quote =
+            ipv6_frame(us, peer, 6, &[0xc0, 0x00, 0x13, 0x89, 0, 0, 0, 1])[14..].to_vec();
+        let mut ptb = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+        ptb.append(&mut quote);
+        let router = [0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe];
+        assert_eq!(
+            classify(&ipv6_frame(router, us, 58, &ptb), 4),
+            Steer::Owner(want)
+        );
+        assert_eq!(
+            classify(&ipv6_frame(router, us, 58, &ptb[..30]), 4),
+            Steer::Here,
+            "a quote cut short"
+        );
+        // Neighbour advertisements to every core, solicitations stay.
+        let na = [136u8, 0, 0, 0, 0x60, 0, 0, 0];
+        let ns = [135u8, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(classify(&ipv6_frame(peer, us, 58, &na), 4), Steer::Everyone);
+        assert_eq!(classify(&ipv6_frame(peer, us, 58, &ns), 4), Steer::Here);
+        assert_eq!(
+            classify(&ipv6_frame(peer, us, 6, &tcp)[..60], 4),
+            Steer::Here,
+            "truncated"
+        );
     }
 }

@@ -13,9 +13,9 @@
 
 use super::seq::SeqNum;
 use crate::time::Instant;
+use crate::wire::HostAddr;
 use siphasher::sip::SipHasher24;
 use std::hash::Hasher;
-use std::net::Ipv4Addr;
 
 #[derive(Clone)]
 pub struct IsnGenerator {
@@ -27,11 +27,11 @@ impl IsnGenerator {
         IsnGenerator { key: secret }
     }
 
-    pub fn isn(&self, local: (Ipv4Addr, u16), remote: (Ipv4Addr, u16), now: Instant) -> SeqNum {
+    pub fn isn<A: HostAddr>(&self, local: (A, u16), remote: (A, u16), now: Instant) -> SeqNum {
         let mut h = SipHasher24::new_with_key(&self.key);
-        h.write(&local.0.octets());
+        h.write(local.0.octets_of().as_ref());
         h.write_u16(local.1);
-        h.write(&remote.0.octets());
+        h.write(remote.0.octets_of().as_ref());
         h.write_u16(remote.1);
         let f = h.finish() as u32;
         let m = (now.as_micros() / 4) as u32;
@@ -52,14 +52,17 @@ impl IsnGenerator {
     /// Our timestamp clock's offset towards `remote`: per pair of hosts,
     /// as Linux (so TSvals to one host keep rising across connections,
     /// which RFC 6191's reuse of TIME-WAIT relies on).
-    pub fn ts_offset(&self, local: Ipv4Addr, remote: Ipv4Addr) -> u32 {
-        self.keyed(1, &[&local.octets(), &remote.octets()]) as u32
+    pub fn ts_offset<A: HostAddr>(&self, local: A, remote: A) -> u32 {
+        self.keyed(
+            1,
+            &[local.octets_of().as_ref(), remote.octets_of().as_ref()],
+        ) as u32
     }
 
     /// The keyed part of a SYN cookie (`iface::syn_cookie`).
-    pub fn cookie_hash(
+    pub fn cookie_hash<A: HostAddr>(
         &self,
-        ends: ((Ipv4Addr, u16), (Ipv4Addr, u16)),
+        ends: ((A, u16), (A, u16)),
         peer_isn: u32,
         tick: u64,
     ) -> u32 {
@@ -67,9 +70,9 @@ impl IsnGenerator {
         self.keyed(
             3,
             &[
-                &li.octets(),
+                li.octets_of().as_ref(),
                 &lp.to_be_bytes(),
-                &ri.octets(),
+                ri.octets_of().as_ref(),
                 &rp.to_be_bytes(),
                 &peer_isn.to_be_bytes(),
                 &tick.to_be_bytes(),
@@ -78,10 +81,14 @@ impl IsnGenerator {
     }
 
     /// Where the ephemeral port search starts for `remote` (RFC 6056 3.3.3).
-    pub fn port_offset(&self, local: Ipv4Addr, remote: (Ipv4Addr, u16)) -> u32 {
+    pub fn port_offset<A: HostAddr>(&self, local: A, remote: (A, u16)) -> u32 {
         self.keyed(
             2,
-            &[&local.octets(), &remote.0.octets(), &remote.1.to_be_bytes()],
+            &[
+                local.octets_of().as_ref(),
+                remote.0.octets_of().as_ref(),
+                &remote.1.to_be_bytes(),
+            ],
         ) as u32
     }
 }
@@ -89,6 +96,32 @@ impl IsnGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// Over IPv6 tuples the same: keyed, per tuple, on the 4 us clock; and
+    /// an IPv4 host and its IPv4-mapped IPv6 form are different keys.
+    #[test]
+    fn ipv6_tuples_get_their_own_isns_and_offsets() {
+        let g = IsnGenerator::new([7; 16]);
+        let me: Ipv6Addr = "fd00::1".parse().unwrap();
+        let peer: Ipv6Addr = "fd00::2".parse().unwrap();
+        let t = Instant::from_millis(5);
+        let base = g.isn((me, 1000), (peer, 80), t);
+        assert_eq!(base, g.isn((me, 1000), (peer, 80), t));
+        assert_ne!(base, g.isn((me, 1000), ("fd00::3".parse().unwrap(), 80), t));
+        assert_ne!(
+            base,
+            IsnGenerator::new([8; 16]).isn((me, 1000), (peer, 80), t)
+        );
+        let later = t + std::time::Duration::from_micros(400);
+        assert_eq!(g.isn((me, 1000), (peer, 80), later) - base, 100);
+        let v4 = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let mapped = (v4.0.to_ipv6_mapped(), v4.1.to_ipv6_mapped());
+        assert_ne!(g.ts_offset(v4.0, v4.1), g.ts_offset(mapped.0, mapped.1));
+        assert_ne!(g.port_offset(me, (peer, 80)), g.port_offset(me, (peer, 81)));
+        let ends = ((me, 80), (peer, 40_000));
+        assert_ne!(g.cookie_hash(ends, 1, 9), g.cookie_hash(ends, 1, 10));
+    }
 
     #[test]
     fn isn_depends_on_tuple_secret_and_clock() {

@@ -55,6 +55,38 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
+/// An address of either IP family, as the keyed hashes (ISNs, SYN
+/// cookies, timestamp and port offsets) and flow steering use it: its
+/// bytes, and a 64-bit fold in which XOR carries over (the fold of
+/// `a ^ b` is the XOR of the folds), so a hash of the two ends combined
+/// with XOR is the same from either end.
+pub trait HostAddr: Copy + Eq + std::hash::Hash + fmt::Debug {
+    type Octets: AsRef<[u8]>;
+    fn octets_of(&self) -> Self::Octets;
+    fn fold64(&self) -> u64;
+}
+
+impl HostAddr for std::net::Ipv4Addr {
+    type Octets = [u8; 4];
+    fn octets_of(&self) -> [u8; 4] {
+        self.octets()
+    }
+    fn fold64(&self) -> u64 {
+        u64::from(u32::from(*self))
+    }
+}
+
+impl HostAddr for std::net::Ipv6Addr {
+    type Octets = [u8; 16];
+    fn octets_of(&self) -> [u8; 16] {
+        self.octets()
+    }
+    fn fold64(&self) -> u64 {
+        let v = u128::from(*self);
+        (v >> 64) as u64 ^ v as u64
+    }
+}
+
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
