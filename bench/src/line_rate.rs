@@ -43,7 +43,7 @@ pub fn measure(bed: &Bed, mtu: usize, dur: Duration, reverse: bool) -> Result<Li
         let mut cfg = AfXdpConfig::new(dev);
         cfg.mtu = mtu;
         cfg.frame_size = if mtu + 14 > 2048 { 4096 } else { 2048 };
-        cfg.addresses = vec![addr];
+        cfg.addresses = vec![addr.into()];
         AfXdp::open(cfg).map_err(|e| format!("AF_XDP on {dev}: {e}"))
     };
     let stop = AtomicBool::new(false);

@@ -9,6 +9,7 @@ use std::net::SocketAddrV4;
 use std::process::Stdio;
 use std::time::{Duration, Instant as StdInstant};
 use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
+use xdptcp::device::Device;
 use xdptcp::iface::{IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::{Config, State, TcpError};
 use xdptcp::time::Instant;
@@ -25,7 +26,7 @@ fn stack(t: &Topology) -> (Interface, AfXdp) {
 fn stack_with(t: &Topology, tcp: Config) -> (Interface, AfXdp) {
     t.enter_ours().expect("enter our namespace");
     let cfg = AfXdpConfig {
-        addresses: vec![t.our_ip()],
+        addresses: vec![t.our_ip().into()],
         ..AfXdpConfig::new(&t.dev)
     };
     let dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
@@ -883,6 +884,94 @@ fn a_busy_interface_is_refused_with_advice() {
             msg.contains(&format!("ip link set dev {} xdp off", t2.dev)),
             "{msg}"
         );
+    })
+    .join()
+    .unwrap();
+}
+
+/// The XDP program with an IPv6 address of ours: the kernel's own IPv6
+/// address on the same interface still answers ping -6 from the peer,
+/// and the peer's neighbour solicitation for our address (to a multicast
+/// group the kernel listens on too) reaches our socket, a valid Neighbor
+/// Discovery message by our parsers (hop limit 255, our target).
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn ipv6_for_our_address_comes_to_us_and_the_kernel_keeps_its_own() {
+    use xdptcp::wire::ethernet::EthernetFrame;
+    use xdptcp::wire::icmpv6::Icmpv6;
+    use xdptcp::wire::ipv6::Ipv6Packet;
+    xdptcp_tools::topology::require_root();
+    let t = std::sync::Arc::new(Topology::create("v6", 216, false).expect("topology"));
+    let n = t.subnet;
+    let (kernel_v6, ours_v6, peer_v6) = (
+        format!("fd00:{n}::1"),
+        format!("fd00:{n}::10"),
+        format!("fd00:{n}::2"),
+    );
+    let run = |mut c: std::process::Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let add =
+        |dev: &str, a: &str| ["ip", "addr", "add", a, "dev", dev, "nodad"].map(str::to_string);
+    let v = add(&t.dev, &format!("{kernel_v6}/64"));
+    run(t.ours_cmd(&v.iter().map(String::as_str).collect::<Vec<_>>()));
+    let v = add(&t.peer_dev, &format!("{peer_v6}/64"));
+    run(t.peer_cmd(&v.iter().map(String::as_str).collect::<Vec<_>>()));
+    let ours: std::net::Ipv6Addr = ours_v6.parse().unwrap();
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        t2.enter_ours().expect("enter our namespace");
+        let cfg = AfXdpConfig {
+            addresses: vec![t2.our_ip().into(), ours.into()],
+            ..AfXdpConfig::new(&t2.dev)
+        };
+        let mut dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
+        let ping = |dst: &str| {
+            t2.peer_cmd(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", dst])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("ping")
+        };
+        let mut kernel = ping(&kernel_v6);
+        let mut to_us = ping(&ours_v6);
+        let start = StdInstant::now();
+        let mut solicited = 0;
+        let mut other = 0;
+        let (mut kernel_ok, mut to_us_done) = (None, false);
+        while (kernel_ok.is_none() || !to_us_done) && start.elapsed() < Duration::from_secs(20) {
+            dev.receive(now(start), 64, &mut |f| {
+                let ns = EthernetFrame::parse(f)
+                    .ok()
+                    .filter(|e| e.ethertype == 0x86dd)
+                    .and_then(|e| Ipv6Packet::parse(e.payload).ok())
+                    .filter(|p| p.hop_limit == 255 && p.next_header == 58)
+                    .and_then(|p| Icmpv6::parse(p.payload, p.src, p.dst).ok());
+                match ns {
+                    Some(Icmpv6::NeighborSolicit {
+                        target,
+                        source_lladdr,
+                    }) => {
+                        assert_eq!(target, ours);
+                        assert!(source_lladdr.is_some(), "the peer's MAC");
+                        solicited += 1;
+                    }
+                    _ => other += 1,
+                }
+            });
+            if kernel_ok.is_none() {
+                kernel_ok = kernel.try_wait().unwrap().map(|s| s.success());
+            }
+            to_us_done |= to_us.try_wait().unwrap().is_some();
+            dev.wait(1);
+        }
+        for mut p in [kernel, to_us] {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        assert_eq!(kernel_ok, Some(true), "ping -6 of the kernel's own address");
+        assert!(solicited >= 1, "no solicitation for our address reached us");
+        assert_eq!(other, 0, "only what we serve reaches us");
     })
     .join()
     .unwrap();

@@ -131,8 +131,9 @@ impl<A: CoreApp> Runtime<A> {
         let queues = cfg.queues.max(1);
         let mut afxdp = cfg.afxdp.clone();
         // The XDP program takes only what this stack serves.
-        if !afxdp.addresses.contains(&cfg.iface.ip) {
-            afxdp.addresses.push(cfg.iface.ip);
+        let ours = std::net::IpAddr::V4(cfg.iface.ip);
+        if !afxdp.addresses.contains(&ours) {
+            afxdp.addresses.push(ours);
         }
         let mut iface_cfg = cfg.iface.clone();
         if iface_cfg.rx_checksum == RxChecksum::Auto {

@@ -1,10 +1,12 @@
 //! The XDP program that sends the frames our stack serves to our AF_XDP
 //! socket for the queue they arrived on, and passes everything else to
 //! the kernel: IPv4 frames addressed to one of our addresses and ARP
-//! frames whose target is one of them (requests for us, replies to us).
-//! The host keeps its other addresses, IPv6 (neighbour discovery) and
-//! whatever else arrives on the interface. It is loaded and attached with
-//! the bpf(2) syscall directly: twenty instructions do not justify a BPF
+//! frames whose target is one of them (requests for us, replies to us);
+//! IPv6 packets addressed to one of ours and neighbour solicitations whose
+//! target is one of them (sent to a multicast group the host may share).
+//! The host keeps its other addresses of both families and whatever else
+//! arrives on the interface. It is loaded and attached with the bpf(2)
+//! syscall directly: a few dozen instructions do not justify a BPF
 //! toolchain.
 //!
 //! It is attached through a BPF link, which the kernel detaches when the
@@ -12,7 +14,7 @@
 //! is left clean.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
@@ -78,7 +80,7 @@ impl XdpRedirect {
     /// raw device benchmarks) and attaches it to `ifindex`.
     ///
     /// With `frags` the program declares that it handles multi-buffer
-    /// frames (it reads only the first 42 bytes, which are always in the
+    /// frames (it reads only the first 78 bytes, which are always in the
     /// first buffer), so the kernel hands it frames larger than a page,
     /// such as the 64 KB TSO/GSO segments a local veth peer sends, instead
     /// of dropping them.
@@ -86,7 +88,7 @@ impl XdpRedirect {
         ifindex: u32,
         queues: u32,
         flags: u32,
-        addrs: &[Ipv4Addr],
+        addrs: &[IpAddr],
         frags: bool,
     ) -> io::Result<Self> {
         let mut a = Attr::new();
@@ -150,28 +152,54 @@ enum Label {
     Pass,
     Arp,
     Check,
+    V6,
+    /// Past the compare of one IPv6 address (by its index; solicitation
+    /// targets after the destinations).
+    Next(usize),
     Redirect,
 }
 
 /// The program, as instructions. Packet bytes are read as little-endian
 /// words, so the constants below are network-order values byte-swapped:
-/// EtherType 0x0800 reads as 0x0008, 0x0806 as 0x0608, and an address
-/// a.b.c.d as the u32 with bytes [a, b, c, d].
+/// EtherType 0x0800 reads as 0x0008, 0x0806 as 0x0608, 0x86dd as 0xdd86,
+/// and an address a.b.c.d as the u32 with bytes [a, b, c, d] (an IPv6
+/// address as four such words).
 ///
 /// ```text
 ///       r6 = ctx; r2 = data; r3 = data_end
 ///       if data + 34 > data_end goto pass
 ///       r5 = ethertype
+///       if r5 == IPv6 goto v6                     (with IPv6 addresses)
 ///       if r5 != IPv4 goto arp
 ///       r5 = IPv4 destination (bytes 30..34); goto check
 /// arp:  if r5 != ARP goto pass
 ///       if data + 42 > data_end goto pass
 ///       r5 = ARP target protocol address (bytes 38..42)
 /// check: if (u32)r5 == addr goto redirect   (one per address)
+///       goto pass
+/// v6:   if data + 54 > data_end goto pass
+///       destination (bytes 38..54) == addr: goto redirect (per address)
+///       if data + 78 > data_end goto pass
+///       if next header (byte 20) != ICMPv6 or type (byte 54) != NS goto pass
+///       target (bytes 62..78) == addr: goto redirect (per address)
 /// pass: return XDP_PASS
 /// redirect: return bpf_redirect_map(xskmap, ctx->rx_queue_index, XDP_PASS)
 /// ```
-fn program(map_fd: i32, addrs: &[Ipv4Addr]) -> Vec<u64> {
+fn program(map_fd: i32, addrs: &[IpAddr]) -> Vec<u64> {
+    let v4: Vec<Ipv4Addr> = addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let v6: Vec<Ipv6Addr> = addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
     // (instruction, jump target to patch into its offset)
     let mut code: Vec<(u64, Option<Label>)> = Vec::new();
     let mut labels: Vec<(Label, usize)> = Vec::new();
@@ -185,6 +213,9 @@ fn program(map_fd: i32, addrs: &[Ipv4Addr]) -> Vec<u64> {
         op(&mut code, insn(0x07, 4, 0, 0, 34)); // r4 += 34
         jump(&mut code, insn(0x2d, 4, 3, 0, 0), Label::Pass); // if r4 > r3
         op(&mut code, insn(0x69, 5, 2, 12, 0)); // r5 = ethertype
+        if !v6.is_empty() {
+            jump(&mut code, insn(0x15, 5, 0, 0, 0xdd86), Label::V6); // == IPv6
+        }
         jump(&mut code, insn(0x55, 5, 0, 0, 0x0008), Label::Arp); // != IPv4
         op(&mut code, insn(0x61, 5, 2, 30, 0)); // r5 = IPv4 destination
         jump(&mut code, insn(0x05, 0, 0, 0, 0), Label::Check);
@@ -195,10 +226,48 @@ fn program(map_fd: i32, addrs: &[Ipv4Addr]) -> Vec<u64> {
         jump(&mut code, insn(0x2d, 4, 3, 0, 0), Label::Pass); // if r4 > r3
         op(&mut code, insn(0x61, 5, 2, 38, 0)); // r5 = ARP target address
         labels.push((Label::Check, code.len()));
-        for a in addrs {
+        for a in &v4 {
             let want = u32::from_le_bytes(a.octets()) as i32;
             // jmp32: compares the low 32 bits, so no sign extension of imm.
             jump(&mut code, insn(0x16, 5, 0, 0, want), Label::Redirect);
+        }
+        if !v6.is_empty() {
+            jump(&mut code, insn(0x05, 0, 0, 0, 0), Label::Pass);
+            labels.push((Label::V6, code.len()));
+            let bound = |code: &mut Vec<(u64, Option<Label>)>, n: i32| {
+                op(code, insn(0xbf, 4, 2, 0, 0)); // r4 = r2
+                op(code, insn(0x07, 4, 0, 0, n)); // r4 += n
+                jump(code, insn(0x2d, 4, 3, 0, 0), Label::Pass); // if r4 > r3
+            };
+            // One 128-bit compare: four words, the first three jumping
+            // past on a difference, the last to redirect on equality.
+            let mut compare = |code: &mut Vec<(u64, Option<Label>)>, at: i16, a: Ipv6Addr, k| {
+                let o = a.octets();
+                for w in 0..4 {
+                    let want = u32::from_le_bytes(o[w * 4..w * 4 + 4].try_into().expect("4"));
+                    op(code, insn(0x61, 5, 2, at + 4 * w as i16, 0)); // r5 = word
+                    if w < 3 {
+                        jump(code, insn(0x56, 5, 0, 0, want as i32), Label::Next(k));
+                    // jne32
+                    } else {
+                        jump(code, insn(0x16, 5, 0, 0, want as i32), Label::Redirect);
+                        // jeq32
+                    }
+                }
+                labels.push((Label::Next(k), code.len()));
+            };
+            bound(&mut code, 54);
+            for (k, a) in v6.iter().enumerate() {
+                compare(&mut code, 38, *a, k); // destination
+            }
+            bound(&mut code, 78);
+            op(&mut code, insn(0x71, 5, 2, 20, 0)); // r5 = next header (byte)
+            jump(&mut code, insn(0x55, 5, 0, 0, 58), Label::Pass); // != ICMPv6
+            op(&mut code, insn(0x71, 5, 2, 54, 0)); // r5 = ICMPv6 type
+            jump(&mut code, insn(0x55, 5, 0, 0, 135), Label::Pass); // != NS
+            for (k, a) in v6.iter().enumerate() {
+                compare(&mut code, 62, *a, v6.len() + k); // solicitation target
+            }
         }
         labels.push((Label::Pass, code.len()));
         op(&mut code, insn(0xb7, 0, 0, 0, XDP_PASS)); // r0 = XDP_PASS
@@ -238,7 +307,7 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::{insn, program};
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     /// Decodes (code, dst, src, off, imm) back out of an instruction.
     fn parts(i: u64) -> (u8, u8, u8, i16, i32) {
@@ -254,7 +323,10 @@ mod tests {
 
     #[test]
     fn the_filter_jumps_land_where_they_should() {
-        let addrs = [Ipv4Addr::new(10, 1, 2, 200), Ipv4Addr::new(192, 0, 2, 9)];
+        let addrs: [IpAddr; 2] = [
+            Ipv4Addr::new(10, 1, 2, 200).into(),
+            Ipv4Addr::new(192, 0, 2, 9).into(),
+        ];
         let p = program(7, &addrs);
         let at = |k: usize| parts(p[k]);
         // Every jump lands inside the program, forward.
@@ -287,6 +359,140 @@ mod tests {
         assert_eq!(5 + 1 + at(5).3 as usize, cmp[1] + 1);
         // Without addresses: the old redirect-everything program.
         assert_eq!(program(7, &[]).len(), 6);
+    }
+
+    /// Runs the program's filter over `frame` as the kernel would, for the
+    /// instructions it uses: Some(true) redirect, Some(false) pass, None
+    /// when it reads past the bounds it checked (the verifier's concern).
+    fn run(p: &[u64], frame: &[u8]) -> Option<bool> {
+        let mut r = [0u64; 11];
+        let mut checked = 0usize; // bytes proven present by a bounds check
+        let mut pc = 0usize;
+        const DATA: u64 = 1 << 32;
+        loop {
+            let (code, dst, src, off, imm) = parts(p[pc]);
+            let (dst, src) = (dst as usize, src as usize);
+            pc += 1;
+            let jump = |c: bool, pc: &mut usize| {
+                if c {
+                    *pc = (*pc as i64 + i64::from(off)) as usize;
+                }
+            };
+            match code {
+                0xbf => r[dst] = r[src],
+                0x07 => r[dst] = r[dst].wrapping_add(imm as u64),
+                0xb7 => r[dst] = imm as u64,
+                0x61 | 0x69 | 0x71 if r[src] == 0 => {
+                    // ctx fields: data, data_end, rx_queue_index
+                    r[dst] = match off {
+                        0 => DATA,
+                        4 => DATA + frame.len() as u64,
+                        _ => 0,
+                    };
+                }
+                0x61 | 0x69 | 0x71 => {
+                    let at = (r[src] - DATA) as usize + off as usize;
+                    let n = match code {
+                        0x61 => 4,
+                        0x69 => 2,
+                        _ => 1,
+                    };
+                    if at + n > checked {
+                        return None;
+                    }
+                    let mut b = [0u8; 8];
+                    b[..n].copy_from_slice(&frame[at..at + n]);
+                    r[dst] = u64::from_le_bytes(b);
+                }
+                0x2d => {
+                    // if r[dst] > r[src]: the bound was not proven.
+                    let past = r[dst] > r[src];
+                    if !past {
+                        checked = checked.max((r[dst] - DATA) as usize);
+                    }
+                    jump(past, &mut pc);
+                }
+                0x05 => jump(true, &mut pc),
+                0x15 => jump(r[dst] == imm as u64, &mut pc),
+                0x55 => jump(r[dst] != imm as u64, &mut pc),
+                0x16 => jump(r[dst] as u32 == imm as u32, &mut pc),
+                0x56 => jump(r[dst] as u32 != imm as u32, &mut pc),
+                0x18 => return Some(true), // the redirect's map load
+                0x95 => return Some(false),
+                _ => panic!("instruction {code:#x} not modelled"),
+            }
+        }
+    }
+
+    /// An Ethernet frame with an IPv6 packet to `dst` carrying `next` and
+    /// `payload`.
+    fn v6_frame(dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+        f[20] = next;
+        f[21] = 255;
+        f[22..38].copy_from_slice(&"fd00::99".parse::<Ipv6Addr>().unwrap().octets());
+        f[38..54].copy_from_slice(&dst.octets());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn ipv6_to_our_addresses_and_solicitations_for_them_are_redirected() {
+        let ours: Ipv6Addr = "fd00:7::10".parse().unwrap();
+        let other: Ipv6Addr = "fd00:7::1".parse().unwrap();
+        let v4 = Ipv4Addr::new(10, 7, 0, 10);
+        let p = program(
+            3,
+            &[
+                v4.into(),
+                ours.into(),
+                "fd00:7::20".parse::<Ipv6Addr>().unwrap().into(),
+            ],
+        );
+        let tcp = [0u8; 20];
+        assert_eq!(run(&p, &v6_frame(ours, 6, &tcp)), Some(true), "TCP to us");
+        assert_eq!(
+            run(&p, &v6_frame(other, 6, &tcp)),
+            Some(false),
+            "the kernel's"
+        );
+        let mut near = ours.octets();
+        near[15] ^= 1;
+        assert_eq!(
+            run(&p, &v6_frame(near.into(), 6, &tcp)),
+            Some(false),
+            "one bit off"
+        );
+        // A solicitation to the solicited-node group, for us or not.
+        let group: Ipv6Addr = "ff02::1:ff00:10".parse().unwrap();
+        let ns = |target: Ipv6Addr| {
+            let mut m = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
+            m.extend_from_slice(&target.octets());
+            v6_frame(group, 58, &m)
+        };
+        assert_eq!(run(&p, &ns(ours)), Some(true), "a solicitation for us");
+        assert_eq!(run(&p, &ns("fd00:7::20".parse().unwrap())), Some(true));
+        assert_eq!(run(&p, &ns(other)), Some(false), "for the kernel's address");
+        let mut na = ns(ours);
+        na[54] = 136;
+        assert_eq!(run(&p, &na), Some(false), "an advertisement to the group");
+        // Short frames pass without reading past what was checked.
+        assert_eq!(run(&p, &v6_frame(ours, 6, &[])[..50]), Some(false));
+        assert_eq!(run(&p, &ns(ours)[..70]), Some(false));
+        // IPv4 and ARP as before.
+        let mut f4 = vec![0u8; 42];
+        f4[12..14].copy_from_slice(&[0x08, 0x00]);
+        f4[30..34].copy_from_slice(&v4.octets());
+        assert_eq!(run(&p, &f4), Some(true));
+        f4[33] ^= 1;
+        assert_eq!(run(&p, &f4), Some(false));
+        // Without IPv6 addresses, IPv6 all goes to the kernel.
+        let p4 = program(3, &[v4.into()]);
+        assert_eq!(run(&p4, &v6_frame(ours, 6, &tcp)), Some(false));
+        assert_eq!(run(&p4, &ns(ours)), Some(false));
     }
 
     #[test]

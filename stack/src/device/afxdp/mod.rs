@@ -136,10 +136,11 @@ pub struct AfXdpConfig {
     pub mtu: usize,
     /// Where the XDP program hooks in.
     pub mode: XdpMode,
-    /// The IPv4 addresses the stack serves: only frames for them (and ARP
-    /// naming them) come to us, the kernel keeps the rest. Empty takes
-    /// every frame of the queue (raw device benchmarks only).
-    pub addresses: Vec<std::net::Ipv4Addr>,
+    /// The addresses the stack serves: only frames for them (and ARP or
+    /// neighbour solicitations naming them) come to us, the kernel keeps
+    /// the rest. Empty takes every frame of the queue (raw device
+    /// benchmarks only).
+    pub addresses: Vec<std::net::IpAddr>,
     /// How long to wait for a queue that a closed socket still holds (the
     /// kernel releases it asynchronously) before giving up.
     pub bind_timeout: std::time::Duration,
