@@ -976,3 +976,79 @@ fn ipv6_for_our_address_comes_to_us_and_the_kernel_keeps_its_own() {
     .join()
     .unwrap();
 }
+
+/// `ping -6` of our stack's IPv6 address from the kernel peer: the
+/// kernel solicits our MAC (Neighbor Discovery), our stack advertises it
+/// and answers the echo requests.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn kernel_pings_our_stack_over_ipv6() {
+    xdptcp_tools::topology::require_root();
+    let t = std::sync::Arc::new(Topology::create("p6", 220, false).expect("topology"));
+    let n = t.subnet;
+    let (ours_v6, peer_v6) = (format!("fd00:{n}::10"), format!("fd00:{n}::2"));
+    let o = t
+        .peer_cmd(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{peer_v6}/64"),
+            "dev",
+            &t.peer_dev,
+            "nodad",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours: std::net::Ipv6Addr = ours_v6.parse().unwrap();
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        t2.enter_ours().expect("enter our namespace");
+        let cfg = AfXdpConfig {
+            addresses: vec![t2.our_ip().into(), ours.into()],
+            ..AfXdpConfig::new(&t2.dev)
+        };
+        let mut dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
+        let mut iface = Interface::new(IfaceConfig {
+            mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),
+            ip: t2.our_ip(),
+            prefix_len: 24,
+            gateway: None,
+            isn_secret: [9; 16],
+            tcp: Config::default(),
+            rx_checksum: RxChecksum::Verify,
+        });
+        iface.add_ipv6(ours).unwrap();
+        let start = StdInstant::now();
+        let mut ping = t2
+            .peer_cmd(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &ours_v6])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ping");
+        let mut status = None;
+        while status.is_none() && start.elapsed() < Duration::from_secs(20) {
+            iface.poll(now(start), &mut dev);
+            status = ping.try_wait().unwrap();
+            dev.wait(1);
+        }
+        let _ = ping.kill();
+        let _ = ping.wait();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the kernel's ping -6 got no replies: {:?}",
+            iface.stats()
+        );
+        assert!(
+            iface.stats().icmpv6_echo_answered >= 3,
+            "{:?}",
+            iface.stats()
+        );
+        assert!(
+            iface.stats().nd_solicitations_answered >= 1,
+            "{:?}",
+            iface.stats()
+        );
+    })
+    .join()
+    .unwrap();
+}

@@ -175,6 +175,16 @@ impl Interface {
                 };
                 build_icmp(buf, me_mac, mac, me_ip, ip, self.ip_ident, &echo)
             }
+            Control::Icmpv6 { mac, src, dst, msg } => {
+                build_icmpv6(buf, me_mac, mac, src, dst, |b| match &msg {
+                    Icmpv6Out::NeighborAdvert { target, flags } => {
+                        icmpv6::emit_neighbor_advert(b, src, dst, *target, *flags, me_mac)
+                    }
+                    Icmpv6Out::EchoReply { ident, seq, data } => {
+                        icmpv6::emit_echo(b, src, dst, false, *ident, *seq, data)
+                    }
+                })
+            }
             Control::Tcp { mac, tuple, t } => self.stateless_tcp(buf, mac, &tuple, &t),
         };
         r.ok()

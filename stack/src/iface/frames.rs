@@ -99,3 +99,32 @@ pub(super) fn build_tcp_frame(
     ip.emit(&mut buf[ip_at..])?;
     Ok(total)
 }
+
+/// Builds Ethernet + IPv6 + an ICMPv6 message that `body` writes (with
+/// its checksum) into the buffer after the headers. Hop limit 255, which
+/// Neighbor Discovery requires and echo replies may use.
+pub(super) fn build_icmpv6(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    body: impl FnOnce(&mut [u8]) -> Result<usize, WireError>,
+) -> Result<usize, WireError> {
+    use crate::wire::ipv6;
+    ethernet::emit(buf, dst_mac, src_mac, ethernet::ETHERTYPE_IPV6)?;
+    let ip_at = ethernet::HEADER_LEN;
+    let body_at = ip_at + ipv6::HEADER_LEN;
+    let n = body(buf.get_mut(body_at..).ok_or(WireError::BufferTooSmall)?)?;
+    let hdr = ipv6::Ipv6Header {
+        src,
+        dst,
+        next_header: ipv6::NEXT_ICMPV6,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+        payload_len: u16::try_from(n).map_err(|_| WireError::BadLength)?,
+    };
+    hdr.emit(&mut buf[ip_at..])?;
+    Ok(body_at + n)
+}

@@ -11,13 +11,15 @@ impl Interface {
             Ok(e) => e,
             Err(e) => return self.count_error(e),
         };
-        if eth.dst != self.cfg.mac && !eth.dst.is_broadcast() {
+        if eth.dst != self.cfg.mac && !eth.dst.is_broadcast() && !self.is_our_multicast_mac(eth.dst)
+        {
             self.stats.rx_not_for_us += 1;
             return;
         }
         match eth.ethertype {
             ethernet::ETHERTYPE_ARP => self.ingress_arp(eth.payload, now),
             ethernet::ETHERTYPE_IPV4 => self.ingress_ipv4(eth.src, eth.payload, frame, now),
+            ethernet::ETHERTYPE_IPV6 => self.ingress_ipv6(eth.src, eth.payload, now),
             _ => self.stats.rx_unsupported += 1,
         }
     }

@@ -24,6 +24,7 @@ mod time_waits;
 mod egress;
 mod frames;
 mod ingress;
+mod ipv6;
 mod passive_open;
 
 use crate::device::{Device, RxFrame};
@@ -35,6 +36,7 @@ use crate::time::{earliest, Instant};
 use crate::wire::arp::{ArpOp, ArpPacket};
 use crate::wire::ethernet::{self, EthernetFrame, MacAddr};
 use crate::wire::icmp::{self, IcmpEcho};
+use crate::wire::icmpv6;
 use crate::wire::ipv4::{self, Ipv4Header, Ipv4Packet};
 use crate::wire::tcp::{self as tcpwire, FastOpen, Flags, TcpHeader, TcpSegment};
 use crate::wire::WireError;
@@ -68,6 +70,8 @@ pub enum IfaceError {
     BadHandle,
     /// `Limits` reached: (open connections, buffer bytes held).
     Limit(usize, usize),
+    /// An address the interface cannot take, and why.
+    BadAddress(String),
 }
 
 impl fmt::Display for IfaceError {
@@ -81,6 +85,7 @@ impl fmt::Display for IfaceError {
             ),
             IfaceError::NotListening(p) => write!(f, "nothing listens on port {p}"),
             IfaceError::BadHandle => f.write_str("no such connection"),
+            IfaceError::BadAddress(why) => write!(f, "cannot use that address: {why}"),
             IfaceError::Limit(n, bytes) => write!(
                 f,
                 "connection limit reached: {n} open connections holding {} MiB of buffers",
@@ -151,6 +156,14 @@ enum Control {
         seq: u16,
         data: Vec<u8>,
     },
+    /// An ICMPv6 message from our address `src` (a neighbour
+    /// advertisement, an echo reply).
+    Icmpv6 {
+        mac: MacAddr,
+        src: std::net::Ipv6Addr,
+        dst: std::net::Ipv6Addr,
+        msg: Icmpv6Out,
+    },
     /// A TCP segment without payload that no connection sends: a reset,
     /// a SYN-ACK whose sequence number is a SYN cookie, a TIME-WAIT
     /// record's ACK.
@@ -161,8 +174,23 @@ enum Control {
     },
 }
 
+enum Icmpv6Out {
+    NeighborAdvert {
+        target: std::net::Ipv6Addr,
+        flags: u8,
+    },
+    EchoReply {
+        ident: u16,
+        seq: u16,
+        data: Vec<u8>,
+    },
+}
+
 pub struct Interface {
     cfg: IfaceConfig,
+    /// Our IPv6 addresses (`add_ipv6`), and their neighbours.
+    ipv6: Vec<std::net::Ipv6Addr>,
+    neighbors6: NeighborCache<std::net::Ipv6Addr>,
     isn: IsnGenerator,
     neighbors: NeighborCache,
     tcp: TcpTable,
@@ -220,6 +248,8 @@ impl Interface {
             isn: IsnGenerator::new(cfg.isn_secret),
             cfg,
             neighbors: NeighborCache::default(),
+            ipv6: Vec::new(),
+            neighbors6: NeighborCache::default(),
             tcp: TcpTable::default(),
             control: VecDeque::new(),
             stats: IfaceStats::default(),

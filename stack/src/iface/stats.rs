@@ -15,6 +15,13 @@ pub struct IfaceStats {
     /// mappings not learned because every entry was in use.
     pub arp_limited: u64,
     pub icmp_echo_answered: u64,
+    /// IPv6: echo requests answered, neighbour solicitations for our
+    /// addresses answered, and Neighbor Discovery messages dropped for a
+    /// hop limit below 255 (forwarded, so not from the link) or a target
+    /// not ours.
+    pub icmpv6_echo_answered: u64,
+    pub nd_solicitations_answered: u64,
+    pub nd_dropped: u64,
     pub tcp_segments_in: u64,
     /// Segments in that carried data, and bare ACKs out (no data, no
     /// SYN, FIN or RST): a receiver in bulk sends one ACK per received

@@ -1,0 +1,162 @@
+//! IPv6 on the interface, so far: our addresses, Neighbor Discovery
+//! (RFC 4861) for them and echo (RFC 4443). A neighbour solicitation for
+//! one of our addresses is answered with an advertisement carrying our
+//! MAC, and teaches us the soliciting neighbour's; advertisements teach
+//! us the target's. TCP over IPv6 is not served yet: such segments are
+//! counted as unsupported.
+
+use super::*;
+use crate::wire::icmpv6::{self, Icmpv6};
+use crate::wire::ipv6::{self, Ipv6Packet};
+use std::net::Ipv6Addr;
+
+/// Addresses of one family an interface takes at most.
+pub const MAX_IPV6_ADDRESSES: usize = 16;
+
+/// The all-nodes group (RFC 4291 2.7.1), where an advertisement answering
+/// a duplicate address detection probe goes.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+impl Interface {
+    /// Serves `addr` too (Neighbor Discovery and echo for it). Its
+    /// frames reach the interface only if the device's filter lets them
+    /// (AF_XDP: `AfXdpConfig::addresses`).
+    pub fn add_ipv6(&mut self, addr: Ipv6Addr) -> Result<(), IfaceError> {
+        if addr.is_multicast() || addr.is_unspecified() {
+            return Err(IfaceError::BadAddress(format!(
+                "{addr} is not a unicast address"
+            )));
+        }
+        if !self.ipv6.contains(&addr) {
+            if self.ipv6.len() >= MAX_IPV6_ADDRESSES {
+                return Err(IfaceError::BadAddress(format!(
+                    "more than {MAX_IPV6_ADDRESSES} IPv6 addresses"
+                )));
+            }
+            self.ipv6.push(addr);
+        }
+        Ok(())
+    }
+
+    pub fn ipv6_addresses(&self) -> &[Ipv6Addr] {
+        &self.ipv6
+    }
+
+    /// The Ethernet groups we listen on: each address's solicited-node
+    /// group, and all-nodes.
+    pub(super) fn is_our_multicast_mac(&self, mac: MacAddr) -> bool {
+        !self.ipv6.is_empty() && mac == icmpv6::multicast_mac(ALL_NODES)
+            || self
+                .ipv6
+                .iter()
+                .any(|a| mac == icmpv6::multicast_mac(icmpv6::solicited_node(*a)))
+    }
+
+    pub(super) fn ingress_ipv6(&mut self, src_mac: MacAddr, payload: &[u8], now: Instant) {
+        let ip = match Ipv6Packet::parse(payload) {
+            Ok(p) => p,
+            Err(e) => return self.count_error(e),
+        };
+        let unicast = self.ipv6.contains(&ip.dst);
+        let group = ip.dst == ALL_NODES
+            || self
+                .ipv6
+                .iter()
+                .any(|a| ip.dst == icmpv6::solicited_node(*a));
+        if !unicast && !group {
+            self.stats.rx_not_for_us += 1;
+            return;
+        }
+        if ip.is_fragment {
+            self.stats.rx_fragments_dropped += 1;
+            return;
+        }
+        if ip.next_header != ipv6::NEXT_ICMPV6 {
+            self.stats.rx_unsupported += 1;
+            return;
+        }
+        let msg = match Icmpv6::parse(ip.payload, ip.src, ip.dst) {
+            Ok(m) => m,
+            Err(e) => return self.count_error(e),
+        };
+        match msg {
+            Icmpv6::NeighborSolicit {
+                target,
+                source_lladdr,
+            } => self.on_neighbor_solicit(&ip, target, source_lladdr, src_mac, now),
+            Icmpv6::NeighborAdvert {
+                target,
+                target_lladdr,
+                ..
+            } => {
+                // RFC 4861 7.1.2: hop limit 255.
+                if ip.hop_limit != 255 {
+                    self.stats.nd_dropped += 1;
+                    return;
+                }
+                if let Some(mac) = target_lladdr {
+                    self.neighbors6.learn(target, mac, now);
+                }
+            }
+            Icmpv6::Echo {
+                request: true,
+                ident,
+                seq,
+                data,
+            } if unicast => {
+                self.stats.icmpv6_echo_answered += 1;
+                self.push_control(Control::Icmpv6 {
+                    mac: src_mac,
+                    src: ip.dst,
+                    dst: ip.src,
+                    msg: Icmpv6Out::EchoReply {
+                        ident,
+                        seq,
+                        data: data.to_vec(),
+                    },
+                });
+            }
+            _ => self.stats.rx_unsupported += 1,
+        }
+    }
+
+    /// RFC 4861 7.1.1 and 7.2.3-7.2.4: from the link (hop limit 255), for
+    /// one of our addresses; a solicitation from the unspecified address
+    /// (another node's duplicate address detection) carries no link-layer
+    /// address and is answered to all nodes, unsolicited.
+    fn on_neighbor_solicit(
+        &mut self,
+        ip: &Ipv6Packet<'_>,
+        target: Ipv6Addr,
+        source_lladdr: Option<MacAddr>,
+        src_mac: MacAddr,
+        now: Instant,
+    ) {
+        let from_dad = ip.src.is_unspecified();
+        if ip.hop_limit != 255
+            || !self.ipv6.contains(&target)
+            || (from_dad && source_lladdr.is_some())
+        {
+            self.stats.nd_dropped += 1;
+            return;
+        }
+        self.stats.nd_solicitations_answered += 1;
+        let (dst, mac, flags) = if from_dad {
+            (
+                ALL_NODES,
+                icmpv6::multicast_mac(ALL_NODES),
+                icmpv6::NA_OVERRIDE,
+            )
+        } else {
+            let mac = source_lladdr.unwrap_or(src_mac);
+            self.neighbors6.learn(ip.src, mac, now);
+            (ip.src, mac, icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE)
+        };
+        self.push_control(Control::Icmpv6 {
+            mac,
+            src: target,
+            dst,
+            msg: Icmpv6Out::NeighborAdvert { target, flags },
+        });
+    }
+}
