@@ -12,8 +12,11 @@ pub struct NetArgs {
     #[arg(long)]
     pub dev: String,
     /// Our address on it, ADDR/PREFIX (the kernel must not also own it).
-    #[arg(long)]
-    pub ip: String,
+    /// Repeat it for IPv6 addresses besides the IPv4 one (e.g. --ip
+    /// 10.9.0.1/24 --ip fd00::1/64): so far they answer Neighbor
+    /// Discovery and ping; TCP runs over the IPv4 address.
+    #[arg(long, required = true)]
+    pub ip: Vec<String>,
     /// Router for destinations outside our subnet.
     #[arg(long)]
     pub gateway: Option<std::net::Ipv4Addr>,
@@ -119,6 +122,7 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
         },
         poll: n.poll,
         iface: setup.iface_config()?,
+        ipv6: setup.ipv6.clone(),
         limits: xdptcp::iface::Limits {
             max_connections: n.max_connections,
             max_buffer_bytes: n.max_buffer_mib << 20,

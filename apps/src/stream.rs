@@ -578,31 +578,63 @@ pub struct NetSetup {
     pub ip: std::net::Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Option<std::net::Ipv4Addr>,
+    /// IPv6 addresses besides (Neighbor Discovery and ping so far).
+    pub ipv6: Vec<std::net::Ipv6Addr>,
 }
 
 impl NetSetup {
-    /// `dev` is `afxdp:IFNAME`, `ip` is `ADDR/PREFIX`.
-    pub fn parse(dev: &str, ip: &str, gateway: Option<std::net::Ipv4Addr>) -> Result<Self, String> {
+    /// `dev` is `afxdp:IFNAME`; each of `ips` is `ADDR/PREFIX`, exactly
+    /// one of them IPv4.
+    pub fn parse<S: AsRef<str>>(
+        dev: &str,
+        ips: &[S],
+        gateway: Option<std::net::Ipv4Addr>,
+    ) -> Result<Self, String> {
         let ifname = dev
             .strip_prefix("afxdp:")
             .filter(|n| !n.is_empty())
             .ok_or_else(|| format!("--dev '{dev}': use afxdp:IFNAME, for example afxdp:veth0"))?;
-        let (addr, prefix) = ip
-            .split_once('/')
-            .ok_or_else(|| format!("--ip '{ip}': use ADDR/PREFIX, for example 10.9.0.1/24"))?;
-        let ip = addr
-            .parse()
-            .map_err(|_| format!("--ip '{addr}' is not an IPv4 address"))?;
-        let prefix_len = prefix
-            .parse::<u8>()
-            .ok()
-            .filter(|p| (1..=32).contains(p))
-            .ok_or_else(|| format!("--ip prefix '/{prefix}' must be 1..32"))?;
+        let mut v4 = None;
+        let mut ipv6 = Vec::new();
+        for ip in ips {
+            let ip = ip.as_ref();
+            let (addr, prefix) = ip
+                .split_once('/')
+                .ok_or_else(|| format!("--ip '{ip}': use ADDR/PREFIX, for example 10.9.0.1/24"))?;
+            let prefix = prefix.parse::<u8>().ok();
+            match addr.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(a)) => {
+                    let p = prefix
+                        .filter(|p| (1..=32).contains(p))
+                        .ok_or_else(|| format!("--ip '{ip}': an IPv4 prefix is 1..32"))?;
+                    if v4.replace((a, p)).is_some() {
+                        return Err(format!(
+                            "--ip '{ip}': one IPv4 address only (repeat --ip for IPv6 ones)"
+                        ));
+                    }
+                }
+                Ok(std::net::IpAddr::V6(a)) => {
+                    prefix
+                        .filter(|p| (1..=128).contains(p))
+                        .ok_or_else(|| format!("--ip '{ip}': an IPv6 prefix is 1..128"))?;
+                    if a.is_multicast() || a.is_unspecified() {
+                        return Err(format!("--ip '{ip}': not a unicast address"));
+                    }
+                    ipv6.push(a);
+                }
+                Err(_) => return Err(format!("--ip '{addr}' is not an IP address")),
+            }
+        }
+        let (ip, prefix_len) = v4.ok_or_else(|| {
+            "--ip: an IPv4 address is needed (TCP runs over IPv4 so far), e.g. --ip 10.9.0.1/24"
+                .to_string()
+        })?;
         Ok(NetSetup {
             ifname: ifname.to_string(),
             ip,
             prefix_len,
             gateway,
+            ipv6,
         })
     }
 
@@ -634,6 +666,28 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn ip_takes_one_ipv4_address_and_any_ipv6_ones() {
+        let s = NetSetup::parse(
+            "afxdp:v0",
+            &["10.9.0.1/24", "fd00::1/64", "fd00::7/64"],
+            None,
+        )
+        .unwrap();
+        assert_eq!((s.ip, s.prefix_len), ("10.9.0.1".parse().unwrap(), 24));
+        let want: Vec<std::net::Ipv6Addr> =
+            vec!["fd00::1".parse().unwrap(), "fd00::7".parse().unwrap()];
+        assert_eq!(s.ipv6, want);
+        let err = |ips: &[&str]| NetSetup::parse("afxdp:v0", ips, None).err().unwrap();
+        assert!(err(&["fd00::1/64"]).contains("an IPv4 address is needed"));
+        assert!(err(&["10.9.0.1/24", "10.9.0.2/24"]).contains("one IPv4 address only"));
+        assert!(err(&["10.9.0.1/33"]).contains("1..32"));
+        assert!(err(&["10.9.0.1/24", "fd00::1/129"]).contains("1..128"));
+        assert!(err(&["10.9.0.1/24", "ff02::1/64"]).contains("unicast"));
+        assert!(err(&["nope/24"]).contains("not an IP address"));
+        assert!(err(&["10.9.0.1"]).contains("ADDR/PREFIX"));
     }
 
     #[test]

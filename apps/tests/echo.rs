@@ -121,3 +121,84 @@ fn echo_works_against_linux_and_against_ourselves() {
     assert_ok(&o, "xdptcp client -> xdptcp server, 100K x 50 x 3");
     assert!(srv.wait_with_output().unwrap().status.success());
 }
+
+/// An IPv6 address given with a second --ip: the kernel peer's ping -6
+/// reaches our stack (Neighbor Discovery and echo), while TCP keeps
+/// working over the IPv4 one.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn a_second_ip_of_ipv6_answers_ping6() {
+    require_root();
+    let t = Topology::create("e6", 221, false).expect("topology");
+    let n = t.subnet;
+    let (ours, peer) = (format!("fd00:{n}::10"), format!("fd00:{n}::2"));
+    let o = t
+        .peer_cmd(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{peer}/64"),
+            "dev",
+            &t.peer_dev,
+            "nodad",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut srv = t
+        .ours_cmd(&[env!("CARGO_BIN_EXE_echo_server")])
+        .args([
+            "--port",
+            "7",
+            "--max-conns",
+            "1",
+            "--timeout",
+            "60s",
+            "--cpus",
+            "1",
+        ])
+        .args(["--dev", &format!("afxdp:{}", t.dev)])
+        .args([
+            "--ip",
+            &format!("{}/24", t.our_ip()),
+            "--ip",
+            &format!("{ours}/64"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(srv.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    let ping = t
+        .peer_cmd(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &ours])
+        .output()
+        .unwrap();
+    // One TCP echo over IPv4, which also ends the server (--max-conns 1).
+    let py = t
+        .peer_cmd(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket\nc=socket.create_connection(('{}',7),timeout=20)\n\
+                 c.sendall(b'six');assert c.recv(10)==b'six';c.close();print('ok')",
+                t.our_ip()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(
+        ping.status.success(),
+        "ping -6: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&py.stdout).contains("ok"),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+}

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     eprintln!(
         "echo_server: listening on port {} of {} ({} core(s))",
         cli.port,
-        cli.net.ip,
+        cli.net.ip.join(" "),
         rt.cores()
     );
     let stats = cli.net.stats.map(Duration::from_secs_f64);

@@ -58,6 +58,9 @@ pub struct RuntimeConfig {
     pub pin: Option<Vec<usize>>,
     pub poll: PollMode,
     pub iface: IfaceConfig,
+    /// IPv6 addresses served besides `iface.ip` (Neighbor Discovery and
+    /// echo so far: `iface/ipv6.rs`).
+    pub ipv6: Vec<std::net::Ipv6Addr>,
     /// What peers may make each core's interface hold (`iface::Limits`).
     pub limits: crate::iface::Limits,
 }
@@ -85,6 +88,7 @@ impl RuntimeConfig {
                 tcp: crate::tcp::Config::default(),
                 rx_checksum: crate::iface::RxChecksum::Auto,
             },
+            ipv6: Vec::new(),
             limits: crate::iface::Limits::default(),
         })
     }
@@ -131,9 +135,12 @@ impl<A: CoreApp> Runtime<A> {
         let queues = cfg.queues.max(1);
         let mut afxdp = cfg.afxdp.clone();
         // The XDP program takes only what this stack serves.
-        let ours = std::net::IpAddr::V4(cfg.iface.ip);
-        if !afxdp.addresses.contains(&ours) {
-            afxdp.addresses.push(ours);
+        let ours = std::iter::once(std::net::IpAddr::V4(cfg.iface.ip))
+            .chain(cfg.ipv6.iter().map(|a| std::net::IpAddr::V6(*a)));
+        for a in ours {
+            if !afxdp.addresses.contains(&a) {
+                afxdp.addresses.push(a);
+            }
         }
         let mut iface_cfg = cfg.iface.clone();
         if iface_cfg.rx_checksum == RxChecksum::Auto {
@@ -176,6 +183,11 @@ impl<A: CoreApp> Runtime<A> {
         for (core, dev) in devs.into_iter().enumerate() {
             let mut iface = Interface::new(iface_cfg.clone());
             iface.set_limits(cfg.limits);
+            for a in &cfg.ipv6 {
+                iface
+                    .add_ipv6(*a)
+                    .map_err(|e| AfXdpError::Setup(format!("IPv6 address {a}: {e}")))?;
+            }
             let me = cfg.iface.ip;
             iface.set_port_filter(move |port, remote| {
                 steer::flow_owner((me, port), (*remote.ip(), remote.port()), cores) == core
