@@ -72,10 +72,37 @@ fn exchange(
         .collect()
 }
 
+/// An interface serving `OURS`, its announcement sent.
 fn iface6() -> Interface {
     let mut i = iface();
     i.add_ipv6(OURS).unwrap();
+    assert_eq!(exchange(&mut i, Vec::new()).len(), 1, "the announcement");
     i
+}
+
+#[test]
+fn an_address_taken_is_announced_to_all_nodes() {
+    let mut i = iface();
+    i.add_ipv6(OURS).unwrap();
+    let out = exchange(&mut i, Vec::new());
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    assert_eq!(out.len(), 1);
+    let (mac, src, dst, hops, msg) = &out[0];
+    assert_eq!(
+        (*mac, *src, *dst, *hops),
+        (icmpv6::multicast_mac(all_nodes), OURS, all_nodes, 255)
+    );
+    assert_eq!(
+        Icmpv6::parse(msg, OURS, all_nodes),
+        Ok(Icmpv6::NeighborAdvert {
+            target: OURS,
+            flags: icmpv6::NA_OVERRIDE,
+            target_lladdr: Some(US_MAC),
+        })
+    );
+    // Taken again: nothing new to say.
+    i.add_ipv6(OURS).unwrap();
+    assert!(exchange(&mut i, Vec::new()).is_empty());
 }
 
 #[test]
@@ -172,5 +199,14 @@ fn only_unicast_addresses_are_taken() {
     assert!(i.add_ipv6(Ipv6Addr::UNSPECIFIED).is_err());
     assert!(i.add_ipv6(OURS).is_ok());
     assert!(i.add_ipv6(OURS).is_ok(), "again: no change");
-    assert_eq!(i.ipv6_addresses(), &[OURS]);
+    for k in 1..16 {
+        i.add_ipv6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, k))
+            .unwrap();
+    }
+    let err = i
+        .add_ipv6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 2, 0))
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 16"), "{err}");
+    assert_eq!(i.ipv6_addresses().len(), 16);
+    assert_eq!(i.ipv6_addresses()[0], OURS);
 }

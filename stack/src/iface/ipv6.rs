@@ -2,8 +2,17 @@
 //! (RFC 4861) for them and echo (RFC 4443). A neighbour solicitation for
 //! one of our addresses is answered with an advertisement carrying our
 //! MAC, and teaches us the soliciting neighbour's; advertisements teach
-//! us the target's. TCP over IPv6 is not served yet: such segments are
-//! counted as unsupported.
+//! us the target's. An address taken is announced once to all nodes
+//! (an unsolicited advertisement, RFC 4861 7.2.6), so neighbours that
+//! cached another MAC for it update at once. TCP over IPv6 is not served
+//! yet: such segments are counted as unsupported.
+//!
+//! No duplicate address detection (RFC 4862 5.4) before using an
+//! address: the operator gives the stack addresses the host does not use
+//! (as `ip addr add ... nodad`), the kernel keeps its own, and waiting a
+//! second per address at start would delay every program. Another
+//! node's detection probe for one of ours is answered, which makes that
+//! node give the address up.
 
 use super::*;
 use crate::wire::icmpv6::{self, Icmpv6};
@@ -34,6 +43,15 @@ impl Interface {
                 )));
             }
             self.ipv6.push(addr);
+            self.push_control(Control::Icmpv6 {
+                mac: icmpv6::multicast_mac(ALL_NODES),
+                src: addr,
+                dst: ALL_NODES,
+                msg: Icmpv6Out::NeighborAdvert {
+                    target: addr,
+                    flags: icmpv6::NA_OVERRIDE,
+                },
+            });
         }
         Ok(())
     }
