@@ -97,8 +97,14 @@ pub fn tcp_info(i: &Info) -> [u8; TCP_INFO_LEN] {
     ] {
         put(&v.to_ne_bytes(), &mut at);
     }
-    // delivery_rate, busy_time, rwnd_limited, sndbuf_limited
-    for v in [0u64; 4] {
+    // delivery_rate (not kept), busy_time, rwnd_limited, sndbuf_limited
+    let micros = |d: std::time::Duration| d.as_micros() as u64;
+    for v in [
+        0,
+        micros(i.busy_time),
+        micros(i.rwnd_limited),
+        micros(i.sndbuf_limited),
+    ] {
         put(&v.to_ne_bytes(), &mut at);
     }
     for v in [sat(i.delivered), 0] {

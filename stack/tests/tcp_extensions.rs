@@ -1469,3 +1469,82 @@ fn syn_data_sent_again_counts_as_retransmitted_until_acknowledged() {
     );
     assert_eq!(c.info(t(40)).retrans, 0);
 }
+
+/// tcp_info's chronographs, as packetdrill's tcp-info-rwnd-limited plays
+/// them: time held back by the peer's window, and busy time (all the time
+/// data waited to be delivered), each stopping when the window opens or
+/// everything is acknowledged.
+#[test]
+fn info_counts_time_held_back_by_the_peers_window_and_busy_time() {
+    let cfg = Config {
+        unsent_limit: xdptcp::tcp::UnsentLimit::Off,
+        ..Config::default()
+    };
+    let mut c = Connection::connect(cfg, SeqNum(ISS));
+    drain(&mut c, t(0));
+    // The SYN-ACK offers a zero window.
+    let mut syn_ack = seg(PEER, ISS + 1, Flags::SYN | Flags::ACK, None, &[]);
+    syn_ack.options.mss = Some(1000);
+    syn_ack.window = 0;
+    c.on_segment(&syn_ack, t(10));
+    drain(&mut c, t(10));
+    let ms = |d: Duration| d.as_millis();
+    assert_eq!(ms(c.info(t(10)).rwnd_limited), 0);
+    c.send(&[1u8; 1000]).unwrap();
+    drain(&mut c, t(10));
+    assert_eq!(ms(c.info(t(110)).rwnd_limited), 100);
+    // The window opens at 210: the data goes, the window is no longer
+    // to blame.
+    let mut open = seg(PEER + 1, ISS + 1, Flags::ACK, None, &[]);
+    open.window = 2000;
+    c.on_segment(&open, t(210));
+    assert!(drain(&mut c, t(210)).iter().any(|s| s.payload_len == 1000));
+    assert_eq!(ms(c.info(t(240)).rwnd_limited), 200);
+    // All acknowledged at 240 (with a 10-byte window): nothing runs.
+    let mut acked = seg(PEER + 1, ISS + 1001, Flags::ACK, None, &[]);
+    acked.window = 10;
+    c.on_segment(&acked, t(240));
+    drain(&mut c, t(240));
+    assert_eq!(ms(c.info(t(300)).busy_time), 230);
+    // Again held back from 240 to 340.
+    c.send(&[2u8; 1000]).unwrap();
+    drain(&mut c, t(240));
+    let mut reopen = seg(PEER + 1, ISS + 1001, Flags::ACK, None, &[]);
+    reopen.window = 2000;
+    c.on_segment(&reopen, t(340));
+    drain(&mut c, t(340));
+    let i = c.info(t(340));
+    assert_eq!((ms(i.rwnd_limited), ms(i.busy_time)), (300, 330));
+    c.on_segment(&seg(PEER + 1, ISS + 2001, Flags::ACK, None, &[]), t(360));
+    assert_eq!(ms(c.info(t(500)).busy_time), 350);
+    assert_eq!(ms(c.info(t(500)).sndbuf_limited), 0);
+}
+
+/// A writer turned away by a full send buffer: the buffer is the limit
+/// until an ACK makes room.
+#[test]
+fn info_counts_time_a_writer_waited_for_the_send_buffer() {
+    let cfg = Config {
+        unsent_limit: xdptcp::tcp::UnsentLimit::Off,
+        send_buffer: 4096,
+        autotune: false,
+        ..Config::default()
+    };
+    let mut c = established_with_ts(cfg);
+    assert_eq!(c.send(&[3u8; 10_000]).unwrap(), 4096);
+    drain(&mut c, t(2));
+    let ms = |d: Duration| d.as_millis();
+    assert_eq!(ms(c.info(t(52)).sndbuf_limited), 50);
+    let mss = c.snapshot().mss;
+    c.on_segment(
+        &seg(PEER + 1, ISS + 1 + 4096, Flags::ACK, Some(200), &[]),
+        t(52),
+    );
+    drain(&mut c, t(52));
+    let i = c.info(t(100));
+    assert_eq!(
+        (ms(i.sndbuf_limited), ms(i.busy_time)),
+        (50, 50),
+        "mss {mss}"
+    );
+}

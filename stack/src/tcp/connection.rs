@@ -168,6 +168,8 @@ pub struct Connection {
     pub(super) snd_max: SeqNum,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
+    /// Where the sender's time goes (`chrono.rs`, tcp_info's busy_time).
+    pub(super) chrono: super::chrono::Chrono,
     pub(super) snd_wl1: SeqNum,
     pub(super) snd_wl2: SeqNum,
     pub(super) snd_shift: u8,
@@ -369,6 +371,7 @@ impl Connection {
             snd_max: iss,
             snd_wnd: 0,
             max_snd_wnd: 0,
+            chrono: Default::default(),
             snd_wl1: SeqNum(0),
             snd_wl2: iss,
             snd_shift: 0,

@@ -87,6 +87,11 @@ pub struct Info {
     pub snd_wnd: u32,
     pub rcv_wnd: u32,
     pub total_rto: u64,
+    /// Time with data to deliver, and of it, held back by the peer's
+    /// window or a full send buffer (`chrono.rs`).
+    pub busy_time: Duration,
+    pub rwnd_limited: Duration,
+    pub sndbuf_limited: Duration,
 }
 
 impl Connection {
@@ -107,6 +112,7 @@ impl Connection {
             CaState::Open
         };
         let acked = self.snd_una.0.wrapping_sub(self.iss.0);
+        let [busy, rwnd, sndbuf] = self.chrono.spent(now);
         Info {
             state: self.state,
             ca_state,
@@ -152,6 +158,9 @@ impl Connection {
             snd_wnd: self.snd_wnd,
             rcv_wnd: self.rcv_adv.0.wrapping_sub(self.rcv_nxt.0),
             total_rto: self.counters.rto_expirations,
+            busy_time: busy + rwnd + sndbuf,
+            rwnd_limited: rwnd,
+            sndbuf_limited: sndbuf,
         }
     }
 }

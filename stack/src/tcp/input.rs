@@ -566,6 +566,7 @@ impl Connection {
         }
         let flight_before = self.snd_max - self.snd_una;
         self.snd_una = ack;
+        self.chrono_on_ack(now);
         self.snd_fack = self.snd_fack.max(ack);
         if self.tlp_end.is_some_and(|end| ack >= end) {
             self.tlp_end = None;

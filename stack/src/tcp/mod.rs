@@ -3,6 +3,7 @@
 
 pub mod assembler;
 pub mod autotune;
+mod chrono;
 pub mod config;
 pub mod congestion;
 pub mod connection;

@@ -22,6 +22,7 @@ impl Connection {
         if t.is_none() {
             self.end_burst();
             self.cork_pass_done();
+            self.chrono_after_pass(now);
         }
         if let Some(t) = &mut t {
             // ECE while echoing (new data got ECT and CWR in send_new).
