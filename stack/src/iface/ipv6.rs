@@ -60,14 +60,17 @@ impl Interface {
         &self.ipv6
     }
 
-    /// The Ethernet groups we listen on: each address's solicited-node
-    /// group, and all-nodes.
+    /// The multicast groups we listen on once we have IPv6 addresses:
+    /// all-nodes, and each address's solicited-node group.
+    fn our_groups(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        let all = (!self.ipv6.is_empty()).then_some(ALL_NODES);
+        all.into_iter()
+            .chain(self.ipv6.iter().map(|a| icmpv6::solicited_node(*a)))
+    }
+
+    /// A frame to one of our groups' Ethernet addresses.
     pub(super) fn is_our_multicast_mac(&self, mac: MacAddr) -> bool {
-        !self.ipv6.is_empty() && mac == icmpv6::multicast_mac(ALL_NODES)
-            || self
-                .ipv6
-                .iter()
-                .any(|a| mac == icmpv6::multicast_mac(icmpv6::solicited_node(*a)))
+        self.our_groups().any(|g| icmpv6::multicast_mac(g) == mac)
     }
 
     pub(super) fn ingress_ipv6(&mut self, src_mac: MacAddr, payload: &[u8], now: Instant) {
@@ -76,12 +79,7 @@ impl Interface {
             Err(e) => return self.count_error(e),
         };
         let unicast = self.ipv6.contains(&ip.dst);
-        let group = ip.dst == ALL_NODES
-            || self
-                .ipv6
-                .iter()
-                .any(|a| ip.dst == icmpv6::solicited_node(*a));
-        if !unicast && !group {
+        if !unicast && !self.our_groups().any(|g| g == ip.dst) {
             self.stats.rx_not_for_us += 1;
             return;
         }
