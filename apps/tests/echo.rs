@@ -132,19 +132,7 @@ fn a_second_ip_of_ipv6_answers_ping6() {
     let t = Topology::create("e6", 221, false).expect("topology");
     let n = t.subnet;
     let (ours, peer) = (format!("fd00:{n}::10"), format!("fd00:{n}::2"));
-    let o = t
-        .peer_cmd(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{peer}/64"),
-            "dev",
-            &t.peer_dev,
-            "nodad",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    t.add_kernel_address(true, &format!("{peer}/64")).unwrap();
     let mut srv = t
         .ours_cmd(&[env!("CARGO_BIN_EXE_echo_server")])
         .args([

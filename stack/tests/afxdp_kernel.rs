@@ -908,16 +908,10 @@ fn ipv6_for_our_address_comes_to_us_and_the_kernel_keeps_its_own() {
         format!("fd00:{n}::10"),
         format!("fd00:{n}::2"),
     );
-    let run = |mut c: std::process::Command| {
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    let add =
-        |dev: &str, a: &str| ["ip", "addr", "add", a, "dev", dev, "nodad"].map(str::to_string);
-    let v = add(&t.dev, &format!("{kernel_v6}/64"));
-    run(t.ours_cmd(&v.iter().map(String::as_str).collect::<Vec<_>>()));
-    let v = add(&t.peer_dev, &format!("{peer_v6}/64"));
-    run(t.peer_cmd(&v.iter().map(String::as_str).collect::<Vec<_>>()));
+    t.add_kernel_address(false, &format!("{kernel_v6}/64"))
+        .unwrap();
+    t.add_kernel_address(true, &format!("{peer_v6}/64"))
+        .unwrap();
     let ours: std::net::Ipv6Addr = ours_v6.parse().unwrap();
     let t2 = t.clone();
     std::thread::spawn(move || {
@@ -987,19 +981,8 @@ fn kernel_pings_our_stack_over_ipv6() {
     let t = std::sync::Arc::new(Topology::create("p6", 220, false).expect("topology"));
     let n = t.subnet;
     let (ours_v6, peer_v6) = (format!("fd00:{n}::10"), format!("fd00:{n}::2"));
-    let o = t
-        .peer_cmd(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{peer_v6}/64"),
-            "dev",
-            &t.peer_dev,
-            "nodad",
-        ])
-        .output()
+    t.add_kernel_address(true, &format!("{peer_v6}/64"))
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ours: std::net::Ipv6Addr = ours_v6.parse().unwrap();
     let t2 = t.clone();
     std::thread::spawn(move || {

@@ -369,37 +369,12 @@ fn the_kernel_keeps_its_other_addresses_while_the_stack_runs() {
         format!("fd00:{n}::1"),
         format!("fd00:{n}::2"),
     );
-    let ip = |ns_cmd: std::process::Command| {
-        let mut c = ns_cmd;
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    ip(t.ours_cmd(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{kernel_v4}/24"),
-        "dev",
-        &t.dev,
-    ]));
-    ip(t.ours_cmd(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{ours_v6}/64"),
-        "dev",
-        &t.dev,
-        "nodad",
-    ]));
-    ip(t.peer_cmd(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{peer_v6}/64"),
-        "dev",
-        &t.peer_dev,
-        "nodad",
-    ]));
+    t.add_kernel_address(false, &format!("{kernel_v4}/24"))
+        .unwrap();
+    t.add_kernel_address(false, &format!("{ours_v6}/64"))
+        .unwrap();
+    t.add_kernel_address(true, &format!("{peer_v6}/64"))
+        .unwrap();
     // A kernel TCP echo on the second address, in our namespace.
     let mut listener = t
         .ours_cmd(&[

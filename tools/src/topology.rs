@@ -446,6 +446,30 @@ impl Topology {
         c.args(["netns", "exec", &self.ours]).args(args);
         c
     }
+
+    /// Gives the kernel one more address (`ADDR/PREFIX`) on the veth end
+    /// of the peer's namespace or of ours; an IPv6 one without duplicate
+    /// address detection, so it is usable at once.
+    pub fn add_kernel_address(&self, on_peer: bool, cidr: &str) -> io::Result<()> {
+        let dev = if on_peer { &self.peer_dev } else { &self.dev };
+        let mut args = vec!["ip", "addr", "add", cidr, "dev", dev.as_str()];
+        if cidr.contains(':') {
+            args.push("nodad");
+        }
+        let mut c = if on_peer {
+            self.peer_cmd(&args)
+        } else {
+            self.ours_cmd(&args)
+        };
+        let o = c.output()?;
+        if !o.status.success() {
+            return Err(io::Error::other(format!(
+                "ip addr add {cidr}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn enter(ns: &str) -> io::Result<()> {
