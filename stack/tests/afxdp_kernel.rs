@@ -24,13 +24,21 @@ fn stack(t: &Topology) -> (Interface, AfXdp) {
 }
 
 fn stack_with(t: &Topology, tcp: Config) -> (Interface, AfXdp) {
+    stack_serving(t, tcp, None)
+}
+
+/// Our stack on `t`, serving the IPv6 address `v6` too if given (the
+/// XDP program takes its traffic, the interface answers for it).
+fn stack_serving(t: &Topology, tcp: Config, v6: Option<std::net::Ipv6Addr>) -> (Interface, AfXdp) {
     t.enter_ours().expect("enter our namespace");
+    let mut addresses = vec![t.our_ip().into()];
+    addresses.extend(v6.map(std::net::IpAddr::from));
     let cfg = AfXdpConfig {
-        addresses: vec![t.our_ip().into()],
+        addresses,
         ..AfXdpConfig::new(&t.dev)
     };
     let dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
-    let iface = Interface::new(IfaceConfig {
+    let mut iface = Interface::new(IfaceConfig {
         mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
         ip: t.our_ip(),
         prefix_len: 24,
@@ -39,7 +47,20 @@ fn stack_with(t: &Topology, tcp: Config) -> (Interface, AfXdp) {
         tcp,
         rx_checksum: RxChecksum::Verify,
     });
+    if let Some(a) = v6 {
+        iface.add_ipv6(a).expect("a unicast address");
+    }
     (iface, dev)
+}
+
+/// A topology whose peer has the kernel address fd00:N::2, and the IPv6
+/// address our stack takes there, fd00:N::10.
+fn ipv6_topology(tag: &str, subnet: u8) -> (std::sync::Arc<Topology>, std::net::Ipv6Addr) {
+    let t = Topology::create(tag, subnet, false).expect("topology");
+    t.add_kernel_address(true, &format!("fd00:{subnet}::2/64"))
+        .unwrap();
+    let ours = format!("fd00:{subnet}::10").parse().unwrap();
+    (std::sync::Arc::new(t), ours)
 }
 
 fn now(start: StdInstant) -> Instant {
@@ -901,26 +922,14 @@ fn ipv6_for_our_address_comes_to_us_and_the_kernel_keeps_its_own() {
     use xdptcp::wire::icmpv6::Icmpv6;
     use xdptcp::wire::ipv6::Ipv6Packet;
     xdptcp_tools::topology::require_root();
-    let t = std::sync::Arc::new(Topology::create("v6", 216, false).expect("topology"));
-    let n = t.subnet;
-    let (kernel_v6, ours_v6, peer_v6) = (
-        format!("fd00:{n}::1"),
-        format!("fd00:{n}::10"),
-        format!("fd00:{n}::2"),
-    );
+    let (t, ours) = ipv6_topology("v6", 216);
+    let (kernel_v6, ours_v6) = (format!("fd00:{}::1", t.subnet), ours.to_string());
     t.add_kernel_address(false, &format!("{kernel_v6}/64"))
         .unwrap();
-    t.add_kernel_address(true, &format!("{peer_v6}/64"))
-        .unwrap();
-    let ours: std::net::Ipv6Addr = ours_v6.parse().unwrap();
     let t2 = t.clone();
     std::thread::spawn(move || {
-        t2.enter_ours().expect("enter our namespace");
-        let cfg = AfXdpConfig {
-            addresses: vec![t2.our_ip().into(), ours.into()],
-            ..AfXdpConfig::new(&t2.dev)
-        };
-        let mut dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
+        // The device alone: what reaches it is what the filter took.
+        let (_, mut dev) = stack_serving(&t2, Config::default(), Some(ours));
         let ping = |dst: &str| {
             t2.peer_cmd(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", dst])
                 .stdout(Stdio::null())
@@ -978,30 +987,11 @@ fn ipv6_for_our_address_comes_to_us_and_the_kernel_keeps_its_own() {
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn kernel_pings_our_stack_over_ipv6() {
     xdptcp_tools::topology::require_root();
-    let t = std::sync::Arc::new(Topology::create("p6", 220, false).expect("topology"));
-    let n = t.subnet;
-    let (ours_v6, peer_v6) = (format!("fd00:{n}::10"), format!("fd00:{n}::2"));
-    t.add_kernel_address(true, &format!("{peer_v6}/64"))
-        .unwrap();
-    let ours: std::net::Ipv6Addr = ours_v6.parse().unwrap();
+    let (t, ours) = ipv6_topology("p6", 220);
+    let ours_v6 = ours.to_string();
     let t2 = t.clone();
     std::thread::spawn(move || {
-        t2.enter_ours().expect("enter our namespace");
-        let cfg = AfXdpConfig {
-            addresses: vec![t2.our_ip().into(), ours.into()],
-            ..AfXdpConfig::new(&t2.dev)
-        };
-        let mut dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
-        let mut iface = Interface::new(IfaceConfig {
-            mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),
-            ip: t2.our_ip(),
-            prefix_len: 24,
-            gateway: None,
-            isn_secret: [9; 16],
-            tcp: Config::default(),
-            rx_checksum: RxChecksum::Verify,
-        });
-        iface.add_ipv6(ours).unwrap();
+        let (mut iface, mut dev) = stack_serving(&t2, Config::default(), Some(ours));
         let start = StdInstant::now();
         let mut ping = t2
             .peer_cmd(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &ours_v6])

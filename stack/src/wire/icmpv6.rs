@@ -413,27 +413,16 @@ mod tests {
             })
         );
         // A multicast target, a non-zero code, an option of length 0.
-        let mut bad = b;
-        bad[8] = 0xff;
-        finish(&mut bad[..n], a(2), a(1)).unwrap();
-        assert_eq!(
-            Icmpv6::parse(&bad[..n], a(2), a(1)),
-            Err(WireError::Unsupported)
-        );
-        let mut bad = b;
-        bad[1] = 1;
-        finish(&mut bad[..n], a(2), a(1)).unwrap();
-        assert_eq!(
-            Icmpv6::parse(&bad[..n], a(2), a(1)),
-            Err(WireError::Unsupported)
-        );
-        let mut bad = b;
-        bad[25] = 0;
-        finish(&mut bad[..n], a(2), a(1)).unwrap();
-        assert_eq!(
-            Icmpv6::parse(&bad[..n], a(2), a(1)),
-            Err(WireError::BadOption)
-        );
+        for (at, v, want) in [
+            (8, 0xff, WireError::Unsupported),
+            (1, 1, WireError::Unsupported),
+            (25, 0, WireError::BadOption),
+        ] {
+            let mut bad = b;
+            bad[at] = v;
+            finish(&mut bad[..n], a(2), a(1)).unwrap();
+            assert_eq!(Icmpv6::parse(&bad[..n], a(2), a(1)), Err(want), "byte {at}");
+        }
     }
 
     #[test]
