@@ -575,15 +575,17 @@ impl Handler for RecvApp {
 /// The stack's place on the network, from the command line.
 pub struct NetSetup {
     pub ifname: String,
+    /// Our IPv4 address; 0.0.0.0/32 when given only IPv6 ones (nothing
+    /// is then addressed to it, and no IPv4 destination has a route).
     pub ip: std::net::Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Option<std::net::Ipv4Addr>,
-    /// IPv6 addresses besides (Neighbor Discovery and ping so far).
-    pub ipv6: Vec<std::net::Ipv6Addr>,
+    /// IPv6 addresses with their prefix lengths.
+    pub ipv6: Vec<(std::net::Ipv6Addr, u8)>,
 }
 
 impl NetSetup {
-    /// `dev` is `afxdp:IFNAME`; each of `ips` is `ADDR/PREFIX`, exactly
+    /// `dev` is `afxdp:IFNAME`; each of `ips` is `ADDR/PREFIX`, at most
     /// one of them IPv4.
     pub fn parse<S: AsRef<str>>(
         dev: &str,
@@ -614,21 +616,21 @@ impl NetSetup {
                     }
                 }
                 Ok(std::net::IpAddr::V6(a)) => {
-                    prefix
+                    let p = prefix
                         .filter(|p| (1..=128).contains(p))
                         .ok_or_else(|| format!("--ip '{ip}': an IPv6 prefix is 1..128"))?;
                     if a.is_multicast() || a.is_unspecified() {
                         return Err(format!("--ip '{ip}': not a unicast address"));
                     }
-                    ipv6.push(a);
+                    ipv6.push((a, p));
                 }
                 Err(_) => return Err(format!("--ip '{addr}' is not an IP address")),
             }
         }
-        let (ip, prefix_len) = v4.ok_or_else(|| {
-            "--ip: an IPv4 address is needed (TCP runs over IPv4 so far), e.g. --ip 10.9.0.1/24"
-                .to_string()
-        })?;
+        if v4.is_none() && ipv6.is_empty() {
+            return Err("--ip: give an address, e.g. --ip 10.9.0.1/24 or --ip fd00::1/64".into());
+        }
+        let (ip, prefix_len) = v4.unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 32));
         Ok(NetSetup {
             ifname: ifname.to_string(),
             ip,
@@ -669,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_takes_one_ipv4_address_and_any_ipv6_ones() {
+    fn ip_takes_at_most_one_ipv4_address_and_any_ipv6_ones() {
         let s = NetSetup::parse(
             "afxdp:v0",
             &["10.9.0.1/24", "fd00::1/64", "fd00::7/64"],
@@ -677,11 +679,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.ip, s.prefix_len), ("10.9.0.1".parse().unwrap(), 24));
-        let want: Vec<std::net::Ipv6Addr> =
-            vec!["fd00::1".parse().unwrap(), "fd00::7".parse().unwrap()];
+        let want: Vec<(std::net::Ipv6Addr, u8)> = vec![
+            ("fd00::1".parse().unwrap(), 64),
+            ("fd00::7".parse().unwrap(), 64),
+        ];
         assert_eq!(s.ipv6, want);
+        // IPv6 alone: no IPv4 address to serve.
+        let only6 = NetSetup::parse("afxdp:v0", &["fd00::1/120"], None).unwrap();
+        assert_eq!(
+            (only6.ip, only6.prefix_len),
+            ("0.0.0.0".parse().unwrap(), 32)
+        );
+        assert_eq!(only6.ipv6, vec![("fd00::1".parse().unwrap(), 120)]);
         let err = |ips: &[&str]| NetSetup::parse("afxdp:v0", ips, None).err().unwrap();
-        assert!(err(&["fd00::1/64"]).contains("an IPv4 address is needed"));
+        assert!(err(&[]).contains("give an address"));
         assert!(err(&["10.9.0.1/24", "10.9.0.2/24"]).contains("one IPv4 address only"));
         assert!(err(&["10.9.0.1/33"]).contains("1..32"));
         assert!(err(&["10.9.0.1/24", "fd00::1/129"]).contains("1..128"));

@@ -502,7 +502,12 @@ impl Host {
             ..Options::default()
         });
         let fd = self.new_fd(Socket::new(Kind::Conn(h), false, opts));
-        Done(fd.map(|fd| (fd, SocketAddrV4::new(t.remote_ip, t.remote_port))))
+        // The adapter speaks IPv4 only (`--ip_version=ipv4` scripts).
+        let peer = match t.remote() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+        };
+        Done(fd.map(|fd| (fd, peer)))
     }
 
     pub fn connect(&mut self, fd: c_int, to: SocketAddrV4) -> Step<()> {
@@ -561,7 +566,7 @@ impl Host {
     /// otherwise the SYN goes now, asking for a cookie.
     fn connect_deferred(&mut self, fd: c_int, to: SocketAddrV4, nonblocking: bool) -> Step<()> {
         let client = crate::sysctls::fast_open_client(self.flags.sysctls);
-        if client.no_cookie || self.iface.fast_open_cookie_cached(*to.ip()) {
+        if client.no_cookie || self.iface.fast_open_cookie_cached((*to.ip()).into()) {
             if let Ok(s) = self.sock(fd) {
                 s.deferred = Some(to);
             }

@@ -1,6 +1,7 @@
-//! Two whole stacks (Ethernet, ARP, IPv4, TCP) joined by a simulated link,
-//! driven by a virtual clock that jumps from event to event. Deterministic:
-//! the same seed and settings give the same run.
+//! Two whole stacks (Ethernet, ARP and Neighbor Discovery, IPv4 and IPv6,
+//! TCP) joined by a simulated link, driven by a virtual clock that jumps
+//! from event to event. Deterministic: the same seed and settings give the
+//! same run.
 
 use crate::device::rng::SimRng;
 use crate::device::sim::{self, LinkConfig, PipeStats, SimPort};
@@ -10,13 +11,16 @@ use crate::tcp::stats::Snapshot;
 use crate::tcp::{Config, State, TcpError};
 use crate::time::{earliest, Instant};
 use crate::wire::ethernet::MacAddr;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// Host A's address (RFC 5737 documentation range: the simulation sends
 /// nothing onto a real network, and these addresses say so).
 pub const ADDR_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const ADDR_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// Their IPv6 addresses, in 2001:db8::/64 (RFC 3849, documentation too).
+pub const ADDR6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+pub const ADDR6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
 pub struct Host {
     pub iface: Interface,
@@ -56,6 +60,14 @@ impl World {
             now: Instant::ZERO,
             a,
             b,
+        }
+    }
+
+    /// Gives the hosts their IPv6 addresses too (`ADDR6_A`, `ADDR6_B`);
+    /// without this call a world is IPv4 only, frame for frame as before.
+    pub fn add_ipv6(&mut self) {
+        for (host, addr) in [(&mut self.a, ADDR6_A), (&mut self.b, ADDR6_B)] {
+            host.iface.add_ipv6(addr, 64).expect("a unicast address");
         }
     }
 
@@ -137,6 +149,8 @@ pub struct TransferSpec {
     /// Give up after this much simulated time.
     pub sim_limit: Duration,
     pub port: u16,
+    /// Over IPv6 (between `ADDR6_A` and `ADDR6_B`) instead of IPv4.
+    pub ipv6: bool,
 }
 
 impl Default for TransferSpec {
@@ -148,6 +162,7 @@ impl Default for TransferSpec {
             tcp: Config::default(),
             sim_limit: Duration::from_secs(24 * 3600),
             port: 5001,
+            ipv6: false,
         }
     }
 }
@@ -261,7 +276,13 @@ pub fn run_transfer_from(
         .iface
         .listen(spec.port, None, 16)
         .expect("fresh interface has no listeners");
-    let remote = SocketAddrV4::new(ADDR_B, spec.port);
+    let to = if spec.ipv6 {
+        world.add_ipv6();
+        IpAddr::V6(ADDR6_B)
+    } else {
+        IpAddr::V4(ADDR_B)
+    };
+    let remote = SocketAddr::new(to, spec.port);
     let client = world
         .a
         .iface

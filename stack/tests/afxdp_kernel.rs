@@ -48,7 +48,7 @@ fn stack_serving(t: &Topology, tcp: Config, v6: Option<std::net::Ipv6Addr>) -> (
         rx_checksum: RxChecksum::Verify,
     });
     if let Some(a) = v6 {
-        iface.add_ipv6(a).expect("a unicast address");
+        iface.add_ipv6(a, 64).expect("a unicast address");
     }
     (iface, dev)
 }
@@ -849,7 +849,7 @@ fn off_subnet_destinations_go_through_the_gateway() {
         let start = StdInstant::now();
         let dest = SocketAddrV4::new(far, 5008);
         let e = iface.connect(dest, None, now(start)).unwrap_err();
-        assert_eq!(e, xdptcp::iface::IfaceError::NoRoute(far));
+        assert_eq!(e, xdptcp::iface::IfaceError::NoRoute(far.into()));
         drop(iface);
         let mut iface = Interface::new(IfaceConfig {
             mac: MacAddr([0x02, 0, 0, 0, 0x10, t2.subnet]),

@@ -59,7 +59,7 @@ impl Server {
             })
             .map(|f| {
                 let ip = Ipv4Packet::parse(&f).unwrap();
-                let s = TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))).unwrap();
+                let s = TcpSegment::parse(ip.payload, ip.src, ip.dst).unwrap();
                 (s.seq, s.ack, s.flags, s.options.fast_open.is_some())
             })
             .collect()

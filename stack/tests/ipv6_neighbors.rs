@@ -75,7 +75,7 @@ fn exchange(
 /// An interface serving `OURS`, its announcement sent.
 fn iface6() -> Interface {
     let mut i = iface();
-    i.add_ipv6(OURS).unwrap();
+    i.add_ipv6(OURS, 64).unwrap();
     assert_eq!(exchange(&mut i, Vec::new()).len(), 1, "the announcement");
     i
 }
@@ -83,7 +83,7 @@ fn iface6() -> Interface {
 #[test]
 fn an_address_taken_is_announced_to_all_nodes() {
     let mut i = iface();
-    i.add_ipv6(OURS).unwrap();
+    i.add_ipv6(OURS, 64).unwrap();
     let out = exchange(&mut i, Vec::new());
     let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     assert_eq!(out.len(), 1);
@@ -101,7 +101,7 @@ fn an_address_taken_is_announced_to_all_nodes() {
         })
     );
     // Taken again: nothing new to say.
-    i.add_ipv6(OURS).unwrap();
+    i.add_ipv6(OURS, 64).unwrap();
     assert!(exchange(&mut i, Vec::new()).is_empty());
 }
 
@@ -195,18 +195,18 @@ fn echo_requests_to_our_address_are_answered() {
 #[test]
 fn only_unicast_addresses_are_taken() {
     let mut i = iface();
-    assert!(i.add_ipv6("ff02::1".parse().unwrap()).is_err());
-    assert!(i.add_ipv6(Ipv6Addr::UNSPECIFIED).is_err());
-    assert!(i.add_ipv6(OURS).is_ok());
-    assert!(i.add_ipv6(OURS).is_ok(), "again: no change");
+    assert!(i.add_ipv6("ff02::1".parse().unwrap(), 64).is_err());
+    assert!(i.add_ipv6(Ipv6Addr::UNSPECIFIED, 64).is_err());
+    assert!(i.add_ipv6(OURS, 64).is_ok());
+    assert!(i.add_ipv6(OURS, 64).is_ok(), "again: no change");
     for k in 1..16 {
-        i.add_ipv6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, k))
+        i.add_ipv6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, k), 64)
             .unwrap();
     }
     let err = i
-        .add_ipv6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 2, 0))
+        .add_ipv6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 2, 0), 64)
         .unwrap_err();
     assert!(err.to_string().contains("more than 16"), "{err}");
-    assert_eq!(i.ipv6_addresses().len(), 16);
-    assert_eq!(i.ipv6_addresses()[0], OURS);
+    assert_eq!(i.ipv6_addresses().count(), 16);
+    assert_eq!(i.ipv6_addresses().next().unwrap(), OURS);
 }

@@ -41,8 +41,7 @@ fn parse(frame: &[u8]) -> Parsed<'_> {
     assert_eq!(eth.ethertype, ethernet::ETHERTYPE_IPV4);
     let ip = Ipv4Packet::parse(eth.payload).expect("ipv4, checksum verified");
     assert_eq!(ip.protocol, PROTO_TCP);
-    let tcp =
-        TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))).expect("tcp, checksum verified");
+    let tcp = TcpSegment::parse(ip.payload, ip.src, ip.dst).expect("tcp, checksum verified");
     Parsed { eth, ip, tcp }
 }
 
@@ -183,7 +182,7 @@ fn any_single_bit_flip_in_a_kernel_frame_is_caught_by_a_checksum() {
         let caught = match Ipv4Packet::parse(eth.payload) {
             Err(_) => true,
             // A flip in the addresses or length is caught by the TCP pseudo-header.
-            Ok(ip) => TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))).is_err(),
+            Ok(ip) => TcpSegment::parse(ip.payload, ip.src, ip.dst).is_err(),
         };
         assert!(caught, "flip of bit {bit} went unnoticed");
     }
@@ -199,14 +198,14 @@ fn corrupted_kernel_frames_report_typed_errors() {
     f[tcp_at + 12] = 0x40;
     let ip = Ipv4Packet::parse(&f[ip_at..]).unwrap();
     assert_eq!(
-        TcpSegment::parse(ip.payload, None),
+        TcpSegment::parse_unchecked(ip.payload),
         Err(WireError::BadDataOffset)
     );
     // Data offset past the end of the segment.
     f[tcp_at + 12] = 0xf0;
     let ip = Ipv4Packet::parse(&f[ip_at..]).unwrap();
     assert_eq!(
-        TcpSegment::parse(ip.payload, None),
+        TcpSegment::parse_unchecked(ip.payload),
         Err(WireError::BadDataOffset)
     );
     // An option length that runs past the options area (the MSS option
@@ -215,14 +214,14 @@ fn corrupted_kernel_frames_report_typed_errors() {
     f[tcp_at + 21] = 40;
     let ip = Ipv4Packet::parse(&f[ip_at..]).unwrap();
     assert_eq!(
-        TcpSegment::parse(ip.payload, None),
+        TcpSegment::parse_unchecked(ip.payload),
         Err(WireError::BadOption)
     );
     // Option length 0 would loop forever in a naive parser.
     f[tcp_at + 21] = 0;
     let ip = Ipv4Packet::parse(&f[ip_at..]).unwrap();
     assert_eq!(
-        TcpSegment::parse(ip.payload, None),
+        TcpSegment::parse_unchecked(ip.payload),
         Err(WireError::BadOption)
     );
     // IPv4 total length shorter than the header, and longer than the frame.
@@ -245,7 +244,7 @@ fn corrupted_kernel_frames_report_typed_errors() {
         let f = &frame[..cut];
         let ok = EthernetFrame::parse(f)
             .and_then(|e| Ipv4Packet::parse(e.payload))
-            .and_then(|ip| TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))));
+            .and_then(|ip| TcpSegment::parse(ip.payload, ip.src, ip.dst));
         assert!(ok.is_err(), "a frame cut to {cut} bytes parsed");
     }
 }

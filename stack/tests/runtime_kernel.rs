@@ -259,7 +259,7 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
             assert!(mine > 0, "core {} got no flows", s.core);
             for c in &s.connections {
                 let owner = flow_owner(
-                    (t2.our_ip(), c.tuple.local_port),
+                    (c.tuple.local_ip, c.tuple.local_port),
                     (c.tuple.remote_ip, c.tuple.remote_port),
                     2,
                 );

@@ -80,7 +80,7 @@ proptest! {
         b.truncate(hl);
         b.extend_from_slice(&payload);
         fill_checksum(&mut b, src, dst).unwrap();
-        let s = TcpSegment::parse(&b, Some((src, dst))).expect("our own segment parses");
+        let s = TcpSegment::parse(&b, src, dst).expect("our own segment parses");
         prop_assert_eq!(
             (s.src_port, s.dst_port, s.seq, s.ack, s.flags, s.window, s.urgent),
             (h.src_port, h.dst_port, h.seq, h.ack, h.flags, h.window, 0)
@@ -89,7 +89,7 @@ proptest! {
         prop_assert_eq!(s.payload, &payload[..]);
         // The pseudo-header is covered: another source address fails.
         let other = Ipv4Addr::from(u32::from(src) ^ 1);
-        prop_assert!(TcpSegment::parse(&b, Some((other, dst))).is_err());
+        prop_assert!(TcpSegment::parse(&b, other, dst).is_err());
     }
 
     #[test]
@@ -126,8 +126,8 @@ proptest! {
         let _ = ArpPacket::parse(&b);
         let _ = IcmpEcho::parse(&b);
         let _ = Ipv4Packet::parse(&b);
-        let _ = TcpSegment::parse(&b, None);
-        let _ = TcpSegment::parse(&b, Some((a, c)));
+        let _ = TcpSegment::parse_unchecked(&b);
+        let _ = TcpSegment::parse(&b, a, c);
         let _ = TcpOptions::parse(&b[..b.len().min(40)]);
     }
 
@@ -172,7 +172,7 @@ fn timestamps_and_ports_reveal_neither_the_clock_nor_a_sequence() {
         let mut ports = Vec::new();
         for peer_port in [80u16, 81, 82, 83] {
             let syn = syn_to(&mut i, &mut dev, peer_port, now);
-            let s = TcpSegment::parse(&syn[34..], None).unwrap();
+            let s = TcpSegment::parse_unchecked(&syn[34..]).unwrap();
             let (tsval, _) = s.options.timestamps.expect("SYN offers timestamps");
             let from_iss =
                 (now.as_millis() as u32).wrapping_add(s.seq.rotate_left(13) ^ 0x5bd1_e995);
@@ -233,7 +233,7 @@ fn a_syn_flood_gets_cookies_and_a_real_client_still_connects() {
         .find(|f| f.len() > 34 && f[23] == PROTO_TCP && f[30..34] == client.octets())
         .expect("a SYN-ACK to the client")
         .clone();
-    let s = TcpSegment::parse(&synack[34..], None).unwrap();
+    let s = TcpSegment::parse_unchecked(&synack[34..]).unwrap();
     assert_eq!(s.flags, Flags::SYN | Flags::ACK);
     assert_eq!((s.ack, s.options.mss), (43, Some(1460)));
     let ack = |ack: u32| TcpHeader {
@@ -279,7 +279,7 @@ fn a_syn_flood_gets_cookies_and_a_real_client_still_connects() {
         .rev()
         .find(|f| f.len() > 34 && f[30..34] == [203, 0, 113, 8])
         .unwrap();
-    let cookie = TcpSegment::parse(&c2[34..], None).unwrap().seq;
+    let cookie = TcpSegment::parse_unchecked(&c2[34..]).unwrap().seq;
     let stale = TcpHeader {
         src_port: 6000,
         seq: 10,
@@ -309,7 +309,7 @@ fn established(i: &mut Interface, dev: &mut Inject) -> (u32, u32) {
         .find(|f| f.len() > 34 && f[23] == PROTO_TCP)
         .expect("our SYN")
         .clone();
-    let s = TcpSegment::parse(&syn[34..], None).unwrap();
+    let s = TcpSegment::parse_unchecked(&syn[34..]).unwrap();
     assert_eq!(s.flags, Flags::SYN);
     let peer_iss = 1_000_000u32;
     let reply = TcpHeader {
@@ -481,7 +481,7 @@ fn a_cookie_connection_keeps_window_scaling_sack_and_timestamps() {
         dev.rx.push(frame_to_us(&syn(port, ts), &[]));
         i.poll(now, dev);
         let f = dev.tx.last().expect("a SYN-ACK").clone();
-        let s = TcpSegment::parse(&f[34..], None).unwrap();
+        let s = TcpSegment::parse_unchecked(&f[34..]).unwrap();
         (s.seq, s.options)
     };
     let before = i.stats().tcp_syn_cookies_sent;
@@ -604,7 +604,7 @@ fn a_cookie_connection_counts_against_the_limits() {
     i.poll(now, &mut dev);
     assert_eq!(i.stats().tcp_syn_cookies_sent, 1);
     let f = dev.tx.last().expect("the cookie SYN-ACK").clone();
-    let cookie = TcpSegment::parse(&f[34..], None).unwrap().seq;
+    let cookie = TcpSegment::parse_unchecked(&f[34..]).unwrap().seq;
     // Then the interface is at its limit when the cookie comes back.
     i.set_limits(Limits {
         max_connections: 1,
@@ -656,7 +656,7 @@ fn a_segment_larger_than_the_device_carries_is_never_lost_silently() {
     let now = Instant::from_millis(1);
     dev.rx.push(frame_to_us(&syn, &[]));
     i.poll(now, &mut dev);
-    let synack = TcpSegment::parse(&dev.tx.last().unwrap()[34..], None)
+    let synack = TcpSegment::parse_unchecked(&dev.tx.last().unwrap()[34..])
         .unwrap()
         .seq;
     let ack = |ack: u32| TcpHeader {
@@ -680,7 +680,7 @@ fn a_segment_larger_than_the_device_carries_is_never_lost_silently() {
         i.poll(now, &mut dev);
         for f in &dev.tx {
             assert!(f.len() <= 1514, "a frame of {} bytes", f.len());
-            let s = TcpSegment::parse(&f[34..], None).unwrap();
+            let s = TcpSegment::parse_unchecked(&f[34..]).unwrap();
             let off = s.seq.wrapping_sub(synack.wrapping_add(1)) as usize;
             if off == got.len() {
                 got.extend_from_slice(s.payload);

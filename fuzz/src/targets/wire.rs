@@ -7,6 +7,7 @@ use xdptcp::wire::icmpv6::Icmpv6;
 use xdptcp::wire::ipv4::Ipv4Packet;
 use xdptcp::wire::ipv6::Ipv6Packet;
 use xdptcp::wire::tcp::{TcpOptions, TcpSegment};
+use xdptcp::wire::WireError;
 
 pub fn run(data: &[u8]) {
     let payload = EthernetFrame::parse(data)
@@ -18,7 +19,11 @@ pub fn run(data: &[u8]) {
     let addrs = ip.as_ref().ok().map(|p| (p.src, p.dst));
     let _ = IcmpEcho::parse(inner);
     let _ = FragNeeded::parse(inner);
-    if let Ok(seg) = TcpSegment::parse(inner, addrs).or_else(|_| TcpSegment::parse(inner, None)) {
+    let checked = addrs.map(|(src, dst)| TcpSegment::parse(inner, src, dst));
+    if let Ok(seg) = checked
+        .unwrap_or(Err(WireError::Truncated))
+        .or_else(|_| TcpSegment::parse_unchecked(inner))
+    {
         // What the parser promises: the payload lies inside the input.
         assert!(seg.payload.len() <= inner.len());
         assert!(seg.options.sacks().len() <= 4);
@@ -27,7 +32,7 @@ pub fn run(data: &[u8]) {
     if let Ok(p) = Ipv6Packet::parse(payload) {
         // The upper layer lies inside the input, after the extensions.
         assert!(40 + p.extensions_len + p.payload.len() <= payload.len());
-        let _ = TcpSegment::parse(p.payload, None);
+        let _ = TcpSegment::parse(p.payload, p.src, p.dst);
         let _ = Icmpv6::parse(p.payload, p.src, p.dst);
     }
 }

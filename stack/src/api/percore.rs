@@ -14,7 +14,7 @@ use crate::iface::{Handle, Interface};
 use crate::runtime::{CoreApp, CoreContext};
 use crate::tcp::{ConnError, Connection, State, UnsentLimit};
 use crate::time::Instant;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// What a handler can do outside a connection's callback.
 pub struct Ctx<'a> {
@@ -38,8 +38,11 @@ impl Ctx<'_> {
     }
 
     /// Opens a connection from this core; `on_connected` follows.
-    pub fn connect(&mut self, to: SocketAddrV4) -> Result<Handle, crate::iface::IfaceError> {
-        let h = self.iface.connect(to, None, self.now)?;
+    pub fn connect(
+        &mut self,
+        to: impl Into<SocketAddr>,
+    ) -> Result<Handle, crate::iface::IfaceError> {
+        let h = self.iface.connect(to.into(), None, self.now)?;
         self.opened.push(h);
         Ok(h)
     }
@@ -67,10 +70,12 @@ impl Ctx<'_> {
     /// the SYN carries (send the rest from `on_connected`).
     pub fn connect_fast_open(
         &mut self,
-        to: SocketAddrV4,
+        to: impl Into<SocketAddr>,
         data: &[u8],
     ) -> Result<(Handle, usize), crate::iface::IfaceError> {
-        let (h, n) = self.iface.connect_fast_open(to, None, data, self.now)?;
+        let (h, n) = self
+            .iface
+            .connect_fast_open(to.into(), None, data, self.now)?;
         self.opened.push(h);
         Ok((h, n))
     }
@@ -79,7 +84,7 @@ impl Ctx<'_> {
     /// send on one connection what arrived on another).
     pub fn stream(&mut self, h: Handle) -> Option<Stream<'_>> {
         let peer = self.iface.tuple(h)?;
-        let peer = SocketAddrV4::new(peer.remote_ip, peer.remote_port);
+        let peer = peer.remote();
         let conn = self.iface.tcp(h)?;
         self.touched.push(h);
         Some(Stream {
@@ -95,7 +100,7 @@ impl Ctx<'_> {
 /// One connection, lent to a callback.
 pub struct Stream<'a> {
     id: Handle,
-    peer: SocketAddrV4,
+    peer: SocketAddr,
     pub now: Instant,
     conn: &'a mut Connection,
     short_send: bool,
@@ -105,7 +110,7 @@ impl Stream<'_> {
     pub fn id(&self) -> Handle {
         self.id
     }
-    pub fn peer(&self) -> SocketAddrV4 {
+    pub fn peer(&self) -> SocketAddr {
         self.peer
     }
     /// Received bytes in place and in order: a part per frame the stack
@@ -332,7 +337,7 @@ impl<H: Handler> CoreApp for Dispatch<H> {
                 (Some(tuple), Some(conn)) => {
                     let mut s = Stream {
                         id,
-                        peer: SocketAddrV4::new(tuple.remote_ip, tuple.remote_port),
+                        peer: tuple.remote(),
                         now,
                         conn,
                         short_send: false,

@@ -20,7 +20,7 @@ use crossbeam::channel::{
 };
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,7 +94,7 @@ enum Command {
         ready: Sender<io::Result<()>>,
     },
     Connect {
-        to: SocketAddrV4,
+        to: SocketAddr,
         reply: Sender<io::Result<TcpStream>>,
     },
     /// The listener was dropped: stop listening (queued connections not
@@ -250,14 +250,14 @@ impl TcpListener {
     }
 
     /// Waits for the next established connection.
-    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddrV4)> {
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let s = self.accepted.recv().map_err(|_| Stack::stopped())??;
         let peer = s.peer;
         Ok((s, peer))
     }
 
     /// Like `accept`, giving up after `timeout` with `TimedOut`.
-    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddrV4)> {
+    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
         match self.accepted.recv_timeout(timeout) {
             Ok(s) => {
                 let s = s?;
@@ -281,7 +281,7 @@ impl Drop for TcpListener {
 }
 
 pub struct TcpStream {
-    peer: SocketAddrV4,
+    peer: SocketAddr,
     incoming: Receiver<Incoming>,
     outgoing: Option<Sender<Outgoing>>,
     /// The chunk being read: its bytes `at..filled` are not yet handed to
@@ -401,15 +401,16 @@ impl Drop for TcpStream {
 impl TcpStream {
     /// Opens a connection from one of the stack's cores (they take turns)
     /// and waits until it is established.
-    pub fn connect(stack: &Stack, to: SocketAddrV4) -> io::Result<TcpStream> {
+    pub fn connect(stack: &Stack, to: impl Into<SocketAddr>) -> io::Result<TcpStream> {
         Self::connect_timeout(stack, to, Duration::from_secs(75))
     }
 
     pub fn connect_timeout(
         stack: &Stack,
-        to: SocketAddrV4,
+        to: impl Into<SocketAddr>,
         timeout: Duration,
     ) -> io::Result<TcpStream> {
+        let to = to.into();
         let core = stack.next_core.fetch_add(1, Ordering::Relaxed) % stack.commands.len();
         let (tx, rx) = bounded(1);
         stack.commands[core]
@@ -422,7 +423,7 @@ impl TcpStream {
         }
     }
 
-    pub fn peer_addr(&self) -> SocketAddrV4 {
+    pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
 
@@ -608,7 +609,7 @@ struct Pipe {
     visited: u64,
 }
 
-fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
+fn pipe(peer: SocketAddr, room: usize) -> (Pipe, TcpStream) {
     let (in_tx, in_rx) = bounded(CHANNEL_CHUNKS);
     let (out_tx, out_rx) = bounded(OUT_CHUNKS);
     let shared = Arc::new(Shared::default());
@@ -642,7 +643,7 @@ fn pipe(peer: SocketAddrV4, room: usize) -> (Pipe, TcpStream) {
 pub struct SocketCore {
     commands: Receiver<Command>,
     listeners: HashMap<u16, Sender<io::Result<TcpStream>>>,
-    connecting: Vec<(Handle, SocketAddrV4, Sender<io::Result<TcpStream>>)>,
+    connecting: Vec<(Handle, SocketAddr, Sender<io::Result<TcpStream>>)>,
     streams: HashMap<Handle, Pipe>,
     open: Arc<AtomicUsize>,
     /// Streams the application poked (`Shared::poke`), and the list of
@@ -729,7 +730,7 @@ impl CoreApp for SocketCore {
             while let Ok(Some(h)) = iface.accept(port) {
                 let Some(t) = iface.tuple(h) else { continue };
                 let room = iface.tcp(h).map_or(0, |c| c.send_capacity());
-                let (p, s) = pipe(SocketAddrV4::new(t.remote_ip, t.remote_port), room);
+                let (p, s) = pipe(t.remote(), room);
                 if self.listeners[&port].send(Ok(s)).is_ok() {
                     self.adopt(h, p);
                 } else {

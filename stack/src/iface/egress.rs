@@ -5,14 +5,64 @@
 use super::*;
 
 impl Interface {
-    pub(super) fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.cfg.prefix_len))
-            .unwrap_or(0);
-        if u32::from(dst) & mask == u32::from(self.cfg.ip) & mask {
-            Some(dst)
-        } else {
-            self.cfg.gateway
+    /// Where a frame to `dst` goes on the link: `dst` itself if on our
+    /// link, else the gateway (IPv4 only so far); `None`: no route.
+    pub(super) fn next_hop(&self, dst: IpAddr) -> Option<IpAddr> {
+        match dst {
+            IpAddr::V4(d) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.cfg.prefix_len))
+                    .unwrap_or(0);
+                if u32::from(d) & mask == u32::from(self.cfg.ip) & mask {
+                    Some(dst)
+                } else {
+                    self.cfg.gateway.map(IpAddr::V4)
+                }
+            }
+            IpAddr::V6(d) => self.on_link_v6(d).then_some(dst),
+        }
+    }
+
+    /// Our address of `dst`'s family to send to it from.
+    pub(super) fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        match dst {
+            IpAddr::V4(_) => Some(IpAddr::V4(self.cfg.ip)),
+            IpAddr::V6(d) => self.ipv6_source_for(d).map(IpAddr::V6),
+        }
+    }
+
+    /// The next hop's MAC: ARP's answer for IPv4, Neighbor Discovery's
+    /// for IPv6, with the same limits.
+    fn resolve(&mut self, hop: IpAddr, now: Instant) -> Resolution {
+        match hop {
+            IpAddr::V4(h) => {
+                let r = self.neighbors.resolve(h, now);
+                self.stats.arp_limited = self.neighbors.limited;
+                r
+            }
+            IpAddr::V6(h) => self.neighbors6.resolve(h, now),
+        }
+    }
+
+    /// The request that asks for `hop`'s MAC: an ARP request, or a
+    /// neighbour solicitation to its solicited-node group (RFC 4861 7.2.2).
+    fn solicit(&mut self, hop: IpAddr) -> Option<Control> {
+        match hop {
+            IpAddr::V4(h) => {
+                self.stats.arp_requests_sent += 1;
+                Some(Control::ArpRequest(h))
+            }
+            IpAddr::V6(h) => {
+                let src = self.ipv6_source_for(h)?;
+                self.stats.nd_solicitations_sent += 1;
+                let group = icmpv6::solicited_node(h);
+                Some(Control::Icmpv6 {
+                    mac: icmpv6::multicast_mac(group),
+                    src,
+                    dst: group,
+                    msg: Icmpv6Out::NeighborSolicit { target: h },
+                })
+            }
         }
     }
 
@@ -22,7 +72,7 @@ impl Interface {
             return self.build_control(buf, c);
         }
         // Each ready connection at most once per call: those waiting for
-        // ARP stay queued and are skipped.
+        // their next hop's MAC stay queued and are skipped.
         for _ in 0..self.tcp.ready.len() {
             let Some(h) = self.tcp.ready.pop_front() else {
                 break;
@@ -35,22 +85,24 @@ impl Interface {
                 self.tcp.get_mut(h).expect("present").queued = false;
                 continue;
             };
-            let resolution = self.neighbors.resolve(hop, now);
-            self.stats.arp_limited = self.neighbors.limited;
-            let mac = match resolution {
+            let mac = match self.resolve(hop, now) {
                 Resolution::Known(mac) => mac,
                 Resolution::Refresh(mac) => {
                     // Send as usual; the request follows in the next frame.
-                    self.stats.arp_requests_sent += 1;
-                    self.push_control(Control::ArpRequest(hop));
+                    if let Some(c) = self.solicit(hop) {
+                        self.push_control(c);
+                    }
                     mac
                 }
                 Resolution::Ask => {
-                    self.stats.arp_requests_sent += 1;
                     self.tcp.ready.push_back(h);
-                    return self.build_control(buf, Control::ArpRequest(hop));
+                    match self.solicit(hop) {
+                        Some(c) => return self.build_control(buf, c),
+                        None => continue,
+                    }
                 }
-                // Leave the segments in the connection until ARP answers.
+                // Leave the segments in the connection until the neighbour
+                // answers.
                 Resolution::Wait => {
                     self.tcp.ready.push_back(h);
                     continue;
@@ -79,25 +131,30 @@ impl Interface {
             if t.payload_len == 0 && t.flags == Flags::ACK {
                 self.stats.tcp_bare_acks_out += 1;
             }
+            let tuple = e.tuple;
             if let Some(m) = &mut t.options.mss {
                 // Offer no more than the device can receive.
-                *m = (*m).min(mss_for_mtu(mtu));
+                let most = match tuple.remote_ip {
+                    IpAddr::V4(_) => mss_for_mtu(mtu),
+                    IpAddr::V6(_) => mss_for_mtu_v6(mtu),
+                };
+                *m = (*m).min(most);
             }
-            let tuple = e.tuple;
             // Stay on a connection while it has data (still queued, so
             // `touch` only marks its timers for a resync).
             self.tcp.ready.push_front(h);
             self.tcp.touch(h);
-            let (src_ip, src_mac) = (self.cfg.ip, self.cfg.mac);
             self.ip_ident = self.ip_ident.wrapping_add(1);
             let e = self.tcp.get(h).expect("present");
+            let ip = IpFields {
+                ident: self.ip_ident,
+                flow_label: e.flow_label,
+            };
             let built = build_tcp_frame(
                 buf,
                 mtu,
-                src_mac,
-                mac,
-                src_ip,
-                self.ip_ident,
+                (self.cfg.mac, mac),
+                ip,
                 &tuple,
                 &t,
                 e.conn.payload(&t),
@@ -118,11 +175,11 @@ impl Interface {
         None
     }
 
-    /// ARP for `hop` went unanswered. Connections still opening fail with
+    /// ARP or Neighbor Discovery for `hop` went unanswered. Connections still opening fail with
     /// "host unreachable" (as connect(2) does on Linux); the others lose
     /// what they wanted to send, as on a dead wire, so that their own
     /// retransmission timers decide when to give up.
-    pub(super) fn neighbor_failed(&mut self, hop: Ipv4Addr, now: Instant) {
+    pub(super) fn neighbor_failed(&mut self, hop: IpAddr, now: Instant) {
         for i in 0..self.tcp.slots.len() {
             let Some(remote) = self.tcp.slots[i].as_ref().map(|e| e.tuple.remote_ip) else {
                 continue;
@@ -177,6 +234,9 @@ impl Interface {
             }
             Control::Icmpv6 { mac, src, dst, msg } => {
                 build_icmpv6(buf, me_mac, mac, src, dst, |b| match &msg {
+                    Icmpv6Out::NeighborSolicit { target } => {
+                        icmpv6::emit_neighbor_solicit(b, src, dst, *target, me_mac)
+                    }
                     Icmpv6Out::NeighborAdvert { target, flags } => {
                         icmpv6::emit_neighbor_advert(b, src, dst, *target, *flags, me_mac)
                     }
@@ -200,13 +260,15 @@ impl Interface {
         t: &Transmit,
     ) -> Result<usize, WireError> {
         self.ip_ident = self.ip_ident.wrapping_add(1);
+        let ip = IpFields {
+            ident: self.ip_ident,
+            flow_label: self.flow_label(tuple),
+        };
         build_tcp_frame(
             buf,
             usize::MAX,
-            self.cfg.mac,
-            mac,
-            self.cfg.ip,
-            self.ip_ident,
+            (self.cfg.mac, mac),
+            ip,
             tuple,
             t,
             (&[], &[]),

@@ -6,7 +6,7 @@
 
 use crate::wire::tcp::FastOpen;
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 const CAPACITY: usize = 1024;
 
@@ -34,20 +34,20 @@ pub enum AskWith {
 
 #[derive(Default)]
 pub struct FastOpenCache {
-    entries: HashMap<Ipv4Addr, CachedCookie>,
+    entries: HashMap<IpAddr, CachedCookie>,
     /// Servers in the order first cached (eviction order).
-    order: VecDeque<Ipv4Addr>,
+    order: VecDeque<IpAddr>,
 }
 
 impl FastOpenCache {
-    pub fn get(&self, server: Ipv4Addr) -> Option<CachedCookie> {
+    pub fn get(&self, server: IpAddr) -> Option<CachedCookie> {
         self.entries.get(&server).copied()
     }
 
     /// Records what `server`'s SYN-ACK gave: a new cookie replaces an
     /// older one (a server may rotate its key), a SYN-ACK without one
     /// leaves it; the MSS is the latest announced.
-    pub fn insert(&mut self, server: Ipv4Addr, entry: CachedCookie) {
+    pub fn insert(&mut self, server: IpAddr, entry: CachedCookie) {
         let merged = match self.entries.get(&server) {
             Some(old) => CachedCookie {
                 cookie: entry.cookie.or(old.cookie),
@@ -71,7 +71,7 @@ impl FastOpenCache {
     /// of our SYN's option (true: experimental), None for a bare SYN.
     pub fn learn(
         &mut self,
-        server: Ipv4Addr,
+        server: IpAddr,
         cookie: Option<FastOpen>,
         mss: Option<u16>,
         asked: Option<bool>,
@@ -103,11 +103,12 @@ impl FastOpenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn the_newest_cookie_wins_and_the_cache_stays_bounded() {
         let mut c = FastOpenCache::default();
-        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let a = IpAddr::from(Ipv4Addr::new(10, 0, 0, 1));
         let one = CachedCookie {
             cookie: Some(FastOpen::with_cookie(&[1, 2, 3, 4], false)),
             mss: Some(1460),
@@ -130,7 +131,7 @@ mod tests {
         assert_eq!(c.get(a).unwrap().cookie, two.cookie, "the cookie stays");
         assert_eq!(c.get(a).unwrap().mss, Some(536));
         for i in 0..CAPACITY as u32 + 10 {
-            c.insert(Ipv4Addr::from(0x0b00_0000 + i), one);
+            c.insert(IpAddr::from(Ipv4Addr::from(0x0b00_0000 + i)), one);
         }
         assert_eq!(c.len(), CAPACITY);
         assert_eq!(c.get(a), None, "the oldest went first");
@@ -141,7 +142,7 @@ mod tests {
         // As Linux's try_exp: RFC 7413's form, the experimental once, then
         // RFC 7413's from then on.
         let mut c = FastOpenCache::default();
-        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let a = IpAddr::from(Ipv4Addr::new(10, 0, 0, 1));
         c.learn(a, None, Some(1460), Some(false));
         assert_eq!(c.get(a).unwrap().ask, AskWith::Experimental);
         c.learn(a, None, Some(1460), Some(true));

@@ -1,5 +1,6 @@
-//! Whole frames built in place: Ethernet, IPv4 and the ARP, ICMP or TCP
-//! message, each written once into the device's buffer.
+//! Whole frames built in place: Ethernet, IPv4 or IPv6 and the ARP,
+//! ICMP, ICMPv6 or TCP message, each written once into the device's
+//! buffer.
 
 use super::*;
 
@@ -56,23 +57,34 @@ pub(super) const ECT0: u8 = 0x02;
 /// ... and CE, congestion experienced.
 pub(super) const CE: u8 = 0x03;
 
-/// Builds Ethernet + IPv4 + TCP + payload in place; the payload is copied
-/// once, straight from the send buffer into the frame.
-#[allow(clippy::too_many_arguments)]
+/// The IP header fields that vary per frame or per connection: IPv4's
+/// identification, IPv6's flow label.
+#[derive(Clone, Copy)]
+pub(super) struct IpFields {
+    pub ident: u16,
+    pub flow_label: u32,
+}
+
+/// Builds Ethernet + IP (of the tuple's family) + TCP + payload in place;
+/// the payload is copied once, straight from the send buffer into the
+/// frame. `macs`: (ours, the next hop's).
 pub(super) fn build_tcp_frame(
     buf: &mut [u8],
     mtu: usize,
-    src_mac: MacAddr,
-    dst_mac: MacAddr,
-    src_ip: Ipv4Addr,
-    ident: u16,
+    macs: (MacAddr, MacAddr),
+    ip: IpFields,
     tuple: &Tuple,
     t: &Transmit,
     payload: (&[u8], &[u8]),
 ) -> Result<usize, WireError> {
-    ethernet::emit(buf, dst_mac, src_mac, ethernet::ETHERTYPE_IPV4)?;
+    let (src_mac, dst_mac) = macs;
+    let (ethertype, ip_len) = match tuple.remote_ip {
+        IpAddr::V4(_) => (ethernet::ETHERTYPE_IPV4, ipv4::MIN_HEADER_LEN),
+        IpAddr::V6(_) => (ethernet::ETHERTYPE_IPV6, crate::wire::ipv6::HEADER_LEN),
+    };
+    ethernet::emit(buf, dst_mac, src_mac, ethertype)?;
     let ip_at = ethernet::HEADER_LEN;
-    let tcp_at = ip_at + ipv4::MIN_HEADER_LEN;
+    let tcp_at = ip_at + ip_len;
     let hdr = TcpHeader {
         src_port: tuple.local_port,
         dst_port: tuple.remote_port,
@@ -85,18 +97,35 @@ pub(super) fn build_tcp_frame(
     // Room for the segment within the MTU, checked before any copy.
     let fits = ip_at.saturating_add(mtu).min(buf.len());
     let segment = buf.get_mut(tcp_at..fits).ok_or(WireError::BufferTooSmall)?;
-    let total = tcp_at + tcpwire::emit_segment(segment, &hdr, payload, src_ip, tuple.remote_ip)?;
-    let ip = Ipv4Header {
-        src: src_ip,
-        dst: tuple.remote_ip,
-        protocol: ipv4::PROTO_TCP,
-        ttl: 64,
-        ident,
-        dont_fragment: true,
-        payload_len: (total - tcp_at) as u16,
-        tos: if t.ect { ECT0 } else { 0 },
+    let (src, dst) = (tuple.local_ip, tuple.remote_ip);
+    let total = tcp_at + tcpwire::emit_segment(segment, &hdr, payload, src, dst)?;
+    let payload_len = (total - tcp_at) as u16;
+    let ecn = if t.ect { ECT0 } else { 0 };
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => Ipv4Header {
+            src,
+            dst,
+            protocol: ipv4::PROTO_TCP,
+            ttl: 64,
+            ident: ip.ident,
+            dont_fragment: true,
+            payload_len,
+            tos: ecn,
+        }
+        .emit(&mut buf[ip_at..])?,
+        (IpAddr::V6(src), IpAddr::V6(dst)) => crate::wire::ipv6::Ipv6Header {
+            src,
+            dst,
+            next_header: crate::wire::ipv6::NEXT_TCP,
+            hop_limit: 64,
+            traffic_class: ecn,
+            flow_label: ip.flow_label,
+            payload_len,
+        }
+        .emit(&mut buf[ip_at..])?,
+        // emit_segment refused a mixed pair already.
+        _ => return Err(WireError::Unsupported),
     };
-    ip.emit(&mut buf[ip_at..])?;
     Ok(total)
 }
 

@@ -19,7 +19,7 @@ impl Interface {
         match eth.ethertype {
             ethernet::ETHERTYPE_ARP => self.ingress_arp(eth.payload, now),
             ethernet::ETHERTYPE_IPV4 => self.ingress_ipv4(eth.src, eth.payload, frame, now),
-            ethernet::ETHERTYPE_IPV6 => self.ingress_ipv6(eth.src, eth.payload, now),
+            ethernet::ETHERTYPE_IPV6 => self.ingress_ipv6(eth.src, eth.payload, frame, now),
             _ => self.stats.rx_unsupported += 1,
         }
     }
@@ -45,7 +45,8 @@ impl Interface {
             Ok(a) => a,
             Err(e) => return self.count_error(e),
         };
-        if arp.target_ip != self.cfg.ip {
+        // (0.0.0.0: we have no IPv4 address, so no ARP is for us.)
+        if arp.target_ip != self.cfg.ip || self.cfg.ip.is_unspecified() {
             self.stats.rx_not_for_us += 1;
             return;
         }
@@ -102,30 +103,45 @@ impl Interface {
                 Ok(_) => self.stats.rx_unsupported += 1,
                 Err(e) => self.count_error(e),
             },
-            ipv4::PROTO_TCP => match TcpSegment::parse(ip.payload, Some((ip.src, ip.dst))) {
-                Ok(mut seg) => {
-                    seg.lent = Some(frame);
-                    self.ingress_tcp(src_mac, ip.src, &seg, ip.ecn == CE, now)
-                }
-                Err(WireError::BadChecksum)
-                    if tcpwire::is_partial_checksum(ip.payload, ip.src, ip.dst) =>
-                {
-                    self.stats.rx_partial_checksum += 1;
-                    self.stats.partial_checksum_from = Some(ip.src);
-                    if self.cfg.rx_checksum != RxChecksum::TrustPartial {
-                        return;
-                    }
-                    match TcpSegment::parse(ip.payload, None) {
-                        Ok(mut seg) => {
-                            seg.lent = Some(frame);
-                            self.ingress_tcp(src_mac, ip.src, &seg, ip.ecn == CE, now)
-                        }
-                        Err(e) => self.count_error(e),
-                    }
-                }
-                Err(e) => self.count_error(e),
-            },
+            ipv4::PROTO_TCP => {
+                let ends = (IpAddr::V4(ip.src), IpAddr::V4(ip.dst));
+                self.ingress_tcp_bytes(src_mac, ends, ip.payload, ip.ecn == CE, frame, now)
+            }
             _ => self.stats.rx_unsupported += 1,
+        }
+    }
+
+    /// A TCP segment's bytes from `ends` (source, destination: one of
+    /// ours) of either family: checksum verified (or, on a device that
+    /// hands on unfinished ones, trusted as configured), then on to its
+    /// connection.
+    pub(super) fn ingress_tcp_bytes(
+        &mut self,
+        src_mac: MacAddr,
+        ends: (IpAddr, IpAddr),
+        bytes: &[u8],
+        ce: bool,
+        frame: &RxFrame<'_>,
+        now: Instant,
+    ) {
+        let (src, dst) = ends;
+        let parsed = match TcpSegment::parse(bytes, src, dst) {
+            Err(WireError::BadChecksum) if tcpwire::is_partial_checksum(bytes, src, dst) => {
+                self.stats.rx_partial_checksum += 1;
+                self.stats.partial_checksum_from = Some(src);
+                if self.cfg.rx_checksum != RxChecksum::TrustPartial {
+                    return;
+                }
+                TcpSegment::parse_unchecked(bytes)
+            }
+            parsed => parsed,
+        };
+        match parsed {
+            Ok(mut seg) => {
+                seg.lent = Some(frame);
+                self.ingress_tcp(src_mac, ends, &seg, ce, now)
+            }
+            Err(e) => self.count_error(e),
         }
     }
 
@@ -139,36 +155,41 @@ impl Interface {
             return;
         }
         let tuple = Tuple {
+            local_ip: IpAddr::V4(f.src),
             local_port: f.src_port,
-            remote_ip: f.dst,
+            remote_ip: IpAddr::V4(f.dst),
             remote_port: f.dst_port,
         };
+        self.on_path_mtu(tuple, f.mtu, f.seq, now);
+    }
+
+    /// A router's report (either family) that the path to `tuple`'s peer
+    /// carries at most `mtu` bytes, quoting our segment at `seq`.
+    pub(super) fn on_path_mtu(&mut self, tuple: Tuple, mtu: u16, seq: u32, now: Instant) {
         let Some(&h) = self.tcp.by_tuple.get(&tuple) else {
             return;
         };
         if let Some(e) = self.tcp.touch(h) {
-            if !e.conn.on_path_mtu(f.mtu, SeqNum(f.seq), now) {
+            if !e.conn.on_path_mtu(mtu, SeqNum(seq), now) {
                 self.stats.icmp_frag_needed_ignored += 1;
             }
         }
     }
 
+    /// `ends`: the segment's source and destination addresses (ours);
     /// `ce`: the IP header said congestion experienced (ECN).
     pub(super) fn ingress_tcp(
         &mut self,
         src_mac: MacAddr,
-        src: Ipv4Addr,
+        ends: (IpAddr, IpAddr),
         seg: &TcpSegment<'_>,
         ce: bool,
         now: Instant,
     ) {
         self.stats.tcp_segments_in += 1;
         self.stats.tcp_data_segments_in += u64::from(!seg.payload.is_empty());
-        let tuple = Tuple {
-            local_port: seg.dst_port,
-            remote_ip: src,
-            remote_port: seg.src_port,
-        };
+        let (src, local) = ends;
+        let tuple = Tuple::of_segment(local, src, seg.dst_port, seg.src_port);
         if let Some(&h) = self.tcp.by_tuple.get(&tuple) {
             let reincarnation = self
                 .tcp
@@ -220,22 +241,20 @@ impl Interface {
             if l.backlog.len() >= l.max_backlog {
                 // Full of half-open connections (a flood, most likely):
                 // answer without keeping state.
-                self.send_cookie(src_mac, src, tuple, seg, now);
+                self.send_cookie(src_mac, tuple, seg, now);
                 return;
             }
-            let iss = self.isn.isn(
-                (self.cfg.ip, tuple.local_port),
-                (src, tuple.remote_port),
-                now,
-            );
+            let iss = self
+                .isn
+                .isn((local, tuple.local_port), (src, tuple.remote_port), now);
             let key = cfg.fast_open_key;
             let no_cookie = key.is_some() && cfg.fast_open_without_cookie;
-            let mut conn = self.passive_conn(cfg, iss, src);
+            let mut conn = self.passive_conn(cfg, iss, &tuple);
             if no_cookie && !seg.payload.is_empty() {
                 // No cookie needed: the data is taken, none is offered.
                 conn.accept_fast_open();
             } else if let (Some(key), Some(asked)) = (key, seg.options.fast_open) {
-                let valid = crate::tcp::fast_open::cookie(&key, src, self.cfg.ip);
+                let valid = crate::tcp::fast_open::cookie(&key, src, local);
                 if asked.cookie() == Some(&valid[..]) {
                     conn.accept_fast_open();
                 } else {
@@ -252,7 +271,7 @@ impl Interface {
         let is_ack = seg.flags.ack() && !seg.flags.syn() && !seg.flags.rst();
         if is_ack
             && self.tcp.listeners.contains_key(&seg.dst_port)
-            && self.accept_cookie(src, tuple, seg, now)
+            && self.accept_cookie(tuple, seg, now)
         {
             return;
         }

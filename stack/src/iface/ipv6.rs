@@ -1,11 +1,16 @@
-//! IPv6 on the interface, so far: our addresses, Neighbor Discovery
-//! (RFC 4861) for them and echo (RFC 4443). A neighbour solicitation for
-//! one of our addresses is answered with an advertisement carrying our
-//! MAC, and teaches us the soliciting neighbour's; advertisements teach
-//! us the target's. An address taken is announced once to all nodes
-//! (an unsolicited advertisement, RFC 4861 7.2.6), so neighbours that
-//! cached another MAC for it update at once. TCP over IPv6 is not served
-//! yet: such segments are counted as unsupported.
+//! IPv6 on the interface: our addresses, Neighbor Discovery (RFC 4861)
+//! for them, echo and packet-too-big (RFC 4443), and TCP segments handed
+//! to the same TCP ingress as IPv4's. A neighbour solicitation for one of
+//! our addresses is answered with an advertisement carrying our MAC, and
+//! teaches us the soliciting neighbour's; advertisements teach us the
+//! target's. An address taken is announced once to all nodes (an
+//! unsolicited advertisement, RFC 4861 7.2.6), so neighbours that cached
+//! another MAC for it update at once.
+//!
+//! Routing: a destination inside the prefix of one of our addresses, or
+//! link-local, is on the link and resolved by neighbour solicitation;
+//! there is no IPv6 default router yet (no router discovery), so others
+//! have no route.
 //!
 //! No duplicate address detection (RFC 4862 5.4) before using an
 //! address: the operator gives the stack addresses the host does not use
@@ -27,22 +32,28 @@ pub const MAX_IPV6_ADDRESSES: usize = 16;
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
 impl Interface {
-    /// Serves `addr` too (Neighbor Discovery and echo for it). Its
-    /// frames reach the interface only if the device's filter lets them
-    /// (AF_XDP: `AfXdpConfig::addresses`).
-    pub fn add_ipv6(&mut self, addr: Ipv6Addr) -> Result<(), IfaceError> {
+    /// Serves `addr` too, with the on-link prefix `addr/prefix_len`
+    /// (TCP, Neighbor Discovery and echo). Its frames reach the interface
+    /// only if the device's filter lets them (AF_XDP:
+    /// `AfXdpConfig::addresses`).
+    pub fn add_ipv6(&mut self, addr: Ipv6Addr, prefix_len: u8) -> Result<(), IfaceError> {
         if addr.is_multicast() || addr.is_unspecified() {
             return Err(IfaceError::BadAddress(format!(
                 "{addr} is not a unicast address"
             )));
         }
-        if !self.ipv6.contains(&addr) {
+        if prefix_len > 128 {
+            return Err(IfaceError::BadAddress(format!(
+                "/{prefix_len}: an IPv6 prefix is at most 128 bits"
+            )));
+        }
+        if !self.is_our_ipv6(addr) {
             if self.ipv6.len() >= MAX_IPV6_ADDRESSES {
                 return Err(IfaceError::BadAddress(format!(
                     "more than {MAX_IPV6_ADDRESSES} IPv6 addresses"
                 )));
             }
-            self.ipv6.push(addr);
+            self.ipv6.push((addr, prefix_len));
             self.push_control(Control::Icmpv6 {
                 mac: icmpv6::multicast_mac(ALL_NODES),
                 src: addr,
@@ -56,8 +67,26 @@ impl Interface {
         Ok(())
     }
 
-    pub fn ipv6_addresses(&self) -> &[Ipv6Addr] {
-        &self.ipv6
+    pub fn ipv6_addresses(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.ipv6.iter().map(|(a, _)| *a)
+    }
+
+    pub(super) fn is_our_ipv6(&self, a: Ipv6Addr) -> bool {
+        self.ipv6.iter().any(|(ours, _)| *ours == a)
+    }
+
+    /// Whether `dst` is on our link: link-local, or inside the prefix of
+    /// one of our addresses.
+    pub(super) fn on_link_v6(&self, dst: Ipv6Addr) -> bool {
+        let link_local = dst.segments()[0] & 0xffc0 == 0xfe80;
+        link_local || self.ipv6.iter().any(|&(a, p)| same_prefix(a, dst, p))
+    }
+
+    /// Our address to reach `dst` from: one whose prefix holds it, else
+    /// the first (RFC 6724's longest-match rule, short of its scopes).
+    pub(super) fn ipv6_source_for(&self, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+        let within = self.ipv6.iter().find(|&&(a, p)| same_prefix(a, dst, p));
+        within.or(self.ipv6.first()).map(|(a, _)| *a)
     }
 
     /// The multicast groups we listen on once we have IPv6 addresses:
@@ -65,7 +94,7 @@ impl Interface {
     fn our_groups(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
         let all = (!self.ipv6.is_empty()).then_some(ALL_NODES);
         all.into_iter()
-            .chain(self.ipv6.iter().map(|a| icmpv6::solicited_node(*a)))
+            .chain(self.ipv6_addresses().map(icmpv6::solicited_node))
     }
 
     /// A frame to one of our groups' Ethernet addresses.
@@ -73,12 +102,18 @@ impl Interface {
         self.our_groups().any(|g| icmpv6::multicast_mac(g) == mac)
     }
 
-    pub(super) fn ingress_ipv6(&mut self, src_mac: MacAddr, payload: &[u8], now: Instant) {
+    pub(super) fn ingress_ipv6(
+        &mut self,
+        src_mac: MacAddr,
+        payload: &[u8],
+        frame: &RxFrame<'_>,
+        now: Instant,
+    ) {
         let ip = match Ipv6Packet::parse(payload) {
             Ok(p) => p,
             Err(e) => return self.count_error(e),
         };
-        let unicast = self.ipv6.contains(&ip.dst);
+        let unicast = self.is_our_ipv6(ip.dst);
         if !unicast && !self.our_groups().any(|g| g == ip.dst) {
             self.stats.rx_not_for_us += 1;
             return;
@@ -86,6 +121,11 @@ impl Interface {
         if ip.is_fragment {
             self.stats.rx_fragments_dropped += 1;
             return;
+        }
+        if ip.next_header == ipv6::NEXT_TCP && unicast {
+            let ends = (IpAddr::V6(ip.src), IpAddr::V6(ip.dst));
+            let ce = ip.ecn() == CE;
+            return self.ingress_tcp_bytes(src_mac, ends, ip.payload, ce, frame, now);
         }
         if ip.next_header != ipv6::NEXT_ICMPV6 {
             self.stats.rx_unsupported += 1;
@@ -132,6 +172,22 @@ impl Interface {
                     },
                 });
             }
+            Icmpv6::PacketTooBig { mtu, quoted } if unicast => {
+                self.stats.icmp_frag_needed += 1;
+                if !self.is_our_ipv6(quoted.src) {
+                    return;
+                }
+                let tuple = Tuple {
+                    local_ip: IpAddr::V6(quoted.src),
+                    local_port: quoted.src_port,
+                    remote_ip: IpAddr::V6(quoted.dst),
+                    remote_port: quoted.dst_port,
+                };
+                // An MTU past what the IP length field names cannot
+                // shrink anything.
+                let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+                self.on_path_mtu(tuple, mtu, quoted.seq, now);
+            }
             _ => self.stats.rx_unsupported += 1,
         }
     }
@@ -149,9 +205,7 @@ impl Interface {
         now: Instant,
     ) {
         let from_dad = ip.src.is_unspecified();
-        if ip.hop_limit != 255
-            || !self.ipv6.contains(&target)
-            || (from_dad && source_lladdr.is_some())
+        if ip.hop_limit != 255 || !self.is_our_ipv6(target) || (from_dad && source_lladdr.is_some())
         {
             self.stats.nd_dropped += 1;
             return;
@@ -175,4 +229,12 @@ impl Interface {
             msg: Icmpv6Out::NeighborAdvert { target, flags },
         });
     }
+}
+
+/// Whether `a` and `b` agree in their first `prefix_len` bits.
+fn same_prefix(a: Ipv6Addr, b: Ipv6Addr, prefix_len: u8) -> bool {
+    let mask = u128::MAX
+        .checked_shl(128 - u32::from(prefix_len))
+        .unwrap_or(0);
+    (u128::from(a) ^ u128::from(b)) & mask == 0
 }

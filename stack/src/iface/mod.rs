@@ -45,7 +45,7 @@ use neighbor::{NeighborCache, Resolution};
 pub use stats::IfaceStats;
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub use tcp_table::{Handle, Tuple};
 
 use frames::*;
@@ -65,7 +65,7 @@ const FIRST_EPHEMERAL: u16 = 49_152;
 pub enum IfaceError {
     AddrInUse(u16),
     NoFreePorts,
-    NoRoute(Ipv4Addr),
+    NoRoute(IpAddr),
     NotListening(u16),
     BadHandle,
     /// `Limits` reached: (open connections, buffer bytes held).
@@ -157,11 +157,11 @@ enum Control {
         data: Vec<u8>,
     },
     /// An ICMPv6 message from our address `src` (a neighbour
-    /// advertisement, an echo reply).
+    /// solicitation or advertisement, an echo reply).
     Icmpv6 {
         mac: MacAddr,
-        src: std::net::Ipv6Addr,
-        dst: std::net::Ipv6Addr,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
         msg: Icmpv6Out,
     },
     /// A TCP segment without payload that no connection sends: a reset,
@@ -175,22 +175,17 @@ enum Control {
 }
 
 enum Icmpv6Out {
-    NeighborAdvert {
-        target: std::net::Ipv6Addr,
-        flags: u8,
-    },
-    EchoReply {
-        ident: u16,
-        seq: u16,
-        data: Vec<u8>,
-    },
+    NeighborSolicit { target: Ipv6Addr },
+    NeighborAdvert { target: Ipv6Addr, flags: u8 },
+    EchoReply { ident: u16, seq: u16, data: Vec<u8> },
 }
 
 pub struct Interface {
     cfg: IfaceConfig,
-    /// Our IPv6 addresses (`add_ipv6`), and their neighbours.
-    ipv6: Vec<std::net::Ipv6Addr>,
-    neighbors6: NeighborCache<std::net::Ipv6Addr>,
+    /// Our IPv6 addresses with their prefix lengths (`add_ipv6`), and
+    /// their neighbours.
+    ipv6: Vec<(Ipv6Addr, u8)>,
+    neighbors6: NeighborCache<Ipv6Addr>,
     isn: IsnGenerator,
     neighbors: NeighborCache,
     tcp: TcpTable,
@@ -234,12 +229,18 @@ impl Default for Limits {
     }
 }
 
-type PortFilter = Box<dyn Fn(u16, SocketAddrV4) -> bool + Send>;
+type PortFilter = Box<dyn Fn(SocketAddr, SocketAddr) -> bool + Send>;
 
 /// The MSS a device of this MTU carries: less 40 bytes of IPv4 and TCP
 /// headers, within what TCP can name (at least 536, RFC 9293 3.7.1).
 pub fn mss_for_mtu(mtu: usize) -> u16 {
     mtu.saturating_sub(40).clamp(536, 65_495) as u16
+}
+
+/// The same over IPv6: 60 bytes of headers (RFC 8200 8.3), at least
+/// 1220 (what the minimum MTU of 1280 leaves).
+pub fn mss_for_mtu_v6(mtu: usize) -> u16 {
+    mtu.saturating_sub(60).clamp(1220, 65_475) as u16
 }
 
 impl Interface {
@@ -399,33 +400,64 @@ impl Interface {
         Ok(Some(h))
     }
 
+    /// Opens a connection to `remote` (either family) from our address
+    /// of that family (`source_for`).
     pub fn connect(
         &mut self,
-        remote: SocketAddrV4,
+        remote: impl Into<SocketAddr>,
         cfg: Option<Config>,
         now: Instant,
     ) -> Result<Handle, IfaceError> {
-        if self.next_hop(*remote.ip()).is_none() {
-            return Err(IfaceError::NoRoute(*remote.ip()));
-        }
+        let remote = remote.into();
+        let local = self.source_for(remote.ip());
+        let Some(local) = local.filter(|_| self.next_hop(remote.ip()).is_some()) else {
+            return Err(IfaceError::NoRoute(remote.ip()));
+        };
         let cfg = cfg.unwrap_or_else(|| self.cfg.tcp.clone());
         if !self.admits(&cfg) {
             return Err(IfaceError::Limit(self.tcp.active(), self.tcp.buffer_bytes));
         }
-        let port = self.ephemeral_port(remote)?;
+        let port = self.ephemeral_port(local, remote)?;
         let tuple = Tuple {
+            local_ip: local,
             local_port: port,
-            remote_ip: *remote.ip(),
+            remote_ip: remote.ip(),
             remote_port: remote.port(),
         };
-        let iss = self.isn.isn(
-            (self.cfg.ip, port),
-            (tuple.remote_ip, tuple.remote_port),
-            now,
-        );
+        let iss = self
+            .isn
+            .isn((local, port), (tuple.remote_ip, tuple.remote_port), now);
         let mut conn = Connection::connect(cfg, iss);
-        conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, tuple.remote_ip));
-        Ok(self.tcp.insert(tuple, conn, false))
+        self.fit_to_tuple(&mut conn, &tuple);
+        Ok(self.insert_conn(tuple, conn, false))
+    }
+
+    /// Files a new connection in the table, with its flow label.
+    fn insert_conn(&mut self, tuple: Tuple, conn: Connection, in_backlog: bool) -> Handle {
+        let flow_label = self.flow_label(&tuple);
+        let h = self.tcp.insert(tuple, conn, in_backlog);
+        self.tcp.get_mut(h).expect("just inserted").flow_label = flow_label;
+        h
+    }
+
+    /// IPv6's flow label for `tuple`'s packets; IPv4 has none.
+    fn flow_label(&self, tuple: &Tuple) -> u32 {
+        match tuple.remote_ip {
+            IpAddr::V4(_) => 0,
+            IpAddr::V6(_) => self.isn.flow_label(
+                (tuple.local_ip, tuple.local_port),
+                (tuple.remote_ip, tuple.remote_port),
+            ),
+        }
+    }
+
+    /// What a new connection takes from its addresses: our keyed
+    /// timestamp offset towards the peer, and its IP header's size.
+    fn fit_to_tuple(&self, conn: &mut Connection, tuple: &Tuple) {
+        conn.set_ts_offset(self.isn.ts_offset(tuple.local_ip, tuple.remote_ip));
+        if tuple.remote_ip.is_ipv6() {
+            conn.set_ipv6();
+        }
     }
 
     /// Opens a connection with TCP Fast Open (RFC 7413): with a cookie
@@ -438,16 +470,17 @@ impl Interface {
     /// Open acknowledges only the SYN; the data then follows at once.
     pub fn connect_fast_open(
         &mut self,
-        remote: SocketAddrV4,
+        remote: impl Into<SocketAddr>,
         cfg: Option<Config>,
         data: &[u8],
         now: Instant,
     ) -> Result<(Handle, usize), IfaceError> {
+        let remote = remote.into();
         let cfg = cfg.unwrap_or_else(|| self.cfg.tcp.clone());
         let ours = u32::from(cfg.mss);
         let without_cookie = cfg.fast_open_client_without_cookie;
         let h = self.connect(remote, Some(cfg), now)?;
-        let cached = self.fast_open_cookies.get(*remote.ip());
+        let cached = self.fast_open_cookies.get(remote.ip());
         let conn = &mut self.tcp.get_mut(h).expect("just inserted").conn;
         // The SYN's room: the server's cached MSS (or ours), less 40 bytes
         // kept for options, as Linux.
@@ -479,7 +512,7 @@ impl Interface {
 
     /// Whether a Fast Open cookie from `server` is cached (a connection to
     /// it may then send data on its SYN).
-    pub fn fast_open_cookie_cached(&self, server: std::net::Ipv4Addr) -> bool {
+    pub fn fast_open_cookie_cached(&self, server: IpAddr) -> bool {
         matches!(
             self.fast_open_cookies.get(server),
             Some(CachedCookie {
@@ -499,20 +532,20 @@ impl Interface {
     /// remote end plus a counter, so a peer cannot predict the ports we
     /// use towards others, while ports towards one peer still cycle
     /// through the whole range before reuse.
-    fn ephemeral_port(&mut self, remote: SocketAddrV4) -> Result<u16, IfaceError> {
+    fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Result<u16, IfaceError> {
         let range = u32::from(u16::MAX - FIRST_EPHEMERAL) + 1;
-        let offset = self
-            .isn
-            .port_offset(self.cfg.ip, (*remote.ip(), remote.port()));
+        let offset = self.isn.port_offset(local, (remote.ip(), remote.port()));
         for _ in 0..range {
             let p = FIRST_EPHEMERAL + (offset.wrapping_add(self.next_port) % range) as u16;
             self.next_port = self.next_port.wrapping_add(1);
             let t = Tuple {
+                local_ip: local,
                 local_port: p,
-                remote_ip: *remote.ip(),
+                remote_ip: remote.ip(),
                 remote_port: remote.port(),
             };
-            let owned = self.port_filter.as_ref().is_none_or(|f| f(p, remote));
+            let local = SocketAddr::new(local, p);
+            let owned = self.port_filter.as_ref().is_none_or(|f| f(local, remote));
             if owned
                 && !self.tcp.listeners.contains_key(&p)
                 && !self.tcp.by_tuple.contains_key(&t)
@@ -589,9 +622,13 @@ impl Interface {
         moved
     }
 
-    /// Restricts active opens to local ports for which `owns(port, remote)`
-    /// holds: the runtime picks ports whose replies hash to this core.
-    pub fn set_port_filter(&mut self, owns: impl Fn(u16, SocketAddrV4) -> bool + Send + 'static) {
+    /// Restricts active opens to local ports for which `owns(local,
+    /// remote)` holds: the runtime picks ports whose replies hash to this
+    /// core.
+    pub fn set_port_filter(
+        &mut self,
+        owns: impl Fn(SocketAddr, SocketAddr) -> bool + Send + 'static,
+    ) {
         self.port_filter = Some(Box::new(owns));
     }
 
@@ -613,6 +650,7 @@ impl Interface {
             at = earliest(at, t.map(TimerWheel::<Handle>::fires_at));
         }
         let at = earliest(at, self.tcp.time_waits.next_deadline());
+        let at = earliest(at, self.neighbors6.next_request_at());
         earliest(at, self.neighbors.next_request_at())
     }
 

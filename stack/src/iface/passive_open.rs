@@ -5,15 +5,17 @@
 use super::*;
 
 impl Interface {
-    pub(super) fn cookie_ends(&self, src: Ipv4Addr, tuple: &Tuple) -> syn_cookie::Ends {
-        ((self.cfg.ip, tuple.local_port), (src, tuple.remote_port))
+    pub(super) fn cookie_ends(tuple: &Tuple) -> syn_cookie::Ends {
+        (
+            (tuple.local_ip, tuple.local_port),
+            (tuple.remote_ip, tuple.remote_port),
+        )
     }
 
     /// Answers a SYN with a SYN cookie (`syn_cookie.rs`).
     pub(super) fn send_cookie(
         &mut self,
         mac: MacAddr,
-        src: Ipv4Addr,
         tuple: Tuple,
         seg: &TcpSegment<'_>,
         now: Instant,
@@ -32,14 +34,14 @@ impl Interface {
         if let (true, Some((tsval, _))) = (cfg.timestamps, seg.options.timestamps) {
             let ws = seg.options.window_scale.filter(|_| cfg.window_scaling);
             let sack = cfg.sack && seg.options.sack_permitted;
-            let ts_now =
-                (now.as_millis() as u32).wrapping_add(self.isn.ts_offset(self.cfg.ip, src));
+            let offset = self.isn.ts_offset(tuple.local_ip, tuple.remote_ip);
+            let ts_now = (now.as_millis() as u32).wrapping_add(offset);
             options.timestamps = Some((syn_cookie::options_tsval(ts_now, ws, sack), tsval));
             options.window_scale = ws.map(|_| cfg.our_window_shift());
             options.sack_permitted = sack;
         }
         let peer_mss = seg.options.mss.unwrap_or(536);
-        let ends = self.cookie_ends(src, &tuple);
+        let ends = Self::cookie_ends(&tuple);
         let cookie = syn_cookie::make(&self.isn, ends, seg.seq, peer_mss, now);
         self.stats.tcp_syn_cookies_sent += 1;
         let mut t = Transmit::bare(
@@ -58,7 +60,6 @@ impl Interface {
     /// sent, then this ACK. Returns true if it was taken.
     pub(super) fn accept_cookie(
         &mut self,
-        src: Ipv4Addr,
         tuple: Tuple,
         seg: &TcpSegment<'_>,
         now: Instant,
@@ -73,7 +74,7 @@ impl Interface {
             return false;
         }
         let (peer_isn, iss) = (seg.seq.wrapping_sub(1), seg.ack.wrapping_sub(1));
-        let ends = self.cookie_ends(src, &tuple);
+        let ends = Self::cookie_ends(&tuple);
         let Some(mss) = syn_cookie::check(&self.isn, ends, peer_isn, iss, now) else {
             self.stats.tcp_syn_cookies_rejected += 1;
             return false;
@@ -97,7 +98,7 @@ impl Interface {
             }
             _ => (None, false, None),
         };
-        let mut conn = self.passive_conn(cfg, SeqNum(iss), src);
+        let mut conn = self.passive_conn(cfg, SeqNum(iss), &tuple);
         let syn = TcpSegment {
             src_port: seg.src_port,
             dst_port: seg.dst_port,
@@ -129,18 +130,18 @@ impl Interface {
         true
     }
 
-    /// A connection for a listener, from a SYN of `src` (or the cookie
-    /// that stands for one), with our keyed timestamp offset.
-    pub(super) fn passive_conn(&self, cfg: Config, iss: SeqNum, src: Ipv4Addr) -> Connection {
+    /// A connection for a listener, from a SYN on `tuple` (or the cookie
+    /// that stands for one).
+    pub(super) fn passive_conn(&self, cfg: Config, iss: SeqNum, tuple: &Tuple) -> Connection {
         let mut conn = Connection::listen(cfg, iss);
-        conn.set_ts_offset(self.isn.ts_offset(self.cfg.ip, src));
+        self.fit_to_tuple(&mut conn, tuple);
         conn
     }
 
     /// Files a connection a listener spawned in the table and in that
     /// listener's backlog, where `accept` finds it once established.
     pub(super) fn file_in_backlog(&mut self, tuple: Tuple, conn: Connection) {
-        let h = self.tcp.insert(tuple, conn, true);
+        let h = self.insert_conn(tuple, conn, true);
         if let Some(l) = self.tcp.listeners.get_mut(&tuple.local_port) {
             l.backlog.push_back(h);
         }

@@ -22,6 +22,8 @@ pub struct IfaceStats {
     pub icmpv6_echo_answered: u64,
     pub nd_solicitations_answered: u64,
     pub nd_dropped: u64,
+    /// Neighbour solicitations we sent, to resolve a next hop.
+    pub nd_solicitations_sent: u64,
     pub tcp_segments_in: u64,
     /// Segments in that carried data, and bare ACKs out (no data, no
     /// SYN, FIN or RST): a receiver in bulk sends one ACK per received
@@ -53,8 +55,9 @@ pub struct IfaceStats {
     /// checksum offload on a local veth peer), accepted or dropped as
     /// [`RxChecksum`](super::RxChecksum) says, and the last sender of one.
     pub rx_partial_checksum: u64,
-    /// ICMP "fragmentation needed" received, and those that named no
-    /// segment in flight (or no smaller MTU) and were ignored.
+    /// ICMP "fragmentation needed" and ICMPv6 "packet too big" received,
+    /// and those that named no segment in flight (or no smaller MTU) and
+    /// were ignored.
     pub icmp_frag_needed: u64,
     pub icmp_frag_needed_ignored: u64,
     /// TIME-WAIT connections replaced by a new incarnation (RFC 6191).
@@ -65,5 +68,5 @@ pub struct IfaceStats {
     /// Segments larger than the device carries (never sent; the
     /// connection re-cut what it had in flight to fit).
     pub tx_oversize: u64,
-    pub partial_checksum_from: Option<std::net::Ipv4Addr>,
+    pub partial_checksum_from: Option<std::net::IpAddr>,
 }

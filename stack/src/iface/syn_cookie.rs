@@ -21,7 +21,7 @@
 
 use crate::tcp::isn::IsnGenerator;
 use crate::time::Instant;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// The MSS values a cookie can name: the largest not above the peer's is
 /// used (the common Ethernet, VPN and jumbo sizes).
@@ -35,7 +35,7 @@ fn tick(now: Instant) -> u64 {
 }
 
 /// The two ends of a connection, as (address, port).
-pub type Ends = ((Ipv4Addr, u16), (Ipv4Addr, u16));
+pub type Ends = ((IpAddr, u16), (IpAddr, u16));
 
 /// The cookie to use as our ISS for a SYN from `ends.1` with sequence
 /// number `peer_isn` and MSS option `peer_mss` (536 without one).
@@ -94,13 +94,14 @@ pub fn options_from_tsecr(tsecr: u32) -> (Option<u8>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn the_mss_index_is_covered_by_the_hash() {
         let key = IsnGenerator::new([3; 16]);
         let ends = (
-            (Ipv4Addr::new(10, 0, 0, 1), 80),
-            (Ipv4Addr::new(10, 0, 0, 2), 4000),
+            (Ipv4Addr::new(10, 0, 0, 1).into(), 80),
+            (Ipv4Addr::new(10, 0, 0, 2).into(), 4000),
         );
         let now = Instant::from_millis(1_000_000);
         let c = make(&key, ends, 77, 536, now);
@@ -129,8 +130,8 @@ mod tests {
 
     fn ends() -> Ends {
         (
-            (Ipv4Addr::new(10, 0, 0, 1), 80),
-            (Ipv4Addr::new(192, 0, 2, 9), 40000),
+            (Ipv4Addr::new(10, 0, 0, 1).into(), 80),
+            (Ipv4Addr::new(192, 0, 2, 9).into(), 40000),
         )
     }
 

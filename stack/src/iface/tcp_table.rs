@@ -4,15 +4,34 @@
 use crate::tcp::{Config, Connection, State};
 use crate::time::Instant;
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 
-/// A connection's address: (local port, remote address, remote port).
-/// The local address is the interface's own.
+/// A connection's address: both ends, of one family (an interface may
+/// hold several addresses: one IPv4, any IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
+    pub local_ip: IpAddr,
     pub local_port: u16,
-    pub remote_ip: Ipv4Addr,
+    pub remote_ip: IpAddr,
     pub remote_port: u16,
+}
+
+impl Tuple {
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr::new(self.local_ip, self.local_port)
+    }
+    pub fn remote(&self) -> SocketAddr {
+        SocketAddr::new(self.remote_ip, self.remote_port)
+    }
+    /// The tuple of a segment that arrived from `remote` to `local`.
+    pub fn of_segment(local: IpAddr, remote: IpAddr, dst_port: u16, src_port: u16) -> Self {
+        Tuple {
+            local_ip: local,
+            local_port: dst_port,
+            remote_ip: remote,
+            remote_port: src_port,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +59,9 @@ pub(crate) struct Entry {
     pub in_time_wait: bool,
     /// Waiting in `TcpTable::activity` for the application layer.
     pub active: bool,
+    /// IPv6's flow label for the connection's packets (RFC 6437): set
+    /// once by the interface, so every packet of it carries the same.
+    pub flow_label: u32,
 }
 
 pub(crate) struct Listener {
@@ -96,6 +118,7 @@ impl TcpTable {
             charge: 0,
             in_time_wait: false,
             active: false,
+            flow_label: 0,
         };
         // Free indices past a slab that shrank are gone; only once none is
         // left does the slab grow (so no stale index can name a new slot).

@@ -58,9 +58,9 @@ pub struct RuntimeConfig {
     pub pin: Option<Vec<usize>>,
     pub poll: PollMode,
     pub iface: IfaceConfig,
-    /// IPv6 addresses served besides `iface.ip` (Neighbor Discovery and
-    /// echo so far: `iface/ipv6.rs`).
-    pub ipv6: Vec<std::net::Ipv6Addr>,
+    /// IPv6 addresses served besides `iface.ip`, each with its on-link
+    /// prefix length (`iface/ipv6.rs`).
+    pub ipv6: Vec<(std::net::Ipv6Addr, u8)>,
     /// What peers may make each core's interface hold (`iface::Limits`).
     pub limits: crate::iface::Limits,
 }
@@ -135,8 +135,12 @@ impl<A: CoreApp> Runtime<A> {
         let queues = cfg.queues.max(1);
         let mut afxdp = cfg.afxdp.clone();
         // The XDP program takes only what this stack serves.
-        let ours = std::iter::once(std::net::IpAddr::V4(cfg.iface.ip))
-            .chain(cfg.ipv6.iter().map(|a| std::net::IpAddr::V6(*a)));
+        // (0.0.0.0 stands for no IPv4 address: an IPv6-only stack.)
+        let v4 = Some(cfg.iface.ip).filter(|a| !a.is_unspecified());
+        let ours = v4
+            .map(std::net::IpAddr::V4)
+            .into_iter()
+            .chain(cfg.ipv6.iter().map(|(a, _)| std::net::IpAddr::V6(*a)));
         for a in ours {
             if !afxdp.addresses.contains(&a) {
                 afxdp.addresses.push(a);
@@ -183,14 +187,14 @@ impl<A: CoreApp> Runtime<A> {
         for (core, dev) in devs.into_iter().enumerate() {
             let mut iface = Interface::new(iface_cfg.clone());
             iface.set_limits(cfg.limits);
-            for a in &cfg.ipv6 {
+            for &(a, prefix) in &cfg.ipv6 {
                 iface
-                    .add_ipv6(*a)
+                    .add_ipv6(a, prefix)
                     .map_err(|e| AfXdpError::Setup(format!("IPv6 address {a}: {e}")))?;
             }
-            let me = cfg.iface.ip;
-            iface.set_port_filter(move |port, remote| {
-                steer::flow_owner((me, port), (*remote.ip(), remote.port()), cores) == core
+            iface.set_port_filter(move |local, remote| {
+                let (l, r) = ((local.ip(), local.port()), (remote.ip(), remote.port()));
+                steer::flow_owner(l, r, cores) == core
             });
             let counters = Arc::new(CoreCounters::default());
             let (req_tx, req_rx) = bounded(4);

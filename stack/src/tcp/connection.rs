@@ -246,6 +246,9 @@ pub struct Connection {
     pub(super) ts_recent_at: Instant,
     /// Added to our millisecond clock so TSval reveals no uptime.
     pub(super) ts_offset: u32,
+    /// The IP header our segments travel under (20 for IPv4, 40 for
+    /// IPv6): what a path MTU leaves for TCP.
+    pub(super) ip_header_len: u16,
     /// The timestamp option of the segment being processed.
     pub(super) seg_ts: Option<(u32, u32)>,
     /// The ACK number we last sent (RFC 7323's Last.ACK.sent).
@@ -419,6 +422,7 @@ impl Connection {
             // Any value works (RFC 7323 5.4); one derived from the keyed
             // ISN keeps the connection deterministic yet unpredictable.
             ts_offset: iss.0.rotate_left(13) ^ 0x5bd1_e995,
+            ip_header_len: 20,
             seg_ts: None,
             last_ack_sent: SeqNum(0),
             delack_at: None,
@@ -494,6 +498,12 @@ impl Connection {
     /// driven by hand but tells a peer, who sees the ISS, our clock.
     pub fn set_ts_offset(&mut self, offset: u32) {
         self.ts_offset = offset;
+    }
+
+    /// The connection runs over IPv6: its IP header is 40 bytes, not 20,
+    /// and a path MTU is at least 1280 (RFC 8200 5).
+    pub fn set_ipv6(&mut self) {
+        self.ip_header_len = 40;
     }
 
     pub fn state(&self) -> State {
@@ -723,7 +733,8 @@ impl Connection {
     }
 
     /// Path MTU discovery: a router could not forward our segment at `seq`
-    /// at this size; the path carries at most `mtu` bytes of IP. Lowers
+    /// at this size; the path carries at most `mtu` bytes of IP (of the
+    /// connection's family: `set_ipv6`). Lowers
     /// the MSS and resends, at the new size, everything in flight that was
     /// sent larger (as Linux's `tcp_simple_retransmit`; the window is not
     /// cut: nothing was congested). Returns false if the message named no
@@ -731,13 +742,16 @@ impl Connection {
     /// is tried again (`PMTU_RETRY`).
     pub fn on_path_mtu(&mut self, mtu: u16, seq: SeqNum, now: Instant) -> bool {
         let in_flight = self.snd_una <= seq && seq < self.snd_max;
-        // 576 is the size every IPv4 host must accept (RFC 791); below it
-        // a report is more likely forged than true.
-        let mtu = u32::from(mtu).max(576);
+        // 576 is the size every IPv4 host must accept (RFC 791), 1280
+        // every IPv6 link's minimum (RFC 8200 5); below it a report is
+        // more likely forged than true.
+        let floor = if self.ip_header_len == 40 { 1280 } else { 576 };
+        let headers = u32::from(self.ip_header_len) + 20;
+        let mtu = u32::from(mtu).max(floor);
         if self.state == State::SynSent && seq == self.iss && self.snd_max > self.iss + 1 {
             // Our SYN carried data (Fast Open) and was too big: announce
             // the path's MSS and send a plain SYN at once, as Linux.
-            let mss = (mtu - 40).min(u32::from(self.cfg.mss)) as u16;
+            let mss = (mtu - headers).min(u32::from(self.cfg.mss)) as u16;
             if mss >= self.cfg.mss {
                 return false;
             }
@@ -750,7 +764,7 @@ impl Connection {
             return false;
         }
         let options = if self.ts_ok { 12 } else { 0 };
-        let mss = mtu - 40 - options;
+        let mss = mtu - headers - options;
         if mss >= self.eff_mss {
             return false;
         }

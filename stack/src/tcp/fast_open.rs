@@ -20,15 +20,15 @@
 
 use super::connection::{Connection, Event};
 use crate::wire::tcp::FastOpen;
+use crate::wire::HostAddr;
 use siphasher::sip::SipHasher24;
 use std::hash::Hasher;
-use std::net::Ipv4Addr;
 
 /// The cookie for `client` talking to `server` under `key`.
-pub fn cookie(key: &[u8; 16], client: Ipv4Addr, server: Ipv4Addr) -> [u8; 8] {
+pub fn cookie<A: HostAddr>(key: &[u8; 16], client: A, server: A) -> [u8; 8] {
     let mut h = SipHasher24::new_with_key(key);
-    h.write(&client.octets());
-    h.write(&server.octets());
+    h.write(client.octets_of().as_ref());
+    h.write(server.octets_of().as_ref());
     h.finish().to_le_bytes()
 }
 
@@ -212,6 +212,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn cookies_are_the_ones_a_linux_server_makes_with_the_same_key() {

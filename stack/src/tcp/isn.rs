@@ -80,6 +80,22 @@ impl IsnGenerator {
         ) as u32
     }
 
+    /// An IPv6 flow label for the connection `local`-`remote` (RFC 6437
+    /// 3: the same for all its packets, hard for others to predict): 20
+    /// bits of a keyed hash.
+    pub fn flow_label<A: HostAddr>(&self, local: (A, u16), remote: (A, u16)) -> u32 {
+        let h = self.keyed(
+            4,
+            &[
+                local.0.octets_of().as_ref(),
+                &local.1.to_be_bytes(),
+                remote.0.octets_of().as_ref(),
+                &remote.1.to_be_bytes(),
+            ],
+        );
+        h as u32 & 0x000f_ffff
+    }
+
     /// Where the ephemeral port search starts for `remote` (RFC 6056 3.3.3).
     pub fn port_offset<A: HostAddr>(&self, local: A, remote: (A, u16)) -> u32 {
         self.keyed(

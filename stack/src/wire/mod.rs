@@ -64,6 +64,10 @@ pub trait HostAddr: Copy + Eq + std::hash::Hash + fmt::Debug {
     type Octets: AsRef<[u8]>;
     fn octets_of(&self) -> Self::Octets;
     fn fold64(&self) -> u64;
+    /// The TCP pseudo-header sum of a segment of `len` bytes from `src`
+    /// to `dst` (RFC 9293 3.1, RFC 8200 8.1); `None` for two addresses of
+    /// different families, which no segment can have.
+    fn tcp_pseudo_header(src: Self, dst: Self, len: u16) -> Option<u32>;
 }
 
 impl HostAddr for std::net::Ipv4Addr {
@@ -73,6 +77,9 @@ impl HostAddr for std::net::Ipv4Addr {
     }
     fn fold64(&self) -> u64 {
         u64::from(u32::from(*self))
+    }
+    fn tcp_pseudo_header(src: Self, dst: Self, len: u16) -> Option<u32> {
+        Some(checksum::pseudo_header(src, dst, ipv4::PROTO_TCP, len))
     }
 }
 
@@ -84,6 +91,56 @@ impl HostAddr for std::net::Ipv6Addr {
     fn fold64(&self) -> u64 {
         let v = u128::from(*self);
         (v >> 64) as u64 ^ v as u64
+    }
+    fn tcp_pseudo_header(src: Self, dst: Self, len: u16) -> Option<u32> {
+        Some(checksum::pseudo_header_v6(
+            src,
+            dst,
+            ipv6::NEXT_TCP,
+            u32::from(len),
+        ))
+    }
+}
+
+/// An address of either family, as connections hold them: the same
+/// values as the family's own type (an IPv4 connection's ISN or flow hash
+/// does not change with the type it is held in).
+#[derive(Debug, Clone, Copy)]
+pub enum IpOctets {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl AsRef<[u8]> for IpOctets {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            IpOctets::V4(o) => o,
+            IpOctets::V6(o) => o,
+        }
+    }
+}
+
+impl HostAddr for std::net::IpAddr {
+    type Octets = IpOctets;
+    fn octets_of(&self) -> IpOctets {
+        match self {
+            std::net::IpAddr::V4(a) => IpOctets::V4(a.octets()),
+            std::net::IpAddr::V6(a) => IpOctets::V6(a.octets()),
+        }
+    }
+    fn fold64(&self) -> u64 {
+        match self {
+            std::net::IpAddr::V4(a) => a.fold64(),
+            std::net::IpAddr::V6(a) => a.fold64(),
+        }
+    }
+    fn tcp_pseudo_header(src: Self, dst: Self, len: u16) -> Option<u32> {
+        use std::net::IpAddr::{V4, V6};
+        match (src, dst) {
+            (V4(s), V4(d)) => HostAddr::tcp_pseudo_header(s, d, len),
+            (V6(s), V6(d)) => HostAddr::tcp_pseudo_header(s, d, len),
+            _ => None,
+        }
     }
 }
 

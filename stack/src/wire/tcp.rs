@@ -1,8 +1,7 @@
 //! TCP header and options (RFC 9293 section 3.1, RFC 7323, RFC 2018).
 
-use super::{be16, be32, checksum, WireError};
+use super::{be16, be32, checksum, HostAddr, WireError};
 use crate::device::RxFrame;
-use std::net::Ipv4Addr;
 
 pub const MIN_HEADER_LEN: usize = 20;
 /// A header with the most options the data offset can say (15 words).
@@ -321,23 +320,27 @@ pub struct TcpSegment<'a> {
 }
 
 impl<'a> TcpSegment<'a> {
-    /// Parses a segment. When `addrs` is given the checksum is verified
-    /// against the pseudo-header; pass `None` only where the device has
-    /// already verified it.
-    pub fn parse(b: &'a [u8], addrs: Option<(Ipv4Addr, Ipv4Addr)>) -> Result<Self, WireError> {
+    /// Parses a segment and verifies its checksum against the
+    /// pseudo-header of `src` and `dst` (either family).
+    pub fn parse<A: HostAddr>(b: &'a [u8], src: A, dst: A) -> Result<Self, WireError> {
+        let seg = Self::parse_unchecked(b)?;
+        let len = u16::try_from(b.len()).map_err(|_| WireError::BadLength)?;
+        let sum = A::tcp_pseudo_header(src, dst, len).ok_or(WireError::Unsupported)?;
+        if checksum::finish(checksum::accumulate(sum, b)) != 0 {
+            return Err(WireError::BadChecksum);
+        }
+        Ok(seg)
+    }
+
+    /// Parses a segment without looking at its checksum: only where the
+    /// device has verified it, or the bytes are our own.
+    pub fn parse_unchecked(b: &'a [u8]) -> Result<Self, WireError> {
         if b.len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
         }
         let off = usize::from(b[12] >> 4) * 4;
         if off < MIN_HEADER_LEN || off > b.len() {
             return Err(WireError::BadDataOffset);
-        }
-        if let Some((src, dst)) = addrs {
-            let len = u16::try_from(b.len()).map_err(|_| WireError::BadLength)?;
-            let sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
-            if checksum::finish(checksum::accumulate(sum, b)) != 0 {
-                return Err(WireError::BadChecksum);
-            }
         }
         Ok(TcpSegment {
             src_port: be16(b, 0),
@@ -396,26 +399,28 @@ impl TcpHeader {
 /// pseudo-header sum: the mark of a sender that left the checksum to its
 /// device (transmit checksum offload, CHECKSUM_PARTIAL in Linux) and a
 /// virtual device (veth) that passed the frame on unfinished.
-pub fn is_partial_checksum(segment: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+pub fn is_partial_checksum<A: HostAddr>(segment: &[u8], src: A, dst: A) -> bool {
     let Ok(len) = u16::try_from(segment.len()) else {
         return false;
     };
     if segment.len() < MIN_HEADER_LEN {
         return false;
     }
-    let sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
+    let Some(sum) = A::tcp_pseudo_header(src, dst, len) else {
+        return false;
+    };
     be16(segment, 16) == !checksum::finish(sum)
 }
 
 /// Writes a whole segment into `b`: `header`, then the payload from its
 /// (up to two) parts, copied and summed for the checksum in one pass.
 /// Returns the segment's length.
-pub fn emit_segment(
+pub fn emit_segment<A: HostAddr>(
     b: &mut [u8],
     header: &TcpHeader,
     payload: (&[u8], &[u8]),
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: A,
+    dst: A,
 ) -> Result<usize, WireError> {
     let hl = header.emit(b)?;
     let (first, second) = payload;
@@ -424,7 +429,7 @@ pub fn emit_segment(
         return Err(WireError::BufferTooSmall);
     }
     let len = u16::try_from(total).map_err(|_| WireError::BadLength)?;
-    let mut sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
+    let mut sum = A::tcp_pseudo_header(src, dst, len).ok_or(WireError::Unsupported)?;
     // The header is a multiple of four bytes: the payload starts even.
     sum = checksum::accumulate(sum, &b[..hl]);
     let (head, tail) = b[hl..total].split_at_mut(first.len());
@@ -436,13 +441,13 @@ pub fn emit_segment(
 }
 
 /// Computes and stores the TCP checksum of `segment` (header plus payload).
-pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<(), WireError> {
+pub fn fill_checksum<A: HostAddr>(segment: &mut [u8], src: A, dst: A) -> Result<(), WireError> {
     if segment.len() < MIN_HEADER_LEN {
         return Err(WireError::Truncated);
     }
     let len = u16::try_from(segment.len()).map_err(|_| WireError::BadLength)?;
     segment[16..18].fill(0);
-    let sum = checksum::pseudo_header(src, dst, super::ipv4::PROTO_TCP, len);
+    let sum = A::tcp_pseudo_header(src, dst, len).ok_or(WireError::Unsupported)?;
     let c = checksum::finish(checksum::accumulate(sum, segment));
     segment[16..18].copy_from_slice(&c.to_be_bytes());
     Ok(())
@@ -451,6 +456,7 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     /// A SYN as Linux hands it to a veth with transmit checksum offload:
     /// the field holds the folded pseudo-header sum, not the checksum.
@@ -471,13 +477,13 @@ mod tests {
         let partial = !checksum::finish(sum);
         seg[16..18].copy_from_slice(&partial.to_be_bytes());
         assert_eq!(
-            TcpSegment::parse(&seg, Some((src, dst))).err(),
+            TcpSegment::parse(&seg, src, dst).err(),
             Some(WireError::BadChecksum)
         );
         assert!(is_partial_checksum(&seg, src, dst));
         // Finished, it verifies and is not "partial".
         fill_checksum(&mut seg, src, dst).unwrap();
-        assert!(TcpSegment::parse(&seg, Some((src, dst))).is_ok());
+        assert!(TcpSegment::parse(&seg, src, dst).is_ok());
         assert!(!is_partial_checksum(&seg, src, dst));
         // Any other wrong value is plain corruption.
         seg[16] ^= 0x40;
