@@ -9,15 +9,13 @@ use std::net::SocketAddrV4;
 use std::process::Stdio;
 use std::time::{Duration, Instant as StdInstant};
 use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
-use xdptcp::device::Device;
 use xdptcp::iface::{IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::{Config, State, TcpError};
-use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::MacAddr;
 use xdptcp_tools::topology::{Spec, Topology};
 
 mod kernel_peer;
-use kernel_peer::start_server;
+use kernel_peer::{now, send_and_read_reply, stack_serving, start_server};
 
 fn stack(t: &Topology) -> (Interface, AfXdp) {
     stack_with(t, Config::default())
@@ -25,46 +23,6 @@ fn stack(t: &Topology) -> (Interface, AfXdp) {
 
 fn stack_with(t: &Topology, tcp: Config) -> (Interface, AfXdp) {
     stack_serving(t, tcp, None)
-}
-
-/// Our stack on `t`, serving the IPv6 address `v6` too if given (the
-/// XDP program takes its traffic, the interface answers for it).
-fn stack_serving(t: &Topology, tcp: Config, v6: Option<std::net::Ipv6Addr>) -> (Interface, AfXdp) {
-    t.enter_ours().expect("enter our namespace");
-    let mut addresses = vec![t.our_ip().into()];
-    addresses.extend(v6.map(std::net::IpAddr::from));
-    let cfg = AfXdpConfig {
-        addresses,
-        ..AfXdpConfig::new(&t.dev)
-    };
-    let dev = AfXdp::open(cfg).unwrap_or_else(|e| panic!("{e}"));
-    let mut iface = Interface::new(IfaceConfig {
-        mac: MacAddr([0x02, 0, 0, 0, 0x10, t.subnet]),
-        ip: t.our_ip(),
-        prefix_len: 24,
-        gateway: None,
-        isn_secret: [9; 16],
-        tcp,
-        rx_checksum: RxChecksum::Verify,
-    });
-    if let Some(a) = v6 {
-        iface.add_ipv6(a, 64).expect("a unicast address");
-    }
-    (iface, dev)
-}
-
-/// A topology whose peer has the kernel address fd00:N::2, and the IPv6
-/// address our stack takes there, fd00:N::10.
-fn ipv6_topology(tag: &str, subnet: u8) -> (std::sync::Arc<Topology>, std::net::Ipv6Addr) {
-    let t = Topology::create(tag, subnet, false).expect("topology");
-    t.add_kernel_address(true, &format!("fd00:{subnet}::2/64"))
-        .unwrap();
-    let ours = format!("fd00:{subnet}::10").parse().unwrap();
-    (std::sync::Arc::new(t), ours)
-}
-
-fn now(start: StdInstant) -> Instant {
-    Instant::from_nanos(start.elapsed().as_nanos() as u64)
 }
 
 /// A kernel client (python3 in the peer's namespace) that connects to our
@@ -89,50 +47,6 @@ fn kernel_sender(t: &Topology, port: u16, mib: usize) -> std::process::Child {
     .stdout(Stdio::piped())
     .spawn()
     .expect("python3 client")
-}
-
-/// Sends `data` on the connection `h` once it is open, closes, and reads
-/// what the peer answers until its FIN. Returns the answer and the MSS
-/// the connection ended up with.
-fn send_and_read_reply(
-    iface: &mut Interface,
-    dev: &mut AfXdp,
-    h: xdptcp::iface::Handle,
-    data: &[u8],
-    start: StdInstant,
-) -> (Vec<u8>, u32) {
-    let (mut sent, mut closed, mut reply, mut mss) = (0, false, Vec::new(), 0);
-    let mut buf = [0u8; 4096];
-    loop {
-        iface.poll(now(start), dev);
-        let c = iface.tcp(h).unwrap();
-        if let Some(e) = c.error() {
-            panic!("connection failed: {e:?}");
-        }
-        if c.state() != State::SynSent {
-            mss = c.snapshot().mss;
-            while sent < data.len() {
-                match c.send(&data[sent..]) {
-                    Ok(n) if n > 0 => sent += n,
-                    _ => break,
-                }
-            }
-            if sent == data.len() && !closed {
-                c.close();
-                closed = true;
-            }
-        }
-        match c.recv(&mut buf) {
-            Ok(0) if c.at_eof() => return (reply, mss),
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(TcpError::WouldBlock) => {}
-            Err(e) => panic!("recv: {e}"),
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "transfer hangs at {sent} bytes"
-        );
-    }
 }
 
 #[test]
@@ -904,122 +818,6 @@ fn a_busy_interface_is_refused_with_advice() {
         assert!(
             msg.contains(&format!("ip link set dev {} xdp off", t2.dev)),
             "{msg}"
-        );
-    })
-    .join()
-    .unwrap();
-}
-
-/// The XDP program with an IPv6 address of ours: the kernel's own IPv6
-/// address on the same interface still answers ping -6 from the peer,
-/// and the peer's neighbour solicitation for our address (to a multicast
-/// group the kernel listens on too) reaches our socket, a valid Neighbor
-/// Discovery message by our parsers (hop limit 255, our target).
-#[test]
-#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
-fn ipv6_for_our_address_comes_to_us_and_the_kernel_keeps_its_own() {
-    use xdptcp::wire::ethernet::EthernetFrame;
-    use xdptcp::wire::icmpv6::Icmpv6;
-    use xdptcp::wire::ipv6::Ipv6Packet;
-    xdptcp_tools::topology::require_root();
-    let (t, ours) = ipv6_topology("v6", 216);
-    let (kernel_v6, ours_v6) = (format!("fd00:{}::1", t.subnet), ours.to_string());
-    t.add_kernel_address(false, &format!("{kernel_v6}/64"))
-        .unwrap();
-    let t2 = t.clone();
-    std::thread::spawn(move || {
-        // The device alone: what reaches it is what the filter took.
-        let (_, mut dev) = stack_serving(&t2, Config::default(), Some(ours));
-        let ping = |dst: &str| {
-            t2.peer_cmd(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", dst])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("ping")
-        };
-        let mut kernel = ping(&kernel_v6);
-        let mut to_us = ping(&ours_v6);
-        let start = StdInstant::now();
-        let mut solicited = 0;
-        let mut other = 0;
-        let (mut kernel_ok, mut to_us_done) = (None, false);
-        while (kernel_ok.is_none() || !to_us_done) && start.elapsed() < Duration::from_secs(20) {
-            dev.receive(now(start), 64, &mut |f| {
-                let ns = EthernetFrame::parse(f)
-                    .ok()
-                    .filter(|e| e.ethertype == 0x86dd)
-                    .and_then(|e| Ipv6Packet::parse(e.payload).ok())
-                    .filter(|p| p.hop_limit == 255 && p.next_header == 58)
-                    .and_then(|p| Icmpv6::parse(p.payload, p.src, p.dst).ok());
-                match ns {
-                    Some(Icmpv6::NeighborSolicit {
-                        target,
-                        source_lladdr,
-                    }) => {
-                        assert_eq!(target, ours);
-                        assert!(source_lladdr.is_some(), "the peer's MAC");
-                        solicited += 1;
-                    }
-                    _ => other += 1,
-                }
-            });
-            if kernel_ok.is_none() {
-                kernel_ok = kernel.try_wait().unwrap().map(|s| s.success());
-            }
-            to_us_done |= to_us.try_wait().unwrap().is_some();
-            dev.wait(1);
-        }
-        for mut p in [kernel, to_us] {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-        assert_eq!(kernel_ok, Some(true), "ping -6 of the kernel's own address");
-        assert!(solicited >= 1, "no solicitation for our address reached us");
-        assert_eq!(other, 0, "only what we serve reaches us");
-    })
-    .join()
-    .unwrap();
-}
-
-/// `ping -6` of our stack's IPv6 address from the kernel peer: the
-/// kernel solicits our MAC (Neighbor Discovery), our stack advertises it
-/// and answers the echo requests.
-#[test]
-#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
-fn kernel_pings_our_stack_over_ipv6() {
-    xdptcp_tools::topology::require_root();
-    let (t, ours) = ipv6_topology("p6", 220);
-    let ours_v6 = ours.to_string();
-    let t2 = t.clone();
-    std::thread::spawn(move || {
-        let (mut iface, mut dev) = stack_serving(&t2, Config::default(), Some(ours));
-        let start = StdInstant::now();
-        let mut ping = t2
-            .peer_cmd(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &ours_v6])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ping");
-        let mut status = None;
-        while status.is_none() && start.elapsed() < Duration::from_secs(20) {
-            iface.poll(now(start), &mut dev);
-            status = ping.try_wait().unwrap();
-            dev.wait(1);
-        }
-        let _ = ping.kill();
-        let _ = ping.wait();
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "the kernel's ping -6 got no replies: {:?}",
-            iface.stats()
-        );
-        assert!(
-            iface.stats().icmpv6_echo_answered >= 3,
-            "{:?}",
-            iface.stats()
-        );
-        assert!(
-            iface.stats().nd_solicitations_answered >= 1,
-            "{:?}",
-            iface.stats()
         );
     })
     .join()

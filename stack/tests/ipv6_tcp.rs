@@ -299,3 +299,22 @@ fn an_impaired_transfer_over_ipv6_is_byte_exact() {
     // 12 bytes of timestamps) is 20 smaller than over IPv4.
     assert_eq!((v4.sender.mss, v6.sender.mss), (1448, 1428));
 }
+
+#[test]
+fn an_ipv6_destination_off_our_prefix_goes_through_the_gateway_or_has_no_route() {
+    let (mut i, mut dev) = listening();
+    let far: Ipv6Addr = "2001:db8:9::5".parse().unwrap();
+    let e = i.connect((far, 443), None, Instant::ZERO).err();
+    assert_eq!(e, Some(xdptcp::iface::IfaceError::NoRoute(far.into())));
+    i.set_ipv6_gateway(Some(THEIRS));
+    let h = i.connect((far, 443), None, Instant::ZERO).unwrap();
+    assert_eq!(i.tuple(h).unwrap().local_ip, OURS);
+    // The SYN waits for the gateway's MAC, not the destination's.
+    let out = poll(&mut i, &mut dev, Vec::new(), 1);
+    let eth = ethernet::EthernetFrame::parse(&out[0]).unwrap();
+    let ip = Ipv6Packet::parse(eth.payload).unwrap();
+    assert!(matches!(
+        Icmpv6::parse(ip.payload, ip.src, ip.dst),
+        Ok(Icmpv6::NeighborSolicit { target: THEIRS, .. })
+    ));
+}

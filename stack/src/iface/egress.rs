@@ -6,7 +6,7 @@ use super::*;
 
 impl Interface {
     /// Where a frame to `dst` goes on the link: `dst` itself if on our
-    /// link, else the gateway (IPv4 only so far); `None`: no route.
+    /// link, else the gateway of its family; `None`: no route.
     pub(super) fn next_hop(&self, dst: IpAddr) -> Option<IpAddr> {
         match dst {
             IpAddr::V4(d) => {
@@ -19,7 +19,8 @@ impl Interface {
                     self.cfg.gateway.map(IpAddr::V4)
                 }
             }
-            IpAddr::V6(d) => self.on_link_v6(d).then_some(dst),
+            IpAddr::V6(d) if self.on_link_v6(d) => Some(dst),
+            IpAddr::V6(_) => self.gateway6.map(IpAddr::V6),
         }
     }
 

@@ -9,8 +9,8 @@
 //!
 //! Routing: a destination inside the prefix of one of our addresses, or
 //! link-local, is on the link and resolved by neighbour solicitation;
-//! there is no IPv6 default router yet (no router discovery), so others
-//! have no route.
+//! others go through the configured gateway (`set_ipv6_gateway`; no
+//! router discovery), or have no route.
 //!
 //! No duplicate address detection (RFC 4862 5.4) before using an
 //! address: the operator gives the stack addresses the host does not use
@@ -65,6 +65,11 @@ impl Interface {
             });
         }
         Ok(())
+    }
+
+    /// The router for IPv6 destinations that are not on our link.
+    pub fn set_ipv6_gateway(&mut self, gateway: Option<Ipv6Addr>) {
+        self.gateway6 = gateway;
     }
 
     pub fn ipv6_addresses(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {

@@ -185,6 +185,8 @@ pub struct Interface {
     /// Our IPv6 addresses with their prefix lengths (`add_ipv6`), and
     /// their neighbours.
     ipv6: Vec<(Ipv6Addr, u8)>,
+    /// The router for IPv6 destinations off our prefixes, if any.
+    gateway6: Option<Ipv6Addr>,
     neighbors6: NeighborCache<Ipv6Addr>,
     isn: IsnGenerator,
     neighbors: NeighborCache,
@@ -250,6 +252,7 @@ impl Interface {
             cfg,
             neighbors: NeighborCache::default(),
             ipv6: Vec::new(),
+            gateway6: None,
             neighbors6: NeighborCache::default(),
             tcp: TcpTable::default(),
             control: VecDeque::new(),
