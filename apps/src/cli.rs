@@ -12,14 +12,14 @@ pub struct NetArgs {
     #[arg(long)]
     pub dev: String,
     /// Our address on it, ADDR/PREFIX (the kernel must not also own it).
-    /// Repeat it for IPv6 addresses besides the IPv4 one (e.g. --ip
-    /// 10.9.0.1/24 --ip fd00::1/64): so far they answer Neighbor
-    /// Discovery and ping; TCP runs over the IPv4 address.
+    /// Repeat it for a dual stack: at most one IPv4 address and any IPv6
+    /// ones (e.g. --ip 10.9.0.1/24 --ip fd00::1/64), or IPv6 alone.
     #[arg(long, required = true)]
     pub ip: Vec<String>,
-    /// Router for destinations outside our subnet.
+    /// Router for destinations outside our subnet; repeat it for the
+    /// other family (one IPv4, one IPv6).
     #[arg(long)]
-    pub gateway: Option<std::net::Ipv4Addr>,
+    pub gateway: Vec<std::net::IpAddr>,
     /// Queues of the interface to serve, one core (thread) each.
     #[arg(long, default_value_t = 1)]
     pub queues: u32,
@@ -86,7 +86,7 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
     make_app: impl FnMut(usize) -> A,
 ) -> Result<xdptcp::runtime::Runtime<A>, String> {
     use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
-    let setup = crate::stream::NetSetup::parse(&n.dev, &n.ip, n.gateway)?;
+    let setup = crate::stream::NetSetup::parse(&n.dev, &n.ip, &n.gateway)?;
     let mode = match n.xdp_mode.as_str() {
         "generic" => XdpMode::Generic,
         "driver" => XdpMode::Driver,
@@ -123,6 +123,7 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
         poll: n.poll,
         iface: setup.iface_config()?,
         ipv6: setup.ipv6.clone(),
+        ipv6_gateway: setup.gateway6,
         limits: xdptcp::iface::Limits {
             max_connections: n.max_connections,
             max_buffer_bytes: n.max_buffer_mib << 20,

@@ -8,7 +8,7 @@
 
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use xdptcp::api::percore::{Ctx, Handler, Stream};
@@ -71,7 +71,7 @@ struct Round {
 }
 
 pub struct EchoClient {
-    pub to: SocketAddrV4,
+    pub to: SocketAddr,
     pub size: usize,
     pub count: u32,
     /// Connections over all cores; this core opens `k % cores == core`.
@@ -85,7 +85,7 @@ pub struct EchoClient {
 }
 
 impl EchoClient {
-    pub fn new(to: SocketAddrV4, size: usize, count: u32, conns: usize) -> Self {
+    pub fn new(to: SocketAddr, size: usize, count: u32, conns: usize) -> Self {
         EchoClient {
             to,
             size,

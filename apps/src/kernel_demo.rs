@@ -141,7 +141,7 @@ pub fn ours_to_kernel(t: &Topology, queues: u32, file: &Path) -> Result<Leg, Str
                 Box::new(std::io::BufReader::with_capacity(1 << 20, f)) as Box<dyn Read + Send>
             });
         Dispatch::new(SendApp::new(
-            to,
+            to.into(),
             src,
             None,
             Algorithm::Sha256,

@@ -19,7 +19,7 @@
 use crate::digest::{self, Algorithm, Hasher};
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use xdptcp::api::percore::{Ctx, Handler, Stream};
@@ -98,7 +98,7 @@ enum Stage {
 }
 
 pub struct SendApp {
-    to: SocketAddrV4,
+    to: SocketAddr,
     source: Option<Box<dyn Read + Send>>,
     closed: bool,
     buf: Vec<u8>,
@@ -121,7 +121,7 @@ impl SendApp {
     /// `framed` is the source's length, for the framed protocol; `None`
     /// sends raw bytes.
     pub fn new(
-        to: SocketAddrV4,
+        to: SocketAddr,
         source: Option<Box<dyn Read + Send>>,
         framed: Option<u64>,
         digest: Algorithm,
@@ -580,8 +580,9 @@ pub struct NetSetup {
     pub ip: std::net::Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Option<std::net::Ipv4Addr>,
-    /// IPv6 addresses with their prefix lengths.
+    /// IPv6 addresses with their prefix lengths, and the IPv6 router.
     pub ipv6: Vec<(std::net::Ipv6Addr, u8)>,
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 impl NetSetup {
@@ -590,7 +591,7 @@ impl NetSetup {
     pub fn parse<S: AsRef<str>>(
         dev: &str,
         ips: &[S],
-        gateway: Option<std::net::Ipv4Addr>,
+        gateways: &[std::net::IpAddr],
     ) -> Result<Self, String> {
         let ifname = dev
             .strip_prefix("afxdp:")
@@ -631,12 +632,23 @@ impl NetSetup {
             return Err("--ip: give an address, e.g. --ip 10.9.0.1/24 or --ip fd00::1/64".into());
         }
         let (ip, prefix_len) = v4.unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 32));
+        let (mut gateway, mut gateway6) = (None, None);
+        for g in gateways {
+            let taken = match g {
+                std::net::IpAddr::V4(a) => gateway.replace(*a).is_some(),
+                std::net::IpAddr::V6(a) => gateway6.replace(*a).is_some(),
+            };
+            if taken {
+                return Err(format!("--gateway {g}: one gateway per family"));
+            }
+        }
         Ok(NetSetup {
             ifname: ifname.to_string(),
             ip,
             prefix_len,
             gateway,
             ipv6,
+            gateway6,
         })
     }
 
@@ -675,7 +687,7 @@ mod tests {
         let s = NetSetup::parse(
             "afxdp:v0",
             &["10.9.0.1/24", "fd00::1/64", "fd00::7/64"],
-            None,
+            &[],
         )
         .unwrap();
         assert_eq!((s.ip, s.prefix_len), ("10.9.0.1".parse().unwrap(), 24));
@@ -685,13 +697,20 @@ mod tests {
         ];
         assert_eq!(s.ipv6, want);
         // IPv6 alone: no IPv4 address to serve.
-        let only6 = NetSetup::parse("afxdp:v0", &["fd00::1/120"], None).unwrap();
+        let gw: std::net::IpAddr = "fd00::fe".parse().unwrap();
+        let only6 = NetSetup::parse("afxdp:v0", &["fd00::1/120"], &[gw]).unwrap();
+        assert_eq!(
+            (only6.gateway, only6.gateway6),
+            (None, Some("fd00::fe".parse().unwrap()))
+        );
+        let two = NetSetup::parse("afxdp:v0", &["fd00::1/120"], &[gw, gw]);
+        assert!(two.err().unwrap().contains("one gateway per family"));
         assert_eq!(
             (only6.ip, only6.prefix_len),
             ("0.0.0.0".parse().unwrap(), 32)
         );
         assert_eq!(only6.ipv6, vec![("fd00::1".parse().unwrap(), 120)]);
-        let err = |ips: &[&str]| NetSetup::parse("afxdp:v0", ips, None).err().unwrap();
+        let err = |ips: &[&str]| NetSetup::parse("afxdp:v0", ips, &[]).err().unwrap();
         assert!(err(&[]).contains("give an address"));
         assert!(err(&["10.9.0.1/24", "10.9.0.2/24"]).contains("one IPv4 address only"));
         assert!(err(&["10.9.0.1/33"]).contains("1..32"));

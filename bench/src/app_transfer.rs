@@ -42,13 +42,15 @@ fn binary() -> Result<PathBuf, String> {
     }
 }
 
-/// A `size`-byte file through the application; `subnet` for its topology.
+/// A `size`-byte file through the application; `subnet` for its
+/// topology; with `ipv6` both ends have only IPv6 addresses.
 pub fn run(
     size: u64,
     subnet: u8,
     port: u16,
     cc: Algorithm,
     mtu: u32,
+    ipv6: bool,
 ) -> Result<AppTransfer, String> {
     let bin = binary()?;
     let t = Topology::create_spec(
@@ -71,7 +73,7 @@ pub fn run(
     // In /dev/shm its files hold memory: gone on Ctrl-C too.
     xdptcp_tools::shutdown::remove_on_signal(&base);
     let frame = if mtu + 14 > 2048 { "4096" } else { "2048" };
-    let result = transfer(&t, &bin, &base, size, port, cc, frame);
+    let result = transfer(&t, &bin, &base, size, (port, ipv6), cc, frame);
     let _ = std::fs::remove_dir_all(&base);
     xdptcp_tools::shutdown::keep_on_signal(&base);
     result
@@ -82,7 +84,7 @@ fn transfer(
     bin: &std::path::Path,
     dir: &std::path::Path,
     size: u64,
-    port: u16,
+    (port, ipv6): (u16, bool),
     cc: Algorithm,
     frame: &str,
 ) -> Result<AppTransfer, String> {
@@ -91,7 +93,17 @@ fn transfer(
     let dst = dir.join("received");
     write_source(&src, size)?;
     let o = t.peer_ip().octets();
-    let server_ip = format!("{}.{}.{}.3", o[0], o[1], o[2]);
+    let n = t.subnet;
+    // Each end's --ip, and where the sender connects.
+    let (server_ip, client_ip, to) = if ipv6 {
+        let server = format!("fd00:{n}::3");
+        let to = format!("[{server}]:{port}");
+        (format!("{server}/64"), format!("fd00:{n}::1/64"), to)
+    } else {
+        let server = format!("{}.{}.{}.3", o[0], o[1], o[2]);
+        let to = format!("{server}:{port}");
+        (format!("{server}/24"), format!("{}/24", t.our_ip()), to)
+    };
     let bin = bin.to_str().ok_or("binary path is not UTF-8")?;
     let mut recv = t
         .peer_cmd(&[
@@ -100,7 +112,7 @@ fn transfer(
             "--dev",
             &format!("afxdp:{}", t.peer_dev),
             "--ip",
-            &format!("{server_ip}/24"),
+            &server_ip,
             "--port",
             &port.to_string(),
             "--out",
@@ -138,9 +150,9 @@ fn transfer(
             "--dev",
             &format!("afxdp:{}", t.dev),
             "--ip",
-            &format!("{}/24", t.our_ip()),
+            &client_ip,
             "--to",
-            &format!("{server_ip}:{port}"),
+            &to,
             "--cpus",
             "0",
             "--frame-size",

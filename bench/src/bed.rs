@@ -5,12 +5,14 @@
 //! Addresses: the kernel side of the peer is .2; our stack on the peer's
 //! veth end is .3 (the kernel keeps .2 there, the XDP program takes only
 //! frames for .3); our stack on our end is .1, or the kernel has .1 when
-//! the client is the kernel. The two stacks' cores are pinned to
+//! the client is the kernel. Over IPv6 (`--ipv6`) the same hosts are
+//! fd00:N::1, ::2 and ::3, beside the IPv4 ones (dual stack), and every
+//! connection uses them. The two stacks' cores are pinned to
 //! different CPUs: two spinning loops on one CPU would take turns.
 //! Ours at both ends uses the per-core API instead (`native.rs`).
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use xdptcp::api::socket::{Stack, TcpStream};
@@ -199,12 +201,15 @@ pub struct Bed {
     /// Our stacks' bound on unsent bytes.
     pub unsent_limit: UnsentLimit,
     pub mtu: u32,
+    /// Connections run over IPv6.
+    pub ipv6: bool,
     client_stack: Option<Arc<Stack>>,
 }
 
 impl Bed {
-    /// Builds the topology (10.`subnet`.0.0/24, MTU `mtu`) and starts our
-    /// stacks where the pairing has them.
+    /// Builds the topology (10.`subnet`.0.0/24 and, with `ipv6`,
+    /// fd00:`subnet`::/64; MTU `mtu`) and starts our stacks where the
+    /// pairing has them.
     pub fn new(
         pairing: Pairing,
         subnet: u8,
@@ -212,6 +217,7 @@ impl Bed {
         offloads_off: bool,
         cc: Algorithm,
         unsent_limit: UnsentLimit,
+        ipv6: bool,
     ) -> Result<Bed, String> {
         let topo = Topology::create_spec(
             &format!("b{}", pairing as u8),
@@ -230,8 +236,21 @@ impl Bed {
             cc,
             unsent_limit,
             mtu,
+            ipv6,
             client_stack: None,
         };
+        if ipv6 {
+            let kernel = |on_peer: bool, host: u8| {
+                let a = format!("{}/64", bed.ipv6_host(host));
+                bed.topo
+                    .add_kernel_address(on_peer, &a)
+                    .map_err(|e| format!("topology: {e}"))
+            };
+            kernel(true, 2)?;
+            if !pairing.client_is_ours() {
+                kernel(false, 1)?;
+            }
+        }
         if pairing.client_is_ours() && !pairing.native() {
             bed.client_stack = Some(bed.start_client_stack()?);
         }
@@ -263,6 +282,9 @@ impl Bed {
                 };
                 let mut cfg =
                     RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
+                if self.ipv6 {
+                    cfg.ipv6 = vec![(self.ipv6_host(if peer { 3 } else { 1 }), 64)];
+                }
                 cfg.pin = Some(vec![cpu]);
                 cfg.iface.tcp.congestion = self.cc;
                 cfg.iface.tcp.unsent_limit = self.unsent_limit;
@@ -289,14 +311,20 @@ impl Bed {
         Ipv4Addr::new(o[0], o[1], o[2], 3)
     }
 
+    /// fd00:N::`host`, the IPv6 twin of 10.N.0.`host`.
+    pub fn ipv6_host(&self, host: u8) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, self.topo.subnet.into(), 0, 0, 0, 0, 0, host.into())
+    }
+
     /// The server's address and `port`.
-    pub fn server_addr(&self, port: u16) -> SocketAddrV4 {
-        let ip = if self.pairing.server_is_ours() {
-            self.ours_on_peer()
-        } else {
-            self.topo.peer_ip()
+    pub fn server_addr(&self, port: u16) -> SocketAddr {
+        let host = if self.pairing.server_is_ours() { 3 } else { 2 };
+        let ip: IpAddr = match (self.ipv6, self.pairing.server_is_ours()) {
+            (true, _) => self.ipv6_host(host).into(),
+            (false, true) => self.ours_on_peer().into(),
+            (false, false) => self.topo.peer_ip().into(),
         };
-        SocketAddrV4::new(ip, port)
+        SocketAddr::new(ip, port)
     }
 
     /// Run on the calling thread before making the server's sockets.
@@ -313,7 +341,11 @@ impl Bed {
     /// kernel's (ours at both ends runs natively, see `native.rs`).
     pub fn listen(&self, port: u16) -> io::Result<Listener> {
         let addr = self.server_addr(port);
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
         sock.set_reuse_address(true)?;
         sock.bind(&addr.into())?;
         sock.listen(1024)?;
@@ -330,7 +362,7 @@ impl Bed {
                 Ok(Box::new(s))
             }
             None => {
-                let s = std::net::TcpStream::connect_timeout(&to.into(), Duration::from_secs(10))?;
+                let s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(10))?;
                 s.set_nodelay(true)?;
                 kernel_stream(s, how)
             }
@@ -342,8 +374,13 @@ impl Bed {
     /// from this server; blocking until it is all queued).
     pub fn connect_fast_open(&self, port: u16, first: &[u8]) -> io::Result<std::net::TcpStream> {
         use std::os::fd::AsRawFd;
-        let to: socket2::SockAddr = self.server_addr(port).into();
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        let addr = self.server_addr(port);
+        let to: socket2::SockAddr = addr.into();
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
         sock.set_tcp_nodelay(true)?;
         // SAFETY: a valid socket, `first` readable for its length, and
         // the address as socket2 laid it out with its length.

@@ -16,7 +16,8 @@ pub struct LineRate {
     pub sent_fps: f64,
     pub received_fps: f64,
     /// Goodput a TCP stream of the received frames would carry: MSS bytes
-    /// (MTU less 52 bytes of IPv4, TCP and timestamp headers) per frame.
+    /// (MTU less 52 bytes of IPv4, TCP and timestamp headers; 72 over
+    /// IPv6, as the bed's connections run) per frame.
     pub tcp_mbit: f64,
 }
 
@@ -98,7 +99,8 @@ pub fn measure(bed: &Bed, mtu: usize, dur: Duration, reverse: bool) -> Result<Li
         let got = received.load(Ordering::Relaxed) - before;
         stop.store(true, Ordering::Relaxed);
         rx.join().map_err(|_| "the receiver panicked")??;
-        let mss = mtu.saturating_sub(52) as f64;
+        let headers = if bed.ipv6 { 72 } else { 52 };
+        let mss = mtu.saturating_sub(headers) as f64;
         Ok(LineRate {
             sent_fps: sent as f64 / secs,
             received_fps: got as f64 / secs,

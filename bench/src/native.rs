@@ -8,7 +8,7 @@
 use crate::bed::Bed;
 use apps::echo::{EchoClient, EchoServer};
 use hdrhistogram::Histogram;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,7 +71,7 @@ const CHUNK: usize = 64 * 1024;
 /// receiver records how long each took to arrive whole.
 pub struct BulkEnd {
     listen: Option<u16>,
-    connect: Option<SocketAddrV4>,
+    connect: Option<SocketAddr>,
     send_for: Option<Duration>,
     stamp: Option<Instant>,
     deadline: Option<Instant>,
@@ -90,7 +90,7 @@ pub struct BulkEnd {
 impl BulkEnd {
     fn new(
         listen: Option<u16>,
-        connect: Option<SocketAddrV4>,
+        connect: Option<SocketAddr>,
         send_for: Option<Duration>,
         stamp: Option<Instant>,
     ) -> Self {
@@ -341,7 +341,7 @@ impl Handler for CrrServer {
 
 /// The crr client: one connection at a time, until `count` or `limit`.
 struct CrrClient {
-    to: SocketAddrV4,
+    to: SocketAddr,
     /// Open with Fast Open: the request rides on the SYN once a cookie
     /// is cached (from the first connection on).
     fast_open: bool,

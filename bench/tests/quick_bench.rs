@@ -9,11 +9,29 @@ use serde_json::Value;
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn quick_bench_reports_every_figure() {
+    reports_every_figure(false);
+}
+
+/// The same with every connection over IPv6.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn quick_bench_over_ipv6_reports_every_figure() {
+    reports_every_figure(true);
+}
+
+/// One bench at a time: both build the same namespaces and pin the
+/// same CPUs.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn reports_every_figure(ipv6: bool) {
     xdptcp_tools::topology::require_root();
-    let dir = std::env::temp_dir().join(format!("xdptcp-quick-bench-{}", std::process::id()));
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir =
+        std::env::temp_dir().join(format!("xdptcp-quick-bench-{}-{ipv6}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdptcp-bench"))
+        .args(ipv6.then_some("--ipv6"))
         .args(["--quick", "--json"])
         .arg(&json)
         .arg("--out")
@@ -41,12 +59,14 @@ fn quick_bench_reports_every_figure() {
         "offloads",
         "xdp_mode",
         "spin_jitter",
+        "ip",
     ] {
         assert!(
             v["machine"][key].as_str().is_some_and(|s| !s.is_empty()),
             "machine.{key}"
         );
     }
+    assert_eq!(v["machine"]["ip"], if ipv6 { "IPv6" } else { "IPv4" });
     let figures = v["figures"].as_array().unwrap();
     let get = |scenario: &str, pairing: &str, metric: &str| -> f64 {
         let f = figures

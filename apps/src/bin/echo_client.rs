@@ -14,7 +14,7 @@ use xdptcp::api::percore::Dispatch;
 struct Cli {
     /// The echo server, IP:PORT.
     #[arg(long)]
-    to: std::net::SocketAddrV4,
+    to: std::net::SocketAddr,
     /// Bytes per message (K/M = KiB/MiB), 1 B to 1 GiB.
     #[arg(long, default_value = "64", value_parser = parse_size)]
     size: u64,

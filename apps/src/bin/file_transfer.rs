@@ -56,7 +56,7 @@ struct SendArgs {
     generate: Option<u64>,
     /// The receiver, IP:PORT.
     #[arg(long)]
-    to: std::net::SocketAddrV4,
+    to: std::net::SocketAddr,
     /// Plain bytes, no header or digest: for socat, nc or any TCP receiver.
     #[arg(long)]
     raw: bool,

@@ -58,6 +58,11 @@ struct Args {
     /// "-lowat" runs use the same bound (auto: 64K, the most ours takes).
     #[arg(long, default_value = "auto", value_parser = apps::units::parse_unsent_limit)]
     unsent_limit: xdptcp::tcp::UnsentLimit,
+    /// Every connection over IPv6 (fd00:N::/64 beside 10.N.0.0/24 on the
+    /// same veth path), both stacks; the device figures count IPv6's
+    /// header overhead.
+    #[arg(long)]
+    ipv6: bool,
 }
 
 /// The kernel's TCP_NOTSENT_LOWAT for a bound of ours: the same bytes, and
@@ -99,6 +104,7 @@ struct Plan {
     cc: xdptcp::tcp::congestion::Algorithm,
     mtu: u32,
     unsent_limit: xdptcp::tcp::UnsentLimit,
+    ipv6: bool,
 }
 
 fn run(a: &Args) -> Result<(), String> {
@@ -118,6 +124,7 @@ fn run(a: &Args) -> Result<(), String> {
         cc: a.cc,
         mtu: a.mtu,
         unsent_limit: a.unsent_limit,
+        ipv6: a.ipv6,
     };
     if !(576..=9000).contains(&plan.mtu) {
         return Err(format!("--mtu {}: use 576 to 9000", plan.mtu));
@@ -133,6 +140,8 @@ fn run(a: &Args) -> Result<(), String> {
     let line = machine::jitter_line(&jitter);
     eprintln!("machine: {line}");
     r.machine.push(("spin_jitter".into(), line));
+    let family = if a.ipv6 { "IPv6" } else { "IPv4" };
+    r.machine.push(("ip".into(), family.into()));
     let started = Instant::now();
     for round in 1..=plan.rounds {
         eprintln!("round {round}/{}", plan.rounds);
@@ -217,6 +226,7 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
             true,
             plan.cc,
             plan.unsent_limit,
+            plan.ipv6,
         )
     }) {
         for (reverse, dir) in [(false, "->"), (true, "<-")] {
@@ -234,7 +244,8 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     for pairing in Pairing::ALL {
         let p = pairing.name();
         let Some(bed) = attempt(r, &format!("{p}: bed"), || {
-            Bed::new(pairing, 246, plan.mtu, true, plan.cc, plan.unsent_limit)
+            let (cc, limit) = (plan.cc, plan.unsent_limit);
+            Bed::new(pairing, 246, plan.mtu, true, cc, limit, plan.ipv6)
         }) else {
             continue;
         };
@@ -328,12 +339,13 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
             false,
             plan.cc,
             plan.unsent_limit,
+            plan.ipv6,
         )
     }) {
         bulk_all(plan, r, &bed, "kernel-kernel-offload");
     }
     if let Some(t) = attempt(r, "file_transfer app, xdptcp-xdptcp", || {
-        app_transfer::run(plan.file, 249, PORT + 4, plan.cc, plan.mtu)
+        app_transfer::run(plan.file, 249, PORT + 4, plan.cc, plan.mtu, plan.ipv6)
     }) {
         let s = "file_transfer";
         r.add(s, XX, "goodput", "Mbit/s", t.mbit);

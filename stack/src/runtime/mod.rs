@@ -61,6 +61,8 @@ pub struct RuntimeConfig {
     /// IPv6 addresses served besides `iface.ip`, each with its on-link
     /// prefix length (`iface/ipv6.rs`).
     pub ipv6: Vec<(std::net::Ipv6Addr, u8)>,
+    /// The router for IPv6 destinations off those prefixes.
+    pub ipv6_gateway: Option<std::net::Ipv6Addr>,
     /// What peers may make each core's interface hold (`iface::Limits`).
     pub limits: crate::iface::Limits,
 }
@@ -89,6 +91,7 @@ impl RuntimeConfig {
                 rx_checksum: crate::iface::RxChecksum::Auto,
             },
             ipv6: Vec::new(),
+            ipv6_gateway: None,
             limits: crate::iface::Limits::default(),
         })
     }
@@ -192,6 +195,7 @@ impl<A: CoreApp> Runtime<A> {
                     .add_ipv6(a, prefix)
                     .map_err(|e| AfXdpError::Setup(format!("IPv6 address {a}: {e}")))?;
             }
+            iface.set_ipv6_gateway(cfg.ipv6_gateway);
             iface.set_port_filter(move |local, remote| {
                 let (l, r) = ((local.ip(), local.port()), (remote.ip(), remote.port()));
                 steer::flow_owner(l, r, cores) == core
