@@ -48,3 +48,25 @@ fn seeds_pass_and_reach_every_state() {
         }
     }
 }
+
+/// The interface's seeds carry the captured conversation over IPv6 too,
+/// and it gets as far there as over IPv4: the peer's three segments
+/// (SYN, data, FIN) reach TCP, after our neighbour solicitation; our own
+/// two captured segments are not for us either way.
+#[test]
+fn the_ipv6_seeds_reach_tcp() {
+    let seeds = targets::seeds("iface");
+    let (v4, v6) = (
+        targets::iface::drive(&seeds[0]),
+        targets::iface::drive(&seeds[2]),
+    );
+    let (s4, s6) = (v4.stats(), v6.stats());
+    assert_eq!(s6.tcp_segments_in, 3, "{s6:?}");
+    assert_eq!(s6.tcp_data_segments_in, 1, "{s6:?}");
+    assert!(s6.nd_solicitations_sent >= 1, "{s6:?}");
+    assert_eq!((s6.rx_bad_checksum, s6.rx_unsupported), (0, 0), "{s6:?}");
+    assert_eq!(
+        (s4.tcp_segments_in, s4.rx_not_for_us, s4.tcp_resets_sent),
+        (s6.tcp_segments_in, s6.rx_not_for_us, s6.tcp_resets_sent)
+    );
+}

@@ -31,16 +31,23 @@ pub const KERNEL_FRAMES: [&[u8]; 5] = [
 ];
 
 /// Seeds for a target: for `wire`, each frame; for `iface`, the captured
-/// conversation as one input (with and without number fix-ups); for
+/// conversation as one input (with and without number fix-ups), over
+/// IPv4 as captured and carried over to IPv6; for
 /// `live`, a few op sequences in each state; for `percore`, handlers that
 /// send, read in pieces and close, on a clean and a lossy link.
 pub fn seeds(name: &str) -> Vec<Vec<u8>> {
     match name {
         "wire" => KERNEL_FRAMES.iter().map(|f| f.to_vec()).collect(),
-        "iface" => vec![
-            iface::encode(&KERNEL_FRAMES, 0),
-            iface::encode(&KERNEL_FRAMES, 0b111),
-        ],
+        "iface" => {
+            let v6: Vec<Vec<u8>> = KERNEL_FRAMES.iter().map(|f| iface::as_ipv6(f)).collect();
+            let v6: Vec<&[u8]> = v6.iter().map(Vec::as_slice).collect();
+            vec![
+                iface::encode(&KERNEL_FRAMES, 0),
+                iface::encode(&KERNEL_FRAMES, 0b111),
+                iface::encode(&v6, 0),
+                iface::encode(&v6, 0b111),
+            ]
+        }
         "percore" => (0u8..4)
             .map(|link| {
                 let side = [5u8, 200, 0, 3, 2, 5, 255, 0, 9, 4, 2, 6, 2, 2, 2, 2];
