@@ -313,7 +313,7 @@ impl Bed {
 
     /// fd00:N::`host`, the IPv6 twin of 10.N.0.`host`.
     pub fn ipv6_host(&self, host: u8) -> Ipv6Addr {
-        Ipv6Addr::new(0xfd00, self.topo.subnet.into(), 0, 0, 0, 0, 0, host.into())
+        self.topo.ip6(0, host.into())
     }
 
     /// The server's address and `port`.

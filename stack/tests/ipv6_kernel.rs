@@ -6,8 +6,8 @@
 
 use sha2::{Digest, Sha256};
 use std::io::Read;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::process::{Command, Stdio};
+use std::net::{Ipv6Addr, SocketAddr};
+use std::process::Stdio;
 use std::time::{Duration, Instant as StdInstant};
 use xdptcp::device::afxdp::AfXdp;
 use xdptcp::device::Device;
@@ -249,65 +249,17 @@ fn packet_too_big_from_a_kernel_router_cuts_our_ipv6_segments() {
         subnet: 246,
         middle: true,
         far_mtu: Some(1280),
+        ipv6: true,
         ..Spec::default()
     };
     let t = std::sync::Arc::new(Topology::create_spec("m6", spec).expect("topology"));
-    let n = t.subnet;
-    let router = t.middle.clone().unwrap();
-    let (m0, m1) = t.middle_devs().unwrap();
-    let sh = |args: &[&str]| {
-        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // The router: fd00:N::fe on our side, fd00:N:1::fe on the peer's.
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &router,
-        "sysctl",
-        "-qw",
-        "net.ipv6.conf.all.forwarding=1",
-    ]);
-    for (addr, dev) in [
-        (format!("fd00:{n}::fe/64"), &m0),
-        (format!("fd00:{n}:1::fe/64"), &m1),
-    ] {
-        sh(&[
-            "ip", "-n", &router, "addr", "add", &addr, "dev", dev, "nodad",
-        ]);
-    }
-    t.add_kernel_address(true, &format!("fd00:{n}:1::2/64"))
-        .unwrap();
-    sh(&[
-        "ip",
-        "-n",
-        &t.peer,
-        "-6",
-        "route",
-        "add",
-        "default",
-        "via",
-        &format!("fd00:{n}:1::fe"),
-    ]);
-    let ours: Ipv6Addr = format!("fd00:{n}::10").parse().unwrap();
+    let ours = t.our_ip6();
     let t2 = t.clone();
     std::thread::spawn(move || {
         let (mut iface, mut dev) = stack_serving(&t2, Config::default(), Some(ours));
-        let gateway: Ipv6Addr = format!("fd00:{n}::fe").parse().unwrap();
-        iface.set_ipv6_gateway(Some(gateway));
-        let peer: IpAddr = format!("fd00:{n}:1::2").parse::<Ipv6Addr>().unwrap().into();
-        let (_, mss) = send_to_kernel(
-            &t2,
-            &mut iface,
-            &mut dev,
-            SocketAddr::new(peer, 5001),
-            8 << 20,
-        );
+        iface.set_ipv6_gateway(t2.gateway6());
+        let to = SocketAddr::new(t2.peer_ip6().into(), 5001);
+        let (_, mss) = send_to_kernel(&t2, &mut iface, &mut dev, to, 8 << 20);
         assert!(iface.stats().icmp_frag_needed >= 1, "{:?}", iface.stats());
         assert_eq!(mss, 1280 - 60 - 12, "{:?}", iface.stats());
     })

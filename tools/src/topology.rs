@@ -4,10 +4,12 @@
 //! namespace is "ours": its veth end gets no kernel address, our stack owns
 //! `10.N.0.1` there. The other holds the kernel peer at `10.N.0.2`.
 //! With `kernel_both`, both ends get kernel addresses, for kernel-to-kernel
-//! comparisons.
+//! comparisons. With `ipv6`, the same hosts have IPv6 addresses too:
+//! fd00:N::1 (ours), fd00:N::2 (peer), or behind the router fd00:N:1::2
+//! with the router at fd00:N::fe and fd00:N:1::fe.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 
@@ -73,6 +75,9 @@ pub struct Spec {
     /// for a bridge such as `impair::forward` (the impairment forwarder)
     /// to carry frames between them.
     pub bridge: bool,
+    /// IPv6 addresses beside the IPv4 ones (kernel ends and router; ours
+    /// only with `kernel_both`), without duplicate address detection.
+    pub ipv6: bool,
 }
 
 impl Default for Spec {
@@ -88,6 +93,7 @@ impl Default for Spec {
             loss_both_ways: false,
             far_mtu: None,
             bridge: false,
+            ipv6: false,
         }
     }
 }
@@ -184,6 +190,7 @@ impl Topology {
             loss_both_ways,
             far_mtu,
             bridge,
+            ipv6,
         } = *spec;
         if bridge && (!middle || loss > 0.0 || far_mtu.is_some()) {
             return Err(io::Error::new(
@@ -258,6 +265,9 @@ impl Topology {
         };
         let addr =
             |ns: &str, a: String, d: &str| run(&["ip", "-n", ns, "addr", "add", &a, "dev", d]);
+        let addr6 = |ns: &str, a: String, d: &str| {
+            run(&["ip", "-n", ns, "addr", "add", &a, "dev", d, "nodad"])
+        };
         match &t.middle {
             None => veth(&t.dev, &t.ours, &t.peer_dev, &t.peer)?,
             Some(m) => {
@@ -279,6 +289,9 @@ impl Topology {
                     addr(m, format!("10.{subnet}.0.254/24"), &m0)?;
                     addr(m, format!("10.{subnet}.1.254/24"), &m1)?;
                     sysctl("net.ipv4.ip_forward=1")?;
+                    if ipv6 {
+                        sysctl("net.ipv6.conf.all.forwarding=1")?;
+                    }
                 }
             }
         }
@@ -298,6 +311,18 @@ impl Topology {
                 "off", "gso", "off", "gro", "off",
             ])?;
         }
+        if ipv6 {
+            addr6(&t.peer, format!("{}/64", t.peer_ip6()), &t.peer_dev)?;
+            if kernel_both {
+                addr6(&t.ours, format!("{}/64", t.our_ip6()), &t.dev)?;
+            }
+            if let (Some(m), Some((m0, m1))) = (&t.middle, t.middle_devs()) {
+                if !bridge {
+                    addr6(m, format!("fd00:{subnet}::fe/64"), &m0)?;
+                    addr6(m, format!("fd00:{subnet}:1::fe/64"), &m1)?;
+                }
+            }
+        }
         if let (Some(m), Some(far)) = (&t.middle, far_mtu) {
             let far = far.to_string();
             run(&[
@@ -312,28 +337,36 @@ impl Topology {
             ])?;
         }
         if let (Some(m), true) = (&t.middle, loss > 0.0) {
-            // Packets from ours to the peer come in on m0 and leave on m1.
+            // Packets from ours to the peer come in on m0 and leave on m1;
+            // IPv6 has its own table (ip6tables).
             let p = format!("{loss}");
-            let mut rule = vec!["ip", "netns", "exec", m, "iptables", "-A", "FORWARD"];
             let inbound = format!("{id}m0");
-            if !loss_both_ways {
-                rule.extend(["-i", &inbound]);
+            let tables = if ipv6 {
+                &["iptables", "ip6tables"][..]
+            } else {
+                &["iptables"]
+            };
+            for table in tables {
+                let mut rule = vec!["ip", "netns", "exec", m, table, "-A", "FORWARD"];
+                if !loss_both_ways {
+                    rule.extend(["-i", &inbound]);
+                }
+                rule.extend([
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    &p,
+                    "-j",
+                    "DROP",
+                ]);
+                run(&rule).map_err(|e| {
+                    io::Error::other(format!(
+                        "{e} (random loss needs {table} with the statistic match)"
+                    ))
+                })?;
             }
-            rule.extend([
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                &p,
-                "-j",
-                "DROP",
-            ]);
-            run(&rule).map_err(|e| {
-                io::Error::other(format!(
-                    "{e} (random loss needs iptables with the statistic match)"
-                ))
-            })?;
         }
         if t.middle.is_some() && !bridge {
             let via = format!("10.{subnet}.1.254");
@@ -341,6 +374,19 @@ impl Topology {
             if kernel_both {
                 let via = format!("10.{subnet}.0.254");
                 run(&["ip", "-n", &t.ours, "route", "add", "default", "via", &via])?;
+            }
+            if ipv6 {
+                // `onlink`: the gateway is on the link even while the veth's
+                // carrier is still coming up (IPv6 checks a gateway against
+                // routes whose link has carrier, and refuses it before).
+                let route = |ns: &str, via: String, dev: &str| {
+                    let r = ["ip", "-n", ns, "-6", "route", "add", "default", "via"];
+                    run(&[&r[..], &[via.as_str(), "dev", dev, "onlink"]].concat())
+                };
+                route(&t.peer, format!("fd00:{subnet}:1::fe"), &t.peer_dev)?;
+                if kernel_both {
+                    route(&t.ours, format!("fd00:{subnet}::fe"), &t.dev)?;
+                }
             }
         }
         Ok(t)
@@ -356,6 +402,29 @@ impl Topology {
             (Some(_), false) => Ipv4Addr::new(10, self.subnet, 1, 2),
             _ => Ipv4Addr::new(10, self.subnet, 0, 2),
         }
+    }
+
+    /// fd00:N:`link`::`host`, with N the subnet's decimal digits (as
+    /// 10.N.0.1 has them): fd00:250::1 beside 10.250.0.1.
+    pub fn ip6(&self, link: u16, host: u16) -> Ipv6Addr {
+        let n = u16::from_str_radix(&self.subnet.to_string(), 16).unwrap_or(0);
+        Ipv6Addr::new(0xfd00, n, link, 0, 0, 0, 0, host)
+    }
+
+    /// Our IPv6 address (a topology made with `Spec::ipv6`).
+    pub fn our_ip6(&self) -> Ipv6Addr {
+        self.ip6(0, 1)
+    }
+
+    /// The kernel peer's IPv6 address, on our prefix or behind the router.
+    pub fn peer_ip6(&self) -> Ipv6Addr {
+        let behind = u16::from(self.middle.is_some() && !self.bridged);
+        self.ip6(behind, 2)
+    }
+
+    /// Our IPv6 gateway: the middle router, if there is one.
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.gateway().map(|_| self.ip6(0, 0xfe))
     }
 
     /// Our default gateway: the middle router, if there is one.

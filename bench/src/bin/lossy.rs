@@ -17,12 +17,13 @@
 //!
 //! Usage (root): lossy [--loss 0,0.01,0.05] [--size 32M-in-bytes] [--rounds 1]
 //! [--stats] (our sender's connection counters after each transfer)
+//! [--ipv6] (both senders over IPv6, the router dropping with ip6tables)
 
 // The programs' allocator (see apps).
 use apps as _;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use xdptcp::simulation::DataSource;
 use xdptcp_tools::topology::{Spec, Topology};
@@ -85,6 +86,7 @@ fn run() -> Result<(), String> {
                         kernel_both,
                         middle: true,
                         loss,
+                        ipv6: ipv6(),
                         ..Spec::default()
                     },
                 )
@@ -118,6 +120,11 @@ fn run() -> Result<(), String> {
     }
     println!("  (both digests matched the data sent in every transfer)");
     Ok(())
+}
+
+/// `--ipv6`: every transfer over IPv6.
+fn ipv6() -> bool {
+    std::env::args().any(|a| a == "--ipv6")
 }
 
 struct Received {
@@ -156,7 +163,11 @@ enum Sender {
 /// A kernel receiver in the peer namespace; the sender in ours, on our
 /// stack or on the kernel.
 fn transfer(t: &Topology, size: u64, sender: Sender) -> Result<Received, String> {
-    let peer = t.peer_ip();
+    let peer: IpAddr = if ipv6() {
+        t.peer_ip6().into()
+    } else {
+        t.peer_ip().into()
+    };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
         let receiver = s.spawn(move || -> std::io::Result<Received> {
@@ -184,7 +195,7 @@ fn transfer(t: &Topology, size: u64, sender: Sender) -> Result<Received, String>
         ready_rx
             .recv_timeout(Duration::from_secs(5))
             .map_err(|_| "the receiver did not start")?;
-        let sender = s.spawn(move || send(t, size, sender, SocketAddrV4::new(peer, PORT)));
+        let sender = s.spawn(move || send(t, size, sender, SocketAddr::new(peer, PORT)));
         sender.join().map_err(|_| "the sender panicked")??;
         receiver
             .join()
@@ -193,7 +204,7 @@ fn transfer(t: &Topology, size: u64, sender: Sender) -> Result<Received, String>
     })
 }
 
-fn send(t: &Topology, size: u64, sender: Sender, to: SocketAddrV4) -> Result<(), String> {
+fn send(t: &Topology, size: u64, sender: Sender, to: SocketAddr) -> Result<(), String> {
     t.enter_ours().map_err(|e| e.to_string())?;
     let mut src = DataSource::new(1, size);
     let mut buf = vec![0u8; 256 * 1024];
@@ -210,6 +221,10 @@ fn send(t: &Topology, size: u64, sender: Sender, to: SocketAddrV4) -> Result<(),
         let mut cfg = xdptcp::runtime::RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
             .map_err(|e| e.to_string())?;
         cfg.iface.gateway = t.gateway();
+        if ipv6() {
+            cfg.ipv6 = vec![(t.our_ip6(), 64)];
+            cfg.ipv6_gateway = t.gateway6();
+        }
         cfg.iface.tcp.congestion = cc.parse()?;
         let stack = xdptcp::api::socket::Stack::start(cfg).map_err(|e| e.to_string())?;
         let mut c =

@@ -9,15 +9,16 @@
 //! `.hgrm` percentile files (the HdrHistogram plotter's format) and drawn
 //! as an SVG plot.
 //!
-//! Usage (root): rtt [--size BYTES] [--count N] [--out DIR]
+//! Usage (root): rtt [--size BYTES] [--count N] [--out DIR] [--ipv6]
+//! (`--ipv6`: both clients and the server over IPv6)
 
 // The programs' allocator (see apps).
 use apps as _;
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use xdptcp_tools::topology::Topology;
+use xdptcp_tools::topology::{Spec, Topology};
 
 const PORT: u16 = 7100;
 const QUANTILES: [f64; 6] = [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0];
@@ -50,10 +51,20 @@ fn run() -> Result<(), String> {
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("{out}: {e}"))?;
     println!("round trips of {size} B, {count} each, over veth between two namespaces");
-    let kernel = Topology::create("rk", 233, true).map_err(|e| e.to_string())?;
-    let ours = Topology::create("rx", 234, false).map_err(|e| e.to_string())?;
-    let k = measure(&kernel, size, count, false)?;
-    let x = measure(&ours, size, count, true)?;
+    let ipv6 = std::env::args().any(|a| a == "--ipv6");
+    let path = |tag: &str, subnet: u8, kernel_both: bool| {
+        let spec = Spec {
+            subnet,
+            kernel_both,
+            ipv6,
+            ..Spec::default()
+        };
+        Topology::create_spec(tag, spec).map_err(|e| e.to_string())
+    };
+    let kernel = path("rk", 233, true)?;
+    let ours = path("rx", 234, false)?;
+    let k = measure(&kernel, size, count, false, ipv6)?;
+    let x = measure(&ours, size, count, true, ipv6)?;
     println!(
         "  {:>10} {:>12} {:>12} {:>8}",
         "percentile", "kernel us", "xdptcp us", "ratio"
@@ -84,10 +95,20 @@ fn run() -> Result<(), String> {
 
 /// An echo server on the kernel in the peer namespace, then `count` round
 /// trips from our namespace on the kernel (`xdptcp` false) or on our stack.
-fn measure(t: &Topology, size: usize, count: u64, xdptcp: bool) -> Result<Histogram<u64>, String> {
+fn measure(
+    t: &Topology,
+    size: usize,
+    count: u64,
+    xdptcp: bool,
+    ipv6: bool,
+) -> Result<Histogram<u64>, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let peer = t.peer_ip();
-    let to = SocketAddrV4::new(peer, PORT);
+    let peer: IpAddr = if ipv6 {
+        t.peer_ip6().into()
+    } else {
+        t.peer_ip().into()
+    };
+    let to = SocketAddr::new(peer, PORT);
     std::thread::scope(|s| {
         let server = s.spawn(move || -> std::io::Result<()> {
             t.enter_peer()?;
@@ -111,8 +132,11 @@ fn measure(t: &Topology, size: usize, count: u64, xdptcp: bool) -> Result<Histog
             t.enter_ours().map_err(|e| e.to_string())?;
             let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("bounds");
             if xdptcp {
-                let cfg = xdptcp::runtime::RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
+                let mut cfg = xdptcp::runtime::RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
                     .map_err(|e| e.to_string())?;
+                if ipv6 {
+                    cfg.ipv6 = vec![(t.our_ip6(), 64)];
+                }
                 let stack = xdptcp::api::socket::Stack::start(cfg).map_err(|e| e.to_string())?;
                 let mut c = xdptcp::api::socket::TcpStream::connect(&stack, to)
                     .map_err(|e| e.to_string())?;

@@ -1,7 +1,7 @@
 //! Creates or removes a test topology: two network namespaces joined by a
 //! veth pair, our stack's side (no kernel address) and a kernel peer.
 //!
-//!   xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both]
+//!   xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--ipv6]
 //!                           [--middle [--loss P [--loss-both-ways]] [--far-mtu M] [--bridge]]
 //!   xdptcp-topology down NAME
 //!
@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use xdptcp_tools::topology::{is_root, Topology};
 
-const USAGE: &str = "usage:\n  xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--middle [--loss P [--loss-both-ways]] [--far-mtu M] [--bridge]]\n  xdptcp-topology down NAME\n\nNAME: 1-12 letters or digits. Namespaces NAMEa (ours) and NAMEb (kernel peer),\nveth NAME0 / NAME1, addresses 10.N.0.1 (ours) and 10.N.0.2 (peer); default N = 99.\n--middle puts a router namespace NAMEm between them (NAMEm0 10.N.0.254, NAMEm1\n10.N.1.254; the peer becomes 10.N.1.2, our gateway is 10.N.0.254).\n--loss P makes the router drop packets from ours to the peer at random with\nprobability P (iptables statistic match; --loss-both-ways for both directions);\n--far-mtu M gives the router's interface towards the peer a smaller MTU\n(path MTU discovery: the peer still offers the larger MSS).\n--bridge makes NAMEm a bridge instead of a router (no addresses, the peer stays\n10.N.0.2): run `ip netns exec NAMEm xdptcp-impair --a NAMEm0 --b NAMEm1 ...` in it\nto carry and impair the frames (loss, reordering, duplication, corruption).\n--kernel-both gives our end a kernel address too (kernel-to-kernel runs).";
+const USAGE: &str = "usage:\n  xdptcp-topology up NAME [--subnet N] [--queues Q] [--mtu M] [--kernel-both] [--ipv6] [--middle [--loss P [--loss-both-ways]] [--far-mtu M] [--bridge]]\n  xdptcp-topology down NAME\n\nNAME: 1-12 letters or digits. Namespaces NAMEa (ours) and NAMEb (kernel peer),\nveth NAME0 / NAME1, addresses 10.N.0.1 (ours) and 10.N.0.2 (peer); default N = 99.\n--middle puts a router namespace NAMEm between them (NAMEm0 10.N.0.254, NAMEm1\n10.N.1.254; the peer becomes 10.N.1.2, our gateway is 10.N.0.254).\n--loss P makes the router drop packets from ours to the peer at random with\nprobability P (iptables statistic match; --loss-both-ways for both directions);\n--far-mtu M gives the router's interface towards the peer a smaller MTU\n(path MTU discovery: the peer still offers the larger MSS).\n--bridge makes NAMEm a bridge instead of a router (no addresses, the peer stays\n10.N.0.2): run `ip netns exec NAMEm xdptcp-impair --a NAMEm0 --b NAMEm1 ...` in it\nto carry and impair the frames (loss, reordering, duplication, corruption).\n--kernel-both gives our end a kernel address too (kernel-to-kernel runs).\n--ipv6 adds IPv6 beside: fd00:N::1 (ours), fd00:N::2 (peer), behind --middle\nfd00:N:1::2 with the router at fd00:N::fe (our gateway) and fd00:N:1::fe.";
 
 fn main() -> ExitCode {
     xdptcp_tools::shutdown::on_signal_clean_up("xdptcp-topology");
@@ -55,6 +55,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
                     "--loss-both-ways" => spec.loss_both_ways = true,
                     "--far-mtu" => spec.far_mtu = Some(parse(&value("576-9000")?, flag)?),
                     "--bridge" => spec.bridge = true,
+                    "--ipv6" => spec.ipv6 = true,
                     _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
                 }
             }
@@ -82,6 +83,15 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 t.peer_dev,
                 t.peer_ip()
             );
+            if spec.ipv6 {
+                let gw = t.gateway6().map(|g| format!(", our gateway {g}"));
+                println!(
+                    "    IPv6: our stack {}/64, kernel {}/64{}",
+                    t.our_ip6(),
+                    t.peer_ip6(),
+                    gw.unwrap_or_default()
+                );
+            }
             t.keep();
             Ok(())
         }
