@@ -210,3 +210,25 @@ fn only_unicast_addresses_are_taken() {
     assert_eq!(i.ipv6_addresses().count(), 16);
     assert_eq!(i.ipv6_addresses().next().unwrap(), OURS);
 }
+
+/// A flood of echo requests gets at most `MAX_REPLIES_PER_SEC` answers a
+/// second; the rest are counted, not answered.
+#[test]
+fn echo_replies_are_rate_limited() {
+    let mut i = iface6();
+    let cap = xdptcp::iface::MAX_REPLIES_PER_SEC as usize;
+    let mut answered = 0;
+    for _ in 0..(cap + 100) / 50 {
+        let pings = (0..50)
+            .map(|k| {
+                from_peer(US_MAC, THEIRS, OURS, 64, |b| {
+                    icmpv6::emit_echo(b, THEIRS, OURS, true, 7, k, b"ping").unwrap()
+                })
+            })
+            .collect();
+        answered += exchange(&mut i, pings).len();
+    }
+    assert_eq!(answered, cap);
+    assert_eq!(i.stats().icmpv6_echo_answered, cap as u64);
+    assert_eq!(i.stats().replies_rate_limited, 100);
+}

@@ -213,15 +213,17 @@ fn a_segment_for_no_connection_is_reset_over_ipv6() {
     assert_eq!(i.stats().tcp_resets_sent, 1);
 }
 
-/// An ICMPv6 packet-too-big from a router (here THEIRS) quoting `quoted`,
-/// one of our frames, as far as 1280 bytes allow (RFC 4443 3.2).
-fn packet_too_big(mtu: u32, quoted: &[u8]) -> Vec<u8> {
+/// An ICMPv6 error of `kind` and `code` from a router (here THEIRS)
+/// quoting `quoted`, one of our frames, as far as 1280 bytes allow (RFC
+/// 4443 2.4); `word` is its second 32-bit word (the MTU of a
+/// packet-too-big).
+fn icmp_error(kind: u8, code: u8, word: u32, quoted: &[u8]) -> Vec<u8> {
     let quoted = &quoted[14..quoted.len().min(14 + 1232)];
     icmp_from_peer(OURS, |b| {
-        b[0] = icmpv6::PACKET_TOO_BIG;
-        b[1] = 0;
+        b[0] = kind;
+        b[1] = code;
         b[2..4].fill(0);
-        b[4..8].copy_from_slice(&mtu.to_be_bytes());
+        b[4..8].copy_from_slice(&word.to_be_bytes());
         b[8..8 + quoted.len()].copy_from_slice(quoted);
         let n = 8 + quoted.len();
         let sum = checksum::pseudo_header_v6(THEIRS, OURS, NEXT_ICMPV6, n as u32);
@@ -229,6 +231,10 @@ fn packet_too_big(mtu: u32, quoted: &[u8]) -> Vec<u8> {
         b[2..4].copy_from_slice(&c.to_be_bytes());
         n
     })
+}
+
+fn packet_too_big(mtu: u32, quoted: &[u8]) -> Vec<u8> {
+    icmp_error(icmpv6::PACKET_TOO_BIG, 0, mtu, quoted)
 }
 
 #[test]
@@ -317,4 +323,37 @@ fn an_ipv6_destination_off_our_prefix_goes_through_the_gateway_or_has_no_route()
         Icmpv6::parse(ip.payload, ip.src, ip.dst),
         Ok(Icmpv6::NeighborSolicit { target: THEIRS, .. })
     ));
+}
+
+/// A connection still opening gives up on a "destination unreachable"
+/// that quotes its SYN (connect fails, as on Linux); one for a segment
+/// that is not in flight changes nothing.
+#[test]
+fn destination_unreachable_ends_an_opening_ipv6_connection() {
+    use xdptcp::tcp::{ConnError, State};
+    let (mut i, mut dev) = listening();
+    let h = i.connect((THEIRS, 443), None, Instant::ZERO).unwrap();
+    let out = poll(&mut i, &mut dev, Vec::new(), 1);
+    assert_eq!(out.len(), 1, "a solicitation for THEIRS");
+    let advert = icmp_from_peer(OURS, |b| {
+        let flags = icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE;
+        icmpv6::emit_neighbor_advert(b, THEIRS, OURS, THEIRS, flags, PEER_MAC).unwrap()
+    });
+    let syn = poll(&mut i, &mut dev, vec![advert], 2)
+        .pop()
+        .expect("our SYN");
+    assert!(tcp_out(&syn).tcp.syn);
+    // Quoting another sequence number: not our SYN, ignored.
+    let mut stale = syn.clone();
+    stale[54 + 4] ^= 0x80;
+    poll(&mut i, &mut dev, vec![icmp_error(1, 3, 0, &stale)], 3);
+    assert_eq!(i.tcp(h).unwrap().state(), State::SynSent);
+    // Address unreachable (type 1, code 3), quoting the SYN.
+    poll(&mut i, &mut dev, vec![icmp_error(1, 3, 0, &syn)], 4);
+    assert_eq!(i.stats().icmp_unreachable, 2);
+    let c = i.tcp(h).unwrap();
+    assert_eq!(
+        (c.state(), c.error()),
+        (State::Closed, Some(ConnError::Unreachable))
+    );
 }

@@ -32,6 +32,14 @@ impl Interface {
         }
     }
 
+    /// Whether this second's budget of replies (echo, neighbour
+    /// advertisements) has room for one more; counted when not.
+    pub(super) fn may_reply(&mut self, now: Instant) -> bool {
+        let ok = self.replies.take(now);
+        self.stats.replies_rate_limited += u64::from(!ok);
+        ok
+    }
+
     pub(super) fn push_control(&mut self, c: Control) {
         if self.control.len() >= MAX_CONTROL {
             self.stats.control_queue_full += 1;
@@ -90,6 +98,9 @@ impl Interface {
             }
             ipv4::PROTO_ICMP => match IcmpEcho::parse(ip.payload) {
                 Ok(echo) if echo.kind == icmp::ECHO_REQUEST => {
+                    if !self.may_reply(now) {
+                        return;
+                    }
                     self.stats.icmp_echo_answered += 1;
                     let data = echo.data.to_vec();
                     self.push_control(Control::EchoReply {
@@ -173,6 +184,24 @@ impl Interface {
             if !e.conn.on_path_mtu(mtu, SeqNum(seq), now) {
                 self.stats.icmp_frag_needed_ignored += 1;
             }
+        }
+    }
+
+    /// A "destination unreachable" quoting our segment at `seq` on
+    /// `tuple`: a connection still opening gives up (connect fails with
+    /// "unreachable", as on Linux: RFC 5461 4.1 lets errors during the
+    /// handshake be hard); an established one goes on, its own timers
+    /// deciding (RFC 1122 4.2.3.9: soft errors).
+    pub(super) fn on_unreachable(&mut self, tuple: Tuple, seq: u32) {
+        let Some(&h) = self.tcp.by_tuple.get(&tuple) else {
+            return;
+        };
+        let opening = self.tcp.get(h).is_some_and(|e| {
+            e.conn.state() == crate::tcp::State::SynSent && e.conn.seq_space().snd_una.0 == seq
+        });
+        if opening {
+            self.tcp.touch(h).expect("present").conn.unreachable();
+            self.tcp.note_activity(h);
         }
     }
 

@@ -165,6 +165,9 @@ impl Interface {
                 seq,
                 data,
             } if unicast => {
+                if !self.may_reply(now) {
+                    return;
+                }
                 self.stats.icmpv6_echo_answered += 1;
                 self.push_control(Control::Icmpv6 {
                     mac: src_mac,
@@ -176,6 +179,19 @@ impl Interface {
                         data: data.to_vec(),
                     },
                 });
+            }
+            Icmpv6::DestUnreachable { quoted, .. } if unicast => {
+                self.stats.icmp_unreachable += 1;
+                if !self.is_our_ipv6(quoted.src) {
+                    return;
+                }
+                let tuple = Tuple {
+                    local_ip: IpAddr::V6(quoted.src),
+                    local_port: quoted.src_port,
+                    remote_ip: IpAddr::V6(quoted.dst),
+                    remote_port: quoted.dst_port,
+                };
+                self.on_unreachable(tuple, quoted.seq);
             }
             Icmpv6::PacketTooBig { mtu, quoted } if unicast => {
                 self.stats.icmp_frag_needed += 1;
@@ -213,6 +229,9 @@ impl Interface {
         if ip.hop_limit != 255 || !self.is_our_ipv6(target) || (from_dad && source_lladdr.is_some())
         {
             self.stats.nd_dropped += 1;
+            return;
+        }
+        if !self.may_reply(now) {
             return;
         }
         self.stats.nd_solicitations_answered += 1;

@@ -26,6 +26,7 @@ mod frames;
 mod ingress;
 mod ipv6;
 mod passive_open;
+mod rate_limit;
 
 use crate::device::{Device, RxFrame};
 use crate::tcp::isn::IsnGenerator;
@@ -60,6 +61,9 @@ const BATCH: usize = 64;
 /// much one stretch ACK covers when frames arrive as fast as we take them.
 pub const RX_BUDGET: usize = 4 * BATCH;
 const FIRST_EPHEMERAL: u16 = 49_152;
+/// Echo replies and neighbour advertisements sent per second at most
+/// (Linux's `icmp_msgs_per_sec` is 1,000 too).
+pub const MAX_REPLIES_PER_SEC: u32 = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfaceError {
@@ -201,6 +205,8 @@ pub struct Interface {
     limits: Limits,
     /// Fast Open cookies servers gave us (`connect_fast_open`).
     fast_open_cookies: fast_open_cache::FastOpenCache,
+    /// The budget of echo replies and neighbour advertisements.
+    replies: rate_limit::PerSecond,
 }
 
 /// What an interface lets peers make it hold. A connection is refused
@@ -263,6 +269,7 @@ impl Interface {
             port_filter: None,
             limits: Limits::default(),
             fast_open_cookies: Default::default(),
+            replies: rate_limit::PerSecond::new(MAX_REPLIES_PER_SEC),
         }
     }
 

@@ -45,9 +45,8 @@ pub struct NeighborCache<A = Ipv4Addr> {
     entries: HashMap<A, Entry>,
     /// Outstanding resolutions: when we last asked, and how often.
     asked: HashMap<A, (Instant, u32)>,
-    /// The global request budget: the second being counted, and requests
-    /// sent in it.
-    budget: Option<(Instant, u32)>,
+    /// The global request budget.
+    budget: super::rate_limit::PerSecond,
     /// Requests not sent (or entries not learned) because of the limits.
     pub limited: u64,
     /// The last next hop resolved, its MAC, and until when that answer
@@ -61,7 +60,7 @@ impl<A> Default for NeighborCache<A> {
         NeighborCache {
             entries: HashMap::new(),
             asked: HashMap::new(),
-            budget: None,
+            budget: super::rate_limit::PerSecond::new(MAX_REQUESTS_PER_SEC),
             limited: 0,
             last: None,
         }
@@ -140,16 +139,9 @@ impl<A: Copy + Eq + Hash> NeighborCache<A> {
 
     /// Takes one request from the global budget, if any is left.
     fn spend(&mut self, now: Instant) -> bool {
-        let (since, sent) = self.budget.get_or_insert((now, 0));
-        if now.saturating_since(*since) >= Duration::from_secs(1) {
-            (*since, *sent) = (now, 0);
-        }
-        if *sent >= MAX_REQUESTS_PER_SEC {
-            self.limited += 1;
-            return false;
-        }
-        *sent += 1;
-        true
+        let ok = self.budget.take(now);
+        self.limited += u64::from(!ok);
+        ok
     }
 
     /// Looks `ip` up and decides whether to ask for it (and records that).

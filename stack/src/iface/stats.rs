@@ -24,6 +24,12 @@ pub struct IfaceStats {
     pub nd_dropped: u64,
     /// Neighbour solicitations we sent, to resolve a next hop.
     pub nd_solicitations_sent: u64,
+    /// Echo requests and neighbour solicitations left unanswered because
+    /// `MAX_REPLIES_PER_SEC` were sent this second.
+    pub replies_rate_limited: u64,
+    /// ICMPv6 "destination unreachable" received (one that quotes the
+    /// opening segment of one of our connections ends it).
+    pub icmp_unreachable: u64,
     pub tcp_segments_in: u64,
     /// Segments in that carried data, and bare ACKs out (no data, no
     /// SYN, FIN or RST): a receiver in bulk sends one ACK per received
