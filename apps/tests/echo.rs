@@ -123,11 +123,11 @@ fn echo_works_against_linux_and_against_ourselves() {
 }
 
 /// An IPv6 address given with a second --ip: the kernel peer's ping -6
-/// reaches our stack (Neighbor Discovery and echo), while TCP keeps
-/// working over the IPv4 one.
+/// reaches our stack (Neighbor Discovery and echo), and the one echo
+/// server serves TCP over both families at once.
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
-fn a_second_ip_of_ipv6_answers_ping6() {
+fn a_dual_stack_echo_server_answers_ping6_and_tcp_of_both_families() {
     require_root();
     let t = Topology::create("e6", 221, false).expect("topology");
     let n = t.subnet;
@@ -139,7 +139,7 @@ fn a_second_ip_of_ipv6_answers_ping6() {
             "--port",
             "7",
             "--max-conns",
-            "1",
+            "2",
             "--timeout",
             "60s",
             "--cpus",
@@ -164,14 +164,19 @@ fn a_second_ip_of_ipv6_answers_ping6() {
         .peer_cmd(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &ours])
         .output()
         .unwrap();
-    // One TCP echo over IPv4, which also ends the server (--max-conns 1).
+    // A TCP echo over each family, open at once; the two end the server
+    // (--max-conns 2).
     let py = t
         .peer_cmd(&[
             "python3",
             "-c",
             &format!(
-                "import socket\nc=socket.create_connection(('{}',7),timeout=20)\n\
-                 c.sendall(b'six');assert c.recv(10)==b'six';c.close();print('ok')",
+                "import socket\n\
+                 a=socket.create_connection(('{}',7),timeout=20)\n\
+                 b=socket.create_connection(('{ours}',7),timeout=20)\n\
+                 assert b.family==socket.AF_INET6\n\
+                 for c,m in ((a,b'four'),(b,b'six')):\n  c.sendall(m);assert c.recv(10)==m\n\
+                 a.close();b.close();print('ok')",
                 t.our_ip()
             ),
         ])
