@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 use std::io::BufRead;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
@@ -13,7 +13,7 @@ use xdptcp::iface::Handle;
 use xdptcp::runtime::steer::flow_owner;
 use xdptcp::runtime::{CoreApp, CoreContext, PollMode, Runtime, RuntimeConfig};
 use xdptcp::tcp::State;
-use xdptcp_tools::topology::Topology;
+use xdptcp_tools::topology::{Spec, Topology};
 
 mod kernel_peer;
 use kernel_peer::start_server;
@@ -53,7 +53,7 @@ struct Passive {
 /// sends each its data; serves kernel clients on `OUR_PORT` by answering
 /// with the SHA-256 of what they sent.
 struct Flows {
-    peer: SocketAddrV4,
+    peer: SocketAddr,
     started: bool,
     active: Vec<Active>,
     passive: Vec<Passive>,
@@ -140,17 +140,41 @@ impl CoreApp for Flows {
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
+    spread_flows("q", 216, false);
+}
+
+/// The same with every flow over IPv6: the symmetric hash of IPv6
+/// 4-tuples keeps each connection's frames on its core.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn two_cores_spread_ipv6_flows_and_hand_off_without_loss() {
+    spread_flows("q6", 210, true);
+}
+
+fn spread_flows(tag: &str, subnet: u8, ipv6: bool) {
     xdptcp_tools::topology::require_root();
-    let t = Arc::new(Topology::create_with("q", 216, false, 2).expect("topology"));
+    let spec = Spec {
+        subnet,
+        queues: 2,
+        ipv6,
+        ..Spec::default()
+    };
+    let t = Arc::new(Topology::create_spec(tag, spec).expect("topology"));
     let t2 = t.clone();
+    // The kernel server listens on one IPv6 socket that takes IPv4 too.
+    let (ours, peer): (IpAddr, IpAddr) = if ipv6 {
+        (t.our_ip6().into(), t.peer_ip6().into())
+    } else {
+        (t.our_ip().into(), t.peer_ip().into())
+    };
     std::thread::spawn(move || {
         let n = PER_DIRECTION;
         let (mut server, mut out) = start_server(
             &t2,
             &format!(
                 "import socket,hashlib,threading\n\
-                 s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-                 s.bind(('0.0.0.0',5005));s.listen(256);print('ready',flush=True)\n\
+                 s=socket.socket(socket.AF_INET6);s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                 s.bind(('::',5005));s.listen(256);print('ready',flush=True)\n\
                  def serve(c):\n  h=hashlib.sha256()\n  while True:\n    b=c.recv(1<<16)\n    if not b: break\n    h.update(b)\n  c.sendall(h.hexdigest().encode());c.close()\n\
                  ts=[]\n\
                  for _ in range({n}):\n  c,_=s.accept();th=threading.Thread(target=serve,args=(c,));th.start();ts.append(th)\n\
@@ -159,9 +183,9 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
             ),
         );
         t2.enter_ours().unwrap();
-        let peer = SocketAddrV4::new(t2.peer_ip(), 5005);
+        let peer = SocketAddr::new(peer, 5005);
         let passive_done = Arc::new(AtomicUsize::new(0));
-        let cfg = RuntimeConfig {
+        let mut cfg = RuntimeConfig {
             afxdp: AfXdpConfig {
                 mode: xdptcp::device::afxdp::XdpMode::Driver,
                 ..AfXdpConfig::new(&t2.dev)
@@ -169,6 +193,9 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
             queues: 2,
             ..config(&t2, PollMode::Busy)
         };
+        if ipv6 {
+            cfg.ipv6 = vec![(t2.our_ip6(), 64)];
+        }
         let rt = Runtime::start(cfg, |_| Flows {
             peer,
             started: false,
@@ -196,7 +223,7 @@ fn two_queues_two_cores_spread_flows_and_hand_off_without_loss() {
                      ts=[threading.Thread(target=run,args=(k,)) for k in range({n})]\n\
                      [t.start() for t in ts];[t.join() for t in ts]\n\
                      print('ok' if all(res) else 'BAD %s'%res,flush=True)",
-                    ip = t2.our_ip()
+                    ip = ours
                 ),
             ])
             .stdout(std::process::Stdio::piped())
