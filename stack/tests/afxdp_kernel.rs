@@ -298,6 +298,12 @@ fn jumbo_frames_are_built_in_place_across_runs_of_frames() {
 /// preempted core would), so the kernel's RX ring backs up with frames
 /// too: the kernel must still never find the fill ring empty. Once all is
 /// read, every frame is back where it started and the digest matches.
+///
+/// A segment lost before our socket (on a loaded machine the veth's
+/// backlog drops some) puts what follows in the receive ring, behind the
+/// hole, and a slow reader never drains it, so nothing is kept again: such
+/// a run tests nothing of keeping and is made again, up to three times
+/// (once in CI the budget was not reached after 51 segments that way).
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
@@ -306,7 +312,6 @@ fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
     let t2 = t.clone();
     std::thread::spawn(move || {
         let size: usize = 64 << 20;
-        let slow_until = 8 << 20;
         let tcp = Config {
             recv_buffer: 8 << 20,
             autotune: false,
@@ -317,78 +322,25 @@ fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
         iface.listen(5010, None, 4).unwrap();
         quiesce(&mut iface, &mut dev, start);
         let free_at_start = dev.free_frames();
-        let client = kernel_sender(&t2, 5010, size >> 20);
-        let (mut conn, mut got, mut hash) = (None, 0usize, Sha256::new());
-        let mut buf = vec![0u8; 1 << 16];
-        let mut most_kept = 0usize;
-        let mut slow_tick = StdInstant::now();
-        let mut stalled: Option<StdInstant> = None;
-        let in_place = loop {
-            iface.poll(now(start), &mut dev);
-            most_kept = most_kept.max(dev.kept_frames());
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "stuck at {got} bytes"
-            );
-            if conn.is_none() {
-                conn = iface.accept(5010).unwrap();
+        let mut attempt = 1;
+        let (counters, most_kept) = loop {
+            let (c, most_kept) = slow_read(&t2, &mut iface, &mut dev, size, start);
+            let disturbed = most_kept < dev.keep_budget() && c.out_of_order_segments > 0;
+            if !disturbed || attempt == 3 {
+                break (c, most_kept);
             }
-            let Some(c) = conn.and_then(|h| iface.tcp(h)) else {
-                continue;
-            };
-            // Slow until 8 MiB are read and the budget was reached once: a
-            // kernel sender slowed by a loaded machine gets there later
-            // (if keeping were broken it never would, and the whole
-            // transfer read slowly ends in the assertion below).
-            let want = if got < slow_until || most_kept < dev.keep_budget() {
-                let due = stalled.is_none_or(|t| t.elapsed() > Duration::from_millis(100));
-                if dev.kept_frames() == dev.keep_budget() && due {
-                    std::thread::sleep(Duration::from_millis(20));
-                    stalled = Some(StdInstant::now());
-                }
-                if slow_tick.elapsed() < Duration::from_millis(1) {
-                    0
-                } else {
-                    slow_tick = StdInstant::now();
-                    4 << 10
-                }
-            } else {
-                buf.len()
-            };
-            if want > 0 {
-                match c.recv(&mut buf[..want]) {
-                    Ok(0) => {
-                        c.close();
-                        break c.snapshot().counters.bytes_received_in_place;
-                    }
-                    Ok(n) => {
-                        hash.update(&buf[..n]);
-                        got += n;
-                    }
-                    Err(TcpError::WouldBlock) => {}
-                    Err(e) => panic!("recv after {got} bytes: {e}"),
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "stuck at {got} bytes"
+            eprintln!(
+                "attempt {attempt}: {} segments out of order before the budget was reached (loss outside our stack); again",
+                c.out_of_order_segments
             );
+            attempt += 1;
         };
-        // Our FIN out and acknowledged: the client waits for it.
-        while iface.tcp(conn.unwrap()).is_some_and(|c| c.state() != State::Closed) {
-            iface.poll(now(start), &mut dev);
-            assert!(start.elapsed() < Duration::from_secs(60), "close hangs");
-        }
-        let out = client.wait_with_output().unwrap();
-        let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(got, size);
-        assert_eq!(format!("{:x}", hash.finalize()), theirs, "byte-exact");
-        iface.release(conn.unwrap());
-        quiesce(&mut iface, &mut dev, start);
         let st = dev.kernel_stats().expect("XDP_STATISTICS");
+        let in_place = counters.bytes_received_in_place;
         eprintln!(
-            "slow reader: {in_place} of {size} bytes read in place; at most {most_kept} frames kept (budget {}); kernel: {st:?}",
-            dev.keep_budget()
+            "slow reader: {in_place} of {size} bytes read in place; at most {most_kept} frames kept (budget {}); {} segments out of order; kernel: {st:?}",
+            dev.keep_budget(),
+            counters.out_of_order_segments
         );
         assert_eq!(most_kept, dev.keep_budget(), "the slow reader reached the budget");
         assert!(in_place > 0 && in_place < size as u64, "both paths used");
@@ -399,6 +351,88 @@ fn a_slow_reader_keeps_frames_in_place_without_starving_the_fill_ring() {
     })
     .join()
     .unwrap();
+}
+
+/// One transfer of `size` bytes from a kernel sender to our listener on
+/// 5010, read slowly for the first 8 MiB (and until the budget of kept
+/// frames was reached), then fast; checks the digest and waits for our
+/// FIN to be acknowledged. Returns the connection's counters and the most
+/// frames kept at once.
+fn slow_read(
+    t: &Topology,
+    iface: &mut Interface,
+    dev: &mut AfXdp,
+    size: usize,
+    start: StdInstant,
+) -> (xdptcp::tcp::stats::Counters, usize) {
+    let slow_until = 8 << 20;
+    let client = kernel_sender(t, 5010, size >> 20);
+    let (mut conn, mut got, mut hash) = (None, 0usize, Sha256::new());
+    let mut buf = vec![0u8; 1 << 16];
+    let mut most_kept = 0usize;
+    let mut slow_tick = StdInstant::now();
+    let mut stalled: Option<StdInstant> = None;
+    let began = StdInstant::now();
+    let counters = loop {
+        iface.poll(now(start), dev);
+        most_kept = most_kept.max(dev.kept_frames());
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "stuck at {got} bytes"
+        );
+        if conn.is_none() {
+            conn = iface.accept(5010).unwrap();
+        }
+        let Some(c) = conn.and_then(|h| iface.tcp(h)) else {
+            continue;
+        };
+        // Slow until 8 MiB are read and the budget was reached once: a
+        // kernel sender slowed by a loaded machine gets there later (if
+        // keeping were broken it never would, and the caller's assertion
+        // fails).
+        let want = if got < slow_until || most_kept < dev.keep_budget() {
+            let due = stalled.is_none_or(|t| t.elapsed() > Duration::from_millis(100));
+            if dev.kept_frames() == dev.keep_budget() && due {
+                std::thread::sleep(Duration::from_millis(20));
+                stalled = Some(StdInstant::now());
+            }
+            if slow_tick.elapsed() < Duration::from_millis(1) {
+                0
+            } else {
+                slow_tick = StdInstant::now();
+                4 << 10
+            }
+        } else {
+            buf.len()
+        };
+        if want > 0 {
+            match c.recv(&mut buf[..want]) {
+                Ok(0) => {
+                    c.close();
+                    break c.snapshot().counters;
+                }
+                Ok(n) => {
+                    hash.update(&buf[..n]);
+                    got += n;
+                }
+                Err(TcpError::WouldBlock) => {}
+                Err(e) => panic!("recv after {got} bytes: {e}"),
+            }
+        }
+    };
+    // Our FIN out and acknowledged: the client waits for it.
+    let h = conn.unwrap();
+    while iface.tcp(h).is_some_and(|c| c.state() != State::Closed) {
+        iface.poll(now(start), dev);
+        assert!(began.elapsed() < Duration::from_secs(60), "close hangs");
+    }
+    let out = client.wait_with_output().unwrap();
+    let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(got, size);
+    assert_eq!(format!("{:x}", hash.finalize()), theirs, "byte-exact");
+    iface.release(h);
+    quiesce(iface, dev, start);
+    (counters, most_kept)
 }
 
 /// 100 connections at once to a kernel server (a python3 thread per
