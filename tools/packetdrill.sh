@@ -13,10 +13,11 @@
 # namespace of its own (unshare -n, with a dummy tun0 for the corpus's
 # defaults.sh), so its sysctls never touch the host's; needs root.
 # Per-script logs go to $OUT (default /tmp/xdptcp-packetdrill); PD_ARGS
-# adds packetdrill options (PD_ARGS=-v logs every packet).
+# adds packetdrill options (PD_ARGS=-v logs every packet). IP_VERSION=ipv6
+# (or ipv4-mapped-ipv6) plays them over that, as packetdrill's run_all.py.
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 pd=$(realpath "$1")
@@ -39,11 +40,24 @@ if [[ $KERNEL != 1 ]]; then
     # with the real getsockopt, which the adapter answers for its sockets.
     export LD_PRELOAD="$so"
 fi
-# The addresses and symbols packetdrill's own run_all.py gives IPv4 runs.
-args=(--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1
-      --netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 --send_omit_free
-      -D TFO_COOKIE=3021b9d889017eeb -D CODE=host_unreachable
-      -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR)
+# The addresses and symbols packetdrill's own run_all.py gives each IP
+# version (IP_VERSION=ipv4, the default, ipv6 or ipv4-mapped-ipv6).
+case ${IP_VERSION:-ipv4} in
+    ipv4|ipv4-mapped-ipv6)
+        level=SOL_IP; recverr=IP_RECVERR
+        [[ ${IP_VERSION:-ipv4} == ipv4 ]] || { level=SOL_IPV6; recverr=IPV6_RECVERR; }
+        args=(--ip_version=${IP_VERSION:-ipv4} --local_ip=192.168.0.1 --gateway_ip=192.168.0.1
+              --netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 --send_omit_free
+              -D TFO_COOKIE=3021b9d889017eeb -D CODE=host_unreachable
+              -D CMSG_LEVEL_IP=$level -D CMSG_TYPE_RECVERR=$recverr) ;;
+    ipv6)
+        args=(--ip_version=ipv6 --mtu=1520 --local_ip=fd3d:0a0b:17d6::1
+              --gateway_ip=fd3d:0a0b:17d6:8888::1 --remote_ip=fd3d:fa7b:d17d::1
+              --send_omit_free -D TFO_COOKIE=c1d1e9742a47a9bc
+              -D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR)
+        [[ $KERNEL == 1 ]] || so_args=(--so_filename="$so" --so_flags=sysctls=1,mtu=1520) ;;
+    *) echo "error: IP_VERSION=$IP_VERSION: use ipv4, ipv6 or ipv4-mapped-ipv6" >&2; exit 2 ;;
+esac
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -59,7 +73,7 @@ while IFS= read -r script; do
     script_so=("${so_args[@]}")
     local_ip=$(sed -n 's/^--local_ip=\([0-9.]*\).*/\1/p' "$script" | head -1)
     remote_ip=$(sed -n 's/^--remote_ip=\([0-9.]*\).*/\1/p' "$script" | head -1)
-    if [[ -n $local_ip || -n $remote_ip ]]; then
+    if [[ ${IP_VERSION:-ipv4} != ipv6 && ( -n $local_ip || -n $remote_ip ) ]]; then
         script_args=()
         for a in "${args[@]}"; do
             [[ -n $local_ip && $a == --local_ip=* ]] && continue

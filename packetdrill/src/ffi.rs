@@ -11,7 +11,7 @@ use libc::{
     c_int, c_long, c_longlong, c_uint, c_ulong, c_void, iovec, msghdr, nfds_t, pollfd, size_t,
     sockaddr, sockaddr_in, socklen_t, ssize_t, timeval, useconds_t,
 };
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -383,7 +383,9 @@ unsafe fn shared<'a>(ud: *mut c_void) -> &'a Shared {
 
 /// # Safety
 /// `addr` must point to `len` readable bytes, or be null.
-unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Result<SocketAddrV4, c_int> {
+/// An IPv4 or IPv6 address; an IPv4-mapped IPv6 one (::ffff:a.b.c.d, as
+/// `--ip_version=ipv4-mapped-ipv6` scripts give) is the IPv4 address.
+unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Result<SocketAddr, c_int> {
     if addr.is_null() {
         return Err(libc::EFAULT);
     }
@@ -393,23 +395,30 @@ unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> Result<SocketAddrV
     // SAFETY: non-null and at least a sockaddr_in long (checked above);
     // read_unaligned because a caller's buffer may be a plain byte array.
     let sin = unsafe { std::ptr::read_unaligned(addr.cast::<sockaddr_in>()) };
-    if c_int::from(sin.sin_family) != libc::AF_INET {
-        return Err(libc::EAFNOSUPPORT);
+    match c_int::from(sin.sin_family) {
+        libc::AF_INET => Ok(SocketAddr::new(
+            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
+            u16::from_be(sin.sin_port),
+        )),
+        libc::AF_INET6 => {
+            if (len as usize) < std::mem::size_of::<libc::sockaddr_in6>() {
+                return Err(libc::EINVAL);
+            }
+            // SAFETY: as above, and long enough for a sockaddr_in6.
+            let sin6 = unsafe { std::ptr::read_unaligned(addr.cast::<libc::sockaddr_in6>()) };
+            let a = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            let ip = a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4);
+            Ok(SocketAddr::new(ip, u16::from_be(sin6.sin6_port)))
+        }
+        _ => Err(libc::EAFNOSUPPORT),
     }
-    Ok(SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-        u16::from_be(sin.sin_port),
-    ))
 }
 
 /// A Fast Open send's address: AF_UNSPEC is EOPNOTSUPP there (Linux).
 ///
 /// # Safety
 /// As `read_addr`.
-unsafe fn read_fast_open_addr(
-    addr: *const sockaddr,
-    len: socklen_t,
-) -> Result<SocketAddrV4, c_int> {
+unsafe fn read_fast_open_addr(addr: *const sockaddr, len: socklen_t) -> Result<SocketAddr, c_int> {
     if !addr.is_null() && len as usize >= std::mem::size_of::<libc::sa_family_t>() {
         // SAFETY: non-null and long enough for the family (checked above).
         let family = unsafe { std::ptr::read_unaligned(addr.cast::<libc::sa_family_t>()) };
@@ -423,30 +432,57 @@ unsafe fn read_fast_open_addr(
 
 /// # Safety
 /// `addr` null, or writable for `*len` bytes with `len` valid.
-unsafe fn write_addr(addr: *mut sockaddr, len: *mut socklen_t, a: SocketAddrV4) {
+/// Writes `a` as a socket of `family` names it: a sockaddr_in, or a
+/// sockaddr_in6 (an IPv4 address then mapped, ::ffff:a.b.c.d).
+unsafe fn write_addr(addr: *mut sockaddr, len: *mut socklen_t, a: SocketAddr, family: c_int) {
     if addr.is_null() || len.is_null() {
         return;
     }
-    let sin = sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
+    let bytes: Vec<u8> = match (family, a) {
+        (libc::AF_INET6, _) => {
+            let ip = match a.ip() {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            // SAFETY: all-zero is a valid sockaddr_in6 (plain C data).
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = ip.octets();
+            // SAFETY: plain C data, read as the bytes it is made of.
+            unsafe { as_raw(&sin6) }.to_vec()
+        }
+        (_, SocketAddr::V4(v4)) => {
+            let sin = sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*v4.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: as above.
+            unsafe { as_raw(&sin) }.to_vec()
+        }
+        // An AF_INET socket has no IPv6 peer.
+        (_, SocketAddr::V6(_)) => return,
     };
-    let full = std::mem::size_of::<sockaddr_in>();
     // SAFETY: the caller's contract; we copy no more than *len bytes, as
     // accept(2) truncates, and report the full size.
     unsafe {
-        let n = (*len as usize).min(full);
-        std::ptr::copy_nonoverlapping(
-            (&sin as *const sockaddr_in).cast::<u8>(),
-            addr.cast::<u8>(),
-            n,
-        );
-        *len = full as socklen_t;
+        let n = (*len as usize).min(bytes.len());
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr.cast::<u8>(), n);
+        *len = bytes.len() as socklen_t;
     }
+}
+
+/// The bytes of a plain C struct.
+///
+/// # Safety
+/// `T` is plain data with no padding that matters to the reader.
+unsafe fn as_raw<T>(v: &T) -> &[u8] {
+    // SAFETY: the caller's contract; the slice lives as long as `v`.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
 }
 
 /// # Safety
@@ -599,8 +635,9 @@ unsafe extern "C" fn pd_accept(
     let s = unsafe { shared(ud) };
     call(-1, || {
         let (new, peer) = s.blocking(|h| h.accept(fd))?;
+        let family = s.with(|h| h.family(fd))?;
         // SAFETY: accept(2)'s contract on addr/len.
-        unsafe { write_addr(addr, len, peer) };
+        unsafe { write_addr(addr, len, peer, family) };
         Ok(new)
     })
 }
@@ -696,8 +733,23 @@ unsafe extern "C" fn pd_recvmsg(
             ee.ee.ee_info = lo;
             ee.ee.ee_data = hi;
             m.msg_flags = libc::MSG_ERRQUEUE;
+            // An AF_INET6 socket's error queue speaks IPv6 (Linux's
+            // IPV6_RECVERR): the same error, an empty sockaddr_in6 after.
+            let v6 = s.with(|h| h.family(fd))? == libc::AF_INET6;
+            let (level, ty, mut data) = if v6 {
+                (
+                    libc::SOL_IPV6,
+                    libc::IPV6_RECVERR,
+                    as_bytes(&ee)[..16].to_vec(),
+                )
+            } else {
+                (libc::SOL_IP, libc::IP_RECVERR, as_bytes(&ee).to_vec())
+            };
+            if v6 {
+                data.resize(16 + std::mem::size_of::<libc::sockaddr_in6>(), 0);
+            }
             // SAFETY: as above, msg_control holds msg_controllen bytes.
-            unsafe { put_cmsg(m, libc::SOL_IP, libc::IP_RECVERR, as_bytes(&ee)) };
+            unsafe { put_cmsg(m, level, ty, &data) };
             return Ok(0);
         }
         let bufs = unsafe { iov_mut(m.msg_iov, m.msg_iovlen as c_int)? };
@@ -774,7 +826,7 @@ unsafe extern "C" fn pd_write(
 fn send_fast_open(
     s: &Shared,
     fd: c_int,
-    to: SocketAddrV4,
+    to: SocketAddr,
     data: &[u8],
     flags: c_int,
 ) -> Result<ssize_t, c_int> {

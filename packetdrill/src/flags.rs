@@ -4,7 +4,7 @@
 //! A list of `key=value` separated by commas or spaces, for example
 //! `initial_rto_ms=1000,min_rto_ms=1000,cc=newreno,sack=0,ts=0`.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 use xdptcp::tcp::congestion::Algorithm;
 use xdptcp::tcp::Config;
@@ -67,6 +67,11 @@ pub struct Flags {
     pub local_ip: Ipv4Addr,
     pub gateway: Ipv4Addr,
     pub prefix_len: u8,
+    /// IPv6 beside (`--ip_version=ipv6` scripts): our address, its
+    /// prefix, the gateway, as packetdrill's run_all.py gives them.
+    pub local_ip6: Ipv6Addr,
+    pub prefix_len6: u8,
+    pub gateway6: Ipv6Addr,
     pub mtu: usize,
     pub tcp: Config,
     pub tick: Duration,
@@ -94,6 +99,9 @@ impl Default for Flags {
             local_ip: Ipv4Addr::new(192, 168, 0, 1),
             gateway: Ipv4Addr::new(192, 168, 0, 2),
             prefix_len: 16,
+            local_ip6: Ipv6Addr::new(0xfd3d, 0x0a0b, 0x17d6, 0, 0, 0, 0, 1),
+            prefix_len6: 48,
+            gateway6: Ipv6Addr::new(0xfd3d, 0x0a0b, 0x17d6, 0x8888, 0, 0, 0, 1),
             mtu: 1500,
             tcp,
             tick: Duration::from_micros(1),
@@ -136,8 +144,14 @@ pub fn parse(text: &str) -> Result<Flags, String> {
         };
         let ms = || num().map(Duration::from_millis);
         match key {
-            "local_ip" => f.local_ip = value.parse().map_err(|_| bad())?,
-            "gateway_ip" => f.gateway = value.parse().map_err(|_| bad())?,
+            "local_ip" => match value.parse().map_err(|_| bad())? {
+                std::net::IpAddr::V4(a) => f.local_ip = a,
+                std::net::IpAddr::V6(a) => f.local_ip6 = a,
+            },
+            "gateway_ip" => match value.parse().map_err(|_| bad())? {
+                std::net::IpAddr::V4(a) => f.gateway = a,
+                std::net::IpAddr::V6(a) => f.gateway6 = a,
+            },
             "prefix_len" => {
                 f.prefix_len = value.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?
             }

@@ -14,7 +14,7 @@ use crate::write_queue::{size_goal, WriteQueue};
 use crate::zerocopy::ZeroCopy;
 use libc::c_int;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 use xdptcp::iface::{Handle, IfaceConfig, Interface, RxChecksum};
 use xdptcp::tcp::{ConnError, Connection, SeqNum, State, TcpError};
@@ -120,7 +120,10 @@ struct Socket {
     write_queue: WriteQueue,
     /// A connect deferred by TCP_FASTOPEN_CONNECT: the first write opens
     /// the connection to this address.
-    deferred: Option<SocketAddrV4>,
+    deferred: Option<SocketAddr>,
+    /// AF_INET or AF_INET6: how addresses are written back (an IPv4 peer
+    /// of an AF_INET6 socket as ::ffff:a.b.c.d).
+    family: c_int,
 }
 
 impl Socket {
@@ -137,6 +140,7 @@ impl Socket {
             signals: Signals::default(),
             write_queue: WriteQueue::default(),
             deferred: None,
+            family: libc::AF_INET,
         }
     }
 }
@@ -225,6 +229,11 @@ impl Host {
             tcp: flags.tcp.clone(),
             rx_checksum: RxChecksum::Verify,
         };
+        let mut iface = Interface::new(cfg);
+        // IPv6 beside, for `--ip_version=ipv6` scripts.
+        if iface.add_ipv6(flags.local_ip6, flags.prefix_len6).is_ok() {
+            iface.set_ipv6_gateway(Some(flags.gateway6));
+        }
         Host {
             // Away from zero so that nothing mistakes the start for "unset".
             now: Instant::from_millis(1_000),
@@ -232,7 +241,7 @@ impl Host {
             news: false,
             call_returned: None,
             wire: Wire::new(flags.mtu),
-            iface: Interface::new(cfg),
+            iface,
             flags,
             sockets: BTreeMap::new(),
         }
@@ -389,22 +398,32 @@ impl Host {
     // ---- the socket calls -----------------------------------------------
 
     pub fn socket(&mut self, domain: c_int, ty: c_int, _protocol: c_int) -> Result<c_int, c_int> {
-        if domain != libc::AF_INET {
+        if domain != libc::AF_INET && domain != libc::AF_INET6 {
             return Err(libc::EAFNOSUPPORT);
         }
         if ty & 0xf != libc::SOCK_STREAM {
             return Err(libc::ESOCKTNOSUPPORT);
         }
-        self.new_fd(Socket::new(
+        let mut s = Socket::new(
             Kind::Fresh,
             ty & libc::SOCK_NONBLOCK != 0,
             Options::default(),
-        ))
+        );
+        s.family = domain;
+        self.new_fd(s)
     }
 
-    pub fn bind(&mut self, fd: c_int, addr: SocketAddrV4) -> Result<(), c_int> {
-        let ours = self.flags.local_ip;
-        if !addr.ip().is_unspecified() && *addr.ip() != ours {
+    /// The socket's address family (AF_INET or AF_INET6).
+    pub fn family(&mut self, fd: c_int) -> Result<c_int, c_int> {
+        Ok(self.sock(fd)?.family)
+    }
+
+    pub fn bind(&mut self, fd: c_int, addr: SocketAddr) -> Result<(), c_int> {
+        let ours = match addr.ip() {
+            std::net::IpAddr::V4(a) => a == self.flags.local_ip,
+            std::net::IpAddr::V6(a) => a == self.flags.local_ip6,
+        };
+        if !addr.ip().is_unspecified() && !ours {
             return Err(libc::EADDRNOTAVAIL);
         }
         let reuse = self.sock(fd)?.opts.reuse_addr;
@@ -473,7 +492,7 @@ impl Host {
         }
     }
 
-    pub fn accept(&mut self, fd: c_int) -> Step<(c_int, SocketAddrV4)> {
+    pub fn accept(&mut self, fd: c_int) -> Step<(c_int, SocketAddr)> {
         if let Err(e) = self.listener_ready(fd) {
             return fail(e);
         }
@@ -501,16 +520,14 @@ impl Host {
             user_timeout_ms: s.opts.user_timeout_ms,
             ..Options::default()
         });
-        let fd = self.new_fd(Socket::new(Kind::Conn(h), false, opts));
-        // The adapter speaks IPv4 only (`--ip_version=ipv4` scripts).
-        let peer = match t.remote() {
-            std::net::SocketAddr::V4(a) => a,
-            std::net::SocketAddr::V6(_) => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
-        };
-        Done(fd.map(|fd| (fd, peer)))
+        let family = self.sock(fd).map_or(libc::AF_INET, |s| s.family);
+        let mut child = Socket::new(Kind::Conn(h), false, opts);
+        child.family = family;
+        let fd = self.new_fd(child);
+        Done(fd.map(|fd| (fd, t.remote())))
     }
 
-    pub fn connect(&mut self, fd: c_int, to: SocketAddrV4) -> Step<()> {
+    pub fn connect(&mut self, fd: c_int, to: SocketAddr) -> Step<()> {
         let s = match self.sock(fd) {
             Ok(s) => s,
             Err(e) => return fail(e),
@@ -564,9 +581,9 @@ impl Host {
     /// with a cookie cached for the server (or cookies not required) it
     /// returns at once and the first write sends the SYN with its data;
     /// otherwise the SYN goes now, asking for a cookie.
-    fn connect_deferred(&mut self, fd: c_int, to: SocketAddrV4, nonblocking: bool) -> Step<()> {
+    fn connect_deferred(&mut self, fd: c_int, to: SocketAddr, nonblocking: bool) -> Step<()> {
         let client = crate::sysctls::fast_open_client(self.flags.sysctls);
-        if client.no_cookie || self.iface.fast_open_cookie_cached((*to.ip()).into()) {
+        if client.no_cookie || self.iface.fast_open_cookie_cached(to.ip()) {
             if let Ok(s) = self.sock(fd) {
                 s.deferred = Some(to);
             }
@@ -581,7 +598,7 @@ impl Host {
 
     /// The address of a connect that TCP_FASTOPEN_CONNECT deferred, now
     /// taken by the write that opens the connection.
-    pub fn take_deferred(&mut self, fd: c_int) -> Result<Option<SocketAddrV4>, c_int> {
+    pub fn take_deferred(&mut self, fd: c_int) -> Result<Option<SocketAddr>, c_int> {
         Ok(self.sock(fd)?.deferred.take())
     }
 
@@ -593,7 +610,7 @@ impl Host {
     pub fn connect_fast_open(
         &mut self,
         fd: c_int,
-        to: SocketAddrV4,
+        to: SocketAddr,
         data: &[u8],
     ) -> Result<Option<usize>, c_int> {
         if !crate::sysctls::fast_open_client(self.flags.sysctls).enabled {
@@ -1328,8 +1345,10 @@ mod tests {
         let c = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
         assert!(h.sock(c).is_ok());
         assert_eq!(h.sockets.len(), 1 + usize::from(c != b));
+        let six = h.socket(libc::AF_INET6, libc::SOCK_STREAM, 0).unwrap();
+        assert_eq!(h.family(six), Ok(libc::AF_INET6));
         assert_eq!(
-            h.socket(libc::AF_INET6, libc::SOCK_STREAM, 0),
+            h.socket(libc::AF_UNIX, libc::SOCK_STREAM, 0),
             Err(libc::EAFNOSUPPORT)
         );
         assert_eq!(
@@ -1343,11 +1362,11 @@ mod tests {
         let mut h = Host::new(Flags::default(), [1; 16]);
         let a = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
         let b = h.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
-        let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080);
+        let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080));
         h.bind(a, any).unwrap();
         h.listen(a, 1).unwrap();
         assert_eq!(h.bind(b, any), Err(libc::EADDRINUSE));
-        let foreign = SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 1);
+        let foreign = SocketAddr::from((Ipv4Addr::new(10, 9, 9, 9), 1));
         assert_eq!(h.bind(b, foreign), Err(libc::EADDRNOTAVAIL));
     }
 }
