@@ -185,8 +185,9 @@ fn our_client_to_kernel_server_over_ipv6_and_ipv4() {
     .unwrap();
 }
 
-/// A kernel client sends 256 MiB to our server over IPv6; we hash what
-/// arrives and compare with the kernel's digest of what it sent.
+/// A kernel client sends 256 MiB to our server over IPv6, then over
+/// IPv4 to the same listener; we hash what arrives and compare with the
+/// kernel's digest of what it sent. Goodputs are printed side by side.
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn kernel_client_to_our_server_over_ipv6() {
@@ -196,17 +197,22 @@ fn kernel_client_to_our_server_over_ipv6() {
     std::thread::spawn(move || {
         let (mut iface, mut dev) = stack_serving(&t2, Config::default(), Some(ours));
         iface.listen(5002, None, 8).unwrap();
-        let client = kernel_sender(&t2, SocketAddr::new(ours.into(), 5002), 256);
-        let start = StdInstant::now();
-        let got = serve_kernel_senders(&mut iface, &mut dev, 5002, 1);
-        let secs = start.elapsed().as_secs_f64();
-        let (peer, digest, n) = &got[0];
-        assert_eq!(*n, 256 << 20);
-        assert!(peer.is_ipv6(), "{peer}");
-        assert_eq!(*digest, sender_digest(client));
-        eprintln!(
-            "kernel client -> our server over IPv6: 256 MiB in {secs:.2} s ({:.0} Mbit/s)",
+        let mut rate = |to: SocketAddr| {
+            let client = kernel_sender(&t2, to, 256);
+            let start = StdInstant::now();
+            let got = serve_kernel_senders(&mut iface, &mut dev, 5002, 1);
+            let secs = start.elapsed().as_secs_f64();
+            let (peer, digest, n) = &got[0];
+            assert_eq!(*n, 256 << 20);
+            assert_eq!(peer.is_ipv6(), to.is_ipv6(), "{peer}");
+            assert_eq!(*digest, sender_digest(client));
             (256 << 20) as f64 * 8.0 / secs / 1e6
+        };
+        let v6 = rate(SocketAddr::new(ours.into(), 5002));
+        let v4 = rate(SocketAddr::new(t2.our_ip().into(), 5002));
+        eprintln!(
+            "kernel client -> our server, 256 MiB: IPv6 {v6:.0} Mbit/s, IPv4 {v4:.0} Mbit/s ({:.2})",
+            v6 / v4
         );
     })
     .join()
