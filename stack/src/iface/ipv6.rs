@@ -182,35 +182,32 @@ impl Interface {
             }
             Icmpv6::DestUnreachable { quoted, .. } if unicast => {
                 self.stats.icmp_unreachable += 1;
-                if !self.is_our_ipv6(quoted.src) {
-                    return;
+                if let Some(tuple) = self.our_quoted(&quoted) {
+                    self.on_unreachable(tuple, quoted.seq);
                 }
-                let tuple = Tuple {
-                    local_ip: IpAddr::V6(quoted.src),
-                    local_port: quoted.src_port,
-                    remote_ip: IpAddr::V6(quoted.dst),
-                    remote_port: quoted.dst_port,
-                };
-                self.on_unreachable(tuple, quoted.seq);
             }
             Icmpv6::PacketTooBig { mtu, quoted } if unicast => {
                 self.stats.icmp_frag_needed += 1;
-                if !self.is_our_ipv6(quoted.src) {
-                    return;
-                }
-                let tuple = Tuple {
-                    local_ip: IpAddr::V6(quoted.src),
-                    local_port: quoted.src_port,
-                    remote_ip: IpAddr::V6(quoted.dst),
-                    remote_port: quoted.dst_port,
-                };
                 // An MTU past what the IP length field names cannot
                 // shrink anything.
                 let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
-                self.on_path_mtu(tuple, mtu, quoted.seq, now);
+                if let Some(tuple) = self.our_quoted(&quoted) {
+                    self.on_path_mtu(tuple, mtu, quoted.seq, now);
+                }
             }
             _ => self.stats.rx_unsupported += 1,
         }
+    }
+
+    /// The connection an ICMPv6 error's quoted segment came from, if it
+    /// was one of ours.
+    fn our_quoted(&self, q: &icmpv6::Quoted) -> Option<Tuple> {
+        self.is_our_ipv6(q.src).then_some(Tuple {
+            local_ip: IpAddr::V6(q.src),
+            local_port: q.src_port,
+            remote_ip: IpAddr::V6(q.dst),
+            remote_port: q.dst_port,
+        })
     }
 
     /// RFC 4861 7.1.1 and 7.2.3-7.2.4: from the link (hop limit 255), for
