@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 use std::io::BufRead;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
@@ -162,11 +162,7 @@ fn spread_flows(tag: &str, subnet: u8, ipv6: bool) {
     let t = Arc::new(Topology::create_spec(tag, spec).expect("topology"));
     let t2 = t.clone();
     // The kernel server listens on one IPv6 socket that takes IPv4 too.
-    let (ours, peer): (IpAddr, IpAddr) = if ipv6 {
-        (t.our_ip6().into(), t.peer_ip6().into())
-    } else {
-        (t.our_ip().into(), t.peer_ip().into())
-    };
+    let (ours, peer) = (t.our_addr(ipv6), t.peer_addr(ipv6));
     std::thread::spawn(move || {
         let n = PER_DIRECTION;
         let (mut server, mut out) = start_server(

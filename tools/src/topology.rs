@@ -9,7 +9,7 @@
 //! with the router at fd00:N::fe and fd00:N:1::fe.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 
@@ -420,6 +420,24 @@ impl Topology {
     pub fn peer_ip6(&self) -> Ipv6Addr {
         let behind = u16::from(self.middle.is_some() && !self.bridged);
         self.ip6(behind, 2)
+    }
+
+    /// Our address of the family asked for (`ipv6`: `our_ip6`).
+    pub fn our_addr(&self, ipv6: bool) -> IpAddr {
+        if ipv6 {
+            self.our_ip6().into()
+        } else {
+            self.our_ip().into()
+        }
+    }
+
+    /// The kernel peer's address of the family asked for.
+    pub fn peer_addr(&self, ipv6: bool) -> IpAddr {
+        if ipv6 {
+            self.peer_ip6().into()
+        } else {
+            self.peer_ip().into()
+        }
     }
 
     /// Our IPv6 gateway: the middle router, if there is one.

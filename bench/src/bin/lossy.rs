@@ -23,7 +23,7 @@
 use apps as _;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use xdptcp::simulation::DataSource;
 use xdptcp_tools::topology::{Spec, Topology};
@@ -163,11 +163,7 @@ enum Sender {
 /// A kernel receiver in the peer namespace; the sender in ours, on our
 /// stack or on the kernel.
 fn transfer(t: &Topology, size: u64, sender: Sender) -> Result<Received, String> {
-    let peer: IpAddr = if ipv6() {
-        t.peer_ip6().into()
-    } else {
-        t.peer_ip().into()
-    };
+    let peer = t.peer_addr(ipv6());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
         let receiver = s.spawn(move || -> std::io::Result<Received> {

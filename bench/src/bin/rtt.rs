@@ -16,7 +16,7 @@
 use apps as _;
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use xdptcp_tools::topology::{Spec, Topology};
 
@@ -103,11 +103,7 @@ fn measure(
     ipv6: bool,
 ) -> Result<Histogram<u64>, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let peer: IpAddr = if ipv6 {
-        t.peer_ip6().into()
-    } else {
-        t.peer_ip().into()
-    };
+    let peer = t.peer_addr(ipv6);
     let to = SocketAddr::new(peer, PORT);
     std::thread::scope(|s| {
         let server = s.spawn(move || -> std::io::Result<()> {

@@ -176,10 +176,11 @@ impl Interface {
         None
     }
 
-    /// ARP or Neighbor Discovery for `hop` went unanswered. Connections still opening fail with
-    /// "host unreachable" (as connect(2) does on Linux); the others lose
-    /// what they wanted to send, as on a dead wire, so that their own
-    /// retransmission timers decide when to give up.
+    /// ARP or Neighbor Discovery for `hop` went unanswered. Connections
+    /// still opening fail with "host unreachable" (as connect(2) does on
+    /// Linux); the others lose what they wanted to send, as on a dead
+    /// wire, so that their own retransmission timers decide when to give
+    /// up.
     pub(super) fn neighbor_failed(&mut self, hop: IpAddr, now: Instant) {
         for i in 0..self.tcp.slots.len() {
             let Some(remote) = self.tcp.slots[i].as_ref().map(|e| e.tuple.remote_ip) else {

@@ -165,12 +165,7 @@ impl Interface {
         if f.src != self.cfg.ip {
             return;
         }
-        let tuple = Tuple {
-            local_ip: IpAddr::V4(f.src),
-            local_port: f.src_port,
-            remote_ip: IpAddr::V4(f.dst),
-            remote_port: f.dst_port,
-        };
+        let tuple = Tuple::of_sent(f.src.into(), f.dst.into(), f.src_port, f.dst_port);
         self.on_path_mtu(tuple, f.mtu, f.seq, now);
     }
 

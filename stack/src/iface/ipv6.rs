@@ -202,12 +202,8 @@ impl Interface {
     /// The connection an ICMPv6 error's quoted segment came from, if it
     /// was one of ours.
     fn our_quoted(&self, q: &icmpv6::Quoted) -> Option<Tuple> {
-        self.is_our_ipv6(q.src).then_some(Tuple {
-            local_ip: IpAddr::V6(q.src),
-            local_port: q.src_port,
-            remote_ip: IpAddr::V6(q.dst),
-            remote_port: q.dst_port,
-        })
+        let tuple = Tuple::of_sent(q.src.into(), q.dst.into(), q.src_port, q.dst_port);
+        self.is_our_ipv6(q.src).then_some(tuple)
     }
 
     /// RFC 4861 7.1.1 and 7.2.3-7.2.4: from the link (hop limit 255), for

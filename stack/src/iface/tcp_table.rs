@@ -23,6 +23,16 @@ impl Tuple {
     pub fn remote(&self) -> SocketAddr {
         SocketAddr::new(self.remote_ip, self.remote_port)
     }
+    /// The tuple of a segment we sent from `src` to `dst` (as an ICMP
+    /// error quotes it).
+    pub fn of_sent(src: IpAddr, dst: IpAddr, src_port: u16, dst_port: u16) -> Self {
+        Tuple {
+            local_ip: src,
+            local_port: src_port,
+            remote_ip: dst,
+            remote_port: dst_port,
+        }
+    }
     /// The tuple of a segment that arrived from `remote` to `local`.
     pub fn of_segment(local: IpAddr, remote: IpAddr, dst_port: u16, src_port: u16) -> Self {
         Tuple {
