@@ -1,14 +1,15 @@
 //! The file-transfer application itself, file to file, between two of
-//! our stacks: `file_transfer recv` in the peer namespace and
-//! `file_transfer send` in ours, each on its own veth end over AF_XDP,
-//! with the framed protocol (length and SHA-256 checked by the receiver).
-//! Files live in /dev/shm, so the disk is not what is measured.
+//! our stacks: `file_transfer recv` at the server end (a job, `job.rs`)
+//! and `file_transfer send` at the client end, each over AF_XDP, with the
+//! framed protocol (length and SHA-256 checked by the receiver). Files
+//! live in /dev/shm, so the disk is not what is measured.
 
+use crate::bed::{Bed, End};
+use crate::job::{Job, Outcome, Serving};
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
-use xdptcp::tcp::congestion::Algorithm;
-use xdptcp_tools::topology::{Spec, Topology};
+use std::process::{Command, Stdio};
 
 #[derive(Debug, Clone, Copy)]
 pub struct AppTransfer {
@@ -42,143 +43,103 @@ fn binary() -> Result<PathBuf, String> {
     }
 }
 
-/// A `size`-byte file through the application; `subnet` for its
-/// topology; with `ipv6` both ends have only IPv6 addresses.
-pub fn run(
-    size: u64,
-    subnet: u8,
-    port: u16,
-    cc: Algorithm,
-    mtu: u32,
-    ipv6: bool,
-) -> Result<AppTransfer, String> {
-    let bin = binary()?;
-    let t = Topology::create_spec(
-        "bf",
-        Spec {
-            subnet,
-            mtu,
-            ..Spec::default()
-        },
-    )
-    .map_err(|e| format!("topology: {e}"))?;
-    let dir = std::env::temp_dir().join(format!("xdptcp-bench-{}", std::process::id()));
-    let shm = PathBuf::from("/dev/shm").join(format!("xdptcp-bench-{}", std::process::id()));
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
-        shm
-    } else {
-        dir
-    };
-    std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
-    // In /dev/shm its files hold memory: gone on Ctrl-C too.
-    xdptcp_tools::shutdown::remove_on_signal(&base);
-    let frame = if mtu + 14 > 2048 { "4096" } else { "2048" };
-    let result = transfer(&t, &bin, &base, size, (port, ipv6), cc, frame);
-    let _ = std::fs::remove_dir_all(&base);
-    xdptcp_tools::shutdown::keep_on_signal(&base);
-    result
+/// A scratch directory for this process's files, in /dev/shm where
+/// there is one (so the disk is not what is measured), removed on Ctrl-C
+/// too; `done` with it removes it.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Result<Scratch, String> {
+        let name = format!("xdptcp-bench-{what}-{}", std::process::id());
+        let shm = PathBuf::from("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.join(name)
+        } else {
+            std::env::temp_dir().join(name)
+        };
+        std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+        // In /dev/shm its files hold memory: gone on Ctrl-C too.
+        xdptcp_tools::shutdown::remove_on_signal(&base);
+        Ok(Scratch(base))
+    }
 }
 
-fn transfer(
-    t: &Topology,
-    bin: &std::path::Path,
-    dir: &std::path::Path,
-    size: u64,
-    (port, ipv6): (u16, bool),
-    cc: Algorithm,
-    frame: &str,
-) -> Result<AppTransfer, String> {
-    let cc = format!("{cc:?}").to_lowercase();
-    let src = dir.join("source");
-    let dst = dir.join("received");
-    write_source(&src, size)?;
-    let o = t.peer_ip().octets();
-    let n = t.subnet;
-    // Each end's --ip, and where the sender connects.
-    let (server_ip, client_ip, to) = if ipv6 {
-        let server = format!("fd00:{n}::3");
-        let to = format!("[{server}]:{port}");
-        (format!("{server}/64"), format!("fd00:{n}::1/64"), to)
-    } else {
-        let server = format!("{}.{}.{}.3", o[0], o[1], o[2]);
-        let to = format!("{server}:{port}");
-        (format!("{server}/24"), format!("{}/24", t.our_ip()), to)
-    };
-    let bin = bin.to_str().ok_or("binary path is not UTF-8")?;
-    let mut recv = t
-        .peer_cmd(&[
-            bin,
-            "recv",
-            "--dev",
-            &format!("afxdp:{}", t.peer_dev),
-            "--ip",
-            &server_ip,
-            "--port",
-            &port.to_string(),
-            "--out",
-            dst.to_str().ok_or("path")?,
-            "--force",
-            "--cpus",
-            "1",
-            "--frame-size",
-            frame,
-            "--timeout",
-            "120s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("starting file_transfer recv: {e}"))?;
-    // Wait for "listening".
-    let mut err = BufReader::new(recv.stderr.take().ok_or("no stderr")?);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if err.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            let _ = recv.wait();
-            return Err("file_transfer recv ended before listening".into());
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        xdptcp_tools::shutdown::keep_on_signal(&self.0);
+    }
+}
+
+/// `bin args` at `end`: inside its namespace, if it has one.
+fn command(end: &End, bin: &str, args: &[&str]) -> Command {
+    match &end.netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, bin]).args(args);
+            c
         }
-        if line.contains("listening") {
-            break;
+        None => {
+            let mut c = Command::new(bin);
+            c.args(args);
+            c
         }
     }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let send = t
-        .ours_cmd(&[
+}
+
+/// `--ip` for our stack at `end`.
+fn ip_arg(end: &End) -> String {
+    match end.ours6 {
+        Some((a, p)) => format!("{a}/{p}"),
+        None => format!("{}/{}", end.ours.0, end.ours.1),
+    }
+}
+
+/// A `size`-byte file through the application, between our stacks on
+/// the bed's two ends (a bed of ours at both ends).
+pub fn run(bed: &Bed, size: u64, port: u16) -> Result<AppTransfer, String> {
+    let bin = binary()?;
+    let bin = bin.to_str().ok_or("binary path is not UTF-8")?;
+    let dir = Scratch::new("send")?;
+    let src = dir.0.join("source");
+    write_source(&src, size)?;
+    let c = &bed.client;
+    let cc = format!("{:?}", bed.settings.cc).to_lowercase();
+    let to = SocketAddr::new(bed.server.ours_addr(), port).to_string();
+    let (send, _) = bed.with_server(Job::FileRecv { port, size }, |_| {
+        command(
+            c,
             bin,
-            "send",
-            "--dev",
-            &format!("afxdp:{}", t.dev),
-            "--ip",
-            &client_ip,
-            "--to",
-            &to,
-            "--cpus",
-            "0",
-            "--frame-size",
-            frame,
-            "--cc",
-            &cc,
-            "--timeout",
-            "120s",
-            "--json",
-            src.to_str().ok_or("path")?,
-        ])
+            &[
+                "send",
+                "--dev",
+                &format!("afxdp:{}", c.dev),
+                "--ip",
+                &ip_arg(c),
+                "--to",
+                &to,
+                "--cpus",
+                &c.cpu.to_string(),
+                "--frame-size",
+                &bed.settings.frame_size().to_string(),
+                "--cc",
+                &cc,
+                "--timeout",
+                "120s",
+                "--json",
+                src.to_str().ok_or("path")?,
+            ],
+        )
         .output()
-        .map_err(|e| format!("starting file_transfer send: {e}"))?;
-    let recv_out = recv.wait_with_output().map_err(|e| e.to_string())?;
+        .map_err(|e| format!("starting file_transfer send: {e}"))
+    })?;
     let stdout = String::from_utf8_lossy(&send.stdout);
-    if !send.status.success() || !recv_out.status.success() {
+    if !send.status.success() {
         return Err(format!(
-            "file_transfer failed: send: {} {}; recv: {}",
+            "file_transfer send failed: {} {}",
             stdout.trim(),
             String::from_utf8_lossy(&send.stderr).trim(),
-            String::from_utf8_lossy(&recv_out.stdout).trim()
         ));
-    }
-    let got = std::fs::metadata(&dst).map_err(|e| e.to_string())?.len();
-    if got != size {
-        return Err(format!("{got} of {size} bytes arrived"));
     }
     // The sender's JSON line: the time from its connection's establishment
     // to the receiver's confirmation, at full precision.
@@ -195,6 +156,79 @@ fn transfer(
         secs,
         rtt_p50_us: json_number(json, "p50_us").unwrap_or(f64::NAN),
         rtt_p99_us: json_number(json, "p99_us").unwrap_or(f64::NAN),
+    })
+}
+
+/// The server half: `file_transfer recv` into a scratch file (which
+/// checks length and SHA-256), ready once it listens; the file must have
+/// all `size` bytes.
+pub fn recv(s: &Serving<'_>, port: u16, size: u64) -> Result<Outcome, String> {
+    let bin = binary()?;
+    let bin = bin.to_str().ok_or("binary path is not UTF-8")?;
+    let dir = Scratch::new("recv")?;
+    let dst = dir.0.join("received");
+    let e = s.end;
+    let mut recv = command(
+        e,
+        bin,
+        &[
+            "recv",
+            "--dev",
+            &format!("afxdp:{}", e.dev),
+            "--ip",
+            &ip_arg(e),
+            "--port",
+            &port.to_string(),
+            "--out",
+            dst.to_str().ok_or("path")?,
+            "--force",
+            "--cpus",
+            &e.cpu.to_string(),
+            "--frame-size",
+            &s.settings.frame_size().to_string(),
+            "--timeout",
+            "120s",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .map_err(|e| format!("starting file_transfer recv: {e}"))?;
+    // Wait for "listening".
+    let mut err = BufReader::new(recv.stderr.take().ok_or("no stderr")?);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if err.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            let _ = recv.wait();
+            return Err("file_transfer recv ended before listening".into());
+        }
+        if line.contains("listening") {
+            break;
+        }
+    }
+    s.ready();
+    let errors = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        rest
+    });
+    let out = recv.wait_with_output().map_err(|e| e.to_string())?;
+    let stderr = errors.join().unwrap_or_default();
+    if !out.status.success() {
+        return Err(format!(
+            "file_transfer recv failed: {} {}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            stderr.trim()
+        ));
+    }
+    let got = std::fs::metadata(&dst).map_err(|e| e.to_string())?.len();
+    if got != size {
+        return Err(format!("{got} of {size} bytes arrived"));
+    }
+    Ok(Outcome {
+        bytes: got,
+        ..Outcome::default()
     })
 }
 

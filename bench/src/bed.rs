@@ -1,6 +1,11 @@
-//! A test bed for one pairing: a veth pair between two namespaces, a
-//! client side in "ours" and a server side in "peer", each either the
-//! kernel's TCP (`std::net`) or our stack (the socket API over AF_XDP).
+//! A test bed for one pairing: a client end and a server end, each
+//! either the kernel's TCP (`std::net`) or our stack (the socket API over
+//! AF_XDP, or the per-core API). On one machine the ends are a veth pair
+//! between two namespaces, "ours" and "peer", and the server's half of
+//! each scenario runs on a thread of this process; across two hosts the
+//! client end is this host's interface and the server's half runs in
+//! `xdptcp-bench serve` on the other (`control.rs`). Either way the
+//! server's half is a [`Job`] run by the same code (`job.rs`).
 //!
 //! Addresses: the kernel side of the peer is .2; our stack on the peer's
 //! veth end is .3 (the kernel keeps .2 there, the XDP program takes only
@@ -10,11 +15,16 @@
 //! connection uses them. The two stacks' cores are pinned to
 //! different CPUs: two spinning loops on one CPU would take turns.
 //! Ours at both ends uses the per-core API instead (`native.rs`).
+//! Across two hosts each host's kernel keeps its own address on the
+//! interface and our stack takes another (`--ip`) on the same interface.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::control::Control;
+use crate::job::{Job, Outcome, Stamps};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use xdptcp::api::socket::{Stack, TcpStream};
 use xdptcp::runtime::RuntimeConfig;
 use xdptcp::tcp::congestion::Algorithm;
@@ -193,154 +203,46 @@ fn set_notsent_lowat(s: &std::net::TcpStream, bytes: u32) -> io::Result<()> {
     }
 }
 
-pub struct Bed {
-    pub pairing: Pairing,
-    pub topo: Topology,
-    /// Our stack's congestion control.
-    pub cc: Algorithm,
-    /// Our stacks' bound on unsent bytes.
-    pub unsent_limit: UnsentLimit,
-    pub mtu: u32,
-    /// Connections run over IPv6.
-    pub ipv6: bool,
-    client_stack: Option<Arc<Stack>>,
+/// One end of a bed, as the process that acts there sees it.
+#[derive(Debug, Clone)]
+pub struct End {
+    /// The network namespace its sockets live in (one machine); `None`:
+    /// the namespace this process runs in (a host of its own).
+    pub netns: Option<String>,
+    pub dev: String,
+    pub mac: [u8; 6],
+    /// The kernel's address on `dev`, of the bed's family: its listeners
+    /// and connections use it.
+    pub kernel: IpAddr,
+    /// Our stack's IPv4 address and prefix length on `dev`.
+    pub ours: (Ipv4Addr, u8),
+    /// Our stack's IPv6 address, when the bed runs over IPv6.
+    pub ours6: Option<(Ipv6Addr, u8)>,
+    /// The CPU our stack's core is pinned to.
+    pub cpu: usize,
 }
 
-impl Bed {
-    /// Builds the topology (10.`subnet`.0.0/24 and, with `ipv6`,
-    /// fd00:`subnet`::/64; MTU `mtu`) and starts our stacks where the
-    /// pairing has them.
-    pub fn new(
-        pairing: Pairing,
-        subnet: u8,
-        mtu: u32,
-        offloads_off: bool,
-        cc: Algorithm,
-        unsent_limit: UnsentLimit,
-        ipv6: bool,
-    ) -> Result<Bed, String> {
-        let topo = Topology::create_spec(
-            &format!("b{}", pairing as u8),
-            Spec {
-                subnet,
-                kernel_both: !pairing.client_is_ours(),
-                mtu,
-                offloads_off,
-                ..Spec::default()
-            },
-        )
-        .map_err(|e| format!("topology: {e}"))?;
-        let mut bed = Bed {
-            pairing,
-            topo,
-            cc,
-            unsent_limit,
-            mtu,
-            ipv6,
-            client_stack: None,
-        };
-        if ipv6 {
-            let kernel = |on_peer: bool, host: u8| {
-                let a = format!("{}/64", bed.ipv6_host(host));
-                bed.topo
-                    .add_kernel_address(on_peer, &a)
-                    .map_err(|e| format!("topology: {e}"))
-            };
-            kernel(true, 2)?;
-            if !pairing.client_is_ours() {
-                kernel(false, 1)?;
-            }
-        }
-        if pairing.client_is_ours() && !pairing.native() {
-            bed.client_stack = Some(bed.start_client_stack()?);
-        }
-        Ok(bed)
-    }
-
-    fn start_client_stack(&self) -> Result<Arc<Stack>, String> {
-        self.start_ours(false, |cfg| Stack::start(cfg).map_err(|e| e.to_string()))
-    }
-
-    /// Starts one of our stacks with `start`, on a thread inside the
-    /// namespace of its veth end: ours (CPU 0, address .1) or, with
-    /// `peer`, the peer's (CPU 1, .3); the pairing's congestion control
-    /// and a UMEM frame size that holds the MTU.
-    pub fn start_ours<T: Send>(
-        &self,
-        peer: bool,
-        start: impl FnOnce(RuntimeConfig) -> Result<T, String> + Send,
-    ) -> Result<T, String> {
-        let t = &self.topo;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let (dev, ip, cpu) = if peer {
-                    t.enter_peer().map_err(|e| e.to_string())?;
-                    (&t.peer_dev, self.ours_on_peer(), 1)
-                } else {
-                    t.enter_ours().map_err(|e| e.to_string())?;
-                    (&t.dev, t.our_ip(), 0)
-                };
-                let mut cfg =
-                    RuntimeConfig::for_interface(dev, ip, 24).map_err(|e| e.to_string())?;
-                if self.ipv6 {
-                    cfg.ipv6 = vec![(self.ipv6_host(if peer { 3 } else { 1 }), 64)];
-                }
-                cfg.pin = Some(vec![cpu]);
-                cfg.iface.tcp.congestion = self.cc;
-                cfg.iface.tcp.unsent_limit = self.unsent_limit;
-                cfg.afxdp.frame_size = self.frame_size();
-                start(cfg).map_err(|e| format!("our stack on {dev}: {e}"))
-            })
-            .join()
-            .map_err(|_| "starting a stack panicked".to_string())?
-        })
-    }
-
-    /// UMEM frame size for our stacks: a whole MTU-sized frame must fit
-    /// one (we send each segment in one frame).
-    pub fn frame_size(&self) -> u32 {
-        if self.mtu as usize + 14 > 2048 {
-            4096
-        } else {
-            2048
+impl End {
+    /// Moves the calling thread to this end (its namespace, if any).
+    pub fn enter(&self) -> io::Result<()> {
+        match &self.netns {
+            Some(ns) => xdptcp_tools::topology::enter_namespace(ns),
+            None => Ok(()),
         }
     }
 
-    fn ours_on_peer(&self) -> Ipv4Addr {
-        let o = self.topo.peer_ip().octets();
-        Ipv4Addr::new(o[0], o[1], o[2], 3)
+    /// Our stack's address, of the bed's family.
+    pub fn ours_addr(&self) -> IpAddr {
+        match self.ours6 {
+            Some((a, _)) => a.into(),
+            None => self.ours.0.into(),
+        }
     }
 
-    /// fd00:N::`host`, the IPv6 twin of 10.N.0.`host`.
-    pub fn ipv6_host(&self, host: u8) -> Ipv6Addr {
-        self.topo.ip6(0, host.into())
-    }
-
-    /// The server's address and `port`.
-    pub fn server_addr(&self, port: u16) -> SocketAddr {
-        let host = if self.pairing.server_is_ours() { 3 } else { 2 };
-        let ip: IpAddr = match (self.ipv6, self.pairing.server_is_ours()) {
-            (true, _) => self.ipv6_host(host).into(),
-            (false, true) => self.ours_on_peer().into(),
-            (false, false) => self.topo.peer_ip().into(),
-        };
-        SocketAddr::new(ip, port)
-    }
-
-    /// Run on the calling thread before making the server's sockets.
-    pub fn enter_server(&self) -> io::Result<()> {
-        self.topo.enter_peer()
-    }
-
-    /// Run on the calling thread before making the client's sockets.
-    pub fn enter_client(&self) -> io::Result<()> {
-        self.topo.enter_ours()
-    }
-
-    /// A listener on the server side (call `enter_server` first): the
-    /// kernel's (ours at both ends runs natively, see `native.rs`).
+    /// A kernel listener on this end's kernel address (call `enter`
+    /// first).
     pub fn listen(&self, port: u16) -> io::Result<Listener> {
-        let addr = self.server_addr(port);
+        let addr = SocketAddr::new(self.kernel, port);
         let sock = socket2::Socket::new(
             socket2::Domain::for_address(addr),
             socket2::Type::STREAM,
@@ -352,7 +254,270 @@ impl Bed {
         Ok(Listener(sock.into()))
     }
 
-    /// A connection from the client side (call `enter_client` first).
+    /// Starts one of our stacks on this end with `start`, on a thread
+    /// inside its namespace: its address(es), its CPU, the settings'
+    /// congestion control and bound on unsent bytes, and a UMEM frame size
+    /// that holds the MTU.
+    pub fn start_ours<T: Send>(
+        &self,
+        settings: &Settings,
+        start: impl FnOnce(RuntimeConfig) -> Result<T, String> + Send,
+    ) -> Result<T, String> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter().map_err(|e| e.to_string())?;
+                let dev = &self.dev;
+                let (ip, prefix) = self.ours;
+                let mut cfg =
+                    RuntimeConfig::for_interface(dev, ip, prefix).map_err(|e| e.to_string())?;
+                cfg.ipv6 = self.ours6.into_iter().collect();
+                cfg.pin = Some(vec![self.cpu]);
+                cfg.iface.tcp.congestion = settings.cc;
+                cfg.iface.tcp.unsent_limit = settings.unsent_limit;
+                cfg.afxdp.frame_size = settings.frame_size();
+                start(cfg).map_err(|e| format!("our stack on {dev}: {e}"))
+            })
+            .join()
+            .map_err(|_| "starting a stack panicked".to_string())?
+        })
+    }
+}
+
+/// What both ends of every bed in a run share.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Our stacks' congestion control.
+    pub cc: Algorithm,
+    /// Our stacks' bound on unsent bytes.
+    pub unsent_limit: UnsentLimit,
+    pub mtu: u32,
+}
+
+impl Settings {
+    /// UMEM frame size for our stacks: a whole MTU-sized frame must fit
+    /// one (we send each segment in one frame).
+    pub fn frame_size(&self) -> u32 {
+        if self.mtu as usize + 14 > 2048 {
+            4096
+        } else {
+            2048
+        }
+    }
+}
+
+/// Where the server's half of a scenario runs.
+enum ServerSide {
+    /// A thread of this process, in the server end's namespace; the
+    /// topology lives as long as the bed.
+    Local { _topology: Topology },
+    /// `xdptcp-bench serve` on another host.
+    Remote(Arc<Control>),
+}
+
+pub struct Bed {
+    pub pairing: Pairing,
+    pub settings: Settings,
+    /// Connections run over IPv6.
+    pub ipv6: bool,
+    pub client: End,
+    /// The server end as the client sees it (across hosts: as the server
+    /// described itself).
+    pub server: End,
+    /// The origin of the stamps chunks carry (`job::Job::KernelChunks`).
+    pub base: Instant,
+    side: ServerSide,
+    client_stack: Option<Arc<Stack>>,
+}
+
+impl Bed {
+    /// A bed on this machine: builds the topology (10.`subnet`.0.0/24 and,
+    /// with `ipv6`, fd00:`subnet`::/64) and starts our stacks where the
+    /// pairing has them.
+    pub fn new(
+        pairing: Pairing,
+        subnet: u8,
+        offloads_off: bool,
+        settings: Settings,
+        ipv6: bool,
+    ) -> Result<Bed, String> {
+        let topo = Topology::create_spec(
+            &format!("b{}", pairing as u8),
+            Spec {
+                subnet,
+                kernel_both: !pairing.client_is_ours(),
+                mtu: settings.mtu,
+                offloads_off,
+                ..Spec::default()
+            },
+        )
+        .map_err(|e| format!("topology: {e}"))?;
+        let six = |host: u16| ipv6.then(|| (topo.ip6(0, host), 64));
+        let kernel_ip = |v4: Ipv4Addr, host: u16| -> IpAddr {
+            match six(host) {
+                Some((a, _)) => a.into(),
+                None => v4.into(),
+            }
+        };
+        let mac = |side: &str, dev: &str| {
+            in_namespace(side, || xdptcp::device::afxdp::interface_mac(dev))
+                .map_err(|e| format!("{dev}: {e}"))
+        };
+        let o = topo.peer_ip().octets();
+        let client = End {
+            netns: Some(topo.ours.clone()),
+            dev: topo.dev.clone(),
+            mac: mac(&topo.ours, &topo.dev)?,
+            kernel: kernel_ip(topo.our_ip(), 1),
+            ours: (topo.our_ip(), 24),
+            ours6: six(1),
+            cpu: 0,
+        };
+        let server = End {
+            netns: Some(topo.peer.clone()),
+            dev: topo.peer_dev.clone(),
+            mac: mac(&topo.peer, &topo.peer_dev)?,
+            kernel: kernel_ip(topo.peer_ip(), 2),
+            ours: (Ipv4Addr::new(o[0], o[1], o[2], 3), 24),
+            ours6: six(3),
+            cpu: 1,
+        };
+        if ipv6 {
+            let kernel = |on_peer: bool, host: u16| {
+                let a = format!("{}/64", topo.ip6(0, host));
+                topo.add_kernel_address(on_peer, &a)
+                    .map_err(|e| format!("topology: {e}"))
+            };
+            kernel(true, 2)?;
+            if !pairing.client_is_ours() {
+                kernel(false, 1)?;
+            }
+        }
+        let side = ServerSide::Local { _topology: topo };
+        Self::with_ends(pairing, settings, client, server, side, Instant::now())
+    }
+
+    /// A bed across two hosts: this host's `client` end and the one
+    /// `xdptcp-bench serve` runs on the other, reached by `control`.
+    pub fn remote(
+        pairing: Pairing,
+        settings: Settings,
+        client: End,
+        control: &Arc<Control>,
+    ) -> Result<Bed, String> {
+        let server = control.server_end().clone();
+        let side = ServerSide::Remote(control.clone());
+        Self::with_ends(pairing, settings, client, server, side, control.base)
+    }
+
+    fn with_ends(
+        pairing: Pairing,
+        settings: Settings,
+        client: End,
+        server: End,
+        side: ServerSide,
+        base: Instant,
+    ) -> Result<Bed, String> {
+        let mut bed = Bed {
+            pairing,
+            settings,
+            ipv6: client.ours6.is_some(),
+            client,
+            server,
+            base,
+            side,
+            client_stack: None,
+        };
+        if pairing.client_is_ours() && !pairing.native() {
+            let stack = bed
+                .client
+                .start_ours(&settings, |cfg| Stack::start(cfg).map_err(|e| e.to_string()))?;
+            bed.client_stack = Some(stack);
+        }
+        Ok(bed)
+    }
+
+    /// Where the server should count the client's stamps from.
+    pub fn stamps(&self) -> Stamps {
+        match &self.side {
+            ServerSide::Remote(control) => control.stamps(),
+            ServerSide::Local { .. } => Stamps { offset_ns: 0 },
+        }
+    }
+
+    /// The server's half runs on another host.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.side, ServerSide::Remote(_))
+    }
+
+    /// Runs `job` at the server end and, once it is ready, `client` here
+    /// (in the client end's namespace); `client` may end the job early
+    /// with the stop function it is given, else it ends when `client`
+    /// returns. Returns both halves' results.
+    pub fn with_server<T>(
+        &self,
+        job: Job,
+        client: impl FnOnce(&dyn Fn()) -> Result<T, String>,
+    ) -> Result<(T, Outcome), String> {
+        let client = |stop: &dyn Fn()| -> Result<T, String> {
+            self.client.enter().map_err(|e| e.to_string())?;
+            client(stop)
+        };
+        match &self.side {
+            ServerSide::Remote(control) => control.run(&job, client),
+            ServerSide::Local { .. } => {
+                let stop = AtomicBool::new(false);
+                let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+                std::thread::scope(|s| {
+                let server = s.spawn(|| {
+                    let ready = |r: Result<(), String>| {
+                        let _ = ready_tx.send(r);
+                    };
+                    self.server
+                        .enter()
+                        .map_err(|e| format!("server: {e}"))
+                        .and_then(|_| {
+                            crate::job::run(&self.server, &self.settings, self.base, &job, &ready, &stop)
+                        })
+                });
+                let ended = |server: std::thread::ScopedJoinHandle<'_, Result<Outcome, String>>| {
+                    stop.store(true, Ordering::Relaxed);
+                    server.join().map_err(|_| "the server panicked".to_string())?
+                };
+                match ready_rx.recv_timeout(Duration::from_secs(15)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        let _ = ended(server);
+                        return Err(format!("server: {e}"));
+                    }
+                    Err(_) => {
+                        // It ended without a word (its error says why) or
+                        // is stuck.
+                        return Err(ended(server)
+                            .err()
+                            .unwrap_or_else(|| "the server did not start".into()));
+                    }
+                }
+                let r = client(&|| stop.store(true, Ordering::Relaxed));
+                let outcome = ended(server);
+                Ok((r?, outcome?))
+                })
+            }
+        }
+    }
+
+    /// The server's address and `port`: the kernel's or our stack's, as
+    /// the pairing has it.
+    pub fn server_addr(&self, port: u16) -> SocketAddr {
+        let ip = if self.pairing.server_is_ours() {
+            self.server.ours_addr()
+        } else {
+            self.server.kernel
+        };
+        SocketAddr::new(ip, port)
+    }
+
+    /// A connection from the client end (on a thread `with_server` runs
+    /// the client on).
     pub fn connect(&self, port: u16, how: KernelSocket) -> io::Result<Box<dyn Stream>> {
         let to = self.server_addr(port);
         match &self.client_stack {
@@ -407,6 +572,18 @@ impl Bed {
     pub fn client_stack(&self) -> Option<&Arc<Stack>> {
         self.client_stack.as_ref()
     }
+}
+
+/// Runs `f` on a thread inside the namespace `ns`.
+fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            xdptcp_tools::topology::enter_namespace(ns)?;
+            f()
+        })
+        .join()
+        .map_err(|_| io::Error::other("panicked"))?
+    })
 }
 
 impl Drop for Bed {

@@ -5,10 +5,13 @@
 
 pub mod app_transfer;
 pub mod bed;
+pub mod control;
 pub mod cpu;
+pub mod job;
 pub mod line_rate;
 pub mod machine;
 pub mod native;
+pub mod offloads;
 pub mod plot;
 pub mod report;
 pub mod scenario;

@@ -1,14 +1,15 @@
-//! The device's ceiling: raw frames over the same veth path with no TCP.
+//! The device's ceiling: raw frames over the same path with no TCP.
 //! One end transmits MTU-sized IPv4 frames in a tight loop through this
 //! project's AF_XDP device, the other receives and counts them. What TCP
 //! over that path could at most carry is the same frames' payload less
 //! the TCP/IP headers (and the ACKs' share of the path, not counted).
 
-use crate::bed::Bed;
+use crate::bed::{Bed, End};
+use crate::job::{Job, Outcome, Serving};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use xdptcp::device::afxdp::{interface_mac, AfXdp, AfXdpConfig};
+use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
 use xdptcp::device::Device;
 
 #[derive(Debug, Clone, Copy)]
@@ -21,91 +22,128 @@ pub struct LineRate {
     pub tcp_mbit: f64,
 }
 
-/// Frames from the client's veth end to the server's (`reverse`: the
-/// other way), for `dur`.
+/// Frames from the client end to the server end (`reverse`: the other
+/// way), for `dur`, addressed to our stack's IPv4 address there (the XDP
+/// program takes just those).
 pub fn measure(bed: &Bed, mtu: usize, dur: Duration, reverse: bool) -> Result<LineRate, String> {
-    let t = &bed.topo;
-    let (tx_dev, rx_dev) = if reverse {
-        (&t.peer_dev, &t.dev)
+    let (secs, sent, got) = if reverse {
+        let rx = &bed.client;
+        let job = Job::LineTx {
+            dur,
+            to_mac: rx.mac,
+            to_ip: rx.ours.0,
+        };
+        let stop = AtomicBool::new(false);
+        let received = AtomicU64::new(0);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (got, sent) = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                rx.enter().map_err(|e| e.to_string())?;
+                count(rx, mtu, &received, &stop, || {
+                    let _ = ready_tx.send(());
+                })
+            });
+            let r = ready_rx
+                .recv_timeout(Duration::from_secs(15))
+                .map_err(|_| "the receiving end did not start".to_string())
+                .and_then(|_| {
+                    let before = received.load(Ordering::Relaxed);
+                    let (_, out) = bed.with_server(job, |_| Ok(()))?;
+                    std::thread::sleep(Duration::from_millis(50));
+                    Ok((received.load(Ordering::Relaxed) - before, out))
+                });
+            stop.store(true, Ordering::Relaxed);
+            let counted = h.join().map_err(|_| "the receiver panicked".to_string());
+            let (got, out) = r?;
+            counted??;
+            Ok::<_, String>((got, out))
+        })?;
+        (sent.secs, sent.frames, got)
     } else {
-        (&t.dev, &t.peer_dev)
+        let (to, from) = (&bed.server, &bed.client);
+        let ((sent, secs), out) = bed.with_server(Job::LineRx, |stop| {
+            let r = send(from, mtu, dur, to.mac, to.ours.0);
+            // Frames still in flight arrive within a moment.
+            std::thread::sleep(Duration::from_millis(50));
+            stop();
+            r
+        })?;
+        (secs, sent, out.frames)
     };
-    let enter = |peer_side: bool| {
-        if peer_side {
-            t.enter_peer()
-        } else {
-            t.enter_ours()
-        }
-    };
-    let o = t.peer_ip().octets();
-    let dst_ip = Ipv4Addr::new(o[0], o[1], o[2], 9);
-    let src_ip = Ipv4Addr::new(o[0], o[1], o[2], 8);
-    let open = |dev: &str, addr: Ipv4Addr| {
-        let mut cfg = AfXdpConfig::new(dev);
-        cfg.mtu = mtu;
-        cfg.frame_size = if mtu + 14 > 2048 { 4096 } else { 2048 };
-        cfg.addresses = vec![addr.into()];
-        AfXdp::open(cfg).map_err(|e| format!("AF_XDP on {dev}: {e}"))
-    };
-    let stop = AtomicBool::new(false);
+    let headers = if bed.ipv6 { 72 } else { 52 };
+    let mss = mtu.saturating_sub(headers) as f64;
+    Ok(LineRate {
+        sent_fps: sent as f64 / secs,
+        received_fps: got as f64 / secs,
+        tcp_mbit: got as f64 / secs * mss * 8.0 / 1e6,
+    })
+}
+
+/// An AF_XDP socket on `end`'s interface taking the frames for our
+/// stack's IPv4 address there (the calling thread in its namespace).
+fn open(end: &End, mtu: usize) -> Result<AfXdp, String> {
+    let mut cfg = AfXdpConfig::new(&end.dev);
+    cfg.mtu = mtu;
+    cfg.frame_size = if mtu + 14 > 2048 { 4096 } else { 2048 };
+    cfg.addresses = vec![end.ours.0.into()];
+    AfXdp::open(cfg).map_err(|e| format!("AF_XDP on {}: {e}", end.dev))
+}
+
+/// Counts the frames arriving at `end` into `received` until `stop`;
+/// `ready` once the socket is bound.
+fn count(
+    end: &End,
+    mtu: usize,
+    received: &AtomicU64,
+    stop: &AtomicBool,
+    ready: impl FnOnce(),
+) -> Result<(), String> {
+    let mut dev = open(end, mtu)?;
+    ready();
+    let now = xdptcp::time::Instant::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        let n = dev.receive(now, 64, &mut |_| {});
+        received.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Sends MTU-sized frames from `end` to `to_mac`/`to_ip` for `dur`:
+/// (frames, seconds).
+fn send(end: &End, mtu: usize, dur: Duration, to_mac: [u8; 6], to_ip: Ipv4Addr) -> Result<(u64, f64), String> {
+    let mut dev = open(end, mtu)?;
+    let frame = build_frame(end.mac, to_mac, end.ours.0, to_ip, mtu);
+    let now = xdptcp::time::Instant::ZERO;
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed() < dur {
+        sent += dev.transmit(now, 64, &mut |buf| {
+            buf[..frame.len()].copy_from_slice(&frame);
+            Some(frame.len())
+        }) as u64;
+    }
+    Ok((sent, t0.elapsed().as_secs_f64()))
+}
+
+/// The server half, receiving: counts frames until the client is done.
+pub fn rx(s: &Serving<'_>) -> Result<Outcome, String> {
     let received = AtomicU64::new(0);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::scope(|s| {
-        let rx = s.spawn(|| -> Result<(), String> {
-            enter(!reverse).map_err(|e| e.to_string())?;
-            let mac = interface_mac(rx_dev).map_err(|e| e.to_string());
-            let dev = open(rx_dev, dst_ip);
-            let ok = mac.and_then(|m| dev.map(|d| (m, d)));
-            let (mac, mut dev) = match ok {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.clone()));
-                    return Err(e);
-                }
-            };
-            let _ = ready_tx.send(Ok(mac));
-            let now = xdptcp::time::Instant::ZERO;
-            while !stop.load(Ordering::Relaxed) {
-                let n = dev.receive(now, 64, &mut |_| {});
-                received.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Ok(())
-        });
-        let dst_mac = ready_rx
-            .recv_timeout(Duration::from_secs(15))
-            .map_err(|_| "the receiving end did not start".to_string())??;
-        let tx = s.spawn(move || -> Result<u64, String> {
-            enter(reverse).map_err(|e| e.to_string())?;
-            let src_mac = interface_mac(tx_dev).map_err(|e| e.to_string())?;
-            let mut dev = open(tx_dev, src_ip)?;
-            let frame = build_frame(src_mac, dst_mac, src_ip, dst_ip, mtu);
-            let now = xdptcp::time::Instant::ZERO;
-            let t0 = Instant::now();
-            let mut sent = 0u64;
-            while t0.elapsed() < dur {
-                sent += dev.transmit(now, 64, &mut |buf| {
-                    buf[..frame.len()].copy_from_slice(&frame);
-                    Some(frame.len())
-                }) as u64;
-            }
-            Ok(sent)
-        });
-        let t0 = Instant::now();
-        let before = received.load(Ordering::Relaxed);
-        let sent = tx.join().map_err(|_| "the sender panicked")??;
-        let secs = t0.elapsed().as_secs_f64();
-        // Frames still in flight arrive within a moment.
-        std::thread::sleep(Duration::from_millis(50));
-        let got = received.load(Ordering::Relaxed) - before;
-        stop.store(true, Ordering::Relaxed);
-        rx.join().map_err(|_| "the receiver panicked")??;
-        let headers = if bed.ipv6 { 72 } else { 52 };
-        let mss = mtu.saturating_sub(headers) as f64;
-        Ok(LineRate {
-            sent_fps: sent as f64 / secs,
-            received_fps: got as f64 / secs,
-            tcp_mbit: got as f64 / secs * mss * 8.0 / 1e6,
-        })
+    let mtu = s.settings.mtu as usize;
+    count(s.end, mtu, &received, s.stop_flag(), || s.ready())?;
+    Ok(Outcome {
+        frames: received.load(Ordering::Relaxed),
+        ..Outcome::default()
+    })
+}
+
+/// The server half, sending.
+pub fn tx(s: &Serving<'_>, dur: Duration, to_mac: [u8; 6], to_ip: Ipv4Addr) -> Result<Outcome, String> {
+    s.ready();
+    let (frames, secs) = send(s.end, s.settings.mtu as usize, dur, to_mac, to_ip)?;
+    Ok(Outcome {
+        frames,
+        secs,
+        ..Outcome::default()
     })
 }
 

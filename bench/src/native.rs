@@ -5,7 +5,8 @@
 //! turns by the scheduler's time slice; here each side is one thread on
 //! its own CPU, as a deployment of this stack would be.
 
-use crate::bed::Bed;
+use crate::bed::{Bed, End, Settings};
+use crate::job::{Job, Outcome, Serving, Stamps};
 use apps::echo::{EchoClient, EchoServer};
 use hdrhistogram::Histogram;
 use std::net::SocketAddr;
@@ -18,49 +19,65 @@ use xdptcp::runtime::stats::CoreCountersValue;
 use xdptcp::runtime::Runtime;
 use xdptcp::tcp::ConnError;
 
-/// Starts `handler` on one stack of its own (see `Bed::start_ours`).
-fn start<H: Handler>(bed: &Bed, peer: bool, handler: H) -> Result<Runtime<Dispatch<H>>, String> {
-    bed.start_ours(peer, |cfg| {
+/// Starts `handler` on one stack of its own at `end`.
+fn start<H: Handler>(
+    end: &End,
+    settings: &Settings,
+    handler: H,
+) -> Result<Runtime<Dispatch<H>>, String> {
+    end.start_ours(settings, |cfg| {
         let mut one = Some(handler);
         Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
             .map_err(|e| e.to_string())
     })
 }
 
-/// A server handler and a client handler once the client is done, with
-/// their cores' last counters.
-struct Ended<S, C> {
-    server: S,
+/// A client handler once it is done, with its core's last counters, and
+/// what the server's half found.
+struct Ended<C> {
     client: C,
-    server_core: CoreCountersValue,
     client_core: CoreCountersValue,
+    server: Outcome,
 }
 
-/// Runs a server handler and a client handler until the client is done.
-fn run_pair<S: Handler, C: Handler>(
+/// Runs the server's half `job` and `client` here until the client is
+/// done.
+fn run_pair<C: Handler>(
     bed: &Bed,
-    server: S,
+    job: Job,
     client: C,
     timeout: Duration,
-) -> Result<Ended<S, C>, String> {
-    let srv = start(bed, true, server)?;
-    let cli = start(bed, false, client)?;
-    let finished = cli.wait_done(timeout, Duration::from_secs(1), |_| {});
-    // The server finishes its side (a last FIN) a moment later.
-    srv.wait_done(Duration::from_millis(500), Duration::from_secs(1), |_| {});
+) -> Result<Ended<C>, String> {
+    // The client's stack stops after the server's half ended, so that
+    // the server's last FIN is still answered.
+    let ((cli, finished), server) = bed.with_server(job, |_| {
+        let cli = start(&bed.client, &bed.settings, client)?;
+        let finished = cli.wait_done(timeout, Duration::from_secs(1), |_| {});
+        Ok((cli, finished))
+    })?;
     let client_core = cli.counters().pop().unwrap_or_default();
-    let server_core = srv.counters().pop().unwrap_or_default();
     let client = cli.stop().pop().ok_or("no client core")?.handler;
-    let server = srv.stop().pop().ok_or("no server core")?.handler;
     if !finished {
         return Err(format!("did not finish within {timeout:?}"));
     }
     Ok(Ended {
-        server,
         client,
-        server_core,
         client_core,
+        server,
     })
+}
+
+/// Runs `handler` as the server's half at `s`'s end until the client is
+/// done; returns it with its core's last counters.
+fn serve<H: Handler>(s: &Serving<'_>, handler: H) -> Result<(H, CoreCountersValue), String> {
+    let srv = start(s.end, s.settings, handler)?;
+    s.ready();
+    s.wait_stop();
+    // The server finishes its side (a last FIN) a moment later.
+    srv.wait_done(Duration::from_millis(500), Duration::from_secs(1), |_| {});
+    let core = srv.counters().pop().unwrap_or_default();
+    let handler = srv.stop().pop().ok_or("no server core")?.handler;
+    Ok((handler, core))
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -221,6 +238,9 @@ pub struct NativeBulk {
     pub latency: Histogram<u64>,
     /// The receiver's bare ACKs per data segment it received.
     pub acks_per_segment: f64,
+    /// Across hosts: the server host's busy CPU seconds (on one machine
+    /// the caller's meter sees both ends).
+    pub peer_cpu_s: f64,
 }
 
 /// Bulk between two of our stacks.
@@ -231,44 +251,74 @@ pub fn bulk(
     port: u16,
     stamp: bool,
 ) -> Result<NativeBulk, String> {
-    let base = stamp.then(Instant::now);
     let to = bed.server_addr(port);
     let send = Some(dur);
-    let (server, client) = if upload {
-        (
-            BulkEnd::new(Some(port), None, None, base),
-            BulkEnd::new(None, Some(to), send, base),
-        )
-    } else {
-        (
-            BulkEnd::new(Some(port), None, send, base),
-            BulkEnd::new(None, Some(to), None, base),
-        )
+    let stamps = stamp.then(|| bed.stamps());
+    let job = Job::NativeBulk {
+        port,
+        send_for: if upload { None } else { send },
+        stamps,
     };
-    let e = run_pair(bed, server, client, dur + Duration::from_secs(30))?;
-    let (s, c) = (e.server, e.client);
-    if let Some(e) = s.errors.iter().chain(&c.errors).next() {
+    let base = stamp.then_some(bed.base);
+    let client = BulkEnd::new(None, Some(to), if upload { send } else { None }, base);
+    let e = run_pair(bed, job, client, dur + Duration::from_secs(30))?;
+    let (server, c) = (e.server, e.client);
+    if let Some(e) = c.errors.first() {
         return Err(e.clone());
     }
-    let (sender, receiver, core) = if upload {
-        (c, s, e.server_core)
+    let peer_cpu_s = if bed.is_remote() { server.cpu_s } else { 0.0 };
+    let (sent, received) = if upload {
+        (c.bytes, server.bytes)
     } else {
-        (s, c, e.client_core)
+        (server.bytes, c.bytes)
     };
-    if receiver.bytes != sender.bytes {
-        return Err(format!(
-            "{} bytes sent, {} received",
-            sender.bytes, receiver.bytes
-        ));
+    if received != sent {
+        return Err(format!("{sent} bytes sent, {received} received"));
     }
-    let (Some(first), Some(last)) = (receiver.first, receiver.last) else {
+    if upload {
+        return Ok(NativeBulk {
+            bytes: received,
+            secs: server.secs,
+            latency: server.latency.unwrap_or_else(crate::scenario::histogram),
+            acks_per_segment: server.acks_per_segment,
+            peer_cpu_s,
+        });
+    }
+    let core = e.client_core;
+    let (Some(first), Some(last)) = (c.first, c.last) else {
         return Err("nothing arrived".into());
     };
     Ok(NativeBulk {
-        bytes: receiver.bytes,
+        bytes: received,
         secs: (last - first).as_secs_f64(),
-        latency: receiver.latency,
+        latency: c.latency,
         acks_per_segment: core.bare_acks_out as f64 / core.data_segments_in.max(1) as f64,
+        peer_cpu_s,
+    })
+}
+
+/// The server half of `bulk`: one bulk end on `port`.
+pub fn bulk_server(
+    s: &Serving<'_>,
+    port: u16,
+    send_for: Option<Duration>,
+    stamps: Option<Stamps>,
+) -> Result<Outcome, String> {
+    let origin = stamps.map(|st| st.origin(s.base));
+    let (end, core) = serve(s, BulkEnd::new(Some(port), None, send_for, origin))?;
+    if let Some(e) = end.errors.first() {
+        return Err(e.clone());
+    }
+    let secs = match (end.first, end.last) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64(),
+        _ => 0.0,
+    };
+    Ok(Outcome {
+        bytes: end.bytes,
+        secs,
+        acks_per_segment: core.bare_acks_out as f64 / core.data_segments_in.max(1) as f64,
+        latency: origin.map(|_| end.latency),
+        ..Outcome::default()
     })
 }
 
@@ -276,32 +326,45 @@ pub fn bulk(
 /// after a warm-up connection of a tenth as many rounds.
 pub fn rr(bed: &Bed, size: usize, count: u32, port: u16) -> Result<(Histogram<u64>, f64), String> {
     let to = bed.server_addr(port);
-    let server = || EchoServer {
+    let job = || Job::NativeEcho { port };
+    run_pair(
+        bed,
+        job(),
+        EchoClient::new(to, size, (count / 10).max(1), 1),
+        Duration::from_secs(60),
+    )?;
+    let c = run_pair(
+        bed,
+        job(),
+        EchoClient::new(to, size, count, 1),
+        Duration::from_secs(120),
+    )?
+    .client;
+    if let Some(e) = c.errors.first() {
+        return Err(e.clone());
+    }
+    // One round trip at a time: the rate is the inverse of the mean.
+    let per_sec = 1e9 / c.latency.mean().max(1.0);
+    Ok((c.latency, per_sec))
+}
+
+/// The server half of `rr`: the echo application, one connection.
+pub fn echo_server(s: &Serving<'_>, port: u16) -> Result<Outcome, String> {
+    let server = EchoServer {
         port,
         served: Arc::new(AtomicUsize::new(0)),
         max_conns: 1,
         errors: Vec::new(),
         bytes: 0,
     };
-    run_pair(
-        bed,
-        server(),
-        EchoClient::new(to, size, (count / 10).max(1), 1),
-        Duration::from_secs(60),
-    )?;
-    let e = run_pair(
-        bed,
-        server(),
-        EchoClient::new(to, size, count, 1),
-        Duration::from_secs(120),
-    )?;
-    let (s, c) = (e.server, e.client);
-    if let Some(e) = c.errors.first().or(s.errors.first()) {
-        return Err(e.clone());
+    let (server, _) = serve(s, server)?;
+    match server.errors.first() {
+        Some(e) => Err(e.clone()),
+        None => Ok(Outcome {
+            bytes: server.bytes,
+            ..Outcome::default()
+        }),
     }
-    // One round trip at a time: the rate is the inverse of the mean.
-    let per_sec = 1e9 / c.latency.mean().max(1.0);
-    Ok((c.latency, per_sec))
 }
 
 /// The key the crr server makes Fast Open cookies with.
@@ -430,11 +493,6 @@ pub fn crr(
     port: u16,
     fast_open: bool,
 ) -> Result<(Histogram<u64>, f64), String> {
-    let server = CrrServer {
-        port,
-        fast_open,
-        errors: Vec::new(),
-    };
     let client = CrrClient {
         to: bed.server_addr(port),
         fast_open,
@@ -450,9 +508,9 @@ pub fn crr(
         over: false,
         ended: None,
     };
-    let e = run_pair(bed, server, client, limit + Duration::from_secs(30))?;
-    let (s, c) = (e.server, e.client);
-    if let Some(e) = c.errors.first().or(s.errors.first()) {
+    let job = Job::NativeCrr { port, fast_open };
+    let c = run_pair(bed, job, client, limit + Duration::from_secs(30))?.client;
+    if let Some(e) = c.errors.first() {
         return Err(e.clone());
     }
     let secs = match (c.t0, c.ended) {
@@ -460,4 +518,18 @@ pub fn crr(
         _ => return Err("the client never ran".into()),
     };
     Ok((c.latency, c.n as f64 / secs))
+}
+
+/// The server half of `crr`.
+pub fn crr_server(s: &Serving<'_>, port: u16, fast_open: bool) -> Result<Outcome, String> {
+    let server = CrrServer {
+        port,
+        fast_open,
+        errors: Vec::new(),
+    };
+    let (server, _) = serve(s, server)?;
+    match server.errors.first() {
+        Some(e) => Err(e.clone()),
+        None => Ok(Outcome::default()),
+    }
 }

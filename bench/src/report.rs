@@ -66,6 +66,14 @@ pub const QUANTILES: [(f64, &str); 5] = [
 
 impl Report {
     /// Adds one round's value to a figure (creating it on first use).
+    /// Sets the machine fact `key` (replacing one of that name).
+    pub fn set_machine(&mut self, key: &str, value: String) {
+        match self.machine.iter_mut().find(|(k, _)| k == key) {
+            Some(kv) => kv.1 = value,
+            None => self.machine.push((key.to_string(), value)),
+        }
+    }
+
     pub fn add(&mut self, scenario: &str, pairing: &str, metric: &str, unit: &str, v: f64) {
         match self
             .figures

@@ -1,36 +1,18 @@
 //! The TCP scenarios, each written once over `Bed`, so the three pairings
 //! run exactly the same code: bulk, latency during bulk, request/response
-//! (rr) and connect/request/response/close (crr).
+//! (rr) and connect/request/response/close (crr). Each has a client half
+//! here and a server half (`*_server`) that `Bed::with_server` runs as a
+//! job at the server end (`job.rs`).
 
-use crate::bed::{Bed, KernelSocket, Listener, Stream};
+use crate::bed::{Bed, KernelSocket, Stream};
 use crate::cpu::CpuMeter;
+use crate::job::{Job, Outcome, Serving, Stamps};
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
-}
-
-/// In a server thread: enter the server's namespace, listen, and tell the
-/// client (through `ready`) whether that worked.
-fn serve(
-    bed: &Bed,
-    port: u16,
-    ready: mpsc::Sender<Result<(), String>>,
-) -> Result<Listener, String> {
-    let l = bed
-        .enter_server()
-        .and_then(|_| bed.listen(port))
-        .map_err(|e| format!("server: {e}"));
-    let _ = ready.send(l.as_ref().map(|_| ()).map_err(Clone::clone));
-    l
-}
-
-fn ready(rx: &mpsc::Receiver<Result<(), String>>) -> Result<(), String> {
-    rx.recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the server did not start".to_string())?
 }
 
 /// Goodput of `flows` parallel streams for `dur`, timed at the receiver.
@@ -51,31 +33,14 @@ pub fn bulk(
     dur: Duration,
     port: u16,
 ) -> Result<Bulk, String> {
-    let (ready_tx, ready_rx) = mpsc::channel();
     let cpu = CpuMeter::start();
     let start = std::sync::OnceLock::<Instant>::new();
-    let result = std::thread::scope(|s| -> Result<(u64, Instant), String> {
-        let start = &start;
-        let server = s.spawn(move || -> Result<Vec<(u64, Instant)>, String> {
-            let l = serve(bed, port, ready_tx)?;
-            let streams: Vec<_> = (0..flows)
-                .map(|_| {
-                    l.accept(KernelSocket::Big)
-                        .map_err(|e| format!("accept: {e}"))
-                })
-                .collect::<Result<_, _>>()?;
-            std::thread::scope(|s| {
-                let hs: Vec<_> = streams
-                    .into_iter()
-                    .map(|mut c| s.spawn(move || pump(&mut *c, !upload, dur, start)))
-                    .collect();
-                hs.into_iter()
-                    .map(|h| h.join().map_err(|_| "a server flow panicked".to_string())?)
-                    .collect()
-            })
-        });
-        ready(&ready_rx)?;
-        bed.enter_client().map_err(|e| e.to_string())?;
+    let job = Job::KernelBulk {
+        port,
+        flows,
+        send_for: (!upload).then_some(dur),
+    };
+    let (client, server) = bed.with_server(job, |_| {
         let streams: Vec<_> = (0..flows)
             .map(|_| {
                 bed.connect(port, KernelSocket::Big)
@@ -83,30 +48,74 @@ pub fn bulk(
             })
             .collect::<Result<_, _>>()?;
         let _ = start.set(Instant::now());
-        let client: Vec<(u64, Instant)> = std::thread::scope(|s| {
-            let hs: Vec<_> = streams
-                .into_iter()
-                .map(|mut c| s.spawn(move || pump(&mut *c, upload, dur, start)))
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().map_err(|_| "a client flow panicked".to_string())?)
-                .collect::<Result<_, String>>()
-        })?;
-        let server = server.join().map_err(|_| "the server panicked")??;
-        // The receiver's count and its last end of stream.
-        let recv = if upload { server } else { client };
-        let bytes = recv.iter().map(|r| r.0).sum();
-        let end = recv.iter().map(|r| r.1).max().unwrap_or_else(Instant::now);
-        Ok((bytes, end))
-    });
-    let (bytes, end) = result?;
-    let secs = (end - *start.get().ok_or("never started")?).as_secs_f64();
-    let cpu_secs = cpu.busy_seconds();
+        pump_all(streams, upload, dur, &start)
+    })?;
+    let start = *start.get().ok_or("never started")?;
+    let sent: u64 = client.iter().map(|r| r.0).sum();
+    // The receiver's count and its last end of stream; across hosts the
+    // client's clock ends an upload when the server's end of stream
+    // arrives (half a round trip after the receiver's end).
+    let client_end = client.iter().map(|r| r.1).max().unwrap_or_else(Instant::now);
+    let (bytes, end) = if upload {
+        if server.bytes != sent {
+            return Err(format!("{sent} bytes sent, {} received", server.bytes));
+        }
+        (server.bytes, server.end.unwrap_or(client_end))
+    } else {
+        (sent, client_end)
+    };
+    let secs = (end - start).as_secs_f64();
+    // On one machine the meter saw both ends; across hosts add the
+    // server's.
+    let remote_cpu = if bed.is_remote() { server.cpu_s } else { 0.0 };
+    let cpu_secs = cpu.busy_seconds() + remote_cpu;
     Ok(Bulk {
         mbit: bytes as f64 * 8.0 / secs / 1e6,
         bytes,
         secs,
         cpu_s_per_gb: cpu_secs / (bytes as f64 / 1e9).max(1e-9),
+    })
+}
+
+/// The server half of `bulk`.
+pub fn bulk_server(
+    s: &Serving<'_>,
+    port: u16,
+    flows: usize,
+    send_for: Option<Duration>,
+) -> Result<Outcome, String> {
+    let l = s.listen(port)?;
+    let streams: Vec<_> = (0..flows)
+        .map(|_| {
+            l.accept(KernelSocket::Big)
+                .map_err(|e| format!("accept: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let start = std::sync::OnceLock::new();
+    let _ = start.set(Instant::now());
+    let ends = pump_all(streams, send_for.is_some(), send_for.unwrap_or_default(), &start)?;
+    Ok(Outcome {
+        bytes: ends.iter().map(|r| r.0).sum(),
+        end: ends.iter().map(|r| r.1).max(),
+        ..Outcome::default()
+    })
+}
+
+/// Every stream pumped on a thread of its own (see `pump`).
+fn pump_all(
+    streams: Vec<Box<dyn Stream>>,
+    send: bool,
+    dur: Duration,
+    start: &std::sync::OnceLock<Instant>,
+) -> Result<Vec<(u64, Instant)>, String> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = streams
+            .into_iter()
+            .map(|mut c| s.spawn(move || pump(&mut *c, send, dur, start)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().map_err(|_| "a flow panicked".to_string())?)
+            .collect()
     })
 }
 
@@ -143,9 +152,11 @@ fn pump(
 }
 
 /// Latency during bulk: each 64 KiB chunk carries the time it was handed
-/// to `write`; the receiver records when it has the whole chunk (one
-/// process, one clock). With our client, its cwnd and smoothed RTT every
-/// 10 ms as well.
+/// to `write`; the receiver records when it has the whole chunk. On one
+/// machine both halves read one clock; across hosts the receiver maps the
+/// stamps to its clock with the offset the control connection measured
+/// (`control.rs`; its uncertainty is in the report's machine facts). With
+/// our client, its cwnd and smoothed RTT every 10 ms as well.
 pub struct BulkLatency {
     pub chunks: Histogram<u64>,
     pub mbit: f64,
@@ -161,78 +172,93 @@ pub fn bulk_latency(
     port: u16,
     how: KernelSocket,
 ) -> Result<BulkLatency, String> {
-    let (ready_tx, ready_rx) = mpsc::channel();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let base = Instant::now();
-    std::thread::scope(|s| {
-        let server = s.spawn(move || -> Result<(Histogram<u64>, u64, f64), String> {
-            let mut c = serve(bed, port, ready_tx)?
-                .accept(how)
-                .map_err(|e| e.to_string())?;
-            let mut h = histogram();
-            let mut chunk = vec![0u8; CHUNK];
-            let (mut bytes, t0) = (0u64, Instant::now());
-            loop {
-                match c.read_exact(&mut chunk) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(format!("read: {e}")),
-                }
-                let sent = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
-                let now = base.elapsed().as_nanos() as u64;
-                h.record(now.saturating_sub(sent).max(1))
-                    .map_err(|e| e.to_string())?;
-                bytes += CHUNK as u64;
-            }
-            let _ = c.finish();
-            Ok((h, bytes, t0.elapsed().as_secs_f64()))
-        });
-        ready(&ready_rx)?;
-        bed.enter_client().map_err(|e| e.to_string())?;
+    let base = bed.base;
+    let job = Job::KernelChunks {
+        port,
+        how,
+        stamps: bed.stamps(),
+    };
+    let (trace, server) = bed.with_server(job, |_| {
         let mut c = bed.connect(port, how).map_err(|e| e.to_string())?;
-        let stop = &stop;
-        let tracer = s.spawn(move || {
-            let mut trace = Vec::new();
-            let Some(stack) = bed.client_stack() else {
-                return trace;
-            };
-            let t0 = Instant::now();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for core in stack.runtime().snapshot(Duration::from_millis(100)) {
-                    for conn in core.connections {
-                        if conn.tuple.remote_port == port {
-                            let srtt = conn.tcp.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e6);
-                            trace.push((t0.elapsed().as_secs_f64(), conn.tcp.cwnd, srtt));
+        std::thread::scope(|s| {
+            let stop = &stop;
+            let tracer = s.spawn(move || {
+                let mut trace = Vec::new();
+                let Some(stack) = bed.client_stack() else {
+                    return trace;
+                };
+                let t0 = Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for core in stack.runtime().snapshot(Duration::from_millis(100)) {
+                        for conn in core.connections {
+                            if conn.tuple.remote_port == port {
+                                let srtt = conn.tcp.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e6);
+                                trace.push((t0.elapsed().as_secs_f64(), conn.tcp.cwnd, srtt));
+                            }
                         }
                     }
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            trace
-        });
-        let mut chunk = vec![0xa5u8; CHUNK];
-        let t0 = Instant::now();
-        let mut send = || -> Result<(), String> {
-            while t0.elapsed() < dur {
-                let now = base.elapsed().as_nanos() as u64;
-                chunk[..8].copy_from_slice(&now.to_le_bytes());
-                c.write_all(&chunk).map_err(|e| format!("write: {e}"))?;
-            }
-            c.finish().map_err(|e| e.to_string())?;
-            let mut b = [0u8; 16];
-            while c.read(&mut b).map_err(|e| e.to_string())? > 0 {}
-            Ok(())
-        };
-        let sent = send();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let trace = tracer.join().unwrap_or_default();
-        sent?;
-        let (chunks, bytes, secs) = server.join().map_err(|_| "the server panicked")??;
-        Ok(BulkLatency {
-            chunks,
-            mbit: bytes as f64 * 8.0 / secs.max(1e-9) / 1e6,
-            trace,
+                trace
+            });
+            let mut chunk = vec![0xa5u8; CHUNK];
+            let t0 = Instant::now();
+            let mut send = || -> Result<(), String> {
+                while t0.elapsed() < dur {
+                    let now = base.elapsed().as_nanos() as u64;
+                    chunk[..8].copy_from_slice(&now.to_le_bytes());
+                    c.write_all(&chunk).map_err(|e| format!("write: {e}"))?;
+                }
+                c.finish().map_err(|e| e.to_string())?;
+                let mut b = [0u8; 16];
+                while c.read(&mut b).map_err(|e| e.to_string())? > 0 {}
+                Ok(())
+            };
+            let sent = send();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let trace = tracer.join().unwrap_or_default();
+            sent.map(|_| trace)
         })
+    })?;
+    Ok(BulkLatency {
+        chunks: server.latency.ok_or("the receiver recorded no latency")?,
+        mbit: server.bytes as f64 * 8.0 / server.secs.max(1e-9) / 1e6,
+        trace,
+    })
+}
+
+/// The server half of `bulk_latency`: reads the chunks to the end.
+pub fn chunks_server(
+    s: &Serving<'_>,
+    port: u16,
+    how: KernelSocket,
+    stamps: Stamps,
+) -> Result<Outcome, String> {
+    let origin = stamps.origin(s.base);
+    let mut c = s.listen(port)?.accept(how).map_err(|e| e.to_string())?;
+    let mut h = histogram();
+    let mut chunk = vec![0u8; CHUNK];
+    let (mut bytes, t0) = (0u64, Instant::now());
+    loop {
+        match c.read_exact(&mut chunk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        let sent = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes"));
+        let now = Instant::now().saturating_duration_since(origin).as_nanos() as u64;
+        h.record(now.saturating_sub(sent).max(1))
+            .map_err(|e| e.to_string())?;
+        bytes += CHUNK as u64;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = c.finish();
+    Ok(Outcome {
+        bytes,
+        secs,
+        latency: Some(h),
+        ..Outcome::default()
     })
 }
 
@@ -251,23 +277,8 @@ pub fn rr(
     how: KernelSocket,
     port: u16,
 ) -> Result<RoundTrips, String> {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::scope(|s| {
-        let server = s.spawn(move || -> Result<(), String> {
-            let mut c = serve(bed, port, ready_tx)?
-                .accept(how)
-                .map_err(|e| e.to_string())?;
-            let mut buf = vec![0u8; size];
-            loop {
-                match c.read_exact(&mut buf) {
-                    Ok(()) => c.write_all(&buf).map_err(|e| e.to_string())?,
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-        });
-        ready(&ready_rx)?;
-        bed.enter_client().map_err(|e| e.to_string())?;
+    let job = Job::KernelEcho { port, size, how };
+    let (rt, _) = bed.with_server(job, |_| {
         let mut c = bed.connect(port, how).map_err(|e| e.to_string())?;
         let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut back = vec![0u8; size];
@@ -291,13 +302,35 @@ pub fn rr(
             return Err("the echo differs".into());
         }
         c.finish().map_err(|e| e.to_string())?;
-        drop(c);
-        server.join().map_err(|_| "the server panicked")??;
+        // The server's end of stream: it has seen ours.
+        while c.read(&mut back).map_err(|e| e.to_string())? > 0 {}
         Ok(RoundTrips {
             latency: h,
             per_sec,
         })
-    })
+    })?;
+    Ok(rt)
+}
+
+/// The server half of `rr`: echoes `size`-byte requests to the end.
+pub fn echo_server(
+    s: &Serving<'_>,
+    port: u16,
+    size: usize,
+    how: KernelSocket,
+) -> Result<Outcome, String> {
+    let mut c = s.listen(port)?.accept(how).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; size];
+    loop {
+        match c.read_exact(&mut buf) {
+            Ok(()) => c.write_all(&buf).map_err(|e| e.to_string())?,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let _ = c.finish();
+                return Ok(Outcome::default());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// Turns TCP Fast Open on, client and server, in the calling thread's
@@ -318,33 +351,8 @@ pub fn crr(
     port: u16,
     fast_open: bool,
 ) -> Result<RoundTrips, String> {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let done = &done;
-        let server = s.spawn(move || -> Result<(), String> {
-            if fast_open {
-                bed.enter_server().map_err(|e| e.to_string())?;
-                enable_fast_open()?;
-            }
-            let l = serve(bed, port, ready_tx)?;
-            if fast_open {
-                l.set_fast_open(1024)
-                    .map_err(|e| format!("TCP_FASTOPEN: {e}"))?;
-            }
-            let mut buf = [0u8; 64];
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let Ok(mut c) = l.accept(KernelSocket::Big) else {
-                    continue;
-                };
-                if c.read_exact(&mut buf).is_ok() {
-                    let _ = c.write_all(&buf);
-                }
-            }
-            Ok(())
-        });
-        ready(&ready_rx)?;
-        bed.enter_client().map_err(|e| e.to_string())?;
+    let job = Job::KernelCrr { port, fast_open };
+    let (rt, _) = bed.with_server(job, |stop| {
         if fast_open {
             enable_fast_open()?;
         }
@@ -379,16 +387,38 @@ pub fn crr(
         };
         let r = run();
         let per_sec = n as f64 / t0.elapsed().as_secs_f64();
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop();
         // One more connection wakes a server blocked in accept.
         let _ = bed
             .connect(port, KernelSocket::Big)
             .map(|mut c| c.write_all(&msg));
-        server.join().map_err(|_| "the server panicked")??;
-        r?;
-        Ok(RoundTrips {
+        r.map(|_| RoundTrips {
             latency: h,
             per_sec,
         })
-    })
+    })?;
+    Ok(rt)
+}
+
+/// The server half of `crr`: answers and closes until stopped.
+pub fn crr_server(s: &Serving<'_>, port: u16, fast_open: bool) -> Result<Outcome, String> {
+    if fast_open {
+        enable_fast_open()?;
+    }
+    let l = s.end.listen(port).map_err(|e| format!("listen: {e}"))?;
+    if fast_open {
+        l.set_fast_open(1024)
+            .map_err(|e| format!("TCP_FASTOPEN: {e}"))?;
+    }
+    s.ready();
+    let mut buf = [0u8; 64];
+    while !s.stopped() {
+        let Ok(mut c) = l.accept(KernelSocket::Big) else {
+            continue;
+        };
+        if c.read_exact(&mut buf).is_ok() {
+            let _ = c.write_all(&buf);
+        }
+    }
+    Ok(Outcome::default())
 }

@@ -464,7 +464,7 @@ impl Topology {
     /// Moves the calling thread into the middle namespace.
     pub fn enter_middle(&self) -> io::Result<()> {
         match &self.middle {
-            Some(m) => enter(m),
+            Some(m) => enter_namespace(m),
             None => Err(io::Error::other("this topology has no middle namespace")),
         }
     }
@@ -512,12 +512,12 @@ impl Topology {
     /// Moves the calling thread into our namespace (interfaces and AF_XDP
     /// sockets are per namespace). Other threads are not affected.
     pub fn enter_ours(&self) -> io::Result<()> {
-        enter(&self.ours)
+        enter_namespace(&self.ours)
     }
 
     /// Moves the calling thread into the peer's namespace.
     pub fn enter_peer(&self) -> io::Result<()> {
-        enter(&self.peer)
+        enter_namespace(&self.peer)
     }
 
     /// A command run inside the peer's namespace.
@@ -559,7 +559,9 @@ impl Topology {
     }
 }
 
-fn enter(ns: &str) -> io::Result<()> {
+/// Moves the calling thread into the network namespace `ns` (by name,
+/// as `ip netns` keeps them). Other threads are not affected.
+pub fn enter_namespace(ns: &str) -> io::Result<()> {
     let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
     // SAFETY: setns on a valid namespace fd changes only this thread.
     let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };

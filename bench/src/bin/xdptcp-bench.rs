@@ -11,16 +11,29 @@
 //! tables show the median [min-max]; ratios are medians of per-round
 //! ratios. See docs/BENCHMARKS.md.
 
-use bench::bed::{Bed, KernelSocket, Pairing};
+use bench::bed::{Bed, End, KernelSocket, Pairing, Settings};
+use bench::control::{self, Control};
 use bench::report::{Report, QUANTILES};
 use bench::{app_transfer, line_rate, machine, native, plot, scenario};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(about = "Benchmarks xdptcp against the Linux kernel on a veth path (root)")]
+#[command(
+    about = "Benchmarks xdptcp against the Linux kernel on a veth path, or across two hosts with `serve` and --peer (root)"
+)]
 struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// Run across two hosts: the other runs `xdptcp-bench serve`; HOST is
+    /// its kernel's address (the control connection and the kernel's
+    /// pairings use it), PORT its control port (5201).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    peer: Option<String>,
+    #[command(flatten)]
+    host: HostArgs,
     /// A short run (under 2 minutes): one round, short durations, 1 flow.
     #[arg(long)]
     quick: bool,
@@ -65,6 +78,66 @@ struct Args {
     ipv6: bool,
 }
 
+/// This host's end of a run across two hosts.
+#[derive(clap::Args, Clone)]
+struct HostArgs {
+    /// The interface both stacks use here: afxdp:IF (the kernel keeps
+    /// its own address on it; our stack takes --ip).
+    #[arg(long, value_name = "afxdp:IF")]
+    dev: Option<String>,
+    /// Our stack's IPv4 address on it (not the kernel's).
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    ip: Option<String>,
+    /// The CPU our stack's core is pinned to here (default: 1 for serve,
+    /// 0 for the client, as on one machine).
+    #[arg(long)]
+    cpu: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The other host of a two-host run: answers `xdptcp-bench --peer`
+    /// clients, one at a time, until stopped.
+    Serve {
+        /// The control connection's port.
+        #[arg(long, default_value_t = control::PORT)]
+        port: u16,
+        /// Serve one client, then exit.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+}
+
+impl HostArgs {
+    /// This host's end: the interface, its MAC, our stack's address.
+    fn end(&self, default_cpu: usize) -> Result<End, String> {
+        let dev = self
+            .dev
+            .as_deref()
+            .ok_or("--dev afxdp:IF is needed across two hosts")?;
+        let dev = dev
+            .strip_prefix("afxdp:")
+            .ok_or_else(|| format!("--dev {dev}: give afxdp:IF"))?;
+        let ip = self
+            .ip
+            .as_deref()
+            .ok_or("--ip ADDR/PREFIX (our stack's address) is needed across two hosts")?;
+        let mac = xdptcp::device::afxdp::interface_mac(dev).map_err(|e| format!("{dev}: {e}"))?;
+        let ours = control::parse_cidr(ip)?;
+        Ok(End {
+            netns: None,
+            dev: dev.to_string(),
+            mac,
+            kernel: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            ours,
+            ours6: None,
+            cpu: self.cpu.unwrap_or(default_cpu),
+        })
+    }
+}
+
 /// The kernel's TCP_NOTSENT_LOWAT for a bound of ours: the same bytes, and
 /// for `auto` the most it comes to (64 KiB).
 fn kernel_lowat(l: xdptcp::tcp::UnsentLimit) -> Option<u32> {
@@ -86,13 +159,28 @@ fn main() {
     if let Some(o) = &a.only {
         let _ = ONLY.set(o.clone());
     }
-    if let Err(e) = run(&a) {
+    let r = match &a.cmd {
+        Some(Cmd::Serve { port, once, host }) => serve(*port, *once, host),
+        None => run(&a),
+    };
+    bench::offloads::restore_all();
+    if let Err(e) = r {
         eprintln!("xdptcp-bench: {e}");
         std::process::exit(2);
     }
 }
 
+fn serve(port: u16, once: bool, host: &HostArgs) -> Result<(), String> {
+    if !xdptcp_tools::topology::is_root() {
+        return Err("needs root (AF_XDP): run with sudo".into());
+    }
+    control::serve(port, host.end(1)?, once)
+}
+
 struct Plan {
+    settings: Settings,
+    /// Across two hosts: the control connection and this host's end.
+    remote: Option<(Arc<Control>, End)>,
     rounds: u32,
     bulk: Duration,
     flows: Vec<usize>,
@@ -101,10 +189,24 @@ struct Plan {
     crr_count: u64,
     line: Duration,
     file: u64,
-    cc: xdptcp::tcp::congestion::Algorithm,
     mtu: u32,
     unsent_limit: xdptcp::tcp::UnsentLimit,
     ipv6: bool,
+}
+
+impl Plan {
+    /// The bed for `pairing`: on one machine a topology of its own on
+    /// 10.`subnet`.0.0/24, with offloads off or the veth's defaults;
+    /// across hosts the two interfaces, their offloads set to match.
+    fn bed(&self, pairing: Pairing, subnet: u8, offloads_off: bool) -> Result<Bed, String> {
+        match &self.remote {
+            None => Bed::new(pairing, subnet, offloads_off, self.settings, self.ipv6),
+            Some((control, here)) => {
+                control.offloads(&here.dev, offloads_off)?;
+                Bed::remote(pairing, self.settings, here.clone(), control)
+            }
+        }
+    }
 }
 
 fn run(a: &Args) -> Result<(), String> {
@@ -112,7 +214,31 @@ fn run(a: &Args) -> Result<(), String> {
         return Err("needs root (namespaces, AF_XDP): run with sudo".into());
     }
     let q = a.quick;
+    let mut settings = Settings {
+        cc: a.cc,
+        unsent_limit: a.unsent_limit,
+        mtu: a.mtu,
+    };
+    let remote = match &a.peer {
+        None => None,
+        Some(peer) => {
+            if a.ipv6 {
+                return Err("--ipv6 with --peer: two-host runs are IPv4 for now".into());
+            }
+            let mut here = a.host.end(0)?;
+            // Both stacks use the interface's MTU.
+            settings.mtu = xdptcp::device::afxdp::interface_mtu(&here.dev)
+                .map_err(|e| format!("{}: {e}", here.dev))? as u32;
+            let peer = resolve(peer)?;
+            eprintln!("control connection to {peer}");
+            let control = Control::connect(peer, &settings)?;
+            here.kernel = control.local_kernel;
+            Some((control, here))
+        }
+    };
     let plan = Plan {
+        settings,
+        remote,
         rounds: a.rounds.unwrap_or(if q { 1 } else { 3 }).max(1),
         bulk: Duration::from_secs_f64(a.seconds.unwrap_or(if q { 1.0 } else { 4.0 })),
         flows: if q { vec![1] } else { vec![1, 2, 4] },
@@ -121,8 +247,7 @@ fn run(a: &Args) -> Result<(), String> {
         crr_count: if q { 300 } else { 3_000 },
         line: Duration::from_secs(if q { 1 } else { 3 }),
         file: a.file_size.unwrap_or(if q { 32 << 20 } else { 256 << 20 }),
-        cc: a.cc,
-        mtu: a.mtu,
+        mtu: settings.mtu,
         unsent_limit: a.unsent_limit,
         ipv6: a.ipv6,
     };
@@ -131,9 +256,30 @@ fn run(a: &Args) -> Result<(), String> {
     }
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let mut r = Report {
-        machine: machine::facts(a.mtu, true, &format!("{:?}", a.cc).to_lowercase()),
+        machine: machine::facts(plan.mtu, true, &format!("{:?}", a.cc).to_lowercase()),
         ..Report::default()
     };
+    if let Some((control, here)) = &plan.remote {
+        let s = control.server_end();
+        r.set_machine(
+            "link",
+            format!(
+                "two hosts: {} here (ours {}), the peer's {} at {} (ours {}); CPU figures add both hosts' /proc/stat",
+                here.dev, here.ours.0, s.dev, s.kernel, s.ours.0
+            ),
+        );
+        r.set_machine(
+            "clocks",
+            format!(
+                "one-way chunk latencies read on the receiver's clock, the sender's stamps shifted by the offset measured on the control connection, right within {:.1} us",
+                control.clock_uncertainty().as_secs_f64() * 1e6
+            ),
+        );
+        r.set_machine(
+            "offloads",
+            "off at both ends (checksum, TSO, GSO, GRO) but for kernel-kernel-offload, then restored".into(),
+        );
+    }
     // The machine's own interruptions of a spinning thread, measured
     // before anything of ours runs: the floor under the tails below.
     let jitter = machine::jitter(Duration::from_secs(1));
@@ -219,15 +365,7 @@ fn attempt<T>(r: &mut Report, what: &str, f: impl FnOnce() -> Result<T, String>)
 fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     // The device's ceiling, on a bed without our stacks.
     if let Some(bed) = attempt(r, "line rate: bed", || {
-        Bed::new(
-            Pairing::KernelKernel,
-            245,
-            plan.mtu,
-            true,
-            plan.cc,
-            plan.unsent_limit,
-            plan.ipv6,
-        )
+        plan.bed(Pairing::KernelKernel, 245, true)
     }) {
         for (reverse, dir) in [(false, "->"), (true, "<-")] {
             let what = format!("line rate {dir}");
@@ -243,10 +381,7 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     }
     for pairing in Pairing::ALL {
         let p = pairing.name();
-        let Some(bed) = attempt(r, &format!("{p}: bed"), || {
-            let (cc, limit) = (plan.cc, plan.unsent_limit);
-            Bed::new(pairing, 246, plan.mtu, true, cc, limit, plan.ipv6)
-        }) else {
+        let Some(bed) = attempt(r, &format!("{p}: bed"), || plan.bed(pairing, 246, true)) else {
             continue;
         };
         if pairing.native() {
@@ -332,20 +467,13 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     }
     // The kernel as users get it: default offloads (TSO/GRO, 64 KB).
     if let Some(bed) = attempt(r, "kernel-kernel-offload: bed", || {
-        Bed::new(
-            Pairing::KernelKernel,
-            248,
-            plan.mtu,
-            false,
-            plan.cc,
-            plan.unsent_limit,
-            plan.ipv6,
-        )
+        plan.bed(Pairing::KernelKernel, 248, false)
     }) {
         bulk_all(plan, r, &bed, "kernel-kernel-offload");
     }
     if let Some(t) = attempt(r, "file_transfer app, xdptcp-xdptcp", || {
-        app_transfer::run(plan.file, 249, PORT + 4, plan.cc, plan.mtu, plan.ipv6)
+        let bed = plan.bed(Pairing::XdptcpXdptcp, 249, true)?;
+        app_transfer::run(&bed, plan.file, PORT + 4)
     }) {
         let s = "file_transfer";
         r.add(s, XX, "goodput", "Mbit/s", t.mbit);
@@ -374,7 +502,7 @@ fn native_round(plan: &Plan, r: &mut Report, bed: &Bed, p: &str, last: bool) {
                 p,
                 "cpu",
                 "s/GB",
-                cpu.busy_seconds() / (b.bytes as f64 / 1e9),
+                (cpu.busy_seconds() + b.peer_cpu_s) / (b.bytes as f64 / 1e9),
             );
             r.add(&s, p, "acks per data segment", "", b.acks_per_segment);
         }
@@ -536,4 +664,24 @@ fn ratios(r: &mut Report) {
     for (name, ours, theirs, how) in RATIOS {
         r.ratio(name, ours, theirs, how);
     }
+}
+
+/// `HOST[:PORT]` (a name, an IPv4 address, or [IPv6]:PORT).
+fn resolve(peer: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let with_port = if peer.parse::<std::net::IpAddr>().is_ok() || !peer.contains(':') {
+        let host = peer.trim_start_matches('[').trim_end_matches(']');
+        if host.contains(':') {
+            format!("[{host}]:{}", control::PORT)
+        } else {
+            format!("{host}:{}", control::PORT)
+        }
+    } else {
+        peer.to_string()
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("--peer {peer}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--peer {peer}: no address"))
 }
