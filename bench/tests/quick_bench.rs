@@ -44,6 +44,122 @@ fn reports_every_figure(ipv6: bool) {
         out.status.success(),
         "xdptcp-bench failed:\n{stdout}\n{stderr}"
     );
+    check_report(&dir, &json, &stdout, if ipv6 { "IPv6" } else { "IPv4" });
+}
+
+/// Two namespaces standing in for two hosts, each with the kernel's own
+/// address on its veth end and our stack's beside it, and one
+/// `xdptcp-bench` process in each: `serve` in one, `--peer` in the other.
+/// Nothing shared but the link: the client's report must have every
+/// figure and ratio the single-machine run has.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn two_processes_on_two_hosts_report_every_figure() {
+    use xdptcp_tools::topology::{Spec, Topology};
+    xdptcp_tools::topology::require_root();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The veths keep their default offloads, as a NIC would: the bench
+    // turns them off and back itself.
+    let t = Topology::create_spec(
+        "2h",
+        Spec {
+            subnet: 204,
+            kernel_both: true,
+            offloads_off: false,
+            ..Spec::default()
+        },
+    )
+    .unwrap();
+    let offloads_before = offloads(&t);
+    assert!(
+        offloads_before.iter().any(|l| l.ends_with(": on")),
+        "{offloads_before:?}"
+    );
+    let dir = std::env::temp_dir().join(format!("xdptcp-two-hosts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let bin = env!("CARGO_BIN_EXE_xdptcp-bench");
+    let peer_dev = format!("afxdp:{}", t.peer_dev);
+    let mut serve = t
+        .peer_cmd(&[bin, "serve", "--once", "--dev", &peer_dev, "--ip", "10.204.0.3/24"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run xdptcp-bench serve");
+    // Killed even if the client's run fails.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server_err = serve.stderr.take().unwrap();
+    let serve = Reap(serve);
+    let (listening_tx, listening) = std::sync::mpsc::channel();
+    let server_log = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut log = String::new();
+        for line in std::io::BufReader::new(server_err).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("control on port") {
+                let _ = listening_tx.send(());
+            }
+            log += &line;
+            log.push('\n');
+        }
+        log
+    });
+    if listening.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
+        drop(serve);
+        panic!("serve never listened: {}", server_log.join().unwrap());
+    }
+    let dev = format!("afxdp:{}", t.dev);
+    let out = t
+        .ours_cmd(&[bin, "--peer", "10.204.0.2", "--dev", &dev, "--ip", "10.204.0.4/24"])
+        .args(["--quick", "--json"])
+        .arg(&json)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .expect("run xdptcp-bench --peer");
+    drop(serve);
+    let server_log = server_log.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "xdptcp-bench --peer failed:\n{stdout}\n{stderr}\nserver:\n{server_log}"
+    );
+    // The server ran the jobs (and so its own stacks and sockets).
+    assert!(server_log.contains("native_bulk"), "{server_log}");
+    let v = check_report(&dir, &json, &stdout, "IPv4");
+    let link = v["machine"]["link"].as_str().unwrap();
+    assert!(link.starts_with("two hosts"), "{link}");
+    assert!(v["machine"]["clocks"].as_str().is_some(), "{}", v["machine"]);
+    // The offloads are back as they were.
+    assert_eq!(offloads(&t), offloads_before);
+}
+
+/// Both veth ends' checksum and segmentation offloads, as ethtool shows
+/// them.
+fn offloads(t: &xdptcp_tools::topology::Topology) -> Vec<String> {
+    let features = ["-checksumming:", "segmentation-offload:", "receive-offload:"];
+    [t.ours_cmd(&["ethtool", "-k", &t.dev]), t.peer_cmd(&["ethtool", "-k", &t.peer_dev])]
+        .into_iter()
+        .flat_map(|mut c| {
+            let o = c.output().unwrap();
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.starts_with(['\t', ' ']) && features.iter().any(|f| l.contains(f)))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Checks a report: every figure measured and sane, every ratio, the
+/// Markdown and the plots. Returns the JSON.
+fn check_report(dir: &std::path::Path, json: &std::path::Path, stdout: &str, family: &str) -> Value {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(
         v["failures"].as_array().unwrap().len(),
@@ -66,7 +182,7 @@ fn reports_every_figure(ipv6: bool) {
             "machine.{key}"
         );
     }
-    assert_eq!(v["machine"]["ip"], if ipv6 { "IPv6" } else { "IPv4" });
+    assert_eq!(v["machine"]["ip"], family);
     let figures = v["figures"].as_array().unwrap();
     let get = |scenario: &str, pairing: &str, metric: &str| -> f64 {
         let f = figures
@@ -126,6 +242,8 @@ fn reports_every_figure(ipv6: bool) {
         "bulk_latency_p50_vs_kernel",
         "bulk_latency_p99_vs_kernel",
         "crr_vs_kernel",
+        "crr_fast_open_vs_kernel",
+        "bulk_xdptcp_to_kernel_vs_kernel",
     ] {
         let x = v["ratios"][r].as_f64().unwrap_or(f64::NAN);
         assert!(x.is_finite() && x > 0.0, "ratio {r} = {x}");
@@ -155,5 +273,6 @@ fn reports_every_figure(ipv6: bool) {
         assert!(svg.contains("<svg") && svg.contains("<text"), "{plot}.svg");
     }
     assert!(stdout.contains("ratios"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
+    v
 }
