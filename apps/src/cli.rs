@@ -34,6 +34,14 @@ pub struct NetArgs {
     /// Attach XDP in generic (any interface) or driver mode (veth, NICs with XDP).
     #[arg(long, default_value = "generic")]
     pub xdp_mode: String,
+    /// Preferred busy polling on the AF_XDP sockets, this many
+    /// microseconds per poll (SO_PREFER_BUSY_POLL, SO_BUSY_POLL; Linux
+    /// 5.11+). For NICs whose interrupts are deferred; off by default.
+    #[arg(long, value_name = "USECS")]
+    pub busy_poll: Option<u32>,
+    /// Packets per busy poll (SO_BUSY_POLL_BUDGET), with --busy-poll.
+    #[arg(long, default_value_t = 64)]
+    pub busy_poll_budget: u32,
     /// Print per-core counters and each connection's state every this many seconds.
     #[arg(long)]
     pub stats: Option<f64>,
@@ -107,6 +115,10 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
             frame_size: n.frame_size,
             frames: n.frames,
             ring_size: n.ring_size,
+            busy_poll: n.busy_poll.map(|usecs| xdptcp::device::afxdp::BusyPoll {
+                usecs,
+                budget: n.busy_poll_budget,
+            }),
             ..AfXdpConfig::new(&setup.ifname)
         },
         queues: n.queues,
@@ -143,5 +155,15 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
         interval: Duration::from_secs(2),
         count: 3,
     });
-    xdptcp::runtime::Runtime::start(cfg, make_app).map_err(|e| e.to_string())
+    let rt = xdptcp::runtime::Runtime::start(cfg, make_app).map_err(|e| e.to_string())?;
+    // What the kernel and driver granted, first thing: a run in copy mode
+    // is not a run in zero-copy mode.
+    if let Some(mode) = rt.device_mode() {
+        eprintln!(
+            "xdptcp: AF_XDP on {} ({} queue(s)): {mode}",
+            setup.ifname,
+            rt.cores()
+        );
+    }
+    Ok(rt)
 }

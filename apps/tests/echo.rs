@@ -83,6 +83,10 @@ fn echo_works_against_linux_and_against_ourselves() {
         let mut err = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         err.read_line(&mut line).unwrap();
+        // First what the AF_XDP sockets were granted, then listening.
+        assert!(line.starts_with("xdptcp: AF_XDP on"), "{line}");
+        line.clear();
+        err.read_line(&mut line).unwrap();
         assert!(line.contains("listening"), "{line}");
         child
     };
@@ -159,6 +163,10 @@ fn a_dual_stack_echo_server_answers_ping6_and_tcp_of_both_families() {
     let mut err = BufReader::new(srv.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
+    // First what the AF_XDP sockets were granted, then listening.
+    assert!(line.starts_with("xdptcp: AF_XDP on"), "{line}");
+    line.clear();
+    err.read_line(&mut line).unwrap();
     assert!(line.contains("listening"), "{line}");
     let ping = t
         .peer_cmd(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &ours])
@@ -194,4 +202,61 @@ fn a_dual_stack_echo_server_answers_ping6_and_tcp_of_both_families() {
         "{}",
         String::from_utf8_lossy(&py.stderr)
     );
+}
+
+/// What each program got from the kernel comes first on its stderr: our
+/// server asks for driver mode (zero-copy where the driver has it: veth
+/// has not, so it says so and falls back to copy mode) and preferred busy
+/// polling; the client takes the defaults. The echo works either way.
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn each_program_reports_the_mode_it_got_and_busy_polling_serves() {
+    require_root();
+    let t = Topology::create("em", 205, false).expect("topology");
+    let mut srv = t
+        .peer_cmd(&[env!("CARGO_BIN_EXE_echo_server")])
+        .args(["--port", "7", "--max-conns", "1", "--timeout", "60s"])
+        .args(["--cpus", "1", "--xdp-mode", "driver", "--busy-poll", "50"])
+        .args(["--dev", &format!("afxdp:{}", t.peer_dev)])
+        .args(["--ip", &format!("{}/24", t.peer_ip())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(srv.stderr.take().unwrap());
+    let mut first = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "{first:?}");
+        if line.contains("listening") {
+            break;
+        }
+        first.push(line);
+    }
+    let first = first.concat();
+    assert!(
+        first.contains("offers no zero-copy AF_XDP here; running in copy mode"),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!(
+            "xdptcp: AF_XDP on {} (1 queue(s)): copy mode, driver XDP, busy poll 50 us (budget 64)",
+            t.peer_dev
+        )),
+        "{first}"
+    );
+    let o = client(&t, &format!("{}:7", t.peer_ip()), "64K", "50", "1");
+    assert_ok(
+        &o,
+        "xdptcp client -> xdptcp server in driver mode with busy polling",
+    );
+    let client_err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        client_err
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("): copy mode, generic XDP, busy poll off")),
+        "{client_err}"
+    );
+    assert!(srv.wait().unwrap().success());
 }

@@ -450,6 +450,10 @@ fn a_crashed_run_leaves_no_xdp_program_behind() {
     let mut err = BufReader::new(recv.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
+    // First what the AF_XDP sockets were granted, then listening.
+    assert!(line.starts_with("xdptcp: AF_XDP on"), "{line}");
+    line.clear();
+    err.read_line(&mut line).unwrap();
     assert!(line.contains("listening"), "{line}");
     let xdp_attached = || {
         let o = t

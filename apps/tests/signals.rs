@@ -50,6 +50,10 @@ fn echo_server(t: &Topology) -> Child {
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
+    // First what the AF_XDP sockets were granted, then listening.
+    assert!(line.starts_with("xdptcp: AF_XDP on"), "{line}");
+    line.clear();
+    err.read_line(&mut line).unwrap();
     assert!(line.contains("listening"), "{line}");
     child.stderr = Some(err.into_inner());
     child

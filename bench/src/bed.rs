@@ -18,10 +18,10 @@
 //! Across two hosts each host's kernel keeps its own address on the
 //! interface and our stack takes another (`--ip`) on the same interface.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use crate::control::Control;
 use crate::job::{Job, Outcome, Stamps};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -275,6 +275,7 @@ impl End {
                 cfg.iface.tcp.congestion = settings.cc;
                 cfg.iface.tcp.unsent_limit = settings.unsent_limit;
                 cfg.afxdp.frame_size = settings.frame_size();
+                cfg.afxdp.busy_poll = settings.busy_poll;
                 start(cfg).map_err(|e| format!("our stack on {dev}: {e}"))
             })
             .join()
@@ -291,6 +292,8 @@ pub struct Settings {
     /// Our stacks' bound on unsent bytes.
     pub unsent_limit: UnsentLimit,
     pub mtu: u32,
+    /// Preferred busy polling on our AF_XDP sockets.
+    pub busy_poll: Option<xdptcp::device::afxdp::BusyPoll>,
 }
 
 impl Settings {
@@ -428,9 +431,10 @@ impl Bed {
             client_stack: None,
         };
         if pairing.client_is_ours() && !pairing.native() {
-            let stack = bed
-                .client
-                .start_ours(&settings, |cfg| Stack::start(cfg).map_err(|e| e.to_string()))?;
+            let stack = bed.client.start_ours(&settings, |cfg| {
+                Stack::start(cfg).map_err(|e| e.to_string())
+            })?;
+            note_device_mode(&bed.client.dev, stack.runtime().device_mode());
             bed.client_stack = Some(stack);
         }
         Ok(bed)
@@ -468,38 +472,48 @@ impl Bed {
                 let stop = AtomicBool::new(false);
                 let (ready_tx, ready_rx) = std::sync::mpsc::channel();
                 std::thread::scope(|s| {
-                let server = s.spawn(|| {
-                    let ready = |r: Result<(), String>| {
-                        let _ = ready_tx.send(r);
-                    };
-                    self.server
-                        .enter()
-                        .map_err(|e| format!("server: {e}"))
-                        .and_then(|_| {
-                            crate::job::run(&self.server, &self.settings, self.base, &job, &ready, &stop)
-                        })
-                });
-                let ended = |server: std::thread::ScopedJoinHandle<'_, Result<Outcome, String>>| {
-                    stop.store(true, Ordering::Relaxed);
-                    server.join().map_err(|_| "the server panicked".to_string())?
-                };
-                match ready_rx.recv_timeout(Duration::from_secs(15)) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        let _ = ended(server);
-                        return Err(format!("server: {e}"));
+                    let server = s.spawn(|| {
+                        let ready = |r: Result<(), String>| {
+                            let _ = ready_tx.send(r);
+                        };
+                        self.server
+                            .enter()
+                            .map_err(|e| format!("server: {e}"))
+                            .and_then(|_| {
+                                crate::job::run(
+                                    &self.server,
+                                    &self.settings,
+                                    self.base,
+                                    &job,
+                                    &ready,
+                                    &stop,
+                                )
+                            })
+                    });
+                    let ended =
+                        |server: std::thread::ScopedJoinHandle<'_, Result<Outcome, String>>| {
+                            stop.store(true, Ordering::Relaxed);
+                            server
+                                .join()
+                                .map_err(|_| "the server panicked".to_string())?
+                        };
+                    match ready_rx.recv_timeout(Duration::from_secs(15)) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            let _ = ended(server);
+                            return Err(format!("server: {e}"));
+                        }
+                        Err(_) => {
+                            // It ended without a word (its error says why) or
+                            // is stuck.
+                            return Err(ended(server)
+                                .err()
+                                .unwrap_or_else(|| "the server did not start".into()));
+                        }
                     }
-                    Err(_) => {
-                        // It ended without a word (its error says why) or
-                        // is stuck.
-                        return Err(ended(server)
-                            .err()
-                            .unwrap_or_else(|| "the server did not start".into()));
-                    }
-                }
-                let r = client(&|| stop.store(true, Ordering::Relaxed));
-                let outcome = ended(server);
-                Ok((r?, outcome?))
+                    let r = client(&|| stop.store(true, Ordering::Relaxed));
+                    let outcome = ended(server);
+                    Ok((r?, outcome?))
                 })
             }
         }
@@ -572,6 +586,24 @@ impl Bed {
     pub fn client_stack(&self) -> Option<&Arc<Stack>> {
         self.client_stack.as_ref()
     }
+}
+
+/// What the first of our AF_XDP sockets in this process was granted.
+static DEVICE_MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Notes (and, the first time, prints) what an AF_XDP socket of ours was
+/// granted: zero-copy or copy, the XDP mode, busy polling.
+pub fn note_device_mode(dev: &str, mode: Option<xdptcp::device::afxdp::DeviceMode>) {
+    if let Some(m) = mode {
+        if DEVICE_MODE.set(m.to_string()).is_ok() {
+            eprintln!("xdptcp: AF_XDP on {dev}: {m}");
+        }
+    }
+}
+
+/// The mode `note_device_mode` saw first.
+pub fn device_mode() -> Option<&'static str> {
+    DEVICE_MODE.get().map(String::as_str)
 }
 
 /// Runs `f` on a thread inside the namespace `ns`.

@@ -4,7 +4,7 @@
 //! message:
 //!
 //! ```text
-//! client: hello cc=bbr unsent=auto mtu=1500
+//! client: hello cc=bbr unsent=auto mtu=1500 busy_poll=off
 //! server: hello dev=eth1 mac=.. ours=10.0.0.3/24 cpu=1 mtu=1500
 //! client: clock                    (several times)
 //! server: clock ns=<its clock>
@@ -143,10 +143,13 @@ impl Control {
         let local_kernel = s.local_addr().map_err(|e| e.to_string())?.ip();
         let mut line = Line::new(s)?;
         line.send(&format!(
-            "hello cc={} unsent={} mtu={}",
+            "hello cc={} unsent={} mtu={} busy_poll={}",
             format!("{:?}", settings.cc).to_lowercase(),
             unsent_text(settings.unsent_limit),
-            settings.mtu
+            settings.mtu,
+            settings
+                .busy_poll
+                .map_or("off".into(), |b| b.usecs.to_string())
         ))?;
         let hello = line.expect("hello")?;
         let f = fields(&hello);
@@ -242,13 +245,17 @@ impl Control {
                 *failed.borrow_mut() = Some(e);
             }
         };
-        let mine = ready.map_err(|e| format!("server: {e}")).and_then(|_| client(&stop));
+        let mine = ready
+            .map_err(|e| format!("server: {e}"))
+            .and_then(|_| client(&stop));
         stop();
         if let Some(e) = failed.into_inner() {
             return Err(e);
         }
         let done = line.borrow_mut().recv();
-        let outcome = done.and_then(|l| Outcome::parse(&l)).map_err(|e| format!("server: {e}"));
+        let outcome = done
+            .and_then(|l| Outcome::parse(&l))
+            .map_err(|e| format!("server: {e}"));
         Ok((mine?, outcome?))
     }
 }
@@ -281,17 +288,29 @@ pub fn serve(port: u16, end: End, once: bool) -> Result<(), String> {
 fn serve_one(s: TcpStream, end: &End, base: Instant) -> Result<(), String> {
     let mut end = end.clone();
     // The kernel's address on this host is the one the client reached.
-    end.kernel = s.local_addr().map_err(|e| e.to_string())?.ip();
+    end.kernel = s
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .ip()
+        .to_canonical();
     let mut line = Line::new(s)?;
     let hello = line.expect("hello")?;
     let f = fields(&hello);
     let cc: Algorithm = field(&f, "cc")?.parse().map_err(|e| format!("{e:?}"))?;
     let unsent_limit = apps::units::parse_unsent_limit(field(&f, "unsent")?)?;
     let mtu = xdptcp::device::afxdp::interface_mtu(&end.dev).map_err(|e| e.to_string())? as u32;
+    let busy_poll = match field(&f, "busy_poll")? {
+        "off" => None,
+        n => Some(xdptcp::device::afxdp::BusyPoll {
+            usecs: n.parse().map_err(|_| "bad busy_poll")?,
+            budget: 64,
+        }),
+    };
     let settings = Settings {
         cc,
         unsent_limit,
         mtu,
+        busy_poll,
     };
     line.send(&format!(
         "hello dev={} mac={} ours={}/{} cpu={} mtu={mtu}",
@@ -349,7 +368,10 @@ fn serve_one(s: TcpStream, end: &End, base: Instant) -> Result<(), String> {
             if heard.is_ok() {
                 say("stopping");
             }
-            let r = h.join().map_err(|_| "the job panicked".to_string()).and_then(|r| r);
+            let r = h
+                .join()
+                .map_err(|_| "the job panicked".to_string())
+                .and_then(|r| r);
             heard.map(|_| r)
         })?;
         match result {

@@ -314,7 +314,8 @@ impl Job {
         let (kind, f) = fields(line);
         let port = || get::<u16>(&f, "port");
         let ns = |k: &str| get_opt::<u64>(&f, k).map(|o| o.map(Duration::from_nanos));
-        let stamps = || get_opt::<i64>(&f, "offset_ns").map(|o| o.map(|offset_ns| Stamps { offset_ns }));
+        let stamps =
+            || get_opt::<i64>(&f, "offset_ns").map(|o| o.map(|offset_ns| Stamps { offset_ns }));
         Ok(match kind {
             "kernel_bulk" => Job::KernelBulk {
                 port: port()?,
@@ -490,7 +491,13 @@ mod tests {
         };
         let back = Outcome::parse(&o.to_line()).unwrap();
         assert_eq!(
-            (back.bytes, back.secs, back.frames, back.acks_per_segment, back.cpu_s),
+            (
+                back.bytes,
+                back.secs,
+                back.frames,
+                back.acks_per_segment,
+                back.cpu_s
+            ),
             (123_456_789, 1.25, 42, 0.125, 2.5)
         );
         let b = back.latency.unwrap();

@@ -4,7 +4,7 @@
 //! over that path could at most carry is the same frames' payload less
 //! the TCP/IP headers (and the ACKs' share of the path, not counted).
 
-use crate::bed::{Bed, End};
+use crate::bed::{Bed, End, Settings};
 use crate::job::{Job, Outcome, Serving};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +25,8 @@ pub struct LineRate {
 /// Frames from the client end to the server end (`reverse`: the other
 /// way), for `dur`, addressed to our stack's IPv4 address there (the XDP
 /// program takes just those).
-pub fn measure(bed: &Bed, mtu: usize, dur: Duration, reverse: bool) -> Result<LineRate, String> {
+pub fn measure(bed: &Bed, dur: Duration, reverse: bool) -> Result<LineRate, String> {
+    let mtu = bed.settings.mtu as usize;
     let (secs, sent, got) = if reverse {
         let rx = &bed.client;
         let job = Job::LineTx {
@@ -39,7 +40,7 @@ pub fn measure(bed: &Bed, mtu: usize, dur: Duration, reverse: bool) -> Result<Li
         let (got, sent) = std::thread::scope(|s| {
             let h = s.spawn(|| {
                 rx.enter().map_err(|e| e.to_string())?;
-                count(rx, mtu, &received, &stop, || {
+                count(rx, &bed.settings, &received, &stop, || {
                     let _ = ready_tx.send(());
                 })
             });
@@ -62,7 +63,7 @@ pub fn measure(bed: &Bed, mtu: usize, dur: Duration, reverse: bool) -> Result<Li
     } else {
         let (to, from) = (&bed.server, &bed.client);
         let ((sent, secs), out) = bed.with_server(Job::LineRx, |stop| {
-            let r = send(from, mtu, dur, to.mac, to.ours.0);
+            let r = send(from, &bed.settings, dur, to.mac, to.ours.0);
             // Frames still in flight arrive within a moment.
             std::thread::sleep(Duration::from_millis(50));
             stop();
@@ -81,24 +82,28 @@ pub fn measure(bed: &Bed, mtu: usize, dur: Duration, reverse: bool) -> Result<Li
 
 /// An AF_XDP socket on `end`'s interface taking the frames for our
 /// stack's IPv4 address there (the calling thread in its namespace).
-fn open(end: &End, mtu: usize) -> Result<AfXdp, String> {
+fn open(end: &End, settings: &Settings) -> Result<AfXdp, String> {
+    let mtu = settings.mtu as usize;
     let mut cfg = AfXdpConfig::new(&end.dev);
+    cfg.busy_poll = settings.busy_poll;
     cfg.mtu = mtu;
     cfg.frame_size = if mtu + 14 > 2048 { 4096 } else { 2048 };
     cfg.addresses = vec![end.ours.0.into()];
-    AfXdp::open(cfg).map_err(|e| format!("AF_XDP on {}: {e}", end.dev))
+    let dev = AfXdp::open(cfg).map_err(|e| format!("AF_XDP on {}: {e}", end.dev))?;
+    crate::bed::note_device_mode(&end.dev, Some(dev.mode()));
+    Ok(dev)
 }
 
 /// Counts the frames arriving at `end` into `received` until `stop`;
 /// `ready` once the socket is bound.
 fn count(
     end: &End,
-    mtu: usize,
+    settings: &Settings,
     received: &AtomicU64,
     stop: &AtomicBool,
     ready: impl FnOnce(),
 ) -> Result<(), String> {
-    let mut dev = open(end, mtu)?;
+    let mut dev = open(end, settings)?;
     ready();
     let now = xdptcp::time::Instant::ZERO;
     while !stop.load(Ordering::Relaxed) {
@@ -110,8 +115,15 @@ fn count(
 
 /// Sends MTU-sized frames from `end` to `to_mac`/`to_ip` for `dur`:
 /// (frames, seconds).
-fn send(end: &End, mtu: usize, dur: Duration, to_mac: [u8; 6], to_ip: Ipv4Addr) -> Result<(u64, f64), String> {
-    let mut dev = open(end, mtu)?;
+fn send(
+    end: &End,
+    settings: &Settings,
+    dur: Duration,
+    to_mac: [u8; 6],
+    to_ip: Ipv4Addr,
+) -> Result<(u64, f64), String> {
+    let mut dev = open(end, settings)?;
+    let mtu = settings.mtu as usize;
     let frame = build_frame(end.mac, to_mac, end.ours.0, to_ip, mtu);
     let now = xdptcp::time::Instant::ZERO;
     let t0 = Instant::now();
@@ -128,8 +140,7 @@ fn send(end: &End, mtu: usize, dur: Duration, to_mac: [u8; 6], to_ip: Ipv4Addr) 
 /// The server half, receiving: counts frames until the client is done.
 pub fn rx(s: &Serving<'_>) -> Result<Outcome, String> {
     let received = AtomicU64::new(0);
-    let mtu = s.settings.mtu as usize;
-    count(s.end, mtu, &received, s.stop_flag(), || s.ready())?;
+    count(s.end, s.settings, &received, s.stop_flag(), || s.ready())?;
     Ok(Outcome {
         frames: received.load(Ordering::Relaxed),
         ..Outcome::default()
@@ -137,9 +148,14 @@ pub fn rx(s: &Serving<'_>) -> Result<Outcome, String> {
 }
 
 /// The server half, sending.
-pub fn tx(s: &Serving<'_>, dur: Duration, to_mac: [u8; 6], to_ip: Ipv4Addr) -> Result<Outcome, String> {
+pub fn tx(
+    s: &Serving<'_>,
+    dur: Duration,
+    to_mac: [u8; 6],
+    to_ip: Ipv4Addr,
+) -> Result<Outcome, String> {
     s.ready();
-    let (frames, secs) = send(s.end, s.settings.mtu as usize, dur, to_mac, to_ip)?;
+    let (frames, secs) = send(s.end, s.settings, dur, to_mac, to_ip)?;
     Ok(Outcome {
         frames,
         secs,

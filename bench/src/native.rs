@@ -25,11 +25,13 @@ fn start<H: Handler>(
     settings: &Settings,
     handler: H,
 ) -> Result<Runtime<Dispatch<H>>, String> {
-    end.start_ours(settings, |cfg| {
+    let rt = end.start_ours(settings, |cfg| {
         let mut one = Some(handler);
         Runtime::start(cfg, |_| Dispatch::new(one.take().expect("one core")))
             .map_err(|e| e.to_string())
-    })
+    })?;
+    crate::bed::note_device_mode(&end.dev, rt.device_mode());
+    Ok(rt)
 }
 
 /// A client handler once it is done, with its core's last counters, and

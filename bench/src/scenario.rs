@@ -55,7 +55,11 @@ pub fn bulk(
     // The receiver's count and its last end of stream; across hosts the
     // client's clock ends an upload when the server's end of stream
     // arrives (half a round trip after the receiver's end).
-    let client_end = client.iter().map(|r| r.1).max().unwrap_or_else(Instant::now);
+    let client_end = client
+        .iter()
+        .map(|r| r.1)
+        .max()
+        .unwrap_or_else(Instant::now);
     let (bytes, end) = if upload {
         if server.bytes != sent {
             return Err(format!("{sent} bytes sent, {} received", server.bytes));
@@ -93,7 +97,12 @@ pub fn bulk_server(
         .collect::<Result<_, _>>()?;
     let start = std::sync::OnceLock::new();
     let _ = start.set(Instant::now());
-    let ends = pump_all(streams, send_for.is_some(), send_for.unwrap_or_default(), &start)?;
+    let ends = pump_all(
+        streams,
+        send_for.is_some(),
+        send_for.unwrap_or_default(),
+        &start,
+    )?;
     Ok(Outcome {
         bytes: ends.iter().map(|r| r.0).sum(),
         end: ends.iter().map(|r| r.1).max(),

@@ -81,7 +81,15 @@ fn two_processes_on_two_hosts_report_every_figure() {
     let bin = env!("CARGO_BIN_EXE_xdptcp-bench");
     let peer_dev = format!("afxdp:{}", t.peer_dev);
     let mut serve = t
-        .peer_cmd(&[bin, "serve", "--once", "--dev", &peer_dev, "--ip", "10.204.0.3/24"])
+        .peer_cmd(&[
+            bin,
+            "serve",
+            "--once",
+            "--dev",
+            &peer_dev,
+            "--ip",
+            "10.204.0.3/24",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run xdptcp-bench serve");
@@ -109,13 +117,24 @@ fn two_processes_on_two_hosts_report_every_figure() {
         }
         log
     });
-    if listening.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
+    if listening
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .is_err()
+    {
         drop(serve);
         panic!("serve never listened: {}", server_log.join().unwrap());
     }
     let dev = format!("afxdp:{}", t.dev);
     let out = t
-        .ours_cmd(&[bin, "--peer", "10.204.0.2", "--dev", &dev, "--ip", "10.204.0.4/24"])
+        .ours_cmd(&[
+            bin,
+            "--peer",
+            "10.204.0.2",
+            "--dev",
+            &dev,
+            "--ip",
+            "10.204.0.4/24",
+        ])
         .args(["--quick", "--json"])
         .arg(&json)
         .arg("--out")
@@ -135,7 +154,11 @@ fn two_processes_on_two_hosts_report_every_figure() {
     let v = check_report(&dir, &json, &stdout, "IPv4");
     let link = v["machine"]["link"].as_str().unwrap();
     assert!(link.starts_with("two hosts"), "{link}");
-    assert!(v["machine"]["clocks"].as_str().is_some(), "{}", v["machine"]);
+    assert!(
+        v["machine"]["clocks"].as_str().is_some(),
+        "{}",
+        v["machine"]
+    );
     // The offloads are back as they were.
     assert_eq!(offloads(&t), offloads_before);
 }
@@ -143,23 +166,35 @@ fn two_processes_on_two_hosts_report_every_figure() {
 /// Both veth ends' checksum and segmentation offloads, as ethtool shows
 /// them.
 fn offloads(t: &xdptcp_tools::topology::Topology) -> Vec<String> {
-    let features = ["-checksumming:", "segmentation-offload:", "receive-offload:"];
-    [t.ours_cmd(&["ethtool", "-k", &t.dev]), t.peer_cmd(&["ethtool", "-k", &t.peer_dev])]
-        .into_iter()
-        .flat_map(|mut c| {
-            let o = c.output().unwrap();
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| !l.starts_with(['\t', ' ']) && features.iter().any(|f| l.contains(f)))
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let features = [
+        "-checksumming:",
+        "segmentation-offload:",
+        "receive-offload:",
+    ];
+    [
+        t.ours_cmd(&["ethtool", "-k", &t.dev]),
+        t.peer_cmd(&["ethtool", "-k", &t.peer_dev]),
+    ]
+    .into_iter()
+    .flat_map(|mut c| {
+        let o = c.output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with(['\t', ' ']) && features.iter().any(|f| l.contains(f)))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    })
+    .collect()
 }
 
 /// Checks a report: every figure measured and sane, every ratio, the
 /// Markdown and the plots. Returns the JSON.
-fn check_report(dir: &std::path::Path, json: &std::path::Path, stdout: &str, family: &str) -> Value {
+fn check_report(
+    dir: &std::path::Path,
+    json: &std::path::Path,
+    stdout: &str,
+    family: &str,
+) -> Value {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(
         v["failures"].as_array().unwrap().len(),

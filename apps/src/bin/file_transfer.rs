@@ -737,6 +737,7 @@ fn send(a: &SendArgs) -> Result<bool, String> {
             progress.clone(),
         ))
     })?;
+    let mode = rt.device_mode().map(|m| m.to_string()).unwrap_or_default();
     let start = std::time::Instant::now();
     let finished = watch(&rt, &a.net, &progress, "sent", Some(len));
     let secs = start.elapsed().as_secs_f64();
@@ -759,7 +760,7 @@ fn send(a: &SendArgs) -> Result<bool, String> {
         println!("{}", rtt_summary(h));
     }
     if a.json {
-        println!("{}", send_json(&out, secs));
+        println!("{}", send_json(&out, secs, &mode));
     }
     Ok(true)
 }
@@ -785,9 +786,10 @@ fn rtt_summary(h: &hdrhistogram::Histogram<u64>) -> String {
     )
 }
 
-fn send_json(out: &apps::stream::Outcome, secs: f64) -> String {
+fn send_json(out: &apps::stream::Outcome, secs: f64, device_mode: &str) -> String {
     let mut j = JsonLine::new();
-    j.u64("bytes", out.bytes)
+    j.str("device_mode", device_mode)
+        .u64("bytes", out.bytes)
         .f64("seconds", secs)
         .f64("mbit_per_s", out.bytes as f64 * 8.0 / secs.max(1e-9) / 1e6)
         .str("digest", &out.digest);

@@ -76,6 +76,10 @@ struct Args {
     /// header overhead.
     #[arg(long)]
     ipv6: bool,
+    /// Preferred busy polling on our stacks' AF_XDP sockets, this many
+    /// microseconds per poll (budget 64 packets); off by default.
+    #[arg(long, value_name = "USECS")]
+    busy_poll: Option<u32>,
 }
 
 /// This host's end of a run across two hosts.
@@ -218,6 +222,9 @@ fn run(a: &Args) -> Result<(), String> {
         cc: a.cc,
         unsent_limit: a.unsent_limit,
         mtu: a.mtu,
+        busy_poll: a
+            .busy_poll
+            .map(|usecs| xdptcp::device::afxdp::BusyPoll { usecs, budget: 64 }),
     };
     let remote = match &a.peer {
         None => None,
@@ -294,6 +301,12 @@ fn run(a: &Args) -> Result<(), String> {
         run_round(&plan, &mut r, round == plan.rounds);
     }
     ratios(&mut r);
+    if let Some(mode) = bench::bed::device_mode() {
+        r.set_machine(
+            "xdp_mode",
+            format!("{mode} (what the kernel granted our sockets)"),
+        );
+    }
     let table = r.table(false);
     println!("\n{table}");
     println!("{}", r.latency_table(false));
@@ -369,9 +382,7 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     }) {
         for (reverse, dir) in [(false, "->"), (true, "<-")] {
             let what = format!("line rate {dir}");
-            if let Some(l) = attempt(r, &what, || {
-                line_rate::measure(&bed, plan.mtu as usize, plan.line, reverse)
-            }) {
+            if let Some(l) = attempt(r, &what, || line_rate::measure(&bed, plan.line, reverse)) {
                 let s = format!("line rate {dir}");
                 r.add(&s, "device", "sent", "frames/s", l.sent_fps);
                 r.add(&s, "device", "received", "frames/s", l.received_fps);

@@ -126,6 +126,7 @@ pub struct Runtime<A: CoreApp> {
     counters: Vec<Arc<CoreCounters>>,
     snapshot_requests: Vec<Sender<Sender<CoreSnapshot>>>,
     bind_wait: Duration,
+    device_mode: Option<crate::device::afxdp::DeviceMode>,
 }
 
 impl<A: CoreApp> Runtime<A> {
@@ -168,6 +169,7 @@ impl<A: CoreApp> Runtime<A> {
             iface_cfg.tcp.mss = crate::iface::mss_for_mtu(d.mtu());
         }
         let bind_wait = devs.iter().map(|d| d.bind_wait).max().unwrap_or_default();
+        let device_mode = devs.first().map(|d| d.mode());
         let cores = devs.len();
         let inboxes: Vec<Inbox> = (0..cores)
             .map(|_| Arc::new(ArrayQueue::new(QUEUE_FRAMES)))
@@ -186,6 +188,7 @@ impl<A: CoreApp> Runtime<A> {
             counters: Vec::new(),
             snapshot_requests: Vec::new(),
             bind_wait,
+            device_mode,
         };
         for (core, dev) in devs.into_iter().enumerate() {
             let mut iface = Interface::new(iface_cfg.clone());
@@ -241,6 +244,12 @@ impl<A: CoreApp> Runtime<A> {
     /// closed socket still held (zero when it was free).
     pub fn bind_wait(&self) -> Duration {
         self.bind_wait
+    }
+
+    /// What the AF_XDP sockets were granted (zero-copy or copy, the XDP
+    /// mode, busy polling): every program says it in its first lines.
+    pub fn device_mode(&self) -> Option<crate::device::afxdp::DeviceMode> {
+        self.device_mode
     }
 
     pub fn cores(&self) -> usize {

@@ -144,6 +144,54 @@ pub struct AfXdpConfig {
     /// How long to wait for a queue that a closed socket still holds (the
     /// kernel releases it asynchronously) before giving up.
     pub bind_timeout: std::time::Duration,
+    /// Preferred busy polling: the driver's NAPI runs in our loop's
+    /// syscalls instead of its interrupts (`None`: off).
+    pub busy_poll: Option<BusyPoll>,
+}
+
+/// Preferred busy polling on the socket (Linux 5.11+): SO_PREFER_BUSY_POLL
+/// with SO_BUSY_POLL microseconds and SO_BUSY_POLL_BUDGET packets per poll.
+/// It pays on a NIC whose driver defers its interrupts
+/// (`napi_defer_hard_irqs`, `gro_flush_timeout`); on veth it changes
+/// little.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    pub usecs: u32,
+    pub budget: u32,
+}
+
+/// How a socket ended up bound: what the kernel and driver granted, which
+/// may be less than asked (zero-copy falls back to copy mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMode {
+    pub zero_copy: bool,
+    pub driver: bool,
+    pub multi_buffer: bool,
+    pub busy_poll: Option<BusyPoll>,
+}
+
+impl std::fmt::Display for DeviceMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let copy = if self.zero_copy {
+            "zero-copy"
+        } else {
+            "copy mode"
+        };
+        let xdp = if self.driver {
+            "driver XDP"
+        } else {
+            "generic XDP"
+        };
+        write!(f, "{copy}, {xdp}, ")?;
+        match self.busy_poll {
+            Some(b) => write!(f, "busy poll {} us (budget {})", b.usecs, b.budget)?,
+            None => write!(f, "busy poll off")?,
+        }
+        if self.multi_buffer {
+            write!(f, ", multi-buffer")?;
+        }
+        Ok(())
+    }
 }
 
 /// Waits on a queue's release at least this long are reported on stderr.
@@ -169,6 +217,7 @@ impl AfXdpConfig {
             mode: XdpMode::Generic,
             addresses: Vec::new(),
             bind_timeout: std::time::Duration::from_secs(10),
+            busy_poll: None,
         }
     }
 }
@@ -396,6 +445,34 @@ fn rx_range(d: &XdpDesc, frame_size: u32, umem_len: u64) -> Option<(u64, usize)>
 // SAFETY: the raw pointers are into mappings owned by this value; it is
 // moved to, and used by, one thread at a time.
 unsafe impl Send for AfXdp {}
+
+/// SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET on `fd`.
+fn set_busy_poll(fd: i32, b: BusyPoll) -> io::Result<()> {
+    // The values from <asm-generic/socket.h> (libc lacks the last two).
+    const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+    const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+    let opts = [
+        (SO_PREFER_BUSY_POLL, 1),
+        (libc::SO_BUSY_POLL, b.usecs as libc::c_int),
+        (SO_BUSY_POLL_BUDGET, b.budget as libc::c_int),
+    ];
+    for (opt, v) in opts {
+        // SAFETY: an int option of the size given, read by the kernel only.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
 
 fn setsockopt<T>(fd: i32, opt: libc::c_int, v: &T, what: &str) -> Result<(), AfXdpError> {
     // SAFETY: `v` is a valid `T` for the duration of the call and its size
@@ -675,6 +752,21 @@ impl AfXdp {
         })?;
         let zero_copy = flags & XDP_ZEROCOPY != 0;
         let multi_buffer = flags & XDP_USE_SG != 0;
+        if cfg.mode == XdpMode::Driver && !zero_copy && cfg.queue == 0 {
+            eprintln!(
+                "xdptcp: {}: the driver ({}) offers no zero-copy AF_XDP here; running in copy mode",
+                cfg.ifname,
+                interface_driver(&cfg.ifname).unwrap_or_else(|_| "unknown".into())
+            );
+        }
+        if let Some(b) = cfg.busy_poll {
+            set_busy_poll(fd, b).map_err(|e| {
+                err(
+                    &format!("busy polling on {} (SO_PREFER_BUSY_POLL needs Linux 5.11 and CAP_NET_ADMIN for the budget)", cfg.ifname),
+                    e,
+                )
+            })?;
+        }
         // Without multi-buffer a frame we send must fit one UMEM frame
         // (with its 14-byte Ethernet header); with it, up to a jumbo frame
         // in pieces.
@@ -715,6 +807,17 @@ impl AfXdp {
             rx_invalid: 0,
             tx_frames: 0,
         })
+    }
+
+    /// What the socket was granted (zero-copy or copy, the XDP mode, busy
+    /// polling).
+    pub fn mode(&self) -> DeviceMode {
+        DeviceMode {
+            zero_copy: self.zero_copy,
+            driver: self.cfg.mode == XdpMode::Driver,
+            multi_buffer: self.multi_buffer,
+            busy_poll: self.cfg.busy_poll,
+        }
     }
 
     /// Frames held by us right now (free list), for leak checks: with no
@@ -927,7 +1030,9 @@ impl Device for AfXdp {
             self.rx_frames += frames as u64;
         }
         self.top_up_fill();
-        if self.fill.needs_wakeup() {
+        // With preferred busy polling the driver's NAPI runs only when we
+        // ask: a non-blocking receive call does it when nothing came.
+        if self.fill.needs_wakeup() || (n == 0 && self.cfg.busy_poll.is_some()) {
             self.wait(0);
         }
         frames
