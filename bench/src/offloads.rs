@@ -17,8 +17,11 @@ const FEATURES: [(&str, &str); 5] = [
     ("gro", "generic-receive-offload"),
 ];
 
+/// Features by their `ethtool -K` name, each on or off.
+type States = Vec<(&'static str, bool)>;
+
 /// What each interface had before we turned its offloads off.
-static SAVED: Mutex<Vec<(String, Vec<(&'static str, bool)>)>> = Mutex::new(Vec::new());
+static SAVED: Mutex<Vec<(String, States)>> = Mutex::new(Vec::new());
 
 fn ethtool(args: &[&str]) -> Result<String, String> {
     let o = Command::new("ethtool")
@@ -36,7 +39,7 @@ fn ethtool(args: &[&str]) -> Result<String, String> {
 }
 
 /// The features' current states, from `ethtool -k` text.
-fn parse(text: &str) -> Vec<(&'static str, bool)> {
+fn parse(text: &str) -> States {
     let states: HashMap<&str, bool> = text
         .lines()
         .filter_map(|l| l.split_once(':'))
