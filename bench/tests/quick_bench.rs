@@ -195,7 +195,7 @@ fn check_report(
     stdout: &str,
     family: &str,
 ) -> Value {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert_eq!(
         v["failures"].as_array().unwrap().len(),
         0,

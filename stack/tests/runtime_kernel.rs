@@ -294,6 +294,14 @@ fn spread_flows(tag: &str, subnet: u8, ipv6: bool) {
             total += mine;
         }
         assert_eq!(total, 2 * n);
+        // Both queues carried traffic: each socket received and sent
+        // frames of its own (its queue's counters, before any hand-off).
+        for (q, c) in counters.iter().enumerate() {
+            assert!(
+                c.rx_frames > 0 && c.tx_frames > 0,
+                "queue {q} carried nothing: {c}"
+            );
+        }
 
         // Nothing lost in the hand-off: what one core passed on, the other
         // took over, and nothing was dropped.
