@@ -4,6 +4,10 @@
 use crate::units::{parse_duration, parse_unsent_limit};
 use clap::Args;
 use std::time::Duration;
+use xdptcp::api::config::{
+    Algorithm, BusyPoll, Keepalive, Limits, PollMode, RxChecksum, StackConfig, UnsentLimit, XdpMode,
+};
+use xdptcp::api::{CoreApp, Runtime};
 
 /// Where our stack lives and how it runs.
 #[derive(Args)]
@@ -30,7 +34,7 @@ pub struct NetArgs {
     pub cpus: String,
     /// busy: spin on the rings; adaptive: block when idle.
     #[arg(long, default_value = "busy")]
-    pub poll: xdptcp::runtime::PollMode,
+    pub poll: PollMode,
     /// Attach XDP in generic (any interface) or driver mode (veth, NICs with XDP).
     #[arg(long, default_value = "generic")]
     pub xdp_mode: String,
@@ -59,23 +63,23 @@ pub struct NetArgs {
     /// trust-partial (accept them), auto (accept on veth, verify on
     /// anything else). Every other checksum is always verified.
     #[arg(long, default_value = "auto")]
-    pub rx_checksum: xdptcp::iface::RxChecksum,
+    pub rx_checksum: RxChecksum,
     /// Congestion control: bbr (the stack's default: model-based and
     /// paced, unmoved by random loss, short queues), cubic or newreno
     /// (loss-based, as the RFCs describe). See docs/DEEP_DIVE.md.
     #[arg(long)]
-    pub cc: Option<xdptcp::tcp::congestion::Algorithm>,
+    pub cc: Option<Algorithm>,
     /// Most connections each core holds open (TIME-WAIT not counted);
     /// SYNs beyond are dropped and counted (--stats).
-    #[arg(long, default_value_t = xdptcp::iface::Limits::default().max_connections)]
+    #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
     /// Most MiB of send and receive buffers each core's connections hold;
     /// beyond, new connections are refused and out-of-order data dropped.
-    #[arg(long, default_value_t = xdptcp::iface::Limits::default().max_buffer_bytes >> 20)]
+    #[arg(long, default_value_t = Limits::default().max_buffer_bytes >> 20)]
     pub max_buffer_mib: usize,
     /// Most TIME-WAIT records each core keeps; past it the oldest is
     /// recycled (counted in --stats), as Linux's tcp_max_tw_buckets.
-    #[arg(long, default_value_t = xdptcp::iface::Limits::default().max_time_wait)]
+    #[arg(long, default_value_t = Limits::default().max_time_wait)]
     pub max_time_wait: usize,
     /// Give up after this long (for example 30s, 1.5s).
     #[arg(long, default_value = "3600s", value_parser = parse_duration)]
@@ -86,43 +90,32 @@ pub struct NetArgs {
     /// size such as 256K. Lower: what is written waits less; too low: the
     /// sender runs dry between turns.
     #[arg(long, default_value = "auto", value_parser = parse_unsent_limit)]
-    pub unsent_limit: xdptcp::tcp::UnsentLimit,
+    pub unsent_limit: UnsentLimit,
 }
 
-pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
-    n: &NetArgs,
-    make_app: impl FnMut(usize) -> A,
-) -> Result<xdptcp::runtime::Runtime<A>, String> {
-    use xdptcp::device::afxdp::{AfXdpConfig, XdpMode};
-    let setup = crate::stream::NetSetup::parse(&n.dev, &n.ip, &n.gateway)?;
-    let mode = match n.xdp_mode.as_str() {
-        "generic" => XdpMode::Generic,
-        "driver" => XdpMode::Driver,
-        m => return Err(format!("--xdp-mode '{m}': use generic or driver")),
-    };
-    if ![2048, 4096].contains(&n.frame_size) {
-        return Err(format!("--frame-size {}: use 2048 or 4096", n.frame_size));
-    }
-    if !n.ring_size.is_power_of_two() || n.ring_size * 2 > n.frames {
-        return Err(format!(
-            "--ring-size {} with --frames {}: the ring size must be a power of two and at most half the frames",
-            n.ring_size, n.frames
-        ));
-    }
-    let cfg = xdptcp::runtime::RuntimeConfig {
-        afxdp: AfXdpConfig {
-            mode,
-            frame_size: n.frame_size,
-            frames: n.frames,
-            ring_size: n.ring_size,
-            busy_poll: n.busy_poll.map(|usecs| xdptcp::device::afxdp::BusyPoll {
-                usecs,
-                budget: n.busy_poll_budget,
-            }),
-            ..AfXdpConfig::new(&setup.ifname)
-        },
-        queues: n.queues,
-        pin: match n.cpus.as_str() {
+impl NetArgs {
+    /// The stack's configuration these flags describe (the flags every
+    /// program shares, read in this one place).
+    pub fn stack_config(&self) -> Result<StackConfig, String> {
+        let setup = crate::stream::NetSetup::parse(&self.dev, &self.ip, &self.gateway)?;
+        let mode = match self.xdp_mode.as_str() {
+            "generic" => XdpMode::Generic,
+            "driver" => XdpMode::Driver,
+            m => return Err(format!("--xdp-mode '{m}': use generic or driver")),
+        };
+        if ![2048, 4096].contains(&self.frame_size) {
+            return Err(format!(
+                "--frame-size {}: use 2048 or 4096",
+                self.frame_size
+            ));
+        }
+        if !self.ring_size.is_power_of_two() || self.ring_size * 2 > self.frames {
+            return Err(format!(
+                "--ring-size {} with --frames {}: the ring size must be a power of two and at most half the frames",
+                self.ring_size, self.frames
+            ));
+        }
+        let pin = match self.cpus.as_str() {
             "none" => None,
             "" => Some(Vec::new()),
             list => Some(
@@ -131,39 +124,55 @@ pub fn start_runtime<A: xdptcp::runtime::CoreApp>(
                     .collect::<Result<_, _>>()
                     .map_err(|_| format!("--cpus '{list}': use a list like 0,1 or 'none'"))?,
             ),
-        },
-        poll: n.poll,
-        iface: setup.iface_config()?,
-        ipv6: setup.ipv6.clone(),
-        ipv6_gateway: setup.gateway6,
-        limits: xdptcp::iface::Limits {
-            max_connections: n.max_connections,
-            max_buffer_bytes: n.max_buffer_mib << 20,
-            max_time_wait: n.max_time_wait,
-        },
-    };
-    let mut cfg = cfg;
-    cfg.iface.rx_checksum = n.rx_checksum;
-    cfg.iface.tcp.unsent_limit = n.unsent_limit;
-    if let Some(cc) = n.cc {
-        cfg.iface.tcp.congestion = cc;
+        };
+        let busy_poll = self.busy_poll.map(|usecs| BusyPoll {
+            usecs,
+            budget: self.busy_poll_budget,
+        });
+        let mut cfg = setup
+            .stack_config()?
+            .xdp_mode(mode)
+            .frame_size(self.frame_size)
+            .frames(self.frames, self.ring_size)
+            .busy_poll(busy_poll)
+            .queues(self.queues)
+            .pin(pin)
+            .poll(self.poll)
+            .limits(Limits {
+                max_connections: self.max_connections,
+                max_buffer_bytes: self.max_buffer_mib << 20,
+                max_time_wait: self.max_time_wait,
+            })
+            .rx_checksum(self.rx_checksum)
+            .unsent_limit(self.unsent_limit)
+            // A peer that vanishes while we wait for it (no FIN, no RST)
+            // is found by keepalive probes: after 10 s of silence, 3
+            // probes 2 s apart.
+            .keepalive(Some(Keepalive {
+                idle: Duration::from_secs(10),
+                interval: Duration::from_secs(2),
+                count: 3,
+            }));
+        if let Some(cc) = self.cc {
+            cfg = cfg.congestion(cc);
+        }
+        Ok(cfg)
     }
-    // A peer that vanishes while we wait for it (no FIN, no RST) is found
-    // by keepalive probes: after 10 s of silence, 3 probes 2 s apart.
-    cfg.iface.tcp.keepalive = Some(xdptcp::tcp::Keepalive {
-        idle: Duration::from_secs(10),
-        interval: Duration::from_secs(2),
-        count: 3,
-    });
-    let rt = xdptcp::runtime::Runtime::start(cfg, make_app).map_err(|e| e.to_string())?;
+}
+
+/// Starts the per-core runtime these flags describe, each core running
+/// `make_app(core)`, and says first what AF_XDP granted.
+pub fn start_runtime<A: CoreApp>(
+    n: &NetArgs,
+    make_app: impl FnMut(usize) -> A,
+) -> Result<Runtime<A>, String> {
+    let cfg = n.stack_config()?;
+    let dev = cfg.interface().to_string();
+    let rt = Runtime::start(cfg, make_app).map_err(|e| e.to_string())?;
     // What the kernel and driver granted, first thing: a run in copy mode
     // is not a run in zero-copy mode.
     if let Some(mode) = rt.device_mode() {
-        eprintln!(
-            "xdptcp: AF_XDP on {} ({} queue(s)): {mode}",
-            setup.ifname,
-            rt.cores()
-        );
+        eprintln!("xdptcp: AF_XDP on {dev} ({} queue(s)): {mode}", rt.cores());
     }
     Ok(rt)
 }

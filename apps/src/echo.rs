@@ -12,9 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use xdptcp::api::percore::{Ctx, Handler, Stream};
-use xdptcp::iface::Handle;
-use xdptcp::tcp::ConnError;
-use xdptcp::time::Instant;
+use xdptcp::api::{ConnError, Handle, Instant};
 
 pub struct EchoServer {
     pub port: u16,

@@ -12,11 +12,10 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
+use xdptcp::api::config::{StackConfig, TcpConfig, XdpMode};
 use xdptcp::api::percore::Dispatch;
-use xdptcp::device::afxdp::XdpMode;
-use xdptcp::runtime::{CoreApp, Runtime, RuntimeConfig};
+use xdptcp::api::{CoreApp, Runtime};
 use xdptcp::simulation::DataSource;
-use xdptcp::tcp::Config;
 use xdptcp_tools::topology::Topology;
 
 const PORT: u16 = 5001;
@@ -109,18 +108,18 @@ fn runtime<A: CoreApp>(
     queues: u32,
     make_app: impl FnMut(usize) -> A,
 ) -> Result<Runtime<A>, String> {
-    let mut cfg =
-        RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24).map_err(|e| e.to_string())?;
+    let mut cfg = StackConfig::new(&t.dev, t.our_ip(), 24)
+        .map_err(|e| e.to_string())?
+        .queues(queues)
+        .tcp(TcpConfig {
+            send_buffer: 4 << 20,
+            recv_buffer: 4 << 20,
+            ..TcpConfig::default()
+        });
     // veth spreads frames over its queues only in driver mode.
     if queues > 1 {
-        cfg.afxdp.mode = XdpMode::Driver;
+        cfg = cfg.xdp_mode(XdpMode::Driver);
     }
-    cfg.queues = queues;
-    cfg.iface.tcp = Config {
-        send_buffer: 4 << 20,
-        recv_buffer: 4 << 20,
-        ..Config::default()
-    };
     Runtime::start(cfg, make_app).map_err(|e| e.to_string())
 }
 

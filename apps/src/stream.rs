@@ -19,12 +19,12 @@
 use crate::digest::{self, Algorithm, Hasher};
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use xdptcp::api::config::StackConfig;
 use xdptcp::api::percore::{Ctx, Handler, Stream};
-use xdptcp::iface::Handle;
-use xdptcp::tcp::{ConnError, TcpError};
+use xdptcp::api::{ConnError, Handle, TcpError};
 
 /// What one side of a transfer saw, shared with the main thread.
 #[derive(Default)]
@@ -652,15 +652,19 @@ impl NetSetup {
         })
     }
 
-    /// The interface's MAC, a random ISN key, our address and gateway.
-    pub fn iface_config(&self) -> Result<xdptcp::iface::IfaceConfig, String> {
-        let base =
-            xdptcp::runtime::RuntimeConfig::for_interface(&self.ifname, self.ip, self.prefix_len)
-                .map_err(|e| e.to_string())?;
-        Ok(xdptcp::iface::IfaceConfig {
-            gateway: self.gateway,
-            ..base.iface
-        })
+    /// The stack's configuration for this place: the interface (its MAC,
+    /// a random ISN key), our addresses and the gateways.
+    pub fn stack_config(&self) -> Result<StackConfig, String> {
+        let mut c = StackConfig::new(&self.ifname, self.ip, self.prefix_len)
+            .map_err(|e| format!("{}: {e}", self.ifname))?;
+        for &(a, p) in &self.ipv6 {
+            c = c.ipv6(a, p);
+        }
+        let routers = self.gateway.map(IpAddr::V4).into_iter();
+        for g in routers.chain(self.gateway6.map(IpAddr::V6)) {
+            c = c.gateway(g);
+        }
+        Ok(c)
     }
 }
 

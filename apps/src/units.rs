@@ -30,8 +30,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Parses a bound on unsent bytes: `auto`, `off` (or `none`), or a size
 /// as `parse_size` reads it.
-pub fn parse_unsent_limit(s: &str) -> Result<xdptcp::tcp::UnsentLimit, String> {
-    use xdptcp::tcp::UnsentLimit;
+pub fn parse_unsent_limit(s: &str) -> Result<xdptcp::api::config::UnsentLimit, String> {
+    use xdptcp::api::config::UnsentLimit;
     match s.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(UnsentLimit::Auto),
         "off" | "none" => Ok(UnsentLimit::Off),
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn unsent_limits_parse_the_forms_a_user_types() {
-        use xdptcp::tcp::UnsentLimit;
+        use xdptcp::api::config::UnsentLimit;
         assert_eq!(parse_unsent_limit("auto"), Ok(UnsentLimit::Auto));
         assert_eq!(parse_unsent_limit("OFF"), Ok(UnsentLimit::Off));
         assert_eq!(parse_unsent_limit("65536"), Ok(UnsentLimit::Bytes(65536)));

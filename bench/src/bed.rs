@@ -25,10 +25,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xdptcp::api::config::{
+    interface_mac, Algorithm, BusyPoll, DeviceMode, StackConfig, UnsentLimit,
+};
 use xdptcp::api::socket::{Stack, TcpStream};
-use xdptcp::runtime::RuntimeConfig;
-use xdptcp::tcp::congestion::Algorithm;
-use xdptcp::tcp::UnsentLimit;
 use xdptcp_tools::topology::{Spec, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,21 +261,23 @@ impl End {
     pub fn start_ours<T: Send>(
         &self,
         settings: &Settings,
-        start: impl FnOnce(RuntimeConfig) -> Result<T, String> + Send,
+        start: impl FnOnce(StackConfig) -> Result<T, String> + Send,
     ) -> Result<T, String> {
         std::thread::scope(|s| {
             s.spawn(|| {
                 self.enter().map_err(|e| e.to_string())?;
                 let dev = &self.dev;
                 let (ip, prefix) = self.ours;
-                let mut cfg =
-                    RuntimeConfig::for_interface(dev, ip, prefix).map_err(|e| e.to_string())?;
-                cfg.ipv6 = self.ours6.into_iter().collect();
-                cfg.pin = Some(vec![self.cpu]);
-                cfg.iface.tcp.congestion = settings.cc;
-                cfg.iface.tcp.unsent_limit = settings.unsent_limit;
-                cfg.afxdp.frame_size = settings.frame_size();
-                cfg.afxdp.busy_poll = settings.busy_poll;
+                let mut cfg = StackConfig::new(dev, ip, prefix)
+                    .map_err(|e| e.to_string())?
+                    .pin(Some(vec![self.cpu]))
+                    .congestion(settings.cc)
+                    .unsent_limit(settings.unsent_limit)
+                    .frame_size(settings.frame_size())
+                    .busy_poll(settings.busy_poll);
+                if let Some((a, p)) = self.ours6 {
+                    cfg = cfg.ipv6(a, p);
+                }
                 start(cfg).map_err(|e| format!("our stack on {dev}: {e}"))
             })
             .join()
@@ -293,7 +295,7 @@ pub struct Settings {
     pub unsent_limit: UnsentLimit,
     pub mtu: u32,
     /// Preferred busy polling on our AF_XDP sockets.
-    pub busy_poll: Option<xdptcp::device::afxdp::BusyPoll>,
+    pub busy_poll: Option<BusyPoll>,
 }
 
 impl Settings {
@@ -362,8 +364,7 @@ impl Bed {
             }
         };
         let mac = |side: &str, dev: &str| {
-            in_namespace(side, || xdptcp::device::afxdp::interface_mac(dev))
-                .map_err(|e| format!("{dev}: {e}"))
+            in_namespace(side, || interface_mac(dev)).map_err(|e| format!("{dev}: {e}"))
         };
         let o = topo.peer_ip().octets();
         let client = End {
@@ -593,7 +594,7 @@ static DEVICE_MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Notes (and, the first time, prints) what an AF_XDP socket of ours was
 /// granted: zero-copy or copy, the XDP mode, busy polling.
-pub fn note_device_mode(dev: &str, mode: Option<xdptcp::device::afxdp::DeviceMode>) {
+pub fn note_device_mode(dev: &str, mode: Option<DeviceMode>) {
     if let Some(m) = mode {
         if DEVICE_MODE.set(m.to_string()).is_ok() {
             eprintln!("xdptcp: AF_XDP on {dev}: {m}");

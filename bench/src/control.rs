@@ -31,8 +31,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use xdptcp::tcp::congestion::Algorithm;
-use xdptcp::tcp::UnsentLimit;
+use xdptcp::api::config::{interface_mtu, Algorithm, BusyPoll, UnsentLimit};
 
 /// The default port of `xdptcp-bench serve`.
 pub const PORT: u16 = 5201;
@@ -298,10 +297,10 @@ fn serve_one(s: TcpStream, end: &End, base: Instant) -> Result<(), String> {
     let f = fields(&hello);
     let cc: Algorithm = field(&f, "cc")?.parse().map_err(|e| format!("{e:?}"))?;
     let unsent_limit = apps::units::parse_unsent_limit(field(&f, "unsent")?)?;
-    let mtu = xdptcp::device::afxdp::interface_mtu(&end.dev).map_err(|e| e.to_string())? as u32;
+    let mtu = interface_mtu(&end.dev).map_err(|e| e.to_string())? as u32;
     let busy_poll = match field(&f, "busy_poll")? {
         "off" => None,
-        n => Some(xdptcp::device::afxdp::BusyPoll {
+        n => Some(BusyPoll {
             usecs: n.parse().map_err(|_| "bad busy_poll")?,
             budget: 64,
         }),

@@ -3,6 +3,8 @@
 //! project's AF_XDP device, the other receives and counts them. What TCP
 //! over that path could at most carry is the same frames' payload less
 //! the TCP/IP headers (and the ACKs' share of the path, not counted).
+//! It measures the device layer with no stack above it, so it is the one
+//! place in apps/ and bench/ that opens `device` directly.
 
 use crate::bed::{Bed, End, Settings};
 use crate::job::{Job, Outcome, Serving};
@@ -105,7 +107,7 @@ fn count(
 ) -> Result<(), String> {
     let mut dev = open(end, settings)?;
     ready();
-    let now = xdptcp::time::Instant::ZERO;
+    let now = xdptcp::api::Instant::ZERO;
     while !stop.load(Ordering::Relaxed) {
         let n = dev.receive(now, 64, &mut |_| {});
         received.fetch_add(n as u64, Ordering::Relaxed);
@@ -125,7 +127,7 @@ fn send(
     let mut dev = open(end, settings)?;
     let mtu = settings.mtu as usize;
     let frame = build_frame(end.mac, to_mac, end.ours.0, to_ip, mtu);
-    let now = xdptcp::time::Instant::ZERO;
+    let now = xdptcp::api::Instant::ZERO;
     let t0 = Instant::now();
     let mut sent = 0u64;
     while t0.elapsed() < dur {

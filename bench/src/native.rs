@@ -14,10 +14,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xdptcp::api::percore::{Ctx, Dispatch, Handler, Stream};
-use xdptcp::iface::Handle;
-use xdptcp::runtime::stats::CoreCountersValue;
-use xdptcp::runtime::Runtime;
-use xdptcp::tcp::ConnError;
+use xdptcp::api::{ConnError, CoreCountersValue, Handle, Runtime};
 
 /// Starts `handler` on one stack of its own at `end`.
 fn start<H: Handler>(

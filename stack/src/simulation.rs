@@ -4,7 +4,9 @@
 //! same run.
 
 use crate::device::rng::SimRng;
-use crate::device::sim::{self, LinkConfig, PipeStats, SimPort};
+/// The simulated link's faults and rates, for a [`TransferSpec`].
+pub use crate::device::sim::LinkConfig;
+use crate::device::sim::{self, PipeStats, SimPort};
 use crate::device::Device;
 use crate::iface::{Handle, IfaceConfig, Interface, RxChecksum};
 use crate::tcp::stats::Snapshot;

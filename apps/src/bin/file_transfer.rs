@@ -15,10 +15,8 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use xdptcp::device::sim::LinkConfig;
-use xdptcp::simulation::{run_transfer_from, DataSource, TransferReport, TransferSpec};
-use xdptcp::tcp::congestion::Algorithm;
-use xdptcp::tcp::Config;
+use xdptcp::api::config::{Algorithm, TcpConfig as Config};
+use xdptcp::simulation::{run_transfer_from, DataSource, LinkConfig, TransferReport, TransferSpec};
 
 #[derive(Parser)]
 #[command(version, about = "Verified file transfer over the xdptcp stack")]
@@ -407,7 +405,7 @@ fn sim(a: &SimArgs) -> Result<bool, String> {
     let wall = std::time::Instant::now();
     let quiet = a.quiet;
     let mut last_shown = 0u64;
-    let mut progress = |got: u64, now: xdptcp::time::Instant| {
+    let mut progress = |got: u64, now: xdptcp::api::Instant| {
         // About every 10% (and never more often than every MiB).
         if quiet || got < last_shown + (bytes / 10).max(1 << 20) {
             return;
@@ -465,7 +463,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn options(s: &xdptcp::tcp::stats::Snapshot) -> String {
+fn options(s: &xdptcp::api::ConnectionSnapshot) -> String {
     let mut o = Vec::new();
     if let Some((ours, theirs)) = s.window_scale {
         o.push(format!("window scale {ours}/{theirs}"));
@@ -612,8 +610,8 @@ fn json(o: &Outcome, a: &SimArgs) -> String {
 /// about once a second; returns false on timeout.
 /// On a terminal: a progress bar with rate and ETA (`total` known) or a
 /// byte counter; otherwise a plain line a second.
-fn watch<A: xdptcp::runtime::CoreApp>(
-    rt: &xdptcp::runtime::Runtime<A>,
+fn watch<A: xdptcp::api::CoreApp>(
+    rt: &xdptcp::api::Runtime<A>,
     n: &NetArgs,
     progress: &apps::stream::Progress,
     verb: &str,

@@ -214,14 +214,18 @@ fn send(t: &Topology, size: u64, sender: Sender, to: SocketAddr) -> Result<(), S
         }
     };
     if let Sender::Xdptcp(cc) = sender {
-        let mut cfg = xdptcp::runtime::RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
-            .map_err(|e| e.to_string())?;
-        cfg.iface.gateway = t.gateway();
-        if ipv6() {
-            cfg.ipv6 = vec![(t.our_ip6(), 64)];
-            cfg.ipv6_gateway = t.gateway6();
+        let mut cfg = xdptcp::api::config::StackConfig::new(&t.dev, t.our_ip(), 24)
+            .map_err(|e| e.to_string())?
+            .congestion(cc.parse()?);
+        if let Some(g) = t.gateway() {
+            cfg = cfg.gateway(g.into());
         }
-        cfg.iface.tcp.congestion = cc.parse()?;
+        if ipv6() {
+            cfg = cfg.ipv6(t.our_ip6(), 64);
+            if let Some(g) = t.gateway6() {
+                cfg = cfg.gateway(g.into());
+            }
+        }
         let stack = xdptcp::api::socket::Stack::start(cfg).map_err(|e| e.to_string())?;
         let mut c =
             xdptcp::api::socket::TcpStream::connect(&stack, to).map_err(|e| e.to_string())?;

@@ -128,10 +128,10 @@ fn measure(
             t.enter_ours().map_err(|e| e.to_string())?;
             let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("bounds");
             if xdptcp {
-                let mut cfg = xdptcp::runtime::RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24)
+                let mut cfg = xdptcp::api::config::StackConfig::new(&t.dev, t.our_ip(), 24)
                     .map_err(|e| e.to_string())?;
                 if ipv6 {
-                    cfg.ipv6 = vec![(t.our_ip6(), 64)];
+                    cfg = cfg.ipv6(t.our_ip6(), 64);
                 }
                 let stack = xdptcp::api::socket::Stack::start(cfg).map_err(|e| e.to_string())?;
                 let mut c = xdptcp::api::socket::TcpStream::connect(&stack, to)

@@ -14,8 +14,9 @@ use std::net::{SocketAddrV4, TcpStream};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xdptcp::api::config::StackConfig;
 use xdptcp::api::percore::Dispatch;
-use xdptcp::runtime::{Runtime, RuntimeConfig};
+use xdptcp::api::Runtime;
 use xdptcp_tools::topology::{Spec, Topology};
 
 const PORT: u16 = 7;
@@ -64,9 +65,9 @@ fn run() -> Result<(), String> {
     let rt = std::thread::scope(|s| {
         s.spawn(|| -> Result<Runtime<Dispatch<EchoServer>>, String> {
             t.enter_ours().map_err(|e| e.to_string())?;
-            let mut cfg =
-                RuntimeConfig::for_interface(&t.dev, t.our_ip(), 24).map_err(|e| e.to_string())?;
-            cfg.pin = Some(vec![0]);
+            let cfg = StackConfig::new(&t.dev, t.our_ip(), 24)
+                .map_err(|e| e.to_string())?
+                .pin(Some(vec![0]));
             Runtime::start(cfg, |_| {
                 Dispatch::new(EchoServer {
                     port: PORT,

@@ -19,6 +19,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xdptcp::api::config::{
+    interface_mac, interface_mtu, Algorithm, BusyPoll, UnsentLimit, UNSENT_AUTO_MAX,
+};
 
 #[derive(Parser)]
 #[command(
@@ -61,7 +64,7 @@ struct Args {
     mtu: u32,
     /// Our stack's congestion control: bbr (its default), cubic or newreno.
     #[arg(long, default_value = "bbr")]
-    cc: xdptcp::tcp::congestion::Algorithm,
+    cc: Algorithm,
     /// Bytes of the file the file-transfer scenario moves (default 256 MiB;
     /// 32 MiB with --quick).
     #[arg(long)]
@@ -70,7 +73,7 @@ struct Args {
     /// from the path, the default), off, or bytes (64K). The kernel's
     /// "-lowat" runs use the same bound (auto: 64K, the most ours takes).
     #[arg(long, default_value = "auto", value_parser = apps::units::parse_unsent_limit)]
-    unsent_limit: xdptcp::tcp::UnsentLimit,
+    unsent_limit: UnsentLimit,
     /// Every connection over IPv6 (fd00:N::/64 beside 10.N.0.0/24 on the
     /// same veth path), both stacks; the device figures count IPv6's
     /// header overhead.
@@ -128,7 +131,7 @@ impl HostArgs {
             .ip
             .as_deref()
             .ok_or("--ip ADDR/PREFIX (our stack's address) is needed across two hosts")?;
-        let mac = xdptcp::device::afxdp::interface_mac(dev).map_err(|e| format!("{dev}: {e}"))?;
+        let mac = interface_mac(dev).map_err(|e| format!("{dev}: {e}"))?;
         let ours = control::parse_cidr(ip)?;
         Ok(End {
             netns: None,
@@ -144,11 +147,11 @@ impl HostArgs {
 
 /// The kernel's TCP_NOTSENT_LOWAT for a bound of ours: the same bytes, and
 /// for `auto` the most it comes to (64 KiB).
-fn kernel_lowat(l: xdptcp::tcp::UnsentLimit) -> Option<u32> {
+fn kernel_lowat(l: UnsentLimit) -> Option<u32> {
     match l {
-        xdptcp::tcp::UnsentLimit::Auto => Some(xdptcp::tcp::unsent::AUTO_MAX as u32),
-        xdptcp::tcp::UnsentLimit::Bytes(n) => Some(n.min(i32::MAX as usize) as u32),
-        xdptcp::tcp::UnsentLimit::Off => None,
+        UnsentLimit::Auto => Some(UNSENT_AUTO_MAX as u32),
+        UnsentLimit::Bytes(n) => Some(n.min(i32::MAX as usize) as u32),
+        UnsentLimit::Off => None,
     }
 }
 
@@ -194,7 +197,7 @@ struct Plan {
     line: Duration,
     file: u64,
     mtu: u32,
-    unsent_limit: xdptcp::tcp::UnsentLimit,
+    unsent_limit: UnsentLimit,
     ipv6: bool,
 }
 
@@ -222,9 +225,7 @@ fn run(a: &Args) -> Result<(), String> {
         cc: a.cc,
         unsent_limit: a.unsent_limit,
         mtu: a.mtu,
-        busy_poll: a
-            .busy_poll
-            .map(|usecs| xdptcp::device::afxdp::BusyPoll { usecs, budget: 64 }),
+        busy_poll: a.busy_poll.map(|usecs| BusyPoll { usecs, budget: 64 }),
     };
     let remote = match &a.peer {
         None => None,
@@ -234,8 +235,8 @@ fn run(a: &Args) -> Result<(), String> {
             }
             let mut here = a.host.end(0)?;
             // Both stacks use the interface's MTU.
-            settings.mtu = xdptcp::device::afxdp::interface_mtu(&here.dev)
-                .map_err(|e| format!("{}: {e}", here.dev))? as u32;
+            settings.mtu =
+                interface_mtu(&here.dev).map_err(|e| format!("{}: {e}", here.dev))? as u32;
             let peer = resolve(peer)?;
             eprintln!("control connection to {peer}");
             let control = Control::connect(peer, &settings)?;

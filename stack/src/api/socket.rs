@@ -147,7 +147,8 @@ impl Drop for Stack {
 
 impl Stack {
     /// Opens the device and starts one core per queue.
-    pub fn start(mut cfg: RuntimeConfig) -> io::Result<Arc<Stack>> {
+    pub fn start(cfg: impl Into<RuntimeConfig>) -> io::Result<Arc<Stack>> {
+        let mut cfg: RuntimeConfig = cfg.into();
         // The application's threads wake through the scheduler, tens of
         // microseconds at best: the unsent bound must cover that, or the
         // writer starves TCP (BBR through a router reached 0.5-1.2 Gbit/s

@@ -133,9 +133,10 @@ impl<A: CoreApp> Runtime<A> {
     /// Opens one AF_XDP socket per queue and starts a core on each, with
     /// the application instance `make_app(core)`.
     pub fn start(
-        cfg: RuntimeConfig,
+        cfg: impl Into<RuntimeConfig>,
         mut make_app: impl FnMut(usize) -> A,
     ) -> Result<Self, AfXdpError> {
+        let cfg: RuntimeConfig = cfg.into();
         let queues = cfg.queues.max(1);
         let mut afxdp = cfg.afxdp.clone();
         // The XDP program takes only what this stack serves.
