@@ -145,6 +145,18 @@ impl Listener {
         Ok(())
     }
 
+    /// Waits up to `ms` milliseconds for a connection to accept.
+    pub fn wait_pending(&self, ms: i32) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut p, 1, ms) > 0 }
+    }
+
     pub fn accept(&self, how: KernelSocket) -> io::Result<Box<dyn Stream>> {
         let (s, _) = self.0.accept()?;
         s.set_nodelay(true)?;

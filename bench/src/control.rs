@@ -319,9 +319,9 @@ fn serve_one(s: TcpStream, end: &End, base: Instant) -> Result<(), String> {
         end.ours.1,
         end.cpu
     ))?;
-    let writer = Mutex::new(line.w.try_clone().map_err(|e| e.to_string())?);
-    let say = |l: &str| {
-        let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+    let writer = Arc::new(Mutex::new(line.w.try_clone().map_err(|e| e.to_string())?));
+    let say = move |w: &Mutex<TcpStream>, l: &str| {
+        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(w, "{l}");
     };
     loop {
@@ -331,11 +331,11 @@ fn serve_one(s: TcpStream, end: &End, base: Instant) -> Result<(), String> {
             Err(_) => return Ok(()),
         };
         if msg == "clock" {
-            say(&format!("clock ns={}", base.elapsed().as_nanos()));
+            say(&writer, &format!("clock ns={}", base.elapsed().as_nanos()));
             continue;
         }
         let Some(text) = msg.strip_prefix("job ") else {
-            say(&format!("error unknown request '{msg}'"));
+            say(&writer, &format!("error unknown request '{msg}'"));
             continue;
         };
         let job = match Job::parse(text) {
@@ -343,39 +343,47 @@ fn serve_one(s: TcpStream, end: &End, base: Instant) -> Result<(), String> {
             Err(e) => {
                 // Still the exchange the client expects: a refusal, its
                 // stop, and the same error to end.
-                say(&format!("error {e}"));
+                say(&writer, &format!("error {e}"));
                 line.expect("stop")?;
-                say("stopping");
-                say(&format!("error {e}"));
+                say(&writer, "stopping");
+                say(&writer, &format!("error {e}"));
                 continue;
             }
         };
         eprintln!("  {}", job.to_line());
-        let stop = AtomicBool::new(false);
-        let end = &end;
-        let settings = &settings;
-        let result = std::thread::scope(|sc| {
-            let h = sc.spawn(|| {
+        // The job runs on a thread of its own, so that a client that
+        // vanishes mid-job cannot leave this loop waiting on it.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        {
+            let (end, stop, w) = (end.clone(), stop.clone(), writer.clone());
+            std::thread::spawn(move || {
                 let ready = |r: Result<(), String>| match r {
-                    Ok(()) => say("ready"),
-                    Err(e) => say(&format!("error {}", e.replace('\n', " "))),
+                    Ok(()) => say(&w, "ready"),
+                    Err(e) => say(&w, &format!("error {}", e.replace('\n', " "))),
                 };
-                job::run(end, settings, base, &job, &ready, &stop)
+                let _ = done_tx.send(job::run(&end, &settings, base, &job, &ready, &stop));
             });
-            let heard = line.expect("stop");
-            stop.store(true, Ordering::Relaxed);
-            if heard.is_ok() {
-                say("stopping");
+        }
+        let heard = line.expect("stop");
+        stop.store(true, Ordering::Relaxed);
+        if heard.is_err() {
+            // Every half ends soon once stopped; one that does not is
+            // stuck, and this process with it.
+            if done.recv_timeout(Duration::from_secs(30)).is_err() {
+                crate::offloads::restore_all();
+                eprintln!("xdptcp-bench serve: a job of a vanished client did not end; exiting");
+                std::process::exit(3);
             }
-            let r = h
-                .join()
-                .map_err(|_| "the job panicked".to_string())
-                .and_then(|r| r);
-            heard.map(|_| r)
-        })?;
+            return Ok(());
+        }
+        say(&writer, "stopping");
+        let result = done
+            .recv()
+            .unwrap_or_else(|_| Err("the job panicked".to_string()));
         match result {
-            Ok(o) => say(&o.to_line()),
-            Err(e) => say(&format!("error {}", e.replace('\n', " "))),
+            Ok(o) => say(&writer, &o.to_line()),
+            Err(e) => say(&writer, &format!("error {}", e.replace('\n', " "))),
         }
     }
 }

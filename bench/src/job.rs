@@ -6,7 +6,7 @@
 //! live beside their client halves (`scenario.rs`, `native.rs`,
 //! `line_rate.rs`, `app_transfer.rs`).
 
-use crate::bed::{End, KernelSocket, Listener, Settings};
+use crate::bed::{End, KernelSocket, Listener, Settings, Stream};
 use hdrhistogram::Histogram;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -136,6 +136,20 @@ impl Serving<'_> {
     pub fn wait_stop(&self) {
         while !self.stopped() {
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The next connection on `l`, or an error once the client is done
+    /// (a client that failed before connecting must not leave the server
+    /// waiting for good).
+    pub fn accept(&self, l: &Listener, how: KernelSocket) -> Result<Box<dyn Stream>, String> {
+        loop {
+            if l.wait_pending(100) {
+                return l.accept(how).map_err(|e| format!("accept: {e}"));
+            }
+            if self.stopped() {
+                return Err("the client ended before connecting".into());
+            }
         }
     }
 

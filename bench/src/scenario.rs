@@ -90,10 +90,7 @@ pub fn bulk_server(
 ) -> Result<Outcome, String> {
     let l = s.listen(port)?;
     let streams: Vec<_> = (0..flows)
-        .map(|_| {
-            l.accept(KernelSocket::Big)
-                .map_err(|e| format!("accept: {e}"))
-        })
+        .map(|_| s.accept(&l, KernelSocket::Big))
         .collect::<Result<_, _>>()?;
     let start = std::sync::OnceLock::new();
     let _ = start.set(Instant::now());
@@ -245,7 +242,7 @@ pub fn chunks_server(
     stamps: Stamps,
 ) -> Result<Outcome, String> {
     let origin = stamps.origin(s.base);
-    let mut c = s.listen(port)?.accept(how).map_err(|e| e.to_string())?;
+    let mut c = s.accept(&s.listen(port)?, how)?;
     let mut h = histogram();
     let mut chunk = vec![0u8; CHUNK];
     let (mut bytes, t0) = (0u64, Instant::now());
@@ -328,7 +325,7 @@ pub fn echo_server(
     size: usize,
     how: KernelSocket,
 ) -> Result<Outcome, String> {
-    let mut c = s.listen(port)?.accept(how).map_err(|e| e.to_string())?;
+    let mut c = s.accept(&s.listen(port)?, how)?;
     let mut buf = vec![0u8; size];
     loop {
         match c.read_exact(&mut buf) {
@@ -361,7 +358,7 @@ pub fn crr(
     fast_open: bool,
 ) -> Result<RoundTrips, String> {
     let job = Job::KernelCrr { port, fast_open };
-    let (rt, _) = bed.with_server(job, |stop| {
+    let (rt, _) = bed.with_server(job, |_| {
         if fast_open {
             enable_fast_open()?;
         }
@@ -396,11 +393,6 @@ pub fn crr(
         };
         let r = run();
         let per_sec = n as f64 / t0.elapsed().as_secs_f64();
-        stop();
-        // One more connection wakes a server blocked in accept.
-        let _ = bed
-            .connect(port, KernelSocket::Big)
-            .map(|mut c| c.write_all(&msg));
         r.map(|_| RoundTrips {
             latency: h,
             per_sec,
@@ -422,7 +414,7 @@ pub fn crr_server(s: &Serving<'_>, port: u16, fast_open: bool) -> Result<Outcome
     s.ready();
     let mut buf = [0u8; 64];
     while !s.stopped() {
-        let Ok(mut c) = l.accept(KernelSocket::Big) else {
+        let Ok(mut c) = s.accept(&l, KernelSocket::Big) else {
             continue;
         };
         if c.read_exact(&mut buf).is_ok() {
