@@ -311,3 +311,99 @@ fn check_report(
     let _ = std::fs::remove_dir_all(dir);
     v
 }
+
+/// A client that asks for a job and vanishes before connecting its data
+/// connection must not leave `serve` waiting in accept: the job sees the
+/// stop and ends, and `serve --once` exits cleanly and soon (a server
+/// stuck in accept would be ended only by its 30 s watchdog, code 3).
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it"]
+fn serve_outlives_a_client_that_vanishes_mid_job() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::{Duration, Instant};
+    use xdptcp_tools::topology::{Spec, Topology};
+    xdptcp_tools::topology::require_root();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Topology::create_spec(
+        "vc",
+        Spec {
+            subnet: 201,
+            kernel_both: true,
+            ..Spec::default()
+        },
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_xdptcp-bench");
+    let peer_dev = format!("afxdp:{}", t.peer_dev);
+    let serve = t
+        .peer_cmd(&[
+            bin,
+            "serve",
+            "--once",
+            "--port",
+            "5301",
+            "--dev",
+            &peer_dev,
+            "--ip",
+            "10.201.0.3/24",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run xdptcp-bench serve");
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serve = Reap(serve);
+    // The client's side of the control protocol, by hand, from our
+    // namespace; it ends (and its connection closes) after "ready".
+    let hello_and_job = || -> Result<(), String> {
+        t.enter_ours().map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let s = loop {
+            match std::net::TcpStream::connect("10.201.0.2:5301") {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => return Err(format!("connect: {e}")),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        let mut say_and_hear = |say: &str, want: &str| -> Result<(), String> {
+            writeln!(w, "{say}").map_err(|e| e.to_string())?;
+            line.clear();
+            r.read_line(&mut line).map_err(|e| e.to_string())?;
+            if line.starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!("said {say:?}, heard {line:?}"))
+            }
+        };
+        say_and_hear("hello cc=bbr unsent=auto mtu=1500 busy_poll=off", "hello")?;
+        let job = bench::job::Job::KernelBulk {
+            port: 5302,
+            flows: 1,
+            send_for: None,
+        };
+        say_and_hear(&format!("job {}", job.to_line()), "ready")
+    };
+    std::thread::scope(|s| s.spawn(hello_and_job).join().unwrap()).unwrap();
+    let gone = Instant::now();
+    let status = loop {
+        if let Some(st) = serve.0.try_wait().unwrap() {
+            break Some(st);
+        }
+        if gone.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = status.expect("serve --once still running 10 s after its client vanished");
+    assert!(status.success(), "serve ended with {status}");
+}
