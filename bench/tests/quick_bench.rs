@@ -5,6 +5,7 @@
 //! for being measured, not for being fast.
 
 use serde_json::Value;
+use xdptcp_tools::topology::{Spec, Topology};
 
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
@@ -55,21 +56,11 @@ fn reports_every_figure(ipv6: bool) {
 #[test]
 #[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
 fn two_processes_on_two_hosts_report_every_figure() {
-    use xdptcp_tools::topology::{Spec, Topology};
     xdptcp_tools::topology::require_root();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // The veths keep their default offloads, as a NIC would: the bench
     // turns them off and back itself.
-    let t = Topology::create_spec(
-        "2h",
-        Spec {
-            subnet: 204,
-            kernel_both: true,
-            offloads_off: false,
-            ..Spec::default()
-        },
-    )
-    .unwrap();
+    let t = two_hosts("2h", 204, false);
     let offloads_before = offloads(&t);
     assert!(
         offloads_before.iter().any(|l| l.ends_with(": on")),
@@ -79,28 +70,10 @@ fn two_processes_on_two_hosts_report_every_figure() {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let bin = env!("CARGO_BIN_EXE_xdptcp-bench");
-    let peer_dev = format!("afxdp:{}", t.peer_dev);
-    let mut serve = t
-        .peer_cmd(&[
-            bin,
-            "serve",
-            "--once",
-            "--dev",
-            &peer_dev,
-            "--ip",
-            "10.204.0.3/24",
-        ])
+    let mut serve = serve_once(&t, &["--ip", "10.204.0.3/24"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run xdptcp-bench serve");
-    // Killed even if the client's run fails.
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let server_err = serve.stderr.take().unwrap();
     let serve = Reap(serve);
     let (listening_tx, listening) = std::sync::mpsc::channel();
@@ -321,42 +294,13 @@ fn check_report(
 fn serve_outlives_a_client_that_vanishes_mid_job() {
     use std::io::{BufRead, BufReader, Write};
     use std::time::{Duration, Instant};
-    use xdptcp_tools::topology::{Spec, Topology};
     xdptcp_tools::topology::require_root();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let t = Topology::create_spec(
-        "vc",
-        Spec {
-            subnet: 201,
-            kernel_both: true,
-            ..Spec::default()
-        },
-    )
-    .unwrap();
-    let bin = env!("CARGO_BIN_EXE_xdptcp-bench");
-    let peer_dev = format!("afxdp:{}", t.peer_dev);
-    let serve = t
-        .peer_cmd(&[
-            bin,
-            "serve",
-            "--once",
-            "--port",
-            "5301",
-            "--dev",
-            &peer_dev,
-            "--ip",
-            "10.201.0.3/24",
-        ])
+    let t = two_hosts("vc", 201, true);
+    let serve = serve_once(&t, &["--port", "5301", "--ip", "10.201.0.3/24"])
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("run xdptcp-bench serve");
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut serve = Reap(serve);
     // The client's side of the control protocol, by hand, from our
     // namespace; it ends (and its connection closes) after "ready".
@@ -406,4 +350,44 @@ fn serve_outlives_a_client_that_vanishes_mid_job() {
     };
     let status = status.expect("serve --once still running 10 s after its client vanished");
     assert!(status.success(), "serve ended with {status}");
+}
+
+/// Two namespaces standing in for two hosts: the kernel has its own
+/// address at both ends (the control connection uses it).
+fn two_hosts(tag: &str, subnet: u8, offloads_off: bool) -> Topology {
+    Topology::create_spec(
+        tag,
+        Spec {
+            subnet,
+            kernel_both: true,
+            offloads_off,
+            ..Spec::default()
+        },
+    )
+    .unwrap()
+}
+
+/// `xdptcp-bench serve --once` on the peer's end, with `args` after.
+fn serve_once(t: &Topology, args: &[&str]) -> std::process::Command {
+    let dev = format!("afxdp:{}", t.peer_dev);
+    let mut all = vec![
+        env!("CARGO_BIN_EXE_xdptcp-bench"),
+        "serve",
+        "--once",
+        "--dev",
+        &dev,
+    ];
+    all.extend_from_slice(args);
+    t.peer_cmd(&all)
+}
+
+/// A child process killed and reaped when dropped, even when a test
+/// fails before it ends.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
