@@ -387,6 +387,13 @@ impl Connection {
     /// The segment at SND.NXT with at most `max_len` bytes, if sender SWS
     /// avoidance lets it go.
     fn send_new(&mut self, now: Instant, max_len: u32, flight: u32) -> Option<Transmit> {
+        // Nothing to send (every call after the last segment, and every
+        // call of a side that only acknowledges): say so before building
+        // a segment, which costs more than the answer.
+        let nothing_fits = max_len == 0 || !self.has_unsent_data();
+        if nothing_fits && self.fin_seq() != Some(self.snd_nxt) {
+            return None;
+        }
         let t = self.segment_at(self.snd_nxt, max_len);
         let len = t.payload_len as u32;
         let fin = t.flags.fin();

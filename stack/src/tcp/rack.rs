@@ -136,6 +136,11 @@ impl Connection {
     /// marked lost.
     pub(super) fn rack_detect_loss(&mut self, now: Instant) -> bool {
         self.rack.timer_at = None;
+        // Nothing outstanding (the usual case once an ACK covers the
+        // flight): nothing to mark, no reordering window to compute.
+        if self.sent.is_empty() {
+            return false;
+        }
         let Some(rack_ts) = self.rack.xmit_ts else {
             return false;
         };
