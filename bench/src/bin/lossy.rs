@@ -21,6 +21,7 @@
 
 // The programs' allocator (see apps).
 use apps as _;
+use clap::Parser;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -30,7 +31,37 @@ use xdptcp_tools::topology::{Spec, Topology};
 
 const PORT: u16 = 7200;
 
+/// Bulk transfer over a lossy routed path: xdptcp sending to Linux next
+/// to Linux sending to Linux, in one run (root).
+#[derive(Parser)]
+#[command(name = "lossy")]
+struct Args {
+    /// Drop probabilities at the router, comma-separated.
+    #[arg(long, default_value = "0,0.01,0.05", value_delimiter = ',')]
+    loss: Vec<f64>,
+    /// Bytes per transfer.
+    #[arg(long, default_value_t = 32 << 20)]
+    size: u64,
+    /// Rounds per loss rate.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
+    /// Print our sender's connection counters after each transfer.
+    #[arg(long)]
+    stats: bool,
+    /// Both senders over IPv6 (the router drops with ip6tables).
+    #[arg(long)]
+    ipv6: bool,
+}
+
+/// The command line, parsed once (a bad one ends the program with
+/// clap's message and status 2, `--help` with the usage).
+fn args() -> &'static Args {
+    static ARGS: std::sync::OnceLock<Args> = std::sync::OnceLock::new();
+    ARGS.get_or_init(Args::parse)
+}
+
 fn main() {
+    args();
     xdptcp_tools::shutdown::on_signal_clean_up("lossy");
     if let Err(e) = run() {
         eprintln!("lossy: {e}");
@@ -38,28 +69,11 @@ fn main() {
     }
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1).cloned()
-}
-
 fn run() -> Result<(), String> {
-    let losses: Vec<f64> = arg("--loss")
-        .unwrap_or_else(|| "0,0.01,0.05".into())
-        .split(',')
-        .map(|p| {
-            p.trim()
-                .parse()
-                .map_err(|_| format!("--loss {p}: not a probability"))
-        })
-        .collect::<Result<_, _>>()?;
-    let size: u64 = arg("--size")
-        .map_or(Ok(32 << 20), |s| s.parse())
-        .map_err(|_| "--size: a number of bytes")?;
-    let rounds: u32 = arg("--rounds")
-        .map_or(Ok(1), |s| s.parse())
-        .map_err(|_| "--rounds: a number")?;
+    let (losses, size, rounds) = (&args().loss, args().size, args().rounds);
+    if let Some(p) = losses.iter().find(|p| !(0.0..=1.0).contains(*p)) {
+        return Err(format!("--loss {p}: not a probability"));
+    }
     if !xdptcp_tools::topology::is_root() {
         return Err("needs root (namespaces, AF_XDP, iptables): run with sudo".into());
     }
@@ -76,7 +90,7 @@ fn run() -> Result<(), String> {
         "  {:>6} {:>5} | {:>13} {:>13} {:>6} | {:>13} {:>13} {:>6}",
         "loss", "round", "xdptcp cubic", "Linux cubic", "ratio", "xdptcp bbr", "Linux bbr", "ratio"
     );
-    for &loss in &losses {
+    for &loss in losses {
         for round in 1..=rounds {
             let path = |tag: &str, subnet: u8, kernel_both: bool| {
                 Topology::create_spec(
@@ -124,7 +138,7 @@ fn run() -> Result<(), String> {
 
 /// `--ipv6`: every transfer over IPv6.
 fn ipv6() -> bool {
-    std::env::args().any(|a| a == "--ipv6")
+    args().ipv6
 }
 
 struct Received {
@@ -230,7 +244,7 @@ fn send(t: &Topology, size: u64, sender: Sender, to: SocketAddr) -> Result<(), S
         let mut c =
             xdptcp::api::socket::TcpStream::connect(&stack, to).map_err(|e| e.to_string())?;
         pump(&mut c).map_err(|e| format!("xdptcp sender: {e}"))?;
-        if std::env::args().any(|a| a == "--stats") {
+        if args().stats {
             for core in stack.runtime().snapshot(Duration::from_secs(1)) {
                 for conn in core.connections {
                     eprintln!("  our sender: {:?}", conn.tcp);

@@ -14,6 +14,7 @@
 
 // The programs' allocator (see apps).
 use apps as _;
+use clap::Parser;
 use hdrhistogram::Histogram;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -23,35 +24,45 @@ use xdptcp_tools::topology::{Spec, Topology};
 const PORT: u16 = 7100;
 const QUANTILES: [f64; 6] = [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0];
 
+/// Round-trip latency, xdptcp next to the Linux kernel, in one run (root).
+#[derive(Parser)]
+#[command(name = "rtt")]
+struct Args {
+    /// Request and response size, bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Round trips per client.
+    #[arg(long, default_value_t = 20_000)]
+    count: u64,
+    /// Where the percentile files and the plot go.
+    #[arg(long, default_value = "target/bench")]
+    out: String,
+    /// Both clients and the server over IPv6.
+    #[arg(long)]
+    ipv6: bool,
+}
+
 fn main() {
+    let args = Args::parse();
     xdptcp_tools::shutdown::on_signal_clean_up("rtt");
-    if let Err(e) = run() {
+    if let Err(e) = run(args) {
         eprintln!("rtt: {e}");
         std::process::exit(2);
     }
 }
 
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a value")),
-        None => Ok(default),
-    }
-}
-
-fn run() -> Result<(), String> {
-    let size: usize = arg("--size", 64)?;
-    let count: u64 = arg("--count", 20_000)?;
-    let out: String = arg("--out", "target/bench".to_string())?;
+fn run(args: Args) -> Result<(), String> {
+    let Args {
+        size,
+        count,
+        out,
+        ipv6,
+    } = args;
     if !xdptcp_tools::topology::is_root() {
         return Err("needs root (namespaces, AF_XDP): run with sudo".into());
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("{out}: {e}"))?;
     println!("round trips of {size} B, {count} each, over veth between two namespaces");
-    let ipv6 = std::env::args().any(|a| a == "--ipv6");
     let path = |tag: &str, subnet: u8, kernel_both: bool| {
         let spec = Spec {
             subnet,

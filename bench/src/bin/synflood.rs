@@ -9,6 +9,7 @@
 //! Usage (root; hping3 from scripts/deps.sh): synflood [--seconds 10]
 
 use apps::echo::EchoServer;
+use clap::Parser;
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
 use std::sync::atomic::AtomicUsize;
@@ -21,22 +22,26 @@ use xdptcp_tools::topology::{Spec, Topology};
 
 const PORT: u16 = 7;
 
+/// A SYN flood against our echo server and against the kernel's, in one
+/// run (root; hping3).
+#[derive(Parser)]
+#[command(name = "synflood")]
+struct Args {
+    /// How long the flood lasts, seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
 fn main() {
+    let args = Args::parse();
     xdptcp_tools::shutdown::on_signal_clean_up("synflood");
-    if let Err(e) = run() {
+    if let Err(e) = run(args.seconds) {
         eprintln!("synflood: {e}");
         std::process::exit(2);
     }
 }
 
-fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
-    let secs: u64 = args
-        .iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
-        .map_or(Ok(10), |s| s.parse())
-        .map_err(|_| "--seconds: a number")?;
+fn run(secs: u64) -> Result<(), String> {
     if !xdptcp_tools::topology::is_root() {
         return Err("needs root (namespaces, AF_XDP, raw sockets): run with sudo".into());
     }
