@@ -469,11 +469,10 @@ fn stray_dsacks_do_not_undo_a_real_reduction() {
 /// nothing more follows. RACK sees later segments delivered and resends
 /// the lost one once its reordering window has passed; if RACK cannot,
 /// the tail loss probe does two RTTs later. Never the 200 ms timeout,
-/// with either congestion control. (`lossy` caught our BBR sender in
-/// exactly this shape behind a Linux receiver, repaired by the timeout
-/// one to three times per 32 MiB at 1 % loss; the connection alone
-/// repairs it here in RTT + the reordering window, so what delays it
-/// there lies outside the sans-IO connection: docs/BENCHMARKS.md.)
+/// with either congestion control. (Here RACK's timer calls the loss;
+/// where the ACK of a short segment written after the pause calls it,
+/// BBR's packet conservation once left less than a segment of cwnd: see
+/// `bbr::tests::recovery_leaves_room_for_at_least_one_segment`.)
 #[test]
 fn an_application_limited_tail_loss_is_repaired_without_a_timeout() {
     for cc in [Algorithm::Cubic, Algorithm::Bbr] {
