@@ -51,6 +51,11 @@ struct Args {
     /// Both senders over IPv6 (the router drops with ip6tables).
     #[arg(long)]
     ipv6: bool,
+    /// How our sender's core waits when it has nothing to do: `busy`
+    /// spins (the stack's default), `adaptive` blocks on its socket after
+    /// a while, giving the CPU back to the kernel's side of the path.
+    #[arg(long, default_value = "busy")]
+    poll: xdptcp::runtime::PollMode,
 }
 
 /// The command line, parsed once (a bad one ends the program with
@@ -230,7 +235,8 @@ fn send(t: &Topology, size: u64, sender: Sender, to: SocketAddr) -> Result<(), S
     if let Sender::Xdptcp(cc) = sender {
         let mut cfg = xdptcp::api::config::StackConfig::new(&t.dev, t.our_ip(), 24)
             .map_err(|e| e.to_string())?
-            .congestion(cc.parse()?);
+            .congestion(cc.parse()?)
+            .poll(args().poll);
         if let Some(g) = t.gateway() {
             cfg = cfg.gateway(g.into());
         }

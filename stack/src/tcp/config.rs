@@ -104,6 +104,10 @@ pub struct Config {
     /// TSO packet (its `tcp_min_tso_segs`, 2), for where PSH goes
     /// (`push.rs`).
     pub min_burst_segments: u32,
+    /// Decide and record the full segments that may follow one at once
+    /// together with it (`burst.rs`). The segments are the same either
+    /// way; off, each costs a decision of its own. On by default.
+    pub plan_bursts: bool,
     /// ECN (RFC 3168, `ecn.rs`): agree when the peer asks, by default.
     pub ecn: super::ecn::Ecn,
 }
@@ -166,6 +170,7 @@ impl Default for Config {
             fast_open_without_cookie: false,
             fast_open_client_without_cookie: false,
             min_burst_segments: 2,
+            plan_bursts: true,
             ecn: super::ecn::Ecn::default(),
         }
     }

@@ -329,6 +329,8 @@ pub struct Connection {
     pub(super) record_ends: std::collections::VecDeque<SeqNum>,
     /// New-data segments sent so far in the current burst (`push.rs`).
     pub(super) burst_segs: u32,
+    /// Full segments planned with the last one sent (`burst.rs`).
+    pub(super) burst: Option<super::burst::Burst>,
     /// The TSval of our first SYN (`timestamps.rs`).
     pub(super) syn_tsval: Option<u32>,
     /// TCP_CORK and MSG_MORE (`cork.rs`).
@@ -464,6 +466,7 @@ impl Connection {
             push_marks: std::collections::VecDeque::new(),
             record_ends: std::collections::VecDeque::new(),
             burst_segs: 0,
+            burst: None,
             syn_tsval: None,
             cork: Default::default(),
             ecn: Default::default(),
@@ -706,6 +709,7 @@ impl Connection {
     /// Closes our sending side (a FIN after the queued data); receiving goes
     /// on until the peer closes too (half-close).
     pub fn close(&mut self) {
+        self.unplan_burst();
         match self.state {
             // Data queued before the handshake completes is still owed:
             // the FIN follows it once ESTABLISHED is reached (as RFC 9293
@@ -741,6 +745,7 @@ impl Connection {
     /// segment in flight or no smaller size. Ten minutes on, the full size
     /// is tried again (`PMTU_RETRY`).
     pub fn on_path_mtu(&mut self, mtu: u16, seq: SeqNum, now: Instant) -> bool {
+        self.unplan_burst();
         let in_flight = self.snd_una <= seq && seq < self.snd_max;
         // 576 is the size every IPv4 host must accept (RFC 791), 1280
         // every IPv6 link's minimum (RFC 8200 5); below it a report is
@@ -791,6 +796,7 @@ impl Connection {
 
     /// Drops the connection at once, telling the peer with RST.
     pub fn abort(&mut self) {
+        self.unplan_burst();
         if matches!(
             self.state,
             State::SynReceived
@@ -861,6 +867,7 @@ impl Connection {
 
     /// Runs the timers whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.unplan_burst();
         if self.time_wait_at.is_some_and(|t| t <= now) {
             self.enter_closed(None);
             return;
@@ -1156,6 +1163,7 @@ impl Connection {
     /// that: they keep no buffers (the receive ring only until the user
     /// has read it), and what the buffers grew by returns to the budget.
     fn shed_buffers(&mut self) {
+        self.unplan_burst();
         // Unsent or unacknowledged bytes are gone (a reset or an abort):
         // the buffer's end stays where it was, so SND.MAX stays within it.
         self.send_buf_seq += self.send_buf.len() as u32;

@@ -115,6 +115,11 @@ impl Connection {
     }
 
     /// A segment of new data leaving: ECT(0), and CWR once after a cut.
+    /// The next new segment is to carry CWR.
+    pub(super) fn ecn_cwr_due(&self) -> bool {
+        self.ecn.cwr_due
+    }
+
     pub(super) fn ecn_mark_new_data(&mut self, t: &mut Transmit) {
         if self.ecn.ok && t.payload_len > 0 && !t.flags.syn() {
             t.ect = true;

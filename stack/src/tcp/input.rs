@@ -14,6 +14,7 @@ const DEFAULT_PEER_MSS: u32 = 536;
 impl Connection {
     /// Feeds one segment addressed to this connection.
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>, now: Instant) {
+        self.unplan_burst();
         self.counters.segments_received += 1;
         self.seg_ts = seg.options.timestamps;
         self.cork_on_input();

@@ -3,6 +3,7 @@
 
 pub mod assembler;
 pub mod autotune;
+mod burst;
 mod chrono;
 pub mod config;
 pub mod congestion;

@@ -83,7 +83,13 @@ impl Connection {
 
     fn next_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if let Some(rst) = self.rst_pending.take() {
+            self.unplan_burst();
             return Some(rst);
+        }
+        if self.burst.is_some() {
+            if let Some(t) = self.next_planned(now) {
+                return Some(t);
+            }
         }
         if matches!(self.state, State::Closed | State::Listen) {
             self.ack_queue.clear();
@@ -355,7 +361,7 @@ impl Connection {
     }
 
     /// Records the right edge a transmitted window field promised.
-    fn note_advertised(&mut self, t: &Transmit) {
+    pub(super) fn note_advertised(&mut self, t: &Transmit) {
         if t.flags.ack() && !t.flags.rst() {
             let shift = if t.flags.syn() { 0 } else { self.rcv_shift };
             let edge = self.rcv_nxt + (u32::from(t.window) << shift);
@@ -381,7 +387,13 @@ impl Connection {
         let flight = self.snd_nxt - self.snd_una - u32::from(!self.syn_acked());
         let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
         let usable = window.saturating_sub(flight);
-        self.send_new(now, usable.min(max_len), flight)
+        let fresh = self.snd_nxt == self.snd_max;
+        let t = self.send_new(now, usable.min(max_len), flight);
+        let full = |t: &Transmit| t.payload_len as u32 == self.eff_mss && !t.flags.fin();
+        if fresh && self.cfg.plan_bursts && t.as_ref().is_some_and(full) {
+            self.plan_burst(now);
+        }
+        t
     }
 
     /// The segment at SND.NXT with at most `max_len` bytes, if sender SWS
@@ -419,7 +431,7 @@ impl Connection {
             }
             if !retransmission {
                 self.ecn_mark_new_data(&mut t);
-                let more = self.more_sendable_after(len, flight);
+                let more = self.more_sendable_after(self.snd_nxt, len, flight);
                 if self.ends_a_burst(t.flags.psh(), more) {
                     t.flags |= Flags::PSH;
                 }
@@ -432,13 +444,13 @@ impl Connection {
         Some(t)
     }
 
-    /// Could another new segment go right after `len` more bytes leave,
-    /// `flight` being in flight before them? (Nagle and the windows; for
-    /// where bursts end.)
-    fn more_sendable_after(&self, len: u32, flight: u32) -> bool {
+    /// Could another new segment go right after the `len` bytes at `seq`
+    /// leave, `flight` being in flight before them? (Nagle and the
+    /// windows; for where bursts end.)
+    pub(super) fn more_sendable_after(&self, seq: SeqNum, len: u32, flight: u32) -> bool {
         let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
         let room = window.saturating_sub(flight + len);
-        let queued = (self.send_buf_seq + self.send_buf.len() as u32) - (self.snd_nxt + len);
+        let queued = (self.send_buf_seq + self.send_buf.len() as u32) - (seq + len);
         let next = room.min(queued).min(self.eff_mss);
         // A short tail may follow unless Nagle holds it; this segment,
         // if short, would be the unacknowledged short one.
@@ -488,7 +500,7 @@ impl Connection {
     /// each let one new segment out beyond cwnd, so that a small window
     /// still yields the three duplicate ACKs fast retransmit needs instead
     /// of waiting for the retransmission timer.
-    fn limited_transmit(&self) -> u32 {
+    pub(super) fn limited_transmit(&self) -> u32 {
         if self.recovery.fast() || self.snd_nxt != self.snd_max {
             return 0;
         }
@@ -554,7 +566,7 @@ impl Connection {
 
     /// Tracks the round's largest flight and whether cwnd was filled, for
     /// `cwnd_limited`.
-    fn note_flight(&mut self) {
+    pub(super) fn note_flight(&mut self) {
         let flight = self.snd_nxt - self.snd_una;
         let new_round = self.snd_una > self.flight_round_end;
         if new_round {

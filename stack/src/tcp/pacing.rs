@@ -21,7 +21,7 @@ const BURST_MAX: f64 = 64.0 * 1024.0;
 /// How long `bytes` take at `rate` bytes per second (in whole
 /// nanoseconds: `Duration::from_secs_f64` costs a hundred instructions,
 /// per segment here).
-fn time_for(bytes: f64, rate: f64) -> Duration {
+pub(super) fn time_for(bytes: f64, rate: f64) -> Duration {
     Duration::from_nanos((bytes * 1e9 / rate) as u64)
 }
 

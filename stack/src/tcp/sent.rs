@@ -197,6 +197,18 @@ impl SentQueue {
         });
     }
 
+    /// Takes back the records of new data from `start` on: planned, never
+    /// handed out (`burst.rs`), so nothing has marked them yet.
+    pub fn unsend_from(&mut self, start: SeqNum) {
+        while self.segs.back().is_some_and(|b| b.start >= start) {
+            let b = self.segs.pop_back().expect("checked");
+            debug_assert!(!b.sacked && !b.lost && b.rexmits == 0, "{b:?}");
+        }
+        while self.by_time.back().is_some_and(|b| b.start >= start) {
+            self.by_time.pop_back();
+        }
+    }
+
     /// Forgets what `ack` acknowledges; returns the newest-sent of the
     /// records it delivered that were not already SACKed.
     pub fn on_ack(&mut self, ack: SeqNum) -> Option<Delivered> {

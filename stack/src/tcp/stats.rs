@@ -67,6 +67,9 @@ pub struct Counters {
     pub rtt_samples: u64,
     /// Times out-of-order data was dropped under memory pressure.
     pub ooo_pruned: u64,
+    /// Segments handed out from a burst plan (`burst.rs`); planned and
+    /// given back ones are not counted.
+    pub burst_segments: u64,
 }
 
 /// A point-in-time view: counters plus the estimator and window state.

@@ -35,6 +35,9 @@ pub struct Pair {
     a_link_free: Instant,
     /// The longest a segment from a waited in the bottleneck's queue.
     pub a_max_queueing: Duration,
+    /// The most segments a sends per pass (None: all it has), as a
+    /// device whose transmit ring fills: the rest wait for the next pass.
+    pub a_pass_limit: Option<usize>,
     /// Every segment sent: (time, from a?, segment).
     pub log: Vec<(Instant, bool, Transmit)>,
 }
@@ -64,13 +67,19 @@ impl Pair {
             a_serialization: None,
             a_link_free: Instant::ZERO,
             a_max_queueing: Duration::ZERO,
+            a_pass_limit: None,
             log: Vec::new(),
         }
     }
 
     fn flush(&mut self) {
         for from_a in [true, false] {
+            let mut left = if from_a { self.a_pass_limit } else { None };
             loop {
+                if left.is_some_and(|n| n == 0) {
+                    break;
+                }
+                left = left.map(|n| n - 1);
                 let conn = if from_a { &mut self.a } else { &mut self.b };
                 let Some(t) = conn.poll_transmit(self.now) else {
                     break;
