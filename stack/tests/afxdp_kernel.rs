@@ -846,9 +846,23 @@ fn a_busy_interface_is_refused_with_advice() {
         t2.enter_ours().unwrap();
         let first = AfXdp::open(AfXdpConfig::new(&t2.dev)).unwrap_or_else(|e| panic!("{e}"));
         assert!(!first.zero_copy, "veth has no zero-copy AF_XDP");
-        let e = AfXdp::open(AfXdpConfig::new(&t2.dev)).err().expect("busy");
+        // A stopped stack's program may take a while to go: the second
+        // waits for it (here half a second), then gives up.
+        let cfg = AfXdpConfig {
+            bind_timeout: Duration::from_millis(500),
+            ..AfXdpConfig::new(&t2.dev)
+        };
+        let started = StdInstant::now();
+        let e = AfXdp::open(cfg).err().expect("busy");
         let msg = e.to_string();
-        assert!(msg.contains("another XDP program is attached"), "{msg}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "gave up at once"
+        );
+        assert!(
+            msg.contains("another XDP program is attached, still after"),
+            "{msg}"
+        );
         assert!(
             msg.contains(&format!("ip link set dev {} xdp off", t2.dev)),
             "{msg}"

@@ -73,8 +73,13 @@ impl Connection {
         {
             return;
         }
+        // Limited Transmit's segments go one by one: past cwnd, they
+        // would change the burst limit from one to the next (`push.rs`).
+        if self.limited_transmit() > 0 {
+            return;
+        }
         let flight = start - self.snd_una;
-        let window = self.snd_wnd.min(self.cc.cwnd() + self.limited_transmit());
+        let window = self.snd_wnd.min(self.cc.cwnd());
         // No segment crosses a record's end (`push.rs`).
         let by_record = self
             .record_end_after(start)
@@ -150,6 +155,8 @@ impl Connection {
         let buf_end = self.send_buf_seq + self.send_buf.len() as u32;
         let record = self.record_end_after(start);
         let mut marks = self.push_marks.partition_point(|m| *m <= start);
+        // The same for all of them: the rate and windows stand still.
+        let limit = self.burst_limit();
         let (mut psh, mut resets) = (0u64, 0u64);
         for i in 0..k {
             let seq = start + i * mss;
@@ -161,7 +168,7 @@ impl Connection {
             let empties = end == buf_end && !self.cork_suppresses_push(end);
             let pushed = ends_write || empties || record == Some(end);
             let more = i + 1 < k || self.more_sendable_after(seq, mss, flight + i * mss);
-            if self.ends_a_burst(pushed, more) || pushed {
+            if self.ends_a_burst_of(limit, pushed, more) || pushed {
                 psh |= 1 << i;
             }
             if self.burst_segs == 0 {

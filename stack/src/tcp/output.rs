@@ -18,6 +18,13 @@ impl Connection {
             self.pmtu_retry_at = None;
             self.eff_mss = self.negotiated_mss;
         }
+        if self.burst.is_some() && self.rst_pending.is_none() {
+            if let Some(mut t) = self.next_planned(now) {
+                // The timers stand as the plan left them.
+                self.leaving(&mut t, now);
+                return Some(t);
+            }
+        }
         let mut t = self.next_transmit(now);
         if t.is_none() {
             self.end_burst();
@@ -25,25 +32,31 @@ impl Connection {
             self.chrono_after_pass(now);
         }
         if let Some(t) = &mut t {
-            // ECE while echoing (new data got ECT and CWR in send_new).
-            self.ecn_echo(t);
-            self.stamp(t, now);
-            self.counters.segments_sent += 1;
-            if t.flags.ack() && !t.flags.rst() {
-                self.last_ack_sent = t.ack;
-            }
-            if t.flags == Flags::ACK && t.payload_len == 0 {
-                self.note_bare_ack_sent();
-            }
-            if t.flags.ack() && t.ack == self.rcv_nxt {
-                // This segment carries the latest ACK and window.
-                self.ack_pending = false;
-                self.delack_at = None;
-                self.segs_unacked = 0;
-            }
+            self.leaving(t, now);
         }
         self.update_timers(now);
         t
+    }
+
+    /// What every segment gets as it leaves: ECE, timestamps, and the
+    /// note that it carries the latest ACK.
+    fn leaving(&mut self, t: &mut Transmit, now: Instant) {
+        // ECE while echoing (new data got ECT and CWR in send_new).
+        self.ecn_echo(t);
+        self.stamp(t, now);
+        self.counters.segments_sent += 1;
+        if t.flags.ack() && !t.flags.rst() {
+            self.last_ack_sent = t.ack;
+        }
+        if t.flags == Flags::ACK && t.payload_len == 0 {
+            self.note_bare_ack_sent();
+        }
+        if t.flags.ack() && t.ack == self.rcv_nxt {
+            // This segment carries the latest ACK and window.
+            self.ack_pending = false;
+            self.delack_at = None;
+            self.segs_unacked = 0;
+        }
     }
 
     /// The payload of `t`, as up to two slices of the send buffer.
@@ -85,11 +98,6 @@ impl Connection {
         if let Some(rst) = self.rst_pending.take() {
             self.unplan_burst();
             return Some(rst);
-        }
-        if self.burst.is_some() {
-            if let Some(t) = self.next_planned(now) {
-                return Some(t);
-            }
         }
         if matches!(self.state, State::Closed | State::Listen) {
             self.ack_queue.clear();

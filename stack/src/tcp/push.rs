@@ -103,8 +103,14 @@ impl Connection {
     /// carries PSH for a write, which ends Linux's buffer and so its
     /// burst too. `more_now`: another segment could follow at once.
     pub(super) fn ends_a_burst(&mut self, ends_write: bool, more_now: bool) -> bool {
+        let limit = self.burst_limit();
+        self.ends_a_burst_of(limit, ends_write, more_now)
+    }
+
+    /// `ends_a_burst` with the burst's limit known (`burst_limit`).
+    pub(super) fn ends_a_burst_of(&mut self, limit: u32, ends_write: bool, more_now: bool) -> bool {
         let n = self.burst_segs + 1;
-        let last = n >= self.burst_limit() || !more_now;
+        let last = n >= limit || !more_now;
         self.burst_segs = if last || ends_write { 0 } else { n };
         last && n >= 2
     }
@@ -118,7 +124,7 @@ impl Connection {
     /// rate sends in 1/1024 s (twice cwnd per smoothed RTT in slow start,
     /// 1.2 times later; unbounded before an RTT is known), plus 64 KiB
     /// halved for every 512 us of minimum RTT, at most 64 KiB, at least two.
-    fn burst_limit(&self) -> u32 {
+    pub(super) fn burst_limit(&self) -> u32 {
         let mss = self.eff_mss.max(1);
         let rate = match (self.cc.pacing_rate(), self.rtt.srtt()) {
             (Some(r), _) => r as u64,

@@ -528,13 +528,35 @@ impl AfXdp {
         };
         // Multi-buffer first (frames larger than a UMEM frame arrive in
         // pieces); kernels without it refuse the flag, then without.
-        let xdp = bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses, true)
-            .or_else(|_| bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses, false))
-            .map_err(|e| {
+        let once = || {
+            bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses, true).or_else(|_| {
+                bpf::XdpRedirect::attach(ifindex, queues, flags, &cfg.addresses, false)
+            })
+        };
+        // Busy: a program is attached. Ours, from a stack just stopped,
+        // goes as the kernel closes its link (seen to take a while on a
+        // loaded machine, restarting on one interface again and again):
+        // wait for that as for a queue (`bind_timeout`), then say whose.
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        let attached = loop {
+            let r = once();
+            let busy = matches!(
+                r.as_ref().map_err(|e| e.raw_os_error()),
+                Err(Some(libc::EBUSY | libc::EEXIST))
+            );
+            if !busy || started.elapsed() > cfg.bind_timeout {
+                break r;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        };
+        let xdp = attached.map_err(|e| {
             let advice = match e.raw_os_error() {
                 Some(libc::EBUSY | libc::EEXIST) => format!(
-                    "another XDP program is attached: see `ip link show dev {0}`, remove it with `ip link set dev {0} xdp off`",
-                    cfg.ifname
+                    "another XDP program is attached, still after {1:.1} s: see `ip link show dev {0}`, remove it with `ip link set dev {0} xdp off`",
+                    cfg.ifname,
+                    started.elapsed().as_secs_f64()
                 ),
                 Some(libc::EOPNOTSUPP | libc::EINVAL) if cfg.mode == XdpMode::Driver => {
                     "the driver has no native XDP: use generic mode (--xdp-mode generic)".into()
