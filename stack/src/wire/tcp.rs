@@ -378,6 +378,28 @@ impl TcpHeader {
     /// The payload must already sit (or be written next) at `b[header_len..]`;
     /// call [`fill_checksum`] once it is there.
     pub fn emit(&self, b: &mut [u8]) -> Result<usize, WireError> {
+        if let (true, Some((val, ecr))) = (self.options.only_timestamps(), self.options.timestamps)
+        {
+            // Every segment of an established connection: the header and
+            // its one option written at fixed places, without a length to
+            // work out or check piece by piece.
+            let b: &mut [u8; 32] = b
+                .get_mut(..32)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(WireError::BufferTooSmall)?;
+            b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+            b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+            b[4..8].copy_from_slice(&self.seq.to_be_bytes());
+            b[8..12].copy_from_slice(&self.ack.to_be_bytes());
+            b[12] = 8 << 4;
+            b[13] = self.flags.0;
+            b[14..16].copy_from_slice(&self.window.to_be_bytes());
+            b[16..20].fill(0); // checksum, urgent pointer
+            b[20..24].copy_from_slice(&[1, 1, 8, 10]);
+            b[24..28].copy_from_slice(&val.to_be_bytes());
+            b[28..32].copy_from_slice(&ecr.to_be_bytes());
+            return Ok(32);
+        }
         let hl = self.header_len();
         if b.len() < hl {
             return Err(WireError::BufferTooSmall);
