@@ -67,3 +67,13 @@ fn an_unknown_flag_is_refused_with_a_message() {
         );
     }
 }
+
+/// `lossy --poll` takes the stack's two modes and refuses anything else
+/// before building the path, naming the modes it knows.
+#[test]
+fn lossy_refuses_an_unknown_poll_mode() {
+    let out = run(PROGRAMS[0].1, &["--poll", "sideways"]).unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("busy or adaptive"), "{err}");
+}
