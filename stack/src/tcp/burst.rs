@@ -97,10 +97,7 @@ impl Connection {
         let count_before = self.burst_segs;
         let (psh, resets) = self.planned_pushes(start, k, flight);
         let tx = self.rate.on_send(now, false);
-        for i in 0..k {
-            let s = start + i * mss;
-            self.sent.on_send(s, s + mss, now, tx);
-        }
+        self.sent.on_send_run(start, k, mss, now, tx);
         if let Some(next) = self.pace_next.filter(|_| !paced.is_zero()) {
             self.pace_next = Some(next + paced * k);
         }
@@ -152,23 +149,28 @@ impl Connection {
     /// the second value). `flight`: before the first of them.
     fn planned_pushes(&mut self, start: SeqNum, k: u32, flight: u32) -> (u64, u64) {
         let mss = self.eff_mss;
+        let end = start + k * mss;
+        // Segments that end a write: those holding a mark (`push.rs`).
+        let mut pushed = 0u64;
+        let first = self.push_marks.partition_point(|m| *m <= start);
+        for m in self.push_marks.range(first..).take_while(|m| **m <= end) {
+            pushed |= 1 << ((*m - start - 1) / mss);
+        }
+        // Only the last can end the buffer or a record (no plan crosses
+        // one), and only after it may nothing more be sendable.
         let buf_end = self.send_buf_seq + self.send_buf.len() as u32;
-        let record = self.record_end_after(start);
-        let mut marks = self.push_marks.partition_point(|m| *m <= start);
-        // The same for all of them: the rate and windows stand still.
+        let empties = end == buf_end && !self.cork_suppresses_push(end);
+        if empties || self.record_end_after(start) == Some(end) {
+            pushed |= 1 << (k - 1);
+        }
+        let last_seq = start + (k - 1) * mss;
+        let more_after_last = self.more_sendable_after(last_seq, mss, flight + (k - 1) * mss);
+        // The same limit for all of them: the rate and windows stand still.
         let limit = self.burst_limit();
-        let (mut psh, mut resets) = (0u64, 0u64);
+        let (mut psh, mut resets) = (pushed, 0u64);
         for i in 0..k {
-            let seq = start + i * mss;
-            let end = seq + mss;
-            while self.push_marks.get(marks).is_some_and(|m| *m <= seq) {
-                marks += 1;
-            }
-            let ends_write = self.push_marks.get(marks).is_some_and(|m| *m <= end);
-            let empties = end == buf_end && !self.cork_suppresses_push(end);
-            let pushed = ends_write || empties || record == Some(end);
-            let more = i + 1 < k || self.more_sendable_after(seq, mss, flight + i * mss);
-            if self.ends_a_burst_of(limit, pushed, more) || pushed {
+            let more = i + 1 < k || more_after_last;
+            if self.ends_a_burst_of(limit, pushed >> i & 1 == 1, more) {
                 psh |= 1 << i;
             }
             if self.burst_segs == 0 {

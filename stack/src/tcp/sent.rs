@@ -197,6 +197,33 @@ impl SentQueue {
         });
     }
 
+    /// `count` segments of new data of `len` bytes each from `start`,
+    /// just past the last record, left at `now` together (`burst.rs`).
+    pub fn on_send_run(&mut self, start: SeqNum, count: u32, len: u32, now: Instant, tx: TxRate) {
+        debug_assert!(self.segs.back().is_none_or(|b| b.end <= start));
+        self.segs.reserve(count as usize);
+        self.by_time.reserve(count as usize);
+        for i in 0..count {
+            let start = start + i * len;
+            let end = start + len;
+            self.segs.push_back(Sent {
+                start,
+                end,
+                at: now,
+                rexmits: 0,
+                sacked: false,
+                lost: false,
+                tx,
+                run: 0,
+            });
+            self.by_time.push_back(Transmission {
+                start,
+                end,
+                at: now,
+            });
+        }
+    }
+
     /// Takes back the records of new data from `start` on: planned, never
     /// handed out (`burst.rs`), so nothing has marked them yet.
     pub fn unsend_from(&mut self, start: SeqNum) {
