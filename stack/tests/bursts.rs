@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{pair, pattern, Pair};
+use common::{pair, pattern, read_checked, Pair};
 use std::collections::HashSet;
 use std::time::Duration;
 use xdptcp::tcp::congestion::Algorithm;
@@ -76,19 +76,8 @@ fn transfer(case: &Case, plan_bursts: bool) -> (Pair, u64) {
             p.a.close();
             closed = true;
         }
-        loop {
-            match p.b.recv(&mut buf) {
-                Ok(0) | Err(TcpError::WouldBlock) => break,
-                Ok(n) => {
-                    for (k, byte) in buf[..n].iter().enumerate() {
-                        assert_eq!(*byte, pattern(got + k), "byte {} differs", got + k);
-                    }
-                    got += n;
-                }
-                Err(e) => panic!("recv: {e}"),
-            }
-            p.a.check_invariants().expect("a's invariants");
-        }
+        got += read_checked(&mut p.b, &mut buf, got);
+        p.a.check_invariants().expect("a's invariants");
         got == total && p.b.state() == State::CloseWait
     });
     assert!(done, "transfer unfinished: {got} of {total} bytes");

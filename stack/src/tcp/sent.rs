@@ -180,21 +180,21 @@ impl SentQueue {
             return;
         }
         let start = self.segs.back().map_or(start, |b| start.max(b.end));
+        self.push(start, end, now, tx);
+    }
+
+    fn push(&mut self, start: SeqNum, end: SeqNum, at: Instant, tx: TxRate) {
         self.segs.push_back(Sent {
             start,
             end,
-            at: now,
+            at,
             rexmits: 0,
             sacked: false,
             lost: false,
             tx,
             run: 0,
         });
-        self.by_time.push_back(Transmission {
-            start,
-            end,
-            at: now,
-        });
+        self.by_time.push_back(Transmission { start, end, at });
     }
 
     /// `count` segments of new data of `len` bytes each from `start`,
@@ -205,22 +205,7 @@ impl SentQueue {
         self.by_time.reserve(count as usize);
         for i in 0..count {
             let start = start + i * len;
-            let end = start + len;
-            self.segs.push_back(Sent {
-                start,
-                end,
-                at: now,
-                rexmits: 0,
-                sacked: false,
-                lost: false,
-                tx,
-                run: 0,
-            });
-            self.by_time.push_back(Transmission {
-                start,
-                end,
-                at: now,
-            });
+            self.push(start, start + len, now, tx);
         }
     }
 

@@ -218,21 +218,29 @@ pub fn one_way_with(
                 Err(e) => panic!("send: {e}"),
             }
         }
-        loop {
-            match p.b.recv(&mut buf) {
-                Ok(0) | Err(TcpError::WouldBlock) => break,
-                Ok(n) => {
-                    for (k, byte) in buf[..n].iter().enumerate() {
-                        assert_eq!(*byte, pattern(got + k), "byte {} differs", got + k);
-                    }
-                    got += n;
-                }
-                Err(e) => panic!("recv: {e}"),
-            }
-        }
+        got += read_checked(&mut p.b, &mut buf, got);
         each_step(p);
         got == total
     })
+}
+
+/// Reads all `c` has, checking each byte against the pattern from offset
+/// `got` on; returns how many it read.
+pub fn read_checked(c: &mut Connection, buf: &mut [u8], got: usize) -> usize {
+    let mut read = 0;
+    loop {
+        match c.recv(buf) {
+            Ok(0) | Err(TcpError::WouldBlock) => return read,
+            Ok(n) => {
+                let at = got + read;
+                for (k, byte) in buf[..n].iter().enumerate() {
+                    assert_eq!(*byte, pattern(at + k), "byte {} differs", at + k);
+                }
+                read += n;
+            }
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
 }
 
 /// A segment from port 80 to port 1234 with no options, window 65535.
