@@ -1,8 +1,8 @@
 //! Segment generation: what, if anything, the connection sends next.
 //!
-//! Priority: a pending RST, then a fast (or partial-ACK) retransmission,
-//! then a window probe, then the segment at SND.NXT (SYN, data, FIN),
-//! then a bare ACK.
+//! Priority: a pending RST, then the rest of a planned burst (`burst.rs`),
+//! then a fast (or partial-ACK) retransmission, then a window probe, then
+//! the segment at SND.NXT (SYN, data, FIN), then a bare ACK.
 
 use super::connection::{Connection, Transmit};
 use super::{SeqNum, State};
