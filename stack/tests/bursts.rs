@@ -152,3 +152,41 @@ fn plans_cut_short_by_a_full_ring_give_their_segments_back() {
         );
     }
 }
+
+/// The application writes, ends records and corks between a plan's
+/// segments, at the same instant (a driver of the bare connection may):
+/// the segments still leave as they would without plans.
+#[test]
+fn calls_between_a_plans_segments_change_nothing_on_the_wire() {
+    let segments = |plan_bursts: bool| {
+        let cfg = Config {
+            plan_bursts,
+            congestion: Algorithm::Cubic,
+            ..Config::default()
+        };
+        let mut p = pair(cfg.clone(), 1000, cfg, 5000, 2);
+        let now = p.now;
+        p.a.send(&vec![7u8; 7 * MSS as usize]).expect("room");
+        let mut out = Vec::new();
+        for round in 0..8u8 {
+            for _ in 0..2 {
+                out.extend(p.a.poll_transmit(now));
+            }
+            match round % 4 {
+                0 => drop(p.a.send(&[round; 100]).expect("room")),
+                1 => p.a.end_record(),
+                2 => p.a.set_cork(true),
+                _ => p.a.set_cork(false),
+            }
+        }
+        out.extend(std::iter::from_fn(|| p.a.poll_transmit(now)));
+        (out, p.a.counters().burst_segments)
+    };
+    let ((on, planned), (off, _)) = (segments(true), segments(false));
+    // Each call gives a plan back; the next poll plans again.
+    assert!(planned >= 3, "{planned} segments came from plans");
+    assert_eq!(on.len(), off.len(), "{on:?}\n{off:?}");
+    for (i, (x, y)) in on.iter().zip(&off).enumerate() {
+        assert_eq!(x, y, "segment {i} differs (plans on, off)");
+    }
+}

@@ -14,8 +14,9 @@
 //! alone: PSH at the end of a write, of a record, of the buffer or of a
 //! burst (`push.rs`), ECT. A plan lives within one output pass at one
 //! instant: whatever else reaches the connection first (a segment, a
-//! timer, a path MTU, a close) gives the segments not yet handed out back
-//! to the unsent data, as if they had never been planned.
+//! timer, a path MTU, a close, a write or a setting that moves where PSH
+//! goes) gives the segments not yet handed out back to the unsent data,
+//! as if they had never been planned.
 
 use super::connection::{Connection, Transmit};
 use super::seq::SeqNum;

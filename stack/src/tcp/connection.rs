@@ -631,6 +631,7 @@ impl Connection {
     }
 
     pub fn set_nodelay(&mut self, nodelay: bool) {
+        self.unplan_burst();
         self.cfg.nagle = !nodelay;
         if nodelay {
             // As Linux: setting it sends what Nagle or a cork holds.
@@ -640,6 +641,7 @@ impl Connection {
 
     /// Queues data; returns how much fit in the send buffer.
     pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        self.unplan_burst();
         if let Some(e) = self.error {
             return Err(TcpError::Failed(e));
         }
@@ -668,6 +670,7 @@ impl Connection {
     /// from the receive ring to the send ring (an echo without a buffer
     /// in between). Returns how many moved.
     pub fn echo(&mut self) -> Result<usize, TcpError> {
+        self.unplan_burst();
         let n = self.recv_buf.len().min(self.send_capacity());
         self.send_blocked |= n < self.recv_buf.len();
         if n == 0 {

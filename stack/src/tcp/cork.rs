@@ -28,6 +28,7 @@ pub(super) struct Cork {
 impl Connection {
     /// TCP_CORK: hold segments shorter than the MSS until uncorked.
     pub fn set_cork(&mut self, on: bool) {
+        self.unplan_burst();
         self.cork.on = on;
     }
 

@@ -68,6 +68,7 @@ impl Connection {
     /// segment with any of them (MSG_EOR), nor when resent. A no-op when
     /// nothing is unacknowledged.
     pub fn end_record(&mut self) {
+        self.unplan_burst();
         let end = self.send_buf_seq + self.send_buf.len() as u32;
         if self.send_buf.is_empty() || self.record_ends.back() == Some(&end) {
             return;
