@@ -310,6 +310,19 @@ impl Shared {
 /// The live stacks (their `Shared`, by address), for `getsockopt` below.
 static LIVE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
+/// Visits the live stacks until `f` answers, holding the list all the
+/// while: `pd_free` takes a stack off it under the same lock before
+/// freeing it, so none is freed while visited. (Tests run several stacks
+/// at once, in threads; a copy of the list outlived a freed stack.)
+fn visit_live<T>(mut f: impl FnMut(&'static Shared) -> Option<T>) -> Option<T> {
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    live.iter().find_map(|&p| {
+        // SAFETY: registered in `fill`; `pd_free` removes it from the
+        // list, under the lock held here, before dropping the Box.
+        f(unsafe { &*(p as *const Shared) })
+    })
+}
+
 pub fn fill(ifc: &mut PacketdrillInterface, shared: Box<Shared>) {
     ifc.userdata = Box::into_raw(shared).cast();
     LIVE.lock()
@@ -1304,19 +1317,18 @@ pub unsafe extern "C" fn getsockopt(
     val: *mut c_void,
     len: *mut socklen_t,
 ) -> c_int {
-    let live: Vec<usize> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for p in live {
-        // SAFETY: registered in `fill`, removed in `pd_free` before the
-        // Box is dropped.
-        let s = unsafe { &*(p as *const Shared) };
+    let ours = visit_live(|s| {
         let mut host = s.lock();
         if !host.owns(fd) {
-            continue;
+            return None;
         }
         // SAFETY: getsockopt(2)'s contract on val and len.
-        return call(-1, || unsafe {
+        Some(call(-1, || unsafe {
             answer_option(val, len, || host.getsockopt(fd, level, name))
-        });
+        }))
+    });
+    if let Some(r) = ours {
+        return r;
     }
     type Real = unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int;
     static REAL: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -1330,13 +1342,10 @@ pub unsafe extern "C" fn getsockopt(
 }
 
 /// The adapter whose socket `fd` is, if any (the preloaded calls below).
+/// (The caller goes on using it: packetdrill makes no calls on a stack
+/// after freeing it.)
 fn owner_of(fd: c_int) -> Option<&'static Shared> {
-    let live: Vec<usize> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    live.into_iter()
-        // SAFETY: registered in `fill`, removed in `pd_free` before the
-        // Box is dropped; packetdrill makes no calls after freeing it.
-        .map(|p| unsafe { &*(p as *const Shared) })
-        .find(|s| s.lock().owns(fd))
+    visit_live(|s| s.lock().owns(fd).then_some(s))
 }
 
 /// sendfile(2) for the whole process when this library is preloaded:
@@ -1417,15 +1426,13 @@ pub unsafe extern "C" fn system(command: *const std::ffi::c_char) -> c_int {
             .to_string_lossy()
             .contains("tcp_metrics flush");
     if flushes {
-        let live: Vec<usize> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for p in live {
-            // SAFETY: as in `owner_of`.
-            let s = unsafe { &*(p as *const Shared) };
+        visit_live::<()>(|s| {
             let _ = s.with(|h| {
                 h.forget_fast_open_cookies();
                 Ok(())
             });
-        }
+            None
+        });
     }
     status
 }

@@ -11,6 +11,7 @@ use libloading::{Library, Symbol};
 use std::ffi::{c_char, CString};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 use xdptcp_packetdrill::ffi::PacketdrillInterface;
 
 type Ip = etherparse::PacketBuilderStep<etherparse::IpHeaders>;
@@ -1378,4 +1379,71 @@ fn an_ipv6_script_opens_accepts_and_carries_data() {
     );
     send(&|b| b.tcp(40_000, 8080, 1, 1000).ack(iss + 1).psh(), b"six");
     assert_eq!(pd.read(c, 10).unwrap(), b"six");
+}
+
+/// The preloaded calls look through every live adapter of the process
+/// (tests run several at once); one freed meanwhile by another thread
+/// must not be touched. Here adapters come and go in one thread while
+/// another asks the preloaded getsockopt about a descriptor none of them
+/// owns, for a bounded time; a freed adapter's lock taken by mistake hung
+/// (seen in CI: a sendfile test waited on a freed mutex) or worse.
+#[test]
+fn preloaded_calls_never_touch_an_adapter_being_freed() {
+    let pd = Pd::new("");
+    type GetSockOpt =
+        unsafe extern "C" fn(c_int, c_int, c_int, *mut c_void, *mut socklen_t) -> c_int;
+    let getsockopt: Symbol<GetSockOpt> = unsafe { pd._lib.get(b"getsockopt") }.unwrap();
+    let getsockopt = *getsockopt;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = udp.as_raw_fd();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2_000 {
+                drop(Pd::new(""));
+                // Whatever memory the adapter had is handed out again at
+                // once, written all over: a stale look at it then sees
+                // garbage (a lock that seems held), not its old bytes.
+                let junk: Vec<Vec<u8>> = (1..=128).map(|k| vec![0xff; k * 64]).collect();
+                std::hint::black_box(&junk);
+                n += 1;
+            }
+            n
+        })
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let asker = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut calls = 0u64;
+        while started.elapsed() < Duration::from_secs(2) {
+            let mut v: c_int = 0;
+            let mut len = std::mem::size_of::<c_int>() as socklen_t;
+            let r = unsafe {
+                getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_TYPE,
+                    (&mut v as *mut c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(
+                (r, v),
+                (0, libc::SOCK_DGRAM),
+                "libc's answer for a socket of nobody's"
+            );
+            calls += 1;
+        }
+        tx.send(calls).unwrap();
+    });
+    let calls = rx.recv_timeout(Duration::from_secs(20));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let calls = calls.expect("the preloaded getsockopt hung while adapters came and went");
+    asker.join().unwrap();
+    let made = churn.join().unwrap();
+    assert!(calls > 0 && made > 0, "{calls} calls, {made} adapters");
+    drop(udp);
 }
