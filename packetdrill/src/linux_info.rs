@@ -70,7 +70,7 @@ pub fn tcp_info(i: &Info) -> [u8; TCP_INFO_LEN] {
         i.snd_cwnd,
         i.advmss,
         i.reordering,
-        0, // rcv_rtt
+        i.rcv_rtt.map_or(0, us),
         i.rcv_space,
         sat(i.total_retrans),
     ];

@@ -1338,6 +1338,35 @@ fn info_says_when_data_and_acks_last_arrived() {
 }
 
 #[test]
+fn the_receiver_takes_one_rtt_sample_per_timestamp_echoed() {
+    // The segments of one flight echo the same TSval of ours; Linux takes
+    // one receiver RTT sample from them (`rcv_rtt_last_tsecr`), not one
+    // per segment, each later and so longer than the last.
+    let mut c = established_with_ts(Config::default());
+    let our_tsval = |c: &mut Connection, at: u64| {
+        c.send(b"x").unwrap();
+        let out = drain(c, t(at));
+        out[0].options.timestamps.expect("timestamps").0
+    };
+    let data = |tsval: u32, ecr: u32, seq: u32| {
+        let mut s = seg(PEER + 1 + seq, ISS + 1, Flags::ACK, None, b"d");
+        s.options.timestamps = Some((tsval, ecr));
+        s
+    };
+    let echoed = our_tsval(&mut c, 10);
+    c.on_segment(&data(200, echoed, 0), t(30));
+    let ms = |c: &Connection| c.info(t(0)).rcv_rtt.map(|d| d.as_millis());
+    assert_eq!(ms(&c), Some(20));
+    // Later in the same flight: the same echo, no new sample.
+    c.on_segment(&data(201, echoed, 1), t(90));
+    assert_eq!(ms(&c), Some(20), "one sample per echoed timestamp");
+    // A new echo is a new sample: (7 * 20 + 10) / 8.
+    let echoed = our_tsval(&mut c, 100);
+    c.on_segment(&data(202, echoed, 2), t(110));
+    assert_eq!(ms(&c), Some(18));
+}
+
+#[test]
 fn a_fast_open_client_without_cookies_sends_bare_syn_data_and_keeps_no_unasked_cookie() {
     // Linux's tcp_fastopen 0x4: data on the SYN, no option at all.
     let mut c = Connection::connect(Config::default(), SeqNum(ISS));

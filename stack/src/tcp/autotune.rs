@@ -61,14 +61,23 @@ pub(super) struct RcvSpace {
     pub rtt: Option<Duration>,
     /// The most bytes delivered in one RTT so far.
     pub space: u64,
+    /// The echoed timestamp of the latest sample: the segments of one
+    /// flight echo the same, and give one sample, not one each (Linux's
+    /// `rcv_rtt_last_tsecr`).
+    pub last_ecr: u32,
 }
 
 impl Connection {
     /// An RTT sample for the receiving side: our timestamp echoed on data.
     pub(super) fn note_receiver_rtt(&mut self, now: Instant) {
+        let ecr = self.seg_ts.map_or(0, |(_, ecr)| ecr);
+        if ecr == self.rcv_space.last_ecr {
+            return;
+        }
         let Some(sample) = self.ts_rtt(now) else {
             return;
         };
+        self.rcv_space.last_ecr = ecr;
         let sample = sample.max(Duration::from_millis(1));
         self.rcv_space.rtt = Some(match self.rcv_space.rtt {
             None => sample,

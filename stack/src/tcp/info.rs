@@ -65,6 +65,9 @@ pub struct Info {
     pub snd_cwnd: u32,
     pub advmss: u32,
     pub reordering: u32,
+    /// The receiver's RTT estimate, from our timestamps echoed on data
+    /// (None before one came).
+    pub rcv_rtt: Option<Duration>,
     pub rcv_space: u32,
     /// Segments retransmitted over the connection's life.
     pub total_retrans: u64,
@@ -140,6 +143,7 @@ impl Connection {
             snd_cwnd: segs(self.cc.cwnd()),
             advmss: u32::from(self.cfg.mss),
             reordering: self.reordering,
+            rcv_rtt: self.rcv_space.rtt,
             rcv_space: self.recv_buf.capacity() as u32,
             total_retrans: self.counters.retransmits,
             retrans: self.sent.resent_in_flight(),

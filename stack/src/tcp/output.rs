@@ -90,7 +90,9 @@ impl Connection {
         let hl = h.emit(buf).expect("a header fits the buffer");
         let (a, b) = self.payload(t);
         buf[hl..hl + a.len()].copy_from_slice(a);
-        buf[hl + a.len()..hl + a.len() + b.len()].copy_from_slice(b);
+        if !b.is_empty() {
+            buf[hl + a.len()..hl + a.len() + b.len()].copy_from_slice(b);
+        }
         hl + a.len() + b.len()
     }
 

@@ -74,7 +74,10 @@ impl Ring {
         let start = self.phys(offset);
         let first = n.min(cap - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        if n > first {
+            // Wrapped (a call to copy nothing still costs a call).
+            self.buf[..n - first].copy_from_slice(&data[first..n]);
+        }
         n
     }
 
@@ -105,7 +108,9 @@ impl Ring {
         let n = out.len().min(self.len.saturating_sub(offset));
         let (a, b) = self.slices(offset, n);
         out[..a.len()].copy_from_slice(a);
-        out[a.len()..n].copy_from_slice(b);
+        if !b.is_empty() {
+            out[a.len()..n].copy_from_slice(b);
+        }
         n
     }
 
