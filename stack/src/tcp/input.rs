@@ -23,6 +23,12 @@ impl Connection {
             State::Closed => {}
             State::Listen => self.on_segment_listen(seg, now),
             State::SynSent => self.on_segment_syn_sent(seg, now),
+            _ if self.predicted_data(seg) => {
+                // Nothing outstanding and nothing acknowledged: the send
+                // state the timers follow is unchanged, so they stand.
+                self.take_predicted_data(seg, now);
+                return;
+            }
             _ => self.on_segment_synchronized(seg, now),
         }
         self.update_timers(now);
@@ -163,10 +169,6 @@ impl Connection {
     }
 
     fn on_segment_synchronized(&mut self, seg: &TcpSegment<'_>, now: Instant) {
-        if self.predicted_data(seg) {
-            self.take_predicted_data(seg, now);
-            return;
-        }
         let f = seg.flags;
         let seq = SeqNum(seg.seq);
         let window = self.recv_buf.free() as u32;

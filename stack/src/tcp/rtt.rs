@@ -29,7 +29,8 @@ impl RttEstimator {
             min_rto,
             max_rto,
             granularity,
-            rto: initial,
+            // Kept within the maximum, so `rto` need not clamp it.
+            rto: initial.min(max_rto),
             backoff: 0,
         }
     }
@@ -63,6 +64,10 @@ impl RttEstimator {
 
     /// The timeout to arm now, including exponential backoff (5.5).
     pub fn rto(&self) -> Duration {
+        if self.backoff == 0 {
+            // Nearly always: asked for per segment, it stays cheap.
+            return self.rto;
+        }
         let factor = 1u32.checked_shl(self.backoff).unwrap_or(u32::MAX);
         self.rto.saturating_mul(factor).min(self.max_rto)
     }
