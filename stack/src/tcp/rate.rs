@@ -80,8 +80,14 @@ pub struct DeliveredNow {
 impl DeliveredNow {
     /// A record of `bytes`, sent at `at`, was delivered.
     pub fn note(&mut self, bytes: u32, at: Instant, rexmits: u32, tx: TxRate) {
+        self.note_run(bytes, 1, at, rexmits, tx);
+    }
+
+    /// `segments` records of `bytes` in all were delivered, the newest of
+    /// them sent at `at`.
+    pub fn note_run(&mut self, bytes: u32, segments: u32, at: Instant, rexmits: u32, tx: TxRate) {
         self.bytes += bytes;
-        self.segments += 1;
+        self.segments += segments;
         if self.newest.is_none_or(|(t, _, n)| {
             tx.delivered > n.delivered || (tx.delivered == n.delivered && at >= t)
         }) {

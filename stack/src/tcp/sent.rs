@@ -91,6 +91,9 @@ pub struct SentQueue {
     reneged: bool,
     /// Records and entries visited: the work the ACKs caused.
     visits: u64,
+    /// Every record ever resent ends at or before this (None once the
+    /// cumulative ACK passed it): records past it were sent once.
+    resent_until: Option<SeqNum>,
 }
 
 /// Capacity kept after the record empties; more is given back.
@@ -154,6 +157,8 @@ impl SentQueue {
     pub fn mark_resent(&mut self, start: SeqNum) {
         if let Some(s) = self.segs.back_mut().filter(|s| s.start == start) {
             s.rexmits = s.rexmits.max(1);
+            let end = s.end;
+            self.note_resent(end);
         }
     }
 
@@ -224,7 +229,7 @@ impl SentQueue {
     /// Forgets what `ack` acknowledges; returns the newest-sent of the
     /// records it delivered that were not already SACKed.
     pub fn on_ack(&mut self, ack: SeqNum) -> Option<Delivered> {
-        let mut newest: Option<Delivered> = None;
+        let mut newest = self.ack_plain_run(ack);
         while let Some(front) = self.segs.front_mut() {
             if front.start >= ack {
                 break;
@@ -251,6 +256,9 @@ impl SentQueue {
         while self.by_time.front().is_some_and(|t| t.end <= ack) {
             self.by_time.pop_front();
         }
+        if self.resent_until.is_some_and(|r| r <= ack) {
+            self.resent_until = None;
+        }
         if self.segs.is_empty() {
             self.by_time.clear();
             self.lost_heap.clear();
@@ -262,6 +270,40 @@ impl SentQueue {
             }
         }
         newest
+    }
+
+    /// The common ACK in bulk: it covers whole records that left once, in
+    /// order, and were never SACKed, marked lost or resent. Those go at
+    /// once. The last of them left last and carries the latest delivery
+    /// counters, so it stands for all of them in what RACK and the rate
+    /// sampler learn (as it would have, noted after the others).
+    fn ack_plain_run(&mut self, ack: SeqNum) -> Option<Delivered> {
+        let front = self.segs.front()?;
+        let plain = self.sacked_bytes == 0
+            && self.lost_bytes == 0
+            && self.resent_until.is_none_or(|r| front.start >= r);
+        if !plain {
+            return None;
+        }
+        let k = self.segs.partition_point(|s| s.end <= ack);
+        if k < 2 {
+            return None;
+        }
+        let first = front.start;
+        let last = self.segs[k - 1];
+        self.visits += 1;
+        self.segs.drain(..k);
+        self.delivered_now
+            .note_run(last.end - first, k as u32, last.at, 0, last.tx);
+        Some(Delivered {
+            at: last.at,
+            end: last.end,
+            rexmits: 0,
+        })
+    }
+
+    fn note_resent(&mut self, end: SeqNum) {
+        self.resent_until = Some(self.resent_until.map_or(end, |r| r.max(end)));
     }
 
     /// A record was acknowledged: counts it as delivered unless a SACK
@@ -377,6 +419,7 @@ impl SentQueue {
             s.rexmits += 1;
             s.tx = tx;
         }
+        self.note_resent(end);
         self.by_time.push_back(Transmission {
             start,
             end,
@@ -616,6 +659,41 @@ mod tests {
             );
         }
         q
+    }
+
+    #[test]
+    fn an_ack_over_records_sent_once_delivers_them_at_once_as_one_by_one() {
+        // Records sent once, in order: the ACK takes the whole run in one
+        // step (one visit), and reports what noting each would have.
+        let mut q = queue();
+        let before = q.visits();
+        let d = q.on_ack(SeqNum(1350)).unwrap();
+        assert_eq!(q.visits() - before, 2, "the run, then the part");
+        assert_eq!((d.at, d.end, d.rexmits), (t(3), SeqNum(1350), 0));
+        let now = q.take_delivered();
+        assert_eq!((now.bytes, now.segments), (350, 4));
+        assert_eq!(now.newest.map(|(at, n, _)| (at, n)), Some((t(3), 0)));
+        assert_eq!(q.iter().next().unwrap().start, SeqNum(1350));
+    }
+
+    #[test]
+    fn an_ack_over_a_resent_record_takes_them_one_by_one() {
+        // Record 1 resent at 10 ms: it, not record 3, is the newest sent,
+        // and its resend is what RACK must hear of.
+        let mut q = queue();
+        q.on_retransmit(SeqNum(1100), SeqNum(1200), t(10), TxRate::at(t(10)));
+        let d = q.on_ack(SeqNum(1400)).unwrap();
+        assert_eq!((d.at, d.end, d.rexmits), (t(10), SeqNum(1200), 1));
+        let now = q.take_delivered();
+        assert_eq!((now.bytes, now.segments), (400, 4));
+        assert_eq!(now.newest.map(|(at, n, _)| (at, n)), Some((t(10), 1)));
+        // Past the resent record, runs go at once again.
+        q.on_send(SeqNum(1500), SeqNum(1600), t(11), TxRate::at(t(0)));
+        let before = q.visits();
+        let d = q.on_ack(SeqNum(1600)).unwrap();
+        assert_eq!((d.at, d.end), (t(11), SeqNum(1600)));
+        assert_eq!(q.visits() - before, 1);
+        assert!(q.is_empty());
     }
 
     #[test]
