@@ -20,9 +20,7 @@ const MAX_QUICK_ACKS: u32 = 16;
 impl Connection {
     /// In-order data arrived at `now`: should it be acknowledged at once?
     pub(super) fn quick_ack_on_data(&mut self, now: Instant) -> bool {
-        let idle = self
-            .last_data_recv
-            .is_none_or(|t| now.saturating_since(t) > self.rtt.rto());
+        let idle = self.last_data_recv.is_none_or(|t| now > t + self.rtt.rto());
         self.last_data_recv = Some(now);
         self.last_data_recv_at = Some(now);
         self.last_heard = Some(now);

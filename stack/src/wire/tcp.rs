@@ -151,13 +151,21 @@ impl TcpOptions {
     }
 
     /// Parses the options area; any overrun or bad length is an error.
-    pub fn parse(mut b: &[u8]) -> Result<Self, WireError> {
+    pub fn parse(b: &[u8]) -> Result<Self, WireError> {
         let mut o = TcpOptions::default();
+        o.parse_into(b)?;
+        Ok(o)
+    }
+
+    /// As `parse`, into options that are all unset: a segment's parse
+    /// fills its own field in place, with no copy of the options.
+    fn parse_into(&mut self, mut b: &[u8]) -> Result<(), WireError> {
+        let o = self;
         // Nearly every segment of a connection with timestamps carries
         // exactly NOP NOP TS, as both we and Linux lay it out.
         if b.len() == 12 && b[..4] == [1, 1, 8, 10] {
             o.timestamps = Some((be32(b, 4), be32(b, 8)));
-            return Ok(o);
+            return Ok(());
         }
         while let Some(&kind) = b.first() {
             match kind {
@@ -192,7 +200,7 @@ impl TcpOptions {
             }
             b = &b[len..];
         }
-        Ok(o)
+        Ok(())
     }
 
     /// Nothing but (perhaps) timestamps.
@@ -342,7 +350,7 @@ impl<'a> TcpSegment<'a> {
         if off < MIN_HEADER_LEN || off > b.len() {
             return Err(WireError::BadDataOffset);
         }
-        Ok(TcpSegment {
+        let mut seg = TcpSegment {
             src_port: be16(b, 0),
             dst_port: be16(b, 2),
             seq: be32(b, 4),
@@ -350,10 +358,12 @@ impl<'a> TcpSegment<'a> {
             flags: Flags(b[13]),
             window: be16(b, 14),
             urgent: be16(b, 18),
-            options: TcpOptions::parse(&b[MIN_HEADER_LEN..off])?,
+            options: TcpOptions::default(),
             payload: &b[off..],
             lent: None,
-        })
+        };
+        seg.options.parse_into(&b[MIN_HEADER_LEN..off])?;
+        Ok(seg)
     }
 }
 
