@@ -159,14 +159,21 @@ impl TcpOptions {
 
     /// As `parse`, into options that are all unset: a segment's parse
     /// fills its own field in place, with no copy of the options.
-    fn parse_into(&mut self, mut b: &[u8]) -> Result<(), WireError> {
-        let o = self;
+    #[inline]
+    fn parse_into(&mut self, b: &[u8]) -> Result<(), WireError> {
         // Nearly every segment of a connection with timestamps carries
         // exactly NOP NOP TS, as both we and Linux lay it out.
         if b.len() == 12 && b[..4] == [1, 1, 8, 10] {
-            o.timestamps = Some((be32(b, 4), be32(b, 8)));
+            self.timestamps = Some((be32(b, 4), be32(b, 8)));
             return Ok(());
         }
+        self.parse_any(b)
+    }
+
+    /// `parse_into` for any options: out of line, so that the common case
+    /// above inlines into the segment's parse.
+    fn parse_any(&mut self, mut b: &[u8]) -> Result<(), WireError> {
+        let o = self;
         while let Some(&kind) = b.first() {
             match kind {
                 0 => break, // End of option list.
@@ -387,6 +394,7 @@ impl TcpHeader {
     /// Writes header and options into `b`, leaving the checksum zero.
     /// The payload must already sit (or be written next) at `b[header_len..]`;
     /// call [`fill_checksum`] once it is there.
+    #[inline]
     pub fn emit(&self, b: &mut [u8]) -> Result<usize, WireError> {
         if let (true, Some((val, ecr))) = (self.options.only_timestamps(), self.options.timestamps)
         {
@@ -410,6 +418,12 @@ impl TcpHeader {
             b[28..32].copy_from_slice(&ecr.to_be_bytes());
             return Ok(32);
         }
+        self.emit_any(b)
+    }
+
+    /// `emit` for any options (handshakes, SACK blocks): out of line, so
+    /// that the common case above inlines where segments are built.
+    fn emit_any(&self, b: &mut [u8]) -> Result<usize, WireError> {
         let hl = self.header_len();
         if b.len() < hl {
             return Err(WireError::BufferTooSmall);
