@@ -17,7 +17,8 @@
 //! - Consecutive SACKed records carry a run length, so a block over data
 //!   SACKed before costs a jump per run, not a visit per record.
 //! - RACK reads transmissions in the order they left (`by_time`) and stops
-//!   at the first whose time is not up: later ones left later.
+//!   at the first whose time is not up: later ones left later. A burst
+//!   planned as one (`burst.rs`) is one transmission of its records.
 //! - Lost records wait in a heap, lowest sequence first.
 //!
 //! Entries of `by_time` and of the lost heap are dropped lazily, when read,
@@ -189,6 +190,11 @@ impl SentQueue {
     }
 
     fn push(&mut self, start: SeqNum, end: SeqNum, at: Instant, tx: TxRate) {
+        self.push_record(start, end, at, tx);
+        self.by_time.push_back(Transmission { start, end, at });
+    }
+
+    fn push_record(&mut self, start: SeqNum, end: SeqNum, at: Instant, tx: TxRate) {
         self.segs.push_back(Sent {
             start,
             end,
@@ -199,19 +205,24 @@ impl SentQueue {
             tx,
             run: 0,
         });
-        self.by_time.push_back(Transmission { start, end, at });
     }
 
     /// `count` segments of new data of `len` bytes each from `start`,
-    /// just past the last record, left at `now` together (`burst.rs`).
+    /// just past the last record, left at `now` together (`burst.rs`):
+    /// a record each, and one transmission for RACK.
     pub fn on_send_run(&mut self, start: SeqNum, count: u32, len: u32, now: Instant, tx: TxRate) {
         debug_assert!(self.segs.back().is_none_or(|b| b.end <= start));
         self.segs.reserve(count as usize);
-        self.by_time.reserve(count as usize);
         for i in 0..count {
             let start = start + i * len;
-            self.push(start, start + len, now, tx);
+            self.push_record(start, start + len, now, tx);
         }
+        let end = start + count * len;
+        self.by_time.push_back(Transmission {
+            start,
+            end,
+            at: now,
+        });
     }
 
     /// Takes back the records of new data from `start` on: planned, never
@@ -223,6 +234,10 @@ impl SentQueue {
         }
         while self.by_time.back().is_some_and(|b| b.start >= start) {
             self.by_time.pop_back();
+        }
+        // A run's transmission keeps the part that left.
+        if let Some(b) = self.by_time.back_mut().filter(|b| b.end > start) {
+            b.end = start;
         }
     }
 
@@ -569,26 +584,36 @@ impl SentQueue {
         let mut marked = 0;
         while let Some(&t) = self.by_time.front() {
             self.visits += 1;
-            if t.at > rack_at || (t.at == rack_at && t.end > rack_end) {
+            // Of a transmission at the RACK segment's instant (a burst's),
+            // only what lies before it in sequence left before it.
+            let end = if t.at == rack_at && rack_end < t.end {
+                rack_end
+            } else {
+                t.end
+            };
+            if t.at > rack_at || t.start >= end {
                 break; // sent after the RACK segment, as is all that follows
             }
             let first = self.index_of(t.start);
             let live = |s: &Sent| s.at == t.at && !s.sacked && !s.lost;
             let mut any = false;
-            for s in self.segs.range(first..).take_while(|s| s.start < t.end) {
+            for s in self.segs.range(first..).take_while(|s| s.start < end) {
                 any |= live(s);
             }
             if any && t.at + wait > now {
                 return (marked, Some(t.at + wait));
             }
             let mut k = first;
-            while self.segs.get(k).is_some_and(|s| s.start < t.end) {
+            while self.segs.get(k).is_some_and(|s| s.start < end) {
                 self.visits += 1;
                 if live(&self.segs[k]) {
                     self.mark_lost(k);
                     marked += 1;
                 }
                 k += 1;
+            }
+            if end != t.end {
+                break; // the rest of the burst left after the RACK segment
             }
             self.by_time.pop_front();
         }
@@ -781,6 +806,58 @@ mod tests {
         assert_eq!((n, next), (1, Some(t(22))), "3 ms due; the resend is not");
         let (n, _) = q.rack_mark_lost(t(12), SeqNum(1100), wait, t(22));
         assert_eq!(n, 1, "the lost resend");
+    }
+
+    #[test]
+    fn rack_treats_a_burst_as_the_segments_it_is_made_of() {
+        // Five segments left at 0 ms, as one burst (one transmission) or
+        // one by one; the fourth is SACKed and so the RACK segment. RACK
+        // marks the three before it once their time is up, never the
+        // fifth: it left after the RACK segment.
+        let wait = Duration::from_millis(10);
+        let marks = |burst: bool| {
+            let mut q = SentQueue::default();
+            if burst {
+                q.on_send_run(SeqNum(1000), 5, 100, t(0), TxRate::at(t(0)));
+            } else {
+                for i in 0..5u32 {
+                    let start = SeqNum(1000 + i * 100);
+                    q.on_send(start, start + 100, t(0), TxRate::at(t(0)));
+                }
+            }
+            q.on_sack(SeqNum(1300), SeqNum(1400));
+            let early = q.rack_mark_lost(t(0), SeqNum(1400), wait, t(5));
+            let due = q.rack_mark_lost(t(0), SeqNum(1400), wait, t(10));
+            let again = q.rack_mark_lost(t(0), SeqNum(1400), wait, t(11));
+            let lost: Vec<bool> = q.iter().map(|s| s.lost).collect();
+            (early, due, again, lost)
+        };
+        let one_by_one = marks(false);
+        assert_eq!(
+            one_by_one,
+            (
+                (0, Some(t(10))),
+                (3, None),
+                (0, None),
+                vec![true, true, true, false, false]
+            )
+        );
+        assert_eq!(marks(true), one_by_one);
+    }
+
+    #[test]
+    fn a_burst_given_back_in_part_keeps_the_transmission_of_what_left() {
+        let mut q = SentQueue::default();
+        q.on_send_run(SeqNum(1000), 5, 100, t(0), TxRate::at(t(0)));
+        q.unsend_from(SeqNum(1200));
+        assert_eq!(q.len(), 2);
+        q.on_sack(SeqNum(1100), SeqNum(1200));
+        let (n, _) = q.rack_mark_lost(t(0), SeqNum(1200), Duration::ZERO, t(1));
+        assert_eq!(
+            (n, q.lost_bytes()),
+            (1, 100),
+            "the first, not the given back"
+        );
     }
 
     #[test]
