@@ -300,7 +300,9 @@ impl SentQueue {
         if !plain {
             return None;
         }
-        let k = self.segs.partition_point(|s| s.end <= ack);
+        // From the front, not by halving: an ACK covers a few records at
+        // the front of what may be thousands, and those are in cache.
+        let k = self.segs.iter().take_while(|s| s.end <= ack).count();
         if k < 2 {
             return None;
         }
@@ -593,6 +595,15 @@ impl SentQueue {
             };
             if t.at > rack_at || t.start >= end {
                 break; // sent after the RACK segment, as is all that follows
+            }
+            if self.segs.front().is_none_or(|f| f.start >= end) {
+                // Its records before the RACK segment are all acknowledged
+                // (a burst the cumulative ACK reached the middle of).
+                if end != t.end {
+                    break;
+                }
+                self.by_time.pop_front();
+                continue;
             }
             let first = self.index_of(t.start);
             let live = |s: &Sent| s.at == t.at && !s.sacked && !s.lost;
