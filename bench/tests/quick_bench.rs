@@ -242,6 +242,7 @@ fn check_report(
     for r in [
         "file_transfer_vs_line_rate",
         "bulk_vs_kernel_no_offload",
+        "line_rate_vs_kernel_no_offload",
         "bulk_vs_kernel",
         "rr64_p50_vs_kernel",
         "rr64_p99_vs_kernel",
