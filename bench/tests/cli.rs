@@ -77,3 +77,13 @@ fn lossy_refuses_an_unknown_poll_mode() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("busy or adaptive"), "{err}");
 }
+
+/// `lossy --api` takes our two APIs and refuses anything else before
+/// building the path, naming them.
+#[test]
+fn lossy_refuses_an_unknown_api() {
+    let out = run(PROGRAMS[0].1, &["--api", "carrier-pigeon"]).unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("socket") && err.contains("percore"), "{err}");
+}
