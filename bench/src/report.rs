@@ -198,11 +198,13 @@ impl Report {
             } else {
                 "\nratios (median of per-round ratios)\n"
             };
+            // One column for the names, as wide as the longest.
+            let w = self.ratios.iter().map(|r| r.name.len()).max().unwrap_or(0);
             for r in &self.ratios {
                 if markdown {
                     out += &format!("| {} | {:.3} | {} |\n", r.name, r.value, r.how);
                 } else {
-                    out += &format!("  {:<28} {:>8.3}   {}\n", r.name, r.value, r.how);
+                    out += &format!("  {:<w$} {:>8.3}   {}\n", r.name, r.value, r.how);
                 }
             }
         }
@@ -324,5 +326,26 @@ pub fn fmt_num(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_values_line_up_whatever_the_names_length() {
+        let mut r = Report::default();
+        for name in ["short", "a_ratio_name_longer_than_thirty_characters"] {
+            r.ratios.push(Ratio {
+                name: name.into(),
+                value: 1.5,
+                how: "why".into(),
+            });
+        }
+        let text = r.table(false);
+        let at: Vec<usize> = text.lines().filter_map(|l| l.find("1.500")).collect();
+        assert_eq!(at.len(), 2, "{text}");
+        assert_eq!(at[0], at[1], "{text}");
     }
 }
