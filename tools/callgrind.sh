@@ -13,7 +13,7 @@ bin=${CARGO_TARGET_DIR:-target}/release/examples/segment_path
 count() {
     local out
     out=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$1" "${2:-1}" >/dev/null 2>&1
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" "$1" "${2:-1}" ${3:-} >/dev/null 2>&1
     # The summary line: "summary: <instructions>"
     grep -E '^(summary|totals):' "$out" | head -1 | awk '{print $2}'
     rm -f "$out"
@@ -28,3 +28,8 @@ echo "  ($n segments: $a; $((2 * n)): $b)"
 a=$(count "$n" 16)
 b=$(count $((2 * n)) 16)
 echo "  in batches of 16 segments with one ACK each: $(( (b - a) / n )) per segment"
+# The same, with the sender's bytes handed over as chunks (send_owned):
+# one copy on transmit, into the frame, instead of two.
+a=$(count "$n" 16 owned)
+b=$(count $((2 * n)) 16 owned)
+echo "  the same, the sender's chunks handed over whole (send_owned): $(( (b - a) / n )) per segment"

@@ -75,6 +75,10 @@ impl RttLog {
 }
 
 const CHUNK: usize = 256 * 1024;
+/// The file's bytes are read in chunks of this size, each handed to the
+/// connection whole (small enough that a send buffer of the default size
+/// takes a few at once).
+const OWNED_CHUNK: usize = 64 * 1024;
 const MAGIC: &[u8; 4] = b"XDPT";
 const HEADER_LEN: usize = 13;
 const DIGEST_LEN: usize = digest::LEN;
@@ -102,8 +106,15 @@ pub struct SendApp {
     source: Option<Box<dyn Read + Send>>,
     closed: bool,
     buf: Vec<u8>,
-    /// Bytes read from the source and not yet taken by the connection.
+    /// Bytes read from the source and not yet taken by the connection
+    /// (the header and the digest; the file's bytes go in `held`).
     pending: std::ops::Range<usize>,
+    /// File bytes read into a chunk of their own, which the connection
+    /// takes as it is (`send_owned`: no copy into its ring) once it has
+    /// room.
+    held: Option<Vec<u8>>,
+    /// Chunks the connection gave back, to read into again.
+    spare: Vec<Vec<u8>>,
     hash: Hasher,
     /// Framed: the length announced in the header.
     framed: Option<u64>,
@@ -143,6 +154,8 @@ impl SendApp {
             closed: false,
             buf,
             pending,
+            held: None,
+            spare: Vec::new(),
             framed,
             stage,
             hash: Hasher::new(digest),
@@ -184,7 +197,24 @@ impl SendApp {
     /// Fills the connection's send ring from the source (header, bytes,
     /// then the digest when framed) until it is full.
     fn push(&mut self, s: &mut Stream<'_>) {
+        while let Some(chunk) = s.reclaim() {
+            self.spare.push(chunk);
+        }
         loop {
+            if let Some(chunk) = self.held.take() {
+                let n = chunk.len();
+                match s.send_owned(chunk) {
+                    Ok(()) => {
+                        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(chunk) => {
+                        // `on_writable` follows once there is room.
+                        self.held = Some(chunk);
+                        return;
+                    }
+                }
+            }
             if self.pending.is_empty() {
                 let Some(src) = self.source.as_mut().filter(|_| !self.closed) else {
                     return;
@@ -192,8 +222,10 @@ impl SendApp {
                 if self.stage == Stage::Header {
                     self.stage = Stage::Data;
                 }
+                let mut chunk = self.spare.pop().unwrap_or_default();
+                chunk.resize(OWNED_CHUNK, 0);
                 let read = match self.stage {
-                    Stage::Data => src.read(&mut self.buf),
+                    Stage::Data => src.read(&mut chunk),
                     _ => Ok(0),
                 };
                 match read {
@@ -219,8 +251,10 @@ impl SendApp {
                         return;
                     }
                     Ok(n) => {
-                        self.hash.update(&self.buf[..n]);
-                        self.pending = 0..n;
+                        self.hash.update(&chunk[..n]);
+                        chunk.truncate(n);
+                        self.held = Some(chunk);
+                        continue;
                     }
                     Err(e) => {
                         s.abort();

@@ -2,9 +2,10 @@
 //! delivers and ACKs, the application reads, a takes the ACK): the program
 //! `tools/callgrind.sh` counts instructions of, per segment.
 //!
-//! Usage: segment_path [N] [BATCH]   (default 100000 segments, one per
-//! batch: every segment acknowledged; with BATCH = 16, as in bulk since
-//! the receiver acknowledges once per received batch)
+//! Usage: segment_path [N] [BATCH] [owned]   (default 100000 segments,
+//! one per batch: every segment acknowledged; with BATCH = 16, as in bulk
+//! since the receiver acknowledges once per received batch; `owned`: each
+//! batch's bytes handed over as one chunk, not copied into the send ring)
 
 #[path = "../benches/common/pair.rs"]
 mod pair;
@@ -24,9 +25,14 @@ fn main() {
     } else {
         pair::Pair::established_with(xdptcp::tcp::UnsentLimit::Off)
     };
+    let owned = std::env::args().nth(3).is_some_and(|a| a == "owned");
     let data = vec![0x5au8; pair::MSS];
     for _ in 0..n / batch {
-        p.batch(&data, batch as usize);
+        if owned {
+            p.batch_owned(&data, batch as usize);
+        } else {
+            p.batch(&data, batch as usize);
+        }
     }
     let n = n / batch * batch;
     let got = p.b.counters().bytes_received;

@@ -143,9 +143,11 @@ fn a_hostile_sack_pattern_neither_grows_the_record_nor_the_work_per_ack() {
             if t.payload_len == 0 || (off == 0 && now < withhold_until) {
                 continue;
             }
-            let (p, q) = a.payload(&t);
-            store[off..off + p.len()].copy_from_slice(p);
-            store[off + p.len()..off + p.len() + q.len()].copy_from_slice(q);
+            let mut at = off;
+            for part in a.payload(&t) {
+                store[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
             have.add(off as u32, (off + t.payload_len) as u32);
             arrived = true;
         }

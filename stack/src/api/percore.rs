@@ -132,6 +132,18 @@ impl Stream<'_> {
         self.short_send |= n < data.len();
         n
     }
+    /// Queues `chunk` without copying it, whole or not at all (given back
+    /// when it does not fit: `on_writable` follows once there is room).
+    /// The connection gives it back through `reclaim` once acknowledged.
+    pub fn send_owned(&mut self, chunk: Vec<u8>) -> Result<(), Vec<u8>> {
+        let r = self.conn.send_owned(chunk).map_err(|(_, c)| c);
+        self.short_send |= r.is_err();
+        r
+    }
+    /// A chunk given to `send_owned` that the connection is done with.
+    pub fn reclaim(&mut self) -> Option<Vec<u8>> {
+        self.conn.reclaim()
+    }
     /// Moves received bytes to the send ring (as many as fit); `on_writable`
     /// follows if some are left.
     pub fn echo(&mut self) -> usize {

@@ -34,6 +34,15 @@ const CHANNEL_CHUNKS: usize = 64;
 /// Gbit/s); the send ring, sized by autotuning, holds what TCP needs.
 const OUT_CHUNKS: usize = 4;
 const CHUNK: usize = 64 * 1024;
+/// Written chunks at least this full go into the send buffer as they are
+/// (`Connection::send_owned`: no copy into the ring) and come back to the
+/// pool once acknowledged; emptier ones are copied, so that a chunk held
+/// by TCP is never mostly air.
+const OWNED_MIN: usize = CHUNK / 2;
+/// Written chunks the pool keeps: those in the channel and in hand, and
+/// those TCP holds until acknowledged (8 MiB of send buffer; chunks past
+/// that are freed when they come back, and allocated again).
+const TX_POOL: usize = OUT_CHUNKS + 2 + 128;
 
 /// Received bytes (a chunk and how much of it is filled), the end of the
 /// stream (0 bytes), or a failure.
@@ -74,7 +83,7 @@ impl Default for Chunks {
     fn default() -> Self {
         Chunks {
             rx: Pool::new(CHANNEL_CHUNKS + 1),
-            tx: Pool::new(OUT_CHUNKS + 2),
+            tx: Pool::new(TX_POOL),
         }
     }
 }
@@ -882,6 +891,20 @@ fn visit_stream(
             }
         }
         let (v, at) = p.pending.as_mut().expect("set above");
+        if *at == 0 && v.len() >= OWNED_MIN {
+            let (chunk, _) = p.pending.take().expect("set above");
+            let n = chunk.len();
+            match c.send_owned(chunk) {
+                Ok(()) => {
+                    p.shared.queued.fetch_sub(n, Ordering::AcqRel);
+                    *busy = true;
+                    continue;
+                }
+                // No room for all of it: copy what fits, as below.
+                Err((_, chunk)) => p.pending = Some((chunk, 0)),
+            }
+        }
+        let (v, at) = p.pending.as_mut().expect("set above");
         match c.send(&v[*at..]) {
             Ok(n) if n > 0 => {
                 *at += n;
@@ -894,6 +917,10 @@ fn visit_stream(
             }
             _ => break,
         }
+    }
+    // Chunks TCP is done with go back to the writer's pool.
+    while let Some(chunk) = c.reclaim() {
+        p.shared.chunks.tx.give(chunk);
     }
     // What TCP takes now, for the writer; a writer that waited for
     // room goes on (or learns that none will come).

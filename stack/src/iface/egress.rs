@@ -158,7 +158,7 @@ impl Interface {
                 ip,
                 &tuple,
                 &t,
-                e.conn.payload(&t),
+                (e.conn.payload(&t), t.payload_len),
             );
             if built.is_ok() {
                 return built.ok();
@@ -273,7 +273,7 @@ impl Interface {
             ip,
             tuple,
             t,
-            (&[], &[]),
+            (std::iter::empty(), 0),
         )
     }
 }

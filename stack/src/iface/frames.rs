@@ -68,14 +68,14 @@ pub(super) struct IpFields {
 /// Builds Ethernet + IP (of the tuple's family) + TCP + payload in place;
 /// the payload is copied once, straight from the send buffer into the
 /// frame. `macs`: (ours, the next hop's).
-pub(super) fn build_tcp_frame(
+pub(super) fn build_tcp_frame<'p>(
     buf: &mut [u8],
     mtu: usize,
     macs: (MacAddr, MacAddr),
     ip: IpFields,
     tuple: &Tuple,
     t: &Transmit,
-    payload: (&[u8], &[u8]),
+    (payload, payload_len): (impl IntoIterator<Item = &'p [u8]>, usize),
 ) -> Result<usize, WireError> {
     let (src_mac, dst_mac) = macs;
     let (ethertype, ip_len) = match tuple.remote_ip {
@@ -98,7 +98,7 @@ pub(super) fn build_tcp_frame(
     let fits = ip_at.saturating_add(mtu).min(buf.len());
     let segment = buf.get_mut(tcp_at..fits).ok_or(WireError::BufferTooSmall)?;
     let (src, dst) = (tuple.local_ip, tuple.remote_ip);
-    let total = tcp_at + tcpwire::emit_segment(segment, &hdr, payload, src, dst)?;
+    let total = tcp_at + tcpwire::emit_segment(segment, &hdr, payload, payload_len, src, dst)?;
     let payload_len = (total - tcp_at) as u16;
     let ecn = if t.ect { ECT0 } else { 0 };
     match (src, dst) {

@@ -8,8 +8,8 @@ use super::congestion::CongestionControl;
 use super::congestion::Saved;
 use super::rack::Rack;
 use super::recv_buffer::RecvBuffer;
-use super::ring::Ring;
 use super::rtt::RttEstimator;
+use super::send_buffer::SendBuffer;
 use super::sent::SentQueue;
 use super::stats::{Counters, Snapshot};
 use super::{SeqNum, State};
@@ -174,7 +174,7 @@ pub struct Connection {
     pub(super) snd_wl2: SeqNum,
     pub(super) snd_shift: u8,
     pub(super) ws_ok: bool,
-    pub(super) send_buf: Ring,
+    pub(super) send_buf: SendBuffer,
     /// Sequence number of `send_buf`'s first byte.
     pub(super) send_buf_seq: SeqNum,
     /// The user closed: a FIN follows the buffered data.
@@ -381,7 +381,7 @@ impl Connection {
             snd_wl2: iss,
             snd_shift: 0,
             ws_ok: false,
-            send_buf: Ring::new(cfg.send_buffer),
+            send_buf: SendBuffer::new(cfg.send_buffer),
             send_buf_seq: iss + 1,
             fin_queued: false,
             eff_mss: mss,
@@ -639,13 +639,15 @@ impl Connection {
         }
     }
 
-    /// Queues data; returns how much fit in the send buffer.
-    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+    /// What every write does first: no planned burst stays (new bytes may
+    /// join it), errors and states that take no data refuse, a write in
+    /// LISTEN turns the open active, a cork learns of the write.
+    fn send_ready(&mut self, has_data: bool) -> Result<(), TcpError> {
         self.unplan_burst();
         if let Some(e) = self.error {
             return Err(TcpError::Failed(e));
         }
-        if self.state == State::Listen && !data.is_empty() {
+        if self.state == State::Listen && has_data {
             // RFC 9293: SEND in LISTEN turns the passive open active.
             self.state = State::SynSent;
             self.passive = false;
@@ -654,6 +656,12 @@ impl Connection {
             return Err(TcpError::InvalidState(self.state));
         }
         self.cork_on_write();
+        Ok(())
+    }
+
+    /// Queues data; returns how much fit in the send buffer.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        self.send_ready(!data.is_empty())?;
         let room = self.unsent_room();
         let n = self.send_buf.push(&data[..data.len().min(room)]);
         if n > 0 {
@@ -664,6 +672,40 @@ impl Connection {
             return Err(TcpError::WouldBlock);
         }
         Ok(n)
+    }
+
+    /// Queues `chunk` without copying it (one copy, into the frame, on
+    /// its way out), whole or not at all. It is taken while the unsent
+    /// bytes are below their bound (which it may then pass by less than
+    /// itself, as a write past Linux's TCP_NOTSENT_LOWAT does) and the
+    /// send buffer has room for all of it; otherwise it comes back with
+    /// `WouldBlock`. Once its bytes are acknowledged (or the connection
+    /// lets go of them) [`Connection::reclaim`] gives it back, for reuse.
+    pub fn send_owned(&mut self, chunk: Vec<u8>) -> Result<(), (TcpError, Vec<u8>)> {
+        if chunk.is_empty() {
+            self.send_buf
+                .push_owned(chunk)
+                .expect("an empty chunk fits");
+            return Ok(());
+        }
+        if let Err(e) = self.send_ready(true) {
+            return Err((e, chunk));
+        }
+        if self.unsent_room() == 0 || chunk.len() > self.send_buf.free() {
+            self.send_blocked = true;
+            return Err((TcpError::WouldBlock, chunk));
+        }
+        self.send_buf
+            .push_owned(chunk)
+            .map_err(|c| (TcpError::WouldBlock, c))?;
+        self.mark_push();
+        Ok(())
+    }
+
+    /// A chunk given by [`Connection::send_owned`] that the connection is
+    /// done with.
+    pub fn reclaim(&mut self) -> Option<Vec<u8>> {
+        self.send_buf.reclaim()
     }
 
     /// Sends received bytes back, as many as both rings allow, copying once
@@ -1170,7 +1212,7 @@ impl Connection {
         // Unsent or unacknowledged bytes are gone (a reset or an abort):
         // the buffer's end stays where it was, so SND.MAX stays within it.
         self.send_buf_seq += self.send_buf.len() as u32;
-        self.send_buf = Ring::new(0);
+        self.send_buf.shed();
         self.push_marks = Default::default();
         self.record_ends = Default::default();
         self.sent = SentQueue::default();

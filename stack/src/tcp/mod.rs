@@ -28,6 +28,7 @@ pub mod reset;
 pub mod ring;
 pub mod rtt;
 mod sack;
+pub mod send_buffer;
 pub mod sent;
 pub mod seq;
 pub mod state;

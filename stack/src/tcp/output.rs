@@ -5,6 +5,7 @@
 //! the segment at SND.NXT (SYN, data, FIN), then a bare ACK.
 
 use super::connection::{Connection, Transmit};
+use super::send_buffer::Payload;
 use super::{SeqNum, State};
 use crate::time::Instant;
 use crate::wire::tcp::{Flags, TcpOptions};
@@ -59,9 +60,9 @@ impl Connection {
         }
     }
 
-    /// The payload of `t`, as up to two slices of the send buffer.
-    pub fn payload(&self, t: &Transmit) -> (&[u8], &[u8]) {
-        self.send_buf.slices(t.payload_offset, t.payload_len)
+    /// The payload of `t`: the parts of the send buffer it spans.
+    pub fn payload(&self, t: &Transmit) -> Payload<'_> {
+        self.send_buf.parts(t.payload_offset, t.payload_len)
     }
 
     /// `t` as the bytes of a TCP segment (header with ports 1 -> 2, no
@@ -88,12 +89,12 @@ impl Connection {
             options: t.options,
         };
         let hl = h.emit(buf).expect("a header fits the buffer");
-        let (a, b) = self.payload(t);
-        buf[hl..hl + a.len()].copy_from_slice(a);
-        if !b.is_empty() {
-            buf[hl + a.len()..hl + a.len() + b.len()].copy_from_slice(b);
+        let mut at = hl;
+        for part in self.payload(t) {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
         }
-        hl + a.len() + b.len()
+        at
     }
 
     fn next_transmit(&mut self, now: Instant) -> Option<Transmit> {

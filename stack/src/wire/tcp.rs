@@ -458,19 +458,19 @@ pub fn is_partial_checksum<A: HostAddr>(segment: &[u8], src: A, dst: A) -> bool 
     be16(segment, 16) == !checksum::finish(sum)
 }
 
-/// Writes a whole segment into `b`: `header`, then the payload from its
-/// (up to two) parts, copied and summed for the checksum in one pass.
-/// Returns the segment's length.
-pub fn emit_segment<A: HostAddr>(
+/// Writes a whole segment into `b`: `header`, then the payload of
+/// `payload_len` bytes from its parts, each copied and summed for the
+/// checksum in one pass. Returns the segment's length.
+pub fn emit_segment<'p, A: HostAddr>(
     b: &mut [u8],
     header: &TcpHeader,
-    payload: (&[u8], &[u8]),
+    payload: impl IntoIterator<Item = &'p [u8]>,
+    payload_len: usize,
     src: A,
     dst: A,
 ) -> Result<usize, WireError> {
     let hl = header.emit(b)?;
-    let (first, second) = payload;
-    let total = hl + first.len() + second.len();
+    let total = hl + payload_len;
     if total > b.len() {
         return Err(WireError::BufferTooSmall);
     }
@@ -478,10 +478,23 @@ pub fn emit_segment<A: HostAddr>(
     let mut sum = A::tcp_pseudo_header(src, dst, len).ok_or(WireError::Unsupported)?;
     // The header is a multiple of four bytes: the payload starts even.
     sum = checksum::accumulate(sum, &b[..hl]);
-    let (head, tail) = b[hl..total].split_at_mut(first.len());
-    sum = checksum::copy_and_accumulate(sum, head, first);
-    let part = checksum::copy_and_accumulate(0, tail, second);
-    sum = checksum::add_at(sum, part, first.len());
+    let mut at = hl;
+    for part in payload {
+        let dst = b
+            .get_mut(at..at + part.len())
+            .filter(|_| at + part.len() <= total)
+            .ok_or(WireError::BadLength)?;
+        if at == hl {
+            sum = checksum::copy_and_accumulate(sum, dst, part);
+        } else {
+            let s = checksum::copy_and_accumulate(0, dst, part);
+            sum = checksum::add_at(sum, s, at - hl);
+        }
+        at += part.len();
+    }
+    if at != total {
+        return Err(WireError::BadLength);
+    }
     b[16..18].copy_from_slice(&checksum::finish(sum).to_be_bytes());
     Ok(total)
 }
@@ -534,6 +547,40 @@ mod tests {
         // Any other wrong value is plain corruption.
         seg[16] ^= 0x40;
         assert!(!is_partial_checksum(&seg, src, dst));
+    }
+
+    /// A payload in many parts, some of odd length (an owned chunk after
+    /// copied bytes in the send buffer), is the same segment as in one.
+    #[test]
+    fn a_payload_in_parts_of_any_length_sums_as_one() {
+        let (src, dst) = (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 1));
+        let h = TcpHeader {
+            src_port: 40000,
+            dst_port: 80,
+            seq: 7,
+            flags: Flags::ACK,
+            window: 1000,
+            ..TcpHeader::default()
+        };
+        let data: Vec<u8> = (0..1449u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut whole = vec![0u8; 2000];
+        let n = emit_segment(&mut whole, &h, [&data[..]], data.len(), src, dst).unwrap();
+        assert!(TcpSegment::parse(&whole[..n], src, dst).is_ok());
+        for cuts in [&[3usize, 4, 1001, 1002][..], &[1, 2, 3, 700], &[1448]] {
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for &c in cuts.iter().chain([&data.len()]) {
+                parts.push(&data[from..c]);
+                from = c;
+            }
+            let mut b = vec![0u8; 2000];
+            let m = emit_segment(&mut b, &h, parts, data.len(), src, dst).unwrap();
+            assert_eq!(b[..m], whole[..n], "cut at {cuts:?}");
+        }
+        // Parts that do not add up to the length are refused.
+        let mut b = vec![0u8; 2000];
+        let short = emit_segment(&mut b, &h, [&data[..10]], data.len(), src, dst);
+        assert_eq!(short.err(), Some(WireError::BadLength));
     }
 }
 
