@@ -62,6 +62,7 @@ impl SendBuffer {
         }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -82,6 +83,7 @@ impl SendBuffer {
     }
 
     /// Copies as much of `data` as fits; returns the count.
+    #[inline]
     pub fn push(&mut self, data: &[u8]) -> usize {
         let n = self.ring.push(&data[..data.len().min(self.free())]);
         if n > 0 && !self.pieces.is_empty() {
@@ -133,6 +135,7 @@ impl SendBuffer {
 
     /// Drops `n` acknowledged bytes from the front; chunks wholly
     /// acknowledged go to `reclaim`.
+    #[inline]
     pub fn consume(&mut self, n: usize) {
         assert!(n <= self.len, "consume past the buffered bytes");
         self.len -= n;
@@ -173,6 +176,7 @@ impl SendBuffer {
 
     /// The bytes `[offset, offset + len)`, counted from the front, as the
     /// parts of the buffer they lie in.
+    #[inline]
     pub fn parts(&self, offset: usize, len: usize) -> Payload<'_> {
         assert!(offset + len <= self.len, "parts past the buffered bytes");
         if self.pieces.is_empty() {
@@ -227,6 +231,7 @@ impl SendBuffer {
 
     /// The bytes of run `i` from position `at`, at most `most` of them, as
     /// up to two slices (a ring run may wrap).
+    #[inline(never)]
     fn run_slices(&self, i: usize, at: u64, most: usize) -> (&[u8], &[u8]) {
         let p = &self.pieces[i];
         let n = ((p.end - at) as usize).min(most);
@@ -272,6 +277,7 @@ impl Payload<'_> {
 impl<'a> Iterator for Payload<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         if self.next.is_empty() {
             if !self.after.is_empty() {
