@@ -74,7 +74,6 @@ impl RttLog {
     }
 }
 
-const CHUNK: usize = 256 * 1024;
 /// The file's bytes are read in chunks of this size, each handed to the
 /// connection whole (small enough that a send buffer of the default size
 /// takes a few at once).
@@ -138,7 +137,8 @@ impl SendApp {
         digest: Algorithm,
         progress: Arc<Progress>,
     ) -> Self {
-        let mut buf = vec![0; CHUNK];
+        // Only the header and the digest are copied from here.
+        let mut buf = vec![0; HEADER_LEN.max(DIGEST_LEN)];
         let (stage, pending) = match framed {
             Some(len) => {
                 buf[..4].copy_from_slice(MAGIC);
@@ -194,8 +194,9 @@ impl SendApp {
         ))
     }
 
-    /// Fills the connection's send ring from the source (header, bytes,
-    /// then the digest when framed) until it is full.
+    /// Gives the connection the source (the header, the file's bytes in
+    /// chunks handed over whole, then the digest when framed) until it
+    /// takes no more.
     fn push(&mut self, s: &mut Stream<'_>) {
         while let Some(chunk) = s.reclaim() {
             self.spare.push(chunk);

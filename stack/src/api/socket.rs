@@ -890,8 +890,7 @@ fn visit_stream(
                 }
             }
         }
-        let (v, at) = p.pending.as_mut().expect("set above");
-        if *at == 0 && v.len() >= OWNED_MIN {
+        if matches!(&p.pending, Some((v, 0)) if v.len() >= OWNED_MIN) {
             let (chunk, _) = p.pending.take().expect("set above");
             let n = chunk.len();
             match c.send_owned(chunk) {

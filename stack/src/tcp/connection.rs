@@ -691,13 +691,16 @@ impl Connection {
         if let Err(e) = self.send_ready(true) {
             return Err((e, chunk));
         }
-        if self.unsent_room() == 0 || chunk.len() > self.send_buf.free() {
+        let taken = if self.unsent_room() == 0 {
+            Err(chunk)
+        } else {
+            // Refused when the buffer has no room for all of it.
+            self.send_buf.push_owned(chunk)
+        };
+        if let Err(chunk) = taken {
             self.send_blocked = true;
             return Err((TcpError::WouldBlock, chunk));
         }
-        self.send_buf
-            .push_owned(chunk)
-            .map_err(|c| (TcpError::WouldBlock, c))?;
         self.mark_push();
         Ok(())
     }
