@@ -29,8 +29,9 @@ fn a_blind_flood_of_guessed_segments_neither_resets_nor_corrupts_a_transfer() {
     let mut injected = 0u64;
     // Every byte b reads is checked against what a sent.
     let ok = one_way_with(&mut p, total, Duration::from_secs(120), |p| {
-        // Four guessed segments at the two ends per step.
-        for _ in 0..4 {
+        // Eight guessed segments at the two ends per step (paced in
+        // quanta, the transfer takes few steps).
+        for _ in 0..8 {
             let r = next();
             let (seq, ack) = (r as u32, (r >> 32) as u32);
             let seg = match r % 4 {

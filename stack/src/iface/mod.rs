@@ -60,6 +60,8 @@ const BATCH: usize = 64;
 /// (as NAPI's budget): ACKs are sent once per phase, so this bounds how
 /// much one stretch ACK covers when frames arrive as fast as we take them.
 pub const RX_BUDGET: usize = 4 * BATCH;
+// Out-of-order data is acknowledged segment by segment, a phase's worth.
+const _: () = assert!(RX_BUDGET <= crate::tcp::connection::ACK_QUEUE_MAX);
 const FIRST_EPHEMERAL: u16 = 49_152;
 /// Echo replies and neighbour advertisements sent per second at most
 /// (Linux's `icmp_msgs_per_sec` is 1,000 too).

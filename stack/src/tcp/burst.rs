@@ -20,7 +20,7 @@
 
 use super::connection::{Connection, Transmit};
 use super::seq::SeqNum;
-use crate::time::Instant;
+use crate::time::{nanos, Instant};
 use crate::wire::tcp::Flags;
 use std::time::Duration;
 
@@ -85,6 +85,9 @@ impl Connection {
         let by_record = self
             .record_end_after(start)
             .map_or(u32::MAX, |r| (r - start) / mss);
+        // As the next segment's own decision would, open a quantum if
+        // the last one ended with the segment just sent.
+        self.open_quantum(now);
         let (by_pacing, paced) = self.paced_segments(now, mss);
         let k = (window.saturating_sub(flight) / mss)
             .min(by_data)
@@ -130,6 +133,14 @@ impl Connection {
             return (u32::MAX, Duration::ZERO);
         };
         let each = super::pacing::time_for(f64::from(mss), rate);
+        if let (Some(next), Some(until), false) =
+            (self.pace_next, self.pace_quantum_end(), each.is_zero())
+        {
+            // The segments that start before the quantum ends.
+            // (In u64: a u128 division costs a call per plan.)
+            let left = nanos(until - next).div_ceil(nanos(each));
+            return (left.min(u64::from(u32::MAX)) as u32, each);
+        }
         match self.pace_next {
             _ if each.is_zero() => (u32::MAX, each),
             Some(next) if next > now => (0, each),

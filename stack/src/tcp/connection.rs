@@ -115,8 +115,10 @@ pub(super) struct Undo {
 const PMTU_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// ACKs frozen for separate sending beyond this many are merged into one;
-/// one receive batch (64 frames) of out-of-order segments fits.
-pub(super) const ACK_QUEUE_MAX: usize = 64;
+/// one receive phase of out-of-order segments fits (`iface::RX_BUDGET`,
+/// which checks it). The queue starts at a quarter of it and grows once,
+/// on the first such phase.
+pub(crate) const ACK_QUEUE_MAX: usize = 256;
 
 /// One segment for the caller to put on the wire. Payload bytes are taken
 /// from the send buffer with [`Connection::payload`] before the connection
@@ -281,9 +283,11 @@ pub struct Connection {
     pub(super) rate: super::rate::RateSampler,
     /// When a bare out-of-window ACK was last answered (rate limit).
     pub(super) last_oow_ack: Option<Instant>,
-    /// Pacing: when the next data segment may leave, and the timer set
-    /// when pacing held one back.
+    /// Pacing: when the next data segment may leave, where the quantum
+    /// under way ends on that schedule, and the timer set when pacing held
+    /// a segment back (`pacing.rs`).
     pub(super) pace_next: Option<Instant>,
+    pub(super) pace_until: Option<Instant>,
     pub(super) pace_at: Option<Instant>,
     pub(super) rack: Rack,
     /// Proportional Rate Reduction (RFC 6937) during fast recovery.
@@ -414,7 +418,7 @@ impl Connection {
             cwnd_was_limited: false,
             probe_pending: false,
             ack_pending: false,
-            ack_queue: std::collections::VecDeque::with_capacity(ACK_QUEUE_MAX),
+            ack_queue: std::collections::VecDeque::with_capacity(ACK_QUEUE_MAX / 4),
             segs_unacked: 0,
             rst_pending: None,
             ts_ok: false,
@@ -444,6 +448,7 @@ impl Connection {
             rate: super::rate::RateSampler::new(Instant::from_nanos(0)),
             last_oow_ack: None,
             pace_next: None,
+            pace_until: None,
             pace_at: None,
             rack: Rack::default(),
             prr: Prr::default(),
