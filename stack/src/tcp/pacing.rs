@@ -41,12 +41,14 @@ impl Connection {
     }
 
     /// Where the quantum under way ends on the schedule, if one is.
+    #[inline]
     pub(super) fn pace_quantum_end(&self) -> Option<Instant> {
         let next = self.pace_next?;
         self.pace_until.filter(|&until| next < until)
     }
 
     /// Whether a data segment may leave now; if not, arms the pacing timer.
+    #[inline]
     pub(super) fn pacing_allows(&mut self, now: Instant) -> bool {
         if self.open_quantum(now) {
             self.pace_at = None;
@@ -58,21 +60,28 @@ impl Connection {
 
     /// Whether a data segment may leave now: in the quantum under way, or
     /// in a new one if the schedule has reached now.
+    #[inline]
     pub(super) fn open_quantum(&mut self, now: Instant) -> bool {
+        if self.pace_quantum_end().is_some() {
+            return true;
+        }
+        // No schedule yet (or none kept without a pacing rate): the first
+        // send starts one (`on_paced_send`).
+        let Some(next) = self.pace_next else {
+            return true;
+        };
         let Some(rate) = self.cc.pacing_rate() else {
             return true;
         };
-        if self.pace_quantum_end().is_none() {
-            if self.pace_next.is_some_and(|next| next > now) {
-                return false;
-            }
-            // A new quantum from where the schedule stands (at most a
-            // quantum behind now, as `on_paced_send` keeps it), so that
-            // lagging behind counts towards it.
-            let q = self.pace_quantum(rate);
-            let floor = Instant::from_nanos(now.as_nanos().saturating_sub(q.as_nanos() as u64));
-            self.pace_until = Some(self.pace_next.map_or(floor, |next| next.max(floor)) + q);
+        if next > now {
+            return false;
         }
+        // A new quantum from where the schedule stands (at most a quantum
+        // behind now, as `on_paced_send` keeps it), so that lagging behind
+        // counts towards it.
+        let q = self.pace_quantum(rate);
+        let floor = Instant::from_nanos(now.as_nanos().saturating_sub(q.as_nanos() as u64));
+        self.pace_until = Some(next.max(floor) + q);
         true
     }
 
@@ -90,6 +99,10 @@ impl Connection {
             }
             _ => now,
         };
+        if self.pace_next.is_none() {
+            // The first quantum, from where the schedule starts.
+            self.pace_until = Some(start + q);
+        }
         self.pace_next = Some(start + time_for(f64::from(bytes), rate));
         if self.pace_at.is_some_and(|at| at <= now) {
             self.pace_at = None;
