@@ -8,9 +8,9 @@
 //! once, running the schedule ahead of now, and the next waits until the
 //! schedule is reached again. Linux paces the same way, one TSO burst at a
 //! time sized from the rate. Segment by segment, a loop that polls every
-//! microsecond would hand the device one or two frames per call, and
-//! each call costs the kernel as much as several frames; the receiver
-//! would then see batches as small and acknowledge as often. The schedule
+//! microsecond would hand the device one or two frames per call (each
+//! call a system call in AF_XDP's copy mode), and a receiver that takes
+//! what has arrived would see batches as small and acknowledge as often. The schedule
 //! may also lag behind now, by a quantum at most, so that the jitter of
 //! a poll is made up; a quantum's start counts what the lag already
 //! allows, so no more than a quantum goes at once. When pacing holds
