@@ -88,7 +88,7 @@ impl Connection {
         // As the next segment's own decision would, open a quantum if
         // the last one ended with the segment just sent.
         self.open_quantum(now);
-        let (by_pacing, paced) = self.paced_segments(now, mss);
+        let (by_pacing, paced) = self.paced_segments(mss);
         let k = (window.saturating_sub(flight) / mss)
             .min(by_data)
             .min(by_record)
@@ -127,31 +127,24 @@ impl Connection {
     }
 
     /// How many more segments of `mss` bytes the pacing schedule lets
-    /// leave at `now` (each moves it on by the second value).
-    fn paced_segments(&self, now: Instant, mss: u32) -> (u32, Duration) {
+    /// leave in the quantum `open_quantum` left open (each moves it on by
+    /// the second value).
+    fn paced_segments(&self, mss: u32) -> (u32, Duration) {
         let Some(rate) = self.cc.pacing_rate() else {
             return (u32::MAX, Duration::ZERO);
         };
         let each = super::pacing::time_for(f64::from(mss), rate);
-        if let (Some(next), Some(until), false) =
-            (self.pace_next, self.pace_quantum_end(), each.is_zero())
-        {
-            // The segments that start before the quantum ends.
-            // (In u64: a u128 division costs a call per plan.)
-            let left = nanos(until - next).div_ceil(nanos(each));
-            return (left.min(u64::from(u32::MAX)) as u32, each);
-        }
-        match self.pace_next {
+        match (self.pace_next, self.pace_quantum_end()) {
             _ if each.is_zero() => (u32::MAX, each),
-            Some(next) if next > now => (0, each),
-            Some(next) => {
-                let credit = now.saturating_since(next).as_nanos() / each.as_nanos();
-                (
-                    credit.saturating_add(1).min(u128::from(u32::MAX)) as u32,
-                    each,
-                )
+            (None, _) => (u32::MAX, each),
+            // The segments that start before the quantum ends (in u64: a
+            // u128 division costs a call per plan).
+            (Some(next), Some(until)) => {
+                let left = nanos(until - next).div_ceil(nanos(each));
+                (left.min(u64::from(u32::MAX)) as u32, each)
             }
-            None => (u32::MAX, each),
+            // `open_quantum` opened none: the schedule is ahead of now.
+            (Some(_), None) => (0, each),
         }
     }
 

@@ -10,12 +10,12 @@
 //! time sized from the rate. Segment by segment, a loop that polls every
 //! microsecond would hand the device one or two frames per call (each
 //! call a system call in AF_XDP's copy mode), and a receiver that takes
-//! what has arrived would see batches as small and acknowledge as often. The schedule
-//! may also lag behind now, by a quantum at most, so that the jitter of
-//! a poll is made up; a quantum's start counts what the lag already
-//! allows, so no more than a quantum goes at once. When pacing holds
-//! data back, `pace_at` becomes a timer: the caller's wheel brings the
-//! connection back when the schedule allows.
+//! what has arrived would see batches as small and acknowledge as often.
+//! The schedule may also lag behind now, by a quantum at most, so that the
+//! jitter of a poll is made up; a quantum's start counts what the lag
+//! already allows, so no more than a quantum goes at once. When pacing
+//! holds data back, `pace_at` becomes a timer: the caller's wheel brings
+//! the connection back when the schedule allows.
 
 use super::connection::Connection;
 use crate::time::Instant;
