@@ -50,12 +50,13 @@ pub enum Job {
     /// Our stack's crr server.
     NativeCrr { port: u16, fast_open: bool },
     /// Counts raw frames for our stack's IPv4 address until stopped.
-    LineRx,
+    LineRx { shape: crate::line_rate::Shape },
     /// Sends raw frames to `to` for `dur`.
     LineTx {
         dur: Duration,
         to_mac: [u8; 6],
         to_ip: Ipv4Addr,
+        shape: crate::line_rate::Shape,
     },
     /// `file_transfer recv` of `size` bytes on `port`.
     FileRecv { port: u16, size: u64 },
@@ -199,8 +200,13 @@ pub fn run(
         } => crate::native::bulk_server(&s, port, send_for, stamps),
         Job::NativeEcho { port } => crate::native::echo_server(&s, port),
         Job::NativeCrr { port, fast_open } => crate::native::crr_server(&s, port, fast_open),
-        Job::LineRx => crate::line_rate::rx(&s),
-        Job::LineTx { dur, to_mac, to_ip } => crate::line_rate::tx(&s, dur, to_mac, to_ip),
+        Job::LineRx { shape } => crate::line_rate::rx(&s, shape),
+        Job::LineTx {
+            dur,
+            to_mac,
+            to_ip,
+            shape,
+        } => crate::line_rate::tx(&s, dur, to_mac, to_ip, shape),
         Job::FileRecv { port, size } => crate::app_transfer::recv(&s, port, size),
         Job::Offloads { off } => crate::offloads::set(&end.dev, off).map(|_| Outcome::default()),
     };
@@ -313,9 +319,14 @@ impl Job {
             Job::NativeCrr { port, fast_open } => {
                 format!("native_crr port={port} fast_open={fast_open}")
             }
-            Job::LineRx => "line_rx".into(),
-            Job::LineTx { dur, to_mac, to_ip } => format!(
-                "line_tx dur_ns={} to_mac={} to_ip={to_ip}",
+            Job::LineRx { shape } => format!("line_rx shape={shape}"),
+            Job::LineTx {
+                dur,
+                to_mac,
+                to_ip,
+                shape,
+            } => format!(
+                "line_tx dur_ns={} to_mac={} to_ip={to_ip} shape={shape}",
                 ms(*dur),
                 mac_string(*to_mac)
             ),
@@ -360,11 +371,14 @@ impl Job {
                 port: port()?,
                 fast_open: get(&f, "fast_open")?,
             },
-            "line_rx" => Job::LineRx,
+            "line_rx" => Job::LineRx {
+                shape: get(&f, "shape")?,
+            },
             "line_tx" => Job::LineTx {
                 dur: ns("dur_ns")?.ok_or("no dur_ns")?,
                 to_mac: parse_mac(f.get("to_mac").ok_or("no to_mac")?)?,
                 to_ip: get(&f, "to_ip")?,
+                shape: get(&f, "shape")?,
             },
             "file_recv" => Job::FileRecv {
                 port: port()?,
@@ -469,11 +483,14 @@ mod tests {
                 port: 7,
                 fast_open: false,
             },
-            Job::LineRx,
+            Job::LineRx {
+                shape: crate::line_rate::Shape::Bare,
+            },
             Job::LineTx {
                 dur: Duration::from_secs(1),
                 to_mac: [2, 0, 0, 0, 0xab, 1],
                 to_ip: Ipv4Addr::new(10, 1, 2, 3),
+                shape: crate::line_rate::Shape::Tcp,
             },
             Job::FileRecv {
                 port: 8,

@@ -5,6 +5,14 @@
 //! the TCP/IP headers (and the ACKs' share of the path, not counted).
 //! It measures the device layer with no stack above it, so it is the one
 //! place in apps/ and bench/ that opens `device` directly.
+//!
+//! `Shape::Tcp` adds the work any TCP over this device cannot avoid, and
+//! nothing else: the sender copies each frame's payload out of an
+//! application buffer with its checksum in the same pass and takes in
+//! the frames coming back; the receiver reads every payload byte (its
+//! checksum) and answers every second frame with a 66-byte frame, an
+//! ACK's size. What that carries is the ceiling for a TCP with no cost
+//! of its own, so ours over it says what our TCP itself costs.
 
 use crate::bed::{Bed, End, Settings};
 use crate::job::{Job, Outcome, Serving};
@@ -13,6 +21,37 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use xdptcp::device::afxdp::{AfXdp, AfXdpConfig};
 use xdptcp::device::Device;
+use xdptcp::wire::checksum;
+
+/// What the two ends do per frame besides moving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Nothing: the same prepared frame over and over, never read.
+    Bare,
+    /// TCP's unavoidable share: payload copied and checksummed on the way
+    /// in, read on the way out, a 66-byte frame back for every second one.
+    Tcp,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Shape::Bare => "bare",
+            Shape::Tcp => "tcp",
+        })
+    }
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bare" => Ok(Shape::Bare),
+            "tcp" => Ok(Shape::Tcp),
+            _ => Err(format!("line rate shape '{s}': bare or tcp")),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct LineRate {
@@ -22,27 +61,45 @@ pub struct LineRate {
     /// (MTU less 52 bytes of IPv4, TCP and timestamp headers; 72 over
     /// IPv6, as the bed's connections run) per frame.
     pub tcp_mbit: f64,
+    /// Frames sent back per frame received (`Shape::Tcp`: about 0.5).
+    pub answers_per_frame: f64,
+}
+
+/// What a receiving end counted: frames in, and frames it sent back.
+#[derive(Default)]
+struct Counts {
+    received: AtomicU64,
+    answered: AtomicU64,
+}
+
+impl Counts {
+    fn answers_per_frame(&self) -> f64 {
+        let got = self.received.load(Ordering::Relaxed);
+        self.answered.load(Ordering::Relaxed) as f64 / got.max(1) as f64
+    }
 }
 
 /// Frames from the client end to the server end (`reverse`: the other
 /// way), for `dur`, addressed to our stack's IPv4 address there (the XDP
 /// program takes just those).
-pub fn measure(bed: &Bed, dur: Duration, reverse: bool) -> Result<LineRate, String> {
+pub fn measure(bed: &Bed, dur: Duration, reverse: bool, shape: Shape) -> Result<LineRate, String> {
     let mtu = bed.settings.mtu as usize;
-    let (secs, sent, got) = if reverse {
+    let (secs, sent, got, answers_per_frame) = if reverse {
         let rx = &bed.client;
         let job = Job::LineTx {
             dur,
             to_mac: rx.mac,
             to_ip: rx.ours.0,
+            shape,
         };
         let stop = AtomicBool::new(false);
-        let received = AtomicU64::new(0);
+        let counts = Counts::default();
+        let received = &counts.received;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (got, sent) = std::thread::scope(|s| {
             let h = s.spawn(|| {
                 rx.enter().map_err(|e| e.to_string())?;
-                count(rx, &bed.settings, &received, &stop, || {
+                count(rx, &bed.settings, shape, &counts, &stop, || {
                     let _ = ready_tx.send(());
                 })
             });
@@ -61,17 +118,17 @@ pub fn measure(bed: &Bed, dur: Duration, reverse: bool) -> Result<LineRate, Stri
             counted??;
             Ok::<_, String>((got, out))
         })?;
-        (sent.secs, sent.frames, got)
+        (sent.secs, sent.frames, got, counts.answers_per_frame())
     } else {
         let (to, from) = (&bed.server, &bed.client);
-        let ((sent, secs), out) = bed.with_server(Job::LineRx, |stop| {
-            let r = send(from, &bed.settings, dur, to.mac, to.ours.0);
+        let ((sent, secs), out) = bed.with_server(Job::LineRx { shape }, |stop| {
+            let r = send(from, &bed.settings, shape, dur, to.mac, to.ours.0);
             // Frames still in flight arrive within a moment.
             std::thread::sleep(Duration::from_millis(50));
             stop();
             r
         })?;
-        (secs, sent, out.frames)
+        (secs, sent, out.frames, out.acks_per_segment)
     };
     let headers = if bed.ipv6 { 72 } else { 52 };
     let mss = mtu.saturating_sub(headers) as f64;
@@ -79,6 +136,7 @@ pub fn measure(bed: &Bed, dur: Duration, reverse: bool) -> Result<LineRate, Stri
         sent_fps: sent as f64 / secs,
         received_fps: got as f64 / secs,
         tcp_mbit: got as f64 / secs * mss * 8.0 / 1e6,
+        answers_per_frame,
     })
 }
 
@@ -98,28 +156,66 @@ fn open(end: &End, settings: &Settings) -> Result<AfXdp, String> {
 
 /// Counts the frames arriving at `end` into `received` until `stop`;
 /// `ready` once the socket is bound.
+/// With `Shape::Tcp`, each frame's IP payload is summed and every second
+/// one is answered.
 fn count(
     end: &End,
     settings: &Settings,
-    received: &AtomicU64,
+    shape: Shape,
+    counts: &Counts,
     stop: &AtomicBool,
     ready: impl FnOnce(),
 ) -> Result<(), String> {
     let mut dev = open(end, settings)?;
     ready();
     let now = xdptcp::api::Instant::ZERO;
+    let mut answer: Option<Vec<u8>> = None;
+    let (mut owed, mut odd, mut sums) = (0usize, false, 0u32);
     while !stop.load(Ordering::Relaxed) {
-        let n = dev.receive(now, 64, &mut |_| {});
-        received.fetch_add(n as u64, Ordering::Relaxed);
+        let n = dev.receive(now, 64, &mut |f| {
+            if shape == Shape::Bare || f.len() < 34 {
+                return;
+            }
+            sums = sums.wrapping_add(checksum::accumulate(0, &f[34..]));
+            odd = !odd;
+            owed += usize::from(!odd);
+            answer.get_or_insert_with(|| answer_to(f));
+        });
+        if let (Some(a), true) = (&answer, owed > 0) {
+            let sent = dev.transmit(now, owed, &mut |buf| {
+                buf[..a.len()].copy_from_slice(a);
+                Some(a.len())
+            });
+            owed -= sent;
+            counts.answered.fetch_add(sent as u64, Ordering::Relaxed);
+        }
+        counts.received.fetch_add(n as u64, Ordering::Relaxed);
     }
+    std::hint::black_box(sums);
     Ok(())
+}
+
+/// A 66-byte frame (an ACK with timestamps: Ethernet, IPv4, 32 bytes of
+/// TCP header; UDP here) from the receiver of `f` back to its sender.
+fn answer_to(f: &[u8]) -> Vec<u8> {
+    let src = Ipv4Addr::from(<[u8; 4]>::try_from(&f[30..34]).expect("4 bytes"));
+    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(&f[26..30]).expect("4 bytes"));
+    let (src_mac, dst_mac) = (
+        f[..6].try_into().expect("6"),
+        f[6..12].try_into().expect("6"),
+    );
+    build_frame(src_mac, dst_mac, src, dst, 52)
 }
 
 /// Sends MTU-sized frames from `end` to `to_mac`/`to_ip` for `dur`:
 /// (frames, seconds).
+/// With `Shape::Tcp`, each frame's payload comes from an application
+/// buffer, copied and checksummed in one pass (as our stack builds a
+/// segment), and the frames coming back are taken in.
 fn send(
     end: &End,
     settings: &Settings,
+    shape: Shape,
     dur: Duration,
     to_mac: [u8; 6],
     to_ip: Ipv4Addr,
@@ -127,24 +223,60 @@ fn send(
     let mut dev = open(end, settings)?;
     let mtu = settings.mtu as usize;
     let frame = build_frame(end.mac, to_mac, end.ours.0, to_ip, mtu);
+    // Headers as long as TCP's with timestamps; the UDP checksum covers
+    // the pseudo-header, these 32 bytes (its own field zero) and the payload.
+    const HEADERS: usize = 66;
+    let udp_len = (mtu - 20) as u16;
+    let head_sum = checksum::accumulate(
+        checksum::pseudo_header(end.ours.0, to_ip, 17, udp_len),
+        &frame[34..HEADERS],
+    );
+    let app: Vec<u8> = (0..APP_BUFFER).map(|i| (i * 7 + i / 4093) as u8).collect();
+    let payload = frame.len() - HEADERS;
+    let mut at = 0;
     let now = xdptcp::api::Instant::ZERO;
     let t0 = Instant::now();
     let mut sent = 0u64;
     while t0.elapsed() < dur {
-        sent += dev.transmit(now, 64, &mut |buf| {
-            buf[..frame.len()].copy_from_slice(&frame);
-            Some(frame.len())
-        }) as u64;
+        sent += match shape {
+            Shape::Bare => dev.transmit(now, 64, &mut |buf| {
+                buf[..frame.len()].copy_from_slice(&frame);
+                Some(frame.len())
+            }),
+            Shape::Tcp => {
+                dev.receive(now, 64, &mut |_| {});
+                dev.transmit(now, 64, &mut |buf| {
+                    if at + payload > app.len() {
+                        at = 0;
+                    }
+                    buf[..HEADERS].copy_from_slice(&frame[..HEADERS]);
+                    let (dst, src) = (&mut buf[HEADERS..frame.len()], &app[at..at + payload]);
+                    let sum = checksum::finish(checksum::copy_and_accumulate(head_sum, dst, src));
+                    // A sum of zero goes as all ones: zero means "none" in UDP.
+                    let sum = if sum == 0 { 0xffff } else { sum };
+                    buf[40..42].copy_from_slice(&sum.to_be_bytes());
+                    at += payload;
+                    Some(frame.len())
+                })
+            }
+        } as u64;
     }
     Ok((sent, t0.elapsed().as_secs_f64()))
 }
 
+/// The application's bytes a TCP-shaped sender sends from, over and over:
+/// one 64 KiB chunk, as the bench's bulk senders write.
+const APP_BUFFER: usize = 64 << 10;
+
 /// The server half, receiving: counts frames until the client is done.
-pub fn rx(s: &Serving<'_>) -> Result<Outcome, String> {
-    let received = AtomicU64::new(0);
-    count(s.end, s.settings, &received, s.stop_flag(), || s.ready())?;
+pub fn rx(s: &Serving<'_>, shape: Shape) -> Result<Outcome, String> {
+    let counts = Counts::default();
+    count(s.end, s.settings, shape, &counts, s.stop_flag(), || {
+        s.ready()
+    })?;
     Ok(Outcome {
-        frames: received.load(Ordering::Relaxed),
+        frames: counts.received.load(Ordering::Relaxed),
+        acks_per_segment: counts.answers_per_frame(),
         ..Outcome::default()
     })
 }
@@ -155,9 +287,10 @@ pub fn tx(
     dur: Duration,
     to_mac: [u8; 6],
     to_ip: Ipv4Addr,
+    shape: Shape,
 ) -> Result<Outcome, String> {
     s.ready();
-    let (frames, secs) = send(s.end, s.settings, dur, to_mac, to_ip)?;
+    let (frames, secs) = send(s.end, s.settings, shape, dur, to_mac, to_ip)?;
     Ok(Outcome {
         frames,
         secs,
@@ -186,7 +319,7 @@ fn build_frame(
     ip[9] = 17; // UDP
     ip[12..16].copy_from_slice(&src.octets());
     ip[16..20].copy_from_slice(&dst.octets());
-    let sum = xdptcp::wire::checksum::checksum(ip);
+    let sum = checksum::checksum(ip);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     let udp = &mut f[34..42];
     udp[0..2].copy_from_slice(&9u16.to_be_bytes());

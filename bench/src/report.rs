@@ -161,11 +161,19 @@ impl Report {
                 fmt_num(f.max())
             ),
         };
+        // The scenario column as wide as its longest name.
+        let width = self
+            .scenarios()
+            .iter()
+            .map(|s| s.len())
+            .max()
+            .unwrap_or(0)
+            .max(22);
         if markdown {
             out += &format!("| scenario | metric | {} |\n", used.join(" | "));
             out += &format!("|---|---|{}\n", "---|".repeat(used.len()));
         } else {
-            out += &format!("{:<22} {:<22}", "scenario", "metric");
+            out += &format!("{:<w$} {:<22}", "scenario", "metric", w = width);
             for p in &used {
                 out += &format!(" {p:>26}");
             }
@@ -184,7 +192,7 @@ impl Report {
                 if markdown {
                     out += &format!("| {s} | {label} | {} |\n", cells.join(" | "));
                 } else {
-                    out += &format!("{s:<22} {label:<22}");
+                    out += &format!("{s:<width$} {label:<22}");
                     for c in cells {
                         out += &format!(" {c:>26}");
                     }

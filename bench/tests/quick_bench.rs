@@ -205,9 +205,21 @@ fn check_report(
         m
     };
     for dir in ["->", "<-"] {
-        let s = format!("line rate {dir}");
-        assert!(get(&s, "device", "received") <= get(&s, "device", "sent") * 1.01);
-        get(&s, "device", "tcp-equivalent");
+        for name in ["line rate", "line rate tcp-shaped"] {
+            let s = format!("{name} {dir}");
+            assert!(get(&s, "device", "received") <= get(&s, "device", "sent") * 1.01);
+            get(&s, "device", "tcp-equivalent");
+        }
+        // The TCP-shaped receiver answers every second frame.
+        let answers = get(
+            &format!("line rate tcp-shaped {dir}"),
+            "device",
+            "answers per frame",
+        );
+        assert!(
+            (0.45..=0.5).contains(&answers),
+            "answers per frame {answers}"
+        );
     }
     let tcp = ["kernel-kernel", "xdptcp-kernel", "xdptcp-xdptcp"];
     for p in tcp {
@@ -248,6 +260,8 @@ fn check_report(
         "rr64_p99_vs_kernel",
         "rr64_p999_vs_kernel",
         "bulk_vs_line_rate",
+        "tcp_shaped_vs_line_rate",
+        "bulk_vs_tcp_shaped_line_rate",
         "bulk_latency_p50_vs_kernel",
         "bulk_latency_p99_vs_kernel",
         "crr_vs_kernel",

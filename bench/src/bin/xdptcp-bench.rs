@@ -13,6 +13,7 @@
 
 use bench::bed::{Bed, End, KernelSocket, Pairing, Settings};
 use bench::control::{self, Control};
+use bench::line_rate::Shape;
 use bench::report::{Report, QUANTILES};
 use bench::{app_transfer, line_rate, machine, native, plot, scenario};
 use clap::{Parser, Subcommand};
@@ -381,13 +382,21 @@ fn run_round(plan: &Plan, r: &mut Report, last: bool) {
     if let Some(bed) = attempt(r, "line rate: bed", || {
         plan.bed(Pairing::KernelKernel, 245, true)
     }) {
-        for (reverse, dir) in [(false, "->"), (true, "<-")] {
-            let what = format!("line rate {dir}");
-            if let Some(l) = attempt(r, &what, || line_rate::measure(&bed, plan.line, reverse)) {
-                let s = format!("line rate {dir}");
-                r.add(&s, "device", "sent", "frames/s", l.sent_fps);
-                r.add(&s, "device", "received", "frames/s", l.received_fps);
-                r.add(&s, "device", "tcp-equivalent", "Mbit/s", l.tcp_mbit);
+        for (shape, name) in [
+            (Shape::Bare, "line rate"),
+            (Shape::Tcp, "line rate tcp-shaped"),
+        ] {
+            for (reverse, dir) in [(false, "->"), (true, "<-")] {
+                let s = format!("{name} {dir}");
+                let measured = || line_rate::measure(&bed, plan.line, reverse, shape);
+                if let Some(l) = attempt(r, &s, measured) {
+                    r.add(&s, "device", "sent", "frames/s", l.sent_fps);
+                    r.add(&s, "device", "received", "frames/s", l.received_fps);
+                    r.add(&s, "device", "tcp-equivalent", "Mbit/s", l.tcp_mbit);
+                    if shape == Shape::Tcp {
+                        r.add(&s, "device", "answers per frame", "", l.answers_per_frame);
+                    }
+                }
             }
         }
     }
@@ -596,12 +605,26 @@ fn bulk_all(plan: &Plan, r: &mut Report, bed: &Bed, p: &str) {
 /// The ratios the report leads with: (name, ours, theirs, meaning), each
 /// figure as (scenario, pairing, metric).
 type Fig = (&'static str, &'static str, &'static str);
-const RATIOS: [(&str, Fig, Fig, &str); 13] = [
+const RATIOS: [(&str, Fig, Fig, &str); 15] = [
     (
         "bulk_vs_line_rate",
         ("bulk 1 flow up", XX, "goodput"),
         ("line rate ->", "device", "tcp-equivalent"),
         "1 flow, ours both ends / what the device carries that way as TCP payload (higher is better)",
+    ),
+    (
+        // The device less TCP's unavoidable work (line_rate.rs, Shape::Tcp):
+        // what a TCP costing nothing itself could carry.
+        "tcp_shaped_vs_line_rate",
+        ("line rate tcp-shaped ->", "device", "tcp-equivalent"),
+        ("line rate ->", "device", "tcp-equivalent"),
+        "what the device carries with TCP's unavoidable work (copy and checksum in, read out, an ACK-sized frame back per two) / without it",
+    ),
+    (
+        "bulk_vs_tcp_shaped_line_rate",
+        ("bulk 1 flow up", XX, "goodput"),
+        ("line rate tcp-shaped ->", "device", "tcp-equivalent"),
+        "1 flow, ours both ends / what the device carries with TCP's unavoidable work: what our TCP itself costs (higher is better)",
     ),
     (
         "file_transfer_vs_line_rate",
