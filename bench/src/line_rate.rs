@@ -208,10 +208,9 @@ fn answer_to(f: &[u8]) -> Vec<u8> {
 }
 
 /// Sends MTU-sized frames from `end` to `to_mac`/`to_ip` for `dur`:
-/// (frames, seconds).
-/// With `Shape::Tcp`, each frame's payload comes from an application
-/// buffer, copied and checksummed in one pass (as our stack builds a
-/// segment), and the frames coming back are taken in.
+/// (frames, seconds). With `Shape::Tcp`, each frame's payload comes from
+/// an application buffer (`Shaped`), and the frames coming back are taken
+/// in.
 fn send(
     end: &End,
     settings: &Settings,
@@ -223,17 +222,7 @@ fn send(
     let mut dev = open(end, settings)?;
     let mtu = settings.mtu as usize;
     let frame = build_frame(end.mac, to_mac, end.ours.0, to_ip, mtu);
-    // Headers as long as TCP's with timestamps; the UDP checksum covers
-    // the pseudo-header, these 32 bytes (its own field zero) and the payload.
-    const HEADERS: usize = 66;
-    let udp_len = (mtu - 20) as u16;
-    let head_sum = checksum::accumulate(
-        checksum::pseudo_header(end.ours.0, to_ip, 17, udp_len),
-        &frame[34..HEADERS],
-    );
-    let app: Vec<u8> = (0..APP_BUFFER).map(|i| (i * 7 + i / 4093) as u8).collect();
-    let payload = frame.len() - HEADERS;
-    let mut at = 0;
+    let mut shaped = Shaped::new(frame.clone(), end.ours.0, to_ip);
     let now = xdptcp::api::Instant::ZERO;
     let t0 = Instant::now();
     let mut sent = 0u64;
@@ -245,23 +234,59 @@ fn send(
             }),
             Shape::Tcp => {
                 dev.receive(now, 64, &mut |_| {});
-                dev.transmit(now, 64, &mut |buf| {
-                    if at + payload > app.len() {
-                        at = 0;
-                    }
-                    buf[..HEADERS].copy_from_slice(&frame[..HEADERS]);
-                    let (dst, src) = (&mut buf[HEADERS..frame.len()], &app[at..at + payload]);
-                    let sum = checksum::finish(checksum::copy_and_accumulate(head_sum, dst, src));
-                    // A sum of zero goes as all ones: zero means "none" in UDP.
-                    let sum = if sum == 0 { 0xffff } else { sum };
-                    buf[40..42].copy_from_slice(&sum.to_be_bytes());
-                    at += payload;
-                    Some(frame.len())
-                })
+                dev.transmit(now, 64, &mut |buf| Some(shaped.fill(buf)))
             }
         } as u64;
     }
     Ok((sent, t0.elapsed().as_secs_f64()))
+}
+
+/// A TCP-shaped sender's frames: headers as long as TCP's with
+/// timestamps, then payload copied out of the application's bytes with
+/// its checksum in the same pass, as our stack builds a segment.
+struct Shaped {
+    frame: Vec<u8>,
+    /// The UDP checksum's sum over the pseudo-header and the 32 bytes of
+    /// header after IPv4's (its own field zero): the same for every frame.
+    head_sum: u32,
+    app: Vec<u8>,
+    /// Where the next payload starts in `app`.
+    at: usize,
+}
+
+/// Ethernet, IPv4 and 32 bytes more: a TCP header with timestamps.
+const HEADERS: usize = 66;
+
+impl Shaped {
+    fn new(frame: Vec<u8>, src: Ipv4Addr, dst: Ipv4Addr) -> Shaped {
+        let udp_len = (frame.len() - 34) as u16;
+        let pseudo = checksum::pseudo_header(src, dst, 17, udp_len);
+        Shaped {
+            head_sum: checksum::accumulate(pseudo, &frame[34..HEADERS]),
+            app: (0..APP_BUFFER).map(|i| (i * 7 + i / 4093) as u8).collect(),
+            frame,
+            at: 0,
+        }
+    }
+
+    /// Writes the next frame into `buf`; returns its length.
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let (len, payload) = (self.frame.len(), self.frame.len() - HEADERS);
+        if self.at + payload > self.app.len() {
+            self.at = 0;
+        }
+        buf[..HEADERS].copy_from_slice(&self.frame[..HEADERS]);
+        let src = &self.app[self.at..self.at + payload];
+        let sum = checksum::copy_and_accumulate(self.head_sum, &mut buf[HEADERS..len], src);
+        // A sum of zero goes as all ones: zero means "none" in UDP.
+        let sum = match checksum::finish(sum) {
+            0 => 0xffff,
+            s => s,
+        };
+        buf[40..42].copy_from_slice(&sum.to_be_bytes());
+        self.at += payload;
+        len
+    }
 }
 
 /// The application's bytes a TCP-shaped sender sends from, over and over:
@@ -327,4 +352,55 @@ fn build_frame(
     udp[4..6].copy_from_slice(&((mtu - 20) as u16).to_be_bytes());
     // UDP checksum 0: none (allowed over IPv4).
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    /// The UDP checksum verifies over pseudo-header and segment.
+    fn udp_checksum_holds(f: &[u8]) -> bool {
+        let udp = &f[34..];
+        let pseudo = checksum::pseudo_header(A, B, 17, udp.len() as u16);
+        checksum::finish(checksum::accumulate(pseudo, udp)) == 0
+    }
+
+    #[test]
+    fn shaped_frames_carry_the_application_bytes_in_turn_with_a_valid_checksum() {
+        let frame = build_frame([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], A, B, 1500);
+        let mut shaped = Shaped::new(frame.clone(), A, B);
+        let payload = 1514 - HEADERS;
+        let per_app = APP_BUFFER / payload;
+        let mut buf = vec![0u8; 2048];
+        for i in 0..per_app + 2 {
+            let n = shaped.fill(&mut buf);
+            assert_eq!(n, 1514);
+            assert_eq!(buf[..40], frame[..40], "headers as prepared");
+            assert!(udp_checksum_holds(&buf[..n]), "frame {i}");
+            // After the last whole payload, the application's bytes start over.
+            let at = (i % per_app) * payload;
+            assert_eq!(buf[HEADERS..n], shaped.app[at..at + payload], "frame {i}");
+        }
+    }
+
+    #[test]
+    fn the_answer_is_an_ack_sized_frame_back_to_the_sender() {
+        let (mac_a, mac_b) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let frame = build_frame(mac_a, mac_b, A, B, 1500);
+        let answer = answer_to(&frame);
+        assert_eq!(answer.len(), 66);
+        assert_eq!((&answer[..6], &answer[6..12]), (&mac_a[..], &mac_b[..]));
+        assert_eq!(
+            (&answer[26..30], &answer[30..34]),
+            (&B.octets()[..], &A.octets()[..])
+        );
+        assert_eq!(
+            checksum::checksum(&answer[14..34]),
+            0,
+            "IPv4 header checksum"
+        );
+    }
 }
