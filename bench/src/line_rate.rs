@@ -2,7 +2,8 @@
 //! One end transmits MTU-sized IPv4 frames in a tight loop through this
 //! project's AF_XDP device, the other receives and counts them. What TCP
 //! over that path could at most carry is the same frames' payload less
-//! the TCP/IP headers (and the ACKs' share of the path, not counted).
+//! the TCP/IP headers (`Shape::Bare` leaves out the ACKs' share of the
+//! path; `Shape::Tcp`, below, adds it).
 //! It measures the device layer with no stack above it, so it is the one
 //! place in apps/ and bench/ that opens `device` directly.
 //!
@@ -173,7 +174,9 @@ fn count(
     let (mut owed, mut odd, mut sums) = (0usize, false, 0u32);
     while !stop.load(Ordering::Relaxed) {
         let n = dev.receive(now, 64, &mut |f| {
-            if shape == Shape::Bare || f.len() < 34 {
+            // Only the sender's frames (IPv4, UDP) are read and answered,
+            // not a stray ARP request that the XDP program passes too.
+            if shape == Shape::Bare || f.len() < HEADERS || f[12..14] != [8, 0] || f[23] != 17 {
                 return;
             }
             sums = sums.wrapping_add(checksum::accumulate(0, &f[34..]));
