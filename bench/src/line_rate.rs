@@ -225,17 +225,20 @@ fn send(
     let mut dev = open(end, settings)?;
     let mtu = settings.mtu as usize;
     let frame = build_frame(end.mac, to_mac, end.ours.0, to_ip, mtu);
-    let mut shaped = Shaped::new(frame.clone(), end.ours.0, to_ip);
+    let mut shaped = match shape {
+        Shape::Bare => None,
+        Shape::Tcp => Some(Shaped::new(frame.clone(), end.ours.0, to_ip)),
+    };
     let now = xdptcp::api::Instant::ZERO;
     let t0 = Instant::now();
     let mut sent = 0u64;
     while t0.elapsed() < dur {
-        sent += match shape {
-            Shape::Bare => dev.transmit(now, 64, &mut |buf| {
+        sent += match shaped.as_mut() {
+            None => dev.transmit(now, 64, &mut |buf| {
                 buf[..frame.len()].copy_from_slice(&frame);
                 Some(frame.len())
             }),
-            Shape::Tcp => {
+            Some(shaped) => {
                 dev.receive(now, 64, &mut |_| {});
                 dev.transmit(now, 64, &mut |buf| Some(shaped.fill(buf)))
             }

@@ -162,13 +162,8 @@ impl Report {
             ),
         };
         // The scenario column as wide as its longest name.
-        let width = self
-            .scenarios()
-            .iter()
-            .map(|s| s.len())
-            .max()
-            .unwrap_or(0)
-            .max(22);
+        let scenarios = self.scenarios();
+        let width = scenarios.iter().map(|s| s.len()).max().unwrap_or(0).max(22);
         if markdown {
             out += &format!("| scenario | metric | {} |\n", used.join(" | "));
             out += &format!("|---|---|{}\n", "---|".repeat(used.len()));
@@ -179,7 +174,7 @@ impl Report {
             }
             out += "\n";
         }
-        for s in self.scenarios() {
+        for s in scenarios {
             let mut metrics: Vec<(&str, &str)> = Vec::new();
             for f in self.figures.iter().filter(|f| f.scenario == s) {
                 if !metrics.iter().any(|m| m.0 == f.metric) {
