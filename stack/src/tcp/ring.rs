@@ -67,8 +67,7 @@ impl Ring {
         }
         let n = data.len().min(self.capacity - offset);
         if offset + n > self.buf.len() {
-            let want = (offset + n).max(2 * self.buf.len()).max(FIRST_ALLOCATION);
-            self.reallocate(want.min(self.capacity));
+            self.grow_allocation(offset + n);
         }
         let cap = self.buf.len();
         let start = self.phys(offset);
@@ -118,6 +117,16 @@ impl Ring {
     /// memory follows as bytes arrive.
     pub fn grow(&mut self, capacity: usize) {
         self.capacity = self.capacity.max(capacity);
+    }
+
+    /// Allocates room for `end` bytes: at least double, at most the
+    /// capacity. Out of line: a bulk ring stops growing early, and the
+    /// copy that runs on every write is smaller without it.
+    #[cold]
+    #[inline(never)]
+    fn grow_allocation(&mut self, end: usize) {
+        let want = end.max(2 * self.buf.len()).max(FIRST_ALLOCATION);
+        self.reallocate(want.min(self.capacity));
     }
 
     /// Moves the bytes to an allocation of `size`, each at its logical

@@ -55,21 +55,26 @@ impl Connection {
     /// wire before the application's next turn on its core: `AUTO_TIME` at
     /// the sending rate (the pacing rate, or cwnd per RTT), at least a few
     /// segments, at most `AUTO_MAX`.
+    #[inline]
     pub fn unsent_limit(&self) -> usize {
-        let mss = self.eff_mss as usize;
         match self.cfg.unsent_limit {
             UnsentLimit::Off => usize::MAX,
-            UnsentLimit::Bytes(n) => n.max(mss),
-            UnsentLimit::Auto => {
-                let rate = self.cc.pacing_rate().or_else(|| {
-                    let srtt = self.rtt.srtt()?.as_secs_f64().max(1e-6);
-                    Some(f64::from(self.cc.cwnd()) / srtt)
-                });
-                let turn = self.cfg.application_turn.as_secs_f64();
-                let by_rate = rate.map_or(0, |r| (r * turn) as usize);
-                by_rate.clamp(AUTO_MIN_SEGMENTS * mss, AUTO_MAX)
-            }
+            UnsentLimit::Bytes(n) => n.max(self.eff_mss as usize),
+            UnsentLimit::Auto => self.auto_unsent_limit(),
         }
+    }
+
+    // Apart, so that its floating point stays out of every write's path
+    // when the limit is given.
+    #[inline(never)]
+    fn auto_unsent_limit(&self) -> usize {
+        let rate = self.cc.pacing_rate().or_else(|| {
+            let srtt = self.rtt.srtt()?.as_secs_f64().max(1e-6);
+            Some(f64::from(self.cc.cwnd()) / srtt)
+        });
+        let turn = self.cfg.application_turn.as_secs_f64();
+        let by_rate = rate.map_or(0, |r| (r * turn) as usize);
+        by_rate.clamp(AUTO_MIN_SEGMENTS * self.eff_mss as usize, AUTO_MAX)
     }
 
     pub fn set_unsent_limit(&mut self, limit: UnsentLimit) {
