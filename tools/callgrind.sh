@@ -2,13 +2,16 @@
 # Instructions per segment through the sans-IO TCP path, counted by
 # valgrind's callgrind: stable on a noisy machine, unlike timings. Runs
 # the `segment_path` example twice (N and 2N segments) and divides the
-# difference, so the handshake and set-up cancel out.
+# difference, so the handshake and set-up cancel out. Its last line counts
+# the same through two whole interfaces over the simulated link
+# (`frame_path`: frames, checksums, lookups, timers, polls, and the
+# simulated link's own work).
 # Usage: tools/callgrind.sh [N]   (default 20000; needs valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
-cargo build --release -q -p xdptcp --example segment_path
+cargo build --release -q -p xdptcp --example segment_path --example frame_path
 bin=${CARGO_TARGET_DIR:-target}/release/examples/segment_path
 count() {
     local out
@@ -33,3 +36,9 @@ echo "  in batches of 16 segments with one ACK each: $(( (b - a) / n )) per segm
 a=$(count "$n" 16 owned)
 b=$(count $((2 * n)) 16 owned)
 echo "  the same, the sender's chunks handed over whole (send_owned): $(( (b - a) / n )) per segment"
+# Two whole stacks, bulk at 4 Gbit/s over the simulated link: each poll's
+# fixed work (timers, the connection table) is in it, as on the real path.
+bin=${CARGO_TARGET_DIR:-target}/release/examples/frame_path
+a=$(count "$n")
+b=$(count $((2 * n)))
+echo "through two whole interfaces over the simulated link (frame_path): $(( (b - a) / n )) per segment"

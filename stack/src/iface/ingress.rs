@@ -172,7 +172,7 @@ impl Interface {
     /// A router's report (either family) that the path to `tuple`'s peer
     /// carries at most `mtu` bytes, quoting our segment at `seq`.
     pub(super) fn on_path_mtu(&mut self, tuple: Tuple, mtu: u16, seq: u32, now: Instant) {
-        let Some(&h) = self.tcp.by_tuple.get(&tuple) else {
+        let Some(h) = self.tcp.find(&tuple) else {
             return;
         };
         if let Some(e) = self.tcp.touch(h) {
@@ -188,7 +188,7 @@ impl Interface {
     /// handshake be hard); an established one goes on, its own timers
     /// deciding (RFC 1122 4.2.3.9: soft errors).
     pub(super) fn on_unreachable(&mut self, tuple: Tuple, seq: u32) {
-        let Some(&h) = self.tcp.by_tuple.get(&tuple) else {
+        let Some(h) = self.tcp.find(&tuple) else {
             return;
         };
         let opening = self.tcp.get(h).is_some_and(|e| {
@@ -214,7 +214,7 @@ impl Interface {
         self.stats.tcp_data_segments_in += u64::from(!seg.payload.is_empty());
         let (src, local) = ends;
         let tuple = Tuple::of_segment(local, src, seg.dst_port, seg.src_port);
-        if let Some(&h) = self.tcp.by_tuple.get(&tuple) {
+        if let Some(h) = self.tcp.find(&tuple) {
             let reincarnation = self
                 .tcp
                 .get(h)

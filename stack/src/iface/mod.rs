@@ -560,7 +560,7 @@ impl Interface {
             let owned = self.port_filter.as_ref().is_none_or(|f| f(local, remote));
             if owned
                 && !self.tcp.listeners.contains_key(&p)
-                && !self.tcp.by_tuple.contains_key(&t)
+                && self.tcp.find(&t).is_none()
                 && !self.tcp.time_waits.contains(&t)
             {
                 return Ok(p);

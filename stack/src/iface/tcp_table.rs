@@ -3,17 +3,39 @@
 
 use crate::tcp::{Config, Connection, State};
 use crate::time::Instant;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 /// A connection's address: both ends, of one family (an interface may
 /// hold several addresses: one IPv4, any IPv6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuple {
     pub local_ip: IpAddr,
     pub local_port: u16,
     pub remote_ip: IpAddr,
     pub remote_port: u16,
+}
+
+/// One write of 36 bytes (IPv4 addresses as IPv4-mapped IPv6), where the
+/// derived hash made eight of the map's keyed SipHash: every received
+/// segment is looked up, and that was most of the lookup's cost. Equal
+/// tuples give equal bytes; the families only share hashes, never
+/// equality.
+impl Hash for Tuple {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mapped = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        let mut key = [0u8; 36];
+        key[..16].copy_from_slice(&mapped(self.local_ip));
+        key[16..32].copy_from_slice(&mapped(self.remote_ip));
+        key[32..34].copy_from_slice(&self.local_port.to_ne_bytes());
+        key[34..].copy_from_slice(&self.remote_port.to_ne_bytes());
+        state.write(&key);
+    }
 }
 
 impl Tuple {
@@ -90,7 +112,11 @@ pub(crate) struct Listener {
 pub(crate) struct TcpTable {
     pub slots: Vec<Option<Entry>>,
     free: Vec<usize>,
-    pub by_tuple: HashMap<Tuple, Handle>,
+    by_tuple: HashMap<Tuple, Handle>,
+    /// The tuple `find` answered last and its handle: in bulk nearly
+    /// every segment is the same connection's, and a match here skips
+    /// hashing. Forgotten whenever `by_tuple` changes.
+    last_found: Cell<Option<(Tuple, Handle)>>,
     pub listeners: HashMap<u16, Listener>,
     /// Touched since the last timer sync.
     pub dirty: Vec<Handle>,
@@ -144,6 +170,7 @@ impl TcpTable {
             }
         };
         self.by_tuple.insert(tuple, Handle(i));
+        self.last_found.set(None);
         self.account(Handle(i));
         self.dirty.push(Handle(i));
         self.ready.push_back(Handle(i));
@@ -197,6 +224,18 @@ impl TcpTable {
 
     pub fn len(&self) -> usize {
         self.by_tuple.len()
+    }
+
+    /// The connection at `tuple`, if any.
+    pub fn find(&self, tuple: &Tuple) -> Option<Handle> {
+        if let Some((t, h)) = self.last_found.get() {
+            if t == *tuple {
+                return Some(h);
+            }
+        }
+        let h = *self.by_tuple.get(tuple)?;
+        self.last_found.set(Some((*tuple, h)));
+        Some(h)
     }
 
     /// Removes connections (among those touched lately) that are finished:
@@ -294,11 +333,89 @@ impl TcpTable {
         self.time_wait -= usize::from(e.in_time_wait);
         if self.by_tuple.get(&e.tuple) == Some(&h) {
             self.by_tuple.remove(&e.tuple);
+            self.last_found.set(None);
         }
         if let Some(l) = self.listeners.get_mut(&e.tuple.local_port) {
             l.backlog.retain(|b| *b != h);
         }
         self.free.push(h.0);
         self.give_back_slots();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::SeqNum;
+    use std::net::Ipv4Addr;
+
+    fn tuple(remote_port: u16) -> Tuple {
+        let ip = |last| IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
+        Tuple::of_segment(ip(1), ip(2), 80, remote_port)
+    }
+
+    fn conn() -> Connection {
+        Connection::listen(Config::default(), SeqNum(1))
+    }
+
+    #[test]
+    fn find_follows_every_change_of_the_map() {
+        let mut t = TcpTable::default();
+        let (a, b) = (tuple(1000), tuple(1001));
+        let ha = t.insert(a, conn(), false);
+        assert_eq!(t.find(&a), Some(ha));
+        assert_eq!(t.find(&a), Some(ha), "asked again, from the last answer");
+        // Removed, and its slot reused by another tuple: `a` is gone.
+        t.remove(ha);
+        let hb = t.insert(b, conn(), false);
+        assert_eq!(hb, ha, "the slot is reused");
+        assert_eq!(t.find(&a), None);
+        assert_eq!(t.find(&b), Some(hb));
+        // A new incarnation of `b` in another slot replaces the old one.
+        let hb2 = t.insert(b, conn(), false);
+        assert_ne!(hb2, hb);
+        assert_eq!(t.find(&b), Some(hb2));
+        t.remove(hb2);
+        assert_eq!(t.find(&b), None);
+    }
+
+    #[test]
+    fn tuples_differing_in_one_field_are_told_apart() {
+        let mut t = TcpTable::default();
+        let base = tuple(1000);
+        let v6 = |last| IpAddr::V6(Ipv4Addr::new(192, 0, 2, last).to_ipv6_mapped());
+        let others = [
+            Tuple {
+                local_port: 81,
+                ..base
+            },
+            Tuple {
+                remote_port: 1001,
+                ..base
+            },
+            Tuple {
+                local_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)),
+                ..base
+            },
+            Tuple {
+                remote_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)),
+                ..base
+            },
+            // The same bytes as IPv6: equal hashes, not equal tuples.
+            Tuple {
+                local_ip: v6(1),
+                remote_ip: v6(2),
+                ..base
+            },
+        ];
+        let h = t.insert(base, conn(), false);
+        for o in &others {
+            assert_eq!(t.find(o), None, "{o:?}");
+        }
+        let hs: Vec<Handle> = others.iter().map(|o| t.insert(*o, conn(), false)).collect();
+        assert_eq!(t.find(&base), Some(h));
+        for (o, h) in others.iter().zip(hs) {
+            assert_eq!(t.find(o), Some(h), "{o:?}");
+        }
     }
 }
