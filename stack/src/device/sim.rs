@@ -323,8 +323,11 @@ impl Device for SimPort {
         let size = self.mtu() + 14;
         let mut n = 0;
         while n < budget {
+            // A used buffer keeps its old bytes, as a UMEM frame does: the
+            // stack must write every byte it sends (and zeroing a whole
+            // frame on every call, the last one of a poll finding nothing
+            // to send, was most of the simulator's own work).
             let mut buf = self.shared.borrow_mut().pool.pop().unwrap_or_default();
-            buf.clear();
             buf.resize(size, 0);
             match tx(&mut buf) {
                 Some(len) => {
