@@ -2,10 +2,10 @@
 # Instructions per segment through the sans-IO TCP path, counted by
 # valgrind's callgrind: stable on a noisy machine, unlike timings. Runs
 # the `segment_path` example twice (N and 2N segments) and divides the
-# difference, so the handshake and set-up cancel out. Its last line counts
+# difference, so the handshake and set-up cancel out. Its last lines count
 # the same through two whole interfaces over the simulated link
 # (`frame_path`: frames, checksums, lookups, timers, polls, and the
-# simulated link's own work).
+# simulated link's own work), and what a poll with nothing to do costs.
 # Usage: tools/callgrind.sh [N]   (default 20000; needs valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,3 +42,9 @@ bin=${CARGO_TARGET_DIR:-target}/release/examples/frame_path
 a=$(count "$n")
 b=$(count $((2 * n)))
 echo "through two whole interfaces over the simulated link (frame_path): $(( (b - a) / n )) per segment"
+# The loop's fixed cost: both interfaces polled with nothing to do, each
+# holding one established connection (a spinning core pays this between
+# any two frames).
+a=$(count "$n" idle)
+b=$(count $((2 * n)) idle)
+echo "an idle poll of one interface (frame_path idle): $(( (b - a) / n / 2 )) instructions"

@@ -36,6 +36,11 @@ pub struct TimerWheel<K> {
     len: usize,
     /// Inserted with a deadline already reached.
     due: Vec<(Instant, K)>,
+    /// No slot's first tick comes before this one (`u64::MAX`: none is
+    /// held), so an advance to an earlier time has nothing to do: a
+    /// spinning core advances the wheel on every loop, and most loops
+    /// end there instead of searching the levels.
+    horizon: u64,
 }
 
 struct Level<K> {
@@ -55,6 +60,7 @@ impl<K> Default for TimerWheel<K> {
             elapsed: 0,
             len: 0,
             due: Vec::new(),
+            horizon: u64::MAX,
         }
     }
 }
@@ -79,6 +85,10 @@ impl<K> TimerWheel<K> {
         }
         let tick = tick.min(self.elapsed + MAX_TICK);
         let (level, slot) = self.position(tick);
+        // The slot's first tick, which `next_deadline` may name: an
+        // advance then must look (and cascade), or time would not move.
+        let shift = SLOT_BITS * level as u32;
+        self.horizon = self.horizon.min(tick >> shift << shift);
         let l = &mut self.levels[level];
         l.slots[slot].push((deadline, key));
         l.occupied |= 1 << slot;
@@ -138,6 +148,11 @@ impl<K> TimerWheel<K> {
     /// Moves time to `now` and hands every entry due by then to `fire`.
     pub fn advance(&mut self, now: Instant, mut fire: impl FnMut(Instant, K)) {
         let now_tick = now.as_nanos() / 1_000;
+        if self.due.is_empty() && now_tick < self.horizon {
+            // Nothing due: as if not called (`elapsed` may lag behind
+            // now; entries are filed against it, and still fire in time).
+            return;
+        }
         self.len -= self.due.len();
         // Lists are emptied in place and kept (up to `KEEP_CAPACITY`), so
         // a steady state of timers allocates nothing.
@@ -171,6 +186,8 @@ impl<K> TimerWheel<K> {
             }
         }
         self.elapsed = self.elapsed.max(now_tick);
+        // A slot's first tick: no later than any entry in it.
+        self.horizon = self.next_slot().map_or(u64::MAX, |(tick, _, _)| tick);
     }
 }
 
@@ -236,6 +253,36 @@ mod tests {
             }
         }
         assert_eq!(w.len(), model.len());
+    }
+
+    #[test]
+    fn advancing_to_the_next_deadline_always_moves_on() {
+        // An event loop sleeps until `next_deadline` and advances there:
+        // each such step must fire something or name a later deadline,
+        // also for an entry far up the levels (whose slot begins well
+        // before it) and after advances that had nothing to do.
+        let mut w = TimerWheel::default();
+        w.advance(Instant::from_micros(3), |_, _: u32| panic!("empty"));
+        let deadlines = [70u64, 5_000, 300_000, 20_000_000, 3_000_000_000];
+        for (k, &d) in deadlines.iter().enumerate() {
+            w.insert(Instant::from_micros(d), k as u32);
+        }
+        let mut fired = Vec::new();
+        let mut last = None;
+        for _ in 0..100 {
+            let Some(at) = w.next_deadline() else { break };
+            let before = fired.len();
+            w.advance(at, |d, k| {
+                assert!(d <= at);
+                fired.push(k)
+            });
+            assert!(
+                fired.len() > before || last.is_none_or(|l| at > l),
+                "stuck at {at:?}"
+            );
+            last = Some(at);
+        }
+        assert_eq!(fired, vec![0, 1, 2, 3, 4], "all fired, in order");
     }
 
     #[test]
