@@ -118,9 +118,13 @@ impl Interface {
             let Some(mut t) = e.conn.poll_transmit(now) else {
                 e.queued = false;
                 // Holding data back may have started a timer (a cork's).
-                let timer = e.conn.poll_timeout();
-                if timer.is_some_and(|t| e.timer.is_none_or(|old| t < old)) {
-                    self.tcp.mark_dirty(h);
+                // A connection that sent in this poll is marked already:
+                // its timers are filed after the transmit phase anyway.
+                if !e.dirty {
+                    let timer = e.conn.poll_timeout();
+                    if timer.is_some_and(|t| e.timer.is_none_or(|old| t < old)) {
+                        self.tcp.mark_dirty(h);
+                    }
                 }
                 let e = self.tcp.get_mut(h).expect("present");
                 // Sending made room for a writer that was turned away.
