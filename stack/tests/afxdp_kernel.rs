@@ -834,6 +834,52 @@ fn off_subnet_destinations_go_through_the_gateway() {
     .unwrap();
 }
 
+/// One send call takes every frame queued. Copy mode sends 32 per
+/// `sendto` unless the socket raises it (Linux 6.17): at 32 a sender that
+/// queues more per loop keeps a standing queue in its TX ring (in bulk
+/// about a hundred frames, which tripled the round trip).
+#[test]
+#[ignore = "needs root (namespaces, AF_XDP): scripts/test.sh runs it as root"]
+fn one_send_call_takes_every_frame_queued() {
+    use xdptcp::device::Device;
+    xdptcp_tools::topology::require_root();
+    let t = std::sync::Arc::new(Topology::create("tb", 248, false).expect("topology"));
+    let t2 = t.clone();
+    std::thread::spawn(move || {
+        t2.enter_ours().unwrap();
+        let mut dev = AfXdp::open(AfXdpConfig::new(&t2.dev)).unwrap_or_else(|e| panic!("{e}"));
+        let mode = dev.mode();
+        assert!(!mode.zero_copy, "veth has no zero-copy AF_XDP");
+        // 200 broadcast frames of an unused EtherType: the peer's kernel
+        // drops them.
+        let mut frame = |b: &mut [u8]| {
+            b[..6].fill(0xff);
+            b[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+            b[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+            b[14..60].fill(0);
+            Some(60)
+        };
+        let sent = dev.transmit(xdptcp::time::Instant::ZERO, 200, &mut frame);
+        assert_eq!(sent, 200);
+        // Kernels before 6.17 keep their 32 per call.
+        let expect_left = 200usize.saturating_sub(mode.tx_budget as usize);
+        assert_eq!(
+            dev.tx_queued(),
+            expect_left,
+            "{mode}: frames left in the TX ring after one send call"
+        );
+        if mode.tx_budget == 32 {
+            eprintln!(
+                "this kernel sends 32 frames per call (XDP_MAX_TX_SKB_BUDGET needs Linux 6.17)"
+            );
+        } else {
+            assert_eq!(mode.tx_budget, 2048, "the whole TX ring");
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 /// A second program on an interface that already has ours attached is
 /// refused with advice, not a panic.
 #[test]
