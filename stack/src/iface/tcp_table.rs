@@ -4,7 +4,7 @@
 use crate::tcp::{Config, Connection, State};
 use crate::time::Instant;
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
@@ -117,7 +117,10 @@ pub(crate) struct TcpTable {
     /// every segment is the same connection's, and a match here skips
     /// hashing. Forgotten whenever `by_tuple` changes.
     last_found: Cell<Option<(Tuple, Handle)>>,
-    pub listeners: HashMap<u16, Listener>,
+    /// Ordered, not hashed: a handful of ports that only the application
+    /// adds, looked up on every accept (each loop of a server) and for
+    /// every SYN, where hashing cost more than the few comparisons.
+    pub listeners: BTreeMap<u16, Listener>,
     /// Touched since the last timer sync.
     pub dirty: Vec<Handle>,
     /// Touched since the last reap.

@@ -44,6 +44,8 @@ const SPIN_BEFORE_WAIT: u32 = 2_000;
 /// The longest an adaptive core blocks: frames handed off by another core
 /// do not wake it, so it looks again at least this often.
 const MAX_WAIT: Duration = Duration::from_millis(1);
+/// Loops between two reports of the counters (a few microseconds).
+const REPORT_EVERY: u64 = 64;
 
 pub(crate) struct CoreLoop<A> {
     pub core: usize,
@@ -81,30 +83,44 @@ impl<A: CoreApp> CoreLoop<A> {
                 self.shared.report_done();
             }
             v.loops += 1;
+            let mut waiting = false;
             if busy {
                 idle = 0;
             } else {
                 idle = idle.saturating_add(1);
-                if self.poll == PollMode::Adaptive && idle > SPIN_BEFORE_WAIT {
-                    let wait = self
-                        .iface
-                        .poll_at()
-                        .map_or(MAX_WAIT, |t| t.saturating_since(now))
-                        .min(MAX_WAIT);
-                    self.dev.idle_wait(wait);
-                    v.idle_waits += 1;
-                }
+                waiting = self.poll == PollMode::Adaptive && idle > SPIN_BEFORE_WAIT;
             }
-            self.publish(&mut v);
-            if !warned_partial && v.partial_checksums > 0 {
-                warned_partial = true;
-                self.warn_partial_checksums();
+            // Readers look about once a second: the counters (21 stores)
+            // and the snapshot queue (a channel poll) are visited every so
+            // many loops, not on each, and always before the core blocks.
+            if waiting || v.loops % REPORT_EVERY == 0 {
+                self.report(&mut v, &mut warned_partial);
             }
-            if let Ok(reply) = self.snapshots.try_recv() {
-                let _ = reply.send(self.snapshot(v));
+            if waiting {
+                let wait = self
+                    .iface
+                    .poll_at()
+                    .map_or(MAX_WAIT, |t| t.saturating_since(now))
+                    .min(MAX_WAIT);
+                self.dev.idle_wait(wait);
+                v.idle_waits += 1;
             }
         }
+        self.report(&mut v, &mut warned_partial);
         self.app
+    }
+
+    /// Publishes the counters, warns once about unfinished checksums and
+    /// answers a snapshot request if one waits.
+    fn report(&self, v: &mut CoreCountersValue, warned_partial: &mut bool) {
+        self.publish(v);
+        if !*warned_partial && v.partial_checksums > 0 {
+            *warned_partial = true;
+            self.warn_partial_checksums();
+        }
+        if let Ok(reply) = self.snapshots.try_recv() {
+            let _ = reply.send(self.snapshot(*v));
+        }
     }
 
     fn publish(&self, v: &mut CoreCountersValue) {
