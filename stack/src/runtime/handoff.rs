@@ -133,6 +133,11 @@ impl<D: Device> Device for Steered<D> {
         budget: usize,
         rx: &mut dyn FnMut(&RxFrame<'_>),
     ) -> usize {
+        let cores = self.inboxes.len();
+        if cores == 1 {
+            // Every frame is this core's: no inbox, nothing to pass on.
+            return self.inner.receive_lent(now, budget, rx);
+        }
         self.flush_backlog();
         let mut n = 0;
         while n < budget {
@@ -146,11 +151,6 @@ impl<D: Device> Device for Steered<D> {
             // Back for any core to use (dropped if the pool is full).
             let _ = self.pool.push(f);
             n += 1;
-        }
-        let cores = self.inboxes.len();
-        if cores == 1 {
-            // Every frame is this core's: nothing to look at.
-            return n + self.inner.receive_lent(now, budget - n, rx);
         }
         let me = self.me;
         let Steered {
