@@ -4,8 +4,8 @@
 use crate::tcp::{Config, Connection, State};
 use crate::time::Instant;
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 /// A connection's address: both ends, of one family (an interface may
@@ -108,6 +108,25 @@ pub(crate) struct Listener {
     pub cookie_sent_at: Option<Instant>,
 }
 
+/// Hashes a port (the listeners' key) with one multiplication: the
+/// high bits, which the map's probing uses, depend on every bit of it.
+#[derive(Default)]
+pub(crate) struct PortHasher(u64);
+
+impl Hasher for PortHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u16(u16::from(b));
+        }
+    }
+    fn write_u16(&mut self, port: u16) {
+        self.0 = (self.0 ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct TcpTable {
     pub slots: Vec<Option<Entry>>,
@@ -117,10 +136,11 @@ pub(crate) struct TcpTable {
     /// every segment is the same connection's, and a match here skips
     /// hashing. Forgotten whenever `by_tuple` changes.
     last_found: Cell<Option<(Tuple, Handle)>>,
-    /// Ordered, not hashed: a handful of ports that only the application
-    /// adds, looked up on every accept (each loop of a server) and for
-    /// every SYN, where hashing cost more than the few comparisons.
-    pub listeners: BTreeMap<u16, Listener>,
+    /// Keyed by port with a multiplicative hash, not SipHash: only the
+    /// application adds listeners, so no peer can choose keys that
+    /// collide, and `accept` looks up every listening port on every loop
+    /// of a server.
+    pub listeners: HashMap<u16, Listener, BuildHasherDefault<PortHasher>>,
     /// Touched since the last timer sync.
     pub dirty: Vec<Handle>,
     /// Touched since the last reap.
@@ -389,6 +409,22 @@ mod tests {
         assert_eq!(t.find(&b), Some(hb2));
         t.remove(hb2);
         assert_eq!(t.find(&b), None);
+    }
+
+    /// The listeners' hasher: every port its own hash, and neighbouring
+    /// ports spread over the top bits the map's probing compares first
+    /// (an identity hash would leave them all zero).
+    #[test]
+    fn ports_hash_apart_in_the_bits_the_map_probes() {
+        let hash = |p: u16| {
+            let mut h = PortHasher::default();
+            h.write_u16(p);
+            h.finish()
+        };
+        let all: std::collections::HashSet<u64> = (0..=u16::MAX).map(hash).collect();
+        assert_eq!(all.len(), 1 << 16);
+        let tags: std::collections::HashSet<u64> = (1..=128).map(|p| hash(p) >> 57).collect();
+        assert!(tags.len() >= 64, "{} tags for 128 ports", tags.len());
     }
 
     #[test]
