@@ -108,8 +108,9 @@ pub(crate) struct Listener {
     pub cookie_sent_at: Option<Instant>,
 }
 
-/// Hashes a port (the listeners' key) with one multiplication: the
-/// high bits, which the map's probing uses, depend on every bit of it.
+/// Hashes a port (the listeners' key) with one multiplication, folded
+/// so that both the low bits (where the map looks first) and the top
+/// ones (the tag it compares) depend on every bit of the port.
 #[derive(Default)]
 pub(crate) struct PortHasher(u64);
 
@@ -123,7 +124,7 @@ impl Hasher for PortHasher {
         self.0 = (self.0 ^ u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
     fn finish(&self) -> u64 {
-        self.0
+        self.0 ^ (self.0 >> 32)
     }
 }
 
@@ -411,20 +412,25 @@ mod tests {
         assert_eq!(t.find(&b), None);
     }
 
-    /// The listeners' hasher: every port its own hash, and neighbouring
-    /// ports spread over the top bits the map's probing compares first
-    /// (an identity hash would leave them all zero).
+    /// The listeners' hasher: every port its own hash; neighbouring ports
+    /// spread over the top bits the map compares as a tag (an identity
+    /// hash leaves them all zero); ports that differ only in high bits
+    /// spread over the low bits where the map looks first (a bare
+    /// multiplication leaves those equal).
     #[test]
     fn ports_hash_apart_in_the_bits_the_map_probes() {
+        use std::collections::HashSet;
         let hash = |p: u16| {
             let mut h = PortHasher::default();
             h.write_u16(p);
             h.finish()
         };
-        let all: std::collections::HashSet<u64> = (0..=u16::MAX).map(hash).collect();
+        let all: HashSet<u64> = (0..=u16::MAX).map(hash).collect();
         assert_eq!(all.len(), 1 << 16);
-        let tags: std::collections::HashSet<u64> = (1..=128).map(|p| hash(p) >> 57).collect();
+        let tags: HashSet<u64> = (1..=128).map(|p| hash(p) >> 57).collect();
         assert!(tags.len() >= 64, "{} tags for 128 ports", tags.len());
+        let starts: HashSet<u64> = (1..64).map(|k| hash(k * 1024) & 63).collect();
+        assert!(starts.len() >= 32, "{} places for 63 ports", starts.len());
     }
 
     #[test]
